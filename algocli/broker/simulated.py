@@ -1,0 +1,238 @@
+"""The simulated broker used by backtests and paper trading.
+
+It matches market and limit orders against bars, charges costs, refuses what the account
+cannot pay for, and books each fill in the ledger exactly once. Work happens per order
+event: a bar with nothing pending costs one truthiness check in the engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from algocli.broker.costs import CostModel, PercentCommission
+from algocli.broker.fill_models import FillModel
+from algocli.domain.models import (
+    Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
+)
+
+if TYPE_CHECKING:
+    from algocli.data.history import History
+    from algocli.portfolio.ledger import Ledger
+
+_EPS = 1e-9
+
+
+class SimulatedBrokerConfig(BaseModel):
+    """``broker:`` keys for ``name: simulated``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    commission_rate: float = Field(0.0, ge=0, lt=0.1, description="fraction of traded value, each side")
+
+
+class SimulatedBrokerPlugin:
+    """Registry entry for the simulated broker."""
+
+    Config = SimulatedBrokerConfig
+
+    @staticmethod
+    def cost_model(config: SimulatedBrokerConfig) -> CostModel:
+        return PercentCommission(config.commission_rate)
+
+
+class SimulatedBroker:
+    """Order matching on bars for one account."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        histories: dict[str, History],
+        fill_model: FillModel,
+        cost_model: CostModel,
+        on_fill: Callable[[Fill], None],
+    ) -> None:
+        self.ledger = ledger
+        self.histories = histories
+        self.fill_model = fill_model
+        self.cost_model = cost_model
+        self._on_fill = on_fill
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+        self._by_id: dict[str, Order] = {}
+        self._seq: dict[str, int] = {}
+        # Per-instrument lists of working orders; the engine holds references to them.
+        self.pending: dict[str, list[Order]] = {inst: [] for inst in histories}
+
+    # --- entry ---------------------------------------------------------------------
+
+    def submit(self, strategy_id: str, signal: Signal, ts: int, timeline_bar: int) -> Order | None:
+        """Accept a signal as an order; fill it now if the fill model is immediate."""
+        if signal.action is SignalAction.HOLD:
+            return None
+        order = self._new_order(strategy_id, signal, ts)
+        h = self.histories.get(signal.instrument)
+        if h is None:
+            self._reject(order, ts, f"no data for {signal.instrument} in this run; add it to the strategy's instruments")
+        elif order.order_type is OrderType.LIMIT:
+            order.status = OrderStatus.OPEN
+            self.pending[signal.instrument].append(order)
+        elif self.fill_model.immediate:
+            i = h.cursor
+            price = self.fill_model.market_price(
+                order.side is OrderSide.BUY, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i])
+            self.fill_at(order, price, ts, timeline_bar)
+        else:
+            self.pending[signal.instrument].append(order)
+        return order
+
+    def submit_at(self, strategy_id: str, signal: Signal, price: float, ts: int, timeline_bar: int) -> Order:
+        """Create a market order and fill it at ``price`` now (end-of-data close-outs)."""
+        order = self._new_order(strategy_id, signal, ts)
+        self.fill_at(order, price, ts, timeline_bar)
+        return order
+
+    def _new_order(self, strategy_id: str, signal: Signal, ts: int) -> Order:
+        seq = self._seq.get(strategy_id, 0) + 1
+        self._seq[strategy_id] = seq
+        h = self.histories.get(signal.instrument)
+        order = Order(
+            order_id=f"{strategy_id}-{seq:06d}", strategy_id=strategy_id, instrument=signal.instrument,
+            side=OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
+            quantity=signal.quantity, order_type=signal.order_type, limit_price=signal.limit_price,
+            status=OrderStatus.PENDING, created_ts=ts, created_bar=h.cursor if h is not None else -1,
+            updated_ts=ts, tag=signal.tag,
+        )
+        self.orders.append(order)
+        self._by_id[order.order_id] = order
+        return order
+
+    # --- matching ------------------------------------------------------------------
+
+    def on_bar(self, instrument: str, i: int, ts: int, timeline_bar: int) -> None:
+        """Match the instrument's working orders against its bar ``i``."""
+        working = self.pending[instrument]
+        h = self.histories[instrument]
+        o, hi, lo, c = h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i]
+        for order in list(working):
+            if order.created_bar >= i or order.status.is_terminal:
+                continue  # submitted on this bar (e.g. from a fill callback): next bar
+            buy = order.side is OrderSide.BUY
+            if order.order_type is OrderType.MARKET:
+                price = self.fill_model.market_price(buy, o, hi, lo, c)
+            else:
+                price = _limit_price(buy, order.limit_price, o, hi, lo)
+                if price is None:
+                    continue
+            working.remove(order)
+            self.fill_at(order, price, ts, timeline_bar)
+
+    def fill_at(self, order: Order, price: float, ts: int, timeline_bar: int) -> None:
+        """Fill the whole order at ``price``, or reject it if the account cannot pay."""
+        buy = order.side is OrderSide.BUY
+        qty = order.remaining_quantity
+        commission = self.cost_model.commission(order.instrument, buy, qty, price)
+        closing, opening = self.ledger.opening_quantity(order.strategy_id, order.instrument, qty if buy else -qty)
+        if opening:
+            need = opening * price + commission
+            available = self._margin_available(order.instrument, price) + closing * price
+            if need > available + _EPS:
+                self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
+                return
+        fill = Fill(
+            fill_id=f"{order.order_id}-F1",  # the simulator always fills the whole order
+            order_id=order.order_id, strategy_id=order.strategy_id, instrument=order.instrument,
+            side=order.side, quantity=qty, price=price, commission=commission, ts=ts, bar=timeline_bar,
+        )
+        self.ledger.book(fill)
+        self.fills.append(fill)
+        total = order.filled_quantity + qty
+        order.average_price = (order.average_price * order.filled_quantity + price * qty) / total
+        order.filled_quantity = total
+        order.commission += commission
+        order.status = OrderStatus.FILLED
+        order.updated_ts = ts
+        self._on_fill(fill)
+
+    def _margin_available(self, instrument: str, price: float) -> float:
+        """Equity minus gross exposure, valuing ``instrument`` at ``price`` and others at their close."""
+        equity = self.ledger.cash
+        exposure = 0.0
+        for inst, qty in self.ledger.net.items():
+            if not qty:
+                continue
+            if inst == instrument:
+                last = price
+            else:
+                h = self.histories[inst]
+                last = h.close_mv[h.cursor]
+            equity += qty * last
+            exposure += abs(qty) * last
+        return equity - exposure
+
+    def _reject(self, order: Order, ts: int, reason: str) -> None:
+        order.status = OrderStatus.REJECTED
+        order.reason = reason
+        order.updated_ts = ts
+
+    # --- management ----------------------------------------------------------------
+
+    def _working(self, order_id: str, strategy_id: str) -> Order | None:
+        order = self._by_id.get(order_id)
+        if order is None or order.strategy_id != strategy_id or order.status.is_terminal:
+            return None
+        return order
+
+    def cancel(self, order_id: str, strategy_id: str, ts: int | None = None, reason: str = "cancelled by strategy") -> bool:
+        """Cancel a working order of ``strategy_id``; False if it is unknown or already final."""
+        order = self._working(order_id, strategy_id)
+        if order is None:
+            return False
+        self.pending[order.instrument].remove(order)
+        order.status = OrderStatus.CANCELLED
+        order.reason = reason
+        if ts is not None:
+            order.updated_ts = ts
+        return True
+
+    def modify(self, order_id: str, strategy_id: str, quantity: int | None, price: float | None) -> bool:
+        """Change a working order's quantity or limit price."""
+        order = self._working(order_id, strategy_id)
+        if order is None:
+            return False
+        if quantity is not None:
+            if quantity <= order.filled_quantity:
+                raise ValueError(f"new quantity {quantity} must exceed the filled {order.filled_quantity}")
+            order.quantity = quantity
+        if price is not None:
+            if order.order_type is not OrderType.LIMIT or price <= 0:
+                raise ValueError("only a LIMIT order's price can be modified, to a positive price")
+            order.limit_price = price
+        return True
+
+    def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
+        lists = [self.pending[instrument]] if instrument is not None else self.pending.values()
+        return [o for lst in lists for o in lst if strategy_id is None or o.strategy_id == strategy_id]
+
+    def expire_all(self, ts: int, reason: str) -> int:
+        """Expire every working order (end of a backtest); returns how many."""
+        n = 0
+        for working in self.pending.values():
+            for order in working:
+                order.status = OrderStatus.EXPIRED
+                order.reason = reason
+                order.updated_ts = ts
+                n += 1
+            working.clear()
+        return n
+
+
+def _limit_price(buy: bool, limit: float, o: float, hi: float, lo: float) -> float | None:
+    """Fill price of a limit order on a bar, or None when the bar never reached the limit."""
+    if buy:
+        if o <= limit:
+            return o  # gapped through: the open is better than the limit
+        return limit if lo <= limit else None
+    if o >= limit:
+        return o
+    return limit if hi >= limit else None

@@ -1,0 +1,71 @@
+"""The ``algo`` command: the Typer app and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from algocli.errors import AlgoError
+
+app = typer.Typer(
+    name="algo",
+    help="Backtest, paper-trade and live-trade strategies on NSE/BSE from a YAML run definition.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # a token can sit in a local variable
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """algo: algorithmic trading for Indian markets."""
+
+
+def _register() -> None:
+    from algocli.cli import backtest, strategies  # noqa: F401  (commands register on import)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status: 0 ok, 1 failure, 2 usage or config error, 130 interrupted."""
+    from algocli.cli.console import err_console
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    _register()
+    try:
+        app(args=args, prog_name="algo", standalone_mode=False)
+        return 0
+    except AlgoError as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except typer.TyperException as exc:  # bad flags or arguments
+        exc.show(file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
+        if debug:
+            traceback.print_exc()
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            highlight=False, soft_wrap=True)
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

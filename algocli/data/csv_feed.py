@@ -1,0 +1,468 @@
+"""OHLCV bars from CSV files, validated row by row, and resampled onto the NSE session grid.
+
+A file holds one instrument: a header naming ``timestamp,open,high,low,close,volume`` and
+optionally ``oi`` (any order, any case, extra columns ignored), then one bar per line.
+Timestamps are ISO dates or date-times; naive ones are IST, others carry their offset.
+
+Every problem that would make a backtest quietly wrong is a ``DataError`` naming the file,
+the line as an editor numbers it (header = 1), the column and the fix. The one safe repair,
+sorting rows that are merely out of order, happens in memory with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from algocli.data.history import Bars
+from algocli.domain.models import IST_OFFSET_NS, Interval
+from algocli.errors import DataError
+
+REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+MINUTE_NS = 60_000_000_000
+DAY_NS = 1440 * MINUTE_NS
+SESSION_OPEN_MIN = 9 * 60 + 15  # NSE opens 09:15 IST; intraday buckets are anchored here
+DAILY_MINUTES = Interval.DAY_1.minutes
+_FIX_ROW = "fix or delete the row"
+_log = logging.getLogger(__name__)
+
+
+def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None = None) -> Bars:
+    """Load and validate one instrument's bars from a CSV file.
+
+    Args:
+        path: The CSV file. It is only read, never rewritten.
+        instrument: Instrument id stored on the returned bars, e.g. ``NSE_EQ:1333``.
+        warn: Receives one line per safe repair (rows sorted into time order).
+            Defaults to this module's logger.
+
+    Returns:
+        Bars sorted by time, ``ts`` in UTC nanoseconds of each bar's start.
+
+    Raises:
+        DataError: The file is missing, empty or has a row that cannot be trusted.
+    """
+    path = Path(path)
+    names = _read_header(path)
+    frame = _read_rows(path, names)
+    if len(frame) == 0:
+        raise DataError(path, "no data rows; the file has only a header. Re-download it or add bars")
+    _check_last_line(path, len(names))
+    ts = _parse_timestamps(path, frame["timestamp"])
+    cols = {c: _numeric(path, frame, c) for c in PRICES + ("volume",)}
+    oi = _numeric(path, frame, "oi") if "oi" in frame.columns else None
+    if oi is not None and np.isnan(oi).all():
+        oi = None  # an oi column left blank throughout is how cash-equity exports look
+    _check_values(path, cols, oi)
+    order = _time_order(path, ts, warn or _log.warning)
+    if order is not None:
+        ts = ts[order]
+        cols = {c: v[order] for c, v in cols.items()}
+        oi = None if oi is None else oi[order]
+    return Bars(instrument, ts, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], oi)
+
+
+def _read_header(path: Path) -> list[str]:
+    """Return the normalised column names, or raise if the file or a column is missing."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = fh.readline()
+    except FileNotFoundError:
+        raise DataError(path, "file not found; check the path, or run `python data/generate_sample.py` "
+                              "for sample data") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a directory, not a CSV file; point at the file itself") from None
+    except UnicodeDecodeError:
+        raise DataError(path, "is not a UTF-8 text file; export it as CSV", row=1) from None
+    if not header.strip():
+        raise DataError(path, f"file is empty; it needs the header line '{','.join(REQUIRED)}' "
+                              "and one bar per line. Re-download it")
+    names = [n.strip().strip('"').strip().lower() for n in header.rstrip("\r\n").split(",")]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}; the header must name "
+                              f"{','.join(REQUIRED)} (oi optional) but reads '{header.strip()}'", row=1)
+    for col in REQUIRED + ("oi",):
+        if names.count(col) > 1:
+            raise DataError(path, f"column {col} appears {names.count(col)} times in the header; "
+                                  "rename or delete the extra one", row=1)
+    return names
+
+
+def _read_rows(path: Path, names: list[str]):
+    """Read the data rows with the C parser; row i is line i + 2 of the file."""
+    import pandas as pd
+
+    wanted = [n for n in names if n in REQUIRED or n == "oi"]
+    # Unused columns get unique placeholder names so duplicates among them cannot clash.
+    unique = [n if n in wanted else f"_extra{i}" for i, n in enumerate(names)]
+    numeric = {n: np.float64 for n in wanted if n != "timestamp"}
+    options = dict(header=None, skiprows=1, names=unique, engine="c", skip_blank_lines=False,
+                   skipinitialspace=True, index_col=False)
+    if len(wanted) < len(names):
+        options["usecols"] = wanted  # costs a fifth of the parse time, so only when needed
+    try:
+        frame = _read_typed(pd, path, numeric, options)
+    except pd.errors.ParserError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        raise DataError(path, f"cannot be parsed as CSV ({str(exc).strip().splitlines()[0]}); "
+                              "fix the quoting on that line",
+                        row=int(found.group(1)) if found else None) from None
+    except UnicodeDecodeError:
+        raise DataError(path, "is not a UTF-8 text file; export it as CSV") from None
+    # Blank lines at the end of a file are harmless; blank lines in the middle are reported.
+    end = len(frame)
+    while end and frame.iloc[end - 1].isna().all():
+        end -= 1
+    return frame.iloc[:end] if end < len(frame) else frame
+
+
+def _read_typed(pd, path: Path, numeric: dict, options: dict):
+    try:
+        return pd.read_csv(path, dtype={"timestamp": object, **numeric}, **options)
+    except pd.errors.ParserError:
+        raise
+    except ValueError:
+        # A non-numeric cell defeats the float hint; read as text so the check can name it.
+        return pd.read_csv(path, dtype=object, **options)
+
+
+def _check_last_line(path: Path, n_fields: int) -> None:
+    """Raise if the last line is cut short, as an interrupted download leaves it."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 65536))
+        tail = fh.read().decode("utf-8", errors="replace")
+    lines = tail.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return
+    got = len(lines[-1].split(","))
+    if got < n_fields:
+        line_no = _count_lines(path, lines[-1])
+        raise DataError(path, f"last line has {got} of {n_fields} fields, as an interrupted download "
+                              "leaves it; re-download the file or delete that line", row=line_no)
+
+
+def _count_lines(path: Path, last: str) -> int:
+    """Line number of the last non-blank line (only called on the error path)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    while lines and lines[-1] != last:
+        lines.pop()
+    return len(lines)
+
+
+def _raw_line(path: Path, row: int) -> str:
+    """Text of line ``row`` (1-based), read only to word an error message precisely."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number == row:
+                return line.rstrip("\r\n")
+    return ""
+
+
+def _parse_timestamps(path: Path, text) -> np.ndarray:
+    """Vectorised ISO parse to UTC nanoseconds; naive times are IST."""
+    import pandas as pd
+
+    _raise_on_first(path, text.isna().to_numpy(), lambda row: _missing_cell(path, row, "timestamp"))
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601")
+    except (ValueError, OverflowError):
+        parsed = _parse_slowly(path, text)
+    naive = parsed.dt.tz is None
+    if not naive:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = parsed.to_numpy()
+    # Nanosecond timestamps only reach 1677-2262; beyond that is a typo, not history.
+    outside = (values < np.datetime64("1678-01-01")) | (values > np.datetime64("2261-12-31"))
+    _raise_on_first(path, outside, lambda row: DataError(
+        path, f"timestamp '{text.iloc[row - 2]}' is outside 1678-2261; fix the year or delete the row", row=row))
+    utc = values.astype("datetime64[ns]").view(np.int64)
+    return utc - IST_OFFSET_NS if naive else utc
+
+
+def _parse_slowly(path: Path, text):
+    """Find why the fast parse failed and raise, or parse mixed explicit offsets as UTC."""
+    import pandas as pd
+
+    aware = text.str.contains(r":\d\d(?:\.\d+)?\s*(?:Z|[+-]\d\d(?::?\d\d)?)$", regex=True).to_numpy()
+    if aware.any() and not aware.all():
+        first = int(np.flatnonzero(aware != aware[0])[0])
+        raise DataError(path, f"timestamp '{text.iloc[first]}' {'has' if aware[first] else 'lacks'} a UTC "
+                              f"offset but row 2 '{text.iloc[0]}' {'has' if aware[0] else 'lacks'} one; use "
+                              "one form for the whole file (times without an offset are read as IST)",
+                        row=first + 2)
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=bool(aware[0]))
+    bad = parsed.isna().to_numpy()
+    if not bad.any():
+        return parsed  # every row carries an explicit offset, so UTC is unambiguous
+    first = int(np.flatnonzero(bad)[0])
+    raise DataError(path, f"timestamp '{text.iloc[first]}' is not a valid date or date-time; write it as "
+                          "YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (IST) or fix the row", row=first + 2)
+
+
+def _numeric(path: Path, frame, column: str) -> np.ndarray:
+    """Column as float64; text that is not a number raises with its row."""
+    import pandas as pd
+
+    series = frame[column]
+    if series.dtype != np.float64:
+        series = pd.to_numeric(series, errors="coerce")
+        bad = series.isna().to_numpy() & frame[column].notna().to_numpy()
+        _raise_on_first(path, bad, lambda row: DataError(
+            path, f"{column} is not a number ('{frame[column].iloc[row - 2]}'); {_FIX_ROW}", row=row))
+    # Copy: pandas hands out read-only views, and callers may expect ordinary arrays.
+    return np.array(series.to_numpy(dtype=np.float64), dtype=np.float64)
+
+
+def _check_values(path: Path, cols: dict[str, np.ndarray], oi: np.ndarray | None) -> None:
+    """Raise for the first row with a missing, non-positive or inconsistent value."""
+    o, h, lo, c, v = (cols[k] for k in PRICES + ("volume",))
+    checks: list[tuple[np.ndarray, Callable[[int], DataError]]] = []
+    for name, arr in list(cols.items()) + ([("oi", oi)] if oi is not None else []):
+        checks.append((np.isnan(arr), lambda row, name=name: _missing_cell(path, row, name)))
+    for name in PRICES:
+        arr = cols[name]
+        checks.append((arr <= 0, lambda row, name=name, arr=arr: DataError(
+            path, f"{name} is {_fmt(arr[row - 2])}; prices must be positive, {_FIX_ROW}", row=row)))
+    for name, arr in (("volume", v), ("oi", oi)):
+        if arr is not None:
+            checks.append((arr < 0, lambda row, name=name, arr=arr: DataError(
+                path, f"{name} is {_fmt(arr[row - 2])}; it cannot be negative, {_FIX_ROW}", row=row)))
+    checks.append((h < lo, lambda row: DataError(
+        path, f"high {_fmt(h[row - 2])} is below low {_fmt(lo[row - 2])}; swap them if they were "
+              f"entered the wrong way round, or {_FIX_ROW}", row=row)))
+    for name, arr in (("open", o), ("close", c)):
+        checks.append(((arr < lo) | (arr > h), lambda row, name=name, arr=arr: DataError(
+            path, f"{name} {_fmt(arr[row - 2])} is outside the bar's range [low {_fmt(lo[row - 2])}, "
+                  f"high {_fmt(h[row - 2])}]; {_FIX_ROW}", row=row)))
+    firsts = [(int(m.argmax()), i) for i, (m, _) in enumerate(checks) if m.any()]
+    if firsts:
+        index, which = min(firsts)
+        raise checks[which][1](index + 2)
+
+
+def _missing_cell(path: Path, row: int, column: str) -> DataError:
+    """Word a missing value by what the line really holds: blank, short, empty or NaN."""
+    line = _raw_line(path, row)
+    if not line.strip():
+        return DataError(path, "line is blank; delete it", row=row)
+    header = _raw_line(path, 1).lstrip("\ufeff").split(",")
+    fields = line.split(",")
+    if len(fields) < len(header):
+        return DataError(path, f"row has {len(fields)} of {len(header)} fields, so {column} is missing; "
+                               f"{_FIX_ROW}", row=row)
+    names = [n.strip().strip('"').strip().lower() for n in header]
+    cell = fields[names.index(column)].strip()
+    what = "empty" if cell in ("", '""') else cell
+    return DataError(path, f"{column} is {what}; fill or delete the row", row=row)
+
+
+def _raise_on_first(path: Path, mask: np.ndarray, error: Callable[[int], DataError]) -> None:
+    if mask.any():
+        raise error(int(mask.argmax()) + 2)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _time_order(path: Path, ts: np.ndarray, warn: Callable[[str], None]) -> np.ndarray | None:
+    """Return the sorting permutation if rows are out of order; raise on duplicate times."""
+    if len(ts) < 2 or bool((ts[1:] > ts[:-1]).all()):
+        return None
+    order = np.argsort(ts, kind="stable")
+    dup = np.flatnonzero(ts[order[1:]] == ts[order[:-1]])
+    if dup.size:
+        # Stable sort keeps equal times in file order, so the pair with the smallest second
+        # row is the first duplicate a reader meets going down the file.
+        i = dup[np.argmin(order[dup + 1])]
+        first, second = int(order[i]) + 2, int(order[i + 1]) + 2
+        raise DataError(path, f"timestamp {_ist(ts[order[i]])} also appears on row {first}; remove one "
+                              f"of the duplicate rows {first} and {second}", row=second)
+    warn(f"{path}: rows are not in time order; sorted them in memory (the file is unchanged)")
+    return order
+
+
+def _ist(ns: int) -> str:
+    local = np.datetime64(int(ns) + IST_OFFSET_NS, "ns").astype("datetime64[s]")
+    return str(local).replace("T", " ") + " IST"
+
+
+def infer_interval_minutes(ts: np.ndarray) -> int | None:
+    """Native bar length in minutes from the median gap between bar starts.
+
+    Args:
+        ts: Sorted bar starts, UTC nanoseconds.
+
+    Returns:
+        Minutes per bar; 375 (one NSE session) per day for daily or coarser data; None
+        when there are fewer than two bars or the gaps are not positive.
+    """
+    if len(ts) < 2:
+        return None
+    minutes = float(np.median(np.diff(np.asarray(ts, dtype=np.int64)))) / MINUTE_NS
+    if minutes <= 0:
+        return None
+    if minutes >= 0.9 * 1440:  # weekends and holidays only lengthen gaps, the median stays a day
+        return DAILY_MINUTES * max(1, round(minutes / 1440))
+    return max(1, round(minutes))
+
+
+def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None) -> Bars:
+    """Build coarser bars on the NSE grid: intraday buckets from 09:15 IST, days at IST midnight.
+
+    Args:
+        bars: Finer bars of one instrument.
+        interval: Target interval.
+        source: File named in error messages; defaults to the instrument id.
+
+    Returns:
+        ``bars`` itself if already at ``interval``, else new bars (open first, high max,
+        low min, close last, volume sum, oi last). Buckets never span two IST dates.
+
+    Raises:
+        DataError: The bars are coarser than ``interval`` or do not divide it.
+    """
+    interval = Interval(interval)
+    native = infer_interval_minutes(bars.ts)
+    target = interval.minutes
+    if len(bars) == 0 or native == target:
+        return bars
+    if native is not None and (native > target or (interval is not Interval.DAY_1 and target % native)):
+        raise DataError(source or bars.instrument, f"the file has {_describe(native)} bars and cannot be "
+                                                   f"turned into {interval.value} bars; supply finer data "
+                                                   "(1m divides every interval)")
+    if not bool((bars.ts[1:] > bars.ts[:-1]).all()):
+        bars = _sorted(bars)
+    label = _bucket_labels(bars.ts, None if interval is Interval.DAY_1 else target)
+    starts = np.flatnonzero(np.concatenate(([True], label[1:] != label[:-1])))
+    lasts = np.concatenate((starts[1:], [len(label)])) - 1
+    return Bars(
+        bars.instrument,
+        label[starts],
+        bars.open[starts],
+        np.maximum.reduceat(bars.high, starts),
+        np.minimum.reduceat(bars.low, starts),
+        bars.close[lasts],
+        np.add.reduceat(bars.volume, starts),
+        None if bars.oi is None else bars.oi[lasts],
+    )
+
+
+def _bucket_labels(ts: np.ndarray, minutes: int | None) -> np.ndarray:
+    """Start of each bar's bucket in UTC ns; ``minutes=None`` means the IST calendar day."""
+    local = ts + IST_OFFSET_NS
+    day_start = (local // DAY_NS) * DAY_NS
+    if minutes is None:
+        return day_start - IST_OFFSET_NS
+    minute = (local - day_start) // MINUTE_NS
+    start = SESSION_OPEN_MIN + ((minute - SESSION_OPEN_MIN) // minutes) * minutes
+    # Pre-open bars would otherwise get a label on the previous date; clamp to midnight.
+    return day_start + np.maximum(start, 0) * MINUTE_NS - IST_OFFSET_NS
+
+
+def _sorted(bars: Bars) -> Bars:
+    order = np.argsort(bars.ts, kind="stable")
+    oi = None if bars.oi is None else bars.oi[order]
+    return Bars(bars.instrument, bars.ts[order], bars.open[order], bars.high[order], bars.low[order],
+                bars.close[order], bars.volume[order], oi)
+
+
+def _describe(minutes: int) -> str:
+    if minutes % DAILY_MINUTES == 0:
+        days = minutes // DAILY_MINUTES
+        return "daily" if days == 1 else f"{days}-day"
+    return f"{minutes}-minute"
+
+
+class CsvFeedConfig(BaseModel):
+    """The ``data:`` section for the CSV feed.
+
+    Attributes:
+        path: Folder holding one ``SEGMENT_ID.csv`` per instrument; relative paths are
+            resolved against the run file's folder.
+        start: First IST date to keep (inclusive).
+        end: Last IST date to keep (inclusive).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Path("data")
+    start: date | None = None
+    end: date | None = None
+
+
+class CsvFeed:
+    """Historical bars from a folder of CSV files, one per instrument."""
+
+    Config = CsvFeedConfig
+
+    def __init__(self, config: CsvFeedConfig, *, base_dir: Path | None = None) -> None:
+        self.config = config
+        root = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.directory = config.path if config.path.is_absolute() else root / config.path
+        self._used: list[Path] = []
+
+    def file_for(self, instrument: str) -> Path:
+        """``NSE_EQ:1333`` → ``<path>/NSE_EQ_1333.csv`` (':' is not allowed in Windows file names)."""
+        return self.directory / f"{instrument.replace(':', '_')}.csv"
+
+    def load(self, instruments: list[str], interval: Interval,
+             warn: Callable[[str], None] | None = None) -> dict[str, Bars]:
+        """Load, date-filter and resample every instrument's file.
+
+        Args:
+            instruments: Instrument ids such as ``NSE_EQ:1333``.
+            interval: Bar interval the run uses; finer files are resampled to it.
+            warn: Receives one line per safe repair made while loading.
+
+        Returns:
+            Bars per instrument id, in the order given.
+
+        Raises:
+            DataError: A file is missing, invalid, too coarse, or has no bars in range.
+        """
+        out: dict[str, Bars] = {}
+        for instrument in instruments:
+            path = self.file_for(instrument)
+            if not path.is_file():
+                raise DataError(path, f"no data file for {instrument}; expected {path.name} in "
+                                      f"{self.directory} (':' becomes '_'); check data.path or add the file")
+            bars = self._between(path, load_csv(path, instrument, warn=warn))
+            out[instrument] = resample(bars, interval, source=path)
+            if path not in self._used:
+                self._used.append(path)
+        return out
+
+    def files_used(self) -> list[Path]:
+        """Files read by ``load`` so far, in first-use order (for the run record)."""
+        return list(self._used)
+
+    def _between(self, path: Path, bars: Bars) -> Bars:
+        """Keep bars whose IST date lies in [start, end]."""
+        start, end = self.config.start, self.config.end
+        if start is None and end is None:
+            return bars
+        lo = 0 if start is None else int(np.searchsorted(bars.ts, _ist_midnight_ns(start)))
+        hi = len(bars) if end is None else int(np.searchsorted(bars.ts, _ist_midnight_ns(end + timedelta(1))))
+        if hi <= lo:
+            have = f"the file covers {_ist(bars.ts[0])[:10]} to {_ist(bars.ts[-1])[:10]}"
+            raise DataError(path, f"no bars between {start or 'the start'} and {end or 'the end'} ({have}); "
+                                  "check data.start/data.end")
+        return bars.slice(lo, hi)
+
+
+def _ist_midnight_ns(day: date) -> int:
+    """UTC nanoseconds of 00:00 IST on ``day``."""
+    return (day - date(1970, 1, 1)).days * DAY_NS - IST_OFFSET_NS

@@ -1,0 +1,198 @@
+"""The shared vocabulary: intervals, signals, orders, fills, positions, instruments.
+
+These are slotted dataclasses, not pydantic models: they are created per event in the
+engine's hot path, where a validated model costs five times as much. Validation happens
+once, in ``__post_init__``, with messages a strategy author can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+IST_OFFSET_NS = 19_800_000_000_000  # +05:30, India has no daylight saving
+
+
+class Interval(str, Enum):
+    """A candle interval. Values are the YAML spellings."""
+
+    MINUTE_1 = "1m"
+    MINUTE_5 = "5m"
+    MINUTE_15 = "15m"
+    MINUTE_25 = "25m"
+    HOUR_1 = "1h"
+    DAY_1 = "1d"
+
+    @property
+    def minutes(self) -> int:
+        """Length of the interval in minutes (a trading day counts as 375)."""
+        return _MINUTES[self.value]
+
+
+_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "25m": 25, "1h": 60, "1d": 375}
+
+
+class SignalAction(str, Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+class OrderSide(str, Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(str, Enum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class OrderStatus(str, Enum):
+    PENDING = "PENDING"
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the order can no longer change."""
+        return self in _TERMINAL
+
+
+_TERMINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+
+
+@dataclass(slots=True)
+class Instrument:
+    """Static facts about a tradable instrument.
+
+    ``id`` is ``SEGMENT:SECURITY_ID`` (for example ``NSE_EQ:1333``). Lot and tick size
+    default to cash-equity values; derivatives set them from the instrument master.
+    """
+
+    id: str
+    symbol: str | None = None
+    lot_size: int = 1
+    tick_size: float = 0.05
+
+    @property
+    def segment(self) -> str:
+        return self.id.split(":", 1)[0]
+
+    @property
+    def security_id(self) -> str:
+        return self.id.split(":", 1)[-1]
+
+    @property
+    def display_name(self) -> str:
+        return self.symbol or self.id
+
+
+@dataclass(slots=True)
+class Signal:
+    """A strategy's request to trade, returned from ``on_candle`` or passed to ``submit_order``."""
+
+    instrument: str
+    action: SignalAction
+    quantity: int = 0
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    tag: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.action is SignalAction.HOLD:
+            return
+        if not isinstance(self.quantity, int) or isinstance(self.quantity, bool) or self.quantity <= 0:
+            raise ValueError(f"Signal quantity must be a positive whole number, got {self.quantity!r}")
+        if self.order_type is OrderType.LIMIT:
+            if self.limit_price is None or not self.limit_price > 0:
+                raise ValueError("A LIMIT signal needs a positive limit_price")
+        elif self.limit_price is not None:
+            raise ValueError("A MARKET signal takes no limit_price; use order_type=LIMIT")
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as the account sees it, from submission to a terminal status."""
+
+    order_id: str
+    strategy_id: str
+    instrument: str
+    side: OrderSide
+    quantity: int
+    order_type: OrderType
+    limit_price: float | None
+    status: OrderStatus
+    created_ts: int  # ns since epoch, UTC
+    created_bar: int
+    updated_ts: int = 0
+    filled_quantity: int = 0
+    average_price: float = 0.0
+    commission: float = 0.0
+    reason: str = ""
+    tag: str | None = None
+
+    @property
+    def remaining_quantity(self) -> int:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status.is_terminal
+
+    @property
+    def signed_quantity(self) -> int:
+        return self.quantity if self.side is OrderSide.BUY else -self.quantity
+
+
+@dataclass(slots=True)
+class Fill:
+    """One execution. Immutable by convention: the engine never edits a booked fill."""
+
+    fill_id: str
+    order_id: str
+    strategy_id: str
+    instrument: str
+    side: OrderSide
+    quantity: int
+    price: float
+    commission: float
+    ts: int  # ns since epoch, UTC
+    bar: int  # index in the run's timeline
+
+    @property
+    def signed_quantity(self) -> int:
+        return self.quantity if self.side is OrderSide.BUY else -self.quantity
+
+
+@dataclass(slots=True)
+class Position:
+    """A strategy's net position in one instrument. Positive is long, negative short."""
+
+    instrument: str
+    quantity: int = 0
+    average_price: float = 0.0
+    realized_pnl: float = 0.0
+    last_price: float = 0.0
+
+    @property
+    def is_long(self) -> bool:
+        return self.quantity > 0
+
+    @property
+    def is_short(self) -> bool:
+        return self.quantity < 0
+
+    @property
+    def unrealized_pnl(self) -> float:
+        return self.quantity * (self.last_price - self.average_price)
+
+    @property
+    def market_value(self) -> float:
+        return abs(self.quantity) * self.last_price

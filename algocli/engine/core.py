@@ -1,0 +1,112 @@
+"""The part of an engine shared by backtest, paper and live: strategies, routing, the books.
+
+A driver (``engine.backtest`` here; paper and live later) owns the clock and the bar loop.
+It moves each instrument's history cursor, lets the broker match working orders against
+the new bar, and then calls ``dispatch`` for the strategies subscribed to that instrument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from algocli.domain.models import Fill, Instrument, Signal
+from algocli.errors import StrategyError
+from algocli.portfolio.ledger import Ledger
+from algocli.strategy.context import StrategyContext
+
+if TYPE_CHECKING:
+    from algocli.broker.simulated import SimulatedBroker
+    from algocli.data.history import History
+    from algocli.strategy.base import BaseStrategy
+
+
+@dataclass
+class StrategySlot:
+    """A strategy in a run, with its id and the instruments it trades."""
+
+    id: str
+    strategy: BaseStrategy
+    instruments: list[str]
+    context: StrategyContext | None = None
+
+
+@dataclass
+class EngineCore:
+    """Strategies, histories, the ledger and the broker of one account."""
+
+    histories: dict[str, History]
+    instruments: dict[str, Instrument]
+    ledger: Ledger
+    slots: list[StrategySlot] = field(default_factory=list)
+    broker: SimulatedBroker = None  # type: ignore[assignment]
+    now_ns: int = 0
+    timeline_bar: int = 0
+
+    def __post_init__(self) -> None:
+        self._by_id: dict[str, StrategySlot] = {}
+
+    def add(self, slot: StrategySlot) -> None:
+        """Register a strategy and give it its context."""
+        slot.strategy.id = slot.id
+        slot.strategy.instruments = list(slot.instruments)
+        slot.context = StrategyContext(self, slot.id)
+        slot.strategy.set_context(slot.context)
+        self.slots.append(slot)
+        self._by_id[slot.id] = slot
+
+    def subscribers(self) -> dict[str, list[tuple[str, object]]]:
+        """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars."""
+        subs: dict[str, list[tuple[str, object]]] = {inst: [] for inst in self.histories}
+        for slot in self.slots:
+            for inst in slot.instruments:
+                subs[inst].append((slot.id, slot.strategy.on_candle))
+        return subs
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._guard(slot.id, "on_init", slot.strategy.on_init)
+
+    def stop(self) -> None:
+        for slot in self.slots:
+            self._guard(slot.id, "on_stop", slot.strategy.on_stop)
+
+    def _guard(self, sid: str, hook: str, fn, *args):
+        try:
+            return fn(*args)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise StrategyError(f"strategy {sid}: {hook} raised {type(exc).__name__}: {exc}") from exc
+
+    def submit(self, strategy_id: str, signal: Signal) -> str | None:
+        """Route a strategy's signal to the broker; returns the order id."""
+        order = self.broker.submit(strategy_id, signal, self.now_ns, self.timeline_bar)
+        return None if order is None else order.order_id
+
+    def handle(self, strategy_id: str, result) -> None:
+        """Submit what ``on_candle`` returned: a Signal, a list of them, or None."""
+        if isinstance(result, Signal):
+            self.submit(strategy_id, result)
+        elif isinstance(result, (list, tuple)):
+            for signal in result:
+                if signal is not None:
+                    self.submit(strategy_id, signal)
+        else:
+            raise StrategyError(
+                f"strategy {strategy_id}: on_candle returned {type(result).__name__}; "
+                "return a Signal, a list of Signals, or None")
+
+    def on_fill(self, fill: Fill) -> None:
+        slot = self._by_id.get(fill.strategy_id)
+        if slot is not None:
+            self._guard(slot.id, "on_order_fill", slot.strategy.on_order_fill, fill)
+
+    def equity(self) -> float:
+        """Cash plus every net position at its instrument's current close."""
+        total = self.ledger.cash
+        for inst, qty in self.ledger.net.items():
+            if qty:
+                h = self.histories[inst]
+                total += qty * h.close_mv[h.cursor]
+        return total

@@ -1,0 +1,135 @@
+"""Turn a finished run's fills into equity, benchmark, trades and statistics, vectorised.
+
+Equity is not tracked bar by bar during the run. It is rebuilt here from the fills:
+``cash(t) = initial + cumulative cash flows``, ``equity(t) = cash(t) + Σ position(t) × close(t)``.
+
+Buy & hold with several instruments is an equal-weight portfolio: each instrument's
+capital share is bought at its close on the first bar where the strategies trading it
+have every indicator defined (as backtesting.py does for one instrument), and held to
+its last bar. ``buy_and_hold_return_pct`` is that portfolio's return; beta and alpha
+regress the account's bar log returns on the log returns of the same portfolio. With one
+instrument all three reduce exactly to backtesting.py's definitions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from algocli.analytics.result import TRADE_COLUMNS, RunResult
+from algocli.analytics.stats import compute_metrics
+from algocli.domain.candle import IST
+from algocli.portfolio.ledger import TRADE_FIELDS
+
+if TYPE_CHECKING:
+    from algocli.engine.backtest import Backtest
+
+
+def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
+    """Assemble the ``RunResult`` of a finished backtest."""
+    core = bt.core
+    index = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(IST)
+    closes = {inst: _close_on_timeline(h.column("close"), h.column("ts"), ts) for inst, h in core.histories.items()}
+    fills = core.broker.fills
+    cash = _cash_curve(bt.initial_capital, fills, len(ts))
+    equity = cash.copy()
+    strategy_pnl: dict[str, np.ndarray] = {}
+    for slot in core.slots:
+        own = [f for f in fills if f.strategy_id == slot.id]
+        pnl = _cash_curve(0.0, own, len(ts))
+        for inst in slot.instruments:
+            pos = _position_curve([f for f in own if f.instrument == inst], len(ts))
+            value = pos * closes[inst]
+            pnl += value
+            equity += value
+        strategy_pnl[slot.id] = pnl
+    trades = trades_frame(core.ledger.trades)
+    starts = _buy_and_hold_starts(core)
+    benchmark, bh_return, market = _benchmark(core, closes, starts, bt.initial_capital, ts)
+    metrics = compute_metrics(
+        equity, index, trades, buy_and_hold_return=bh_return, market_log_returns=market,
+        commissions=float(sum(f.commission for f in fills)), initial_capital=bt.initial_capital,
+    )
+    return RunResult(
+        name=bt.name, index=index, equity=equity, cash=cash, benchmark=benchmark,
+        strategy_pnl=strategy_pnl, metrics=metrics, trades=trades, orders=core.broker.orders,
+        fills=fills, bars=bt.bars, instruments=core.instruments,
+        strategies={s.id: type(s.strategy).__name__ for s in core.slots},
+        initial_capital=bt.initial_capital, notes=list(bt.notes),
+    )
+
+
+def _close_on_timeline(close: np.ndarray, own_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    if len(own_ts) == len(ts) and own_ts[0] == ts[0] and own_ts[-1] == ts[-1]:
+        return close
+    idx = np.searchsorted(own_ts, ts, side="right") - 1
+    out = close[np.clip(idx, 0, None)].astype(float)
+    out[idx < 0] = 0.0  # before the first bar nobody can hold the instrument
+    return out
+
+
+def _cash_curve(start: float, fills, n: int) -> np.ndarray:
+    flows = np.zeros(n)
+    if fills:
+        bars = np.fromiter((f.bar for f in fills), dtype=np.int64, count=len(fills))
+        amount = np.fromiter((-(f.signed_quantity * f.price) - f.commission for f in fills), float, len(fills))
+        np.add.at(flows, bars, amount)
+    return start + np.cumsum(flows)
+
+
+def _position_curve(fills, n: int) -> np.ndarray:
+    delta = np.zeros(n)
+    if fills:
+        bars = np.fromiter((f.bar for f in fills), dtype=np.int64, count=len(fills))
+        qty = np.fromiter((f.signed_quantity for f in fills), float, len(fills))
+        np.add.at(delta, bars, qty)
+    return np.cumsum(delta)
+
+
+def trades_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Round trips as a DataFrame with ``TRADE_COLUMNS``, times in IST."""
+    df = pd.DataFrame(rows, columns=list(TRADE_FIELDS))
+    if not len(df):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
+    for src, dst in (("entry_ts", "entry_time"), ("exit_ts", "exit_time")):
+        df[dst] = pd.DatetimeIndex(df[src].astype("datetime64[ns]")).tz_localize("UTC").tz_convert(IST)
+    df["side"] = np.where(df["size"] > 0, "LONG", "SHORT")
+    df["duration"] = df["exit_time"] - df["entry_time"]
+    return df[TRADE_COLUMNS]
+
+
+def _buy_and_hold_starts(core) -> dict[str, int]:
+    """Per instrument, the earliest warm-up bar among the strategies that trade it."""
+    starts: dict[str, int] = {}
+    for slot in core.slots:
+        for inst in slot.instruments:
+            w = slot.context.warmup.get(inst, 0)
+            starts[inst] = min(starts.get(inst, w), w)
+    for inst, h in core.histories.items():
+        starts[inst] = min(starts.get(inst, 0), h.length - 1)
+    return starts
+
+
+def _benchmark(core, closes, starts, capital, ts) -> tuple[np.ndarray, float, np.ndarray]:
+    held = []
+    market = []
+    returns = []
+    for inst, h in core.histories.items():
+        c = h.column("close")
+        first = starts[inst]
+        entry = c[first]
+        returns.append(c[-1] / entry - 1)
+        on_tl = closes[inst]
+        begin = int(np.searchsorted(ts, h.ts_mv[first]))
+        rel = np.ones(len(ts))
+        rel[begin:] = on_tl[begin:] / entry
+        held.append(rel)
+        own0 = int(np.searchsorted(ts, h.ts_mv[0]))
+        norm = np.ones(len(ts))
+        norm[own0:] = on_tl[own0:] / c[0]
+        market.append(norm)
+    benchmark = capital * np.mean(held, axis=0)
+    mkt = np.mean(market, axis=0)
+    return benchmark, float(np.mean(returns)), np.log(mkt[1:] / mkt[:-1])
