@@ -24,7 +24,7 @@ HOLIDAYS = ("01-26", "05-01", "08-15", "10-02", "12-25")  # fixed-date NSE holid
 DAILY_START, DAILY_END = "2019-01-01", "2024-12-31"
 
 # file name -> (seed, start price); the ids stand in for HDFC Bank, Infosys and Reliance
-DAILY_FILES = {"NSE_EQ_1333.csv": (1333, 1100.0), "NSE_EQ_1594.csv": (1594, 650.0)}
+DAILY_FILES = {"NSE_EQ_1333.csv": (1340, 700.0), "NSE_EQ_1594.csv": (1594, 650.0)}
 MINUTE_FILE = ("NSE_EQ_2885.csv", 2885, 2900.0, "2024-06-10", 5)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from pydantic import Field, model_validator
 
 from algocli import BaseStrategy, Signal, SignalAction, StrategyParams
@@ -29,17 +27,19 @@ class SmaCrossover(BaseStrategy):
 
     def on_init(self) -> None:
         self._prev: dict[str, tuple[float, float]] = {}
+        self._fast = self.params.fast_period
+        self._slow = self.params.slow_period
 
     def on_candle(self, candle):
         inst = candle.instrument
         ctx = self.context
-        fast = ctx.sma(inst, self.params.fast_period)
-        slow = ctx.sma(inst, self.params.slow_period)
+        fast = ctx.sma(inst, self._fast)
+        slow = ctx.sma(inst, self._slow)
         prev = self._prev.get(inst)
         self._prev[inst] = (fast, slow)
-        if prev is None or math.isnan(prev[1]):
+        if prev is None:
             return None
-        pf, ps = prev
+        pf, ps = prev  # NaN during warm-up: every comparison below is False
         if pf <= ps and fast > slow:
             pos = ctx.get_position(inst)
             if pos is None or pos.quantity <= 0:

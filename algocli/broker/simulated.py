@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from algocli.portfolio.ledger import Ledger
 
 _EPS = 1e-9
+# Enum members as module globals: attribute lookups on Enum classes are slow per event.
+_BUY, _SELL = OrderSide.BUY, OrderSide.SELL
+_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+_PENDING, _OPEN, _FILLED = OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.FILLED
+_SIGNAL_BUY, _HOLD = SignalAction.BUY, SignalAction.HOLD
 
 
 class SimulatedBrokerConfig(BaseModel):
@@ -68,19 +73,19 @@ class SimulatedBroker:
 
     def submit(self, strategy_id: str, signal: Signal, ts: int, timeline_bar: int) -> Order | None:
         """Accept a signal as an order; fill it now if the fill model is immediate."""
-        if signal.action is SignalAction.HOLD:
+        if signal.action is _HOLD:
             return None
         order = self._new_order(strategy_id, signal, ts)
         h = self.histories.get(signal.instrument)
         if h is None:
             self._reject(order, ts, f"no data for {signal.instrument} in this run; add it to the strategy's instruments")
-        elif order.order_type is OrderType.LIMIT:
-            order.status = OrderStatus.OPEN
+        elif order.order_type is _LIMIT:
+            order.status = _OPEN
             self.pending[signal.instrument].append(order)
         elif self.fill_model.immediate:
             i = h.cursor
             price = self.fill_model.market_price(
-                order.side is OrderSide.BUY, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i])
+                order.side is _BUY, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i])
             self.fill_at(order, price, ts, timeline_bar)
         else:
             self.pending[signal.instrument].append(order)
@@ -97,11 +102,9 @@ class SimulatedBroker:
         self._seq[strategy_id] = seq
         h = self.histories.get(signal.instrument)
         order = Order(
-            order_id=f"{strategy_id}-{seq:06d}", strategy_id=strategy_id, instrument=signal.instrument,
-            side=OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
-            quantity=signal.quantity, order_type=signal.order_type, limit_price=signal.limit_price,
-            status=OrderStatus.PENDING, created_ts=ts, created_bar=h.cursor if h is not None else -1,
-            updated_ts=ts, tag=signal.tag,
+            f"{strategy_id}-{seq:06d}", strategy_id, signal.instrument,
+            _BUY if signal.action is _SIGNAL_BUY else _SELL, signal.quantity, signal.order_type,
+            signal.limit_price, _PENDING, ts, h.cursor if h is not None else -1, ts, tag=signal.tag,
         )
         self.orders.append(order)
         self._by_id[order.order_id] = order
@@ -114,11 +117,12 @@ class SimulatedBroker:
         working = self.pending[instrument]
         h = self.histories[instrument]
         o, hi, lo, c = h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i]
-        for order in list(working):
-            if order.created_bar >= i or order.status.is_terminal:
-                continue  # submitted on this bar (e.g. from a fill callback): next bar
-            buy = order.side is OrderSide.BUY
-            if order.order_type is OrderType.MARKET:
+        for order in working[:]:
+            status = order.status
+            if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
+                continue  # submitted on this bar, or cancelled by a fill callback meanwhile
+            buy = order.side is _BUY
+            if order.order_type is _MARKET:
                 price = self.fill_model.market_price(buy, o, hi, lo, c)
             else:
                 price = _limit_price(buy, order.limit_price, o, hi, lo)
@@ -129,28 +133,27 @@ class SimulatedBroker:
 
     def fill_at(self, order: Order, price: float, ts: int, timeline_bar: int) -> None:
         """Fill the whole order at ``price``, or reject it if the account cannot pay."""
-        buy = order.side is OrderSide.BUY
-        qty = order.remaining_quantity
+        buy = order.side is _BUY
+        qty = order.quantity - order.filled_quantity
         commission = self.cost_model.commission(order.instrument, buy, qty, price)
-        closing, opening = self.ledger.opening_quantity(order.strategy_id, order.instrument, qty if buy else -qty)
+        ledger = self.ledger
+        closing, opening = ledger.opening_quantity(order.strategy_id, order.instrument, qty if buy else -qty)
         if opening:
             need = opening * price + commission
             available = self._margin_available(order.instrument, price) + closing * price
             if need > available + _EPS:
                 self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
                 return
-        fill = Fill(
-            fill_id=f"{order.order_id}-F1",  # the simulator always fills the whole order
-            order_id=order.order_id, strategy_id=order.strategy_id, instrument=order.instrument,
-            side=order.side, quantity=qty, price=price, commission=commission, ts=ts, bar=timeline_bar,
-        )
-        self.ledger.book(fill)
+        # the simulator always fills the whole remaining quantity, so one fill per order
+        fill = Fill(order.order_id + "-F1", order.order_id, order.strategy_id, order.instrument,
+                    order.side, qty, price, commission, ts, timeline_bar)
+        ledger.book(fill)
         self.fills.append(fill)
-        total = order.filled_quantity + qty
-        order.average_price = (order.average_price * order.filled_quantity + price * qty) / total
-        order.filled_quantity = total
+        filled = order.filled_quantity
+        order.average_price = (order.average_price * filled + price * qty) / (filled + qty)
+        order.filled_quantity = filled + qty
         order.commission += commission
-        order.status = OrderStatus.FILLED
+        order.status = _FILLED
         order.updated_ts = ts
         self._on_fill(fill)
 

@@ -54,7 +54,8 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
     frame = _read_rows(path, names)
     if len(frame) == 0:
         raise DataError(path, "no data rows; the file has only a header. Re-download it or add bars")
-    _check_last_line(path, len(names))
+    # A trailing comma after the header's last name adds no real column to expect.
+    _check_last_line(path, len(",".join(names).rstrip(",").split(",")))
     ts = _parse_timestamps(path, frame["timestamp"])
     cols = {c: _numeric(path, frame, c) for c in PRICES + ("volume",)}
     oi = _numeric(path, frame, "oi") if "oi" in frame.columns else None
@@ -109,12 +110,15 @@ def _read_rows(path: Path, names: list[str]):
     if len(wanted) < len(names):
         options["usecols"] = wanted  # costs a fifth of the parse time, so only when needed
     try:
-        frame = _read_typed(pd, path, numeric, options)
+        try:
+            frame = pd.read_csv(path, dtype={"timestamp": object, **numeric}, **options)
+        except ValueError as exc:
+            if isinstance(exc, pd.errors.ParserError):
+                raise
+            # A non-numeric cell defeats the float hint; read as text so the check can name it.
+            frame = pd.read_csv(path, dtype=object, **options)
     except pd.errors.ParserError as exc:
-        found = re.search(r"line (\d+)", str(exc))
-        raise DataError(path, f"cannot be parsed as CSV ({str(exc).strip().splitlines()[0]}); "
-                              "fix the quoting on that line",
-                        row=int(found.group(1)) if found else None) from None
+        raise _parser_error(path, str(exc)) from None
     except UnicodeDecodeError:
         raise DataError(path, "is not a UTF-8 text file; export it as CSV") from None
     # Blank lines at the end of a file are harmless; blank lines in the middle are reported.
@@ -124,14 +128,15 @@ def _read_rows(path: Path, names: list[str]):
     return frame.iloc[:end] if end < len(frame) else frame
 
 
-def _read_typed(pd, path: Path, numeric: dict, options: dict):
-    try:
-        return pd.read_csv(path, dtype={"timestamp": object, **numeric}, **options)
-    except pd.errors.ParserError:
-        raise
-    except ValueError:
-        # A non-numeric cell defeats the float hint; read as text so the check can name it.
-        return pd.read_csv(path, dtype=object, **options)
+def _parser_error(path: Path, text: str) -> DataError:
+    """Translate the C parser's complaint; its line numbers already count the header."""
+    extra = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if extra:
+        want, line, got = map(int, extra.groups())
+        return DataError(path, f"row has {got} fields but the header has {want}; delete the extra values "
+                               "or fix the row", row=line)
+    detail = text.strip().splitlines()[0] if text.strip() else "unknown parser error"
+    return DataError(path, f"cannot be parsed as CSV ({detail}); look for an unclosed quote")
 
 
 def _check_last_line(path: Path, n_fields: int) -> None:
@@ -147,18 +152,10 @@ def _check_last_line(path: Path, n_fields: int) -> None:
         return
     got = len(lines[-1].split(","))
     if got < n_fields:
-        line_no = _count_lines(path, lines[-1])
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            line_no = len(fh.read().rstrip().splitlines())  # error path only, so reading it all is fine
         raise DataError(path, f"last line has {got} of {n_fields} fields, as an interrupted download "
                               "leaves it; re-download the file or delete that line", row=line_no)
-
-
-def _count_lines(path: Path, last: str) -> int:
-    """Line number of the last non-blank line (only called on the error path)."""
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        lines = fh.read().splitlines()
-    while lines and lines[-1] != last:
-        lines.pop()
-    return len(lines)
 
 
 def _raw_line(path: Path, row: int) -> str:
@@ -230,22 +227,22 @@ def _check_values(path: Path, cols: dict[str, np.ndarray], oi: np.ndarray | None
     o, h, lo, c, v = (cols[k] for k in PRICES + ("volume",))
     checks: list[tuple[np.ndarray, Callable[[int], DataError]]] = []
     for name, arr in list(cols.items()) + ([("oi", oi)] if oi is not None else []):
-        checks.append((np.isnan(arr), lambda row, name=name: _missing_cell(path, row, name)))
+        checks.append((~np.isfinite(arr), lambda row, name=name: _missing_cell(path, row, name)))
     for name in PRICES:
         arr = cols[name]
         checks.append((arr <= 0, lambda row, name=name, arr=arr: DataError(
-            path, f"{name} is {_fmt(arr[row - 2])}; prices must be positive, {_FIX_ROW}", row=row)))
+            path, f"{name} is {arr[row - 2]:.12g}; prices must be positive, {_FIX_ROW}", row=row)))
     for name, arr in (("volume", v), ("oi", oi)):
         if arr is not None:
             checks.append((arr < 0, lambda row, name=name, arr=arr: DataError(
-                path, f"{name} is {_fmt(arr[row - 2])}; it cannot be negative, {_FIX_ROW}", row=row)))
+                path, f"{name} is {arr[row - 2]:.12g}; it cannot be negative, {_FIX_ROW}", row=row)))
     checks.append((h < lo, lambda row: DataError(
-        path, f"high {_fmt(h[row - 2])} is below low {_fmt(lo[row - 2])}; swap them if they were "
+        path, f"high {h[row - 2]:.12g} is below low {lo[row - 2]:.12g}; swap them if they were "
               f"entered the wrong way round, or {_FIX_ROW}", row=row)))
     for name, arr in (("open", o), ("close", c)):
         checks.append(((arr < lo) | (arr > h), lambda row, name=name, arr=arr: DataError(
-            path, f"{name} {_fmt(arr[row - 2])} is outside the bar's range [low {_fmt(lo[row - 2])}, "
-                  f"high {_fmt(h[row - 2])}]; {_FIX_ROW}", row=row)))
+            path, f"{name} {arr[row - 2]:.12g} is outside the bar's range [low {lo[row - 2]:.12g}, "
+                  f"high {h[row - 2]:.12g}]; {_FIX_ROW}", row=row)))
     firsts = [(int(m.argmax()), i) for i, (m, _) in enumerate(checks) if m.any()]
     if firsts:
         index, which = min(firsts)
@@ -271,10 +268,6 @@ def _missing_cell(path: Path, row: int, column: str) -> DataError:
 def _raise_on_first(path: Path, mask: np.ndarray, error: Callable[[int], DataError]) -> None:
     if mask.any():
         raise error(int(mask.argmax()) + 2)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:g}"
 
 
 def _time_order(path: Path, ts: np.ndarray, warn: Callable[[str], None]) -> np.ndarray | None:
@@ -344,20 +337,15 @@ def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None
                                                    f"turned into {interval.value} bars; supply finer data "
                                                    "(1m divides every interval)")
     if not bool((bars.ts[1:] > bars.ts[:-1]).all()):
-        bars = _sorted(bars)
+        order = np.argsort(bars.ts, kind="stable")
+        bars = Bars(bars.instrument, *(None if a is None else a[order] for a in (
+            bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, bars.oi)))
     label = _bucket_labels(bars.ts, None if interval is Interval.DAY_1 else target)
     starts = np.flatnonzero(np.concatenate(([True], label[1:] != label[:-1])))
     lasts = np.concatenate((starts[1:], [len(label)])) - 1
-    return Bars(
-        bars.instrument,
-        label[starts],
-        bars.open[starts],
-        np.maximum.reduceat(bars.high, starts),
-        np.minimum.reduceat(bars.low, starts),
-        bars.close[lasts],
-        np.add.reduceat(bars.volume, starts),
-        None if bars.oi is None else bars.oi[lasts],
-    )
+    oi = None if bars.oi is None else bars.oi[lasts]
+    return Bars(bars.instrument, label[starts], bars.open[starts], np.maximum.reduceat(bars.high, starts),
+                np.minimum.reduceat(bars.low, starts), bars.close[lasts], np.add.reduceat(bars.volume, starts), oi)
 
 
 def _bucket_labels(ts: np.ndarray, minutes: int | None) -> np.ndarray:
@@ -372,26 +360,17 @@ def _bucket_labels(ts: np.ndarray, minutes: int | None) -> np.ndarray:
     return day_start + np.maximum(start, 0) * MINUTE_NS - IST_OFFSET_NS
 
 
-def _sorted(bars: Bars) -> Bars:
-    order = np.argsort(bars.ts, kind="stable")
-    oi = None if bars.oi is None else bars.oi[order]
-    return Bars(bars.instrument, bars.ts[order], bars.open[order], bars.high[order], bars.low[order],
-                bars.close[order], bars.volume[order], oi)
-
-
 def _describe(minutes: int) -> str:
-    if minutes % DAILY_MINUTES == 0:
-        days = minutes // DAILY_MINUTES
-        return "daily" if days == 1 else f"{days}-day"
-    return f"{minutes}-minute"
+    days, rest = divmod(minutes, DAILY_MINUTES)
+    return f"{minutes}-minute" if rest else ("daily" if days == 1 else f"{days}-day")
 
 
 class CsvFeedConfig(BaseModel):
     """The ``data:`` section for the CSV feed.
 
     Attributes:
-        path: Folder holding one ``SEGMENT_ID.csv`` per instrument; relative paths are
-            resolved against the run file's folder.
+        path: Folder holding one ``SEGMENT_ID.csv`` per instrument; a relative path is
+            resolved against the feed's ``base_dir`` (else the working directory).
         start: First IST date to keep (inclusive).
         end: Last IST date to keep (inclusive).
     """

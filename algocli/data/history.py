@@ -52,22 +52,13 @@ class Bars:
         )
 
 
-class _Indicator:
-    __slots__ = ("outputs", "length", "first_valid")
-
-    def __init__(self, outputs: list, length: int, first_valid: int) -> None:
-        self.outputs = outputs  # memoryviews, one per TA-Lib output
-        self.length = length
-        self.first_valid = first_valid
-
-
 class History:
     """Growable OHLCV columns with memoryview accessors for fast scalar reads."""
 
     __slots__ = (
         "instrument", "interval", "length", "cursor", "_cols", "_cap",
         "ts_mv", "open_mv", "high_mv", "low_mv", "close_mv", "volume_mv", "oi_mv",
-        "indicators", "_functions",
+        "indicators", "first_valid", "_functions",
     )
 
     def __init__(self, instrument: str, interval=None, capacity: int = 1024) -> None:
@@ -75,7 +66,9 @@ class History:
         self.interval = interval
         self.length = 0
         self.cursor = -1
-        self.indicators: dict = {}
+        # key -> tuple of memoryviews, one per TA-Lib output; cleared when a bar is appended
+        self.indicators: dict[tuple, tuple[memoryview, ...]] = {}
+        self.first_valid: dict[tuple, int] = {}
         self._functions: dict = {}
         self._cap = 0
         self._cols: dict[str, np.ndarray] = {}
@@ -90,6 +83,7 @@ class History:
         h.length = len(bars)
         h.cursor = -1
         h.indicators = {}
+        h.first_valid = {}
         h._functions = {}
         h._cap = len(bars)
         h._cols = {"ts": bars.ts, "open": bars.open, "high": bars.high, "low": bars.low,
@@ -139,6 +133,7 @@ class History:
             cols["oi"][i] = oi
         self.length = i + 1
         self.cursor = i
+        self.indicators.clear()  # recomputed over the longer series on next use
         return i
 
     def column(self, field: str) -> np.ndarray:
@@ -155,16 +150,16 @@ class History:
         view.flags.writeable = False
         return view
 
-    def indicator(self, key: tuple, name: str, params: dict, price: str | None) -> _Indicator:
-        """Return the cached indicator for ``key``, computing it over the loaded series if stale."""
-        ind = self.indicators.get(key)
-        if ind is not None and ind.length == self.length:
-            return ind
-        ind = self._compute(name, params, price)
-        self.indicators[key] = ind
-        return ind
+    def indicator(self, key: tuple, name: str, params: dict, price: str | None) -> tuple[memoryview, ...]:
+        """The outputs of TA-Lib ``name`` over the loaded series, computed once per length."""
+        outputs = self.indicators.get(key)
+        if outputs is None:
+            outputs, first = self._compute(name, params, price)
+            self.indicators[key] = outputs
+            self.first_valid[key] = first
+        return outputs
 
-    def _compute(self, name: str, params: dict, price: str | None) -> _Indicator:
+    def _compute(self, name: str, params: dict, price: str | None) -> tuple[tuple[memoryview, ...], int]:
         from talib import abstract
 
         fn = self._functions.get(name)
@@ -176,10 +171,9 @@ class History:
         if price is not None:
             kwargs["price"] = price
         out = fn(inputs, **kwargs)
-        outs = out if isinstance(out, list) else [out]
-        arrays = [np.ascontiguousarray(o, dtype=np.float64) for o in outs]
-        first_valid = 0
+        arrays = [np.ascontiguousarray(o, dtype=np.float64) for o in (out if isinstance(out, list) else [out])]
+        first = 0
         for arr in arrays:
             nan = np.isnan(arr)
-            first_valid = max(first_valid, int(nan.argmin()) if not nan.all() else len(arr))
-        return _Indicator([memoryview(a) for a in arrays], self.length, first_valid)
+            first = max(first, len(arr) if nan.all() else int(nan.argmin()))
+        return tuple(memoryview(a) for a in arrays), first

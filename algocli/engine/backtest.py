@@ -7,6 +7,7 @@ candle view. Equity, trades and statistics are built once at the end, vectorised
 
 from __future__ import annotations
 
+import gc
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
 from algocli.domain.candle import Candle
 from algocli.domain.models import Instrument, Interval, OrderStatus, OrderType, Signal, SignalAction
-from algocli.engine.core import EngineCore, StrategySlot
+from algocli.engine.core import EngineCore, StrategySlot, TimelineClock
 from algocli.errors import StrategyError
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.base import BaseStrategy
@@ -95,35 +96,48 @@ class Backtest:
     # --- loops ---------------------------------------------------------------------
 
     def _chunks(self, n: int, progress: Progress | None):
-        step = max(1, min(n, 50_000)) if progress else max(1, n)
-        for start in range(0, n, step):
-            yield start, min(n, start + step)
-            if progress:
-                progress(min(n, start + step), n)
+        # Orders, fills and trades accumulate as long-lived objects; freezing them at each
+        # chunk keeps the cyclic GC from rescanning them on every young collection.
+        step = max(1, min(n, 50_000))
+        try:
+            for start in range(0, n, step):
+                gc.freeze()
+                yield start, min(n, start + step)
+                if progress:
+                    progress(min(n, start + step), n)
+        finally:
+            gc.unfreeze()
 
     def _run_single(self, progress: Progress | None) -> None:
         core = self.core
         (inst, h), = core.histories.items()
+        core.clock = h  # one instrument: its cursor is the run's clock
         working = core.broker.pending[inst]
-        on_bar = core.broker.on_bar
-        handle = core.handle
+        on_bar, handle = core.broker.on_bar, core.handle
         subs = core.subscribers()[inst]
         ts = h.ts_mv
-        sid = ""
-        i = 0
+        sid, i = "", 0
         try:
             for start, stop in self._chunks(h.length, progress):
-                for i in range(start, stop):
-                    h.cursor = i
-                    core.timeline_bar = i
-                    core.now_ns = t = ts[i]
-                    if working:
-                        on_bar(inst, i, t, i)
-                    candle = Candle((h, i))
-                    for sid, on_candle in subs:
-                        out = on_candle(candle)
+                if len(subs) == 1:
+                    (sid, on_candle), = subs
+                    for i in range(start, stop):
+                        h.cursor = i
+                        if working:
+                            on_bar(inst, i, ts[i], i)
+                        out = on_candle(Candle((h, i)))
                         if out is not None:
                             handle(sid, out)
+                else:
+                    for i in range(start, stop):
+                        h.cursor = i
+                        if working:
+                            on_bar(inst, i, ts[i], i)
+                        candle = Candle((h, i))
+                        for sid, on_candle in subs:
+                            out = on_candle(candle)
+                            if out is not None:
+                                handle(sid, out)
         except StrategyError:
             raise
         except Exception as exc:
@@ -132,6 +146,7 @@ class Backtest:
     def _run_multi(self, progress: Progress | None) -> None:
         core = self.core
         tl = self._timeline
+        core.clock = clock = TimelineClock(tl.ts)
         hists = [core.histories[inst] for inst in tl.instruments]
         working = [core.broker.pending[inst] for inst in tl.instruments]
         subs_by_inst = core.subscribers()
@@ -143,8 +158,8 @@ class Backtest:
             for start, stop in self._chunks(len(groups) - 1, progress):
                 for g in range(start, stop):
                     a, b = groups[g], groups[g + 1]
-                    core.timeline_bar = g
-                    core.now_ns = t = tl_ts[g]
+                    clock.cursor = g
+                    t = tl_ts[g]
                     for e in range(a, b):  # every bar of this instant opens first ...
                         k, i = ev_slot[e], ev_idx[e]
                         hists[k].cursor = i
@@ -180,13 +195,11 @@ class Backtest:
             if not pos.quantity:
                 continue
             h = core.histories[inst]
-            i = h.length - 1
-            h.cursor = i
-            core.now_ns = t = h.ts_mv[i]
-            core.timeline_bar = tl.last_bar[inst]
+            i = h.cursor = h.length - 1
+            core.clock.cursor = tl.last_bar[inst]
             side = SignalAction.SELL if pos.quantity > 0 else SignalAction.BUY
             signal = Signal(inst, side, abs(pos.quantity), OrderType.MARKET, tag="end-of-data close")
-            broker.submit_at(sid, signal, h.close_mv[i], t, core.timeline_bar)
+            broker.submit_at(sid, signal, h.close_mv[i], h.ts_mv[i], core.timeline_bar)
             closed += 1
         if closed:
             self.notes.append(

@@ -8,7 +8,7 @@ the new bar, and then calls ``dispatch`` for the strategies subscribed to that i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from algocli.domain.models import Fill, Instrument, Signal
 from algocli.errors import StrategyError
@@ -19,6 +19,27 @@ if TYPE_CHECKING:
     from algocli.broker.simulated import SimulatedBroker
     from algocli.data.history import History
     from algocli.strategy.base import BaseStrategy
+
+
+class Clock(Protocol):
+    """Where the run is in time: a timeline of bar starts and the current position in it.
+
+    A single-instrument backtest uses the instrument's history itself as the clock, so the
+    loop moves one cursor per bar and the clock follows for free.
+    """
+
+    ts_mv: memoryview
+    cursor: int
+
+
+class TimelineClock:
+    """A clock over a merged timeline (several instruments)."""
+
+    __slots__ = ("ts_mv", "cursor")
+
+    def __init__(self, ts) -> None:
+        self.ts_mv = memoryview(ts)
+        self.cursor = -1
 
 
 @dataclass
@@ -40,11 +61,21 @@ class EngineCore:
     ledger: Ledger
     slots: list[StrategySlot] = field(default_factory=list)
     broker: SimulatedBroker = None  # type: ignore[assignment]
-    now_ns: int = 0
-    timeline_bar: int = 0
+    clock: Clock = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self._by_id: dict[str, StrategySlot] = {}
+
+    @property
+    def now_ns(self) -> int:
+        """Start of the bar being processed, UTC nanoseconds."""
+        c = self.clock
+        return c.ts_mv[c.cursor]
+
+    @property
+    def timeline_bar(self) -> int:
+        """Index of the current instant in the run's timeline."""
+        return self.clock.cursor
 
     def add(self, slot: StrategySlot) -> None:
         """Register a strategy and give it its context."""
@@ -99,8 +130,14 @@ class EngineCore:
 
     def on_fill(self, fill: Fill) -> None:
         slot = self._by_id.get(fill.strategy_id)
-        if slot is not None:
-            self._guard(slot.id, "on_order_fill", slot.strategy.on_order_fill, fill)
+        if slot is None:
+            return
+        try:
+            slot.strategy.on_order_fill(fill)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise StrategyError(f"strategy {slot.id}: on_order_fill raised {type(exc).__name__}: {exc}") from exc
 
     def equity(self) -> float:
         """Cash plus every net position at its instrument's current close."""

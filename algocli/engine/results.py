@@ -33,15 +33,17 @@ def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
     index = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(IST)
     closes = {inst: _close_on_timeline(h.column("close"), h.column("ts"), ts) for inst, h in core.histories.items()}
     fills = core.broker.fills
-    cash = _cash_curve(bt.initial_capital, fills, len(ts))
+    cols = _FillColumns(fills)
+    n = len(ts)
+    cash = bt.initial_capital + _cumulative(cols.bar, cols.cash_flow, n)
     equity = cash.copy()
     strategy_pnl: dict[str, np.ndarray] = {}
     for slot in core.slots:
-        own = [f for f in fills if f.strategy_id == slot.id]
-        pnl = _cash_curve(0.0, own, len(ts))
+        own = cols.strategy == slot.id
+        pnl = _cumulative(cols.bar[own], cols.cash_flow[own], n)
         for inst in slot.instruments:
-            pos = _position_curve([f for f in own if f.instrument == inst], len(ts))
-            value = pos * closes[inst]
+            mine = own & (cols.instrument == inst)
+            value = _cumulative(cols.bar[mine], cols.signed[mine], n) * closes[inst]
             pnl += value
             equity += value
         strategy_pnl[slot.id] = pnl
@@ -70,22 +72,24 @@ def _close_on_timeline(close: np.ndarray, own_ts: np.ndarray, ts: np.ndarray) ->
     return out
 
 
-def _cash_curve(start: float, fills, n: int) -> np.ndarray:
-    flows = np.zeros(n)
-    if fills:
-        bars = np.fromiter((f.bar for f in fills), dtype=np.int64, count=len(fills))
-        amount = np.fromiter((-(f.signed_quantity * f.price) - f.commission for f in fills), float, len(fills))
-        np.add.at(flows, bars, amount)
-    return start + np.cumsum(flows)
+class _FillColumns:
+    """The fills of a run as numpy columns, built in one pass."""
+
+    def __init__(self, fills) -> None:
+        rows = [(f.bar, f.signed_quantity, f.price, f.commission, f.strategy_id, f.instrument) for f in fills]
+        bar, signed, price, commission, strategy, instrument = zip(*rows) if rows else ((),) * 6
+        self.bar = np.asarray(bar, dtype=np.int64)
+        self.signed = np.asarray(signed, dtype=float)
+        self.cash_flow = -self.signed * np.asarray(price, dtype=float) - np.asarray(commission, dtype=float)
+        self.strategy = np.asarray(strategy, dtype=object)
+        self.instrument = np.asarray(instrument, dtype=object)
 
 
-def _position_curve(fills, n: int) -> np.ndarray:
-    delta = np.zeros(n)
-    if fills:
-        bars = np.fromiter((f.bar for f in fills), dtype=np.int64, count=len(fills))
-        qty = np.fromiter((f.signed_quantity for f in fills), float, len(fills))
-        np.add.at(delta, bars, qty)
-    return np.cumsum(delta)
+def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
+    """Running total over the timeline of amounts booked at the given bars."""
+    if not len(bars):
+        return np.zeros(n)
+    return np.cumsum(np.bincount(bars, weights=amounts, minlength=n)[:n])
 
 
 def trades_frame(rows: list[tuple]) -> pd.DataFrame:

@@ -47,7 +47,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def ist_strings(ns: np.ndarray) -> np.ndarray:
     """UTC nanoseconds as ISO-8601 IST strings (``2024-01-02T09:15:00+05:30``), vectorised."""
-    local = (np.asarray(ns, dtype=np.int64) + IST_OFFSET_NS).astype("datetime64[s]")
+    local = (np.asarray(ns, dtype=np.int64) + IST_OFFSET_NS).view("datetime64[ns]")
     return np.char.add(np.datetime_as_string(local, unit="s"), _IST_SUFFIX)
 
 
@@ -57,13 +57,39 @@ def _csv(df: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def _fast_csv(columns: dict[str, object]) -> bytes:
-    """CSV of equal-length string/float columns; floats use repr (shortest exact)."""
-    header = ",".join(columns)
-    cols = [c.tolist() if isinstance(c, np.ndarray) and c.dtype.kind != "U" else list(c)
-            for c in columns.values()]
-    body = "\n".join(",".join(map(str, row)) for row in zip(*cols))
-    return (header + "\n" + body + "\n").encode("utf-8")
+def _write_rows(path: Path, header: list[str], times: np.ndarray, columns: list, chunk: int = 100_000) -> Path:
+    """Stream a time column and float columns to ``path`` atomically, ``chunk`` rows at a time.
+
+    Times (UTC ns) become IST ISO strings chunk by chunk, so a million-row curve never
+    holds a million strings; floats are written with two decimals (rupees and paise).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = "{}," + ",".join("{:.2f}" for _ in columns) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(",".join(header) + "\n")
+            for start in range(0, len(times), chunk):
+                stop = start + chunk
+                parts = [ist_strings(times[start:stop]).tolist()] + [c[start:stop].tolist() for c in columns]
+                fh.write("".join(map(fmt.format, *parts)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _durations(values) -> list[str]:
+    return pd.Series(pd.to_timedelta(values), dtype="timedelta64[ns]").astype(str).tolist()
+
+
+def _times(series: pd.Series) -> np.ndarray | list:
+    if not len(series):
+        return []
+    return ist_strings(pd.DatetimeIndex(series).as_unit("ns").asi8)
 
 
 def write_trades(result: RunResult, path: Path) -> Path:
@@ -75,32 +101,32 @@ def write_trades(result: RunResult, path: Path) -> Path:
         "strategy": t["strategy"],
         "side": t["side"],
         "size": t["size"].abs() if len(t) else [],
-        "entry_time": [x.isoformat() for x in t["entry_time"]],
+        "entry_time": _times(t["entry_time"]),
         "entry_price": t["entry_price"],
-        "exit_time": [x.isoformat() for x in t["exit_time"]],
+        "exit_time": _times(t["exit_time"]),
         "exit_price": t["exit_price"],
         "pnl": t["pnl"],
         "return_pct": t["return_pct"] * 100 if len(t) else [],
         "commission": t["commission"],
-        "duration": [str(d) for d in t["duration"]],
+        "duration": _durations(t["duration"]) if len(t) else [],
     })
     return atomic_write_bytes(path, _csv(df))
 
 
 def write_orders(result: RunResult, path: Path) -> Path:
-    rows = [{
-        "order_id": o.order_id, "strategy": o.strategy_id, "instrument": o.instrument,
-        "side": o.side.value, "order_type": o.order_type.value, "quantity": o.quantity,
-        "limit_price": "" if o.limit_price is None else o.limit_price, "status": o.status.value,
-        "filled_quantity": o.filled_quantity, "average_price": o.average_price if o.filled_quantity else "",
-        "commission": o.commission, "created_time": o.created_ts, "updated_time": o.updated_ts,
-        "tag": o.tag or "", "reason": o.reason,
-    } for o in result.orders]
-    df = pd.DataFrame(rows, columns=[
-        "order_id", "strategy", "instrument", "side", "order_type", "quantity", "limit_price", "status",
-        "filled_quantity", "average_price", "commission", "created_time", "updated_time", "tag", "reason"])
-    for col in ("created_time", "updated_time"):
-        df[col] = ist_strings(df[col].to_numpy(dtype=np.int64)) if len(df) else []
+    o = result.orders
+    df = pd.DataFrame({
+        "order_id": [x.order_id for x in o], "strategy": [x.strategy_id for x in o],
+        "instrument": [x.instrument for x in o], "side": [x.side.value for x in o],
+        "order_type": [x.order_type.value for x in o], "quantity": [x.quantity for x in o],
+        "limit_price": ["" if x.limit_price is None else x.limit_price for x in o],
+        "status": [x.status.value for x in o], "filled_quantity": [x.filled_quantity for x in o],
+        "average_price": [x.average_price if x.filled_quantity else "" for x in o],
+        "commission": [x.commission for x in o],
+        "created_time": ist_strings(np.array([x.created_ts for x in o], dtype=np.int64)) if o else [],
+        "updated_time": ist_strings(np.array([x.updated_ts for x in o], dtype=np.int64)) if o else [],
+        "tag": [x.tag or "" for x in o], "reason": [x.reason for x in o],
+    })
     return atomic_write_bytes(path, _csv(df))
 
 
@@ -117,16 +143,14 @@ def write_fills(result: RunResult, path: Path) -> Path:
 
 
 def write_equity(result: RunResult, path: Path) -> Path:
-    cols: dict[str, object] = {
-        "timestamp": ist_strings(result.index.as_unit("ns").asi8 - 0),
-        "equity": result.equity,
-        "cash": result.cash,
-        "buy_and_hold": result.benchmark,
-    }
+    """Equity, cash and buy & hold at every bar (plus each strategy's P&L when there are several)."""
+    header = ["timestamp", "equity", "cash", "buy_and_hold"]
+    columns = [result.equity, result.cash, result.benchmark]
     if len(result.strategy_pnl) > 1:
         for sid, pnl in result.strategy_pnl.items():
-            cols[f"pnl:{sid}"] = pnl
-    return atomic_write_bytes(path, _fast_csv(cols))
+            header.append(f"pnl:{sid}")
+            columns.append(pnl)
+    return _write_rows(path, header, result.index.as_unit("ns").asi8, columns)
 
 
 def format_metric(value: object) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from algocli.domain.models import Fill, Position
+from algocli.domain.models import Fill, OrderSide, Position
+
+_BUY = OrderSide.BUY
 
 
 class _Lot:
@@ -51,51 +53,54 @@ class Ledger:
 
     def book(self, fill: Fill) -> None:
         """Apply a fill to cash, the strategy's position and its round trips."""
-        if fill.fill_id in self.booked:
+        booked = self.booked
+        if fill.fill_id in booked:
             raise ValueError(f"fill {fill.fill_id} is already booked")
-        self.booked.add(fill.fill_id)
-        signed = fill.signed_quantity
-        self.cash -= signed * fill.price + fill.commission
-        key = (fill.strategy_id, fill.instrument)
-        self.net[fill.instrument] = self.net.get(fill.instrument, 0) + signed
+        booked.add(fill.fill_id)
+        qty = fill.quantity
+        signed = qty if fill.side is _BUY else -qty
+        price = fill.price
+        self.cash -= signed * price + fill.commission
+        inst = fill.instrument
+        self.net[inst] = self.net.get(inst, 0) + signed
+        key = (fill.strategy_id, inst)
         pos = self.positions.get(key)
         if pos is None:
-            pos = self.positions[key] = Position(fill.instrument)
+            pos = self.positions[key] = Position(inst)
             self._lots[key] = deque()
-        pos.last_price = fill.price
-        remaining = self._close_lots(key, pos, fill, signed)
-        if remaining:
-            self._lots[key].append(
-                _Lot(remaining, fill.price, fill.ts, fill.bar, fill.commission / fill.quantity)
-            )
-        self._refresh(pos, self._lots[key])
-
-    def _close_lots(self, key: tuple[str, str], pos: Position, fill: Fill, signed: int) -> int:
+        pos.last_price = price
         lots = self._lots[key]
+        remaining = self._close_lots(lots, pos, fill, signed) if lots and lots[0].qty * signed < 0 else signed
+        if remaining:
+            lots.append(_Lot(remaining, price, fill.ts, fill.bar, fill.commission / qty))
+            held = pos.quantity
+            pos.average_price = (pos.average_price * held + remaining * price) / (held + remaining)
+            pos.quantity = held + remaining
+
+    def _close_lots(self, lots: deque[_Lot], pos: Position, fill: Fill, signed: int) -> int:
+        """Close lots first-in first-out against ``signed``; return the part left to open."""
         exit_comm_per_unit = fill.commission / fill.quantity
+        price = fill.price
         while signed and lots and lots[0].qty * signed < 0:
             lot = lots[0]
             qty = min(abs(lot.qty), abs(signed))
             size = qty if lot.qty > 0 else -qty
             commission = qty * (lot.comm_per_unit + exit_comm_per_unit)
-            pnl = size * (fill.price - lot.price) - commission
-            ret = (1.0 if size > 0 else -1.0) * (fill.price / lot.price - 1) - commission / (qty * lot.price)
+            pnl = size * (price - lot.price) - commission
+            ret = (1.0 if size > 0 else -1.0) * (price / lot.price - 1) - commission / (qty * lot.price)
             self.trades.append((
                 fill.strategy_id, fill.instrument, size, lot.ts, fill.ts, lot.price,
-                fill.price, pnl, ret, commission, lot.bar, fill.bar,
+                price, pnl, ret, commission, lot.bar, fill.bar,
             ))
             pos.realized_pnl += pnl
             lot.qty -= size
             signed += size
             if lot.qty == 0:
                 lots.popleft()
+        held = sum(lot.qty for lot in lots)
+        pos.average_price = (sum(lot.qty * lot.price for lot in lots) / held) if held else 0.0
+        pos.quantity = held
         return signed
-
-    @staticmethod
-    def _refresh(pos: Position, lots: deque[_Lot]) -> None:
-        qty = sum(lot.qty for lot in lots)
-        pos.quantity = qty
-        pos.average_price = (sum(lot.qty * lot.price for lot in lots) / qty) if qty else 0.0
 
 
 TRADE_FIELDS = (

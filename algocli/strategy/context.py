@@ -77,24 +77,34 @@ class StrategyContext:
             h = self._histories[instrument]
         except KeyError:
             h = self._history(instrument)
-        ind = h.indicators.get(key)
-        if ind is None or ind.length != h.length:
-            ind = self._build(h, key, name, params, price)
+        outputs = h.indicators.get(key)
+        if outputs is None:
+            outputs = self._build(h, key, name, params, price)
         i = h.cursor
-        return ind.outputs[out][i] if i >= 0 else _NAN
+        return outputs[out][i] if i >= 0 else _NAN
 
     def _build(self, h: History, key: tuple, name: str, params: dict, price: str | None):
         try:
-            ind = h.indicator(key, name, params, price)
+            outputs = h.indicator(key, name, params, price)
         except Exception as exc:  # TA-Lib's own errors name neither the call nor the fix
             raise ValueError(f"indicator {name}({params}) on {h.instrument} failed: {exc}") from exc
         prev = self.warmup.get(h.instrument, 0)
-        self.warmup[h.instrument] = max(prev, ind.first_valid)
-        return ind
+        self.warmup[h.instrument] = max(prev, h.first_valid[key])
+        return outputs
 
     def sma(self, instrument: str, period: int, field: str = "close") -> float:
         """Simple moving average of ``field``."""
-        return self._value(instrument, ("SMA", period, field), "SMA", {"timeperiod": period}, field)
+        # Inlined cache lookup: strategies call this every bar, so it skips _value's extra frame.
+        try:
+            h = self._histories[instrument]
+        except KeyError:
+            h = self._history(instrument)
+        key = ("SMA", period, field)
+        outputs = h.indicators.get(key)
+        if outputs is None:
+            outputs = self._build(h, key, "SMA", {"timeperiod": period}, field)
+        i = h.cursor
+        return outputs[0][i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
@@ -137,14 +147,11 @@ class StrategyContext:
         name = name.upper()
         key = (name, price, tuple(sorted(params.items())))
         h = self._history(instrument)
-        ind = h.indicators.get(key)
-        if ind is None or ind.length != h.length:
-            ind = self._build(h, key, name, params, price)
+        outputs = h.indicators.get(key)
+        if outputs is None:
+            outputs = self._build(h, key, name, params, price)
         i = h.cursor
-        if i < 0:
-            vals = tuple(_NAN for _ in ind.outputs)
-        else:
-            vals = tuple(o[i] for o in ind.outputs)
+        vals = tuple(o[i] if i >= 0 else _NAN for o in outputs)
         return vals[0] if len(vals) == 1 else vals
 
     def indicator_series(self, name: str, instrument: str, periods: int, *, output: int = 0,
@@ -153,9 +160,9 @@ class StrategyContext:
         name = name.upper()
         self.indicator(name, instrument, price=price, **params)
         h = self._history(instrument)
-        ind = h.indicators[(name, price, tuple(sorted(params.items())))]
+        outputs = h.indicators[(name, price, tuple(sorted(params.items())))]
         end = h.cursor + 1
-        arr = np.frombuffer(ind.outputs[output], dtype=np.float64)[max(0, end - periods): end]
+        arr = np.frombuffer(outputs[output], dtype=np.float64)[max(0, end - periods): end]
         return arr
 
     # --- portfolio ----------------------------------------------------------------------
