@@ -18,9 +18,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
-import os
 import re
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -509,17 +507,6 @@ def write_report(result: RunResult, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page = render_html(result)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from algocli.persistence.artifacts import atomic_write_text
+
+    return atomic_write_text(Path(path), render_html(result))

@@ -55,15 +55,16 @@ def _write_artifacts(result, assembled, out_dir: Path, config_path: str, report:
     import yaml
 
     from algocli.persistence import artifacts as a
+    from algocli.persistence.background import BackgroundTask
 
+    # the per-bar equity curve is the slowest file; it is written on the second core
+    equity = BackgroundTask(lambda: a.write_equity(result, out_dir / "equity_curve.csv"), "equity_curve.csv")
     paths = [
         a.write_trades(result, out_dir / "trades.csv"),
         a.write_orders(result, out_dir / "orders.csv"),
         a.write_fills(result, out_dir / "fills.csv"),
-        a.write_equity(result, out_dir / "equity_curve.csv"),
         a.write_results(result, out_dir / "results.csv"),
-        a.atomic_write_text(out_dir / "config.resolved.yaml", yaml.safe_dump(
-            assembled.config.model_dump(mode="json", by_alias=True), sort_keys=False)),
+        a.atomic_write_text(out_dir / "config.resolved.yaml", yaml.safe_dump(assembled.resolved(), sort_keys=False)),
     ]
     if report:
         from algocli.analytics.report import write_report
@@ -73,4 +74,6 @@ def _write_artifacts(result, assembled, out_dir: Path, config_path: str, report:
         out_dir / "run.json", config_hash=assembled.config.content_hash(), config_path=config_path,
         data_files=assembled.data_files, bars=len(result.index), elapsed_s=elapsed,
         notes=result.notes + assembled.warnings))
+    equity.wait()
+    paths.insert(3, out_dir / "equity_curve.csv")
     return paths

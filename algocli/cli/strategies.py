@@ -27,7 +27,7 @@ def strategies_command() -> None:
                         ("broker", "Brokers"), ("fill model", "Fill models")):
         table = Table(title=title, title_justify="left", show_lines=True)
         table.add_column("name", style="bold cyan")
-        table.add_column("class")
+        table.add_column("class", overflow="fold")
         table.add_column("parameters")
         for name, ep in registered(kind).items():
             try:

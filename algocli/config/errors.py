@@ -71,6 +71,9 @@ def describe(err: dict, model: type[BaseModel], prefix: str = "") -> str:
         expected = err.get("ctx", {}).get("expected", "")
         choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         return f"{where}: {value!r} is not allowed, use one of {expected}{suggest(value, choices)}"
+    for prefix_text in ("Value error, ", "Assertion failed, "):  # pydantic's wrapper text
+        if msg.startswith(prefix_text):
+            msg = msg[len(prefix_text):]
     shown = f" (got {value!r})" if value is not None and not isinstance(value, (dict, list)) else ""
     return f"{where}: {msg[0].lower() + msg[1:] if msg else msg}{shown}"
 

@@ -1,13 +1,14 @@
 """The candle a strategy receives: a two-slot view into columnar history.
 
 Building a full object per bar would cost more than the rest of the bar's work, so a
-``Candle`` is a ``(history, index)`` pair whose fields read the columns on demand. It is
+``Candle`` is a ``(history, index, instrument)`` tuple whose fields read the columns on demand. It is
 immutable and safe to keep: the history it points at only ever grows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from algocli.domain.models import IST_OFFSET_NS
@@ -24,7 +25,7 @@ def ns_to_ist(ns: int) -> datetime:
     return (_EPOCH + timedelta(microseconds=ns // 1000)).astimezone(IST)
 
 
-class Candle(tuple):
+class Candle(tuple):  # (history, index, instrument)
     """One OHLCV bar of one instrument.
 
     Fields: ``instrument``, ``timestamp`` (aware IST datetime of the bar's start), ``ts``
@@ -34,14 +35,9 @@ class Candle(tuple):
 
     __slots__ = ()
 
-    @property
-    def instrument(self) -> str:
-        return self[0].instrument
-
-    @property
-    def index(self) -> int:
-        """Position of this bar in its instrument's history (0 is the first bar)."""
-        return self[1]
+    # C-level getters: these two are read on every bar by most strategies
+    instrument = property(itemgetter(2), doc="Instrument id, e.g. ``NSE_EQ:1333``.")
+    index = property(itemgetter(1), doc="Position of this bar in its instrument's history (0 is the first).")
 
     @property
     def ts(self) -> int:

@@ -21,6 +21,17 @@ class Assembled:
     config: RunConfig
     data_files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    plugin_configs: dict[str, dict] = field(default_factory=dict)
+
+    def resolved(self) -> dict:
+        """The run definition with every plugin default filled in, as plain data."""
+        out = self.config.model_dump(mode="json", by_alias=True)
+        out["data"] = {"feed": self.config.data.feed, **self.plugin_configs["data"]}
+        out["broker"] = {"name": self.config.broker.name, **self.plugin_configs["broker"]}
+        out["fill_model"] = {"name": self.config.fill_model.name, **self.plugin_configs["fill_model"]}
+        for entry, params in zip(out["strategies"], self.plugin_configs["strategies"]):
+            entry["params"] = params
+        return out
 
 
 def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None] | None = None) -> Assembled:
@@ -52,13 +63,19 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         bars, initial_capital=config.initial_capital, fill_model=fill_model,
         cost_model=broker_cls.cost_model(broker_cfg), interval=config.interval, name=config.name,
     )
+    plugin_configs = {
+        "data": feed_cfg.model_dump(mode="json"),
+        "broker": broker_cfg.model_dump(mode="json"),
+        "fill_model": fill_model.config.model_dump(mode="json"),
+        "strategies": [s.params.model_dump(mode="json") for s in strategies],
+    }
     for i, (entry, strategy) in enumerate(zip(config.strategies, strategies)):
         sid = entry.id or f"{entry.class_.rsplit(':', 1)[-1]}-{i}"
         try:
             bt.add_strategy(strategy, entry.instruments, sid)
         except ValueError as exc:
             raise ConfigError(f"{source}: strategies[{i}].id: {exc}") from None
-    return Assembled(bt, config, list(feed.files_used()), warnings)
+    return Assembled(bt, config, list(feed.files_used()), warnings, plugin_configs)
 
 
 def _plugin_config(cls: type, params: dict, source: str, section: str):

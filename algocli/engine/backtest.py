@@ -89,8 +89,8 @@ class Backtest:
             self._run_single(progress)
         else:
             self._run_multi(progress)
+        self._finish()  # close-out fills still reach on_order_fill, then on_stop comes last
         self.core.stop()
-        self._finish()
         return build_result(self, tl.ts)
 
     # --- loops ---------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Backtest:
                         h.cursor = i
                         if working:
                             on_bar(inst, i, ts[i], i)
-                        out = on_candle(Candle((h, i)))
+                        out = on_candle(Candle((h, i, inst)))
                         if out is not None:
                             handle(sid, out)
                 else:
@@ -133,7 +133,7 @@ class Backtest:
                         h.cursor = i
                         if working:
                             on_bar(inst, i, ts[i], i)
-                        candle = Candle((h, i))
+                        candle = Candle((h, i, inst))
                         for sid, on_candle in subs:
                             out = on_candle(candle)
                             if out is not None:
@@ -168,7 +168,7 @@ class Backtest:
                     for e in range(a, b):  # ... then strategies see the closed bars
                         k, i = ev_slot[e], ev_idx[e]
                         h = hists[k]
-                        candle = Candle((h, i))
+                        candle = Candle((h, i, h.instrument))
                         for sid, on_candle in subs[k]:
                             out = on_candle(candle)
                             if out is not None:

@@ -41,7 +41,9 @@ def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
     for slot in core.slots:
         own = cols.strategy == slot.id
         pnl = _cumulative(cols.bar[own], cols.cash_flow[own], n)
-        for inst in slot.instruments:
+        # value every instrument the strategy traded, subscribed or not
+        traded = dict.fromkeys([*slot.instruments, *cols.instrument[own].tolist()])
+        for inst in traded:
             mine = own & (cols.instrument == inst)
             value = _cumulative(cols.bar[mine], cols.signed[mine], n) * closes[inst]
             pnl += value

@@ -7,8 +7,8 @@ of one. CSVs are deterministic: the same config and data give the same bytes.
 
 from __future__ import annotations
 
+import csv
 import hashlib
-import io
 import json
 import os
 import platform
@@ -20,15 +20,21 @@ import numpy as np
 import pandas as pd
 
 from algocli.analytics.result import RunResult
-from algocli.domain.models import IST_OFFSET_NS
+from algocli.domain.models import IST_OFFSET_NS, OrderSide, OrderStatus, OrderType
 
 _IST_SUFFIX = "+05:30"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes owner-only files; artifacts follow the umask
+# enum member -> CSV text; a dict lookup is several times cheaper than ``.value`` per row
+_TEXT = {m: m.value for enum in (OrderSide, OrderStatus, OrderType) for m in enum}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file, fsync and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -51,95 +57,129 @@ def ist_strings(ns: np.ndarray) -> np.ndarray:
     return np.char.add(np.datetime_as_string(local, unit="s"), _IST_SUFFIX)
 
 
-def _csv(df: pd.DataFrame) -> bytes:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n")
-    return buf.getvalue().encode("utf-8")
+class _AtomicFile:
+    """A text file written under a temporary name and renamed into place on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.fchmod(fd, _FILE_MODE)
+        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        return self.fh
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)
 
 
-def _write_rows(path: Path, header: list[str], times: np.ndarray, columns: list, chunk: int = 100_000) -> Path:
-    """Stream a time column and float columns to ``path`` atomically, ``chunk`` rows at a time.
+def write_table(path: Path, columns: dict[str, list]) -> Path:
+    """Write equal-length columns as CSV (quoted where needed); floats in full precision."""
+    with _AtomicFile(path) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values()))
+    return path
+
+
+def _write_series(path: Path, header: list[str], times: np.ndarray, columns: list, chunk: int = 100_000) -> Path:
+    """Stream a time column and float columns, ``chunk`` rows at a time.
 
     Times (UTC ns) become IST ISO strings chunk by chunk, so a million-row curve never
     holds a million strings; floats are written with two decimals (rupees and paise).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = "{}," + ",".join("{:.2f}" for _ in columns) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(",".join(header) + "\n")
-            for start in range(0, len(times), chunk):
-                stop = start + chunk
-                parts = [ist_strings(times[start:stop]).tolist()] + [c[start:stop].tolist() for c in columns]
-                fh.write("".join(map(fmt.format, *parts)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _AtomicFile(path) as fh:
+        fh.write(",".join(header) + "\n")
+        for start in range(0, len(times), chunk):
+            stop = start + chunk
+            parts = [ist_strings(times[start:stop]).tolist()] + [c[start:stop].tolist() for c in columns]
+            fh.write("".join(map(fmt.format, *parts)))
     return path
 
 
 def _durations(values) -> list[str]:
-    return pd.Series(pd.to_timedelta(values), dtype="timedelta64[ns]").astype(str).tolist()
+    """Timedeltas in pandas' text form (``3 days 04:05:00``), which ``pd.Timedelta`` parses back."""
+    ns = pd.TimedeltaIndex(values).as_unit("ns").asi8
+    out = []
+    for v in ns.tolist():
+        days, rem = divmod(v, 86_400 * 10**9)
+        secs, frac = divmod(rem, 10**9)
+        h, rem_s = divmod(secs, 3600)
+        m, sec = divmod(rem_s, 60)
+        text = f"{days} days {h:02d}:{m:02d}:{sec:02d}"
+        out.append(text if not frac else str(pd.Timedelta(v)))
+    return out
 
 
-def _times(series: pd.Series) -> np.ndarray | list:
+def _times(series: pd.Series) -> list[str]:
     if not len(series):
         return []
-    return ist_strings(pd.DatetimeIndex(series).as_unit("ns").asi8)
+    return ist_strings(pd.DatetimeIndex(series).as_unit("ns").asi8).tolist()
 
 
 def write_trades(result: RunResult, path: Path) -> Path:
+    """Round trips: one row per closed lot, with the strategy that traded it."""
     t = result.trades
     names = {k: (v.display_name if v else k) for k, v in result.instruments.items()}
-    df = pd.DataFrame({
-        "instrument": t["instrument"].map(names) if len(t) else [],
-        "instrument_id": t["instrument"],
-        "strategy": t["strategy"],
-        "side": t["side"],
-        "size": t["size"].abs() if len(t) else [],
+    return write_table(path, {
+        "instrument": [names.get(x, x) for x in t["instrument"]],
+        "instrument_id": t["instrument"].tolist(),
+        "strategy": t["strategy"].tolist(),
+        "side": t["side"].tolist(),
+        "size": [abs(int(x)) for x in t["size"]],
         "entry_time": _times(t["entry_time"]),
-        "entry_price": t["entry_price"],
+        "entry_price": t["entry_price"].tolist(),
         "exit_time": _times(t["exit_time"]),
-        "exit_price": t["exit_price"],
-        "pnl": t["pnl"],
-        "return_pct": t["return_pct"] * 100 if len(t) else [],
-        "commission": t["commission"],
+        "exit_price": t["exit_price"].tolist(),
+        "pnl": t["pnl"].tolist(),
+        "return_pct": (t["return_pct"].astype(float) * 100).tolist(),
+        "commission": t["commission"].tolist(),
         "duration": _durations(t["duration"]) if len(t) else [],
     })
-    return atomic_write_bytes(path, _csv(df))
 
 
 def write_orders(result: RunResult, path: Path) -> Path:
+    """Every order with its final status; rejected and expired ones carry the reason."""
     o = result.orders
-    df = pd.DataFrame({
+    return write_table(path, {
         "order_id": [x.order_id for x in o], "strategy": [x.strategy_id for x in o],
-        "instrument": [x.instrument for x in o], "side": [x.side.value for x in o],
-        "order_type": [x.order_type.value for x in o], "quantity": [x.quantity for x in o],
+        "instrument": [x.instrument for x in o], "side": [_TEXT[x.side] for x in o],
+        "order_type": [_TEXT[x.order_type] for x in o], "quantity": [x.quantity for x in o],
         "limit_price": ["" if x.limit_price is None else x.limit_price for x in o],
-        "status": [x.status.value for x in o], "filled_quantity": [x.filled_quantity for x in o],
+        "status": [_TEXT[x.status] for x in o], "filled_quantity": [x.filled_quantity for x in o],
         "average_price": [x.average_price if x.filled_quantity else "" for x in o],
         "commission": [x.commission for x in o],
-        "created_time": ist_strings(np.array([x.created_ts for x in o], dtype=np.int64)) if o else [],
-        "updated_time": ist_strings(np.array([x.updated_ts for x in o], dtype=np.int64)) if o else [],
+        "created_time": _ist_list([x.created_ts for x in o]),
+        "updated_time": _ist_list([x.updated_ts for x in o]),
         "tag": [x.tag or "" for x in o], "reason": [x.reason for x in o],
     })
-    return atomic_write_bytes(path, _csv(df))
+
+
+def _ist_list(ns: list[int]) -> list[str]:
+    return ist_strings(np.array(ns, dtype=np.int64)).tolist() if ns else []
 
 
 def write_fills(result: RunResult, path: Path) -> Path:
+    """Every fill in booking order."""
     f = result.fills
-    df = pd.DataFrame({
+    return write_table(path, {
         "fill_id": [x.fill_id for x in f], "order_id": [x.order_id for x in f],
         "strategy": [x.strategy_id for x in f], "instrument": [x.instrument for x in f],
-        "side": [x.side.value for x in f], "quantity": [x.quantity for x in f],
+        "side": [_TEXT[x.side] for x in f], "quantity": [x.quantity for x in f],
         "price": [x.price for x in f], "commission": [x.commission for x in f],
-        "time": ist_strings(np.array([x.ts for x in f], dtype=np.int64)) if f else [],
+        "time": _ist_list([x.ts for x in f]),
     })
-    return atomic_write_bytes(path, _csv(df))
 
 
 def write_equity(result: RunResult, path: Path) -> Path:
@@ -150,7 +190,7 @@ def write_equity(result: RunResult, path: Path) -> Path:
         for sid, pnl in result.strategy_pnl.items():
             header.append(f"pnl:{sid}")
             columns.append(pnl)
-    return _write_rows(path, header, result.index.as_unit("ns").asi8, columns)
+    return _write_series(path, header, result.index.as_unit("ns").asi8, columns)
 
 
 def format_metric(value: object) -> str:

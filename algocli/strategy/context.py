@@ -26,7 +26,7 @@ _NAN = math.nan
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
-    __slots__ = ("_core", "_histories", "_strategy_id", "warmup")
+    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache")
 
     def __init__(self, core: EngineCore, strategy_id: str) -> None:
         self._core = core
@@ -35,6 +35,7 @@ class StrategyContext:
         # First bar (per instrument) at which every indicator the strategy asked for is
         # defined; buy & hold is measured from there, as backtesting.py does.
         self.warmup: dict[str, int] = {}
+        self._cache: dict[tuple, tuple] = {}
 
     @property
     def strategy_id(self) -> str:
@@ -61,7 +62,7 @@ class StrategyContext:
         i = h.cursor + offset
         if offset > 0 or i < 0:
             return None
-        return Candle((h, i))
+        return Candle((h, i, h.instrument))
 
     @property
     def now(self):
@@ -71,72 +72,77 @@ class StrategyContext:
         return ns_to_ist(self._core.now_ns)
 
     # --- indicators ---------------------------------------------------------------------
+    #
+    # Each context keeps its own cache, key -> (history, outputs, length). The TA-Lib work
+    # itself is shared per history (``History.indicator``), so two strategies asking for
+    # the same SMA compute it once, while each records its own warm-up for buy & hold.
+    # ``length`` detects a history that grew (paper and live append bars).
 
-    def _value(self, instrument: str, key: tuple, name: str, params: dict, price: str | None, out: int = 0) -> float:
+    def _entry(self, key: tuple, instrument: str, name: str, params: dict, price: str | None) -> tuple:
+        h = self._history(instrument)
+        hkey = (name, price, tuple(sorted(params.items())))
         try:
-            h = self._histories[instrument]
-        except KeyError:
-            h = self._history(instrument)
-        outputs = h.indicators.get(key)
-        if outputs is None:
-            outputs = self._build(h, key, name, params, price)
-        i = h.cursor
-        return outputs[out][i] if i >= 0 else _NAN
-
-    def _build(self, h: History, key: tuple, name: str, params: dict, price: str | None):
-        try:
-            outputs = h.indicator(key, name, params, price)
+            if hkey not in h.indicators:
+                _check_arguments(name, params, price)
+            outputs = h.indicator(hkey, name, params, price)
         except Exception as exc:  # TA-Lib's own errors name neither the call nor the fix
             raise ValueError(f"indicator {name}({params}) on {h.instrument} failed: {exc}") from exc
-        prev = self.warmup.get(h.instrument, 0)
-        self.warmup[h.instrument] = max(prev, h.first_valid[key])
-        return outputs
+        self.warmup[h.instrument] = max(self.warmup.get(h.instrument, 0), h.first_valid[hkey])
+        entry = (h, outputs, h.length, outputs[0])
+        self._cache[key] = entry
+        return entry
+
+    def _outputs(self, key: tuple, instrument: str, name: str, params: dict, price: str | None) -> tuple:
+        e = self._cache.get(key)
+        if e is None or e[0].length != e[2]:
+            e = self._entry(key, instrument, name, params, price)
+        return e
 
     def sma(self, instrument: str, period: int, field: str = "close") -> float:
         """Simple moving average of ``field``."""
-        # Inlined cache lookup: strategies call this every bar, so it skips _value's extra frame.
-        try:
-            h = self._histories[instrument]
-        except KeyError:
-            h = self._history(instrument)
-        key = ("SMA", period, field)
-        outputs = h.indicators.get(key)
-        if outputs is None:
-            outputs = self._build(h, key, "SMA", {"timeperiod": period}, field)
-        i = h.cursor
-        return outputs[0][i] if i >= 0 else _NAN
+        # Inlined cache read: strategies call this every bar.
+        e = self._cache.get(("SMA", instrument, period, field))
+        if e is None or e[0].length != e[2]:
+            e = self._entry(("SMA", instrument, period, field), instrument, "SMA", {"timeperiod": period}, field)
+        i = e[0].cursor
+        return e[3][i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
-        return self._value(instrument, ("EMA", period, field), "EMA", {"timeperiod": period}, field)
+        e = self._cache.get(("EMA", instrument, period, field))
+        if e is None or e[0].length != e[2]:
+            e = self._entry(("EMA", instrument, period, field), instrument, "EMA", {"timeperiod": period}, field)
+        i = e[0].cursor
+        return e[3][i] if i >= 0 else _NAN
 
     def rsi(self, instrument: str, period: int = 14) -> float:
         """Relative strength index of closes."""
-        return self._value(instrument, ("RSI", period), "RSI", {"timeperiod": period}, None)
+        e = self._outputs(("RSI", instrument, period), instrument, "RSI", {"timeperiod": period}, None)
+        i = e[0].cursor
+        return e[3][i] if i >= 0 else _NAN
+
+    def _triple(self, e: tuple) -> tuple[float, float, float]:
+        i = e[0].cursor
+        if i < 0:
+            return (_NAN, _NAN, _NAN)
+        a, b, c = e[1]
+        return (a[i], b[i], c[i])
 
     def macd(self, instrument: str, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[float, float, float]:
         """MACD line, signal line and histogram."""
-        key = ("MACD", fast, slow, signal)
         params = {"fastperiod": fast, "slowperiod": slow, "signalperiod": signal}
-        return (
-            self._value(instrument, key, "MACD", params, None, 0),
-            self._value(instrument, key, "MACD", params, None, 1),
-            self._value(instrument, key, "MACD", params, None, 2),
-        )
+        return self._triple(self._outputs(("MACD", instrument, fast, slow, signal), instrument, "MACD", params, None))
 
     def bollinger_bands(self, instrument: str, period: int = 20, std: float = 2.0) -> tuple[float, float, float]:
         """Upper, middle and lower Bollinger band of closes."""
-        key = ("BBANDS", period, std)
         params = {"timeperiod": period, "nbdevup": std, "nbdevdn": std, "matype": 0}
-        return (
-            self._value(instrument, key, "BBANDS", params, None, 0),
-            self._value(instrument, key, "BBANDS", params, None, 1),
-            self._value(instrument, key, "BBANDS", params, None, 2),
-        )
+        return self._triple(self._outputs(("BBANDS", instrument, period, std), instrument, "BBANDS", params, None))
 
     def atr(self, instrument: str, period: int = 14) -> float:
         """Average true range."""
-        return self._value(instrument, ("ATR", period), "ATR", {"timeperiod": period}, None)
+        e = self._outputs(("ATR", instrument, period), instrument, "ATR", {"timeperiod": period}, None)
+        i = e[0].cursor
+        return e[3][i] if i >= 0 else _NAN
 
     def indicator(self, name: str, instrument: str, *, price: str | None = None, **params) -> float | tuple[float, ...]:
         """Any TA-Lib function by name, e.g. ``indicator("ADX", inst, timeperiod=14)``.
@@ -145,24 +151,19 @@ class StrategyContext:
         ``price`` picks the input column for single-input functions (default ``close``).
         """
         name = name.upper()
-        key = (name, price, tuple(sorted(params.items())))
-        h = self._history(instrument)
-        outputs = h.indicators.get(key)
-        if outputs is None:
-            outputs = self._build(h, key, name, params, price)
-        i = h.cursor
-        vals = tuple(o[i] if i >= 0 else _NAN for o in outputs)
+        e = self._outputs((name, instrument, price, tuple(sorted(params.items()))), instrument, name, params, price)
+        i = e[0].cursor
+        vals = tuple(o[i] if i >= 0 else _NAN for o in e[1])
         return vals[0] if len(vals) == 1 else vals
 
     def indicator_series(self, name: str, instrument: str, periods: int, *, output: int = 0,
                          price: str | None = None, **params) -> np.ndarray:
         """The last ``periods`` values of a TA-Lib output up to the current bar (read-only)."""
         name = name.upper()
-        self.indicator(name, instrument, price=price, **params)
-        h = self._history(instrument)
-        outputs = h.indicators[(name, price, tuple(sorted(params.items())))]
-        end = h.cursor + 1
-        arr = np.frombuffer(outputs[output], dtype=np.float64)[max(0, end - periods): end]
+        e = self._outputs((name, instrument, price, tuple(sorted(params.items()))), instrument, name, params, price)
+        end = e[0].cursor + 1
+        arr = np.frombuffer(e[1][output], dtype=np.float64)[max(0, end - periods): end]
+        arr.flags.writeable = False  # a view into the cache: writing would corrupt later reads
         return arr
 
     # --- portfolio ----------------------------------------------------------------------
@@ -170,7 +171,12 @@ class StrategyContext:
     def get_position(self, instrument: str) -> Position | None:
         """This strategy's open position in ``instrument``, or None when flat."""
         pos = self._core.ledger.position(self._strategy_id, instrument)
-        return pos if pos is not None and pos.quantity != 0 else None
+        if pos is None or pos.quantity == 0:
+            return None
+        h = self._histories.get(instrument)
+        if h is not None and h.cursor >= 0:
+            pos.last_price = h.close_mv[h.cursor]  # mark to the current close
+        return pos
 
     def get_balance(self) -> float:
         """Account cash."""
@@ -216,3 +222,17 @@ class StrategyContext:
     def modify_order(self, order_id: str, quantity: int | None = None, price: float | None = None) -> bool:
         """Change an open order's quantity or limit price; True if it was still open."""
         return self._core.broker.modify(order_id, self._strategy_id, quantity, price)
+
+
+def _check_arguments(name: str, params: dict, price: str | None) -> None:
+    """Reject what TA-Lib would silently ignore: a misspelled parameter, or ``price`` on a
+    function without a single price input (it would run with its defaults instead)."""
+    from talib import abstract
+
+    fn = abstract.Function(name)
+    unknown = sorted(set(params) - set(fn.parameters))
+    if unknown:
+        known = ", ".join(fn.parameters) or "none"
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; {name} takes: {known}")
+    if price is not None and "price" not in fn.input_names:
+        raise ValueError(f"{name} reads {dict(fn.input_names)}, so price= does not apply")

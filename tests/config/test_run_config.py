@@ -1,0 +1,372 @@
+"""Run-definition mistakes: exit status 2 and one ``error:`` line naming the file, the key and the fix.
+
+Also the two ways to bring your own strategy: a ``package.module:ClassName`` path and an
+entry point in the ``algocli.strategies`` group.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from algocli.domain.models import Interval
+from cli.cli_support import parse_tables, write_dist_info
+
+INSTRUMENT = "NSE_EQ:1333"
+
+BUY_ONCE_SOURCE = '''\
+"""A strategy living outside algocli: buys once on the first candle and holds."""
+
+from pydantic import Field
+
+from algocli import BaseStrategy, Signal, SignalAction, StrategyParams
+
+
+class BuyOnce(BaseStrategy):
+    class Params(StrategyParams):
+        units: int = Field(1, ge=1)
+        patience_bars: int = Field(0, ge=0)
+
+    def on_init(self):
+        self.bought = False
+
+    def on_candle(self, candle):
+        if self.bought or candle.index < self.params.patience_bars:
+            return None
+        self.bought = True
+        return Signal(candle.instrument, SignalAction.BUY, self.params.units)
+'''
+
+
+def assert_one_line_error(result, *fragments: str, source: Path | str | None = None) -> str:
+    """Exit 2, exactly one ``error:`` line on stderr containing ``source`` and every fragment, no traceback."""
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    assert len(result.err_lines) == 1, result.err
+    line = result.err_lines[0]
+    assert line.startswith("error: "), line
+    if source is not None:
+        assert str(source) in line, line
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    assert result.out.strip() == "", "nothing goes to stdout on a config error"
+    return line
+
+
+@pytest.fixture
+def check(cli, base_config, write_yaml, tmp_path):
+    """Apply ``mutate`` to a valid config, run ``algo backtest`` on it, assert a one-line exit-2 error."""
+
+    def _check(mutate, *fragments: str, source: Path | str | None = None) -> str:
+        mutate(base_config)
+        path = write_yaml(base_config)
+        result = cli("backtest", path, "--quiet", "--output", tmp_path / "out")
+        line = assert_one_line_error(result, *fragments, source=path if source is None else source)
+        assert not (tmp_path / "out").exists(), "no artifacts after a failed run"
+        return line
+
+    return _check
+
+
+def _strategy(cfg: dict) -> dict:
+    return cfg["strategies"][0]
+
+
+def _params(cfg: dict) -> dict:
+    return cfg["strategies"][0]["params"]
+
+
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+# --- the schema --------------------------------------------------------------------------
+
+def test_the_base_config_is_valid(cli, base_config, write_yaml, tmp_path):
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", tmp_path / "ok")
+    assert result.code == 0, result.err
+    assert (tmp_path / "ok" / "results.csv").is_file()
+
+
+def test_unknown_top_level_key_suggests_the_right_one(check):
+    check(lambda c: _rename(c, "interval", "intervall"), "intervall", "unknown key", "did you mean `interval`")
+
+
+def test_unknown_nested_key_suggests_the_right_one(check):
+    check(lambda c: _rename(c["data"], "path", "pth"), "data.pth", "unknown key", "did you mean `path`")
+
+
+def test_unknown_key_without_close_match_lists_valid_keys(check):
+    line = check(lambda c: c["output"].update(zzz=1), "output.zzz", "unknown key")
+    assert "dir" in line
+
+
+def test_wrong_type(check):
+    check(lambda c: c.update(initial_capital="lots"), "initial_capital", "'lots'", "number")
+
+
+def test_non_positive_capital(check):
+    check(lambda c: c.update(initial_capital=0), "initial_capital", "greater than 0")
+
+
+def test_missing_required_key(check):
+    check(lambda c: c.pop("name"), "name", "required key is missing")
+
+
+def test_bad_interval_lists_allowed_values(check):
+    line = check(lambda c: c.update(interval="2m"), "interval", "'2m'", "is not allowed")
+    for interval in Interval:
+        assert f"'{interval.value}'" in line
+
+
+def test_instrument_without_segment(check):
+    check(lambda c: _strategy(c).update(instruments=["1333"]), "strategies[0].instruments", "SEGMENT:SECURITY_ID")
+
+
+def test_empty_strategy_list(check):
+    check(lambda c: c.update(strategies=[]), "strategies")
+
+
+# --- plugins by name ---------------------------------------------------------------------
+
+def test_unknown_strategy_class_suggests_the_registered_one(check):
+    check(lambda c: _strategy(c).update({"class": "sma_crosover"}),
+          "strategies[0].class", "'sma_crosover'", "did you mean `sma_crossover`",
+          "registered in algocli.strategies")
+
+
+def test_unknown_fill_model_suggests_the_registered_one(check):
+    check(lambda c: c["fill_model"].update(name="next_opn"), "fill_model.name", "did you mean `next_open`")
+
+
+def test_unknown_broker_lists_the_registered_ones(check):
+    check(lambda c: c["broker"].update(name="zerodha"), "broker.name", "unknown broker 'zerodha'", "simulated",
+          "package.module:ClassName")
+
+
+def test_unknown_feed(check):
+    check(lambda c: c["data"].update(feed="parquet"), "data.feed", "'parquet'", "csv")
+
+
+def test_unknown_broker_key_suggests_the_right_one(check):
+    check(lambda c: _rename(c["broker"], "commission_rate", "comission_rate"), "broker.comission_rate",
+          "did you mean `commission_rate`")
+
+
+def test_fill_model_parameter_out_of_range(check):
+    check(lambda c: c.update(fill_model={"name": "slippage", "slippage_pct": 0.9}), "fill_model.slippage_pct")
+
+
+# --- strategy parameters -----------------------------------------------------------------
+
+def test_unknown_strategy_param_suggests_the_right_one(check):
+    check(lambda c: _rename(_params(c), "slow_period", "slow_perod"), "strategies[0].params.slow_perod",
+          "unknown key", "did you mean `slow_period`")
+
+
+def test_ill_typed_strategy_param(check):
+    check(lambda c: _params(c).update(fast_period="ten"), "strategies[0].params.fast_period", "'ten'", "integer")
+
+
+def test_fast_period_must_be_below_slow_period(check):
+    def mutate(c):
+        _params(c).update(fast_period=30, slow_period=20)
+
+    check(mutate, "strategies[0].params", "fast_period must be smaller than slow_period")
+
+
+def test_error_in_second_strategy_names_its_index(check):
+    def mutate(c):
+        second = {"class": "rsi_mean_reversion", "instruments": [INSTRUMENT], "params": {"perod": 14}}
+        c["strategies"].append(second)
+
+    check(mutate, "strategies[1].params.perod", "did you mean `period`")
+
+
+# --- plugins by import path --------------------------------------------------------------
+
+def test_import_path_with_missing_module(check):
+    check(lambda c: _strategy(c).update({"class": "no_such_pkg_for_algocli_tests.module:Missing"}),
+          "strategies[0].class", "cannot import module 'no_such_pkg_for_algocli_tests.module'", "PYTHONPATH")
+
+
+def test_import_path_with_missing_class(check):
+    check(lambda c: _strategy(c).update({"class": "strategies.sma_crossover:Missing"}),
+          "strategies[0].class", "'strategies.sma_crossover'", "has no 'Missing'")
+
+
+def test_import_path_with_misspelt_class_suggests_it(check):
+    check(lambda c: _strategy(c).update({"class": "strategies.sma_crossover:SmaCrosover"}),
+          "strategies[0].class", "did you mean `SmaCrossover`")
+
+
+def test_import_path_to_something_that_is_not_a_strategy(check):
+    check(lambda c: _strategy(c).update({"class": "algocli.domain.models:Signal"}),
+          "strategies[0].class", "not a BaseStrategy subclass")
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def test_missing_data_file_names_the_expected_path(check, data_dir):
+    expected = data_dir / "NSE_EQ_9999.csv"
+    check(lambda c: _strategy(c).update(instruments=["NSE_EQ:9999"]), "NSE_EQ:9999", "data.path", source=expected)
+
+
+def test_missing_data_folder(check, tmp_path):
+    folder = tmp_path / "no_such_folder"
+    check(lambda c: c["data"].update(path=str(folder)), "no data file", source=folder / "NSE_EQ_1333.csv")
+
+
+def _corrupt_line(path: Path, line_no: int, replace) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[line_no - 1] = replace(lines[line_no - 1])
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def test_non_numeric_cell_names_file_and_row(check, data_dir):
+    csv = data_dir / "NSE_EQ_1333.csv"
+    line_no = 11  # as an editor numbers it: the header is line 1
+
+    def non_numeric_close(line: str) -> str:
+        fields = line.rstrip("\n").split(",")
+        fields[4] = "abc"
+        return ",".join(fields) + "\n"
+
+    _corrupt_line(csv, line_no, non_numeric_close)
+    check(lambda c: None, f"row {line_no}", "close", "abc", source=csv)
+
+
+def test_row_with_extra_field_names_file_and_row(check, data_dir):
+    csv = data_dir / "NSE_EQ_1333.csv"
+    line_no = 37
+    _corrupt_line(csv, line_no, lambda line: line.rstrip("\n") + ",42\n")
+    check(lambda c: None, f"row {line_no}", source=csv)
+
+
+def test_high_below_low_names_file_and_row(check, data_dir):
+    csv = data_dir / "NSE_EQ_1333.csv"
+    line_no = 100
+
+    def swap_high_low(line: str) -> str:
+        t, o, h, lo, c, v = line.rstrip("\n").split(",")
+        return ",".join([t, o, lo, h, c, v]) + "\n"
+
+    _corrupt_line(csv, line_no, swap_high_low)
+    check(lambda c: None, f"row {line_no}", "below low", source=csv)
+
+
+# --- the YAML file itself -----------------------------------------------------------------
+
+def test_invalid_yaml_names_the_line(cli, write_yaml):
+    text = ("name: x\n"
+            "initial_capital: 1000\n"
+            "strategies:\n"
+            "  - class: sma_crossover\n"
+            "   instruments: [NSE_EQ:1333]\n")  # line 5: indented one space too far
+    path = write_yaml(text)
+    assert_one_line_error(cli("backtest", path), "line 5", "not valid YAML", source=path)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""], ids=["list", "scalar", "empty"])
+def test_yaml_that_is_not_a_mapping(cli, write_yaml, text):
+    path = write_yaml(text)
+    assert_one_line_error(cli("backtest", path), "expected a mapping", source=path)
+
+
+def test_config_path_that_is_a_directory(cli, tmp_path):
+    assert_one_line_error(cli("backtest", tmp_path), "no such run definition", source=tmp_path)
+
+
+# --- bring your own strategy ----------------------------------------------------------------
+
+@pytest.fixture
+def forget_modules():
+    """Names appended here are dropped from sys.modules after the test."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def _single_trade(out_dir: Path) -> pd.Series:
+    trades = pd.read_csv(out_dir / "trades.csv")
+    assert len(trades) == 1
+    return trades.iloc[0]
+
+
+def test_strategy_from_an_import_path(cli, base_config, write_yaml, tmp_path, monkeypatch, forget_modules, data_dir):
+    module = "algocli_test_local_strategy"
+    forget_modules.append(module)
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / f"{module}.py").write_text(BUY_ONCE_SOURCE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(code_dir))
+    base_config["strategies"] = [{"class": f"{module}:BuyOnce", "instruments": [INSTRUMENT],
+                                  "params": {"units": 7}, "id": "buyer"}]
+    base_config["fill_model"] = {"name": "next_open"}
+    out = tmp_path / "out"
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", out)
+    assert result.code == 0, result.err
+    trade = _single_trade(out)
+    bars = pd.read_csv(data_dir / "NSE_EQ_1333.csv")
+    assert trade["strategy"] == "buyer"
+    assert trade["size"] == 7
+    # bought on the first candle, filled at the next bar's open, held to the last close
+    assert trade["entry_price"] == pytest.approx(bars["open"].iloc[1])
+    assert trade["exit_price"] == pytest.approx(bars["close"].iloc[-1])
+
+
+def test_import_path_strategy_with_bad_param(check, tmp_path, monkeypatch, forget_modules):
+    module = "algocli_test_local_strategy_params"
+    forget_modules.append(module)
+    (tmp_path / f"{module}.py").write_text(BUY_ONCE_SOURCE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check(lambda c: c.update(strategies=[{"class": f"{module}:BuyOnce", "instruments": [INSTRUMENT],
+                                          "params": {"unit": 3}}]),
+          "strategies[0].params.unit", "did you mean `units`")
+
+
+@pytest.fixture
+def entry_point_plugin(tmp_path, monkeypatch, forget_modules):
+    """A distribution ``my-plugin`` registering ``BuyOnce`` as strategy ``my_buy_once``."""
+    module = "my_plugin_strategy_for_algocli_tests"
+    forget_modules.append(module)
+    (tmp_path / f"{module}.py").write_text(BUY_ONCE_SOURCE, encoding="utf-8")
+    write_dist_info(tmp_path, "my-plugin", {"algocli.strategies": {"my_buy_once": f"{module}:BuyOnce"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{module}:BuyOnce"
+
+
+def test_entry_point_strategy_is_listed(cli, wide_console, entry_point_plugin):
+    assert (Path(sys.path[0]) / "my_plugin-0.0.0.dist-info" / "entry_points.txt").is_file()
+    result = cli("strategies")
+    assert result.code == 0, result.err
+    row = parse_tables(result.out)["Strategies"]["my_buy_once"]
+    assert row["class"] == entry_point_plugin
+    assert "units: int = 1" in row["params"]
+    assert "patience_bars: int = 0" in row["params"]
+
+
+def test_entry_point_strategy_runs_by_its_registered_name(cli, base_config, write_yaml, tmp_path, entry_point_plugin):
+    base_config["strategies"] = [{"class": "my_buy_once", "instruments": [INSTRUMENT], "params": {"units": 3}}]
+    out = tmp_path / "out"
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", out)
+    assert result.code == 0, result.err
+    trade = _single_trade(out)
+    assert trade["size"] == 3
+    assert trade["strategy"] == "my_buy_once-0"
+
+
+def test_entry_point_strategy_name_gets_suggested(check, entry_point_plugin):
+    check(lambda c: _strategy(c).update({"class": "my_buy_onse"}), "did you mean `my_buy_once`")
+
+
+def test_registered_strategy_that_fails_to_import(check, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_dist_info(site, "broken-plugin", {"algocli.strategies": {"broken_one": "no_such_module_xyz_algocli:Thing"}})
+    monkeypatch.syspath_prepend(str(site))
+    check(lambda c: _strategy(c).update({"class": "broken_one"}), "strategies[0].class",
+          "'broken_one' is registered but failed to import", "no_such_module_xyz_algocli")

@@ -1,0 +1,121 @@
+"""Every command the README shows is run here, the way a user would type it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+ALGO = str(Path(sys.executable).with_name("algo"))
+
+KNOWN = {
+    "make backtest", "make test", "make bench",
+    "algo backtest configs/sma.yaml", "algo backtest configs/sma.yaml --output /tmp/run1",
+    "algo backtest configs/multi.yaml --no-report", "algo --debug backtest configs/sma.yaml",
+    "python data/generate_sample.py",
+}
+
+
+def _bash_commands() -> set[str]:
+    commands = set()
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                commands.add(line)
+    return commands
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_readme_shows_only_commands_that_are_tested_here():
+    assert _bash_commands() == KNOWN
+
+
+def test_quick_start_has_two_commands():
+    quick = README.split("## Quick start", 1)[1].split("##", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", quick, flags=re.S).group(1)
+    assert [ln.split("#")[0].strip() for ln in block.splitlines() if ln.strip()] == ["make backtest", "make test"]
+
+
+def test_make_backtest_runs_the_sample():
+    proc = _run(["make", "backtest"])
+    assert proc.returncode == 0, proc.stderr
+    assert "Sharpe Ratio" in proc.stdout
+    results = pd.read_csv(ROOT / "output" / "sma-hdfcbank" / "results.csv", index_col="metric")["value"]
+    assert int(results["total_trades"]) > 0
+
+
+def test_make_test_runs_pytest_after_setup():
+    # running the suite from inside itself would recurse; check what it would execute
+    proc = _run(["make", "-n", "test"])
+    assert proc.returncode == 0, proc.stderr
+    assert "pytest" in proc.stdout and "chromium" in proc.stdout
+    assert "pytest" in (ROOT / ".ci" / "run").read_text() or "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_make_bench_target_runs_the_benchmark_script():
+    proc = _run(["make", "-n", "bench"])
+    assert "benchmarks/bench_sma.py" in proc.stdout
+    small = _run([sys.executable, "benchmarks/bench_sma.py", "--bars", "20000", "--repeat", "1"])
+    assert small.returncode == 0, small.stderr
+    for label in ("algocli engine", "backtesting.py 0.6", "speed-up", "`algo backtest` command", "peak RSS"):
+        assert label in small.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["backtest", "configs/sma.yaml"],
+    ["backtest", "configs/sma.yaml", "--output", "/tmp/run1"],
+    ["backtest", "configs/multi.yaml", "--no-report"],
+    ["--debug", "backtest", "configs/sma.yaml"],
+])
+def test_algo_commands(args):
+    import yaml
+
+    out_dir = Path(args[args.index("--output") + 1]) if "--output" in args else \
+        ROOT / yaml.safe_load((ROOT / args[-2 if "--no-report" in args else -1]).read_text())["output"]["dir"]
+    report = out_dir / "report.html"
+    report.unlink(missing_ok=True)
+    proc = _run([ALGO, *args])
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out_dir / "trades.csv").is_file()
+    assert report.exists() == ("--no-report" not in args)
+    if "multi" in args[-2]:
+        assert "per strategy" in proc.stdout
+
+
+def test_generate_sample_rewrites_identical_bytes():
+    files = sorted((ROOT / "data").glob("*.csv"))
+    before = {p.name: p.read_bytes() for p in files}
+    proc = _run([sys.executable, "data/generate_sample.py"])
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_bytes() for p in sorted((ROOT / "data").glob("*.csv"))} == before
+
+
+def test_readme_strategy_example_runs(tmp_path, monkeypatch):
+    code = re.search(r"```python\n(.*?)```", README.split("## Writing a strategy", 1)[1], flags=re.S).group(1)
+    (tmp_path / "readme_breakout.py").write_text(code)
+    config = tmp_path / "breakout.yaml"
+    config.write_text(f"""
+name: breakout
+initial_capital: 100000
+data: {{feed: csv, path: {ROOT / 'data'}}}
+strategies:
+  - class: readme_breakout:Breakout
+    instruments: ["NSE_EQ:1594"]
+    params: {{period: 20, quantity: 10}}
+output: {{dir: {tmp_path / 'out'}}}
+""")
+    proc = _run([ALGO, "backtest", str(config), "--no-report"], env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    trades = pd.read_csv(tmp_path / "out" / "trades.csv")
+    assert len(trades) > 0 and set(trades["strategy"]) == {"Breakout-0"}
