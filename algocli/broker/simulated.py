@@ -61,6 +61,7 @@ class SimulatedBroker:
         self.histories = histories
         self.fill_model = fill_model
         self.cost_model = cost_model
+        self._commission = cost_model.commission
         self._on_fill = on_fill
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
@@ -135,7 +136,7 @@ class SimulatedBroker:
         """Fill the whole order at ``price``, or reject it if the account cannot pay."""
         buy = order.side is _BUY
         qty = order.quantity - order.filled_quantity
-        commission = self.cost_model.commission(order.instrument, buy, qty, price)
+        commission = self._commission(order.instrument, buy, qty, price)
         ledger = self.ledger
         closing, opening = ledger.opening_quantity(order.strategy_id, order.instrument, qty if buy else -qty)
         if opening:

@@ -31,10 +31,29 @@ def _register() -> None:
     from algocli.cli import backtest, strategies  # noqa: F401  (commands register on import)
 
 
+def _tune_allocator() -> None:
+    """Make glibc hand large freed blocks straight back to the OS.
+
+    glibc raises its mmap threshold after the first large free, so later multi-megabyte
+    numpy arrays land on the heap and stay resident after they are freed. Loading a
+    million-row CSV then keeps ~100 MB of dead pages for the rest of the run. A fixed
+    1 MiB threshold keeps peak RSS near the live data. Other platforms are left alone.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status: 0 ok, 1 failure, 2 usage or config error, 130 interrupted."""
     from algocli.cli.console import err_console
 
+    _tune_allocator()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:  # accepted anywhere on the line, not only before the command

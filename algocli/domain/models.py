@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from numbers import Integral
 from typing import Any
 
 IST_OFFSET_NS = 19_800_000_000_000  # +05:30, India has no daylight saving
@@ -106,15 +107,24 @@ class Signal:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.action is SignalAction.HOLD:
+        if self.action is _HOLD:
             return
-        if not isinstance(self.quantity, int) or isinstance(self.quantity, bool) or self.quantity <= 0:
-            raise ValueError(f"Signal quantity must be a positive whole number, got {self.quantity!r}")
-        if self.order_type is OrderType.LIMIT:
+        q = self.quantity
+        if q.__class__ is not int:  # accept numpy integers, refuse floats and bools
+            if not isinstance(q, Integral) or isinstance(q, bool):
+                raise ValueError(f"Signal quantity must be a positive whole number, got {q!r}")
+            q = self.quantity = int(q)
+        if q <= 0:
+            raise ValueError(f"Signal quantity must be a positive whole number, got {q!r}")
+        if self.order_type is _LIMIT:
             if self.limit_price is None or not self.limit_price > 0:
                 raise ValueError("A LIMIT signal needs a positive limit_price")
         elif self.limit_price is not None:
             raise ValueError("A MARKET signal takes no limit_price; use order_type=LIMIT")
+
+
+_HOLD = SignalAction.HOLD
+_LIMIT = OrderType.LIMIT
 
 
 @dataclass(slots=True)

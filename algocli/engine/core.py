@@ -15,10 +15,11 @@ from algocli.errors import StrategyError
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.context import StrategyContext
 
+from algocli.strategy.base import BaseStrategy
+
 if TYPE_CHECKING:
     from algocli.broker.simulated import SimulatedBroker
     from algocli.data.history import History
-    from algocli.strategy.base import BaseStrategy
 
 
 class Clock(Protocol):
@@ -65,6 +66,7 @@ class EngineCore:
 
     def __post_init__(self) -> None:
         self._by_id: dict[str, StrategySlot] = {}
+        self._listeners: dict[str, StrategySlot] = {}
 
     @property
     def now_ns(self) -> int:
@@ -85,6 +87,8 @@ class EngineCore:
         slot.strategy.set_context(slot.context)
         self.slots.append(slot)
         self._by_id[slot.id] = slot
+        if type(slot.strategy).on_order_fill is not BaseStrategy.on_order_fill:
+            self._listeners[slot.id] = slot
 
     def subscribers(self) -> dict[str, list[tuple[str, object]]]:
         """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars."""
@@ -112,26 +116,33 @@ class EngineCore:
 
     def submit(self, strategy_id: str, signal: Signal) -> str | None:
         """Route a strategy's signal to the broker; returns the order id."""
-        order = self.broker.submit(strategy_id, signal, self.now_ns, self.timeline_bar)
+        c = self.clock
+        i = c.cursor
+        order = self.broker.submit(strategy_id, signal, c.ts_mv[i], i)
         return None if order is None else order.order_id
 
     def handle(self, strategy_id: str, result) -> None:
         """Submit what ``on_candle`` returned: a Signal, a list of them, or None."""
         if isinstance(result, Signal):
-            self.submit(strategy_id, result)
+            signals = (result,)
         elif isinstance(result, (list, tuple)):
-            for signal in result:
-                if signal is not None:
-                    self.submit(strategy_id, signal)
+            signals = result
         else:
             raise StrategyError(
                 f"strategy {strategy_id}: on_candle returned {type(result).__name__}; "
                 "return a Signal, a list of Signals, or None")
+        c = self.clock
+        i = c.cursor
+        ts = c.ts_mv[i]
+        submit = self.broker.submit
+        for signal in signals:
+            if signal is not None:
+                submit(strategy_id, signal, ts, i)
 
     def on_fill(self, fill: Fill) -> None:
-        slot = self._by_id.get(fill.strategy_id)
+        slot = self._listeners.get(fill.strategy_id)
         if slot is None:
-            return
+            return  # the strategy does not override on_order_fill
         try:
             slot.strategy.on_order_fill(fill)
         except StrategyError:

@@ -78,13 +78,13 @@ class _FillColumns:
     """The fills of a run as numpy columns, built in one pass."""
 
     def __init__(self, fills) -> None:
-        rows = [(f.bar, f.signed_quantity, f.price, f.commission, f.strategy_id, f.instrument) for f in fills]
-        bar, signed, price, commission, strategy, instrument = zip(*rows) if rows else ((),) * 6
-        self.bar = np.asarray(bar, dtype=np.int64)
-        self.signed = np.asarray(signed, dtype=float)
-        self.cash_flow = -self.signed * np.asarray(price, dtype=float) - np.asarray(commission, dtype=float)
-        self.strategy = np.asarray(strategy, dtype=object)
-        self.instrument = np.asarray(instrument, dtype=object)
+        self.bar = np.array([f.bar for f in fills], dtype=np.int64)
+        self.signed = np.array([f.signed_quantity for f in fills], dtype=float)
+        price = np.array([f.price for f in fills], dtype=float)
+        commission = np.array([f.commission for f in fills], dtype=float)
+        self.cash_flow = -self.signed * price - commission
+        self.strategy = np.array([f.strategy_id for f in fills], dtype=object)
+        self.instrument = np.array([f.instrument for f in fills], dtype=object)
 
 
 def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:

@@ -26,7 +26,7 @@ _NAN = math.nan
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
-    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache")
+    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_by_inst", "_sma", "_ema")
 
     def __init__(self, core: EngineCore, strategy_id: str) -> None:
         self._core = core
@@ -36,6 +36,9 @@ class StrategyContext:
         # defined; buy & hold is measured from there, as backtesting.py does.
         self.warmup: dict[str, int] = {}
         self._cache: dict[tuple, tuple] = {}
+        self._by_inst: dict[tuple, dict] = {}
+        self._sma: dict[str, dict] = {}
+        self._ema: dict[str, dict] = {}
 
     @property
     def strategy_id(self) -> str:
@@ -98,21 +101,37 @@ class StrategyContext:
             e = self._entry(key, instrument, name, params, price)
         return e
 
+    def _moving(self, name: str, instrument: str, period: int, field: str) -> tuple:
+        e = self._entry((name, instrument, period, field), instrument, name, {"timeperiod": period}, field)
+        self._by_inst.setdefault((name, instrument), {})[period if field == "close" else (period, field)] = e
+        return e
+
     def sma(self, instrument: str, period: int, field: str = "close") -> float:
         """Simple moving average of ``field``."""
-        # Inlined cache read: strategies call this every bar.
-        e = self._cache.get(("SMA", instrument, period, field))
-        if e is None or e[0].length != e[2]:
-            e = self._entry(("SMA", instrument, period, field), instrument, "SMA", {"timeperiod": period}, field)
-        i = e[0].cursor
+        # Strategies call this every bar: nested dicts keyed by plain str/int skip building
+        # and hashing a tuple key, which is most of the cost of a cached read.
+        try:
+            e = self._sma[instrument][period if field == "close" else (period, field)]
+        except KeyError:
+            e = self._moving("SMA", instrument, period, field)
+            self._sma[instrument] = self._by_inst[("SMA", instrument)]
+        h = e[0]
+        if h.length != e[2]:
+            e = self._moving("SMA", instrument, period, field)
+        i = h.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
-        e = self._cache.get(("EMA", instrument, period, field))
-        if e is None or e[0].length != e[2]:
-            e = self._entry(("EMA", instrument, period, field), instrument, "EMA", {"timeperiod": period}, field)
-        i = e[0].cursor
+        try:
+            e = self._ema[instrument][period if field == "close" else (period, field)]
+        except KeyError:
+            e = self._moving("EMA", instrument, period, field)
+            self._ema[instrument] = self._by_inst[("EMA", instrument)]
+        h = e[0]
+        if h.length != e[2]:
+            e = self._moving("EMA", instrument, period, field)
+        i = h.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def rsi(self, instrument: str, period: int = 14) -> float:
