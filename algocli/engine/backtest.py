@@ -119,7 +119,7 @@ class Backtest:
         sid, i = "", 0
         try:
             for start, stop in self._chunks(h.length, progress):
-                if len(subs) == 1:
+                if len(subs) == 1:  # the usual case: no inner loop over subscribers per bar
                     (sid, on_candle), = subs
                     for i in range(start, stop):
                         h.cursor = i

@@ -26,7 +26,7 @@ _NAN = math.nan
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
-    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_by_inst", "_sma", "_ema")
+    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_sma")
 
     def __init__(self, core: EngineCore, strategy_id: str) -> None:
         self._core = core
@@ -36,9 +36,7 @@ class StrategyContext:
         # defined; buy & hold is measured from there, as backtesting.py does.
         self.warmup: dict[str, int] = {}
         self._cache: dict[tuple, tuple] = {}
-        self._by_inst: dict[tuple, dict] = {}
-        self._sma: dict[str, dict] = {}
-        self._ema: dict[str, dict] = {}
+        self._sma: dict[str, dict] = {}  # instrument -> period -> entry, the hottest read
 
     @property
     def strategy_id(self) -> str:
@@ -101,9 +99,9 @@ class StrategyContext:
             e = self._entry(key, instrument, name, params, price)
         return e
 
-    def _moving(self, name: str, instrument: str, period: int, field: str) -> tuple:
-        e = self._entry((name, instrument, period, field), instrument, name, {"timeperiod": period}, field)
-        self._by_inst.setdefault((name, instrument), {})[period if field == "close" else (period, field)] = e
+    def _sma_entry(self, instrument: str, period: int, field: str) -> tuple:
+        e = self._entry(("SMA", instrument, period, field), instrument, "SMA", {"timeperiod": period}, field)
+        self._sma.setdefault(instrument, {})[period if field == "close" else (period, field)] = e
         return e
 
     def sma(self, instrument: str, period: int, field: str = "close") -> float:
@@ -113,25 +111,17 @@ class StrategyContext:
         try:
             e = self._sma[instrument][period if field == "close" else (period, field)]
         except KeyError:
-            e = self._moving("SMA", instrument, period, field)
-            self._sma[instrument] = self._by_inst[("SMA", instrument)]
+            e = self._sma_entry(instrument, period, field)
         h = e[0]
         if h.length != e[2]:
-            e = self._moving("SMA", instrument, period, field)
+            e = self._sma_entry(instrument, period, field)
         i = h.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
-        try:
-            e = self._ema[instrument][period if field == "close" else (period, field)]
-        except KeyError:
-            e = self._moving("EMA", instrument, period, field)
-            self._ema[instrument] = self._by_inst[("EMA", instrument)]
-        h = e[0]
-        if h.length != e[2]:
-            e = self._moving("EMA", instrument, period, field)
-        i = h.cursor
+        e = self._outputs(("EMA", instrument, period, field), instrument, "EMA", {"timeperiod": period}, field)
+        i = e[0].cursor
         return e[3][i] if i >= 0 else _NAN
 
     def rsi(self, instrument: str, period: int = 14) -> float:
