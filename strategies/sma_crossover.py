@@ -26,7 +26,7 @@ class SmaCrossover(BaseStrategy):
             return self
 
     def on_init(self) -> None:
-        self._prev: dict[str, tuple[float, float]] = {}
+        self._prev: dict[str, list[float]] = {}  # instrument -> [fast, slow] on the previous bar
         self._fast = self.params.fast_period
         self._slow = self.params.slow_period
 
@@ -36,10 +36,12 @@ class SmaCrossover(BaseStrategy):
         fast = ctx.sma(inst, self._fast)
         slow = ctx.sma(inst, self._slow)
         prev = self._prev.get(inst)
-        self._prev[inst] = (fast, slow)
         if prev is None:
+            self._prev[inst] = [fast, slow]
             return None
         pf, ps = prev  # NaN during warm-up: every comparison below is False
+        prev[0] = fast
+        prev[1] = slow
         if pf <= ps and fast > slow:
             pos = ctx.get_position(inst)
             if pos is None or pos.quantity <= 0:
