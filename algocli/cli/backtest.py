@@ -57,12 +57,19 @@ def _write_artifacts(result, assembled, out_dir: Path, config_path: str, report:
     from algocli.persistence import artifacts as a
     from algocli.persistence.background import BackgroundTask
 
-    # the per-bar equity curve is the slowest file; it is written on the second core
-    equity = BackgroundTask(lambda: a.write_equity(result, out_dir / "equity_curve.csv"), "equity_curve.csv")
+    def _second_core() -> None:  # the slowest file, plus hashing the input data
+        a.write_equity(result, out_dir / "equity_curve.csv")
+        a.write_metadata(
+            out_dir / "run.json", config_hash=assembled.config.content_hash(), config_path=config_path,
+            data_files=assembled.data_files, bars=len(result.index), elapsed_s=elapsed,
+            notes=result.notes + assembled.warnings)
+
+    background = BackgroundTask(_second_core, "equity_curve.csv and run.json")
     paths = [
         a.write_trades(result, out_dir / "trades.csv"),
         a.write_orders(result, out_dir / "orders.csv"),
         a.write_fills(result, out_dir / "fills.csv"),
+        out_dir / "equity_curve.csv",
         a.write_results(result, out_dir / "results.csv"),
         a.atomic_write_text(out_dir / "config.resolved.yaml", yaml.safe_dump(assembled.resolved(), sort_keys=False)),
     ]
@@ -70,10 +77,6 @@ def _write_artifacts(result, assembled, out_dir: Path, config_path: str, report:
         from algocli.analytics.report import write_report
 
         paths.append(write_report(result, out_dir / "report.html"))
-    paths.append(a.write_metadata(
-        out_dir / "run.json", config_hash=assembled.config.content_hash(), config_path=config_path,
-        data_files=assembled.data_files, bars=len(result.index), elapsed_s=elapsed,
-        notes=result.notes + assembled.warnings))
-    equity.wait()
-    paths.insert(3, out_dir / "equity_curve.csv")
+    background.wait()
+    paths.append(out_dir / "run.json")
     return paths

@@ -110,13 +110,13 @@ def _write_series(path: Path, header: list[str], times: np.ndarray, columns: lis
     Times (UTC ns) become IST ISO strings chunk by chunk, so a million-row curve never
     holds a million strings; floats are written with two decimals (rupees and paise).
     """
-    fmt = "{}," + ",".join("{:.2f}" for _ in columns) + "\n"
+    fmt = "%s," + ",".join("%.2f" for _ in columns) + "\n"
     with _AtomicFile(path) as fh:
         fh.write(",".join(header) + "\n")
         for start in range(0, len(times), chunk):
             stop = start + chunk
             parts = [ist_strings(times[start:stop]).tolist()] + [c[start:stop].tolist() for c in columns]
-            fh.write("".join(map(fmt.format, *parts)))
+            fh.write("".join(map(fmt.__mod__, zip(*parts))))  # %-formatting beats str.format here
     return path
 
 
