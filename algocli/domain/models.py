@@ -69,6 +69,27 @@ _TERMINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, Or
 
 
 @dataclass(slots=True)
+class Tick:
+    """One market-data update for one instrument, as any feed decodes it.
+
+    ``volume`` is the cumulative traded volume of the day (what Dhan and Upstox send);
+    candle volume is built from its differences. Fields a feed does not carry are None.
+    """
+
+    instrument: str
+    ts: int  # exchange time of the last trade, UTC nanoseconds
+    ltp: float
+    ltq: int = 0
+    volume: int | None = None
+    bid: float | None = None
+    ask: float | None = None
+    bid_qty: int | None = None
+    ask_qty: int | None = None
+    oi: int | None = None
+    received_ns: int = 0  # monotonic clock when the packet arrived (for latency)
+
+
+@dataclass(slots=True)
 class Instrument:
     """Static facts about a tradable instrument.
 

@@ -1,0 +1,1 @@
+"""Upstox (API v2/v3) adapter."""

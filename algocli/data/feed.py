@@ -1,0 +1,51 @@
+"""The live market-data feed protocol shared by Dhan, Upstox and the local sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Protocol, runtime_checkable
+
+from algocli.domain.models import Tick
+
+
+@dataclass(slots=True)
+class FeedStatus:
+    """What the dashboard shows about a feed. Feeds update it in place."""
+
+    name: str
+    connected: bool = False
+    ticks: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    last_tick_monotonic: float | None = None
+    last_error: str = ""
+
+
+@runtime_checkable
+class DataFeed(Protocol):
+    """A source of live ticks (and, through an aggregator, candles).
+
+    Instruments are ``SEGMENT:SECURITY_ID`` strings (``NSE_EQ:1333``). Feeds call the
+    registered tick callbacks from their own asyncio task, in arrival order.
+    """
+
+    status: FeedStatus
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def subscribe(self, instruments: list[str]) -> None: ...
+
+    async def unsubscribe(self, instruments: list[str]) -> None: ...
+
+    def on_tick(self, callback: Callable[[Tick], None]) -> None: ...
+
+    def on_candle(self, callback: Callable[..., None]) -> None: ...
+
+    async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str): ...
+
+
+class FeedAuthError(Exception):
+    """The broker rejected the token. Fatal: renew the token instead of retrying."""

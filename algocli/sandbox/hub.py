@@ -1,0 +1,54 @@
+"""Fan-out of replayed ticks to every connected protocol session."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from algocli.domain.models import Tick
+
+
+@dataclass
+class Faults:
+    """Fault injection for tests; everything off by default.
+
+    Attributes:
+        drop_every: Close each feed connection after this many sent packets (0 = never).
+        silence_after: Stop sending (but keep the socket open) after this many packets.
+        malformed_every: Replace every Nth packet with garbage bytes (0 = never).
+        reject_tokens: Refuse every connection as if the token were invalid.
+    """
+
+    drop_every: int = 0
+    silence_after: int = 0
+    malformed_every: int = 0
+    reject_tokens: bool = False
+
+
+@dataclass
+class TickHub:
+    """Publishes ticks to subscriber queues; each protocol session owns one queue."""
+
+    faults: Faults = field(default_factory=Faults)
+    valid_tokens: set[str] = field(default_factory=set)
+    _queues: set[asyncio.Queue] = field(default_factory=set)
+    last: dict[str, Tick] = field(default_factory=dict)
+
+    def register(self, maxsize: int = 100_000) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+        self._queues.add(q)
+        return q
+
+    def unregister(self, q: asyncio.Queue) -> None:
+        self._queues.discard(q)
+
+    def publish(self, tick: Tick) -> None:
+        self.last[tick.instrument] = tick
+        for q in list(self._queues):
+            if not q.full():  # a stalled client loses ticks rather than stalling the replay
+                q.put_nowait(tick)
+
+    def token_ok(self, token: str | None) -> bool:
+        if self.faults.reject_tokens:
+            return False
+        return not self.valid_tokens or token in self.valid_tokens
