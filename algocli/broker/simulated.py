@@ -69,6 +69,9 @@ class SimulatedBroker:
         self._seq: dict[str, int] = {}
         # Per-instrument lists of working orders; the engine holds references to them.
         self.pending: dict[str, list[Order]] = {inst: [] for inst in histories}
+        # Paper and live runs set a Journal: every order, fill and status change is written
+        # to disk before it takes effect. Backtests leave it None and pay nothing.
+        self.journal = None
 
     # --- entry ---------------------------------------------------------------------
 
@@ -107,6 +110,8 @@ class SimulatedBroker:
             _BUY if signal.action is _SIGNAL_BUY else _SELL, signal.quantity, signal.order_type,
             signal.limit_price, _PENDING, ts, h.cursor if h is not None else -1, ts, tag=signal.tag,
         )
+        if self.journal is not None:
+            self.journal.order(order)
         self.orders.append(order)
         self._by_id[order.order_id] = order
         return order
@@ -114,10 +119,24 @@ class SimulatedBroker:
     # --- matching ------------------------------------------------------------------
 
     def on_bar(self, instrument: str, i: int, ts: int, timeline_bar: int) -> None:
-        """Match the instrument's working orders against its bar ``i``."""
-        working = self.pending[instrument]
+        """Match the instrument's working orders against its bar ``i`` (backtests)."""
         h = self.histories[instrument]
-        o, hi, lo, c = h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i]
+        self._match(instrument, i, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i], ts, timeline_bar)
+
+    def on_tick(self, instrument: str, price: float, ts: int, timeline_bar: int) -> None:
+        """Match working orders against a live trade price (paper trading).
+
+        A tick is a bar whose open, high, low and close are all the traded price, so a
+        market order fills at the tick (moved by the fill model's slippage) and a limit
+        order fills once the price reaches it. Orders placed on the last closed candle
+        are eligible: the tick belongs to the bar that is still forming.
+        """
+        if self.pending[instrument]:
+            self._match(instrument, self.histories[instrument].length, price, price, price, price, ts, timeline_bar)
+
+    def _match(self, instrument: str, i: int, o: float, hi: float, lo: float, c: float,
+               ts: int, timeline_bar: int) -> None:
+        working = self.pending[instrument]
         for order in working[:]:
             status = order.status
             if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
@@ -148,6 +167,8 @@ class SimulatedBroker:
         # the simulator always fills the whole remaining quantity, so one fill per order
         fill = Fill(order.order_id + "-F1", order.order_id, order.strategy_id, order.instrument,
                     order.side, qty, price, commission, ts, timeline_bar)
+        if self.journal is not None:
+            self.journal.fill(fill)
         ledger.book(fill)
         self.fills.append(fill)
         filled = order.filled_quantity
@@ -175,9 +196,15 @@ class SimulatedBroker:
         return equity - exposure
 
     def _reject(self, order: Order, ts: int, reason: str) -> None:
-        order.status = OrderStatus.REJECTED
+        self._finish(order, OrderStatus.REJECTED, reason, ts)
+
+    def _finish(self, order: Order, status: OrderStatus, reason: str, ts: int | None) -> None:
+        order.status = status
         order.reason = reason
-        order.updated_ts = ts
+        if ts is not None:
+            order.updated_ts = ts
+        if self.journal is not None:
+            self.journal.status(order)
 
     # --- management ----------------------------------------------------------------
 
@@ -192,11 +219,8 @@ class SimulatedBroker:
         order = self._working(order_id, strategy_id)
         if order is None:
             return False
+        self._finish(order, OrderStatus.CANCELLED, reason, ts)
         self.pending[order.instrument].remove(order)
-        order.status = OrderStatus.CANCELLED
-        order.reason = reason
-        if ts is not None:
-            order.updated_ts = ts
         return True
 
     def modify(self, order_id: str, strategy_id: str, quantity: int | None, price: float | None) -> bool:
@@ -204,14 +228,16 @@ class SimulatedBroker:
         order = self._working(order_id, strategy_id)
         if order is None:
             return False
+        if quantity is not None and quantity <= order.filled_quantity:
+            raise ValueError(f"new quantity {quantity} must exceed the filled {order.filled_quantity}")
+        if price is not None and (order.order_type is not OrderType.LIMIT or price <= 0):
+            raise ValueError("only a LIMIT order's price can be modified, to a positive price")
         if quantity is not None:
-            if quantity <= order.filled_quantity:
-                raise ValueError(f"new quantity {quantity} must exceed the filled {order.filled_quantity}")
             order.quantity = quantity
         if price is not None:
-            if order.order_type is not OrderType.LIMIT or price <= 0:
-                raise ValueError("only a LIMIT order's price can be modified, to a positive price")
             order.limit_price = price
+        if self.journal is not None:
+            self.journal.modify(order)
         return True
 
     def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
@@ -223,9 +249,7 @@ class SimulatedBroker:
         n = 0
         for working in self.pending.values():
             for order in working:
-                order.status = OrderStatus.EXPIRED
-                order.reason = reason
-                order.updated_ts = ts
+                self._finish(order, OrderStatus.EXPIRED, reason, ts)
                 n += 1
             working.clear()
         return n

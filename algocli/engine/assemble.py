@@ -14,10 +14,39 @@ from algocli.strategy.base import BaseStrategy
 
 
 @dataclass
-class Assembled:
-    """A backtest ready to run, plus what the artifacts need to describe it."""
+class Plugins:
+    """Every plugin a run definition names, resolved and configured."""
 
-    backtest: Backtest
+    config: RunConfig
+    feed_cls: type
+    feed_cfg: object
+    fill_model: object
+    broker_cls: type
+    broker_cfg: object
+    strategies: list[tuple[str, BaseStrategy, list[str]]]
+
+    @property
+    def instruments(self) -> list[str]:
+        return list(dict.fromkeys(inst for _, _, insts in self.strategies for inst in insts))
+
+    @property
+    def cost_model(self):
+        return self.broker_cls.cost_model(self.broker_cfg)
+
+    def plugin_configs(self) -> dict[str, dict]:
+        return {
+            "data": self.feed_cfg.model_dump(mode="json"),
+            "broker": self.broker_cfg.model_dump(mode="json"),
+            "fill_model": self.fill_model.config.model_dump(mode="json"),
+            "strategies": [s.params.model_dump(mode="json") for _, s, _ in self.strategies],
+        }
+
+
+@dataclass
+class Assembled:
+    """A run ready to start, plus what the artifacts need to describe it."""
+
+    backtest: Backtest | None
     config: RunConfig
     data_files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -34,8 +63,28 @@ class Assembled:
         return out
 
 
+def resolve_plugins(config: RunConfig, source: str) -> Plugins:
+    """Resolve and configure the feed, fill model, broker and strategies of ``config``."""
+    feed_cls = resolve("feed", config.data.feed, where=f"{source}: data.feed")
+    feed_cfg = _plugin_config(feed_cls, config.data.plugin_params, source, "data")
+    fill_cls = resolve("fill model", config.fill_model.name, where=f"{source}: fill_model.name")
+    fill_model = fill_cls(_plugin_config(fill_cls, config.fill_model.plugin_params, source, "fill_model"))
+    broker_cls = resolve("broker", config.broker.name, where=f"{source}: broker.name")
+    broker_cfg = _plugin_config(broker_cls, config.broker.plugin_params, source, "broker")
+    strategies = []
+    seen: set[str] = set()
+    for i, entry in enumerate(config.strategies):
+        sid = entry.id or f"{entry.class_.rsplit(':', 1)[-1]}-{i}"
+        if sid in seen:
+            raise ConfigError(f"{source}: strategies[{i}].id: duplicate strategy id {sid!r}; "
+                              "give each strategy a unique id")
+        seen.add(sid)
+        strategies.append((sid, _build_strategy(entry, i, source), list(entry.instruments)))
+    return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies)
+
+
 def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None] | None = None) -> Assembled:
-    """Resolve the feed, fill model, broker and strategies of ``config`` and load the data.
+    """Resolve every plugin of ``config``, load the data and build the backtest.
 
     Args:
         config: The validated run definition.
@@ -49,33 +98,19 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         if warn is not None:
             warn(msg)
 
-    feed_cls = resolve("feed", config.data.feed, where=f"{source}: data.feed")
-    feed_cfg = _plugin_config(feed_cls, config.data.plugin_params, source, "data")
-    feed = feed_cls(feed_cfg)
-    fill_cls = resolve("fill model", config.fill_model.name, where=f"{source}: fill_model.name")
-    fill_model = fill_cls(_plugin_config(fill_cls, config.fill_model.plugin_params, source, "fill_model"))
-    broker_cls = resolve("broker", config.broker.name, where=f"{source}: broker.name")
-    broker_cfg = _plugin_config(broker_cls, config.broker.plugin_params, source, "broker")
-    strategies = [_build_strategy(entry, i, source) for i, entry in enumerate(config.strategies)]
-    instruments = list(dict.fromkeys(inst for entry in config.strategies for inst in entry.instruments))
-    bars = feed.load(instruments, config.interval, warn=_warn)
+    plugins = resolve_plugins(config, source)
+    feed = plugins.feed_cls(plugins.feed_cfg)
+    if not hasattr(feed, "load"):
+        raise ConfigError(f"{source}: data.feed: {config.data.feed!r} is a live feed; "
+                          "backtests read files, use `feed: csv` (or run `algo paper`)")
+    bars = feed.load(plugins.instruments, config.interval, warn=_warn)
     bt = Backtest(
-        bars, initial_capital=config.initial_capital, fill_model=fill_model,
-        cost_model=broker_cls.cost_model(broker_cfg), interval=config.interval, name=config.name,
+        bars, initial_capital=config.initial_capital, fill_model=plugins.fill_model,
+        cost_model=plugins.cost_model, interval=config.interval, name=config.name,
     )
-    plugin_configs = {
-        "data": feed_cfg.model_dump(mode="json"),
-        "broker": broker_cfg.model_dump(mode="json"),
-        "fill_model": fill_model.config.model_dump(mode="json"),
-        "strategies": [s.params.model_dump(mode="json") for s in strategies],
-    }
-    for i, (entry, strategy) in enumerate(zip(config.strategies, strategies)):
-        sid = entry.id or f"{entry.class_.rsplit(':', 1)[-1]}-{i}"
-        try:
-            bt.add_strategy(strategy, entry.instruments, sid)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: strategies[{i}].id: {exc}") from None
-    return Assembled(bt, config, list(feed.files_used()), warnings, plugin_configs)
+    for sid, strategy, instruments in plugins.strategies:
+        bt.add_strategy(strategy, instruments, sid)
+    return Assembled(bt, config, list(feed.files_used()), warnings, plugins.plugin_configs())
 
 
 def _plugin_config(cls: type, params: dict, source: str, section: str):
