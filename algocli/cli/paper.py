@@ -86,9 +86,8 @@ async def _loop(engine, feed, stop: asyncio.Event, duration: float | None, dashb
                 await asyncio.wait_for(stop.wait(), timeout=0.25)
             except asyncio.TimeoutError:
                 pass
-            fatal = getattr(feed, "fatal", None)
-            if fatal is not None:
-                raise fatal
+            if feed.error is not None:  # e.g. the token was rejected: stop, do not retry
+                raise feed.error
             engine.on_time(engine.exchange_now())
             if live is not None:
                 live.update(render(engine, feed.status, rate.update(engine.stats.ticks)))

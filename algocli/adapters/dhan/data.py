@@ -1,0 +1,277 @@
+"""``DhanDataFeed``: live ticks from Dhan's market feed v2 (implements ``DataFeed``).
+
+Dhan allows 5000 instruments per socket and 5 sockets per user. Instruments are packed
+onto sockets in subscription order; a new socket is opened when the current ones are
+full, and asking for more than ``max_connections * max_instruments`` raises
+``ConfigError`` before anything is sent. Each socket reconnects on its own and replays
+its own subscription (see ``algocli.adapters.dhan.websocket``); a fatal login error on
+any socket (the token is per user) stops them all and is kept in ``error``.
+
+Callbacks run on the event loop, in arrival order. ``on_tick`` callbacks receive
+``Tick`` objects; a callback that raises is logged and the feed carries on. The other
+packets are passed to ``on_event`` callbacks (``PrevClose``, ``OpenInterest``,
+``MarketStatus``); the previous close is also kept in ``prev_close``. This feed emits no
+candles itself: the engine's candle aggregator builds them from the ticks, so ``on_candle``
+callbacks are stored for the protocol's sake and not called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from algocli.adapters.dhan.parsing import MODES, DhanDecoder, PrevClose, ServerDisconnect, split_instrument
+from algocli.adapters.dhan.websocket import DhanFeedSocket
+from algocli.config.settings import DhanSettings
+from algocli.data.feed import FeedStatus
+from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
+from algocli.domain.models import Tick
+from algocli.errors import BrokerError, ConfigError
+
+_log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 5
+MAX_INSTRUMENTS_PER_CONNECTION = 5000
+
+
+class DhanDataFeed:
+    """Live ticks for ``SEGMENT:SECURITY_ID`` instruments (``NSE_EQ:1333``) from Dhan.
+
+    Args:
+        settings_factory: Returns the current ``DhanSettings``; called before every
+            connection attempt so a renewed token is picked up without a restart.
+        mode: ``ticker`` (price and time), ``quote`` (+ quantity, day volume, OI) or
+            ``full`` (+ best bid/ask and OI).
+        silence_s: Seconds without data during market hours before a socket is reopened.
+        clock: Epoch seconds for the watchdog's market-hours test (tests pass a fake).
+        session_start: When the current market session began (None while closed).
+        backoff_base, backoff_cap, stable_s: Reconnect delays (see ``Backoff``).
+        rng: Seeds every socket's jitter, for repeatable runs.
+        connect_timeout: ``connect()`` gives up (``BrokerError``) after this long.
+        open_timeout, ping_interval, ping_timeout, close_timeout: Socket timeouts.
+        max_connections, max_instruments: Dhan's limits; lower them only in tests.
+        watchdog_check_s: How often the watchdog looks (default ``silence_s / 4``, ≤ 5 s).
+        name: Shown on the dashboard.
+    """
+
+    def __init__(self, settings_factory: Callable[[], DhanSettings] = DhanSettings, *, mode: str = "full",
+                 silence_s: float = 60.0, clock: Callable[[], float] = time.time,
+                 session_start: Callable[[float], float | None] = nse_session_start,
+                 backoff_base: float = 0.5, backoff_cap: float = 30.0, stable_s: float = 60.0,
+                 rng: random.Random | None = None, connect_timeout: float = 30.0, open_timeout: float = 10.0,
+                 ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0,
+                 close_timeout: float = 2.0, max_connections: int = MAX_CONNECTIONS,
+                 max_instruments: int = MAX_INSTRUMENTS_PER_CONNECTION, watchdog_check_s: float | None = None,
+                 name: str = "dhan") -> None:
+        if mode not in MODES:
+            raise ConfigError(f"Dhan feed mode {mode!r} is not one of {', '.join(MODES)}")
+        self.status = FeedStatus(name)
+        self.mode = mode
+        self.prev_close: dict[str, float] = {}
+        self._code = MODES[mode]
+        self._settings_factory = settings_factory
+        self._silence_s = silence_s
+        self._clock = clock
+        self._session_start = session_start
+        self._backoff = (backoff_base, backoff_cap, stable_s)
+        self._rng = rng or random.Random()
+        self._connect_timeout = connect_timeout
+        self._socket_options = dict(open_timeout=open_timeout, ping_interval=ping_interval,
+                                    ping_timeout=ping_timeout, close_timeout=close_timeout,
+                                    check_s=watchdog_check_s)
+        self.max_connections = max_connections
+        self.max_instruments = max_instruments
+        self._decoder = DhanDecoder()
+        self._sockets: list[DhanFeedSocket] = []
+        self._where: dict[str, DhanFeedSocket] = {}  # instrument → its socket
+        self._tick_callbacks: list[Callable[[Tick], None]] = []
+        self._candle_callbacks: list[Callable[..., None]] = []
+        self._event_callbacks: list[Callable[[object], None]] = []
+        self._running = False
+        self._error: Exception | None = None
+
+    # --- DataFeed ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the sockets and wait until every one is up.
+
+        Raises:
+            FeedAuthError: Dhan rejected the token or client id (fatal; renew the token).
+            BrokerError: Not connected within ``connect_timeout`` (the sockets are closed).
+        """
+        if self._error is not None:
+            raise self._error
+        if not self._sockets:
+            self._sockets.append(self._new_socket())
+        self._running = True
+        for sock in self._sockets:
+            sock.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        while True:
+            if self._error is not None:
+                await self.disconnect()
+                raise self._error
+            if all(sock.connected for sock in self._sockets):
+                return
+            if loop.time() >= deadline:
+                why = self.status.last_error or "no answer"
+                await self.disconnect()
+                raise BrokerError(f"Dhan market feed not connected after {self._connect_timeout:g}s ({why}); "
+                                  "check the network and DHAN_FEED_URL")
+            await asyncio.sleep(0.01)
+
+    async def disconnect(self) -> None:
+        """Close every socket; subscriptions are kept for a later ``connect()``."""
+        self._running = False
+        sockets, self._sockets = self._sockets, []
+        await asyncio.gather(*(sock.close() for sock in sockets), return_exceptions=True)
+        # Keep the instruments: rebuild idle sockets holding them, unstarted.
+        where, self._where = self._where, {}
+        if where and self._error is None:
+            await self.subscribe(list(where))
+        self.status.connected = False
+
+    async def subscribe(self, instruments: list[str]) -> None:
+        """Subscribe ``SEGMENT:SECURITY_ID`` instruments in this feed's mode.
+
+        Raises:
+            ConfigError: A malformed instrument id, or more instruments than Dhan allows
+                per user (``max_connections * max_instruments``).
+            FeedAuthError: The feed already stopped on a rejected login.
+        """
+        if self._error is not None:
+            raise self._error
+        new: list[str] = []
+        seen = set(self._where)
+        for inst in instruments:
+            try:
+                split_instrument(inst)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if inst not in seen:
+                seen.add(inst)
+                new.append(inst)
+        if not new:
+            return
+        capacity = self.max_connections * self.max_instruments
+        if len(self._where) + len(new) > capacity:
+            raise ConfigError(
+                f"{len(self._where) + len(new)} instruments requested, but Dhan streams at most "
+                f"{self.max_instruments} per connection on {self.max_connections} connections ({capacity} per "
+                "user); subscribe to fewer instruments")
+        plan: list[tuple[DhanFeedSocket, list[str]]] = []
+        pending = new
+        for sock in self._sockets:
+            free = self.max_instruments - len(sock.subscriptions)
+            if free > 0 and pending:
+                plan.append((sock, pending[:free]))
+                pending = pending[free:]
+        while pending:
+            sock = self._new_socket()
+            self._sockets.append(sock)
+            plan.append((sock, pending[:self.max_instruments]))
+            pending = pending[self.max_instruments:]
+        for sock, items in plan:
+            for inst in items:
+                self._where[inst] = sock
+            await sock.subscribe(items, self._code)
+            if self._running:
+                sock.start()
+        self._update_connected()
+
+    async def unsubscribe(self, instruments: list[str]) -> None:
+        groups: dict[int, tuple[DhanFeedSocket, list[str]]] = {}
+        for inst in instruments:
+            sock = self._where.pop(inst, None)
+            if sock is not None:
+                groups.setdefault(id(sock), (sock, []))[1].append(inst)
+        for sock, items in groups.values():
+            await sock.unsubscribe(items)
+
+    def on_tick(self, callback: Callable[[Tick], None]) -> None:
+        self._tick_callbacks.append(callback)
+
+    def on_candle(self, callback: Callable[..., None]) -> None:
+        """Stored only: this feed emits ticks; candles come from the engine's aggregator."""
+        self._candle_callbacks.append(callback)
+
+    def on_event(self, callback: Callable[[object], None]) -> None:
+        """Receive ``PrevClose``, ``OpenInterest`` and ``MarketStatus`` packets."""
+        self._event_callbacks.append(callback)
+
+    async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str):
+        raise NotImplementedError("historical data comes in a later release")
+
+    # --- inspection ------------------------------------------------------------------------
+
+    @property
+    def error(self) -> Exception | None:
+        """The fatal error that stopped the feed, if any."""
+        return self._error
+
+    @property
+    def instruments(self) -> list[str]:
+        return list(self._where)
+
+    @property
+    def connections(self) -> list[DhanFeedSocket]:
+        return list(self._sockets)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _new_socket(self) -> DhanFeedSocket:
+        base, cap, stable = self._backoff
+        return DhanFeedSocket(
+            f"{self.status.name}#{len(self._sockets)}", settings_factory=self._settings_factory,
+            on_message=self._on_message, status=self.status, on_state=self._update_connected,
+            on_fatal=self._on_fatal,
+            backoff=Backoff(base, cap, stable_s=stable, rng=random.Random(self._rng.getrandbits(64))),
+            watchdog=Watchdog(self._silence_s, clock=self._clock, session_start=self._session_start),
+            **self._socket_options)
+
+    def _on_message(self, msg: bytes, received_ns: int) -> ServerDisconnect | None:
+        decoder = self._decoder
+        before = decoder.malformed
+        items = decoder.decode(msg, received_ns)
+        if decoder.malformed != before:
+            self.status.malformed += decoder.malformed - before
+            _log.debug("Dhan feed: skipped %d malformed packet(s)", decoder.malformed - before)
+        stop = None
+        status = self.status
+        for item in items:
+            if item.__class__ is Tick:
+                status.ticks += 1
+                status.last_tick_monotonic = received_ns / 1e9
+                for callback in self._tick_callbacks:
+                    try:
+                        callback(item)
+                    except Exception:
+                        _log.exception("Dhan feed: an on_tick callback raised; the feed continues")
+            elif item.__class__ is ServerDisconnect:
+                stop = item
+            else:
+                if item.__class__ is PrevClose:
+                    self.prev_close[item.instrument] = item.prev_close
+                for callback in self._event_callbacks:
+                    try:
+                        callback(item)
+                    except Exception:
+                        _log.exception("Dhan feed: an on_event callback raised; the feed continues")
+        return stop
+
+    def _on_fatal(self, exc: Exception) -> None:
+        if self._error is None:
+            self._error = exc
+            self.status.last_error = str(exc)
+        for sock in self._sockets:
+            if sock.error is None:
+                sock.stop_now()
+
+    def _update_connected(self) -> None:
+        started = [sock for sock in self._sockets if sock.running or sock.connected]
+        self.status.connected = bool(started) and all(sock.connected for sock in started)

@@ -1,0 +1,276 @@
+"""``UpstoxDataFeed``: live ticks from the Upstox Market Data Feed V3.
+
+Instruments are our ``SEGMENT:ID`` ids. Each is sent to Upstox as an instrument key:
+``config.instrument_keys[id]`` when given (``{"NSE_EQ:1333": "NSE_EQ|INE040A01034"}``),
+otherwise ``SEGMENT|ID`` (``NSE_EQ:1333`` → ``NSE_EQ|1333``). Ticks come back under the
+ids they were subscribed as.
+
+Usage::
+
+    feed = UpstoxDataFeed(UpstoxFeedConfig(mode="full"))
+    feed.on_tick(print)
+    await feed.subscribe(["NSE_EQ:1333"])
+    await feed.connect()        # returns once subscribed; FeedAuthError on a bad token
+    ...
+    await feed.disconnect()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+from algocli.adapters.upstox.parsing import FrameDecoder, to_instrument_key
+from algocli.adapters.upstox.proto import INITIAL_FEED
+from algocli.adapters.upstox.websocket import MODE_LIMITS, FeedConnection, build_request
+from algocli.config.settings import UpstoxSettings
+from algocli.data.feed import FeedAuthError, FeedStatus
+from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
+from algocli.domain.models import Tick
+from algocli.errors import ConfigError
+
+_log = logging.getLogger(__name__)
+_OPEN = "NORMAL_OPEN"
+
+
+class UpstoxFeedConfig(BaseModel):
+    """The ``data:`` section for the Upstox feed.
+
+    Attributes:
+        mode: ``ltpc`` (price, time, quantity; up to 5000 instruments) or ``full``
+            (adds day volume, best bid/ask and OI; up to 2000 instruments).
+        instrument_keys: Our id → Upstox instrument key, for ids that are not already
+            ``SEGMENT:<the key's identifier>``.
+        stall_timeout: Seconds without data, while the market is open, before reconnecting.
+        heartbeat: Seconds between pings; a missing pong drops the socket.
+        backoff_initial: First reconnect delay in seconds (doubles per failure, with jitter).
+        backoff_max: Longest reconnect delay in seconds.
+        connect_timeout: Seconds ``connect()`` waits for the first subscribed socket.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["ltpc", "full"] = "ltpc"
+    instrument_keys: dict[str, str] = Field(default_factory=dict)
+    stall_timeout: float = Field(60.0, gt=0)
+    heartbeat: float = Field(20.0, gt=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(30.0, gt=0)
+
+
+class UpstoxDataFeed:
+    """A ``DataFeed`` over Upstox Market Data Feed V3.
+
+    Args:
+        config: Mode, key mapping and timing; defaults to ltpc mode.
+        settings_factory: Called on every (re)connect for the current token and API base
+            URL, so a token renewed in the environment or ``.env`` is picked up.
+        clock: Epoch seconds, for the stall watchdog.
+        session_start: ``now`` → epoch seconds when today's session opened, or None while
+            closed. Consulted only for segments whose status Upstox has not reported in
+            ``market_info``; defaults to the NSE equity session (09:15-15:30 IST).
+    """
+
+    Config = UpstoxFeedConfig
+
+    def __init__(self, config: UpstoxFeedConfig | None = None, *,
+                 settings_factory: Callable[[], UpstoxSettings] = UpstoxSettings,
+                 clock: Callable[[], float] = time.time,
+                 session_start: Callable[[float], float | None] = nse_session_start) -> None:
+        self.config = config or UpstoxFeedConfig()
+        self.status = FeedStatus(name="upstox")
+        self.market_status: dict[str, str] = {}  # segment → MarketStatus name, from market_info
+        self._settings_factory = settings_factory
+        self._clock = clock
+        self._session_start = session_start
+        self._status_at = 0.0  # clock() when market_info last arrived
+        self._keys: dict[str, str] = {}  # our id → instrument key, in subscription order
+        self._decoder = FrameDecoder({v: k for k, v in self.config.instrument_keys.items()})
+        self._tick_callbacks: list[Callable[[Tick], None]] = []
+        self._candle_callbacks: list[Callable[..., None]] = []
+        self._last: dict[str, tuple] = {}  # instrument → identity of the last tick delivered
+        self._conn: FeedConnection | None = None
+        self._task: asyncio.Task | None = None
+
+    # -- DataFeed -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Start the connection task; return once the subscription is sent.
+
+        Raises:
+            FeedAuthError: The token is missing or Upstox rejected it.
+            ConnectionError: No subscribed socket within ``connect_timeout``.
+        """
+        if self._task is not None and not self._task.done():
+            return
+        cfg = self.config
+        self._conn = FeedConnection(
+            status=self.status, on_open=self._on_open, on_frame=self._on_frame,
+            watchdog=Watchdog(cfg.stall_timeout, clock=self._clock, session_start=self.session_start),
+            settings_factory=self._settings_factory,
+            backoff=Backoff(cfg.backoff_initial, cfg.backoff_max), heartbeat=cfg.heartbeat)
+        self._task = asyncio.create_task(self._conn.run(), name="upstox-feed")
+        self._task.add_done_callback(_retrieve)  # a later fatal error is logged and kept in status
+        ready = asyncio.create_task(self._conn.ready.wait())
+        try:
+            await asyncio.wait({ready, self._task}, timeout=cfg.connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self._task.done():
+            exc = self._task.exception()
+            self._task = None
+            if exc is not None:
+                raise exc
+            return
+        if not self._conn.ready.is_set():
+            why = self.status.last_error or "no answer"
+            await self.disconnect()
+            raise ConnectionError(f"Upstox feed not connected after {cfg.connect_timeout:g}s: {why}")
+
+    async def disconnect(self) -> None:
+        """Close the socket and stop reconnecting."""
+        conn, task = self._conn, self._task
+        self._task = None
+        if conn is not None:
+            conn.stop()
+            ws = conn.ws
+            if ws is not None and not ws.closed:
+                try:
+                    await asyncio.wait_for(ws.close(), 2.0)
+                except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+                    pass
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(task, 3.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except FeedAuthError:
+                pass
+        self.status.connected = False
+
+    @property
+    def error(self) -> Exception | None:
+        """The fatal error that stopped the feed, if any."""
+        task = self._task
+        if task is not None and task.done() and not task.cancelled():
+            return task.exception()
+        return None
+
+    async def wait_closed(self) -> None:
+        """Wait until the feed stops; raises ``FeedAuthError`` if the token was rejected."""
+        if self._task is not None:
+            await self._task
+
+    async def subscribe(self, instruments: list[str]) -> None:
+        """Add instruments; sent at once when connected, and again after every reconnect.
+
+        Raises:
+            ConfigError: More instruments than Upstox allows in the configured mode.
+            ValueError: An instrument id that is not ``SEGMENT:ID`` and has no mapping.
+        """
+        new = {i: to_instrument_key(i, self.config.instrument_keys) for i in instruments if i not in self._keys}
+        self._check_limit(len(self._keys) + len(new))
+        self._keys.update(new)
+        for instrument, key in new.items():
+            self._decoder.key_map[key] = instrument
+        if new:
+            await self._send(build_request("sub", list(new.values()), self.config.mode))
+
+    async def unsubscribe(self, instruments: list[str]) -> None:
+        gone = [self._keys.pop(i) for i in instruments if i in self._keys]
+        if gone:
+            await self._send(build_request("unsub", gone))
+
+    def on_tick(self, callback: Callable[[Tick], None]) -> None:
+        self._tick_callbacks.append(callback)
+
+    def on_candle(self, callback: Callable[..., None]) -> None:
+        """Kept for the tick-to-candle aggregator; this feed itself delivers ticks only."""
+        self._candle_callbacks.append(callback)
+
+    async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str):
+        raise NotImplementedError("Upstox historical candles are not implemented yet; "
+                                  "use the csv feed for history")
+
+    # -- internals --------------------------------------------------------------------------
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Our id → Upstox instrument key, for everything currently subscribed."""
+        return dict(self._keys)
+
+    def session_start(self, now: float) -> float | None:
+        """When silence started to count as a fault (epoch seconds), or None while it is normal.
+
+        A subscribed segment that ``market_info`` reports ``NORMAL_OPEN`` makes silence a
+        fault; if every subscribed segment is reported and none is open, silence is normal;
+        otherwise the session clock decides.
+        """
+        segments = {key.partition("|")[0] for key in self._keys.values()}
+        if not segments:
+            return None
+        known = [self.market_status.get(s) for s in segments]
+        if _OPEN in known:
+            return self._status_at
+        if all(s is not None for s in known):
+            return None
+        return self._session_start(now)
+
+    def _check_limit(self, count: int) -> None:
+        limit = MODE_LIMITS[self.config.mode]
+        if count > limit:
+            hint = " or switch to mode ltpc (5000)" if self.config.mode != "ltpc" else ""
+            raise ConfigError(f"Upstox allows at most {limit} instruments in {self.config.mode} mode on one "
+                              f"connection; {count} requested. Subscribe fewer instruments{hint}")
+
+    async def _send(self, request: bytes) -> None:
+        ws = self._conn.ws if self._conn is not None else None
+        if ws is None or ws.closed:
+            return  # sent on the next (re)connect
+        try:
+            await ws.send_bytes(request)
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+            _log.warning("Upstox subscription request not sent (%s); it is resent on reconnect",
+                         exc.__class__.__name__)
+
+    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        if self._keys:
+            await ws.send_bytes(build_request("sub", list(self._keys.values()), self.config.mode))
+
+    def _on_frame(self, frame: bytes, received_ns: int) -> None:
+        ticks, market = self._decoder.decode(frame, received_ns)
+        self.status.malformed = self._decoder.malformed
+        if market:
+            self.market_status.update(market)
+            self._status_at = self._clock()
+        if not ticks:
+            return
+        snapshot = self._decoder.last_type == INITIAL_FEED
+        for tick in ticks:
+            if tick.instrument not in self._keys:
+                continue  # a late tick for something just unsubscribed
+            ident = (tick.ts, tick.ltp, tick.ltq, tick.volume)
+            if snapshot and self._last.get(tick.instrument) == ident:
+                continue  # the snapshot after a reconnect repeats the last trade already delivered
+            self._last[tick.instrument] = ident
+            self.status.ticks += 1
+            for callback in self._tick_callbacks:
+                try:
+                    callback(tick)
+                except Exception:  # a consumer's bug must not take the feed down
+                    _log.exception("tick callback %r failed", callback)
+        self.status.last_tick_monotonic = time.monotonic()
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()

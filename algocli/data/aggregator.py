@@ -1,0 +1,291 @@
+"""Ticks to candles for paper and live trading, on the same NSE grid as the backtest.
+
+``CandleAggregator`` builds candles of one interval (1m, 5m, 15m, 25m, 1h or 1d) for any
+number of instruments and hands each one to ``on_candle`` once it has closed.
+
+Rules
+-----
+Buckets
+    A tick goes into the bucket of its *exchange* time (``Tick.ts``, not the time it
+    arrived), on the grid of ``algocli.domain.session``: intraday buckets anchored at
+    09:15 IST (25-minute candles start 09:15, 09:40, 10:05 ...), daily ones at IST
+    midnight, exactly as ``csv_feed.resample`` labels bars. Within a bucket the open is
+    the earliest tick by exchange time, the close the latest, high and low the extremes.
+
+Session
+    Ticks outside 09:15-15:30 IST are ignored and counted in ``outside``. Only the time
+    of day is checked, not the weekday: the exchange's own timestamp is trusted for the
+    date, so a special weekend session is aggregated like any other day.
+
+Release
+    A candle is released (passed to ``on_candle``) only after it has closed:
+
+    - when a tick of the same instrument arrives in a later bucket, or
+    - when the exchange clock has passed the bucket end plus ``grace_s`` (2 s by
+      default): either ``on_time(now)`` is called with such a ``now``, or a tick of
+      *another* instrument arrives with an exchange time that late.
+
+    So a strategy never sees a candle before its end time. The last candle of the day
+    ends at 15:30 and is released by ``on_time`` (or by the next day's first tick).
+
+    ``now`` must be on the exchange's clock. Live, that is the wall clock (the default,
+    ``time.time_ns``). Against a replay that runs faster than real time or in the past
+    (``algo sandbox``), pass the replay's clock; the wall clock would release every
+    candle right after its first tick.
+
+Empty intervals
+    A bucket without ticks produces no candle. There are no synthetic flat bars: the gap
+    shows as a missing bar, as it does in the brokers' own candle data.
+
+Late ticks
+    A tick whose bucket has already been released, or is older than the instrument's
+    forming candle, is dropped and counted in ``late``. It does not move the volume base,
+    so the volume it reports is counted with the next tick instead of being lost.
+
+Volume
+    Feeds send the *cumulative* day volume (``Tick.volume``); a candle's volume is the
+    sum of its ticks' differences from the previous tick seen for the instrument:
+
+    - no cumulative volume on the tick (``volume is None``): its ``ltq`` counts;
+    - first tick of an IST day (the first tick ever seen, or the first after a day
+      change, which resets the base): the cumulative volume counts in full if the tick
+      falls in the session's first bucket (nothing traded earlier today can belong to
+      another candle; pre-open auction volume lands in the 09:15 candle), otherwise only
+      its ``ltq`` counts, because the rest belongs to candles this aggregator never saw;
+    - a cumulative volume lower than the previous one is treated as a reset of the
+      counter: the tick's ``ltq`` counts, it becomes the new base (counted in
+      ``volume_resets``), and candle volume is never negative.
+
+Ordering contract (the paper engine relies on it)
+    ``on_tick(tick)`` first releases every candle that the tick closes, calling
+    ``on_candle`` for each in bucket order, and only then adds the tick to its new
+    bucket, and returns. The engine then passes the same tick to the simulated broker.
+    An order placed while handling candle t's close therefore fills on the first tick of
+    candle t+1, which is that candle's open: the same price a ``next_open`` backtest
+    uses. If ``on_candle`` raises, the exception propagates; candles not yet delivered
+    stay queued and are delivered, in order, on the next call, and the tick is still added.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from algocli.domain.models import Interval, Tick
+from algocli.domain.session import (
+    SESSION_OPEN_NS,
+    bucket_end,
+    bucket_start,
+    in_session_hours,
+    ist_day_start,
+)
+
+__all__ = ["CandleAggregator", "ClosedCandle"]
+
+_NEVER = -(1 << 63)
+_FOREVER = (1 << 63) - 1
+
+
+@dataclass(slots=True)
+class ClosedCandle:
+    """One finished candle of one instrument.
+
+    ``start`` and ``end`` are UTC nanoseconds (``end`` exclusive: the moment it closed);
+    ``volume`` is the traded quantity inside the bucket; ``oi`` the last open interest
+    seen, or None when the feed carries none; ``ticks`` how many ticks built it.
+    """
+
+    instrument: str
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    oi: int | None = None
+    end: int = 0
+    ticks: int = 0
+
+
+class _Forming:
+    """The candle being built for one instrument, plus its volume base."""
+
+    __slots__ = ("start", "end", "open", "open_ts", "high", "low", "close", "close_ts", "volume", "oi",
+                 "ticks", "seq", "released", "base_day", "base_cum", "instrument")
+
+    def __init__(self, instrument: str, seq: int) -> None:
+        self.instrument = instrument
+        self.seq = seq  # first-seen order: ties between instruments release in this order
+        self.start = _NEVER  # no forming candle while start == _NEVER
+        self.end = _NEVER
+        self.released = _NEVER  # start of the last released bucket
+        self.base_day = _NEVER
+        self.base_cum = 0
+        self.open = self.high = self.low = self.close = 0.0
+        self.open_ts = self.close_ts = 0
+        self.volume = 0
+        self.oi: int | None = None
+        self.ticks = 0
+
+    def snapshot(self) -> ClosedCandle:
+        return ClosedCandle(self.instrument, self.start, self.open, self.high, self.low, self.close,
+                            self.volume, self.oi, self.end, self.ticks)
+
+
+class CandleAggregator:
+    """Builds closed candles of one interval from ticks; see the module docstring for the rules.
+
+    Args:
+        interval: Candle interval (``Interval`` or its spelling, e.g. ``"25m"``).
+        on_candle: Called with each ``ClosedCandle`` once it has closed.
+        clock: Exchange time now, UTC ns, used by ``on_time()`` without an argument.
+            Defaults to the wall clock ``time.time_ns``.
+        grace_s: Seconds past a bucket's end before the clock (rather than a tick of the
+            same instrument) may release it; absorbs feed latency.
+
+    Attributes:
+        ticks: Ticks accepted into a candle.
+        late: Ticks dropped because their bucket was already released.
+        outside: Ticks ignored because they fell outside 09:15-15:30 IST.
+        volume_resets: Ticks whose cumulative volume went backwards.
+    """
+
+    __slots__ = ("interval", "on_candle", "clock", "grace_ns", "_state", "_pending", "_next_end",
+                 "ticks", "late", "outside", "volume_resets")
+
+    def __init__(self, interval: Interval | str, on_candle: Callable[[ClosedCandle], object], *,
+                 clock: Callable[[], int] | None = None, grace_s: float = 2.0) -> None:
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be zero or positive, got {grace_s!r}")
+        self.interval = Interval(interval)
+        self.on_candle = on_candle
+        self.clock = clock or time.time_ns
+        self.grace_ns = round(grace_s * 1e9)
+        self._state: dict[str, _Forming] = {}
+        self._pending: deque[ClosedCandle] = deque()
+        self._next_end = _FOREVER  # earliest end among forming candles: skips the scan on most ticks
+        self.ticks = 0
+        self.late = 0
+        self.outside = 0
+        self.volume_resets = 0
+
+    def on_tick(self, tick: Tick) -> None:
+        """Release the candles this tick closes (calling ``on_candle``), then add the tick."""
+        ts = tick.ts
+        if not in_session_hours(ts):
+            self.outside += 1
+            return
+        state = self._state.get(tick.instrument)
+        if state is None:
+            state = self._state[tick.instrument] = _Forming(tick.instrument, len(self._state))
+        same_bucket = state.start <= ts < state.end
+        if not same_bucket:
+            start = bucket_start(ts, self.interval)
+            if start <= state.released or start < state.start:
+                self.late += 1
+                return
+        self._release_due(ts - self.grace_ns, None if same_bucket else state)
+        if not self._pending:
+            self._add(state, tick, same_bucket)
+            return
+        try:
+            self._deliver()
+        finally:  # a raising callback must not cost the candle data this tick
+            self._add(state, tick, same_bucket)
+
+    def on_time(self, now_ns: int | None = None) -> int:
+        """Release every candle whose end plus the grace is at or before ``now_ns``.
+
+        Args:
+            now_ns: Exchange time now, UTC ns; defaults to ``clock()``.
+
+        Returns:
+            How many candles were released.
+        """
+        now = self.clock() if now_ns is None else now_ns
+        released = self._release_due(now - self.grace_ns, None)
+        if self._pending:
+            self._deliver()
+        return released
+
+    def forming(self, instrument: str) -> ClosedCandle | None:
+        """A copy of the candle still being built for ``instrument`` (for display), or None."""
+        state = self._state.get(instrument)
+        if state is None or state.start == _NEVER:
+            return None
+        return state.snapshot()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _release_due(self, cutoff: int, also: _Forming | None) -> int:
+        """Queue the forming candles that ended by ``cutoff``, and ``also``'s (closed by its own tick)."""
+        if cutoff < self._next_end:
+            if also is None or also.start == _NEVER:
+                return 0
+            due = [also]
+        else:
+            due = [s for s in self._state.values() if s.start != _NEVER and (s is also or s.end <= cutoff)]
+            if len(due) > 1:
+                due.sort(key=lambda s: (s.start, s.seq))
+        for s in due:
+            self._pending.append(s.snapshot())
+            s.released = s.start
+            s.start = s.end = _NEVER
+        self._next_end = min((s.end for s in self._state.values() if s.start != _NEVER), default=_FOREVER)
+        return len(due)
+
+    def _deliver(self) -> None:
+        pending = self._pending
+        while pending:
+            candle = pending[0]
+            self.on_candle(candle)
+            pending.popleft()  # only once delivered: a raising callback gets it again next time
+
+    def _add(self, state: _Forming, tick: Tick, same_bucket: bool) -> None:
+        ts, price = tick.ts, tick.ltp
+        volume = self._volume(state, tick)
+        self.ticks += 1
+        if not same_bucket:
+            state.start = bucket_start(ts, self.interval)
+            state.end = bucket_end(ts, self.interval)
+            if state.end < self._next_end:
+                self._next_end = state.end
+            state.open = state.high = state.low = state.close = price
+            state.open_ts = state.close_ts = ts
+            state.volume = volume
+            state.oi = tick.oi
+            state.ticks = 1
+            return
+        if price > state.high:
+            state.high = price
+        if price < state.low:
+            state.low = price
+        if ts >= state.close_ts:
+            state.close, state.close_ts = price, ts
+        if ts < state.open_ts:  # out of order inside the bucket: the earliest trade opens it
+            state.open, state.open_ts = price, ts
+        state.volume += volume
+        if tick.oi is not None:
+            state.oi = tick.oi
+        state.ticks += 1
+
+    def _volume(self, state: _Forming, tick: Tick) -> int:
+        """The quantity this tick adds to its candle (see "Volume" in the module docstring)."""
+        cum = tick.volume
+        ltq = tick.ltq if tick.ltq > 0 else 0
+        if cum is None:
+            return ltq
+        day = ist_day_start(tick.ts)
+        if state.base_day != day:
+            first_bucket = tick.ts < bucket_end(day + SESSION_OPEN_NS, self.interval)
+            added = cum if first_bucket else ltq
+        elif cum < state.base_cum:
+            self.volume_resets += 1
+            added = ltq
+        else:
+            added = cum - state.base_cum
+        state.base_day = day
+        state.base_cum = cum
+        return added if added > 0 else 0

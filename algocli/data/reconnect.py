@@ -1,0 +1,129 @@
+"""Reconnect policy for live feeds: jittered exponential backoff and a market-hours silence watchdog.
+
+Broker-neutral: both classes take their clock (and the backoff its random source) as
+arguments, so tests drive them without sleeping.
+
+* ``Backoff``: "full jitter" (each delay is uniform in ``[0, min(cap, base * factor**n)]``),
+  so many clients that lost the same server do not come back in lockstep. The attempt
+  count resets once a connection has stayed up for ``stable_s`` seconds; a connection that
+  drops straight away keeps growing the delay.
+* ``Watchdog``: a socket can be open (and answer pings) while carrying no data. During the
+  NSE session (09:15-15:30 IST, Monday-Friday) more than ``silence_s`` seconds without data
+  means the feed is dead; outside it silence is normal and never fires. Silence is counted
+  from the later of the last data and the session's open, so a feed idle overnight is not
+  declared dead at 09:15:00. Exchange holidays are not known here; on a holiday the feed is
+  reconnected every ``silence_s`` seconds, which is harmless.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+SESSION_OPEN_S = 9 * 3600 + 15 * 60  # 09:15 IST, seconds after midnight
+SESSION_CLOSE_S = 15 * 3600 + 30 * 60  # 15:30 IST
+
+
+def nse_session_start(now: float) -> float | None:
+    """Epoch seconds of today's 09:15 IST if ``now`` (epoch seconds) is inside the NSE
+    equity session (09:15 inclusive to 15:30 exclusive, Monday-Friday), else None."""
+    local = datetime.fromtimestamp(now, IST)
+    if local.weekday() >= 5:
+        return None
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    since = now - midnight
+    if SESSION_OPEN_S <= since < SESSION_CLOSE_S:
+        return midnight + SESSION_OPEN_S
+    return None
+
+
+def in_market_hours(now: float) -> bool:
+    """True inside the NSE equity session for the epoch-seconds instant ``now``."""
+    return nse_session_start(now) is not None
+
+
+class Backoff:
+    """Delays between reconnection attempts.
+
+    Args:
+        base: Upper bound of the first delay, seconds.
+        cap: No delay exceeds this.
+        factor: Growth of the upper bound per failed attempt.
+        stable_s: A connection that lasted this long resets the attempt count.
+        rng: Source of the jitter; pass ``random.Random(seed)`` for repeatable delays.
+        clock: Monotonic seconds, used only to time how long a connection lasted.
+    """
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0, *, factor: float = 2.0, stable_s: float = 60.0,
+                 rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if base <= 0 or cap < base or factor < 1:
+            raise ValueError("Backoff needs 0 < base <= cap and factor >= 1")
+        self.base, self.cap, self.factor, self.stable_s = base, cap, factor, stable_s
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self.attempts = 0
+        self._up_since: float | None = None
+
+    def ceiling(self) -> float:
+        """The upper bound of the next delay."""
+        # factor ** attempts overflows for huge counts; the cap is reached long before.
+        exp = min(self.attempts, 64)
+        return min(self.cap, self.base * self.factor ** exp)
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts one more attempt."""
+        delay = self._rng.uniform(0.0, self.ceiling())
+        self.attempts += 1
+        return delay
+
+    def connected(self) -> None:
+        """A connection is up: start timing it."""
+        self._up_since = self._clock()
+
+    def disconnected(self) -> None:
+        """The connection went down: reset if it had been stable, else keep growing."""
+        if self._up_since is not None and self._clock() - self._up_since >= self.stable_s:
+            self.reset()
+        self._up_since = None
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class Watchdog:
+    """Detects a connected feed that has gone silent while the market is open.
+
+    Args:
+        silence_s: Longest tolerated gap between data messages during the session.
+        clock: Epoch seconds (``time.time``); tests pass a fake.
+        session_start: ``now`` → epoch seconds when the current session opened, or None
+            while the market is closed. Defaults to the NSE equity session.
+    """
+
+    def __init__(self, silence_s: float, *, clock: Callable[[], float] = time.time,
+                 session_start: Callable[[float], float | None] = nse_session_start) -> None:
+        if silence_s <= 0:
+            raise ValueError("silence_s must be positive")
+        self.silence_s = silence_s
+        self._clock = clock
+        self._session_start = session_start
+        self.last = clock()
+
+    def touch(self) -> None:
+        """Data arrived (call on every message, and when a connection opens)."""
+        self.last = self._clock()
+
+    def silence(self) -> float:
+        """Seconds of silence that count: only time inside the session, 0 outside it."""
+        now = self._clock()
+        start = self._session_start(now)
+        if start is None:
+            return 0.0
+        return max(0.0, now - max(self.last, start))
+
+    def expired(self) -> bool:
+        """True when the feed should be treated as dead and reconnected."""
+        return self.silence() > self.silence_s

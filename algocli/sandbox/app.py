@@ -1,0 +1,204 @@
+"""The sandbox web server: the Dhan and Upstox protocol routes, ``/health``, and the replay.
+
+``build_app`` mounts each broker's routes from ``algocli.sandbox.dhan`` and
+``algocli.sandbox.upstox`` (each module exposes ``add_routes(app, hub)``). A broker whose
+module or ``add_routes`` is missing is skipped with a warning, so the server still runs
+with the other one. ``serve`` loads the CSV candles, listens, and replays them as ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from algocli.data.csv_feed import load_csv
+from algocli.data.history import Bars
+from algocli.errors import DataError, UsageError
+from algocli.sandbox.hub import Faults, TickHub
+from algocli.sandbox.replay import IST, Replayer
+
+__all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument_for", "load_bars", "serve"]
+
+_log = logging.getLogger(__name__)
+
+HUB = web.AppKey("hub", TickHub)
+REPLAYER = web.AppKey("replayer", Replayer)
+PROTOCOLS = web.AppKey("protocols", list)
+
+
+def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
+              replayer: Replayer | None = None) -> web.Application:
+    """The sandbox application.
+
+    Args:
+        hub: Tick fan-out shared by every protocol session.
+        dhan: Mount the Dhan routes (``algocli.sandbox.dhan.add_routes``).
+        upstox: Mount the Upstox routes (``algocli.sandbox.upstox.add_routes``).
+        replayer: Reported by ``/health`` (instruments, ticks published); optional.
+
+    Returns:
+        An application with ``GET /health`` and the mounted protocols; ``app[PROTOCOLS]``
+        lists the ones mounted.
+    """
+    app = web.Application()
+    app[HUB] = hub
+    if replayer is not None:
+        app[REPLAYER] = replayer
+    mounted = []
+    for name, wanted in (("dhan", dhan), ("upstox", upstox)):
+        if wanted and _mount(app, hub, name):
+            mounted.append(name)
+    app[PROTOCOLS] = mounted
+    app.router.add_get("/health", _health)
+    return app
+
+
+def _mount(app: web.Application, hub: TickHub, name: str) -> bool:
+    module_name = f"algocli.sandbox.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the module exists but something it imports does not: a real error
+        _log.warning("%s is not available; the sandbox runs without the %s protocol", module_name, name)
+        return False
+    add_routes = getattr(module, "add_routes", None)
+    if not callable(add_routes):
+        _log.warning("%s has no add_routes(app, hub); the sandbox runs without the %s protocol",
+                     module_name, name)
+        return False
+    add_routes(app, hub)
+    return True
+
+
+async def _health(request: web.Request) -> web.Response:
+    app = request.app
+    hub = app[HUB]
+    replayer = app.get(REPLAYER)
+    body = {
+        "status": "ok",
+        "protocols": app[PROTOCOLS],
+        "instruments": replayer.instruments if replayer is not None else sorted(hub.last),
+        "ticks_published": replayer.published if replayer is not None else None,
+        "ticks_total": replayer.total if replayer is not None else None,
+        "replay_done": replayer.done if replayer is not None else None,
+        "speed": replayer.speed if replayer is not None else None,
+        "exchange_time_ns": replayer.exchange_ns if replayer is not None else None,
+        "clients": len(getattr(hub, "_queues", ())),
+    }
+    return web.json_response(body)
+
+
+def instrument_for(path: Path) -> str:
+    """``NSE_EQ_1333.csv`` -> ``NSE_EQ:1333`` (the last ``_`` stands for the ``:``)."""
+    stem = Path(path).stem
+    segment, sep, security = stem.rpartition("_")
+    if not sep or not segment or not security:
+        raise DataError(path, "file name is not SEGMENT_ID.csv (e.g. NSE_EQ_1333.csv for NSE_EQ:1333); "
+                              "rename it or name the instruments to replay")
+    return f"{segment}:{security}"
+
+
+def load_bars(data_dir: Path, instruments: list[str] | None = None,
+              warn: Callable[[str], None] | None = None) -> dict[str, Bars]:
+    """Load the candles to replay.
+
+    Args:
+        data_dir: Folder of ``SEGMENT_ID.csv`` files (``NSE_EQ:1333`` is ``NSE_EQ_1333.csv``).
+        instruments: Ids to load; None loads every ``*.csv`` in the folder.
+        warn: Receives one line per safe repair made while loading.
+
+    Raises:
+        DataError: The folder or a file is missing or invalid, or there is nothing to load.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(data_dir, "is not a folder; pass --data with the folder of SEGMENT_ID.csv files")
+    if instruments is None:
+        files = sorted(data_dir.glob("*.csv"))
+        if not files:
+            raise DataError(data_dir, "holds no *.csv files; add NSE_EQ_1333.csv-style candle files")
+        pairs = [(instrument_for(f), f) for f in files]
+    else:
+        pairs = [(i, data_dir / f"{i.replace(':', '_')}.csv") for i in instruments]
+    out: dict[str, Bars] = {}
+    for instrument, path in pairs:
+        if not path.is_file():
+            raise DataError(path, f"no data file for {instrument}; expected {path.name} in {data_dir}")
+        out[instrument] = load_csv(path, instrument, warn=warn)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """What ``serve`` reports once the server accepts connections."""
+
+    host: str
+    port: int
+    protocols: tuple[str, ...]
+    instruments: tuple[str, ...]
+    ticks_total: int
+
+
+async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: str = "127.0.0.1",
+                port: int = 8765, speed: float = 60.0, start: datetime | None = None,
+                faults: Faults | None = None, tokens: list[str] | tuple[str, ...] = (),
+                on_ready: Callable[[Listening], None] | None = None, dhan: bool = True,
+                upstox: bool = True, warn: Callable[[str], None] | None = None) -> None:
+    """Load candles, listen on ``host:port`` and replay them as ticks until cancelled.
+
+    The server keeps running after the replay has published its last tick; cancel the
+    task (Ctrl-C in ``algo sandbox``) to stop it.
+
+    Args:
+        data_dir: Folder of candle CSV files.
+        instruments: Ids to replay; None replays every ``*.csv`` in ``data_dir``.
+        host, port: Where to listen; port 0 picks a free port (reported to ``on_ready``).
+        speed: Exchange seconds per wall second; 0 = as fast as possible.
+        start: Replay bars from this moment on (naive = IST).
+        faults: Fault injection for the protocol sessions.
+        tokens: Access tokens to accept; empty accepts any token.
+        on_ready: Called once the server is listening.
+        dhan, upstox: Which protocols to mount.
+        warn: Receives data-loading warnings.
+
+    Raises:
+        DataError: The candles cannot be loaded, or none start at or after ``start``.
+        UsageError: The address cannot be bound.
+    """
+    bars = load_bars(Path(data_dir), instruments, warn=warn)
+    hub = TickHub(faults=faults or Faults(), valid_tokens=set(tokens))
+    replayer = Replayer(bars, hub, speed=speed, start=start)
+    if replayer.total == 0 and start is not None:
+        last = max(int(b.ts[-1]) for b in bars.values())
+        raise DataError(data_dir, f"no bars at or after {start:%Y-%m-%d %H:%M}; the data ends at "
+                                  f"{_ist_text(last)} IST. Pick an earlier --start")
+    app = build_app(hub, dhan=dhan, upstox=upstox, replayer=replayer)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                             "pick another --port (or stop whatever holds it)") from None
+        bound = runner.addresses[0][1] if runner.addresses else port
+        if on_ready is not None:
+            on_ready(Listening(host, bound, tuple(app[PROTOCOLS]), tuple(replayer.instruments), replayer.total))
+        await replayer.run()
+        _log.info("replay finished: %d ticks published", replayer.published)
+        await asyncio.Event().wait()  # keep serving until cancelled
+    finally:
+        await runner.cleanup()
+
+
+def _ist_text(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, IST).strftime("%Y-%m-%d %H:%M")

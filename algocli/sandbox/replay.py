@@ -1,0 +1,225 @@
+"""Candles replayed as ticks: a plausible path through each bar's O/H/L/C, paced in time.
+
+The path
+    Every bar becomes four ticks: the open exactly at the bar start, then the two
+    extremes, then the close one second before the bar ends. A bullish bar (close >=
+    open) goes open -> low -> high -> close, a bearish one open -> high -> low -> close:
+    the path that stays closest to a straight line from open to close. The two middle
+    ticks sit at one and two thirds of the way to the close tick. So the first tick of
+    every bar carries exactly the bar's open, the last exactly its close, and the ticks'
+    maximum and minimum are its high and low.
+
+Bar times
+    An intraday bar spans ``[start, start + interval)``, cut at 15:30 IST; the interval is
+    the file's own (the median gap between bars). A daily bar (stamped at IST midnight)
+    spans that day's session, 09:15-15:30 IST.
+
+Volume
+    The bar's volume (rounded to a whole number) is spread over its ticks: a quarter on
+    each, the remainder on the open tick. Each tick carries ``ltq`` = its share and
+    ``volume`` = the cumulative volume of the IST day so far, reset at each day's first
+    replayed tick, as the brokers' feeds send it. So the aggregator rebuilds each bar's
+    volume exactly, and the cumulative volume at the last tick of a day is the sum of that
+    day's replayed bars.
+
+Pacing
+    ``Replayer.run`` publishes ticks in exchange-time order across instruments (ties in
+    the order of the ``bars`` dict) and spaces them in wall time by exchange time /
+    ``speed``: at speed 60 one 1-minute bar takes one second. Time outside the session
+    (nights, weekends, holidays) takes none: after one session's close the replay moves
+    straight to the next session's open. Speed 0 or infinity publishes as fast as
+    possible, yielding to the event loop every ``batch`` ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from algocli.data.csv_feed import DAY_NS, MINUTE_NS, infer_interval_minutes
+from algocli.data.history import Bars
+from algocli.domain.models import IST_OFFSET_NS, Tick
+from algocli.domain.session import SESSION_CLOSE_NS, SESSION_OPEN_NS
+
+__all__ = ["IST", "TICKS_PER_BAR", "Replayer", "TickPath", "bar_ticks", "to_utc_ns"]
+
+TICKS_PER_BAR = 4
+SECOND_NS = 1_000_000_000
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_utc_ns(moment: datetime) -> int:
+    """UTC nanoseconds of ``moment``; a naive datetime is read as IST."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=IST)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+@dataclass(slots=True)
+class TickPath:
+    """The ticks of one instrument as columns, ``TICKS_PER_BAR`` per bar, in time order.
+
+    ``volume`` is cumulative per IST day; ``oi`` repeats each bar's open interest.
+    """
+
+    instrument: str
+    ts: np.ndarray  # int64 UTC ns
+    price: np.ndarray  # float64
+    ltq: np.ndarray  # int64
+    volume: np.ndarray  # int64, cumulative within the IST day
+    oi: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def tick(self, i: int) -> Tick:
+        """Tick ``i`` as the feeds deliver it."""
+        oi = None if self.oi is None else int(self.oi[i])
+        return Tick(self.instrument, int(self.ts[i]), float(self.price[i]), int(self.ltq[i]),
+                    int(self.volume[i]), oi=oi)
+
+
+def _bar_spans(ts: np.ndarray, bar_minutes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, end)`` of each bar, UTC ns: daily bars span the session, intraday bars are cut at 15:30."""
+    midnight = (ts + IST_OFFSET_NS) // DAY_NS * DAY_NS - IST_OFFSET_NS
+    close = midnight + SESSION_CLOSE_NS
+    if bar_minutes is None:  # a single bar: daily if stamped at midnight, else a minute
+        bar_minutes = 375 if bool((ts == midnight).all()) else 1
+    if bar_minutes >= 375:
+        return midnight + SESSION_OPEN_NS, close
+    end = ts + bar_minutes * MINUTE_NS
+    return ts, np.where((ts < close) & (end > close), close, end)
+
+
+def bar_ticks(bars: Bars, *, bar_minutes: int | None = None) -> TickPath:
+    """The tick path of every bar (see the module docstring).
+
+    Args:
+        bars: One instrument's bars, sorted by time.
+        bar_minutes: Length of one bar; inferred from the bars when None (375 = daily).
+
+    Returns:
+        ``TICKS_PER_BAR`` ticks per bar, in time order.
+    """
+    n = len(bars)
+    ts = np.asarray(bars.ts, dtype=np.int64)
+    if bar_minutes is None:
+        bar_minutes = infer_interval_minutes(ts)
+    first, end = _bar_spans(ts, bar_minutes)
+    last = np.maximum(end - SECOND_NS, first + TICKS_PER_BAR - 1)  # the close tick, inside the bar
+    step = (last - first) // 3
+    times = np.stack([first, first + step, first + 2 * step, last], axis=1).ravel()
+
+    o, h, lo, c = (np.asarray(a, dtype=np.float64) for a in (bars.open, bars.high, bars.low, bars.close))
+    bullish = c >= o
+    prices = np.stack([o, np.where(bullish, lo, h), np.where(bullish, h, lo), c], axis=1).ravel()
+
+    total = np.rint(np.asarray(bars.volume, dtype=np.float64)).astype(np.int64)
+    share = total // TICKS_PER_BAR
+    ltq = np.repeat(share, TICKS_PER_BAR).reshape(n, TICKS_PER_BAR)
+    ltq[:, 0] += total - share * TICKS_PER_BAR
+    ltq = ltq.ravel()
+
+    running = np.cumsum(ltq)
+    day = (times + IST_OFFSET_NS) // DAY_NS
+    new_day = np.flatnonzero(np.concatenate(([True], day[1:] != day[:-1])))
+    before = np.concatenate(([0], running))[new_day]  # volume replayed before each day began
+    counts = np.diff(np.concatenate((new_day, [len(times)])))
+    cumulative = running - np.repeat(before, counts)
+
+    oi = None if bars.oi is None else np.repeat(np.rint(bars.oi).astype(np.int64), TICKS_PER_BAR)
+    return TickPath(bars.instrument, times, prices, ltq, cumulative, oi)
+
+
+class Replayer:
+    """Publishes the tick paths of several instruments to a hub, paced like the exchange.
+
+    Args:
+        bars: Bars per instrument id, each sorted by time.
+        hub: Receives every tick through ``publish(tick)`` (a ``TickHub``).
+        speed: Exchange seconds per wall second; 0 or ``math.inf`` = as fast as possible.
+        start: Skip bars that start before this moment (naive = IST).
+        clock: Monotonic seconds, for pacing.
+        sleep: Awaitable sleep in seconds, for pacing.
+        batch: Unpaced replays yield to the event loop after this many ticks.
+
+    Attributes:
+        published: Ticks published so far.
+        total: Ticks the replay will publish in all.
+        exchange_ns: Exchange time of the last published tick, or None before the first.
+        done: True once every tick has been published.
+    """
+
+    def __init__(self, bars: dict[str, Bars], hub, *, speed: float = 60.0, start: datetime | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, batch: int = 1000) -> None:
+        if math.isnan(speed) or speed < 0:
+            raise ValueError(f"speed must be zero (as fast as possible) or positive, got {speed!r}")
+        self.hub = hub
+        self.speed = float(speed)
+        self.start = start
+        self.clock = clock
+        self.sleep = sleep
+        self.batch = max(1, batch)
+        start_ns = None if start is None else to_utc_ns(start)
+        self.paths: list[TickPath] = []
+        for every in bars.values():
+            minutes = infer_interval_minutes(np.asarray(every.ts, dtype=np.int64))  # before slicing
+            kept = every if start_ns is None else every.slice(
+                int(np.searchsorted(every.ts, start_ns, side="left")), len(every))
+            if len(kept):
+                self.paths.append(bar_ticks(kept, bar_minutes=minutes))
+        self.instruments = list(bars)
+        self.total = sum(len(p) for p in self.paths)
+        self.published = 0
+        self.exchange_ns: int | None = None
+        self.done = False
+
+    @property
+    def paced(self) -> bool:
+        return 0 < self.speed < math.inf
+
+    def _merged(self) -> Iterator[tuple[int, int, int]]:
+        """``(ts, path index, tick index)`` of every tick, in time order."""
+        def stream(k: int, times: np.ndarray) -> Iterator[tuple[int, int, int]]:
+            for i, t in enumerate(times.tolist()):
+                yield t, k, i
+
+        return heapq.merge(*(stream(k, p.ts) for k, p in enumerate(self.paths)))
+
+    async def run(self) -> int:
+        """Publish every tick, paced by ``speed``; return how many were published."""
+        publish = self.hub.publish
+        paths = self.paths
+        anchor_wall = anchor_exch = day = previous = 0
+        started = False
+        for ts, k, i in self._merged():
+            if self.paced:
+                today = (ts + IST_OFFSET_NS) // DAY_NS
+                if not started:
+                    anchor_wall, anchor_exch, day, started = self.clock(), ts, today, True
+                elif today != day:  # finish the old session, then jump to the new one's open
+                    old_close = max(day * DAY_NS - IST_OFFSET_NS + SESSION_CLOSE_NS, previous)
+                    anchor_wall += (old_close - anchor_exch) / SECOND_NS / self.speed
+                    anchor_exch = min(ts, today * DAY_NS - IST_OFFSET_NS + SESSION_OPEN_NS)
+                    day = today
+                if ts != previous:
+                    delay = anchor_wall + (ts - anchor_exch) / SECOND_NS / self.speed - self.clock()
+                    if delay > 0:
+                        await self.sleep(delay)
+            elif self.published and self.published % self.batch == 0:
+                await self.sleep(0)
+            previous = ts
+            publish(paths[k].tick(i))
+            self.published += 1
+            self.exchange_ns = ts
+        self.done = True
+        return self.published

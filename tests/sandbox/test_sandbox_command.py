@@ -1,0 +1,147 @@
+"""``algo sandbox`` as a user runs it: a real process, a real port, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ALGO = str(Path(sys.executable).with_name("algo"))
+MINUTE_CSV = ROOT / "data" / "NSE_EQ_2885.csv"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def env() -> dict:
+    e = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    e.pop("FORCE_COLOR", None)
+    return e
+
+
+def small_data(tmp_path: Path, rows: int = 31) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    lines = MINUTE_CSV.read_text(encoding="utf-8").splitlines()[:rows]
+    (folder / "NSE_EQ_2885.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def health(port: int) -> dict:
+    with _NO_PROXY.open(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        return json.loads(response.read())
+
+
+class Sandbox:
+    """``algo sandbox`` in a child process, its stdout read line by line on a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([ALGO, "sandbox", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env(), cwd=ROOT)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stdout: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def port(self, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                assert self.proc.poll() is None, self.proc.stderr.read()
+                continue
+            self.stdout.append(line)
+            found = re.search(r"Listening on http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                return int(found.group(1))
+        raise AssertionError("the sandbox never said where it listens")
+
+    def stop(self) -> tuple[int, str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        time.sleep(0.1)  # let the reader thread drain the pipe
+        while not self.lines.empty():
+            self.stdout.append(self.lines.get())
+        return code, "".join(self.stdout), self.proc.stderr.read()
+
+
+def wait_for(condition, timeout: float = 30.0, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def test_replays_as_fast_as_possible_and_stops_cleanly_on_ctrl_c(tmp_path):
+    box = Sandbox("--data", str(small_data(tmp_path)), "--port", "0", "--speed", "0", "--token", "T-1")
+    try:
+        port = box.port()
+        body = wait_for(lambda: (b := health(port))["replay_done"] and b)
+    finally:
+        code, out, err = box.stop()
+    assert body["ticks_published"] == 30 * 4 and body["instruments"] == ["NSE_EQ:2885"]
+    assert code == 0, err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "sandbox stopped" in err
+    for line in (f"DHAN_FEED_URL=ws://127.0.0.1:{port}/dhan/feed", "DHAN_CLIENT_ID=sandbox",
+                 "DHAN_ACCESS_TOKEN=T-1", f"UPSTOX_API_BASE_URL=http://127.0.0.1:{port}",
+                 "UPSTOX_ACCESS_TOKEN=T-1"):
+        assert line in out, out
+
+
+def test_paced_replay_publishes_over_time(tmp_path):
+    # 30 one-minute bars at 600x: about three seconds in all
+    box = Sandbox("--data", str(small_data(tmp_path)), "--port", "0", "--speed", "600",
+                  "--start", "2024-06-10 09:20")
+    try:
+        port = box.port()
+        partway = wait_for(lambda: (b := health(port))["ticks_published"] > 0 and b, step=0.05)
+        done = wait_for(lambda: (b := health(port))["replay_done"] and b)
+    finally:
+        code, out, err = box.stop()
+    assert not partway["replay_done"] and partway["ticks_published"] < 100
+    assert done["ticks_published"] == 25 * 4  # bars from 09:20 on
+    assert code == 0, err
+    assert "from 2024-06-10 09:20" in out
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ALGO, "sandbox", *args], capture_output=True, text=True, env=env(), cwd=ROOT,
+                          timeout=60)
+
+
+def test_a_non_loopback_host_is_refused_in_one_line(tmp_path):
+    for host in ("0.0.0.0", "192.168.1.20", "example.com"):
+        proc = run("--data", str(tmp_path), "--host", host)
+        assert proc.returncode == 2
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, proc.stderr
+        assert f"--host {host} is not a loopback address" in lines[0] and "--allow-remote" in lines[0]
+        assert proc.stdout == ""
+
+
+def test_bad_start_and_missing_data_exit_2(tmp_path):
+    proc = run("--data", str(tmp_path), "--start", "next tuesday")
+    assert proc.returncode == 2 and "--start 'next tuesday' is not a date-time" in proc.stderr
+    proc = run("--data", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
+    proc = run("--data", str(tmp_path), "--speed", "-1")
+    assert proc.returncode == 2
