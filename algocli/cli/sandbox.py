@@ -17,12 +17,11 @@ from algocli.cli.console import console, err_console
 from algocli.cli.main import app
 from algocli.errors import UsageError
 
-_NON_NEGATIVE = {"min": 0}
-
 
 @app.command("sandbox")
 def sandbox_command(
-    data: Annotated[Path, typer.Option("--data", help="Folder of SEGMENT_ID.csv candle files to replay.")] = Path("data"),
+    data: Annotated[Path, typer.Option("--data", help="Folder of SEGMENT_ID.csv candle files to replay.")]
+    = Path("data"),
     speed: Annotated[float, typer.Option("--speed", min=0.0,
                                          help="Exchange seconds per wall second (60: a 1-minute bar per "
                                               "second); 0 = as fast as possible.")] = 60.0,
@@ -36,17 +35,18 @@ def sandbox_command(
                                                               "every CSV in --data.")] = None,
     token: Annotated[list[str] | None, typer.Option("--token", help="Access token to accept (repeatable); "
                                                                     "default: any token.")] = None,
-    drop_every: Annotated[int, typer.Option("--drop-every", **_NON_NEGATIVE,
+    drop_every: Annotated[int, typer.Option("--drop-every", min=0,
                                             help="Fault: close each feed connection after N packets.")] = 0,
-    silence_after: Annotated[int, typer.Option("--silence-after", **_NON_NEGATIVE,
+    silence_after: Annotated[int, typer.Option("--silence-after", min=0,
                                                help="Fault: stop sending after N packets, socket left open.")] = 0,
-    malformed_every: Annotated[int, typer.Option("--malformed-every", **_NON_NEGATIVE,
+    malformed_every: Annotated[int, typer.Option("--malformed-every", min=0,
                                                  help="Fault: replace every Nth packet with garbage.")] = 0,
     reject_tokens: Annotated[bool, typer.Option("--reject-tokens", help="Fault: refuse every token.")] = False,
     allow_remote: Annotated[bool, typer.Option("--allow-remote",
                                                help="Allow a --host other than loopback.")] = False,
 ) -> None:
     """Replay candles as live ticks on a local Dhan/Upstox look-alike, for `algo paper`. Ctrl-C stops it."""
+    host = host.strip().strip("[]")  # [::1] as in a URL
     if not allow_remote and not _is_loopback(host):
         raise UsageError(f"--host {host} is not a loopback address; the sandbox accepts any token and serves "
                          "made-up prices, so it listens on 127.0.0.1 unless you add --allow-remote")
@@ -86,7 +86,7 @@ def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -105,14 +105,17 @@ def _panel(listening, data: Path, speed: float, begin: datetime | None, token: s
     from rich.panel import Panel
     from rich.text import Text
 
+    from algocli.sandbox.app import ist_text
+
     host = f"[{listening.host}]" if ":" in listening.host else listening.host
     base = f"http://{host}:{listening.port}"
     pace = "as fast as possible" if speed == 0 or speed == float("inf") else f"at {speed:g}x"
     names = ", ".join(listening.instruments)
     lines = [
         f"Listening on {base}  (status: GET /health)",
-        f"Replaying {names} {pace}" + (f" from {begin:%Y-%m-%d %H:%M}" if begin else "")
-        + f": {listening.ticks_total} ticks from {data}",
+        f"Replaying {names} {pace}: {listening.ticks_total} ticks from {data}",
+        f"Exchange time starts {ist_text(listening.first_ns)} IST"
+        + (f" (--start {begin:%Y-%m-%d %H:%M})" if begin else ""),
         "",
         "Environment for `algo paper` (export it, or put it in .env):",
     ]

@@ -30,8 +30,10 @@ Release
 
     ``now`` must be on the exchange's clock. Live, that is the wall clock (the default,
     ``time.time_ns``). Against a replay that runs faster than real time or in the past
-    (``algo sandbox``), pass the replay's clock; the wall clock would release every
-    candle right after its first tick.
+    (``algo sandbox``, whose ``GET /health`` reports its exchange time and speed), pass
+    the replay's clock: the wall clock would release every candle right after its first
+    tick. Ticks alone release candles correctly, so without a trustworthy clock rely on
+    them and call ``on_time`` only at the end of the session.
 
 Empty intervals
     A bucket without ticks produces no candle. There are no synthetic flat bars: the gap
@@ -180,20 +182,21 @@ class CandleAggregator:
         state = self._state.get(tick.instrument)
         if state is None:
             state = self._state[tick.instrument] = _Forming(tick.instrument, len(self._state))
-        same_bucket = state.start <= ts < state.end
-        if not same_bucket:
-            start = bucket_start(ts, self.interval)
-            if start <= state.released or start < state.start:
+        if state.start <= ts < state.end:
+            new_start = None
+        else:
+            new_start = bucket_start(ts, self.interval)
+            if new_start <= state.released or new_start < state.start:
                 self.late += 1
                 return
-        self._release_due(ts - self.grace_ns, None if same_bucket else state)
+        self._release_due(ts - self.grace_ns, None if new_start is None else state)
         if not self._pending:
-            self._add(state, tick, same_bucket)
+            self._add(state, tick, new_start)
             return
         try:
             self._deliver()
         finally:  # a raising callback must not cost the candle data this tick
-            self._add(state, tick, same_bucket)
+            self._add(state, tick, new_start)
 
     def on_time(self, now_ns: int | None = None) -> int:
         """Release every candle whose end plus the grace is at or before ``now_ns``.
@@ -243,12 +246,13 @@ class CandleAggregator:
             self.on_candle(candle)
             pending.popleft()  # only once delivered: a raising callback gets it again next time
 
-    def _add(self, state: _Forming, tick: Tick, same_bucket: bool) -> None:
+    def _add(self, state: _Forming, tick: Tick, new_start: int | None) -> None:
+        """Add the tick to the forming candle, or open one at ``new_start``."""
         ts, price = tick.ts, tick.ltp
         volume = self._volume(state, tick)
         self.ticks += 1
-        if not same_bucket:
-            state.start = bucket_start(ts, self.interval)
+        if new_start is not None:
+            state.start = new_start
             state.end = bucket_end(ts, self.interval)
             if state.end < self._next_end:
                 self._next_end = state.end

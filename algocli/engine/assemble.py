@@ -99,10 +99,10 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
             warn(msg)
 
     plugins = resolve_plugins(config, source)
-    feed = plugins.feed_cls(plugins.feed_cfg)
-    if not hasattr(feed, "load"):
+    if not hasattr(plugins.feed_cls, "load"):
         raise ConfigError(f"{source}: data.feed: {config.data.feed!r} is a live feed; "
                           "backtests read files, use `feed: csv` (or run `algo paper`)")
+    feed = plugins.feed_cls(plugins.feed_cfg)
     bars = feed.load(plugins.instruments, config.interval, warn=_warn)
     bt = Backtest(
         bars, initial_capital=config.initial_capital, fill_model=plugins.fill_model,

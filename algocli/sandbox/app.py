@@ -18,13 +18,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from algocli.data.csv_feed import load_csv
+from algocli.data.csv_feed import infer_interval_minutes, load_csv
 from algocli.data.history import Bars
 from algocli.errors import DataError, UsageError
 from algocli.sandbox.hub import Faults, TickHub
 from algocli.sandbox.replay import IST, Replayer
 
-__all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument_for", "load_bars", "serve"]
+__all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument_for", "ist_text", "load_bars",
+           "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -133,7 +134,25 @@ def load_bars(data_dir: Path, instruments: list[str] | None = None,
         if not path.is_file():
             raise DataError(path, f"no data file for {instrument}; expected {path.name} in {data_dir}")
         out[instrument] = load_csv(path, instrument, warn=warn)
+    if instruments is None:
+        out = _prefer_intraday(out, warn)
     return out
+
+
+def _prefer_intraday(bars: dict[str, Bars], warn: Callable[[str], None] | None) -> dict[str, Bars]:
+    """Leave daily files out of a whole-folder replay that also has intraday files.
+
+    Daily and minute files usually cover different years; replaying both from the earliest
+    bar would spend the session on years of daily bars before the first minute bar.
+    """
+    intraday = {i: b for i, b in bars.items() if (infer_interval_minutes(b.ts) or 375) < 375}
+    if not intraday or len(intraday) == len(bars):
+        return bars
+    skipped = sorted(set(bars) - set(intraday))
+    if warn is not None:
+        warn(f"replaying the intraday files only; daily files left out: {', '.join(skipped)} "
+             "(name them with --instrument to replay them)")
+    return intraday
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +164,7 @@ class Listening:
     protocols: tuple[str, ...]
     instruments: tuple[str, ...]
     ticks_total: int
+    first_ns: int | None = None  # exchange time of the first tick, UTC ns
 
 
 async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: str = "127.0.0.1",
@@ -179,7 +199,7 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
     if replayer.total == 0 and start is not None:
         last = max(int(b.ts[-1]) for b in bars.values())
         raise DataError(data_dir, f"no bars at or after {start:%Y-%m-%d %H:%M}; the data ends at "
-                                  f"{_ist_text(last)} IST. Pick an earlier --start")
+                                  f"{ist_text(last)} IST. Pick an earlier --start")
     app = build_app(hub, dhan=dhan, upstox=upstox, replayer=replayer)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
@@ -192,7 +212,8 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
                              "pick another --port (or stop whatever holds it)") from None
         bound = runner.addresses[0][1] if runner.addresses else port
         if on_ready is not None:
-            on_ready(Listening(host, bound, tuple(app[PROTOCOLS]), tuple(replayer.instruments), replayer.total))
+            on_ready(Listening(host, bound, tuple(app[PROTOCOLS]), tuple(replayer.instruments), replayer.total,
+                               replayer.first_ns))
         await replayer.run()
         _log.info("replay finished: %d ticks published", replayer.published)
         await asyncio.Event().wait()  # keep serving until cancelled
@@ -200,5 +221,6 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
         await runner.cleanup()
 
 
-def _ist_text(ns: int) -> str:
+def ist_text(ns: int) -> str:
+    """``YYYY-MM-DD HH:MM`` of UTC nanoseconds, in IST."""
     return datetime.fromtimestamp(ns / 1e9, IST).strftime("%Y-%m-%d %H:%M")

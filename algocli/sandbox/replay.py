@@ -184,6 +184,11 @@ class Replayer:
         self.done = False
 
     @property
+    def first_ns(self) -> int | None:
+        """Exchange time of the first tick to publish, or None if there is none."""
+        return min((int(p.ts[0]) for p in self.paths), default=None)
+
+    @property
     def paced(self) -> bool:
         return 0 < self.speed < math.inf
 

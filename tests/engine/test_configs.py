@@ -13,7 +13,10 @@ import yaml
 from algocli.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+ALL_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+# backtest configs read files; the live ones (feed: sandbox/dhan/upstox) are exercised by tests/cli/test_paper*.py
+CONFIGS = [p for p in ALL_CONFIGS if yaml.safe_load(p.read_text())["data"].get("feed", "csv") == "csv"]
+LIVE_CONFIGS = [p for p in ALL_CONFIGS if p not in CONFIGS]
 
 
 def _run(path: Path, tmp_path: Path, monkeypatch) -> Path:
@@ -31,6 +34,15 @@ def _ist(series: pd.Series) -> pd.Series:
 def test_the_sample_configs_are_all_here():
     names = {p.name for p in CONFIGS}
     assert {"sma.yaml", "rsi.yaml", "bollinger.yaml", "multi.yaml", "intraday.yaml"} <= names
+    assert {p.name for p in LIVE_CONFIGS} == {"paper.yaml"}
+
+
+@pytest.mark.parametrize("path", LIVE_CONFIGS, ids=[p.stem for p in LIVE_CONFIGS])
+def test_backtest_refuses_a_live_config_with_one_line(path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["backtest", str(path.relative_to(REPO)), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a live feed" in err and "data.feed" in err
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

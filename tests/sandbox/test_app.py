@@ -17,7 +17,7 @@ from aiohttp import web
 
 from algocli.data.csv_feed import load_csv
 from algocli.errors import DataError, UsageError
-from algocli.sandbox.app import PROTOCOLS, Listening, build_app, instrument_for, load_bars, serve
+from algocli.sandbox.app import PROTOCOLS, Listening, build_app, instrument_for, ist_text, load_bars, serve
 from algocli.sandbox.hub import Faults, TickHub
 from algocli.sandbox.replay import TICKS_PER_BAR, Replayer
 
@@ -139,9 +139,13 @@ def test_instrument_names_come_from_file_names(tmp_path):
 def test_load_bars_reads_every_csv_or_the_named_ones(tmp_path):
     folder = small_data(tmp_path)
     shutil.copyfile(ROOT / "data" / "NSE_EQ_1333.csv", folder / "NSE_EQ_1333.csv")
-    everything = load_bars(folder)
-    assert list(everything) == ["NSE_EQ:1333", "NSE_EQ:2885"]
+    warnings: list[str] = []
+    everything = load_bars(folder, warn=warnings.append)
+    # a whole-folder replay leaves the daily file out when intraday files are there, and says so
+    assert list(everything) == ["NSE_EQ:2885"]
     assert len(everything["NSE_EQ:2885"]) == 30
+    assert len(warnings) == 1 and "NSE_EQ:1333" in warnings[0] and "--instrument" in warnings[0]
+    assert list(load_bars(folder, ["NSE_EQ:1333", "NSE_EQ:2885"])) == ["NSE_EQ:1333", "NSE_EQ:2885"]
     assert list(load_bars(folder, ["NSE_EQ:2885"])) == ["NSE_EQ:2885"]
     with pytest.raises(DataError, match="no data file for NSE_EQ:7"):
         load_bars(folder, ["NSE_EQ:7"])
@@ -174,6 +178,7 @@ def test_serve_listens_replays_and_stops_on_cancel(tmp_path):
     body = asyncio.run(main())
     listening = ready[0]
     assert listening.port > 0 and listening.instruments == ("NSE_EQ:2885",)
+    assert ist_text(listening.first_ns) == "2024-06-10 09:15"
     assert listening.ticks_total == 30 * TICKS_PER_BAR == body["ticks_published"]
     with socket.socket() as probe:  # the port is free again
         assert probe.connect_ex(("127.0.0.1", listening.port)) != 0

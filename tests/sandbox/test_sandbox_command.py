@@ -120,7 +120,7 @@ def test_paced_replay_publishes_over_time(tmp_path):
     assert not partway["replay_done"] and partway["ticks_published"] < 100
     assert done["ticks_published"] == 25 * 4  # bars from 09:20 on
     assert code == 0, err
-    assert "from 2024-06-10 09:20" in out
+    assert "Exchange time starts 2024-06-10 09:20 IST (--start 2024-06-10 09:20)" in out
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
