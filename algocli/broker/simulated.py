@@ -72,6 +72,8 @@ class SimulatedBroker:
         # Paper and live runs set a Journal: every order, fill and status change is written
         # to disk before it takes effect. Backtests leave it None and pay nothing.
         self.journal = None
+        self._last_tick: dict[str, float] = {}  # paper: previous trade price per instrument
+        self._resting: set[str] = set()  # paper: limit orders that have already seen a tick
 
     # --- entry ---------------------------------------------------------------------
 
@@ -126,13 +128,36 @@ class SimulatedBroker:
     def on_tick(self, instrument: str, price: float, ts: int, timeline_bar: int) -> None:
         """Match working orders against a live trade price (paper trading).
 
-        A tick is a bar whose open, high, low and close are all the traded price, so a
-        market order fills at the tick (moved by the fill model's slippage) and a limit
-        order fills once the price reaches it. Orders placed on the last closed candle
+        A market order fills at the tick (moved by the fill model's slippage). A limit
+        order placed since the previous tick fills at the tick's price if that is already
+        at or through the limit (it was marketable). One that was resting at the previous
+        tick fills at its limit once the price trades through it: trades happened between
+        the two ticks at every price in between. Orders placed on the last closed candle
         are eligible: the tick belongs to the bar that is still forming.
         """
-        if self.pending[instrument]:
-            self._match(instrument, self.histories[instrument].length, price, price, price, price, ts, timeline_bar)
+        prev = self._last_tick.get(instrument)
+        self._last_tick[instrument] = price
+        working = self.pending[instrument]
+        if not working:
+            return
+        i = self.histories[instrument].length
+        resting = self._resting
+        for order in working[:]:
+            status = order.status
+            if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
+                continue
+            buy = order.side is _BUY
+            if order.order_type is _MARKET:
+                fill_price = self.fill_model.market_price(buy, price, price, price, price)
+            else:
+                o = prev if prev is not None and order.order_id in resting else price
+                fill_price = _limit_price(buy, order.limit_price, o, max(o, price), min(o, price))
+                if fill_price is None:
+                    resting.add(order.order_id)
+                    continue
+            working.remove(order)
+            resting.discard(order.order_id)
+            self.fill_at(order, fill_price, ts, timeline_bar)
 
     def _match(self, instrument: str, i: int, o: float, hi: float, lo: float, c: float,
                ts: int, timeline_bar: int) -> None:
@@ -236,6 +261,7 @@ class SimulatedBroker:
             order.quantity = quantity
         if price is not None:
             order.limit_price = price
+            self._resting.discard(order_id)  # a moved limit meets the next price as if new
         if self.journal is not None:
             self.journal.modify(order)
         return True

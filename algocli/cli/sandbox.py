@@ -42,6 +42,8 @@ def sandbox_command(
     malformed_every: Annotated[int, typer.Option("--malformed-every", min=0,
                                                  help="Fault: replace every Nth packet with garbage.")] = 0,
     reject_tokens: Annotated[bool, typer.Option("--reject-tokens", help="Fault: refuse every token.")] = False,
+    wait_for_client: Annotated[bool, typer.Option("--wait-for-client",
+                               help="Start the replay when the first client subscribes.")] = False,
     allow_remote: Annotated[bool, typer.Option("--allow-remote",
                                                help="Allow a --host other than loopback.")] = False,
 ) -> None:
@@ -73,7 +75,7 @@ def sandbox_command(
             except (NotImplementedError, RuntimeError):  # not available on this platform or thread
                 pass
         await serve(data, instrument or None, host=host, port=port, speed=speed, start=begin,
-                    faults=faults, tokens=tokens, on_ready=ready,
+                    faults=faults, tokens=tokens, on_ready=ready, wait_for_client=wait_for_client,
                     warn=lambda m: err_console.print(f"[yellow]warning:[/] {m}", highlight=False))
 
     try:

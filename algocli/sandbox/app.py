@@ -171,7 +171,8 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
                 port: int = 8765, speed: float = 60.0, start: datetime | None = None,
                 faults: Faults | None = None, tokens: list[str] | tuple[str, ...] = (),
                 on_ready: Callable[[Listening], None] | None = None, dhan: bool = True,
-                upstox: bool = True, warn: Callable[[str], None] | None = None) -> None:
+                upstox: bool = True, warn: Callable[[str], None] | None = None,
+                wait_for_client: bool = False) -> None:
     """Load candles, listen on ``host:port`` and replay them as ticks until cancelled.
 
     The server keeps running after the replay has published its last tick; cancel the
@@ -188,6 +189,8 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
         on_ready: Called once the server is listening.
         dhan, upstox: Which protocols to mount.
         warn: Receives data-loading warnings.
+        wait_for_client: Hold the replay until the first client subscribes, so that client
+            sees every tick from the first bar (tests comparing paper with backtest need it).
 
     Raises:
         DataError: The candles cannot be loaded, or none start at or after ``start``.
@@ -214,6 +217,8 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
         if on_ready is not None:
             on_ready(Listening(host, bound, tuple(app[PROTOCOLS]), tuple(replayer.instruments), replayer.total,
                                replayer.first_ns))
+        if wait_for_client:
+            await hub.first_subscription.wait()
         await replayer.run()
         _log.info("replay finished: %d ticks published", replayer.published)
         await asyncio.Event().wait()  # keep serving until cancelled

@@ -203,6 +203,7 @@ class DhanFeedSandbox:
                     if not modes:
                         del session.subscriptions[inst]
             return True
+        self.hub.note_subscription(instruments)
         for inst in instruments:
             modes = session.subscriptions.get(inst)
             if modes is not None:

@@ -33,6 +33,19 @@ class TickHub:
     valid_tokens: set[str] = field(default_factory=set)
     _queues: set[asyncio.Queue] = field(default_factory=set)
     last: dict[str, Tick] = field(default_factory=dict)
+    subscribed: set[str] = field(default_factory=set)  # every instrument any client asked for
+    _first_subscription: asyncio.Event | None = None
+
+    def note_subscription(self, instruments) -> None:
+        """Protocol sessions call this when a client subscribes (starts a waiting replay)."""
+        self.subscribed.update(instruments)
+        self.first_subscription.set()
+
+    @property
+    def first_subscription(self) -> asyncio.Event:
+        if self._first_subscription is None:
+            self._first_subscription = asyncio.Event()
+        return self._first_subscription
 
     def register(self, maxsize: int = 100_000) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=maxsize)

@@ -216,6 +216,7 @@ class _FeedSession:
         if self.queue is None:
             self.queue = self.hub.register()
             self.writer = asyncio.create_task(self.write())
+        self.hub.note_subscription(from_instrument_key(k) for k in keys)
         self.awaiting.update(keys)
         last = self.hub.last
         snapshot = {k: last[i] for k in keys if (i := from_instrument_key(k)) in last}
