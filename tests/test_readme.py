@@ -19,6 +19,7 @@ KNOWN = {
     "algo backtest configs/sma.yaml", "algo backtest configs/sma.yaml --output /tmp/run1",
     "algo backtest configs/multi.yaml --no-report", "algo --debug backtest configs/sma.yaml",
     "python data/generate_sample.py",
+    "algo sandbox --data data --speed 60", "algo paper configs/paper.yaml",
 }
 
 
@@ -119,3 +120,50 @@ output: {{dir: {tmp_path / 'out'}}}
     assert proc.returncode == 0, proc.stderr
     trades = pd.read_csv(tmp_path / "out" / "trades.csv")
     assert len(trades) > 0 and set(trades["strategy"]) == {"Breakout-0"}
+
+
+def test_sandbox_and_paper_commands_in_two_terminals():
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:  # the README's commands use the default port
+        assert probe.connect_ex(("127.0.0.1", 8765)) != 0, "port 8765 is busy; stop what holds it"
+    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--speed", "60"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    paper = None
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:8765/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        journal = ROOT / "output" / "paper-reliance" / "journal.jsonl"
+        journal.unlink(missing_ok=True)  # a journal from an earlier run would be resumed
+        paper = subprocess.Popen([ALGO, "paper", "configs/paper.yaml"], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for a few closed candles (one a second at 60x)
+            if journal.exists() and journal.read_text().count('"k":"candle"') >= 5:
+                break
+            time.sleep(0.2)
+        paper.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = paper.communicate(timeout=30)
+        assert paper.returncode == 0, err
+        assert "Traceback" not in err and "Sharpe Ratio" in out
+        for name in ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv", "report.html"):
+            assert (ROOT / "output" / "paper-reliance" / name).is_file()
+        health = json.load(urllib.request.urlopen("http://127.0.0.1:8765/health", timeout=1))
+        assert health["ticks_published"] > 0
+    finally:
+        for proc in (paper, sandbox):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    assert sandbox.returncode == 0
