@@ -88,6 +88,8 @@ async def _loop(engine, feed, stop: asyncio.Event, duration: float | None, dashb
                 pass
             if feed.error is not None:  # e.g. the token was rejected: stop, do not retry
                 raise feed.error
+            if engine.error is not None:  # a strategy raised inside a tick
+                raise engine.error
             engine.on_time(engine.exchange_now())
             if live is not None:
                 live.update(render(engine, feed.status, rate.update(engine.stats.ticks)))

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Callable, Protocol, runtime_checkable
 
 from algocli.domain.models import Tick
+from algocli.errors import BrokerError
 
 
 @dataclass(slots=True)
@@ -47,5 +48,6 @@ class DataFeed(Protocol):
     async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str): ...
 
 
-class FeedAuthError(Exception):
-    """The broker rejected the token. Fatal: renew the token instead of retrying."""
+class FeedAuthError(BrokerError):
+    """The broker rejected the token. Fatal: renew the token (DHAN_ACCESS_TOKEN or
+    UPSTOX_ACCESS_TOKEN in the environment or .env) and start again; retrying cannot help."""

@@ -103,6 +103,7 @@ class PaperEngine:
         self._subs: dict[str, list[tuple[str, object]]] = {}
         self._trading = False
         self._last_tick = (0, 0.0)  # (exchange ns, monotonic s) of the latest tick
+        self.error: Exception | None = None
 
     # --- setup -----------------------------------------------------------------------
 
@@ -119,7 +120,19 @@ class PaperEngine:
     # --- the hot path ------------------------------------------------------------------
 
     def on_tick(self, tick: Tick) -> None:
-        """Feed callback: release closed candles, then match orders at the tick's price."""
+        """Feed callback: release closed candles, then match orders at the tick's price.
+
+        A failure here (a strategy raising, a full disk) must stop the run, but feeds keep
+        going when a callback raises; so it is kept in ``error`` for the run loop to raise.
+        """
+        if self.error is not None:
+            return
+        try:
+            self._on_tick(tick)
+        except Exception as exc:
+            self.error = exc
+
+    def _on_tick(self, tick: Tick) -> None:
         self.stats.ticks += 1
         if tick.ts >= self._last_tick[0]:
             self._last_tick = (tick.ts, time.monotonic())

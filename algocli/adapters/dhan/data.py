@@ -196,9 +196,16 @@ class DhanDataFeed:
     def on_tick(self, callback: Callable[[Tick], None]) -> None:
         self._tick_callbacks.append(callback)
 
-    def on_candle(self, callback: Callable[..., None]) -> None:
-        """Stored only: this feed emits ticks; candles come from the engine's aggregator."""
+    def on_candle(self, callback: Callable[..., None], interval: str = "1m") -> None:
+        """Receive closed candles of ``interval`` built from this feed's ticks.
+
+        A ``CandleAggregator`` (NSE session grid) becomes one more tick callback; a candle
+        is released when a later tick shows it has closed.
+        """
+        from algocli.data.aggregator import CandleAggregator
+
         self._candle_callbacks.append(callback)
+        self._tick_callbacks.append(CandleAggregator(interval, callback).on_tick)
 
     def on_event(self, callback: Callable[[object], None]) -> None:
         """Receive ``PrevClose``, ``OpenInterest`` and ``MarketStatus`` packets."""

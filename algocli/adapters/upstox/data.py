@@ -193,9 +193,16 @@ class UpstoxDataFeed:
     def on_tick(self, callback: Callable[[Tick], None]) -> None:
         self._tick_callbacks.append(callback)
 
-    def on_candle(self, callback: Callable[..., None]) -> None:
-        """Kept for the tick-to-candle aggregator; this feed itself delivers ticks only."""
+    def on_candle(self, callback: Callable[..., None], interval: str = "1m") -> None:
+        """Receive closed candles of ``interval`` built from this feed's ticks.
+
+        A ``CandleAggregator`` (NSE session grid) becomes one more tick callback; a candle
+        is released when a later tick shows it has closed.
+        """
+        from algocli.data.aggregator import CandleAggregator
+
         self._candle_callbacks.append(callback)
+        self._tick_callbacks.append(CandleAggregator(interval, callback).on_tick)
 
     async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str):
         raise NotImplementedError("Upstox historical candles are not implemented yet; "
