@@ -49,6 +49,21 @@ def _tune_allocator() -> None:
         pass
 
 
+def _configure_logging(debug: bool) -> None:
+    """Library log lines go to stderr only with --debug.
+
+    Without it the user sees the dashboard, the one-line error and the artifacts; feed
+    reconnects and skipped packets are counted on the dashboard instead of scrolling past.
+    """
+    import logging
+
+    root = logging.getLogger()
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status: 0 ok, 1 failure, 2 usage or config error, 130 interrupted."""
     from algocli.cli.console import err_console
@@ -56,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     _tune_allocator()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _configure_logging(debug)
     if debug:  # accepted anywhere on the line, not only before the command
         args = ["--debug"] + [a for a in args if a != "--debug"]
     _register()
