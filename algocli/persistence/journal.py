@@ -43,14 +43,21 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(self.path)
         self._fh = open(self.path, "ab", buffering=0)
         self.records = 0
 
-    def append(self, kind: str, **fields) -> None:
-        """Write one record and force it to disk."""
+    def append(self, kind: str, *, sync: bool = True, **fields) -> None:
+        """Write one record; with ``sync`` (orders, fills, status changes) force it to disk.
+
+        Unsynced records (closed candles) still reach the kernel at once, so a killed
+        process loses none of them; only a power cut could, and the next synced record
+        (an order, a fill) flushes them as well.
+        """
         line = json.dumps({"k": kind, **fields}, separators=(",", ":"), default=_plain) + "\n"
         self._fh.write(line.encode("utf-8"))
-        os.fsync(self._fh.fileno())
+        if sync:
+            os.fsync(self._fh.fileno())
         self.records += 1
 
     def order(self, order: Order) -> None:
@@ -70,6 +77,25 @@ class Journal:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a torn last line before appending: run on from it, the next records would be unreadable."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as fh:
+        size = end = fh.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - 65536)
+            fh.seek(start)
+            newline = fh.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end != size:  # the torn part was never acted on (records are written before they take effect)
+            fh.truncate(end)
+            os.fsync(fh.fileno())
 
 
 def _order_fields(order: Order) -> dict:

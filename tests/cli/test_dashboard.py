@@ -1,0 +1,210 @@
+"""The ``algo paper`` dashboard: what it shows, checked against values computed from the engine's books."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from algocli.broker.costs import PercentCommission
+from algocli.broker.fill_models import NextOpen
+from algocli.cli.dashboard import TickRate, render
+from algocli.cli.tables import format_value
+from algocli.data.csv_feed import load_csv
+from algocli.data.feed import FeedStatus
+from algocli.domain.candle import ns_to_ist
+from algocli.domain.models import Interval, Tick
+from algocli.engine.paper import PaperEngine
+from algocli.sandbox.replay import bar_ticks
+from helpers import Scripted
+from strategies.sma_crossover import SmaCrossover
+
+ROOT = Path(__file__).resolve().parents[2]
+INST = "NSE_EQ:2885"
+LIMIT_PRICE = 1234.5  # far below the market: it rests
+
+
+def _ticks() -> tuple[list[Tick], object]:
+    bars = load_csv(ROOT / "data" / "NSE_EQ_2885.csv", INST).slice(0, 375)
+    path = bar_ticks(bars)
+    return [path.tick(i) for i in range(len(path))], bars
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    """An engine part-way through a day: 'sma' trades on its own, 'manual' holds 5 and rests a limit buy."""
+    ticks, bars = _ticks()
+    engine = PaperEngine([INST], interval=Interval.MINUTE_1, initial_capital=1_000_000, fill_model=NextOpen(),
+                         cost_model=PercentCommission(0.0003),
+                         journal_path=tmp_path_factory.mktemp("dash") / "journal.jsonl", name="dash-run")
+    engine.add_strategy(SmaCrossover(fast_period=5, slow_period=15, quantity=10), [INST], "sma")
+    engine.add_strategy(Scripted({2: lambda ctx, c: ctx.buy(INST, 5),
+                                  4: lambda ctx, c: ctx.buy(INST, 3, limit_price=LIMIT_PRICE)}), [INST], "manual")
+    engine.start()
+    fed, entered = 0, None
+    h = engine.core.histories[INST]
+    for tick in ticks:  # stop mid-bar, a few bars after 'sma' opened a position following some round trips
+        engine.on_tick(tick)
+        fed += 1
+        pos = engine.core.ledger.position("sma", INST)
+        if entered is None and len(engine.broker.fills) >= 8 and pos is not None and pos.quantity > 0:
+            entered = h.length
+        if entered is not None and h.length >= entered + 4 and fed % 4 == 2:
+            break
+    assert fed < len(ticks)
+    closed = engine.core.histories[INST].length
+    return engine, bars, closed
+
+
+def _text(renderable) -> str:
+    console = Console(file=StringIO(), width=140, force_terminal=True, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def _section(text: str, title: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the table titled ``title``."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith(title))
+    rows, seen_header = [], False
+    for ln in lines[start + 1:]:
+        s = ln.strip()
+        if s.startswith("┡"):
+            seen_header = True
+            continue
+        if s.startswith("└"):
+            break
+        if seen_header and s.startswith("│"):
+            rows.append([c.strip() for c in s.strip("│").split("│")])
+    return rows
+
+
+def _status(connected: bool = True, age: float = 2.5, error: str = "") -> tuple[FeedStatus, float]:
+    now = 10_000.0
+    return FeedStatus("sandbox (dhan)", connected=connected, ticks=999, malformed=3, reconnects=2,
+                      last_tick_monotonic=now - age, last_error=error), now
+
+
+def _expected_books(engine, bars, closed):
+    """Realised and unrealised P&L, open lots and counts per strategy, from the fills alone (FIFO)."""
+    last_close = float(bars.close[closed - 1])
+    out = {}
+    for sid in ("sma", "manual"):
+        lots, realised = [], 0.0  # [qty, price, commission per unit]
+        for f in (f for f in engine.broker.fills if f.strategy_id == sid):
+            per_unit = f.commission / f.quantity
+            if f.side.value == "BUY":
+                lots.append([f.quantity, f.price, per_unit])
+                continue
+            qty = f.quantity
+            while qty:
+                lot = lots[0]
+                take = min(lot[0], qty)
+                realised += take * (f.price - lot[1]) - take * (lot[2] + per_unit)
+                lot[0] -= take
+                qty -= take
+                if not lot[0]:
+                    lots.pop(0)
+        held = sum(q for q, _, _ in lots)
+        avg = sum(q * p for q, p, _ in lots) / held if held else 0.0
+        unrealised = held * (last_close - avg) if held else 0.0
+        out[sid] = dict(realised=realised, unrealised=unrealised, held=held, avg=avg,
+                        orders=sum(o.strategy_id == sid for o in engine.broker.orders),
+                        fills=sum(f.strategy_id == sid for f in engine.broker.fills))
+    return out, last_close
+
+
+def test_dashboard_shows_feed_pnl_positions_orders_and_fills(state):
+    engine, bars, closed = state
+    status, now = _status(connected=True, age=2.5)
+    text = _text(render(engine, status, 12.34, now=now))
+
+    feed = _section(text, "dash-run: paper trading")
+    assert feed == [["sandbox (dhan)", "connected", "12.3", "2.5 s", str(engine.stats.ticks), str(closed), "3", "2"]]
+    assert engine.stats.candles == closed
+
+    books, last_close = _expected_books(engine, bars, closed)
+    assert books["sma"]["held"] == 10 and books["manual"]["held"] == 5
+    assert books["sma"]["realised"] != 0 and books["sma"]["unrealised"] != 0 and books["manual"]["unrealised"] != 0
+    pnl = {row[0]: row[1:] for row in _section(text, "P&L per strategy")}
+    assert set(pnl) == {"sma", "manual"}
+    for sid, b in books.items():
+        assert pnl[sid] == [format_value(b["realised"]), format_value(b["unrealised"]),
+                            format_value(b["realised"] + b["unrealised"]), str(b["orders"]), str(b["fills"])], sid
+
+    positions = _section(text, "positions")
+    assert positions == [[sid, INST, str(books[sid]["held"]), f"{books[sid]['avg']:.2f}", f"{last_close:.2f}"]
+                         for sid in sorted(books)]
+
+    resting = [o for o in engine.broker.orders if o.strategy_id == "manual" and o.limit_price == LIMIT_PRICE]
+    assert len(resting) == 1
+    assert _section(text, "open orders") == [[resting[0].order_id, INST, "BUY", "LIMIT", "3", "1234.50"]]
+
+    last = engine.broker.fills[-5:][::-1]
+    assert len(last) == 5
+    assert _section(text, "last fills") == [
+        [ns_to_ist(f.ts).strftime("%Y-%m-%d %H:%M:%S"), f.order_id, INST, f.side.value, str(f.quantity),
+         f"{f.price:.2f}"] for f in last]
+    assert "last error" not in text
+
+
+def test_dashboard_shows_a_disconnected_feed_and_its_last_error(state):
+    engine, _, _ = state
+    status, now = _status(connected=False, age=61.0, error="connection lost (ConnectionClosedError)")
+    text = _text(render(engine, status, 0.0, now=now))
+    row = _section(text, "dash-run: paper trading")[0]
+    assert row[1:4] == ["disconnected", "0.0", "61.0 s"]
+    assert "last error: connection lost (ConnectionClosedError)" in text
+
+
+def test_dashboard_before_the_first_tick(tmp_path):
+    engine = PaperEngine([INST], interval=Interval.MINUTE_1, initial_capital=1_000_000, fill_model=NextOpen(),
+                         cost_model=PercentCommission(0.0003), journal_path=tmp_path / "j.jsonl", name="empty")
+    engine.add_strategy(SmaCrossover(), [INST], "sma")
+    engine.start()
+    text = _text(render(engine, FeedStatus("dhan"), 0.0, now=5.0))
+    assert _section(text, "empty: paper trading") == [["dhan", "disconnected", "0.0", "—", "0", "0", "0", "0"]]
+    zero = format_value(0.0)
+    assert _section(text, "P&L per strategy") == [["sma", zero, zero, zero, "0", "0"]]
+    for title in ("positions", "open orders", "last fills"):
+        assert _section(text, title) == []
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tick_rate_over_a_sliding_window():
+    clock = FakeClock()
+    rate = TickRate(window_s=5.0, clock=clock)
+    assert rate.update(0) == 0.0  # one sample: no rate yet
+    clock.now = 1.0
+    assert rate.update(100) == pytest.approx(100.0)
+    clock.now = 2.0
+    assert rate.update(300) == pytest.approx(150.0)  # (300 - 0) / 2 s
+    clock.now = 10.0
+    assert rate.update(1300) == pytest.approx(125.0)  # samples older than 5 s dropped, two kept: (1300-300)/8
+    clock.now = 11.0
+    assert rate.update(1500) == pytest.approx(200.0)  # the 2 s sample is now out of the window
+    clock.now = 11.5
+    assert rate.update(1600) == pytest.approx((1600 - 1300) / 1.5)
+    clock.now = 11.5
+    assert rate.update(1600) == pytest.approx((1600 - 1300) / 1.5)  # same instant again: unchanged
+
+
+def test_tick_rate_with_a_stalled_feed_drops_to_zero():
+    clock = FakeClock()
+    rate = TickRate(window_s=2.0, clock=clock)
+    for t, n in ((0.0, 0), (1.0, 50), (2.0, 100)):
+        clock.now = t
+        rate.update(n)
+    for t in (3.0, 4.0, 5.0, 6.0):
+        clock.now = t
+        last = rate.update(100)
+    assert last == 0.0
