@@ -48,6 +48,17 @@ class DataFeed(Protocol):
     async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str): ...
 
 
+def candles_from_ticks(callback: Callable[..., None], interval: str = "1m") -> Callable[[Tick], None]:
+    """A tick callback that builds closed candles of ``interval`` and hands each to ``callback``.
+
+    Feeds implement ``on_candle`` with it: a ``CandleAggregator`` on the NSE grid becomes one
+    more tick listener, and a candle is released when a later tick shows it has closed.
+    """
+    from algocli.data.aggregator import CandleAggregator
+
+    return CandleAggregator(interval, callback).on_tick
+
+
 class FeedAuthError(BrokerError):
     """The broker rejected the token. Fatal: renew the token (DHAN_ACCESS_TOKEN or
     UPSTOX_ACCESS_TOKEN in the environment or .env) and start again; retrying cannot help."""

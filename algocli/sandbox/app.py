@@ -57,6 +57,7 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
         if wanted and _mount(app, hub, name):
             mounted.append(name)
     app[PROTOCOLS] = mounted
+    importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox)
     app.router.add_get("/health", _health)
     return app
 

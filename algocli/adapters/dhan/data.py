@@ -27,7 +27,7 @@ from datetime import datetime
 from algocli.adapters.dhan.parsing import MODES, DhanDecoder, PrevClose, ServerDisconnect, split_instrument
 from algocli.adapters.dhan.websocket import DhanFeedSocket
 from algocli.config.settings import DhanSettings
-from algocli.data.feed import FeedStatus
+from algocli.data.feed import candles_from_ticks, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
 from algocli.domain.models import Tick
 from algocli.errors import BrokerError, ConfigError
@@ -197,22 +197,37 @@ class DhanDataFeed:
         self._tick_callbacks.append(callback)
 
     def on_candle(self, callback: Callable[..., None], interval: str = "1m") -> None:
-        """Receive closed candles of ``interval`` built from this feed's ticks.
-
-        A ``CandleAggregator`` (NSE session grid) becomes one more tick callback; a candle
-        is released when a later tick shows it has closed.
-        """
-        from algocli.data.aggregator import CandleAggregator
-
+        """Receive closed candles of ``interval`` built from this feed's ticks."""
         self._candle_callbacks.append(callback)
-        self._tick_callbacks.append(CandleAggregator(interval, callback).on_tick)
+        self._tick_callbacks.append(candles_from_ticks(callback, interval))
 
     def on_event(self, callback: Callable[[object], None]) -> None:
         """Receive ``PrevClose``, ``OpenInterest`` and ``MarketStatus`` packets."""
         self._event_callbacks.append(callback)
 
     async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str):
-        raise NotImplementedError("historical data comes in a later release")
+        """Candles of ``instrument`` from Dhan's REST API (``/charts/historical`` for ``1d``,
+        ``/charts/intraday`` in 90-day requests for ``1m``/``5m``/``15m``/``25m``/``1h``).
+
+        ``start`` and ``end`` are inclusive: a ``date`` covers its whole IST day and a naive
+        ``datetime`` is IST. The settings are read afresh, so a renewed token is used.
+
+        Returns:
+            ``algocli.data.history.Bars``: sorted by bar start (int64 UTC ns), float64
+            OHLCV columns, ``oi`` for derivative segments.
+
+        Raises:
+            ConfigError: Bad instrument (derivatives need ``algocli.adapters.dhan.http.historical``
+                with ``instrument_type``), interval or range.
+            FeedAuthError: The token is empty or refused; renew ``DHAN_ACCESS_TOKEN``.
+            BrokerError: Dhan rejected the request or kept failing.
+        """
+        import aiohttp
+
+        from algocli.adapters.dhan.http import historical
+
+        async with aiohttp.ClientSession() as session:
+            return await historical(session, self._settings_factory, instrument, start, end, interval)
 
     # --- inspection ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from algocli.adapters.upstox.parsing import FrameDecoder, to_instrument_key
 from algocli.adapters.upstox.proto import INITIAL_FEED
 from algocli.adapters.upstox.websocket import MODE_LIMITS, FeedConnection, build_request
 from algocli.config.settings import UpstoxSettings
-from algocli.data.feed import FeedAuthError, FeedStatus
+from algocli.data.feed import candles_from_ticks, FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
 from algocli.domain.models import Tick
 from algocli.errors import ConfigError
@@ -194,19 +194,32 @@ class UpstoxDataFeed:
         self._tick_callbacks.append(callback)
 
     def on_candle(self, callback: Callable[..., None], interval: str = "1m") -> None:
-        """Receive closed candles of ``interval`` built from this feed's ticks.
-
-        A ``CandleAggregator`` (NSE session grid) becomes one more tick callback; a candle
-        is released when a later tick shows it has closed.
-        """
-        from algocli.data.aggregator import CandleAggregator
-
+        """Receive closed candles of ``interval`` built from this feed's ticks."""
         self._candle_callbacks.append(callback)
-        self._tick_callbacks.append(CandleAggregator(interval, callback).on_tick)
+        self._tick_callbacks.append(candles_from_ticks(callback, interval))
 
     async def get_historical(self, instrument: str, start: datetime, end: datetime, interval: str):
-        raise NotImplementedError("Upstox historical candles are not implemented yet; "
-                                  "use the csv feed for history")
+        """Candles of ``instrument`` from Upstox's v3 historical-candle API (past days in
+        calls within Upstox's span limits, today from the intraday endpoint).
+
+        The instrument key comes from ``config.instrument_keys`` or the ``SEGMENT|ID`` rule.
+        ``start`` and ``end`` are inclusive: a ``date`` covers its whole IST day and a naive
+        ``datetime`` is IST. The settings are read afresh, so a renewed token is used.
+
+        Returns:
+            ``algocli.data.history.Bars``: sorted by bar start (int64 UTC ns), float64
+            OHLCV columns, ``oi`` for derivative segments.
+
+        Raises:
+            ConfigError: Bad instrument, interval or range.
+            FeedAuthError: Upstox refused the token; log in again.
+            BrokerError: Upstox rejected the request or kept failing.
+        """
+        from algocli.adapters.upstox.http import historical
+
+        async with aiohttp.ClientSession() as session:
+            return await historical(session, self._settings_factory, instrument, start, end, interval,
+                                    instrument_keys=self.config.instrument_keys)
 
     # -- internals --------------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ def test_dhan_limits_by_default_and_bad_ids_are_refused_without_network():
             await feed.subscribe(["NSE_EQ:RELIANCE"])
         await feed.subscribe(insts(5001))
         assert len(feed.connections) == 2 and not feed.status.connected
-        with pytest.raises(NotImplementedError, match="later release"):
+        with pytest.raises(ConfigError, match="not a date"):  # checked before any settings or network
             await feed.get_historical("NSE_EQ:1", None, None, "1m")
 
     run(main())

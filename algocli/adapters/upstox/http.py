@@ -1,0 +1,304 @@
+"""Upstox REST over aiohttp: one request policy, and v3 historical candles as ``Bars``.
+
+Requests send ``Authorization: Bearer <token>`` when a token is set (the token is
+unwrapped from its ``SecretStr`` only for the header, never logged) and
+``Accept: application/json``.
+
+Errors (brokers.md B1, B9): HTTP 429 or 5xx, a timeout or a dropped connection are
+retried with ``Backoff`` up to ``retries`` times, then ``BrokerError``. HTTP 401/403 is
+``FeedAuthError`` (log in again; retrying cannot help). Any other failure, or a body whose
+``status`` is not ``success``, is a ``BrokerError`` naming the ``UDAPI...`` code and message
+from Upstox's error envelope.
+
+Historical candles (brokers.md B4):
+
+* past days: ``GET /v3/historical-candle/{key}/{unit}/{interval}/{to_date}/{from_date}``
+  (``to_date`` first, both inclusive ``YYYY-MM-DD``), split into calls no longer than
+  Upstox allows: one month for 1-15 minute candles, one quarter for longer minute
+  candles, ten years for days. Minute candles start in January 2022 and daily ones in
+  January 2000, so earlier dates are not asked for.
+* today (IST): ``GET /v3/historical-candle/intraday/{key}/{unit}/{interval}``.
+
+Intervals map to ``minutes/1, 5, 15, 25, 60`` and ``days/1``. Candles are
+``[ISO-8601 time with offset, open, high, low, close, volume, oi]``, newest first; they are
+merged, de-duplicated on the bar start (the later answer wins) and sorted ascending.
+Daily candles are stamped 00:00 IST of their IST date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import quote
+
+import aiohttp
+import numpy as np
+from yarl import URL
+
+from algocli.adapters.upstox.parsing import to_instrument_key
+from algocli.config.settings import UpstoxSettings
+from algocli.data.feed import FeedAuthError
+from algocli.data.history import Bars
+from algocli.data.reconnect import Backoff
+from algocli.domain.models import IST_OFFSET_NS, Interval
+from algocli.domain.session import ist_date, ist_midnight_ns
+from algocli.errors import BrokerError, ConfigError
+
+__all__ = ["HISTORICAL_PATH", "INTRADAY_PATH", "UNITS", "UpstoxApiError", "UpstoxRest", "add_months", "candle_bars",
+           "error_summary", "historical", "span_months"]
+
+_log = logging.getLogger(__name__)
+
+HISTORICAL_PATH = "/v3/historical-candle"
+INTRADAY_PATH = "/v3/historical-candle/intraday"
+UNITS = {Interval.MINUTE_1: ("minutes", 1), Interval.MINUTE_5: ("minutes", 5),
+         Interval.MINUTE_15: ("minutes", 15), Interval.MINUTE_25: ("minutes", 25),
+         Interval.HOUR_1: ("minutes", 60), Interval.DAY_1: ("days", 1)}
+FIRST_DAY = {"minutes": date(2022, 1, 1), "hours": date(2022, 1, 1), "days": date(2000, 1, 1)}
+DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DAY_NS = 86_400 * 1_000_000_000
+_RELOGIN = "log in to Upstox again and set a fresh UPSTOX_ACCESS_TOKEN in the environment or .env"
+
+
+class UpstoxApiError(BrokerError):
+    """Upstox refused a request. ``code`` is the ``UDAPI...`` code or None, ``status`` the HTTP status."""
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class _Transient(Exception):
+    """A failure worth another attempt."""
+
+
+def span_months(unit: str, interval: int) -> int:
+    """The longest span one historical call may cover, in months (brokers.md B4)."""
+    if unit == "days":
+        return 120
+    if unit == "minutes" and interval <= 15:
+        return 1
+    return 3
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole calendar months, clamped to the month's last day."""
+    m = day.month - 1 + months
+    year, month = day.year + m // 12, m % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def error_summary(payload: object) -> str:
+    """``UDAPI1148: Invalid date range`` from an Upstox error envelope, else ``""``."""
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            code = first.get("errorCode") or first.get("error_code") or ""
+            return f"{code}: {first.get('message', '')}".strip(": ")
+    return ""
+
+
+class UpstoxRest:
+    """A small Upstox REST client on a caller-owned ``aiohttp.ClientSession``.
+
+    Args:
+        session: Used for every request; not closed here.
+        settings: ``api_base_url`` and ``access_token``.
+        retries: Extra attempts after a transient failure.
+        backoff: Delays between attempts; default 0.5 s doubling to 8 s, with full jitter.
+        timeout: Seconds per attempt.
+        sleep: Awaitable sleep in seconds.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, settings: UpstoxSettings, *, retries: int = 4,
+                 backoff: Backoff | None = None, timeout: float = 30.0,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.session = session
+        self.base_url = settings.api_base_url.rstrip("/")
+        self._token = settings.access_token
+        self.retries = max(0, retries)
+        self.backoff = backoff or Backoff(0.5, 8.0)
+        self.timeout = timeout
+        self._sleep = sleep
+        self.calls = 0  # HTTP requests sent, retries included
+
+    async def get(self, path: str) -> object:
+        """GET ``base_url + path`` (already percent-encoded); return the ``data`` of a success envelope.
+
+        Raises:
+            FeedAuthError: HTTP 401/403.
+            BrokerError: Any other refusal, or transient failures past ``retries``.
+        """
+        headers = {"Accept": "application/json"}
+        token = self._token.get_secret_value()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = URL(self.base_url + path, encoded=True)
+        attempt = 0
+        while True:
+            try:
+                return await self._once(url, path, headers)
+            except _Transient as exc:
+                if attempt >= self.retries:
+                    raise BrokerError(f"Upstox GET {path} failed {attempt + 1} times; last: {exc}. Check "
+                                      "Upstox's status and the network, then retry") from None
+                delay = self.backoff.next_delay()
+                attempt += 1
+                _log.warning("Upstox GET %s: %s; retry %d of %d in %.2fs", path, exc, attempt, self.retries, delay)
+                await self._sleep(delay)
+
+    async def _once(self, url: URL, path: str, headers: dict[str, str]) -> object:
+        self.calls += 1
+        try:
+            async with self.session.get(url, headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                status = resp.status
+                text = await resp.text()
+        except asyncio.TimeoutError:
+            raise _Transient(f"no answer within {self.timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _Transient(f"{exc.__class__.__name__}: {exc}") from None
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError:
+            payload = None
+        detail = error_summary(payload)
+        if status in (401, 403):
+            raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
+                                f"{', ' + detail if detail else ''}); {_RELOGIN}")
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}{', ' + detail if detail else ''}")
+        if status >= 400 or not isinstance(payload, dict) or payload.get("status") != "success":
+            what = detail or (text.strip()[:200] or "no body")
+            code = detail.partition(":")[0] or None
+            raise UpstoxApiError(f"Upstox rejected GET {path} (HTTP {status}, {what})", code, status)
+        return payload.get("data")
+
+
+def candle_bars(instrument: str, candles: list, *, daily: bool) -> dict[str, np.ndarray]:
+    """Columns of Upstox candles ``[time, o, h, l, c, volume, oi]`` (any order)."""
+    n = len(candles)
+    ts = np.empty(n, dtype=np.int64)
+    values = np.zeros((n, 6), dtype=np.float64)
+    for i, candle in enumerate(candles):
+        if not isinstance(candle, (list, tuple)) or len(candle) < 6:
+            raise BrokerError(f"Upstox sent a malformed candle for {instrument}: {candle!r}")
+        moment = datetime.fromisoformat(str(candle[0]))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=IST)
+        ts[i] = (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+        values[i, :5] = candle[1:6]
+        if len(candle) > 6 and candle[6] is not None:
+            values[i, 5] = candle[6]
+    if daily:
+        ts = (ts + IST_OFFSET_NS) // DAY_NS * DAY_NS - IST_OFFSET_NS
+    return {"ts": ts, "open": values[:, 0], "high": values[:, 1], "low": values[:, 2], "close": values[:, 3],
+            "volume": values[:, 4], "oi": values[:, 5]}
+
+
+def _merge(instrument: str, chunks: list[dict[str, np.ndarray]], lo: int, hi: int, with_oi: bool) -> Bars:
+    """Sorted, one bar per start (the later chunk wins), starts within ``[lo, hi]``."""
+    names = ("ts", "open", "high", "low", "close", "volume", "oi")
+    cols = {n: np.concatenate([c[n] for c in chunks]) if chunks else np.zeros(0) for n in names}
+    ts = cols["ts"].astype(np.int64)
+    order = np.argsort(ts, kind="stable")
+    ts = ts[order]
+    keep = np.ones(len(ts), dtype=bool)
+    keep[:-1] = ts[1:] != ts[:-1]
+    keep &= (ts >= lo) & (ts <= hi)
+    picked = order[keep]
+    f = {n: np.ascontiguousarray(cols[n][picked], dtype=np.float64) for n in names[1:]}
+    return Bars(instrument, ts[keep].copy(), f["open"], f["high"], f["low"], f["close"], f["volume"],
+                f["oi"] if with_oi else None)
+
+
+def _bound(moment: date | datetime, *, end: bool) -> int:
+    """A bound in UTC ns: dates cover the whole IST day; naive datetimes are IST."""
+    if not isinstance(moment, date):
+        raise ConfigError(f"historical range bound {moment!r} is not a date or datetime")
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=IST)
+        return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    return ist_midnight_ns(moment + timedelta(days=1)) - 1 if end else ist_midnight_ns(moment)
+
+
+async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | Callable[[], UpstoxSettings],
+                     instrument: str, start: date | datetime, end: date | datetime,
+                     interval: Interval | str = Interval.DAY_1, *, instrument_keys: Mapping[str, str] | None = None,
+                     today: date | None = None, rest: UpstoxRest | None = None, **options) -> Bars:
+    """Candles of one instrument from Upstox v3, as ``Bars``.
+
+    Args:
+        session: The aiohttp session to send on (not closed here).
+        settings: ``UpstoxSettings`` (``api_base_url``, ``access_token``), or a callable
+            returning them, called only once the arguments have been checked.
+        instrument: Our id, ``SEGMENT:ID`` (``NSE_EQ:1333``).
+        start, end: Inclusive range. A ``date`` covers its whole IST day; a naive
+            ``datetime`` is IST. Daily bars are selected by IST date.
+        interval: ``1m``, ``5m``, ``15m``, ``25m``, ``1h`` or ``1d``.
+        instrument_keys: Our id → Upstox instrument key; otherwise ``SEGMENT|ID``.
+        today: The IST date served by the intraday endpoint; default today's IST date.
+        rest: A configured ``UpstoxRest`` to send through (``session``/``settings`` unused).
+        **options: ``UpstoxRest`` options when ``rest`` is None (``retries``, ``backoff``,
+            ``timeout``, ``sleep``).
+
+    Returns:
+        ``Bars`` sorted by bar start (UTC ns); ``oi`` is set for derivative segments.
+
+    Raises:
+        ConfigError: Bad instrument, interval or range.
+        FeedAuthError: Upstox refused the token (HTTP 401/403).
+        BrokerError: Upstox rejected the request or kept failing.
+    """
+    try:
+        ival = Interval(interval)
+    except ValueError:
+        raise ConfigError(f"interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    try:
+        key = to_instrument_key(instrument, instrument_keys)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    unit, step = UNITS[ival]
+    daily = unit == "days"
+    with_oi = key.partition("|")[0] in DERIVATIVE_SEGMENTS
+    lo, hi = _bound(start, end=False), _bound(end, end=True)
+    if hi < lo:
+        raise ConfigError(f"historical range ends ({end}) before it starts ({start})")
+    first, last = ist_date(lo), ist_date(hi)
+    if daily:
+        lo, hi = ist_midnight_ns(first), ist_midnight_ns(last + timedelta(days=1)) - 1
+    today = today or datetime.now(IST).date()
+    if rest is None and callable(settings):
+        settings = settings()
+    client = rest or UpstoxRest(session, settings, **options)
+    encoded = quote(key, safe="")
+    chunks: list[dict[str, np.ndarray]] = []
+    day, past_end = max(first, FIRST_DAY[unit]), min(last, today - timedelta(days=1))
+    months = span_months(unit, step)
+    while day <= past_end:
+        to = min(add_months(day, months) - timedelta(days=1), past_end)
+        data = await client.get(f"{HISTORICAL_PATH}/{encoded}/{unit}/{step}/{to.isoformat()}/{day.isoformat()}")
+        chunks.append(candle_bars(instrument, _candles(data, instrument), daily=daily))
+        day = to + timedelta(days=1)
+    if first <= today <= last:
+        data = await client.get(f"{INTRADAY_PATH}/{encoded}/{unit}/{step}")
+        chunks.append(candle_bars(instrument, _candles(data, instrument), daily=daily))
+    return _merge(instrument, chunks, lo, hi, with_oi)
+
+
+def _candles(data: object, instrument: str) -> list:
+    candles = data.get("candles") if isinstance(data, dict) else None
+    if candles is None:
+        return []
+    if not isinstance(candles, list):
+        raise BrokerError(f"Upstox sent candles for {instrument} as {type(candles).__name__}, not a list")
+    return candles
