@@ -21,6 +21,7 @@ from aiohttp import web
 from algocli.data.csv_feed import infer_interval_minutes, load_csv
 from algocli.data.history import Bars
 from algocli.errors import DataError, UsageError
+from algocli.sandbox.exchange import Exchange
 from algocli.sandbox.hub import Faults, TickHub
 from algocli.sandbox.replay import IST, Replayer
 
@@ -30,6 +31,7 @@ __all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument
 _log = logging.getLogger(__name__)
 
 HUB = web.AppKey("hub", TickHub)
+EXCHANGE = web.AppKey("exchange", Exchange)
 REPLAYER = web.AppKey("replayer", Replayer)
 PROTOCOLS = web.AppKey("protocols", list)
 
@@ -52,14 +54,28 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
     app[HUB] = hub
     if replayer is not None:
         app[REPLAYER] = replayer
+    exchange = app[EXCHANGE] = Exchange()
+    hub.add_listener(exchange.on_tick)
     mounted = []
     for name, wanted in (("dhan", dhan), ("upstox", upstox)):
         if wanted and _mount(app, hub, name):
             mounted.append(name)
+        if wanted:  # order entry, portfolio and order-update streams on the same matching engine
+            _mount_orders(app, hub, exchange, f"{name}_orders")
     app[PROTOCOLS] = mounted
     importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox)
     app.router.add_get("/health", _health)
     return app
+
+
+def _mount_orders(app: web.Application, hub: TickHub, exchange: Exchange, module: str) -> None:
+    try:
+        mod = importlib.import_module(f"algocli.sandbox.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"algocli.sandbox.{module}":
+            raise
+        return
+    mod.add_routes(app, hub, exchange)
 
 
 def _mount(app: web.Application, hub: TickHub, name: str) -> bool:

@@ -35,6 +35,7 @@ class TickHub:
     last: dict[str, Tick] = field(default_factory=dict)
     subscribed: set[str] = field(default_factory=set)  # every instrument any client asked for
     _first_subscription: asyncio.Event | None = None
+    _listeners: list = field(default_factory=list)
 
     def note_subscription(self, instruments) -> None:
         """Protocol sessions call this when a client subscribes (starts a waiting replay)."""
@@ -55,8 +56,14 @@ class TickHub:
     def unregister(self, q: asyncio.Queue) -> None:
         self._queues.discard(q)
 
+    def add_listener(self, callback) -> None:
+        """Call ``callback(tick)`` synchronously on every published tick (the matching engine)."""
+        self._listeners.append(callback)
+
     def publish(self, tick: Tick) -> None:
         self.last[tick.instrument] = tick
+        for callback in self._listeners:
+            callback(tick)
         for q in list(self._queues):
             if not q.full():  # a stalled client loses ticks rather than stalling the replay
                 q.put_nowait(tick)

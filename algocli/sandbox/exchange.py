@@ -1,0 +1,264 @@
+"""The sandbox's matching engine: accounts, orders, trades and positions on replayed prices.
+
+Both brokers' REST and order-update protocols (``sandbox/dhan_orders.py``,
+``sandbox/upstox_orders.py``) are thin translations over this one engine, so an order
+placed through either protocol behaves the same way:
+
+- a MARKET order fills on the next tick of its instrument, at the traded price;
+- a LIMIT order fills on the first tick at or through its limit: at the tick's price if it
+  was marketable on arrival, at the limit otherwise (the price traded through it);
+- IOC orders that do not fill on the next tick are cancelled;
+- a buy the account cannot pay for (cash < value) is REJECTED with a reason.
+
+Every state change is pushed to the account's listeners (the order-update streams).
+Faults for tests (duplicate fills, fills before the acknowledgement) are switches on the
+engine; HTTP-level faults (timeouts, 500 after accept, 429) live in the protocol layers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from algocli.domain.models import Tick
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    account: str
+    client_id: str | None
+    instrument: str
+    side: str  # BUY / SELL
+    quantity: int
+    order_type: str  # MARKET / LIMIT
+    price: float
+    product: str
+    validity: str
+    status: str = "PENDING"  # PENDING (working), FILLED, CANCELLED, REJECTED
+    filled_quantity: int = 0
+    average_price: float = 0.0
+    reason: str = ""
+    created_ns: int = 0
+    updated_ns: int = 0
+    modifications: int = 0
+    seen_tick: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "PENDING"
+
+
+@dataclass(frozen=True)
+class SimTrade:
+    trade_id: str
+    order_id: str
+    account: str
+    instrument: str
+    side: str
+    quantity: int
+    price: float
+    ts: int
+
+
+@dataclass
+class Account:
+    account_id: str
+    cash: float
+    opening_cash: float
+    positions: dict[str, list[float]] = field(default_factory=dict)  # instrument -> [net qty, avg price, realised]
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    trades: list[SimTrade] = field(default_factory=list)
+    listeners: list[Callable[[str, object], None]] = field(default_factory=list)
+
+    def used_margin(self, last: dict[str, Tick]) -> float:
+        total = 0.0
+        for inst, (qty, avg, _) in self.positions.items():
+            px = last[inst].ltp if inst in last else avg
+            total += abs(qty) * px
+        return total
+
+
+@dataclass
+class ExchangeFaults:
+    """Execution faults: repeat every fill event, or announce fills before the acknowledgement."""
+
+    duplicate_fills: bool = False
+    early_fills: bool = False
+
+
+class Exchange:
+    """One matching engine for every account of the sandbox."""
+
+    def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] = time.time_ns) -> None:
+        self.opening_cash = opening_cash
+        self.accounts: dict[str, Account] = {}
+        self.last: dict[str, Tick] = {}
+        self.faults = ExchangeFaults()
+        self._clock = clock
+        self._order_ids = itertools.count(1)
+        self._trade_ids = itertools.count(1)
+        self._open: dict[str, list[SimOrder]] = {}  # instrument -> working orders
+
+    # --- accounts -------------------------------------------------------------------
+
+    def account(self, account_id: str) -> Account:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            acct = self.accounts[account_id] = Account(account_id, self.opening_cash, self.opening_cash)
+        return acct
+
+    def listen(self, account_id: str, callback: Callable[[str, object], None]) -> Callable[[], None]:
+        """Receive ``("order", SimOrder)`` and ``("trade", SimTrade)`` events; returns an unsubscribe."""
+        acct = self.account(account_id)
+        acct.listeners.append(callback)
+        return lambda: acct.listeners.remove(callback) if callback in acct.listeners else None
+
+    def _emit(self, acct: Account, kind: str, payload: object) -> None:
+        for callback in list(acct.listeners):
+            callback(kind, payload)
+
+    # --- orders ---------------------------------------------------------------------
+
+    def place(self, account_id: str, *, instrument: str, side: str, quantity: int, order_type: str,
+              price: float = 0.0, product: str = "INTRADAY", validity: str = "DAY",
+              client_id: str | None = None) -> SimOrder:
+        """Accept an order (or reject it with a reason); it matches from the next tick on."""
+        acct = self.account(account_id)
+        now = self._clock()
+        order = SimOrder(f"{next(self._order_ids):012d}", account_id, client_id, instrument, side, int(quantity),
+                         order_type, float(price or 0.0), product, validity, created_ns=now, updated_ns=now)
+        acct.orders[order.order_id] = order
+        problem = self._check(acct, order)
+        if problem:
+            order.status, order.reason = "REJECTED", problem
+        else:
+            self._open.setdefault(instrument, []).append(order)
+        self._emit(acct, "order", order)
+        return order
+
+    def _check(self, acct: Account, order: SimOrder) -> str:
+        if order.quantity <= 0:
+            return "quantity must be positive"
+        if order.side not in ("BUY", "SELL"):
+            return f"unknown transaction type {order.side!r}"
+        if order.order_type not in ("MARKET", "LIMIT"):
+            return f"order type {order.order_type!r} is not supported by the sandbox"
+        if order.order_type == "LIMIT" and order.price <= 0:
+            return "a LIMIT order needs a positive price"
+        if order.side == "BUY":
+            ref = order.price if order.order_type == "LIMIT" else (
+                self.last[order.instrument].ltp if order.instrument in self.last else 0.0)
+            if ref * order.quantity > acct.cash:
+                return f"insufficient funds: needs {ref * order.quantity:,.2f}, available {acct.cash:,.2f}"
+        return ""
+
+    def modify(self, account_id: str, order_id: str, *, quantity: int | None = None,
+               price: float | None = None) -> SimOrder:
+        order = self._working(account_id, order_id)
+        if quantity is not None:
+            if quantity <= order.filled_quantity:
+                raise ValueError("quantity must exceed the filled quantity")
+            order.quantity = int(quantity)
+        if price is not None and order.order_type == "LIMIT":
+            if price <= 0:
+                raise ValueError("price must be positive")
+            order.price = float(price)
+            order.seen_tick = False
+        order.modifications += 1
+        order.updated_ns = self._clock()
+        self._emit(self.account(account_id), "order", order)
+        return order
+
+    def cancel(self, account_id: str, order_id: str) -> SimOrder:
+        order = self._working(account_id, order_id)
+        self._close(order, "CANCELLED", "cancelled by the user")
+        return order
+
+    def _working(self, account_id: str, order_id: str) -> SimOrder:
+        order = self.account(account_id).orders.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        if not order.is_open:
+            raise ValueError(f"order {order_id} is {order.status}, not open")
+        return order
+
+    def _close(self, order: SimOrder, status: str, reason: str) -> None:
+        order.status, order.reason = status, reason
+        order.updated_ns = self._clock()
+        working = self._open.get(order.instrument)
+        if working and order in working:
+            working.remove(order)
+        self._emit(self.account(order.account), "order", order)
+
+    def find(self, account_id: str, client_id: str) -> SimOrder | None:
+        for order in self.account(account_id).orders.values():
+            if order.client_id == client_id:
+                return order
+        return None
+
+    # --- matching -------------------------------------------------------------------
+
+    def on_tick(self, tick: Tick) -> None:
+        """Match the instrument's working orders against a replayed trade."""
+        self.last[tick.instrument] = tick
+        working = self._open.get(tick.instrument)
+        if not working:
+            return
+        for order in list(working):
+            price = self._fill_price(order, tick.ltp)
+            if price is None:
+                if order.validity == "IOC":
+                    self._close(order, "CANCELLED", "IOC order not filled at once")
+                else:
+                    order.seen_tick = True
+                continue
+            self._fill(order, price, tick.ts)
+
+    @staticmethod
+    def _fill_price(order: SimOrder, ltp: float) -> float | None:
+        if order.order_type == "MARKET":
+            return ltp
+        buy = order.side == "BUY"
+        if (buy and ltp <= order.price) or (not buy and ltp >= order.price):
+            return order.price if order.seen_tick else ltp
+        return None
+
+    def _fill(self, order: SimOrder, price: float, ts: int) -> None:
+        acct = self.account(order.account)
+        qty = order.quantity - order.filled_quantity
+        trade = SimTrade(f"T{next(self._trade_ids):012d}", order.order_id, order.account, order.instrument,
+                         order.side, qty, price, ts)
+        if self.faults.early_fills:
+            self._emit(acct, "trade", trade)  # the fill event overtakes the order update
+        self._book(acct, trade)
+        order.average_price = (order.average_price * order.filled_quantity + price * qty) / (order.filled_quantity + qty)
+        order.filled_quantity += qty
+        self._close(order, "FILLED", "")
+        if not self.faults.early_fills:
+            self._emit(acct, "trade", trade)
+        if self.faults.duplicate_fills:
+            self._emit(acct, "trade", trade)
+
+    @staticmethod
+    def _book(acct: Account, trade: SimTrade) -> None:
+        signed = trade.quantity if trade.side == "BUY" else -trade.quantity
+        acct.cash -= signed * trade.price
+        acct.trades.append(trade)
+        pos = acct.positions.setdefault(trade.instrument, [0, 0.0, 0.0])
+        qty, avg, realised = pos
+        if qty == 0 or (qty > 0) == (signed > 0):
+            new = qty + signed
+            pos[1] = (avg * qty + trade.price * signed) / new if new else 0.0
+            pos[0] = new
+            return
+        closing = min(abs(qty), abs(signed))
+        pos[2] = realised + closing * (trade.price - avg) * (1 if qty > 0 else -1)
+        new = qty + signed
+        pos[0] = new
+        if new == 0:
+            pos[1] = 0.0
+        elif (new > 0) != (qty > 0):  # reversed through zero
+            pos[1] = trade.price
