@@ -58,6 +58,7 @@ class OrderStatus(str, Enum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"  # live: sent, outcome ambiguous, being looked up by client id
 
     @property
     def is_terminal(self) -> bool:

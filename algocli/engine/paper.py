@@ -81,7 +81,7 @@ class PaperEngine:
 
     def __init__(self, instruments: list[str], *, interval: Interval, initial_capital: float,
                  fill_model: FillModel, cost_model: CostModel, journal_path: Path, name: str,
-                 metadata: dict[str, Instrument] | None = None) -> None:
+                 metadata: dict[str, Instrument] | None = None, restore_trading: bool = True) -> None:
         from algocli.data.aggregator import CandleAggregator
 
         self.name = name
@@ -97,7 +97,7 @@ class PaperEngine:
         self.stats = PaperStats()
         self.notes: list[str] = []
         self.journal_path = Path(journal_path)
-        self.restored = self._restore()
+        self.restored = self._restore(restore_trading)
         self.journal = Journal(self.journal_path)
         self.broker.journal = self.journal
         self._subs: dict[str, list[tuple[str, object]]] = {}
@@ -185,8 +185,8 @@ class PaperEngine:
 
     # --- recovery ----------------------------------------------------------------------
 
-    def _restore(self) -> dict[str, int]:
-        """Rebuild history, orders, fills and cash from the journal, if there is one."""
+    def _restore(self, trading: bool = True) -> dict[str, int]:
+        """Rebuild history (and, unless ``trading`` is False, orders, fills and cash) from the journal."""
         counts = {"candles": 0, "orders": 0, "fills": 0}
         broker, ledger = self.broker, self.core.ledger
         records = list(read_journal(self.journal_path))
@@ -198,6 +198,9 @@ class PaperEngine:
                                         rec["volume"])
                     counts["candles"] += 1
         last_bar = len(self.clock.ts_mv) - 1
+        self.journal_records = records
+        if not trading:
+            return counts
         for rec in records:
             kind = rec.pop("k")
             if kind == "order":

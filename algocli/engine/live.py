@@ -1,0 +1,400 @@
+"""Live trading: the paper engine's candle path with a real broker behind the order path.
+
+``LiveRouter`` gives strategies the same synchronous order interface as the simulated
+broker (``submit``, ``cancel``, ``modify``, ``open_orders``) and forwards each call to an
+async ``Broker``. The rules that keep money safe:
+
+- every order gets a deterministic client id (run, strategy, sequence) and is journaled
+  (fsync) before it is sent; the id goes to Dhan as ``correlationId``, to Upstox as ``tag``;
+- an ambiguous outcome (timeout, 5xx, 429, dropped connection) is never resent: the order
+  becomes UNKNOWN and is resolved by looking it up by client id;
+- every broker fill is journaled, then booked, exactly once, keyed by the broker's trade
+  id, whatever order acknowledgements, fills and duplicates arrive in;
+- startup takes one path after a clean stop and after a crash (``reconcile``): load the
+  journal, fetch the broker's orders, trades and positions, adopt what the broker did while
+  we were away, and refuse to trade if a position difference cannot be explained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from algocli.broker.protocol import (
+    AmbiguousOutcome, Broker, BrokerOrder, BrokerTrade, OrderRequest, client_order_id,
+)
+from algocli.domain.models import (
+    Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
+)
+from algocli.errors import AlgoError
+from algocli.persistence.journal import Journal, crash_point
+from algocli.portfolio.ledger import Ledger
+
+_TERMINAL_BROKER = {"FILLED", "CANCELLED", "REJECTED", "EXPIRED"}
+
+
+class ReconciliationError(AlgoError):
+    """The broker's positions differ from what the journal explains. Trading is refused:
+    check the report, square off or adjust at the broker, then start again."""
+
+
+@dataclass
+class LiveOrderState:
+    """What the router knows about one of its orders beyond the shared ``Order``."""
+
+    order: Order
+    client_id: str
+    request: OrderRequest
+    broker_order_id: str | None = None
+    lookups: int = 0
+
+
+@dataclass
+class RouterStats:
+    sent: int = 0
+    ambiguous: int = 0
+    resolved: int = 0
+    duplicate_fills: int = 0
+    held_fills: int = 0
+
+
+class LiveRouter:
+    """The simulated broker's synchronous interface, backed by a real broker."""
+
+    def __init__(self, broker: Broker, ledger: Ledger, histories: dict, *, run: str, journal: Journal,
+                 on_fill, products: dict[str, str] | None = None, default_product: str = "INTRADAY",
+                 validity: str = "DAY", lookup_attempts: int = 5, lookup_delay: float = 1.0) -> None:
+        self.broker = broker
+        self.ledger = ledger
+        self.histories = histories
+        self.run = run
+        self.journal = journal
+        self._on_fill = on_fill
+        self.products = products or {}
+        self.default_product = default_product
+        self.validity = validity
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+        self.pending: dict[str, list[Order]] = {inst: [] for inst in histories}
+        self.states: dict[str, LiveOrderState] = {}  # our order id -> state
+        self._by_broker_id: dict[str, LiveOrderState] = {}
+        self._by_client_id: dict[str, LiveOrderState] = {}
+        self._held: dict[str, list[BrokerTrade]] = {}  # broker order id -> fills that came before the ack
+        self._seq: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.stats = RouterStats()
+        self.lookup_attempts = lookup_attempts
+        self.lookup_delay = lookup_delay
+        broker.on_fill(self.on_broker_fill)
+        broker.on_order_update(self.on_broker_order)
+
+    # --- the strategies' side (synchronous) -----------------------------------------------
+
+    def submit(self, strategy_id: str, signal: Signal, ts: int, timeline_bar: int) -> Order | None:
+        if signal.action is SignalAction.HOLD:
+            return None
+        seq = self._seq.get(strategy_id, 0) + 1
+        self._seq[strategy_id] = seq
+        order_id = f"{strategy_id}-{seq:06d}"
+        h = self.histories.get(signal.instrument)
+        order = Order(order_id, strategy_id, signal.instrument,
+                      OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
+                      signal.quantity, signal.order_type, signal.limit_price, OrderStatus.PENDING, ts,
+                      h.cursor if h is not None else -1, ts, tag=signal.tag)
+        cid = client_order_id(self.run, strategy_id, seq)
+        request = OrderRequest(cid, strategy_id, signal.instrument, order.side, order.quantity, order.order_type,
+                               order.limit_price, self.products.get(signal.instrument, self.default_product),
+                               self.validity)
+        self.journal.order(order)  # fsync'd before anything leaves this process
+        self.journal.append("client_id", order_id=order_id, client_id=cid, product=request.product,
+                            validity=request.validity)
+        crash_point("after_intent_journal")
+        state = LiveOrderState(order, cid, request)
+        self._track(state)
+        self._spawn(self._send(state))
+        return order
+
+    def cancel(self, order_id: str, strategy_id: str, ts: int | None = None,
+               reason: str = "cancelled by strategy") -> bool:
+        state = self.states.get(order_id)
+        if state is None or state.order.strategy_id != strategy_id or state.order.status.is_terminal:
+            return False
+        if state.broker_order_id is not None:
+            self._spawn(self._cancel(state))
+        return True
+
+    def modify(self, order_id: str, strategy_id: str, quantity: int | None, price: float | None) -> bool:
+        state = self.states.get(order_id)
+        if state is None or state.order.strategy_id != strategy_id or state.order.status.is_terminal:
+            return False
+        if state.broker_order_id is not None:
+            self._spawn(self._modify(state, quantity, price))
+        return True
+
+    def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
+        lists = [self.pending[instrument]] if instrument is not None else self.pending.values()
+        return [o for lst in lists for o in lst if strategy_id is None or o.strategy_id == strategy_id]
+
+    def on_tick(self, instrument: str, price: float, ts: int, timeline_bar: int) -> None:
+        """Live fills come from the broker, not from ticks."""
+
+    # --- the broker's side (async) ----------------------------------------------------------
+
+    async def _send(self, state: LiveOrderState) -> None:
+        self.stats.sent += 1
+        try:
+            reply = await self.broker.place_order(state.request)
+        except AmbiguousOutcome as exc:
+            self.stats.ambiguous += 1
+            self._set_status(state, OrderStatus.UNKNOWN, f"outcome unknown ({exc}); looking it up")
+            await self.resolve(state)
+            return
+        crash_point("after_broker_ack")
+        self._adopt(state, reply)
+
+    async def resolve(self, state: LiveOrderState) -> None:
+        """Find an UNKNOWN order by client id; after enough misses it never reached the broker."""
+        for attempt in range(self.lookup_attempts):
+            state.lookups += 1
+            try:
+                found = await self.broker.find_order(state.client_id)
+            except AmbiguousOutcome:
+                found = None
+            if found is not None:
+                self.stats.resolved += 1
+                self._adopt(state, found)
+                return
+            await asyncio.sleep(self.lookup_delay * (attempt + 1))
+        self._set_status(state, OrderStatus.REJECTED,
+                         f"not found at the broker by client id {state.client_id} after {state.lookups} "
+                         "lookups; it was not resent")
+
+    def _adopt(self, state: LiveOrderState, reply: BrokerOrder) -> None:
+        if state.broker_order_id is None:
+            state.broker_order_id = reply.broker_order_id
+            self._by_broker_id[reply.broker_order_id] = state
+            self.journal.append("ack", order_id=state.order.order_id, broker_order_id=reply.broker_order_id)
+        self.on_broker_order(reply)
+        for trade in self._held.pop(reply.broker_order_id, []):
+            self.on_broker_fill(trade)
+
+    async def _cancel(self, state: LiveOrderState) -> None:
+        try:
+            reply = await self.broker.cancel_order(state.broker_order_id)
+        except AmbiguousOutcome:
+            return  # the order update stream or the poll will tell
+        self.on_broker_order(reply)
+
+    async def _modify(self, state: LiveOrderState, quantity: int | None, price: float | None) -> None:
+        try:
+            reply = await self.broker.modify_order(state.broker_order_id, quantity, price)
+        except AmbiguousOutcome:
+            return
+        if quantity is not None:
+            state.order.quantity = quantity
+        if price is not None:
+            state.order.limit_price = price
+        self.journal.modify(state.order)
+        self.on_broker_order(reply)
+
+    def on_broker_order(self, update: BrokerOrder) -> None:
+        state = self._by_broker_id.get(update.broker_order_id)
+        if state is None and update.client_id:
+            state = self._by_client_id.get(update.client_id)
+            if state is not None and state.broker_order_id is None:
+                state.broker_order_id = update.broker_order_id
+                self._by_broker_id[update.broker_order_id] = state
+        if state is None:
+            return  # not ours (another platform or another run)
+        status = update.status
+        if status in ("CANCELLED", "REJECTED", "EXPIRED") and not state.order.status.is_terminal:
+            self._set_status(state, OrderStatus(status), update.reason or status.lower())
+        elif status in ("PENDING", "OPEN") and state.order.status is OrderStatus.UNKNOWN:
+            self._set_status(state, OrderStatus.OPEN if state.order.order_type is OrderType.LIMIT
+                             else OrderStatus.PENDING, "")
+
+    def on_broker_fill(self, trade: BrokerTrade) -> None:
+        """Book a broker fill once, keyed by its trade id."""
+        fill_id = f"T:{trade.trade_id}"
+        if fill_id in self.ledger.booked:
+            self.stats.duplicate_fills += 1
+            return
+        state = self._by_broker_id.get(trade.broker_order_id)
+        if state is None:
+            self.stats.held_fills += 1
+            self._held.setdefault(trade.broker_order_id, []).append(trade)  # fill before the ack
+            return
+        order = state.order
+        room = order.quantity - order.filled_quantity
+        qty = min(trade.quantity, room)
+        if qty <= 0:
+            return  # an overfill would double a position: ignore it (the reconciliation will report)
+        fill = Fill(fill_id, order.order_id, order.strategy_id, order.instrument, order.side, qty, trade.price,
+                    0.0, trade.ts, self._timeline_bar())
+        self.journal.fill(fill)
+        self.ledger.book(fill)
+        self.fills.append(fill)
+        total = order.filled_quantity + qty
+        order.average_price = (order.average_price * order.filled_quantity + trade.price * qty) / total
+        order.filled_quantity = total
+        order.updated_ts = trade.ts
+        if total >= order.quantity:
+            self._set_status(state, OrderStatus.FILLED, "")
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        self._on_fill(fill)
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    timeline_bar_fn = None
+
+    def _timeline_bar(self) -> int:
+        return self.timeline_bar_fn() if self.timeline_bar_fn is not None else 0
+
+    def _track(self, state: LiveOrderState) -> None:
+        order = state.order
+        self.orders.append(order)
+        self.states[order.order_id] = state
+        self._by_client_id[state.client_id] = state
+        if order.instrument in self.pending:
+            self.pending[order.instrument].append(order)
+
+    def _set_status(self, state: LiveOrderState, status: OrderStatus, reason: str) -> None:
+        order = state.order
+        order.status = status
+        order.reason = reason
+        self.journal.status(order)
+        if status.is_terminal:
+            working = self.pending.get(order.instrument)
+            if working is not None and order in working:
+                working.remove(order)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for in-flight broker calls (used on shutdown and in tests)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    # --- startup ------------------------------------------------------------------------------
+
+    async def reconcile(self, journal_records: list[dict], instruments: list[str]) -> list[str]:
+        """Rebuild from the journal, adopt what the broker did meanwhile, refuse on a position gap.
+
+        Returns human-readable notes about what was adopted; raises ``ReconciliationError``.
+        """
+        notes: list[str] = []
+        self._restore(journal_records)
+        for state in list(self.states.values()):
+            if state.broker_order_id is None and not state.order.status.is_terminal:
+                found = await self.broker.find_order(state.client_id)
+                if found is None:
+                    self._set_status(state, OrderStatus.REJECTED,
+                                     "journaled but never reached the broker (not resent)")
+                    notes.append(f"{state.order.order_id}: never reached the broker; marked rejected")
+                else:
+                    self._adopt(state, found)
+                    notes.append(f"{state.order.order_id}: found at the broker as {found.broker_order_id}")
+        for order in await self.broker.get_orders():
+            self.on_broker_order(order)
+        before = len(self.fills)
+        for trade in await self.broker.get_trades():
+            if trade.broker_order_id in self._by_broker_id:
+                self.on_broker_fill(trade)
+        if len(self.fills) > before:
+            notes.append(f"booked {len(self.fills) - before} fill(s) the broker made while this run was down")
+        await self._check_positions(instruments)
+        return notes
+
+    async def _check_positions(self, instruments: list[str]) -> None:
+        ours: dict[str, int] = {}
+        for inst, qty in self.ledger.net.items():
+            ours[inst] = ours.get(inst, 0) + qty
+        theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
+        gaps = [(inst, ours.get(inst, 0), theirs.get(inst, 0)) for inst in instruments
+                if ours.get(inst, 0) != theirs.get(inst, 0)]
+        if gaps:
+            lines = "; ".join(f"{inst}: journal {mine:+d}, broker {brk:+d}" for inst, mine, brk in gaps)
+            raise ReconciliationError(
+                f"positions differ from the broker and the journal cannot explain it ({lines}); "
+                "trading refused. Square off or adjust the position at the broker, or start with a fresh "
+                "journal if the broker's positions are the truth (--fresh), then run again")
+
+    def _restore(self, records: list[dict]) -> None:
+        client_ids: dict[str, dict] = {}
+        for rec in records:
+            if rec.get("k") == "client_id":
+                client_ids[rec["order_id"]] = rec
+        for rec in records:
+            kind = rec.get("k")
+            if kind == "order":
+                self._restore_order(rec, client_ids.get(rec["order_id"]))
+            elif kind == "ack":
+                state = self.states.get(rec["order_id"])
+                if state is not None:
+                    state.broker_order_id = rec["broker_order_id"]
+                    self._by_broker_id[rec["broker_order_id"]] = state
+            elif kind == "fill" and rec["fill_id"] not in self.ledger.booked:
+                fill = Fill(**{**rec, "side": OrderSide(rec["side"])})
+                self.ledger.book(fill)
+                self.fills.append(fill)
+                state = self.states.get(fill.order_id)
+                if state is not None:
+                    order = state.order
+                    total = order.filled_quantity + fill.quantity
+                    order.average_price = (order.average_price * order.filled_quantity
+                                           + fill.price * fill.quantity) / total
+                    order.filled_quantity = total
+                    if total >= order.quantity:
+                        order.status = OrderStatus.FILLED
+                        self._unpend(order)
+            elif kind == "status":
+                state = self.states.get(rec["order_id"])
+                if state is not None:
+                    state.order.status = OrderStatus(rec["status"])
+                    state.order.reason = rec["reason"]
+                    if state.order.status.is_terminal:
+                        self._unpend(state.order)
+
+    def _restore_order(self, rec: dict, ids: dict | None) -> None:
+        order = Order(rec["order_id"], rec["strategy_id"], rec["instrument"], OrderSide(rec["side"]),
+                      rec["quantity"], OrderType(rec["order_type"]), rec["limit_price"], OrderStatus.PENDING,
+                      rec["created_ts"], rec["created_bar"], rec["created_ts"], tag=rec["tag"])
+        sid, _, seq = order.order_id.rpartition("-")
+        self._seq[sid] = max(self._seq.get(sid, 0), int(seq))
+        cid = ids["client_id"] if ids else client_order_id(self.run, sid, int(seq))
+        request = OrderRequest(cid, sid, order.instrument, order.side, order.quantity, order.order_type,
+                               order.limit_price, (ids or {}).get("product", self.default_product),
+                               (ids or {}).get("validity", self.validity))
+        self._track(LiveOrderState(order, cid, request))
+
+    def _unpend(self, order: Order) -> None:
+        working = self.pending.get(order.instrument)
+        if working is not None and order in working:
+            working.remove(order)
+
+
+def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, products: dict[str, str],
+                      default_product: str, validity: str, **kwargs):
+    """A ``PaperEngine`` whose order path is a ``LiveRouter`` to ``broker``.
+
+    The candle path, journal, dashboard and artifacts are the paper engine's; history is
+    restored from the journal there, while orders and fills are restored by
+    ``engine.router.reconcile`` against the broker (async, before trading starts).
+    """
+    from algocli.broker.costs import PercentCommission
+    from algocli.broker.fill_models import NextOpen
+    from algocli.engine.paper import PaperEngine
+
+    engine = PaperEngine(instruments, fill_model=NextOpen(), cost_model=PercentCommission(0.0),
+                         restore_trading=False, **kwargs)
+    router = LiveRouter(broker, engine.core.ledger, engine.core.histories, run=run_id, journal=engine.journal,
+                        on_fill=engine.core.on_fill, products=products, default_product=default_product,
+                        validity=validity)
+    router.timeline_bar_fn = lambda: len(engine.clock.ts_mv)
+    engine.router = router
+    engine.broker = engine.core.broker = router
+    return engine
