@@ -119,14 +119,15 @@ def _panel(listening, data: Path, speed: float, begin: datetime | None, token: s
         f"Exchange time starts {ist_text(listening.first_ns)} IST"
         + (f" (--start {begin:%Y-%m-%d %H:%M})" if begin else ""),
         "",
-        "Environment for `algo paper` (export it, or put it in .env):",
+        "Environment for `algo paper` and `algo live` (export it, or put it in .env):",
     ]
     env = []
     if "dhan" in listening.protocols:
-        env += [f"DHAN_FEED_URL=ws://{host}:{listening.port}/dhan/feed", "DHAN_CLIENT_ID=sandbox",
-                f"DHAN_ACCESS_TOKEN={token}"]
+        env += [f"DHAN_FEED_URL=ws://{host}:{listening.port}/dhan/feed",
+                f"DHAN_API_BASE_URL={base}/v2", f"DHAN_ORDER_UPDATE_URL=ws://{host}:{listening.port}/dhan/orders",
+                "DHAN_CLIENT_ID=sandbox", f"DHAN_ACCESS_TOKEN={token}"]
     if "upstox" in listening.protocols:
-        env += [f"UPSTOX_API_BASE_URL={base}", f"UPSTOX_ACCESS_TOKEN={token}"]
+        env += [f"UPSTOX_API_BASE_URL={base}", f"UPSTOX_ORDER_BASE_URL={base}", f"UPSTOX_ACCESS_TOKEN={token}"]
     if not env:
         env = ["(no broker protocol is available in this installation)"]
     missing = [p for p in ("dhan", "upstox") if p not in listening.protocols]
