@@ -20,6 +20,7 @@ KNOWN = {
     "algo backtest configs/multi.yaml --no-report", "algo --debug backtest configs/sma.yaml",
     "python data/generate_sample.py",
     "algo sandbox --data data --speed 60", "algo paper configs/paper.yaml",
+    'algo halt configs/paper.yaml --reason "manual stop"', "algo halt configs/paper.yaml --clear",
 }
 
 
@@ -167,3 +168,30 @@ def test_sandbox_and_paper_commands_in_two_terminals():
                 except subprocess.TimeoutExpired:
                     proc.kill()
     assert sandbox.returncode == 0
+
+
+def test_risk_section_and_halt_commands(tmp_path):
+    """The README's ``risk:`` block is a valid section, and its ``algo halt`` lines work on a config with it.
+
+    They run in a scratch folder holding configs/paper.yaml plus that block, so nothing in
+    the repository's output/ is touched.
+    """
+    import shlex
+
+    import yaml
+
+    block = re.search(r"```yaml\n(risk:.*?)```", README, flags=re.S).group(1)
+    risk = yaml.safe_load(block)["risk"]
+    (tmp_path / "configs").mkdir()
+    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text(encoding="utf-8"))
+    (tmp_path / "configs" / "paper.yaml").write_text(yaml.safe_dump({**paper, "risk": risk}), encoding="utf-8")
+    state = tmp_path / "output" / "paper-reliance" / "risk_state.json"
+    halt, clear = sorted((c for c in KNOWN if c.startswith("algo halt")), key=lambda c: "--clear" in c)
+    proc = subprocess.run([ALGO, *shlex.split(halt)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("halted paper-reliance (manual stop)")
+    assert '"state": "HALTED"' in state.read_text(encoding="utf-8")
+    proc = subprocess.run([ALGO, *shlex.split(clear)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cleared the halt of paper-reliance")
+    assert '"state": "ACTIVE"' in state.read_text(encoding="utf-8")

@@ -103,6 +103,12 @@ class SimulatedBroker:
         self.fill_at(order, price, ts, timeline_bar)
         return order
 
+    def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
+        """Record an order refused before it reached the market (risk limits): REJECTED, journaled."""
+        order = self._new_order(strategy_id, signal, ts)
+        self._reject(order, ts, reason)
+        return order
+
     def _new_order(self, strategy_id: str, signal: Signal, ts: int) -> Order:
         seq = self._seq.get(strategy_id, 0) + 1
         self._seq[strategy_id] = seq

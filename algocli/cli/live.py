@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from pathlib import Path
@@ -96,34 +95,26 @@ def _build(cfg, plugins, out_dir: Path, fresh: bool, dry_run: bool):
                                    default_product=bc.product, validity=bc.validity, **common)
     for sid, strategy, instruments in plugins.strategies:
         engine.add_strategy(strategy, instruments, sid)
+    from algocli.cli.paper import _attach_risk
+
+    _attach_risk(engine, cfg, out_dir, fresh)
     return engine, broker
 
 
 async def _run(engine, broker, feed, instruments: list[str], duration: float | None, dashboard: bool) -> None:
-    from algocli.cli.paper import _loop
+    from algocli.cli.paper import _run as run_engine
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        if broker is not None:
-            await broker.connect()
-            notes = await engine.router.reconcile(engine.journal_records, instruments)
-            for note in notes:
-                err_console.print(f"[cyan]reconciled:[/] {note}")
-        feed.on_tick(engine.on_tick)
-        await feed.connect()
-        await feed.subscribe(instruments)
-        engine.start()
-        try:
-            await _loop(engine, feed, stop, duration, dashboard)
-        finally:
-            await feed.disconnect()
-            if broker is not None:
-                await engine.router.drain()
-    finally:
-        if broker is not None:
-            await broker.disconnect()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    if broker is None:  # --dry-run: the simulated broker, exactly as `algo paper`
+        await run_engine(engine, feed, instruments, duration, dashboard)
+        return
+
+    async def before_start() -> None:  # one path after a clean stop and after a crash
+        await broker.connect()
+        for note in await engine.router.reconcile(engine.journal_records, instruments):
+            err_console.print(f"[cyan]reconciled:[/] {note}")
+
+    async def after_stop() -> None:
+        await engine.router.drain()
+        await broker.disconnect()
+
+    await run_engine(engine, feed, instruments, duration, dashboard, before_start, after_stop)

@@ -28,7 +28,7 @@ def _root(
 
 
 def _register() -> None:
-    from algocli.cli import backtest, live, paper, sandbox, strategies  # noqa: F401  (commands register on import)
+    from algocli.cli import backtest, halt, live, paper, sandbox, strategies  # noqa: F401  (commands register on import)
 
 
 def _tune_allocator() -> None:

@@ -45,6 +45,7 @@ def paper_command(
     )
     for sid, strategy, instruments in plugins.strategies:
         engine.add_strategy(strategy, instruments, sid)
+    _attach_risk(engine, cfg, out_dir, fresh)
     if any(engine.restored.values()):
         r = engine.restored
         err_console.print(f"resuming from {journal}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills")
@@ -53,20 +54,44 @@ def paper_command(
     _finish(engine, plugins, cfg, config, out_dir, report, time.perf_counter() - started)
 
 
-async def _run(engine, feed, instruments: list[str], duration: float | None, dashboard: bool) -> None:
+def _attach_risk(engine, cfg, out_dir: Path, fresh: bool) -> None:
+    """Put the run's risk controller on the engine's order path (paper and live alike)."""
+    if cfg.risk is None:
+        return
+    from algocli.risk import attach_risk, state_path_for
+
+    risk = attach_risk(engine.core, cfg.risk, state_path=state_path_for(cfg.risk.state_file, out_dir))
+    if fresh:
+        risk.reset_day()
+
+
+async def _run(engine, feed, instruments: list[str], duration: float | None, dashboard: bool,
+               before_start=None, after_stop=None) -> None:
+    """Connect, trade until stopped, disconnect. Live runs pass broker hooks around it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled = [signal.SIGINT, signal.SIGTERM]
+    for sig in handled:
         loop.add_signal_handler(sig, stop.set)
-    feed.on_tick(engine.on_tick)
-    await feed.connect()
-    await feed.subscribe(instruments)
-    engine.start()
+    risk = engine.core.risk
+    if risk is not None:  # the kill switch: kill -USR1 <pid> halts like `algo halt`
+        loop.add_signal_handler(signal.SIGUSR1, lambda: risk.halt("SIGUSR1 received", source="signal"))
+        handled.append(signal.SIGUSR1)
     try:
-        await _loop(engine, feed, stop, duration, dashboard)
+        if before_start is not None:
+            await before_start()
+        feed.on_tick(engine.on_tick)
+        await feed.connect()
+        await feed.subscribe(instruments)
+        engine.start()
+        try:
+            await _loop(engine, feed, stop, duration, dashboard)
+        finally:
+            await feed.disconnect()
     finally:
-        await feed.disconnect()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if after_stop is not None:
+            await after_stop()
+        for sig in handled:
             loop.remove_signal_handler(sig)
 
 
@@ -90,6 +115,11 @@ async def _loop(engine, feed, stop: asyncio.Event, duration: float | None, dashb
                 raise feed.error
             if engine.error is not None:  # a strategy raised inside a tick
                 raise engine.error
+            risk = engine.core.risk
+            if risk is not None:  # `algo halt` writes the state file; SIGUSR1 halts directly
+                risk.refresh()
+                for line in risk.new_events():
+                    err_console.print(f"risk: {line}", markup=False, highlight=False)
             engine.on_time(engine.exchange_now())
             if live is not None:
                 live.update(render(engine, feed.status, rate.update(engine.stats.ticks)))

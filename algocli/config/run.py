@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 from algocli.config.errors import config_error
 from algocli.domain.models import Interval
 from algocli.errors import ConfigError, UsageError
+from algocli.risk.config import RiskConfig
 
 
 class _Strict(BaseModel):
@@ -86,6 +87,7 @@ class RunConfig(_Strict):
     fill_model: FillModelSection = Field(default_factory=FillModelSection)
     strategies: list[StrategyEntry] = Field(min_length=1)
     output: OutputSection = Field(default_factory=OutputSection)
+    risk: RiskConfig | None = Field(None, description="pre-trade limits and the kill switch; none when absent")
 
     def output_dir(self, override: Path | None = None) -> Path:
         return override or self.output.dir or Path("output") / self.name

@@ -110,6 +110,10 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
+    if config.risk is not None:
+        from algocli.risk import attach_risk
+
+        attach_risk(bt.core, config.risk, state_path=None)  # a backtest keeps its risk state in memory
     return Assembled(bt, config, list(feed.files_used()), warnings, plugins.plugin_configs())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from algocli.domain.models import Fill, Instrument, Signal
+from algocli.domain.models import Fill, Instrument, Order, Signal, SignalAction
 from algocli.errors import StrategyError
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.context import StrategyContext
@@ -20,6 +20,9 @@ from algocli.strategy.base import BaseStrategy
 if TYPE_CHECKING:
     from algocli.broker.simulated import SimulatedBroker
     from algocli.data.history import History
+    from algocli.risk.controller import RiskController
+
+_HOLD = SignalAction.HOLD
 
 
 class Clock(Protocol):
@@ -63,6 +66,8 @@ class EngineCore:
     slots: list[StrategySlot] = field(default_factory=list)
     broker: SimulatedBroker = None  # type: ignore[assignment]
     clock: Clock = None  # type: ignore[assignment]
+    # Set by ``RiskController.attach``: every order is checked before the broker sees it.
+    risk: RiskController | None = None
 
     def __post_init__(self) -> None:
         self._by_id: dict[str, StrategySlot] = {}
@@ -93,9 +98,13 @@ class EngineCore:
     def subscribers(self) -> dict[str, list[tuple[str, object]]]:
         """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars."""
         subs: dict[str, list[tuple[str, object]]] = {inst: [] for inst in self.histories}
+        risk = self.risk
         for slot in self.slots:
+            on_candle = slot.strategy.on_candle
+            if risk is not None:  # the daily loss and the square-off are measured per candle first
+                on_candle = _risk_first(risk.on_bar, on_candle)
             for inst in slot.instruments:
-                subs[inst].append((slot.id, slot.strategy.on_candle))
+                subs[inst].append((slot.id, on_candle))
         return subs
 
     def start(self) -> None:
@@ -118,8 +127,17 @@ class EngineCore:
         """Route a strategy's signal to the broker; returns the order id."""
         c = self.clock
         i = c.cursor
+        risk = self.risk
+        if risk is not None and signal.action is not _HOLD:
+            reason = risk.check(strategy_id, signal, self)
+            if reason is not None:
+                return self.deny(strategy_id, signal, c.ts_mv[i], reason).order_id
         order = self.broker.submit(strategy_id, signal, c.ts_mv[i], i)
         return None if order is None else order.order_id
+
+    def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
+        """Record an order the risk controller refused: REJECTED with ``reason``, never sent."""
+        return self.broker.deny(strategy_id, signal, ts, reason)
 
     def handle(self, strategy_id: str, result) -> None:
         """Submit what ``on_candle`` returned: a Signal, a list of them, or None."""
@@ -135,8 +153,14 @@ class EngineCore:
         i = c.cursor
         ts = c.ts_mv[i]
         submit = self.broker.submit
+        risk = self.risk
         for signal in signals:
             if signal is not None:
+                if risk is not None and signal.action is not _HOLD:
+                    reason = risk.check(strategy_id, signal, self)
+                    if reason is not None:
+                        self.deny(strategy_id, signal, ts, reason)
+                        continue
                 submit(strategy_id, signal, ts, i)
 
     def on_fill(self, fill: Fill) -> None:
@@ -158,3 +182,11 @@ class EngineCore:
                 h = self.histories[inst]
                 total += qty * h.close_mv[h.cursor]
         return total
+
+
+def _risk_first(on_bar, on_candle):
+    """``on_candle`` preceded by the risk controller's per-candle work."""
+    def guarded(candle):
+        on_bar()
+        return on_candle(candle)
+    return guarded

@@ -114,6 +114,20 @@ class LiveRouter:
         self._spawn(self._send(state))
         return order
 
+    def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
+        """Record an order the risk controller refused: journaled as REJECTED, never sent."""
+        seq = self._seq.get(strategy_id, 0) + 1
+        self._seq[strategy_id] = seq
+        h = self.histories.get(signal.instrument)
+        order = Order(f"{strategy_id}-{seq:06d}", strategy_id, signal.instrument,
+                      OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
+                      signal.quantity, signal.order_type, signal.limit_price, OrderStatus.REJECTED, ts,
+                      h.cursor if h is not None else -1, ts, reason=reason, tag=signal.tag)
+        self.journal.order(order)
+        self.journal.status(order)
+        self.orders.append(order)
+        return order
+
     def cancel(self, order_id: str, strategy_id: str, ts: int | None = None,
                reason: str = "cancelled by strategy") -> bool:
         state = self.states.get(order_id)

@@ -10,6 +10,13 @@ retried with ``Backoff`` up to ``retries`` times, then ``BrokerError``. HTTP 401
 ``status`` is not ``success``, is a ``BrokerError`` naming the ``UDAPI...`` code and message
 from Upstox's error envelope.
 
+Order entry goes through ``UpstoxRest.send``: one attempt, never retried. A timeout, a
+dropped connection, HTTP 429 or 5xx, or an answer that cannot be read leaves the outcome
+unknown (``UpstoxUncertain``: the request may have been carried out); a definitive refusal
+is ``UpstoxApiError``. v2 paths carry ``Api-Version: 2.0`` as the official SDK sends it.
+A shared ``RateLimiter`` (``algocli.broker.ratelimit``), when given, is awaited before
+every HTTP request, retries included.
+
 Historical candles (brokers.md B4):
 
 * past days: ``GET /v3/historical-candle/{key}/{unit}/{interval}/{to_date}/{from_date}``
@@ -48,8 +55,8 @@ from algocli.domain.models import IST_OFFSET_NS, Interval
 from algocli.domain.session import ist_date, ist_midnight_ns
 from algocli.errors import BrokerError, ConfigError
 
-__all__ = ["HISTORICAL_PATH", "INTRADAY_PATH", "UNITS", "UpstoxApiError", "UpstoxRest", "add_months", "candle_bars",
-           "error_summary", "historical", "span_months"]
+__all__ = ["HISTORICAL_PATH", "INTRADAY_PATH", "UNITS", "UpstoxApiError", "UpstoxRest", "UpstoxUncertain", "add_months",
+           "candle_bars", "error_summary", "historical", "span_months"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +79,15 @@ class UpstoxApiError(BrokerError):
     def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
+
+
+class UpstoxUncertain(BrokerError):
+    """A request that changes state got no definitive answer (timeout, dropped connection,
+    HTTP 429 or 5xx, unreadable body): Upstox may or may not have carried it out."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
         self.status = status
 
 
@@ -116,11 +132,12 @@ class UpstoxRest:
         backoff: Delays between attempts; default 0.5 s doubling to 8 s, with full jitter.
         timeout: Seconds per attempt.
         sleep: Awaitable sleep in seconds.
+        limiter: Awaited (``acquire()``) before every request; None sends at once.
     """
 
     def __init__(self, session: aiohttp.ClientSession, settings: UpstoxSettings, *, retries: int = 4,
                  backoff: Backoff | None = None, timeout: float = 30.0,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, limiter=None) -> None:
         self.session = session
         self.base_url = settings.api_base_url.rstrip("/")
         self._token = settings.access_token
@@ -128,7 +145,68 @@ class UpstoxRest:
         self.backoff = backoff or Backoff(0.5, 8.0)
         self.timeout = timeout
         self._sleep = sleep
+        self.limiter = limiter
         self.calls = 0  # HTTP requests sent, retries included
+
+    def _headers(self, path: str, *, body: bool = False) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        token = self._token.get_secret_value()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if path.startswith("/v2/"):
+            headers["Api-Version"] = "2.0"
+        if body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    async def send(self, method: str, path: str, body: object = None, *, base_url: str | None = None,
+                   limiter=None) -> object:
+        """One ``method`` request to ``(base_url or self.base_url) + path``, never retried.
+
+        For requests that change state (order place, modify, cancel). ``limiter`` (else the
+        client's own) is awaited first. Returns the ``data`` of a success envelope; a v3
+        ``metadata`` block is dropped.
+
+        Raises:
+            UpstoxUncertain: Timeout, dropped connection, HTTP 429 or 5xx, or a success
+                status with a body that cannot be read: the request may have been carried out.
+            FeedAuthError: HTTP 401/403.
+            UpstoxApiError: Any other refusal (the request was not carried out).
+        """
+        root = (base_url or self.base_url).rstrip("/")
+        url = URL(root + path, encoded=True)
+        headers = self._headers(path, body=body is not None)
+        data = None if body is None else json.dumps(body)
+        gate = limiter if limiter is not None else self.limiter
+        if gate is not None:
+            await gate.acquire()
+        self.calls += 1
+        try:
+            async with self.session.request(method, url, data=data, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                status = resp.status
+                text = await resp.text()
+        except asyncio.TimeoutError:
+            raise UpstoxUncertain(f"Upstox {method} {path}: no answer within {self.timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstoxUncertain(f"Upstox {method} {path}: {exc.__class__.__name__}: {exc}") from None
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError:
+            payload = None
+        detail = error_summary(payload)
+        if status in (401, 403):
+            raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
+                                f"{', ' + detail if detail else ''}); {_RELOGIN}")
+        if status == 429 or status >= 500:
+            raise UpstoxUncertain(f"Upstox {method} {path}: HTTP {status}{', ' + detail if detail else ''}", status)
+        if status < 300 and not isinstance(payload, dict):
+            raise UpstoxUncertain(f"Upstox {method} {path}: HTTP {status} with an unreadable body", status)
+        if status >= 300 or payload.get("status") != "success":
+            what = detail or (text.strip()[:200] or "no body")
+            code = detail.partition(":")[0] or None
+            raise UpstoxApiError(f"Upstox rejected {method} {path} (HTTP {status}, {what})", code, status)
+        return payload.get("data")
 
     async def get(self, path: str) -> object:
         """GET ``base_url + path`` (already percent-encoded); return the ``data`` of a success envelope.
@@ -137,10 +215,7 @@ class UpstoxRest:
             FeedAuthError: HTTP 401/403.
             BrokerError: Any other refusal, or transient failures past ``retries``.
         """
-        headers = {"Accept": "application/json"}
-        token = self._token.get_secret_value()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._headers(path)
         url = URL(self.base_url + path, encoded=True)
         attempt = 0
         while True:
@@ -156,6 +231,8 @@ class UpstoxRest:
                 await self._sleep(delay)
 
     async def _once(self, url: URL, path: str, headers: dict[str, str]) -> object:
+        if self.limiter is not None:
+            await self.limiter.acquire()
         self.calls += 1
         try:
             async with self.session.get(url, headers=headers,

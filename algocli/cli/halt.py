@@ -1,0 +1,57 @@
+"""``algo halt``: the kill switch. Writes HALTED (or clears it) in the run's risk state file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from algocli.cli.console import console
+from algocli.cli.main import app
+
+
+@app.command("halt")
+def halt_command(
+    config: Annotated[Path, typer.Argument(help="Run definition of the paper or live run to halt.")],
+    clear: Annotated[bool, typer.Option("--clear", help="Lift the halt so the run trades again.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; shown in orders.csv for every refused order.")
+                      ] = "halted by the operator",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The run's output folder, if "
+                                                "`algo paper` was given --output.")] = None,
+) -> None:
+    """Halt the run of CONFIG: it cancels its open orders and opens no new positions until --clear."""
+    from algocli.config.run import load_run_config
+    from algocli.domain.candle import ns_to_ist
+    from algocli.errors import ConfigError
+    from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, state_path_for, write_state
+
+    cfg = load_run_config(config)
+    if cfg.risk is None:
+        raise ConfigError(f"{config}: no risk: section, so a run of it would not notice a halt; "
+                          "add `risk: {}` (or limits) to the run definition and restart the run")
+    path = state_path_for(cfg.risk.state_file, cfg.output_dir(output))
+    state = read_state(path)
+    if clear:
+        if state is None or not state.halted:
+            console.print(f"{cfg.name} is not halted ({path}); nothing to clear", markup=False, highlight=False,
+                          soft_wrap=True)
+            return
+        was = state.reason
+        state.state, state.reason, state.source, state.halted_at, state.flattened = ACTIVE, "", "", "", False
+        state.day_start_equity = None  # the day's loss is measured again from the next check
+        write_state(path, state)
+        console.print(f"cleared the halt of {cfg.name} (was: {was}) in {path}; the run trades again",
+                      markup=False, highlight=False, soft_wrap=True)
+        return
+    if state is not None and state.halted:
+        console.print(f"{cfg.name} is already halted since {state.halted_at or '?'} ({state.reason}); "
+                      f"nothing changed in {path}", markup=False, highlight=False, soft_wrap=True)
+        return
+    state = state or RiskState()
+    state.state, state.reason, state.source, state.flattened = HALTED, reason, "operator", False
+    state.halted_at = ns_to_ist(time.time_ns()).isoformat(timespec="seconds")  # wall time: no engine clock here
+    write_state(path, state)
+    console.print(f"halted {cfg.name} ({reason}) in {path}: a running engine cancels its open orders and "
+                  "refuses new positions; `algo halt --clear` lifts it", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,97 @@
+"""``algo halt`` and the ``risk:`` section of a run definition, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from algocli.config.run import RunConfig
+from algocli.risk import read_state
+
+
+def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, tmp_path):
+    cfg = write_yaml({**base_config, "risk": {"max_daily_loss": 5000}})
+    state_path = tmp_path / "yaml_out" / "risk_state.json"
+
+    done = cli("halt", cfg, "--reason", "fat finger [desk 2]")
+    assert done.code == 0, done.err
+    assert done.out.strip().splitlines() == [
+        f"halted sma-hdfcbank (fat finger [desk 2]) in {state_path}: a running engine cancels its open orders "
+        "and refuses new positions; `algo halt --clear` lifts it"]
+    state = read_state(state_path)
+    assert (state.state, state.reason, state.source) == ("HALTED", "fat finger [desk 2]", "operator")
+    assert state.halted_at.endswith("+05:30")
+
+    again = cli("halt", cfg)
+    assert again.code == 0 and "is already halted" in again.out and "fat finger [desk 2]" in again.out
+    assert read_state(state_path).reason == "fat finger [desk 2]"  # unchanged
+
+    cleared = cli("halt", cfg, "--clear")
+    assert cleared.code == 0, cleared.err
+    assert cleared.out.strip() == (f"cleared the halt of sma-hdfcbank (was: fat finger [desk 2]) in {state_path}; "
+                                   "the run trades again")
+    state = read_state(state_path)
+    assert (state.state, state.reason, state.day_start_equity) == ("ACTIVE", "", None)
+    assert "is not halted" in cli("halt", cfg, "--clear").out
+
+
+def test_halt_uses_the_configured_state_file_or_the_output_override(cli, base_config, write_yaml, tmp_path):
+    custom = tmp_path / "elsewhere" / "kill.json"
+    cfg = write_yaml({**base_config, "risk": {"state_file": str(custom)}})
+    assert cli("halt", cfg).code == 0
+    assert read_state(custom).halted
+    plain = write_yaml({**base_config, "risk": {}}, name="plain.yaml")
+    assert cli("halt", plain, "--output", tmp_path / "over").code == 0
+    assert read_state(tmp_path / "over" / "risk_state.json").halted
+    assert not (tmp_path / "yaml_out" / "risk_state.json").exists()
+
+
+def test_halt_without_a_risk_section_says_how_to_enable_it(cli, base_config, write_yaml):
+    cfg = write_yaml(base_config)
+    done = cli("halt", cfg)
+    assert done.code == 2 and "Traceback" not in done.err
+    assert len(done.err_lines) == 1
+    assert done.err_lines[0].startswith(f"error: {cfg}: no risk: section") and "risk: {}" in done.err_lines[0]
+
+
+def test_backtest_with_a_risk_section_records_refused_orders_in_orders_csv(cli, base_config, write_yaml, tmp_path):
+    cfg = write_yaml({**base_config, "risk": {"max_position": 50}})  # the strategy buys 100 at a time
+    done = cli("backtest", cfg, "--quiet", "--no-report")
+    assert done.code == 0, done.err
+    with open(tmp_path / "yaml_out" / "orders.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["status"] == "REJECTED" for r in rows)
+    assert {r["reason"] for r in rows} == {
+        "risk: NSE_EQ:1333 position could reach +100 units with the working orders; max_position is 50"}
+    assert "order(s) were rejected (see orders.csv); first: risk: NSE_EQ:1333 position" in " ".join(done.out.split())
+    assert not (tmp_path / "yaml_out" / "risk_state.json").exists()
+
+
+def _risk(section) -> RunConfig:
+    return RunConfig.model_validate({"name": "x", "initial_capital": 1000, "risk": section,
+                                     "strategies": [{"class": "sma_crossover", "instruments": ["NSE_EQ:1"]}]})
+
+
+def test_risk_times_accept_quoted_and_unquoted_yaml(write_yaml, base_config):
+    import yaml
+
+    raw = yaml.safe_load("risk:\n  entry_cutoff: 15:00\n  square_off: \"15:15\"\n")["risk"]
+    assert raw["entry_cutoff"] == 900  # YAML 1.1 reads 15:00 as a base-60 number
+    risk = _risk(raw).risk
+    assert (risk.entry_cutoff, risk.square_off) == ("15:00", "15:15")
+    assert _risk(None).risk is None
+
+
+@pytest.mark.parametrize(("section", "fragment"), [
+    ({"max_postion": 10}, "max_postion: unknown key; did you mean `max_position`?"),
+    ({"square_off": "25:00"}, "risk.square_off"),
+    ({"entry_cutoff": "3pm"}, "write it as HH:MM in IST"),
+    ({"max_daily_loss": -5}, "risk.max_daily_loss"),
+    ({"max_orders_per_second": 0}, "risk.max_orders_per_second"),
+])
+def test_risk_mistakes_are_one_line_config_errors(cli, base_config, write_yaml, section, fragment):
+    cfg = write_yaml({**base_config, "risk": section})
+    done = cli("backtest", cfg, "--quiet", "--no-report")
+    assert done.code == 2 and "Traceback" not in done.err
+    assert len(done.err_lines) == 1 and fragment in done.err_lines[0], done.err
