@@ -109,6 +109,8 @@ async def _run(engine, broker, feed, instruments: list[str], duration: float | N
         return
 
     async def before_start() -> None:  # one path after a clean stop and after a crash
+        if engine.restored["candles"]:
+            err_console.print(f"resuming from {engine.journal_path}: {engine.restored['candles']} candles")
         await broker.connect()
         for note in await engine.router.reconcile(engine.journal_records, instruments):
             err_console.print(f"[cyan]reconciled:[/] {note}")

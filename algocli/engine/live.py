@@ -18,6 +18,7 @@ async ``Broker``. The rules that keep money safe:
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass, field
 
 from algocli.broker.protocol import (
@@ -320,18 +321,26 @@ class LiveRouter:
                 self.on_broker_fill(trade)
         if len(self.fills) > before:
             notes.append(f"booked {len(self.fills) - before} fill(s) the broker made while this run was down")
-        await self._check_positions(instruments)
+        theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
+        baseline = next((r["positions"] for r in journal_records if r.get("k") == "baseline"), None)
+        if baseline is None:  # a new run: what the account already holds is not this run's
+            baseline = {inst: theirs[inst] for inst in instruments if theirs.get(inst)}
+            self.journal.append("baseline", positions=baseline)
+            if baseline:
+                notes.append(f"positions held before this run are left alone: {baseline}")
+        self._check_positions(instruments, theirs, baseline)
         return notes
 
-    async def _check_positions(self, instruments: list[str]) -> None:
-        ours: dict[str, int] = {}
+    def _check_positions(self, instruments: list[str], theirs: dict[str, int], baseline: dict[str, int]) -> None:
+        """The broker must hold what the account held at the start plus this run's fills."""
+        ours: dict[str, int] = dict(baseline)
         for inst, qty in self.ledger.net.items():
             ours[inst] = ours.get(inst, 0) + qty
-        theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
         gaps = [(inst, ours.get(inst, 0), theirs.get(inst, 0)) for inst in instruments
                 if ours.get(inst, 0) != theirs.get(inst, 0)]
         if gaps:
-            lines = "; ".join(f"{inst}: journal {mine:+d}, broker {brk:+d}" for inst, mine, brk in gaps)
+            lines = "; ".join(f"{inst}: expected {mine:+d} (start + journal), broker {brk:+d}"
+                              for inst, mine, brk in gaps)
             raise ReconciliationError(
                 f"positions differ from the broker and the journal cannot explain it ({lines}); "
                 "trading refused. Square off or adjust the position at the broker, or start with a fresh "
@@ -352,7 +361,8 @@ class LiveRouter:
                     state.broker_order_id = rec["broker_order_id"]
                     self._by_broker_id[rec["broker_order_id"]] = state
             elif kind == "fill" and rec["fill_id"] not in self.ledger.booked:
-                fill = Fill(**{**rec, "side": OrderSide(rec["side"])})
+                fields = {k: v for k, v in rec.items() if k != "k"}
+                fill = Fill(**{**fields, "side": OrderSide(rec["side"])})
                 self.ledger.book(fill)
                 self.fills.append(fill)
                 state = self.states.get(fill.order_id)
@@ -405,10 +415,26 @@ def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, pr
 
     engine = PaperEngine(instruments, fill_model=NextOpen(), cost_model=PercentCommission(0.0),
                          restore_trading=False, **kwargs)
-    router = LiveRouter(broker, engine.core.ledger, engine.core.histories, run=run_id, journal=engine.journal,
+    run_key = _run_key(engine, run_id)
+    router = LiveRouter(broker, engine.core.ledger, engine.core.histories, run=run_key, journal=engine.journal,
                         on_fill=engine.core.on_fill, products=products, default_product=default_product,
                         validity=validity)
     router.timeline_bar_fn = lambda: len(engine.clock.ts_mv)
     engine.router = router
     engine.broker = engine.core.broker = router
     return engine
+
+
+def _run_key(engine, name: str) -> str:
+    """The id that makes client order ids unique to this run, kept in the journal.
+
+    A resumed run reads it back, so its client ids stay the same across restarts (they are
+    how an ambiguous order is looked up). A new run (a new journal) draws a new one, so it can
+    never adopt an earlier run's orders that reused the same strategy name and sequence.
+    """
+    for rec in engine.journal_records:
+        if rec.get("k") == "run":
+            return rec["run_key"]
+    key = f"{name[:10]}{secrets.token_hex(3)}"
+    engine.journal.append("run", run_key=key, name=name)
+    return key
