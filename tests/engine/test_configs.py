@@ -34,7 +34,7 @@ def _ist(series: pd.Series) -> pd.Series:
 def test_the_sample_configs_are_all_here():
     names = {p.name for p in CONFIGS}
     assert {"sma.yaml", "rsi.yaml", "bollinger.yaml", "multi.yaml", "intraday.yaml"} <= names
-    assert {p.name for p in LIVE_CONFIGS} == {"paper.yaml"}
+    assert {p.name for p in LIVE_CONFIGS} == {"paper.yaml", "live-dhan.yaml", "live-upstox.yaml"}
 
 
 @pytest.mark.parametrize("path", LIVE_CONFIGS, ids=[p.stem for p in LIVE_CONFIGS])
