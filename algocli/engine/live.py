@@ -27,7 +27,7 @@ from algocli.broker.protocol import (
 from algocli.domain.models import (
     Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
-from algocli.errors import AlgoError
+from algocli.errors import AlgoError, BrokerError
 from algocli.persistence.journal import Journal, crash_point
 from algocli.portfolio.ledger import Ledger
 
@@ -185,6 +185,9 @@ class LiveRouter:
                          "lookups; it was not resent")
 
     def _adopt(self, state: LiveOrderState, reply: BrokerOrder) -> None:
+        if not reply.broker_order_id:  # refused before the broker gave it an id
+            self._set_status(state, OrderStatus.REJECTED, reply.reason or "rejected by the broker")
+            return
         if state.broker_order_id is None:
             state.broker_order_id = reply.broker_order_id
             self._by_broker_id[reply.broker_order_id] = state
@@ -196,14 +199,16 @@ class LiveRouter:
     async def _cancel(self, state: LiveOrderState) -> None:
         try:
             reply = await self.broker.cancel_order(state.broker_order_id)
-        except AmbiguousOutcome:
-            return  # the order update stream or the poll will tell
+        except (AmbiguousOutcome, BrokerError) as exc:  # the order stream or the poll will tell
+            state.order.reason = f"cancel not confirmed: {exc}"
+            return
         self.on_broker_order(reply)
 
     async def _modify(self, state: LiveOrderState, quantity: int | None, price: float | None) -> None:
         try:
             reply = await self.broker.modify_order(state.broker_order_id, quantity, price)
-        except AmbiguousOutcome:
+        except (AmbiguousOutcome, BrokerError) as exc:  # a refused modify leaves the order as it was
+            state.order.reason = f"modify not applied: {exc}"
             return
         if quantity is not None:
             state.order.quantity = quantity

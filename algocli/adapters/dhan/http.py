@@ -2,14 +2,15 @@
 
 Requests carry Dhan's headers (``access-token``, ``client-id``, JSON both ways). The
 token is unwrapped from its ``SecretStr`` only to build the header and never appears in
-a log line or an exception.
+a log line or an exception. ``DhanRest.request`` sends any method (order entry, order book,
+positions); ``retry=False`` turns off the retries for requests that must not be sent twice.
 
 Errors (brokers.md A12). Dhan's status codes are not reliable on their own (some errors
 arrive with HTTP 200), so the body decides first:
 
 * HTTP 429 or 5xx, ``DH-904`` (rate limit), ``DH-908``/``DH-909`` (server, network), the
   data-API codes ``800``/``805``, a timeout or a dropped connection are transient: retried
-  with ``Backoff`` up to ``retries`` times, then ``BrokerError``.
+  with ``Backoff`` up to ``retries`` times, then ``DhanTransientError`` (a ``BrokerError``).
 * HTTP 401/403, ``DH-901`` or the data-API codes ``807``-``810`` mean the token or client
   id was refused: ``FeedAuthError`` (renew the token; retrying cannot help).
 * Anything else (``DH-905`` bad input, ``DH-907`` no data, ...) is a ``BrokerError`` that
@@ -31,6 +32,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
+from typing import Protocol
 
 import aiohttp
 import numpy as np
@@ -45,7 +47,7 @@ from algocli.domain.session import ist_date, ist_midnight_ns
 from algocli.errors import BrokerError, ConfigError
 
 __all__ = ["HISTORICAL_PATH", "INTERVALS", "INTRADAY_PATH", "MAX_INTRADAY_DAYS", "DhanApiError", "DhanRest",
-           "historical", "instrument_fields", "merge_chunks", "window"]
+           "DhanTransientError", "historical", "instrument_fields", "merge_chunks", "window"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,8 +80,18 @@ class DhanApiError(BrokerError):
         self.status = status
 
 
+class DhanTransientError(BrokerError):
+    """A request failed in a way another attempt might not (timeout, dropped connection, HTTP
+    429 or 5xx, ``DH-904``/``DH-908``/``DH-909``): raised once the retries are spent, or at once
+    by ``DhanRest.request(..., retry=False)``. For an order request the outcome is unknown."""
+
+
 class _Transient(Exception):
     """A failure worth another attempt."""
+
+
+class _Limiter(Protocol):
+    async def acquire(self) -> None: ...
 
 
 class DhanRest:
@@ -94,9 +106,10 @@ class DhanRest:
         pace: Least seconds between the starts of two requests from this client.
         sleep: Awaitable sleep in seconds (tests may pass a fake).
 
-    Raises (from ``post``):
+    Raises (from ``post`` and ``request``):
         FeedAuthError: The token is empty or Dhan refused it.
-        BrokerError: Dhan rejected the request, or it kept failing.
+        DhanApiError: Dhan rejected the request.
+        DhanTransientError: It kept failing (or failed once, with ``retry=False``).
     """
 
     def __init__(self, session: aiohttp.ClientSession, settings: DhanSettings, *, retries: int = 4,
@@ -125,26 +138,52 @@ class DhanRest:
 
     async def post(self, path: str, body: dict) -> object:
         """POST ``body`` as JSON to ``base_url + path``; return the decoded JSON answer."""
+        return await self.request("POST", path, body)
+
+    async def request(self, method: str, path: str, body: dict | None = None, *, retry: bool = True,
+                      limiter: _Limiter | None = None, backoff: Backoff | None = None) -> object:
+        """Send one request (JSON body for POST/PUT) and return the decoded JSON answer.
+
+        Args:
+            method: ``GET``, ``POST``, ``PUT`` or ``DELETE``.
+            path: Appended to ``base_url`` (``/orders``, ``/trades/1234``, ...).
+            body: JSON body; None sends none.
+            retry: Retry transient failures up to ``retries`` times. False (order entry)
+                raises ``DhanTransientError`` at the first one: never send an order twice.
+            limiter: Awaited (``acquire()``) before every attempt, retries included.
+            backoff: Delays between attempts; default ``self.backoff``.
+
+        Raises:
+            FeedAuthError: The token is empty or Dhan refused it.
+            DhanTransientError: The request failed transiently (after the retries, if any).
+            DhanApiError: Dhan answered with an error that another attempt cannot fix.
+        """
         headers = self._headers()
+        delays = backoff or self.backoff
         attempt = 0
         while True:
             try:
-                return await self._once(path, body, headers)
+                if limiter is not None:
+                    await limiter.acquire()
+                return await self._once(method, path, body, headers)
             except _Transient as exc:
+                if not retry:
+                    raise DhanTransientError(f"Dhan {method} {path}: {exc}") from None
                 if attempt >= self.retries:
-                    raise BrokerError(f"Dhan {path} failed {attempt + 1} times; last: {exc}. Check Dhan's "
-                                      "status and the network, then retry") from None
-                delay = self.backoff.next_delay()
+                    raise DhanTransientError(f"Dhan {path} failed {attempt + 1} times; last: {exc}. Check "
+                                             "Dhan's status and the network, then retry") from None
+                delay = delays.next_delay()
                 attempt += 1
-                _log.warning("Dhan %s: %s; retry %d of %d in %.2fs", path, exc, attempt, self.retries, delay)
+                _log.warning("Dhan %s %s: %s; retry %d of %d in %.2fs", method, path, exc, attempt, self.retries,
+                             delay)
                 await self._sleep(delay)
 
-    async def _once(self, path: str, body: dict, headers: dict[str, str]) -> object:
+    async def _once(self, method: str, path: str, body: dict | None, headers: dict[str, str]) -> object:
         await self._wait_turn()
         self.calls += 1
         try:
-            async with self.session.post(self.base_url + path, json=body, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+            async with self.session.request(method, self.base_url + path, json=body, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 status = resp.status
                 text = await resp.text()
         except asyncio.TimeoutError:
@@ -164,7 +203,7 @@ class DhanRest:
             raise _Transient(f"HTTP {status}{detail}")
         if code is not None or status >= 400:
             what = f"{code}: {message}" if code else (text.strip()[:200] or "no body")
-            raise DhanApiError(f"Dhan rejected POST {path} (HTTP {status}, {what})", code, status)
+            raise DhanApiError(f"Dhan rejected {method} {path} (HTTP {status}, {what})", code, status)
         if payload is None:
             raise _Transient(f"HTTP {status} with a body that is not JSON")
         return payload
