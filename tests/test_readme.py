@@ -21,6 +21,7 @@ KNOWN = {
     "python data/generate_sample.py",
     "algo sandbox --data data --speed 60", "algo paper configs/paper.yaml",
     'algo halt configs/paper.yaml --reason "manual stop"', "algo halt configs/paper.yaml --clear",
+    "algo live configs/live-dhan.yaml --dry-run", "algo live configs/live-dhan.yaml",
 }
 
 
@@ -195,3 +196,55 @@ def test_risk_section_and_halt_commands(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("cleared the halt of paper-reliance")
     assert '"state": "ACTIVE"' in state.read_text(encoding="utf-8")
+
+
+def test_live_commands_dry_run_and_confirmation(tmp_path):
+    """`--dry-run` trades on the sandbox feed with simulated fills; without --yes it asks."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--speed", "120", "--port", str(port)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**__import__("os").environ, "DHAN_FEED_URL": f"ws://127.0.0.1:{port}/dhan/feed",
+           "DHAN_API_BASE_URL": f"http://127.0.0.1:{port}/v2", "DHAN_ORDER_UPDATE_URL": f"ws://127.0.0.1:{port}/dhan/orders",
+           "DHAN_CLIENT_ID": "sandbox", "DHAN_ACCESS_TOKEN": "sandbox"}
+    live = None
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        asked = subprocess.run([ALGO, "live", "configs/live-dhan.yaml"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=60)
+        assert asked.returncode == 2 and "--yes" in asked.stderr and "Traceback" not in asked.stderr
+        journal = ROOT / "output" / "live-dhan" / "journal.jsonl"
+        journal.unlink(missing_ok=True)
+        live = subprocess.Popen([ALGO, "live", "configs/live-dhan.yaml", "--dry-run"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if journal.exists() and journal.read_text().count('"k":"candle"') >= 3:
+                break
+            time.sleep(0.2)
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+        assert live.returncode == 0, err
+        assert "DRY RUN" in out and "Sharpe Ratio" in out
+        book = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/orders", headers={"access-token": "sandbox", "client-id": "sandbox"}))
+        assert __import__("json").load(book) == []  # a dry run sends nothing to the broker
+    finally:
+        for proc in (live, sandbox):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
