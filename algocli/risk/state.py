@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,19 +60,9 @@ def read_state(path: Path) -> RiskState | None:
 
 def write_state(path: Path, state: RiskState) -> None:
     """Write ``state`` atomically: temporary file, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from algocli.persistence.artifacts import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(asdict(state), indent=2) + "\n")
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:
