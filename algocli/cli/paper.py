@@ -25,7 +25,7 @@ def paper_command(
 ) -> None:
     """Paper-trade CONFIG on live data. Ctrl-C stops, prints the summary and writes the artifacts."""
     from algocli.config.run import load_run_config
-    from algocli.engine.assemble import Assembled, resolve_plugins
+    from algocli.engine.assemble import resolve_plugins
     from algocli.engine.paper import PaperEngine
     from algocli.errors import ConfigError
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from algocli.broker.protocol import (
     AmbiguousOutcome, Broker, BrokerOrder, BrokerTrade, OrderRequest, client_order_id,

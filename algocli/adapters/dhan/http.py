@@ -28,7 +28,6 @@ normalised to 00:00 IST of their IST date, whichever midnight Dhan used.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
@@ -39,6 +38,7 @@ import numpy as np
 
 from algocli.adapters.dhan.parsing import SEGMENTS
 from algocli.config.settings import DhanSettings
+from algocli.adapters.rest import TransportError, exchange
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
 from algocli.data.reconnect import Backoff
@@ -182,18 +182,10 @@ class DhanRest:
         await self._wait_turn()
         self.calls += 1
         try:
-            async with self.session.request(method, self.base_url + path, json=body, headers=headers,
-                                            timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                status = resp.status
-                text = await resp.text()
-        except asyncio.TimeoutError:
-            raise _Transient(f"no answer within {self.timeout:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _Transient(f"{exc.__class__.__name__}: {exc}") from None
-        try:
-            payload = json.loads(text) if text.strip() else None
-        except ValueError:
-            payload = None
+            status, payload, text = await exchange(self.session, method, self.base_url + path, json=body,
+                                                   headers=headers, timeout=self.timeout)
+        except TransportError as exc:
+            raise _Transient(str(exc)) from None
         code, message = _error_of(payload)
         if code in _AUTH_CODES or (status in (401, 403) and code not in ("DH-902", "DH-903")):
             detail = f"{code} {message}".strip() if code else f"HTTP {status}"

@@ -48,6 +48,7 @@ from yarl import URL
 
 from algocli.adapters.upstox.parsing import to_instrument_key
 from algocli.config.settings import UpstoxSettings
+from algocli.adapters.rest import TransportError, exchange
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
 from algocli.data.reconnect import Backoff
@@ -182,18 +183,10 @@ class UpstoxRest:
             await gate.acquire()
         self.calls += 1
         try:
-            async with self.session.request(method, url, data=data, headers=headers,
-                                            timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                status = resp.status
-                text = await resp.text()
-        except asyncio.TimeoutError:
-            raise UpstoxUncertain(f"Upstox {method} {path}: no answer within {self.timeout:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstoxUncertain(f"Upstox {method} {path}: {exc.__class__.__name__}: {exc}") from None
-        try:
-            payload = json.loads(text) if text.strip() else None
-        except ValueError:
-            payload = None
+            status, payload, text = await exchange(self.session, method, url, data=data, headers=headers,
+                                                   timeout=self.timeout)
+        except TransportError as exc:
+            raise UpstoxUncertain(f"Upstox {method} {path}: {exc}") from None
         detail = error_summary(payload)
         if status in (401, 403):
             raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
@@ -235,18 +228,9 @@ class UpstoxRest:
             await self.limiter.acquire()
         self.calls += 1
         try:
-            async with self.session.get(url, headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                status = resp.status
-                text = await resp.text()
-        except asyncio.TimeoutError:
-            raise _Transient(f"no answer within {self.timeout:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _Transient(f"{exc.__class__.__name__}: {exc}") from None
-        try:
-            payload = json.loads(text) if text.strip() else None
-        except ValueError:
-            payload = None
+            status, payload, text = await exchange(self.session, "GET", url, headers=headers, timeout=self.timeout)
+        except TransportError as exc:
+            raise _Transient(str(exc)) from None
         detail = error_summary(payload)
         if status in (401, 403):
             raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
