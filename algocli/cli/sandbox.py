@@ -60,7 +60,8 @@ def sandbox_command(
     faults = Faults(drop_every=drop_every, silence_after=silence_after, malformed_every=malformed_every,
                     reject_tokens=reject_tokens)
     tokens = list(token or [])
-    shown_token = tokens[0] if tokens else "sandbox"
+    # a token given on the command line may be a real one: show where it goes, never its value
+    shown_token = "<your --token value>" if tokens else "sandbox"
 
     def ready(listening) -> None:
         console.print(_panel(listening, data, speed, begin, shown_token, bool(tokens)), highlight=False)

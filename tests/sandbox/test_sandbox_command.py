@@ -102,8 +102,8 @@ def test_replays_as_fast_as_possible_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert "Traceback" not in err and "Traceback" not in out
     assert "sandbox stopped" in err
     for line in (f"DHAN_FEED_URL=ws://127.0.0.1:{port}/dhan/feed", "DHAN_CLIENT_ID=sandbox",
-                 "DHAN_ACCESS_TOKEN=T-1", f"UPSTOX_API_BASE_URL=http://127.0.0.1:{port}",
-                 "UPSTOX_ACCESS_TOKEN=T-1"):
+                 "DHAN_ACCESS_TOKEN=<your --token value>", f"UPSTOX_API_BASE_URL=http://127.0.0.1:{port}",
+                 "UPSTOX_ACCESS_TOKEN=<your --token value>"):
         assert line in out, out
 
 

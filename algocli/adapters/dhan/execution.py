@@ -649,7 +649,8 @@ class DhanBroker:
         assert self._wake is not None
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):  # not wait_for: on 3.11 it can swallow
+                    await self._wake.wait()  # disconnect()'s cancel when the wake-up lands in the same turn
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
