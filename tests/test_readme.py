@@ -22,7 +22,23 @@ KNOWN = {
     "algo sandbox --data data --speed 60", "algo paper configs/paper.yaml",
     'algo halt configs/paper.yaml --reason "manual stop"', "algo halt configs/paper.yaml --clear",
     "algo live configs/live-dhan.yaml --dry-run", "algo live configs/live-dhan.yaml",
+    "algo instruments refresh", "algo instruments search nifty 26 dec 24000",
+    "algo download-data NSE:RELIANCE --interval 5m --from 2024-06-10 --to 2024-06-14 --source dhan",
+    "algo backtest configs/downloaded.yaml",
 }
+
+
+def _wait_healthy(port: int, tries: int = 100) -> None:
+    """Wait (up to ~10 s) until ``algo sandbox`` on ``port`` answers its health check."""
+    import time
+    import urllib.request
+
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def _bash_commands() -> set[str]:
@@ -137,12 +153,7 @@ def test_sandbox_and_paper_commands_in_two_terminals():
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     paper = None
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen("http://127.0.0.1:8765/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        _wait_healthy(8765)
         journal = ROOT / "output" / "paper-reliance" / "journal.jsonl"
         journal.unlink(missing_ok=True)  # a journal from an earlier run would be resumed
         paper = subprocess.Popen([ALGO, "paper", "configs/paper.yaml"], cwd=ROOT,
@@ -215,12 +226,7 @@ def test_live_commands_dry_run_and_confirmation(tmp_path):
            "DHAN_CLIENT_ID": "sandbox", "DHAN_ACCESS_TOKEN": "sandbox"}
     live = None
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        _wait_healthy(port)
         asked = subprocess.run([ALGO, "live", "configs/live-dhan.yaml"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=60)
         assert asked.returncode == 2 and "--yes" in asked.stderr and "Traceback" not in asked.stderr
@@ -248,3 +254,62 @@ def test_live_commands_dry_run_and_confirmation(tmp_path):
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
+    """The README's instruments and download-data commands, in a copy of the project, with the
+    variables the sandbox prints exported: names resolve, candles land, the backtest reads them."""
+    import os
+    import shutil
+    import signal
+    import socket
+
+    work = tmp_path / "project"
+    shutil.copytree(ROOT / "configs", work / "configs")
+    shutil.copytree(ROOT / "data", work / "data", ignore=shutil.ignore_patterns("instruments", "[0-9]*", "*.py"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--port", str(port), "--start", "2024-06-14 15:29"],
+                               cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "300"})
+    try:
+        _wait_healthy(port)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DHAN_", "UPSTOX_"))}
+        env["ALGO_INSTRUMENTS_DIR"] = str(work / "data" / "instruments")
+        port_text = f"127.0.0.1:{port}"
+        for var, value in {"DHAN_API_BASE_URL": f"http://{port_text}/v2", "DHAN_CLIENT_ID": "sandbox",
+                           "DHAN_ACCESS_TOKEN": "sandbox",
+                           "DHAN_SCRIP_MASTER_URL": f"http://{port_text}/api-data/api-scrip-master.csv",
+                           "UPSTOX_API_BASE_URL": f"http://{port_text}", "UPSTOX_ACCESS_TOKEN": "sandbox",
+                           "UPSTOX_INSTRUMENTS_URL":
+                               f"http://{port_text}/market-quote/instruments/exchange/complete.json.gz"}.items():
+            env[var] = value
+
+        def algo(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([ALGO, *args], cwd=work, env={**env, "COLUMNS": "200"}, capture_output=True,
+                                  text=True, timeout=300)
+
+        refresh = algo("instruments", "refresh")
+        assert refresh.returncode == 0, refresh.stderr
+        assert refresh.stdout.count("\n") == 1 and "dhan: downloaded" in refresh.stdout
+        search = algo("instruments", "search", "nifty", "26", "dec", "24000")
+        assert search.returncode == 0 and "NSE:NIFTY 26 DEC 2024 24000 CE" in search.stdout, search.stderr
+        download = algo("download-data", "NSE:RELIANCE", "--interval", "5m", "--from", "2024-06-10", "--to",
+                        "2024-06-14", "--source", "dhan")
+        assert download.returncode == 0, download.stderr
+        last = download.stdout.strip().splitlines()[-1]
+        assert last.startswith("download-data: 1 instrument, 1 ok, 0 failed, 375 new bars"), last
+        again = algo("download-data", "NSE:RELIANCE", "--interval", "5m", "--from", "2024-06-10", "--to",
+                     "2024-06-14", "--source", "dhan", "--quiet")
+        assert again.stdout.strip().startswith("download-data: 1 instrument, 1 ok, 0 failed, 0 new bars"), again.stdout
+        backtest = algo("backtest", "configs/downloaded.yaml")
+        assert backtest.returncode == 0, backtest.stderr
+        trades = pd.read_csv(work / "output" / "sma-downloaded" / "trades.csv")
+        assert len(trades) > 0 and set(trades["instrument"]) == {"NSE:RELIANCE"}
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        try:
+            sandbox.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sandbox.kill()

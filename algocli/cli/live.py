@@ -29,10 +29,16 @@ def live_command(
     """Trade CONFIG live. Shows the account, strategies and limits, and asks before any order is sent."""
     from algocli.config.run import load_run_config
     from algocli.engine.assemble import resolve_plugins
+    from algocli.engine.paper import live_feed
     from algocli.errors import ConfigError, UsageError
 
     started = time.perf_counter()
     cfg = load_run_config(config)
+    from algocli.cli.paper import name_live_run
+
+    names = name_live_run(cfg, config)
+    cfg = names.config
+    ids = names.ids() if names.instruments else None
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
         raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; use dhan, upstox or sandbox")
@@ -47,8 +53,8 @@ def live_command(
         if not typer.confirm("Send real orders with these settings?", default=False):
             raise typer.Abort()
     out_dir = cfg.output_dir(output)
-    engine, broker = _build(cfg, plugins, out_dir, fresh, dry_run)
-    feed = plugins.feed_cls.live(plugins.feed_cfg)
+    engine, broker = _build(cfg, plugins, out_dir, fresh, dry_run, instrument_ids=ids)
+    feed = live_feed(plugins, ids)
     asyncio.run(_run(engine, broker, feed, plugins.instruments, duration, dashboard))
     from algocli.cli.paper import _finish
 
@@ -76,8 +82,9 @@ def _summary(cfg, plugins, dry_run: bool):
     return t
 
 
-def _build(cfg, plugins, out_dir: Path, fresh: bool, dry_run: bool):
-    from algocli.engine.live import build_live_engine
+def _build(cfg, plugins, out_dir: Path, fresh: bool, dry_run: bool, instrument_ids=None):
+    """The engine and (unless ``dry_run``) the real broker; ``instrument_ids`` as for ``live_broker``."""
+    from algocli.engine.live import build_live_engine, live_broker
     from algocli.engine.paper import PaperEngine
 
     journal = out_dir / "journal.jsonl"
@@ -90,7 +97,7 @@ def _build(cfg, plugins, out_dir: Path, fresh: bool, dry_run: bool):
         broker = None
     else:
         bc = plugins.broker_cfg
-        broker = plugins.broker_cls.live(bc)
+        broker = live_broker(plugins, instrument_ids)
         engine = build_live_engine(plugins.instruments, broker=broker, run_id=cfg.name, products=dict(bc.products),
                                    default_product=bc.product, validity=bc.validity, **common)
     for sid, strategy, instruments in plugins.strategies:

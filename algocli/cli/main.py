@@ -28,7 +28,8 @@ def _root(
 
 
 def _register() -> None:
-    from algocli.cli import backtest, halt, live, paper, sandbox, strategies  # noqa: F401  (commands register on import)
+    from algocli.cli import (backtest, download, halt, instruments, live, paper, sandbox,  # noqa: F401
+                            strategies)  # (commands register on import)
 
 
 def _tune_allocator() -> None:
@@ -76,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         args = ["--debug"] + [a for a in args if a != "--debug"]
     _register()
     try:
-        app(args=args, prog_name="algo", standalone_mode=False)
-        return 0
+        status = app(args=args, prog_name="algo", standalone_mode=False)
+        # Without standalone mode click returns a ``typer.Exit``'s code instead of raising it.
+        return status if isinstance(status, int) else 0
     except AlgoError as exc:
         if debug:
             traceback.print_exc()

@@ -26,11 +26,13 @@ def paper_command(
     """Paper-trade CONFIG on live data. Ctrl-C stops, prints the summary and writes the artifacts."""
     from algocli.config.run import load_run_config
     from algocli.engine.assemble import resolve_plugins
-    from algocli.engine.paper import PaperEngine
+    from algocli.engine.paper import PaperEngine, live_feed
     from algocli.errors import ConfigError
 
     started = time.perf_counter()
     cfg = load_run_config(config)
+    names = name_live_run(cfg, config)
+    cfg = names.config
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
         raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
@@ -49,9 +51,23 @@ def paper_command(
     if any(engine.restored.values()):
         r = engine.restored
         err_console.print(f"resuming from {journal}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills")
-    feed = plugins.feed_cls.live(plugins.feed_cfg)
+    feed = live_feed(plugins, names.ids() if names.instruments else None)
     asyncio.run(_run(engine, feed, plugins.instruments, duration, dashboard))
     _finish(engine, plugins, cfg, config, out_dir, report, time.perf_counter() - started)
+
+
+def name_live_run(cfg, config: Path):
+    """``instruments.naming.name_run`` for paper and live runs: names from the brokers' lists
+    (a sandbox feed's own, from its URL), refreshed once a day; see the README."""
+    from algocli.instruments.naming import name_run
+
+    urls = None
+    if cfg.data.feed == "sandbox":  # the sandbox serves its instrument list next to its feed
+        base = str(cfg.data.plugin_params.get("url", "http://127.0.0.1:8765")).rstrip("/")
+        urls = {"dhan": f"{base}/api-data/api-scrip-master.csv",
+                "upstox": f"{base}/market-quote/instruments/exchange/complete.json.gz"}
+    return name_run(cfg, str(config), urls=urls, quiet_cache=False,
+                    warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
 
 
 def _attach_risk(engine, cfg, out_dir: Path, fresh: bool) -> None:

@@ -109,6 +109,7 @@ def _panel(listening, data: Path, speed: float, begin: datetime | None, token: s
     from rich.text import Text
 
     from algocli.sandbox.app import ist_text
+    from algocli.sandbox.instruments import DHAN_COMPACT_PATH, UPSTOX_PATH
 
     host = f"[{listening.host}]" if ":" in listening.host else listening.host
     base = f"http://{host}:{listening.port}"
@@ -126,9 +127,12 @@ def _panel(listening, data: Path, speed: float, begin: datetime | None, token: s
     if "dhan" in listening.protocols:
         env += [f"DHAN_FEED_URL=ws://{host}:{listening.port}/dhan/feed",
                 f"DHAN_API_BASE_URL={base}/v2", f"DHAN_ORDER_UPDATE_URL=ws://{host}:{listening.port}/dhan/orders",
+                f"DHAN_SCRIP_MASTER_URL={base}{DHAN_COMPACT_PATH}",
                 "DHAN_CLIENT_ID=sandbox", f"DHAN_ACCESS_TOKEN={token}"]
     if "upstox" in listening.protocols:
-        env += [f"UPSTOX_API_BASE_URL={base}", f"UPSTOX_ORDER_BASE_URL={base}", f"UPSTOX_ACCESS_TOKEN={token}"]
+        env += [f"UPSTOX_API_BASE_URL={base}", f"UPSTOX_ORDER_BASE_URL={base}",
+                f"UPSTOX_INSTRUMENTS_URL={base}{UPSTOX_PATH.format(name='complete')}",
+                f"UPSTOX_ACCESS_TOKEN={token}"]
     if not env:
         env = ["(no broker protocol is available in this installation)"]
     missing = [p for p in ("dhan", "upstox") if p not in listening.protocols]

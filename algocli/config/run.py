@@ -67,8 +67,9 @@ class StrategyEntry(_Strict):
     @classmethod
     def _instrument_ids(cls, value: list[str]) -> list[str]:
         for inst in value:
-            if ":" not in inst:
-                raise ValueError(f"instrument {inst!r} must look like SEGMENT:SECURITY_ID, e.g. NSE_EQ:1333")
+            if ":" not in inst and "|" not in inst:
+                raise ValueError(f"instrument {inst!r} must be a name such as NSE:HDFCBANK or a broker id such as "
+                                 "NSE_EQ:1333 (`algo instruments search` finds names)")
         return value
 
 

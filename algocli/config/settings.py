@@ -22,6 +22,7 @@ class DhanSettings(BaseSettings):
     api_base_url: str = "https://api.dhan.co/v2"
     feed_url: str = "wss://api-feed.dhan.co"
     order_update_url: str = "wss://api-order-update.dhan.co"
+    scrip_master_url: str = "https://images.dhan.co/api-data/api-scrip-master.csv"
 
 
 class UpstoxSettings(BaseSettings):
@@ -32,3 +33,4 @@ class UpstoxSettings(BaseSettings):
     access_token: SecretStr = SecretStr("")
     api_base_url: str = "https://api.upstox.com"
     order_base_url: str = "https://api-hft.upstox.com"
+    instruments_url: str = "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"

@@ -1,6 +1,6 @@
 """Ticks to candles for paper and live trading, on the same NSE grid as the backtest.
 
-``CandleAggregator`` builds candles of one interval (1m, 5m, 15m, 25m, 1h or 1d) for any
+``CandleAggregator`` builds candles of one interval (1m, 3m, 5m, 10m, 15m, 25m, 30m, 1h or 1d) for any
 number of instruments and hands each one to ``on_candle`` once it has closed.
 
 Rules

@@ -31,7 +31,18 @@ DAY_NS = 1440 * MINUTE_NS
 SESSION_OPEN_MIN = 9 * 60 + 15  # NSE opens 09:15 IST; intraday buckets are anchored here
 DAILY_MINUTES = Interval.DAY_1.minutes
 _FIX_ROW = "fix or delete the row"
+_UNSAFE_IN_NAME = re.compile(r'[:\s/\\<>"|?*]+')  # Windows forbids these in file names; '/' splits paths
 _log = logging.getLogger(__name__)
+
+
+def file_stem(name: str) -> str:
+    """The CSV file name (without ``.csv``) of an instrument name.
+
+    ``NSE:HDFCBANK`` → ``NSE_HDFCBANK``, ``NSE:NIFTY 50`` → ``NSE_NIFTY_50``, ``NSE_EQ:1333``
+    → ``NSE_EQ_1333``: ':' and spaces (and any other character a file name cannot hold)
+    become '_'. ``algo download-data`` writes files under this name and ``CsvFeed`` reads them.
+    """
+    return _UNSAFE_IN_NAME.sub("_", name.strip())
 
 
 def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None = None) -> Bars:
@@ -392,10 +403,22 @@ class CsvFeed:
         root = Path(base_dir) if base_dir is not None else Path.cwd()
         self.directory = config.path if config.path.is_absolute() else root / config.path
         self._used: list[Path] = []
+        self.aliases: dict[str, tuple[str, ...]] = {}  # name → other spellings (broker ids), set by the run
 
     def file_for(self, instrument: str) -> Path:
-        """``NSE_EQ:1333`` → ``<path>/NSE_EQ_1333.csv`` (':' is not allowed in Windows file names)."""
-        return self.directory / f"{instrument.replace(':', '_')}.csv"
+        """``NSE:NIFTY 50`` → ``<path>/NSE_NIFTY_50.csv``, ``NSE_EQ:1333`` → ``<path>/NSE_EQ_1333.csv``.
+
+        ``file_stem`` first (as ``algo download-data`` names files), then the older rule that
+        only replaces ':' (':' is not allowed in Windows file names), for the name and then
+        for each of its ``aliases`` (so ``NSE:HDFCBANK`` also finds ``NSE_EQ_1333.csv``); when
+        no file exists, the ``file_stem`` path, for the error message.
+        """
+        first = self.directory / f"{file_stem(instrument)}.csv"
+        for name in (instrument, *self.aliases.get(instrument, ())):
+            for path in (self.directory / f"{file_stem(name)}.csv", self.directory / f"{name.replace(':', '_')}.csv"):
+                if path.is_file():
+                    return path
+        return first
 
     def load(self, instruments: list[str], interval: Interval,
              warn: Callable[[str], None] | None = None) -> dict[str, Bars]:
@@ -417,7 +440,8 @@ class CsvFeed:
             path = self.file_for(instrument)
             if not path.is_file():
                 raise DataError(path, f"no data file for {instrument}; expected {path.name} in "
-                                      f"{self.directory} (':' becomes '_'); check data.path or add the file")
+                                      f"{self.directory} (':' and spaces become '_'); check data.path, add the "
+                                      "file or run `algo download-data`")
             bars = self._between(path, load_csv(path, instrument, warn=warn))
             out[instrument] = resample(bars, interval, source=path)
             if path not in self._used:

@@ -3,10 +3,16 @@
 Credentials and base URLs come from ``DHAN_*`` / ``UPSTOX_*`` environment variables (or
 ``.env``); the YAML only chooses the feed and its mode. ``sandbox`` points either
 protocol at ``algo sandbox`` on this machine without touching the environment.
+
+Each ``live()`` takes an optional ``instrument_ids``: ``{"dhan": {...}, "upstox": {...}}``,
+each our instrument name (``NSE:RELIANCE``) → that broker's id (``NSE_EQ:2885``, or an Upstox
+instrument key). The feed subscribes names through the map of the protocol it speaks and its
+ticks carry the names; without it instruments must be broker ids, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -14,6 +20,26 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 class _FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+InstrumentIds = Mapping[str, Mapping[str, str]]  # broker ("dhan", "upstox") → our name → broker id
+
+
+def _ids_for(instrument_ids: InstrumentIds | None, broker: str) -> Mapping[str, str] | None:
+    """The one broker's map, or None when there is none."""
+    return (instrument_ids or {}).get(broker) or None
+
+
+def _upstox_config(config, instrument_ids: InstrumentIds | None):
+    """``config`` with the Upstox map merged into ``instrument_keys``.
+
+    Keys written in the run definition win: they are a deliberate override of what was
+    resolved for the same name.
+    """
+    keys = _ids_for(instrument_ids, "upstox")
+    if not keys:
+        return config
+    return config.model_copy(update={"instrument_keys": {**keys, **config.instrument_keys}})
 
 
 class DhanFeedConfig(_FeedConfig):
@@ -27,11 +53,13 @@ class DhanFeed:
     Config = DhanFeedConfig
 
     @staticmethod
-    def live(config: DhanFeedConfig):
+    def live(config: DhanFeedConfig, *, instrument_ids: InstrumentIds | None = None):
+        """A ``DhanDataFeed``; ``instrument_ids["dhan"]`` maps our names to Dhan ids."""
         from algocli.adapters.dhan.data import DhanDataFeed
         from algocli.config.settings import DhanSettings
 
-        return DhanDataFeed(DhanSettings, mode=config.mode, silence_s=config.silence_s)
+        return DhanDataFeed(DhanSettings, mode=config.mode, silence_s=config.silence_s,
+                            instrument_ids=_ids_for(instrument_ids, "dhan"))
 
 
 class UpstoxFeed:
@@ -40,11 +68,12 @@ class UpstoxFeed:
     from algocli.adapters.upstox.data import UpstoxFeedConfig as Config
 
     @staticmethod
-    def live(config):
+    def live(config, *, instrument_ids: InstrumentIds | None = None):
+        """An ``UpstoxDataFeed``; ``instrument_ids["upstox"]`` joins ``config.instrument_keys``."""
         from algocli.adapters.upstox.data import UpstoxDataFeed
         from algocli.config.settings import UpstoxSettings
 
-        return UpstoxDataFeed(config, settings_factory=UpstoxSettings)
+        return UpstoxDataFeed(_upstox_config(config, instrument_ids), settings_factory=UpstoxSettings)
 
 
 class SandboxFeedConfig(_FeedConfig):
@@ -61,7 +90,8 @@ class SandboxFeed:
     Config = SandboxFeedConfig
 
     @staticmethod
-    def live(config: SandboxFeedConfig):
+    def live(config: SandboxFeedConfig, *, instrument_ids: InstrumentIds | None = None):
+        """A Dhan or Upstox feed on the sandbox, using ``instrument_ids[config.protocol]``."""
         base = config.url.rstrip("/")
         if config.protocol == "dhan":
             from algocli.adapters.dhan.data import DhanDataFeed
@@ -74,7 +104,8 @@ class SandboxFeed:
                                     access_token=config.token, _env_file=None)
 
             mode = config.mode if config.mode != "ltpc" else "ticker"
-            return DhanDataFeed(settings, mode=mode, silence_s=config.silence_s, name="sandbox (dhan)")
+            return DhanDataFeed(settings, mode=mode, silence_s=config.silence_s, name="sandbox (dhan)",
+                                instrument_ids=_ids_for(instrument_ids, "dhan"))
         from algocli.adapters.upstox.data import UpstoxDataFeed, UpstoxFeedConfig
         from algocli.config.settings import UpstoxSettings
 
@@ -82,6 +113,7 @@ class SandboxFeed:
             return UpstoxSettings(api_base_url=base, access_token=config.token, _env_file=None)
 
         mode = "ltpc" if config.mode in ("ticker", "ltpc") else "full"
-        feed = UpstoxDataFeed(UpstoxFeedConfig(mode=mode), settings_factory=upstox_settings)
+        feed = UpstoxDataFeed(_upstox_config(UpstoxFeedConfig(mode=mode), instrument_ids),
+                              settings_factory=upstox_settings)
         feed.status.name = "sandbox (upstox)"
         return feed

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from algocli.domain.models import IST_OFFSET_NS
 
 if TYPE_CHECKING:
-    from algocli.data.history import History
+    pass
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -19,9 +19,12 @@ class Interval(str, Enum):
     """A candle interval. Values are the YAML spellings."""
 
     MINUTE_1 = "1m"
+    MINUTE_3 = "3m"
     MINUTE_5 = "5m"
+    MINUTE_10 = "10m"
     MINUTE_15 = "15m"
     MINUTE_25 = "25m"
+    MINUTE_30 = "30m"
     HOUR_1 = "1h"
     DAY_1 = "1d"
 
@@ -31,7 +34,7 @@ class Interval(str, Enum):
         return _MINUTES[self.value]
 
 
-_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "25m": 25, "1h": 60, "1d": 375}
+_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "10m": 10, "15m": 15, "25m": 25, "30m": 30, "1h": 60, "1d": 375}
 
 
 class SignalAction(str, Enum):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, time, timedelta
+from time import time_ns
 
 import numpy as np
 
@@ -41,7 +42,7 @@ _EPOCH = date(1970, 1, 1)
 __all__ = [
     "SESSION_CLOSE", "SESSION_CLOSE_NS", "SESSION_MINUTES", "SESSION_OPEN", "SESSION_OPEN_NS",
     "bucket_end", "bucket_start", "bucket_starts", "ist_date", "ist_day_start", "ist_midnight_ns",
-    "in_session_hours", "is_market_open", "session_bounds",
+    "in_session_hours", "is_market_open", "ist_today", "session_bounds",
 ]
 
 
@@ -125,3 +126,8 @@ def bucket_end(ns: int, interval: Interval | str) -> int:
         return close
     end = start + interval.minutes * MINUTE_NS
     return close if start < close < end else end
+
+
+def ist_today() -> date:
+    """Today's date in India."""
+    return ist_date(time_ns())

@@ -98,15 +98,20 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         if warn is not None:
             warn(msg)
 
+    names = _name_instruments(config, source, warn or (lambda _: None))
+    config = names.config
     plugins = resolve_plugins(config, source)
     if not hasattr(plugins.feed_cls, "load"):
         raise ConfigError(f"{source}: data.feed: {config.data.feed!r} is a live feed; "
                           "backtests read files, use `feed: csv` (or run `algo paper`)")
     feed = plugins.feed_cls(plugins.feed_cfg)
+    if hasattr(feed, "aliases"):
+        feed.aliases = {hrn: names.aliases(hrn) for hrn in names.instruments}
     bars = feed.load(plugins.instruments, config.interval, warn=_warn)
     bt = Backtest(
         bars, initial_capital=config.initial_capital, fill_model=plugins.fill_model,
         cost_model=plugins.cost_model, interval=config.interval, name=config.name,
+        instruments=names.metadata(),
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
@@ -115,6 +120,20 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
 
         attach_risk(bt.core, config.risk, state_path=None)  # a backtest keeps its risk state in memory
     return Assembled(bt, config, list(feed.files_used()), warnings, plugins.plugin_configs())
+
+
+def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None]):
+    """Rename instruments to their HRNs from the cached master and the data folder's list.
+
+    A backtest never downloads unless the YAML uses a name only the master can read.
+    """
+    from algocli.instruments.naming import name_run
+
+    feed_cls = resolve("feed", config.data.feed, where=f"{source}: data.feed")
+    feed_cfg = _plugin_config(feed_cls, config.data.plugin_params, source, "data")
+    directory = getattr(feed_cls(feed_cfg), "directory", None) if hasattr(feed_cls, "load") else None
+    extra = [directory / "instruments.csv"] if directory is not None else []
+    return name_run(config, source, extra=extra, warn=warn)
 
 
 def _plugin_config(cls: type, params: dict, source: str, section: str):

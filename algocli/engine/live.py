@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from algocli.broker.protocol import (
@@ -428,6 +429,20 @@ def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, pr
     engine.router = router
     engine.broker = engine.core.broker = router
     return engine
+
+
+def live_broker(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = None) -> Broker:
+    """The run's real broker, from ``plugins.broker_cls.live``.
+
+    Args:
+        plugins: The resolved run (``algocli.engine.assemble.Plugins``).
+        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
+            that broker's id; orders for a name go to its id and come back under the name.
+            None (the default): the run's instruments are broker ids.
+    """
+    from algocli.engine.paper import open_live
+
+    return open_live(plugins.broker_cls, plugins.broker_cfg, instrument_ids)
 
 
 def _run_key(engine, name: str) -> str:

@@ -15,7 +15,9 @@ and history, and books each fill once.
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from algocli.domain.models import (
     Fill, Instrument, Interval, Order, OrderSide, OrderStatus, OrderType, Tick,
 )
 from algocli.engine.core import EngineCore, StrategySlot
-from algocli.errors import StrategyError
+from algocli.errors import ConfigError, StrategyError
 from algocli.persistence.journal import Journal, crash_point, read_journal
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.base import BaseStrategy
@@ -271,6 +273,42 @@ class PaperEngine:
 
     def timeline(self) -> np.ndarray:
         return np.asarray(self.clock.ts_mv, dtype=np.int64)
+
+
+def open_live(plugin: type, config: object, instrument_ids: Mapping[str, Mapping[str, str]] | None = None):
+    """``plugin.live(config)``: a live feed or broker, given the instrument map when there is one.
+
+    The keyword is passed only with a map, so a plugin whose ``live()`` predates it keeps
+    working for runs that name instruments by broker ids.
+
+    Args:
+        plugin: A feed or broker plugin class with a ``live`` factory.
+        config: The plugin's validated config.
+        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
+            that broker's id; None when instruments are broker ids already.
+
+    Raises:
+        ConfigError: A map was given, but ``plugin.live`` cannot take it.
+    """
+    if instrument_ids is None:
+        return plugin.live(config)
+    params = inspect.signature(plugin.live).parameters.values()
+    if not any(p.name == "instrument_ids" or p.kind is p.VAR_KEYWORD for p in params):
+        raise ConfigError(f"{plugin.__name__} cannot map instrument names to broker ids (its live() takes no "
+                          "instrument_ids); name its instruments by broker id")
+    return plugin.live(config, instrument_ids=instrument_ids)
+
+
+def live_feed(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = None):
+    """The run's live feed, from ``plugins.feed_cls.live``.
+
+    Args:
+        plugins: The resolved run (``algocli.engine.assemble.Plugins``).
+        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
+            that broker's id; the feed subscribes names by id and its ticks carry the names.
+            None (the default): the run's instruments are broker ids.
+    """
+    return open_live(plugins.feed_cls, plugins.feed_cfg, instrument_ids)
 
 
 def _apply_fill(order: Order, fill: Fill) -> None:

@@ -4,6 +4,11 @@
 ``algocli.sandbox.upstox`` (each module exposes ``add_routes(app, hub)``). A broker whose
 module or ``add_routes`` is missing is skipped with a warning, so the server still runs
 with the other one. ``serve`` loads the CSV candles, listens, and replays them as ticks.
+
+The data folder may also hold ``instruments.csv`` (the project's instrument list, not
+candles): the brokers' instrument files are built from it (``algocli.sandbox.instruments``),
+and its Upstox keys (``NSE_EQ|INE002A01018``) name the same instruments as the default
+``NSE_EQ|2885`` spelling on every Upstox route.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +26,11 @@ from aiohttp import web
 from algocli.data.csv_feed import infer_interval_minutes, load_csv
 from algocli.data.history import Bars
 from algocli.errors import DataError, UsageError
+from algocli.instruments.model import Instrument
 from algocli.sandbox.exchange import Exchange
 from algocli.sandbox.hub import Faults, TickHub
+from algocli.sandbox.instruments import INSTRUMENTS_FILE, UPSTOX_KEYS, UpstoxKeys, load_instruments
+from algocli.sandbox.instruments import add_routes as add_instrument_routes
 from algocli.sandbox.replay import IST, Replayer
 
 __all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument_for", "ist_text", "load_bars",
@@ -37,7 +45,9 @@ PROTOCOLS = web.AppKey("protocols", list)
 
 
 def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
-              replayer: Replayer | None = None) -> web.Application:
+              replayer: Replayer | None = None, instruments: Sequence[Instrument] = (),
+              instruments_modified: float | None = None,
+              history: Mapping[str, Bars] | None = None) -> web.Application:
     """The sandbox application.
 
     Args:
@@ -45,6 +55,11 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
         dhan: Mount the Dhan routes (``algocli.sandbox.dhan.add_routes``).
         upstox: Mount the Upstox routes (``algocli.sandbox.upstox.add_routes``).
         replayer: Reported by ``/health`` (instruments, ticks published); optional.
+        instruments: The instrument list behind the brokers' instrument files and the
+            Upstox key aliases; empty serves empty files and the default keys only.
+        instruments_modified: ``Last-Modified`` of the instrument files (epoch seconds).
+        history: Candles the historical routes serve up to the replay clock (default the
+            replayed ones).
 
     Returns:
         An application with ``GET /health`` and the mounted protocols; ``app[PROTOCOLS]``
@@ -52,6 +67,7 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
     """
     app = web.Application()
     app[HUB] = hub
+    keys = app[UPSTOX_KEYS] = UpstoxKeys.of(instruments)  # before the Upstox modules mount: they read it
     if replayer is not None:
         app[REPLAYER] = replayer
     exchange = app[EXCHANGE] = Exchange()
@@ -63,7 +79,10 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
         if wanted:  # order entry, portfolio and order-update streams on the same matching engine
             _mount_orders(app, hub, exchange, f"{name}_orders")
     app[PROTOCOLS] = mounted
-    importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox)
+    importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox,
+                                                                  instrument_keys=keys.by_instrument(),
+                                                                  history=history)
+    add_instrument_routes(app, instruments, dhan=dhan, upstox=upstox, modified=instruments_modified)
     app.router.add_get("/health", _health)
     return app
 
@@ -125,13 +144,16 @@ def instrument_for(path: Path) -> str:
 
 
 def load_bars(data_dir: Path, instruments: list[str] | None = None,
-              warn: Callable[[str], None] | None = None) -> dict[str, Bars]:
+              warn: Callable[[str], None] | None = None, *, prefer_intraday: bool = True) -> dict[str, Bars]:
     """Load the candles to replay.
 
     Args:
-        data_dir: Folder of ``SEGMENT_ID.csv`` files (``NSE_EQ:1333`` is ``NSE_EQ_1333.csv``).
+        data_dir: Folder of ``SEGMENT_ID.csv`` files (``NSE_EQ:1333`` is ``NSE_EQ_1333.csv``);
+            its ``instruments.csv`` is the instrument list, not candles, and is skipped.
         instruments: Ids to load; None loads every ``*.csv`` in the folder.
         warn: Receives one line per safe repair made while loading.
+        prefer_intraday: With ``instruments`` None, leave daily files out when intraday ones
+            exist (for the replay); False keeps every file (for the historical routes).
 
     Raises:
         DataError: The folder or a file is missing or invalid, or there is nothing to load.
@@ -140,7 +162,7 @@ def load_bars(data_dir: Path, instruments: list[str] | None = None,
     if not data_dir.is_dir():
         raise DataError(data_dir, "is not a folder; pass --data with the folder of SEGMENT_ID.csv files")
     if instruments is None:
-        files = sorted(data_dir.glob("*.csv"))
+        files = sorted(f for f in data_dir.glob("*.csv") if f.name != INSTRUMENTS_FILE)
         if not files:
             raise DataError(data_dir, "holds no *.csv files; add NSE_EQ_1333.csv-style candle files")
         pairs = [(instrument_for(f), f) for f in files]
@@ -151,7 +173,7 @@ def load_bars(data_dir: Path, instruments: list[str] | None = None,
         if not path.is_file():
             raise DataError(path, f"no data file for {instrument}; expected {path.name} in {data_dir}")
         out[instrument] = load_csv(path, instrument, warn=warn)
-    if instruments is None:
+    if instruments is None and prefer_intraday:
         out = _prefer_intraday(out, warn)
     return out
 
@@ -196,7 +218,8 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
     task (Ctrl-C in ``algo sandbox``) to stop it.
 
     Args:
-        data_dir: Folder of candle CSV files.
+        data_dir: Folder of candle CSV files, and optionally ``instruments.csv`` (the list
+            behind the brokers' instrument files; without it they are empty).
         instruments: Ids to replay; None replays every ``*.csv`` in ``data_dir``.
         host, port: Where to listen; port 0 picks a free port (reported to ``on_ready``).
         speed: Exchange seconds per wall second; 0 = as fast as possible.
@@ -210,17 +233,22 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
             sees every tick from the first bar (tests comparing paper with backtest need it).
 
     Raises:
-        DataError: The candles cannot be loaded, or none start at or after ``start``.
+        DataError: The candles or ``instruments.csv`` cannot be loaded, or no bar starts at
+            or after ``start``.
         UsageError: The address cannot be bound.
     """
     bars = load_bars(Path(data_dir), instruments, warn=warn)
+    listed, listed_at = load_instruments(Path(data_dir))
     hub = TickHub(faults=faults or Faults(), valid_tokens=set(tokens))
     replayer = Replayer(bars, hub, speed=speed, start=start)
     if replayer.total == 0 and start is not None:
         last = max(int(b.ts[-1]) for b in bars.values())
         raise DataError(data_dir, f"no bars at or after {start:%Y-%m-%d %H:%M}; the data ends at "
                                   f"{ist_text(last)} IST. Pick an earlier --start")
-    app = build_app(hub, dhan=dhan, upstox=upstox, replayer=replayer)
+    # History is every file up to the replay clock, so bars before --start are there to download.
+    history = bars if instruments is not None else load_bars(Path(data_dir), None, prefer_intraday=False)
+    app = build_app(hub, dhan=dhan, upstox=upstox, replayer=replayer, instruments=listed,
+                    instruments_modified=listed_at, history=history)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     try:

@@ -13,13 +13,19 @@ Routes (added by ``add_routes``):
   400 ``DH-905`` for bad input, 400 ``DH-907`` for an unknown security.
 * Upstox v3: ``GET /v3/historical-candle/{key}/{unit}/{interval}/{to_date}[/{from_date}]``
   and ``GET /v3/historical-candle/intraday/{key}/{unit}/{interval}``. Units ``minutes``
-  (1, 5, 15, 25, 60), ``hours`` (1) and ``days`` (1). Span limits as Upstox's: one month
+  (1, 3, 5, 10, 15, 25, 30, 60), ``hours`` (1) and ``days`` (1). Span limits as Upstox's: one month
   for 1-15 minutes, a quarter for longer intraday candles, ten years for days
   (``UDAPI1148``). The answer is ``{"status": "success", "data": {"candles": [...]}}``,
   newest first, each ``[ISO time +05:30, o, h, l, c, volume, oi]``. Upstox's official SDK
   sends no ``Authorization`` header on these calls, so a request without one is served;
   a ``Bearer`` token that is present must pass the token rule (else 401 ``UDAPI100050``).
   Unknown keys get 400 ``UDAPI100011``, bad units or dates 400 ``UDAPI100036``.
+
+Fault injection (tests): ``HistorySandbox.fail_next`` holds HTTP statuses (429 or 5xx) that
+answer the next requests on any of these routes, one per request, in the broker's own error
+body (Dhan ``DH-904``/``DH-908``, Upstox ``UDAPI10005``/``UDAPI100500``); the instruments in
+``HistorySandbox.fail_always`` get HTTP 500 on every request. Failed requests are still
+logged in ``requests``.
 
 Tokens follow the hub's rule (``TickHub.token_ok``: the ``--token`` list, and
 ``reject_tokens``) when the app has a hub; otherwise any non-empty token is accepted.
@@ -63,9 +69,11 @@ DHAN_INSTRUMENTS = ("INDEX", "FUTIDX", "OPTIDX", "EQUITY", "FUTSTK", "OPTSTK", "
                     "OPTCUR")
 DHAN_INTERVALS = {1: Interval.MINUTE_1, 5: Interval.MINUTE_5, 15: Interval.MINUTE_15, 25: Interval.MINUTE_25,
                   60: Interval.HOUR_1}
-UPSTOX_UNITS = {("minutes", 1): Interval.MINUTE_1, ("minutes", 5): Interval.MINUTE_5,
+UPSTOX_UNITS = {("minutes", 1): Interval.MINUTE_1, ("minutes", 3): Interval.MINUTE_3,
+                ("minutes", 5): Interval.MINUTE_5, ("minutes", 10): Interval.MINUTE_10,
                 ("minutes", 15): Interval.MINUTE_15, ("minutes", 25): Interval.MINUTE_25,
-                ("minutes", 60): Interval.HOUR_1, ("hours", 1): Interval.HOUR_1, ("days", 1): Interval.DAY_1}
+                ("minutes", 30): Interval.MINUTE_30, ("minutes", 60): Interval.HOUR_1,
+                ("hours", 1): Interval.HOUR_1, ("days", 1): Interval.DAY_1}
 MAX_DHAN_INTRADAY = timedelta(days=90)
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 SECOND_NS = 1_000_000_000
@@ -83,6 +91,8 @@ class HistorySandbox:
         upstox_keys: Upstox instrument key → instrument id, for keys not ``SEGMENT|ID``.
         requests: ``(route, request)`` per call: the JSON body for Dhan, the path
             parameters for Upstox.
+        fail_next: HTTP statuses (429 or 5xx) answering the next requests, one each, in order.
+        fail_always: Instrument ids whose every request is answered with HTTP 500.
     """
 
     bars: dict[str, Bars]
@@ -90,6 +100,14 @@ class HistorySandbox:
     now: Callable[[], int | None] | None = None
     upstox_keys: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, dict]] = field(default_factory=list)
+    fail_next: list[int] = field(default_factory=list)
+    fail_always: set[str] = field(default_factory=set)
+
+    def injected_fault(self, instrument: str | None) -> int | None:
+        """The status to fail this request with, if a test asked for one (consumes ``fail_next``)."""
+        if self.fail_next:
+            return self.fail_next.pop(0)
+        return 500 if instrument is not None and instrument in self.fail_always else None
 
     def token_ok(self, token: str | None) -> bool:
         if not token:
@@ -170,7 +188,8 @@ def _replay_clock(replayer: Replayer) -> Callable[[], int | None]:
 
 def add_routes(app: web.Application, bars: Mapping[str, Bars] | Replayer | None, *, dhan: bool = True,
                upstox: bool = True, hub: TickHub | None = None, now: Callable[[], int | None] | None = None,
-               instrument_keys: Mapping[str, str] | None = None) -> HistorySandbox | None:
+               instrument_keys: Mapping[str, str] | None = None,
+               history: Mapping[str, Bars] | None = None) -> HistorySandbox | None:
     """Serve Dhan's and Upstox's historical-candle endpoints from ``bars``.
 
     Args:
@@ -181,6 +200,8 @@ def add_routes(app: web.Application, bars: Mapping[str, Bars] | Replayer | None,
         hub: Token rule; default the app's hub (``app[HUB]``) if it has one.
         now: Current exchange time in UTC ns (None = no limit); see the module docstring.
         instrument_keys: Instrument id → Upstox instrument key, for keys not ``SEGMENT|ID``.
+        history: With a ``Replayer``: the candles to serve (all the data, also before the
+            replay's start) in place of the replayed ones, still limited by its clock.
 
     Returns:
         The routes' state (also ``app[HISTORY_KEY]``), or None when nothing was mounted.
@@ -189,7 +210,7 @@ def add_routes(app: web.Application, bars: Mapping[str, Bars] | Replayer | None,
         return None
     if isinstance(bars, Replayer):
         now = now or _replay_clock(bars)
-        bars = replayed_bars(bars)
+        bars = replayed_bars(bars) if history is None else history
     if hub is None:
         from algocli.sandbox.app import HUB
 
@@ -281,6 +302,10 @@ async def _dhan(request: web.Request, *, daily: bool) -> web.Response:
     if not daily and hi - lo > MAX_DHAN_INTRADAY // timedelta(microseconds=1) * 1000:
         return _bad_input("The date range exceeds 90 days; request at most 90 days of intraday data at a time.")
     instrument = f"{segment}:{security}"
+    fault = state.injected_fault(instrument)
+    if fault is not None:
+        return (_dhan_error(429, "DH-904", "Rate_Limit", "Too many requests; retry later.") if fault == 429 else
+                _dhan_error(fault, "DH-908", "Internal_Server_Error", "Internal server error; retry later."))
     if instrument not in state.bars:
         return _dhan_error(400, "DH-907", "Data_Error", f"No data for securityId {security} in {segment}.")
     try:
@@ -320,13 +345,18 @@ def _upstox_target(state: HistorySandbox, request: web.Request) -> tuple[str, In
     info = request.match_info
     key = info["key"]
     instrument = state.upstox_keys.get(key) or (from_instrument_key(key) if "|" in key else None)
+    fault = state.injected_fault(instrument)
+    if fault is not None:
+        return (_upstox_error(429, "UDAPI10005", "Too Many Request Sent") if fault == 429 else
+                _upstox_error(fault, "UDAPI100500", "Something went wrong; please try again"))
     if instrument is None or instrument not in state.bars:
         return _upstox_error(400, "UDAPI100011", "Invalid Instrument key")
     try:
         interval = UPSTOX_UNITS[(info["unit"], int(info["interval"]))]
     except (KeyError, ValueError):
-        return _upstox_error(400, "UDAPI100036", f"Invalid input: the sandbox serves minutes 1, 5, 15, 25 and "
-                                                 f"60, hours 1 and days 1, not {info['unit']}/{info['interval']}")
+        return _upstox_error(400, "UDAPI100036", f"Invalid input: the sandbox serves minutes 1, 3, 5, 10, 15, "
+                                                 f"25, 30 and 60, hours 1 and days 1, not "
+                                                 f"{info['unit']}/{info['interval']}")
     return instrument, interval
 
 

@@ -12,7 +12,10 @@ Routes (added to an ``aiohttp`` application by ``add_routes``):
   ``initial_feed`` snapshot from ``hub.last`` and then ``live_feed`` frames for every
   published tick of the subscribed keys, in each key's requested mode. The server pings.
 
-Instrument keys ``SEGMENT|ID`` map to hub instruments ``SEGMENT:ID``. ``hub.faults``
+Instrument keys ``SEGMENT|ID`` map to hub instruments ``SEGMENT:ID``; a real key from the
+instrument list (``NSE_EQ|INE002A01018``, see ``algocli.sandbox.instruments.UpstoxKeys``)
+names its sandbox instrument (``NSE_EQ:2885``) too. Each feed entry is keyed by the key the
+client subscribed with; a client subscribed under both spellings gets both. ``hub.faults``
 applies per connection, counting every frame sent: close after ``drop_every`` frames,
 fall silent after ``silence_after``, replace every ``malformed_every``-th frame with bytes
 that are not protobuf, and refuse all tokens.
@@ -30,9 +33,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from algocli.adapters.upstox import proto
-from algocli.adapters.upstox.parsing import from_instrument_key, is_instrument_key
+from algocli.adapters.upstox.parsing import is_instrument_key
 from algocli.domain.models import Tick
 from algocli.sandbox.hub import TickHub
+from algocli.sandbox.instruments import UPSTOX_KEYS, UpstoxKeys
 
 AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
 REDIRECT_PATH = "/v3/feed/market-data-feed"
@@ -63,11 +67,13 @@ class UpstoxSandbox:
             ones sent as TEXT frames (Upstox wants BINARY).
         connections: Feed sockets accepted so far.
         frames_sent / garbage_sent: Frames written to feed sockets / of them replaced by garbage.
+        keys: Which sandbox instrument each instrument key names.
     """
 
     hub: TickHub
     segment_status: dict[str, str]
     ping_interval: float = 10.0
+    keys: UpstoxKeys = field(default_factory=UpstoxKeys)
     tokens_seen: list[str | None] = field(default_factory=list)
     issued_codes: list[str] = field(default_factory=list)
     used_codes: list[str] = field(default_factory=list)
@@ -98,17 +104,20 @@ SANDBOX_KEY = web.AppKey("upstox_sandbox", UpstoxSandbox)
 
 
 def add_routes(app: web.Application, hub: TickHub, *, segment_status: dict[str, str] | None = None,
-               ping_interval: float = 10.0) -> UpstoxSandbox:
+               ping_interval: float = 10.0, keys: UpstoxKeys | None = None) -> UpstoxSandbox:
     """Serve the Upstox market-data feed routes from ``hub`` on ``app``.
 
     Args:
         segment_status: ``market_info`` contents; default every segment ``NORMAL_OPEN``.
         ping_interval: Seconds between server pings on each feed socket.
+        keys: Instrument-key aliases; default ``app[UPSTOX_KEYS]``, else the default rule only.
     """
     status = dict.fromkeys(SEGMENTS, "NORMAL_OPEN") if segment_status is None else dict(segment_status)
     for name in status.values():
         proto.MarketStatus.Value(name)  # fail early on a misspelt status
-    sandbox = UpstoxSandbox(hub, status, ping_interval)
+    if keys is None:
+        keys = app.get(UPSTOX_KEYS) or UpstoxKeys()
+    sandbox = UpstoxSandbox(hub, status, ping_interval, keys)
     app[SANDBOX_KEY] = sandbox
 
     async def authorize(request: web.Request) -> web.Response:
@@ -168,6 +177,7 @@ class _FeedSession:
                  request: web.Request) -> None:
         self.sandbox, self.hub, self.ws, self.request = sandbox, hub, ws, request
         self.modes: dict[str, str] = {}  # subscribed key → request mode
+        self.keys_of: dict[str, dict[str, None]] = {}  # hub instrument → subscribed keys naming it, in order
         self.awaiting: set[str] = set()  # keys whose snapshot is still queued: older ticks are skipped
         self.queue: asyncio.Queue | None = None
         self.writer: asyncio.Task | None = None
@@ -203,9 +213,11 @@ class _FeedSession:
         except (ValueError, KeyError, TypeError):
             return  # not a request: ignored
         self.sandbox.requests.append(req)
+        resolve = self.sandbox.keys.instrument
         if method == "unsub":
             for key in keys:
-                self.modes.pop(key, None)
+                if self.modes.pop(key, None) is not None:
+                    self.keys_of.get(resolve(key), {}).pop(key, None)
             return
         if method not in ("sub", "change_mode") or mode not in MODES:
             return
@@ -213,13 +225,14 @@ class _FeedSession:
             keys = [k for k in keys if k in self.modes]
         for key in keys:
             self.modes[key] = mode
+            self.keys_of.setdefault(resolve(key), {})[key] = None
         if self.queue is None:
             self.queue = self.hub.register()
             self.writer = asyncio.create_task(self.write())
-        self.hub.note_subscription(from_instrument_key(k) for k in keys)
+        self.hub.note_subscription(resolve(k) for k in keys)
         self.awaiting.update(keys)
         last = self.hub.last
-        snapshot = {k: last[i] for k in keys if (i := from_instrument_key(k)) in last}
+        snapshot = {k: last[i] for k in keys if (i := resolve(k)) in last}
         _force_put(self.queue, _Snapshot(keys, snapshot))
 
     async def write(self) -> None:
@@ -249,13 +262,13 @@ class _FeedSession:
                 self.awaiting.difference_update(item.keys)
                 out.append(_finish(snap))
                 continue
-            key = _key_of(item)
-            if key not in self.modes or key in self.awaiting:
-                continue
-            if key in live.feeds:  # one entry per key and frame: keep every update
-                out.append(_finish(live))
-                live = proto.FeedResponse(type=proto.LIVE_FEED)
-            self.encode(live.feeds[key], key, item)
+            for key in self.keys_of.get(item.instrument, ()):  # every spelling the client subscribed with
+                if key in self.awaiting:
+                    continue
+                if key in live.feeds:  # one entry per key and frame: keep every update
+                    out.append(_finish(live))
+                    live = proto.FeedResponse(type=proto.LIVE_FEED)
+                self.encode(live.feeds[key], key, item)
         if live.feeds:
             out.append(_finish(live))
         return out
@@ -305,11 +318,6 @@ class _FeedSession:
             if transport is not None:
                 transport.abort()  # like a network drop: no close frame
             raise _Dropped
-
-
-def _key_of(tick: Tick) -> str:
-    segment, _, ident = tick.instrument.partition(":")
-    return f"{segment}|{ident}"
 
 
 def _fill_ltpc(ltpc, tick: Tick) -> None:

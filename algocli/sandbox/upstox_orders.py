@@ -9,7 +9,9 @@ account on the shared ``Exchange``:
   ``product`` (``I`` is our INTRADAY, ``D`` CNC, or MARGIN on derivative segments, ``MTF``
   MARGIN), ``validity`` (``DAY``/``IOC``), ``price``, ``tag`` (our client id, at most 40
   characters), ``instrument_token`` (the instrument key, ``NSE_EQ|1333`` for the sandbox
-  instrument ``NSE_EQ:1333``), ``order_type``, ``transaction_type``. A malformed field is
+  instrument ``NSE_EQ:1333``, or its real key from the instrument list,
+  ``NSE_EQ|INE040A01034``), ``order_type``, ``transaction_type``. Order, trade, position
+  and stream rows carry the key the order was placed with. A malformed field is
   HTTP 400; an order the engine refuses (funds, SL types) is accepted and then reported
   ``rejected`` with the reason in ``status_message``, as Upstox does.
 * ``PUT /v2|v3/order/modify`` (``order_id``, ``quantity``, ``price``; the order type cannot
@@ -53,27 +55,28 @@ The order group (place, modify, cancel) is limited per account as Upstox publish
   and ``early_fill_lag_s`` more, so the fill overtakes the acknowledgement;
 * ``drop_order_stream`` (bool): while on, a stream socket about to send an update is
   aborted (no close frame) and the update is lost; new sockets are still accepted.
+
+The JSON shapes of orders, trades and positions, and the placement check, live in
+``algocli.sandbox.upstox_rows``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import math
 import secrets
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 
 from aiohttp import web
 
-from algocli.adapters.upstox.parsing import from_instrument_key, is_instrument_key
 from algocli.sandbox.exchange import Exchange, SimOrder, SimTrade
 from algocli.sandbox.hub import TickHub
-from algocli.sandbox.replay import IST
+from algocli.sandbox.instruments import UPSTOX_KEYS, UpstoxKeys
+from algocli.sandbox.upstox_rows import (STATUS, default_key, order_json, parse_place, positions_json, trade_json,
+                                         user_id)
 
 __all__ = ["FAULTS_PATH", "ORDER_LIMITS", "STREAM_PATH", "UPSTOX_ORDERS", "UpstoxOrderFaults", "UpstoxOrders",
            "add_routes", "error_envelope"]
@@ -83,10 +86,6 @@ STREAM_REDIRECT_PATH = "/v2/feed/portfolio-stream-feed"
 STREAM_PATH = "/upstox/order-updates/feed"
 FAULTS_PATH = "/sandbox/faults/upstox"
 ORDER_LIMITS = ((10, 1.0), (500, 60.0), (2000, 1800.0))  # published order-group limits (B9)
-STATUS = {"PENDING": "open", "FILLED": "complete", "CANCELLED": "cancelled", "REJECTED": "rejected"}
-DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
-_ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
-_MAX_TAG = 40
 
 
 def error_envelope(code: str, message: str) -> dict:
@@ -125,10 +124,13 @@ class UpstoxOrders:
         stream_connections / stream_drops: Stream sockets accepted / aborted by the fault.
         messages_sent: Updates written to stream sockets.
         history: Every recorded state of each order, by order id.
+        keys: Which sandbox instrument each instrument key names.
+        order_keys: The instrument key each order was placed with, by order id.
     """
 
     hub: TickHub
     exchange: Exchange
+    keys: UpstoxKeys = field(default_factory=UpstoxKeys)
     faults: UpstoxOrderFaults = field(default_factory=UpstoxOrderFaults)
     limits: tuple[tuple[int, float], ...] = ORDER_LIMITS
     order_calls: dict[str, list[float]] = field(default_factory=dict)
@@ -140,6 +142,8 @@ class UpstoxOrders:
     issued_codes: list[str] = field(default_factory=list)
     used_codes: list[str] = field(default_factory=list)
     history: dict[str, list[dict]] = field(default_factory=dict)
+    order_keys: dict[str, str] = field(default_factory=dict)
+    _placing: tuple[str, str] | None = None  # (account, key) while the engine accepts a placement
     _pending: dict[str, str] = field(default_factory=dict)  # code → account
     _streams: dict[str, set[asyncio.Queue]] = field(default_factory=dict)
     _watched: set[str] = field(default_factory=set)
@@ -206,6 +210,40 @@ class UpstoxOrders:
         window.append(now)
         return True
 
+    # --- instrument keys ------------------------------------------------------------
+
+    def place(self, account: str, key: str, **order) -> SimOrder:
+        """Place on the engine, remembering ``key`` for the order's rows."""
+        self._placing = (account, key)  # the engine reports the new order before place() returns
+        try:
+            placed = self.exchange.place(account, **order)
+        finally:
+            self._placing = None
+        self.order_keys.setdefault(placed.order_id, key)
+        return placed
+
+    def key_of(self, order: SimOrder) -> str:
+        """The key ``order`` was placed with; the default spelling for orders placed elsewhere."""
+        key = self.order_keys.get(order.order_id)
+        if key is None and self._placing is not None and self._placing[0] == order.account:
+            key = self.order_keys[order.order_id] = self._placing[1]
+        return key or default_key(order.instrument)
+
+    def position_key(self, account: str, instrument: str) -> str:
+        """The key of the latest order on ``instrument`` (a position has no key of its own)."""
+        for order in reversed(self.exchange.account(account).orders.values()):
+            if order.instrument == instrument and order.order_id in self.order_keys:
+                return self.order_keys[order.order_id]
+        return default_key(instrument)
+
+    def order_row(self, order: SimOrder, account: str, status: str | None = None) -> dict:
+        key = self.key_of(order)
+        return order_json(order, account, status, key=key, symbol=self.keys.trading_symbol(key))
+
+    def trade_row(self, trade: SimTrade, order: SimOrder) -> dict:
+        key = self.key_of(order)
+        return trade_json(trade, order, key=key, symbol=self.keys.trading_symbol(key))
+
     # --- order updates --------------------------------------------------------------
 
     def watch(self, account: str) -> None:
@@ -218,7 +256,7 @@ class UpstoxOrders:
     def _on_event(self, account: str, kind: str, payload: object) -> None:
         if kind == "order" and isinstance(payload, SimOrder):
             for status in self._transitions(payload):
-                self._record(account, order_json(payload, account, status))
+                self._record(account, self.order_row(payload, account, status))
         elif kind == "trade" and isinstance(payload, SimTrade):
             order = self.exchange.account(account).orders.get(payload.order_id)
             if order is None:
@@ -230,7 +268,7 @@ class UpstoxOrders:
                 return
             self._trades_seen.add(payload.trade_id)
             if order.is_open:  # announced before the order shows it: a fill report ahead of "complete"
-                update = order_json(order, account, "open")
+                update = self.order_row(order, account, "open")
                 filled = order.filled_quantity + payload.quantity
                 update.update(filled_quantity=filled, pending_quantity=max(0, order.quantity - filled),
                               average_price=payload.price)
@@ -261,7 +299,7 @@ class UpstoxOrders:
 
     def entries(self, account: str, order: SimOrder) -> list[dict]:
         """Recorded states of ``order`` (its current state when none was recorded)."""
-        return list(self.history.get(order.order_id) or [order_json(order, account)])
+        return list(self.history.get(order.order_id) or [self.order_row(order, account)])
 
     # --- stream codes ---------------------------------------------------------------
 
@@ -285,80 +323,7 @@ class UpstoxOrders:
 UPSTOX_ORDERS = web.AppKey("upstox_orders", UpstoxOrders)
 
 
-# --- JSON shapes ----------------------------------------------------------------------------
-
-
-def _key(instrument: str) -> str:
-    segment, _, ident = instrument.partition(":")
-    return f"{segment}|{ident}"
-
-
-def _ist(ns: int) -> str | None:
-    if not ns:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, IST).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def user_id(account: str) -> str:
-    """A stable user id for an account (the token itself is never echoed)."""
-    return "SB" + hashlib.sha256(account.encode()).hexdigest()[:6].upper()
-
-
-def _product_out(product: str, instrument: str) -> str:
-    if product == "INTRADAY":
-        return "I"
-    if product == "MARGIN" and instrument.partition(":")[0] not in DERIVATIVE_SEGMENTS:
-        return "MTF"
-    return "D"
-
-
-def _product_in(code: str, key: str) -> str | None:
-    if code == "I":
-        return "INTRADAY"
-    if code == "D":
-        return "MARGIN" if key.partition("|")[0] in DERIVATIVE_SEGMENTS else "CNC"
-    if code == "MTF":
-        return "MARGIN"
-    return None
-
-
-def order_json(order: SimOrder, account: str, status: str | None = None) -> dict:
-    """An order book / details / stream entry (B5, B8) for ``order`` as it is now."""
-    key = _key(order.instrument)
-    segment, _, ident = key.partition("|")
-    status = status or STATUS[order.status]
-    working = status not in ("complete", "rejected", "cancelled")
-    uid = user_id(account)
-    accepted = status not in ("put order req received", "rejected")
-    return {
-        "exchange": segment.partition("_")[0], "product": _product_out(order.product, order.instrument),
-        "instrument_token": key, "trading_symbol": ident, "tradingsymbol": ident,
-        "price": order.price if order.order_type != "MARKET" else 0.0, "quantity": order.quantity,
-        "status": status, "tag": order.client_id, "placed_by": uid, "order_type": order.order_type,
-        "validity": order.validity, "trigger_price": 0.0, "disclosed_quantity": 0,
-        "transaction_type": order.side, "average_price": round(order.average_price, 4),
-        "filled_quantity": order.filled_quantity,
-        "pending_quantity": order.quantity - order.filled_quantity if working else 0,
-        "status_message": order.reason, "status_message_raw": order.reason or None,
-        "exchange_order_id": f"1{order.order_id}" if accepted else "", "parent_order_id": None,
-        "order_id": order.order_id, "order_request_id": "1", "order_ref_id": f"R{order.order_id}",
-        "guid": None, "variety": "SIMPLE", "is_amo": False,
-        "order_timestamp": _ist(order.created_ns),
-        "exchange_timestamp": _ist(order.updated_ns) if accepted else None,
-    }
-
-
-def trade_json(trade: SimTrade, order: SimOrder) -> dict:
-    key = _key(trade.instrument)
-    segment, _, ident = key.partition("|")
-    return {
-        "exchange": segment.partition("_")[0], "product": _product_out(order.product, order.instrument),
-        "trading_symbol": ident, "tradingsymbol": ident, "instrument_token": key,
-        "order_type": order.order_type, "transaction_type": trade.side, "quantity": trade.quantity,
-        "exchange_order_id": f"1{order.order_id}", "order_id": trade.order_id,
-        "exchange_timestamp": _ist(trade.ts), "average_price": trade.price, "trade_id": trade.trade_id,
-        "order_ref_id": f"R{order.order_id}", "order_timestamp": _ist(order.created_ns),
-    }
+# --- responses ---------------------------------------------------------------------------
 
 
 def _success(data: object, *, v3: bool = False, started: float | None = None) -> web.Response:
@@ -373,7 +338,7 @@ def _success(data: object, *, v3: bool = False, started: float | None = None) ->
 
 def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> UpstoxOrders:
     """Serve the Upstox order, portfolio, funds and portfolio-stream routes on ``app``."""
-    state = UpstoxOrders(hub, exchange)
+    state = UpstoxOrders(hub, exchange, app.get(UPSTOX_KEYS) or UpstoxKeys())
     app[UPSTOX_ORDERS] = state
 
     def account_of(request: web.Request) -> str | None:
@@ -408,11 +373,11 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
         body = await body_of(request)
         if body is None:
             return _error(400, "UDAPI100038", "Invalid input: the body must be a JSON object")
-        problem, order = _parse_place(body, v3)
+        problem, order = parse_place(body, v3, state.keys)
         if problem:
             return _error(400, *problem)
         state.places += 1
-        placed = exchange.place(account, **order)
+        placed = state.place(account, body["instrument_token"], **order)
         if state._take("timeout_after_accept"):
             await asyncio.sleep(state.faults.hang_s)
         elif state._take("error_500_after_accept"):
@@ -476,7 +441,7 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
         account = account_of(request)
         if account is None:
             return denied()
-        return _success([order_json(o, account) for o in exchange.account(account).orders.values()])
+        return _success([state.order_row(o, account) for o in exchange.account(account).orders.values()])
 
     async def details(request: web.Request) -> web.Response:
         account = account_of(request)
@@ -486,7 +451,7 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
         order = exchange.account(account).orders.get(order_id)
         if order is None:
             return not_found(order_id)
-        return _success(order_json(order, account))
+        return _success(state.order_row(order, account))
 
     async def history(request: web.Request) -> web.Response:
         account = account_of(request)
@@ -503,7 +468,7 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
 
     def trade_rows(account: str, order_id: str | None = None) -> list[dict]:
         acct = exchange.account(account)
-        rows = [trade_json(t, acct.orders[t.order_id]) for t in acct.trades
+        rows = [state.trade_row(t, acct.orders[t.order_id]) for t in acct.trades
                 if order_id is None or t.order_id == order_id]
         if exchange.faults.duplicate_fills:
             rows = [r for row in rows for r in (row, dict(row))]
@@ -528,7 +493,8 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
         account = account_of(request)
         if account is None:
             return denied()
-        return _success(_positions(exchange, account))
+        return _success(positions_json(exchange, account, lambda i: state.position_key(account, i),
+                                       state.keys.trading_symbol))
 
     async def funds(request: web.Request) -> web.Response:
         account = account_of(request)
@@ -623,70 +589,3 @@ async def _write(state: UpstoxOrders, ws: web.WebSocketResponse, queue: asyncio.
         except ConnectionError:
             return
         state.messages_sent += 1
-
-
-def _parse_place(body: dict, v3: bool) -> tuple[tuple[str, str] | None, dict]:
-    """Check a placement body; returns ((code, message), {}) or (None, Exchange.place kwargs)."""
-    def bad(message: str, code: str = "UDAPI100038"):
-        return (code, message), {}
-
-    quantity = body.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        return bad("Invalid input: quantity must be a positive whole number")
-    key = body.get("instrument_token")
-    if not is_instrument_key(key):
-        return bad("Invalid instrument key", "UDAPI100011")
-    product = _product_in(body.get("product"), key)
-    if product is None or (v3 and body.get("product") not in ("I", "D", "MTF")):
-        return bad(f"Invalid input: product {body.get('product')!r} is not I, D or MTF in the sandbox")
-    order_type = body.get("order_type")
-    if order_type not in _ORDER_TYPES:
-        return bad("Invalid order type", "UDAPI1004")
-    validity = body.get("validity")
-    if validity not in ("DAY", "IOC"):
-        return bad("Invalid validity", "UDAPI1007")
-    side = body.get("transaction_type")
-    if side not in ("BUY", "SELL"):
-        return bad("Invalid input: transaction_type must be BUY or SELL")
-    price = body.get("price", 0)
-    if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0 or not math.isfinite(price):
-        return bad("Invalid input: price must be a number >= 0")
-    tag = body.get("tag")
-    if tag is not None and (not isinstance(tag, str) or len(tag) > _MAX_TAG):
-        return bad(f"Invalid input: tag must be text of at most {_MAX_TAG} characters")
-    return None, {"instrument": from_instrument_key(key), "side": side, "quantity": quantity,
-                  "order_type": order_type, "price": float(price), "product": product, "validity": validity,
-                  "client_id": tag or None}
-
-
-def _positions(exchange: Exchange, account: str) -> list[dict]:
-    acct = exchange.account(account)
-    out = []
-    for instrument, (qty, avg, realised) in acct.positions.items():
-        trades = [t for t in acct.trades if t.instrument == instrument]
-        buys = [t for t in trades if t.side == "BUY"]
-        sells = [t for t in trades if t.side == "SELL"]
-        buy_qty, sell_qty = sum(t.quantity for t in buys), sum(t.quantity for t in sells)
-        buy_value = sum(t.quantity * t.price for t in buys)
-        sell_value = sum(t.quantity * t.price for t in sells)
-        last = exchange.last[instrument].ltp if instrument in exchange.last else avg
-        unrealised = qty * (last - avg) if qty else 0.0
-        products = [o.product for o in acct.orders.values() if o.instrument == instrument and o.filled_quantity]
-        key = _key(instrument)
-        segment, _, ident = key.partition("|")
-        out.append({
-            "exchange": segment.partition("_")[0],
-            "multiplier": 1.0, "value": round(buy_value - sell_value, 4), "pnl": round(realised + unrealised, 4),
-            "product": _product_out(products[-1] if products else "INTRADAY", instrument),
-            "instrument_token": key, "average_price": avg, "buy_value": buy_value, "overnight_quantity": 0,
-            "day_buy_value": buy_value, "day_buy_price": buy_value / buy_qty if buy_qty else 0.0,
-            "overnight_buy_amount": 0.0, "overnight_buy_quantity": 0, "day_buy_quantity": buy_qty,
-            "day_sell_value": sell_value, "day_sell_price": sell_value / sell_qty if sell_qty else 0.0,
-            "overnight_sell_amount": 0.0, "overnight_sell_quantity": 0, "day_sell_quantity": sell_qty,
-            "quantity": int(qty), "last_price": last, "unrealised": round(unrealised, 4),
-            "realised": round(realised, 4), "sell_value": sell_value, "trading_symbol": ident,
-            "tradingsymbol": ident, "close_price": last,
-            "buy_price": buy_value / buy_qty if buy_qty else 0.0,
-            "sell_price": sell_value / sell_qty if sell_qty else 0.0,
-        })
-    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import contextlib
 import hashlib
 import io
@@ -100,7 +102,9 @@ def test_trades_csv_is_consistent_with_results(sma_run, results, trades):
     assert (trades["duration"].map(pd.Timedelta) == exit_ - entry).all()
     assert set(trades["side"]) <= {"LONG", "SHORT"}
     assert (trades["size"] == sma_run.config["strategies"][0]["params"]["quantity"]).all()
-    assert (trades["instrument"] == sma_run.config["strategies"][0]["instruments"][0]).all()
+    # The YAML names NSE_EQ:1333; data/instruments.csv names it, and artifacts use the name.
+    assert sma_run.config["strategies"][0]["instruments"][0] == "NSE_EQ:1333"
+    assert (trades["instrument"] == "NSE:HDFCBANK").all()
     assert trades["strategy"].nunique() == 1
 
 
@@ -137,7 +141,9 @@ def test_run_json_records_data_file_hash(sma_run):
 def test_resolved_config_round_trips(sma_run):
     resolved = yaml.safe_load((sma_run.dir / "config.resolved.yaml").read_text(encoding="utf-8"))
     again = RunConfig.model_validate(resolved)
-    original = RunConfig.model_validate(sma_run.config)
+    written = copy.deepcopy(sma_run.config)
+    written["strategies"][0]["instruments"] = ["NSE:HDFCBANK"]  # what ran: the instrument's name
+    original = RunConfig.model_validate(written)
     assert again.model_dump(mode="json", by_alias=True) == original.model_dump(mode="json", by_alias=True)
     assert again.content_hash() == original.content_hash()
 

@@ -123,7 +123,7 @@ def test_bad_interval_lists_allowed_values(check):
 
 
 def test_instrument_without_segment(check):
-    check(lambda c: _strategy(c).update(instruments=["1333"]), "strategies[0].instruments", "SEGMENT:SECURITY_ID")
+    check(lambda c: _strategy(c).update(instruments=["1333"]), "strategies[0].instruments", "NSE:HDFCBANK", "NSE_EQ:1333")
 
 
 def test_empty_strategy_list(check):

@@ -15,8 +15,10 @@ from algocli.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 ALL_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 # backtest configs read files; the live ones (feed: sandbox/dhan/upstox) are exercised by tests/cli/test_paper*.py
-CONFIGS = [p for p in ALL_CONFIGS if yaml.safe_load(p.read_text())["data"].get("feed", "csv") == "csv"]
-LIVE_CONFIGS = [p for p in ALL_CONFIGS if p not in CONFIGS]
+# downloaded.yaml reads what `algo download-data` fetches; test_readme downloads and runs it.
+FILE_CONFIGS = [p for p in ALL_CONFIGS if yaml.safe_load(p.read_text())["data"].get("feed", "csv") == "csv"]
+CONFIGS = [p for p in FILE_CONFIGS if p.name != "downloaded.yaml"]
+LIVE_CONFIGS = [p for p in ALL_CONFIGS if p not in FILE_CONFIGS]
 
 
 def _run(path: Path, tmp_path: Path, monkeypatch) -> Path:

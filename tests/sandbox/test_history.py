@@ -202,7 +202,7 @@ def test_upstox_candles_are_newest_first_with_offsets():
 @pytest.mark.parametrize("path, status, code", [
     ("NSE_EQ%7C2885/minutes/1/2024-06-10/2024-06-11", 400, "UDAPI1148"),  # to_date before from_date
     ("NSE_EQ%7C2885/minutes/1/2024-07-11/2024-06-10", 400, "UDAPI1148"),  # over a month of 1-minute candles
-    ("NSE_EQ%7C2885/minutes/30/2024-09-11/2024-06-10", 400, "UDAPI100036"),  # interval the sandbox lacks
+    ("NSE_EQ%7C2885/minutes/7/2024-09-11/2024-06-10", 400, "UDAPI100036"),  # interval the sandbox lacks
     ("NSE_EQ%7C2885/minutes/25/2024-09-11/2024-06-10", 400, "UDAPI1148"),  # over a quarter
     ("NSE_EQ%7C2885/weeks/1/2024-06-11/2024-06-10", 400, "UDAPI100036"),
     ("NSE_EQ%7C2885/minutes/1/2024-6-11/2024-06-10", 400, "UDAPI100036"),

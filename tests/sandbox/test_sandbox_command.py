@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import queue
@@ -103,8 +104,36 @@ def test_replays_as_fast_as_possible_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert "sandbox stopped" in err
     for line in (f"DHAN_FEED_URL=ws://127.0.0.1:{port}/dhan/feed", "DHAN_CLIENT_ID=sandbox",
                  "DHAN_ACCESS_TOKEN=<your --token value>", f"UPSTOX_API_BASE_URL=http://127.0.0.1:{port}",
-                 "UPSTOX_ACCESS_TOKEN=<your --token value>"):
+                 "UPSTOX_ACCESS_TOKEN=<your --token value>",
+                 f"DHAN_SCRIP_MASTER_URL=http://127.0.0.1:{port}/api-data/api-scrip-master.csv",
+                 f"UPSTOX_INSTRUMENTS_URL=http://127.0.0.1:{port}/market-quote/instruments/exchange/complete.json.gz"):
         assert line in out, out
+
+
+def test_the_bundled_data_folder_serves_its_instrument_list_at_the_printed_urls():
+    # data/ holds instruments.csv next to the candle files: it is the list, not candles
+    box = Sandbox("--data", "data", "--port", "0", "--speed", "0")
+    try:
+        port = box.port()
+        body = wait_for(lambda: (b := health(port))["replay_done"] and b)
+        pattern = re.compile(r"(DHAN_SCRIP_MASTER_URL|UPSTOX_INSTRUMENTS_URL)=(\S+)")
+
+        def printed() -> dict:
+            while not box.lines.empty():
+                box.stdout.append(box.lines.get())
+            return {m.group(1): m.group(2) for m in pattern.finditer("".join(box.stdout))}
+
+        urls = wait_for(lambda: len(u := printed()) == 2 and u)
+        with _NO_PROXY.open(urls["DHAN_SCRIP_MASTER_URL"], timeout=5) as response:
+            dhan = response.read().decode()
+        with _NO_PROXY.open(urls["UPSTOX_INSTRUMENTS_URL"], timeout=5) as response:
+            upstox = json.loads(gzip.decompress(response.read()))
+    finally:
+        code, out, err = box.stop()
+    assert code == 0, err
+    assert body["instruments"] == ["NSE_EQ:2885"]  # the intraday file; the daily ones are left out
+    assert "\nNSE,E,1333,EQUITY,0,HDFCBANK," in dhan
+    assert "NSE_EQ|INE002A01018" in {r["instrument_key"] for r in upstox}
 
 
 def test_paced_replay_publishes_over_time(tmp_path):

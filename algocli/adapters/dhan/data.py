@@ -13,6 +13,10 @@ packets are passed to ``on_event`` callbacks (``PrevClose``, ``OpenInterest``,
 ``MarketStatus``); the previous close is also kept in ``prev_close``. This feed emits no
 candles itself: the engine's candle aggregator builds them from the ticks, so ``on_candle``
 callbacks are stored for the protocol's sake and not called.
+
+Instruments are Dhan ids (``NSE_EQ:1333``) or names given an id in ``instrument_ids``
+(``{"NSE:RELIANCE": "NSE_EQ:2885"}``). Dhan only ever sees ids; every tick, event, previous
+close and historical candle carries the name the instrument was mapped from.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
-from algocli.adapters.dhan.parsing import MODES, DhanDecoder, PrevClose, ServerDisconnect, split_instrument
+from algocli.adapters.dhan.parsing import (
+    MODES, DhanDecoder, PrevClose, ServerDisconnect, instrument_id_maps, split_instrument,
+)
 from algocli.adapters.dhan.websocket import DhanFeedSocket
 from algocli.config.settings import DhanSettings
 from algocli.data.feed import candles_from_ticks, FeedStatus
@@ -56,6 +63,14 @@ class DhanDataFeed:
         max_connections, max_instruments: Dhan's limits; lower them only in tests.
         watchdog_check_s: How often the watchdog looks (default ``silence_s / 4``, ≤ 5 s).
         name: Shown on the dashboard.
+        instrument_ids: Our instrument name → Dhan ``SEGMENT:SECURITY_ID``
+            (``{"NSE:RELIANCE": "NSE_EQ:2885"}``). Names in it are subscribed by their id,
+            and what arrives for that id carries the name; other instruments must be
+            Dhan ids already.
+
+    Raises:
+        ConfigError: An unknown ``mode``, or ``instrument_ids`` with a malformed Dhan id or
+            two names for one Dhan id.
     """
 
     def __init__(self, settings_factory: Callable[[], DhanSettings] = DhanSettings, *, mode: str = "full",
@@ -66,9 +81,13 @@ class DhanDataFeed:
                  ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0,
                  close_timeout: float = 2.0, max_connections: int = MAX_CONNECTIONS,
                  max_instruments: int = MAX_INSTRUMENTS_PER_CONNECTION, watchdog_check_s: float | None = None,
-                 name: str = "dhan") -> None:
+                 name: str = "dhan", instrument_ids: Mapping[str, str] | None = None) -> None:
         if mode not in MODES:
             raise ConfigError(f"Dhan feed mode {mode!r} is not one of {', '.join(MODES)}")
+        try:
+            self._ids, self._names = instrument_id_maps(instrument_ids)  # name → Dhan id, Dhan id → name
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.status = FeedStatus(name)
         self.mode = mode
         self.prev_close: dict[str, float] = {}
@@ -85,9 +104,10 @@ class DhanDataFeed:
                                     check_s=watchdog_check_s)
         self.max_connections = max_connections
         self.max_instruments = max_instruments
-        self._decoder = DhanDecoder()
+        self._decoder = DhanDecoder(self._names)
         self._sockets: list[DhanFeedSocket] = []
-        self._where: dict[str, DhanFeedSocket] = {}  # instrument → its socket
+        # Keyed by Dhan id, as the sockets are: a name and its id subscribe one instrument.
+        self._where: dict[str, DhanFeedSocket] = {}  # Dhan id → its socket
         self._tick_callbacks: list[Callable[[Tick], None]] = []
         self._candle_callbacks: list[Callable[..., None]] = []
         self._event_callbacks: list[Callable[[object], None]] = []
@@ -133,26 +153,37 @@ class DhanDataFeed:
         # Keep the instruments: rebuild idle sockets holding them, unstarted.
         where, self._where = self._where, {}
         if where and self._error is None:
-            await self.subscribe(list(where))
+            await self._subscribe_ids(list(where))
         self.status.connected = False
 
     async def subscribe(self, instruments: list[str]) -> None:
-        """Subscribe ``SEGMENT:SECURITY_ID`` instruments in this feed's mode.
+        """Subscribe instruments in this feed's mode: names from ``instrument_ids`` or
+        ``SEGMENT:SECURITY_ID`` ids.
 
         Raises:
-            ConfigError: A malformed instrument id, or more instruments than Dhan allows
-                per user (``max_connections * max_instruments``).
+            ConfigError: An instrument that is neither mapped nor a well-formed Dhan id, or
+                more instruments than Dhan allows per user (``max_connections * max_instruments``).
             FeedAuthError: The feed already stopped on a rejected login.
         """
+        ids = self._ids
+        dhan_ids = []
+        for inst in instruments:
+            dhan_id = ids.get(inst, inst)
+            try:
+                split_instrument(dhan_id)
+            except ValueError as exc:
+                hint = "; or give it a Dhan id in instrument_ids" if ids else ""
+                raise ConfigError(f"{exc}{hint}") from None
+            dhan_ids.append(dhan_id)
+        await self._subscribe_ids(dhan_ids)
+
+    async def _subscribe_ids(self, instruments: list[str]) -> None:
+        """Subscribe well-formed Dhan ids (``subscribe`` after translating names)."""
         if self._error is not None:
             raise self._error
         new: list[str] = []
         seen = set(self._where)
         for inst in instruments:
-            try:
-                split_instrument(inst)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
             if inst not in seen:
                 seen.add(inst)
                 new.append(inst)
@@ -187,6 +218,7 @@ class DhanDataFeed:
     async def unsubscribe(self, instruments: list[str]) -> None:
         groups: dict[int, tuple[DhanFeedSocket, list[str]]] = {}
         for inst in instruments:
+            inst = self._ids.get(inst, inst)
             sock = self._where.pop(inst, None)
             if sock is not None:
                 groups.setdefault(id(sock), (sock, []))[1].append(inst)
@@ -209,6 +241,8 @@ class DhanDataFeed:
         """Candles of ``instrument`` from Dhan's REST API (``/charts/historical`` for ``1d``,
         ``/charts/intraday`` in 90-day requests for ``1m``/``5m``/``15m``/``25m``/``1h``).
 
+        ``instrument`` is a name from ``instrument_ids`` or a Dhan id; the bars carry it as given.
+
         ``start`` and ``end`` are inclusive: a ``date`` covers its whole IST day and a naive
         ``datetime`` is IST. The settings are read afresh, so a renewed token is used.
 
@@ -226,8 +260,10 @@ class DhanDataFeed:
 
         from algocli.adapters.dhan.http import historical
 
+        dhan_id = self._ids.get(instrument, instrument)
         async with aiohttp.ClientSession() as session:
-            return await historical(session, self._settings_factory, instrument, start, end, interval)
+            bars = await historical(session, self._settings_factory, dhan_id, start, end, interval)
+        return bars if dhan_id == instrument else replace(bars, instrument=instrument)
 
     # --- inspection ------------------------------------------------------------------------
 
@@ -238,7 +274,9 @@ class DhanDataFeed:
 
     @property
     def instruments(self) -> list[str]:
-        return list(self._where)
+        """Subscribed instruments, by the name their ticks carry."""
+        names = self._names
+        return [names.get(inst, inst) for inst in self._where]
 
     @property
     def connections(self) -> list[DhanFeedSocket]:

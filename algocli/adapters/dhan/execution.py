@@ -62,6 +62,11 @@ booked, or an ambiguous client id is unresolved, the broker reads ``GET /orders`
 trade book of orders with unbooked quantity. A dropped stream or a lost alert still yields
 the update and the fill.
 
+**Instrument names.** With ``instrument_ids`` (our name → Dhan ``SEGMENT:SECURITY_ID``) an
+order for ``NSE:RELIANCE`` is sent as ``NSE_EQ``/``2885``, and every order, update, fill,
+trade and position Dhan reports for that id carries ``NSE:RELIANCE``. Other instruments are
+Dhan ids, sent and reported as they are.
+
 The token is never logged; errors name Dhan's code and message only.
 """
 
@@ -69,7 +74,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -79,7 +84,7 @@ from algocli.adapters.dhan.http import DhanApiError, DhanRest, DhanTransientErro
 from algocli.adapters.dhan.order_stream import (
     DhanOrderStream, as_float, as_int, dhan_order_status, ist_ns, order_from_alert, order_type_of, side_of,
 )
-from algocli.adapters.dhan.parsing import SEGMENTS
+from algocli.adapters.dhan.parsing import SEGMENTS, instrument_id_maps
 from algocli.broker.protocol import (
     PRODUCTS, VALIDITIES, AmbiguousOutcome, BrokerOrder, BrokerTrade, CallbackSet, OrderRequest,
 )
@@ -88,7 +93,7 @@ from algocli.config.settings import DhanSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderStatus, OrderType, Position
-from algocli.errors import BrokerError
+from algocli.errors import BrokerError, ConfigError
 
 __all__ = ["MAX_CORRELATION_ID", "DhanBroker", "DhanBrokerStats", "order_from_book",
            "positions_from_book", "trades_from_book"]
@@ -106,12 +111,17 @@ _RANK = {OrderStatus.PENDING.value: 0, OrderStatus.OPEN.value: 1, OrderStatus.PA
 # --- Dhan REST shapes → ours ---------------------------------------------------------------------
 
 
-def _instrument(entry: dict) -> str:
-    return f"{entry.get('exchangeSegment', '')}:{entry.get('securityId', '')}"
+def _instrument(entry: dict, names: Mapping[str, str] | None) -> str:
+    dhan_id = f"{entry.get('exchangeSegment', '')}:{entry.get('securityId', '')}"
+    return names.get(dhan_id, dhan_id) if names else dhan_id
 
 
-def order_from_book(entry: dict) -> BrokerOrder:
-    """One order-book object (``GET /orders``, ``/orders/{id}``, ``/orders/external/{id}``)."""
+def order_from_book(entry: dict, names: Mapping[str, str] | None = None) -> BrokerOrder:
+    """One order-book object (``GET /orders``, ``/orders/{id}``, ``/orders/external/{id}``).
+
+    ``names`` (Dhan ``SEGMENT:ID`` → our name) renames the instrument; here and in the other
+    ``*_from_book`` functions an id not in it is kept as it is.
+    """
     filled = as_int(entry.get("filledQty"))
     status = dhan_order_status(entry.get("orderStatus"), filled)
     order_type = order_type_of(entry.get("orderType"))
@@ -120,7 +130,7 @@ def order_from_book(entry: dict) -> BrokerOrder:
     return BrokerOrder(
         broker_order_id=str(entry.get("orderId") or ""),
         client_id=str(entry.get("correlationId") or "") or None,
-        instrument=_instrument(entry),
+        instrument=_instrument(entry, names),
         side=side_of(entry.get("transactionType")),
         quantity=as_int(entry.get("quantity")),
         order_type=order_type,
@@ -134,7 +144,7 @@ def order_from_book(entry: dict) -> BrokerOrder:
     )
 
 
-def trades_from_book(entries: object) -> list[BrokerTrade]:
+def trades_from_book(entries: object, names: Mapping[str, str] | None = None) -> list[BrokerTrade]:
     """Trade-book objects as ``BrokerTrade``s keyed by ``exchangeTradeId``.
 
     A row without one gets ``{orderId}-{cumulative tradedQuantity}``: the order's traded
@@ -147,13 +157,13 @@ def trades_from_book(entries: object) -> list[BrokerTrade]:
         qty = as_int(entry.get("tradedQuantity"))
         cumulative[order_id] = cumulative.get(order_id, 0) + qty
         trade_id = str(entry.get("exchangeTradeId") or "").strip() or f"{order_id}-{cumulative[order_id]}"
-        out.append(BrokerTrade(trade_id, order_id, _instrument(entry), side_of(entry.get("transactionType")), qty,
-                               as_float(entry.get("tradedPrice")),
+        out.append(BrokerTrade(trade_id, order_id, _instrument(entry, names), side_of(entry.get("transactionType")),
+                               qty, as_float(entry.get("tradedPrice")),
                                ist_ns(entry.get("exchangeTime") or entry.get("createTime"))))
     return out
 
 
-def positions_from_book(entries: object) -> list[Position]:
+def positions_from_book(entries: object, names: Mapping[str, str] | None = None) -> list[Position]:
     """``GET /positions`` rows as one ``Position`` per instrument (product types merged).
 
     ``quantity`` is ``netQty``, ``average_price`` ``costPrice``, ``realized_pnl``
@@ -161,7 +171,7 @@ def positions_from_book(entries: object) -> list[Position]:
     """
     merged: dict[str, Position] = {}
     for entry in _as_list(entries):
-        inst = _instrument(entry)
+        inst = _instrument(entry, names)
         net, cost = as_int(entry.get("netQty")), as_float(entry.get("costPrice"))
         unrealised = as_float(entry.get("unrealizedProfit"))
         pos = merged.setdefault(inst, Position(inst))
@@ -239,13 +249,24 @@ class DhanBroker:
         read_backoff: Makes the ``Backoff`` of one read (default 0.25 s doubling to 4 s).
         stream: Open the order-update stream (False: REST poll only).
         stream_backoff: Reconnection delays of the stream.
+        instrument_ids: Our instrument name → Dhan ``SEGMENT:SECURITY_ID``
+            (``{"NSE:RELIANCE": "NSE_EQ:2885"}``): orders for a name go to its id, and what
+            Dhan reports for the id carries the name. Other instruments must be Dhan ids.
+
+    Raises:
+        ConfigError: ``instrument_ids`` has a malformed Dhan id or two names for one id.
     """
 
     name = "dhan"
 
     def __init__(self, settings_factory: Callable[[], DhanSettings] = DhanSettings, *, poll_interval: float = 2.0,
                  timeout: float = 10.0, read_retries: int = 3, read_backoff: Callable[[], Backoff] | None = None,
-                 stream: bool = True, stream_backoff: Backoff | None = None) -> None:
+                 stream: bool = True, stream_backoff: Backoff | None = None,
+                 instrument_ids: Mapping[str, str] | None = None) -> None:
+        try:
+            self._ids, self._names = instrument_id_maps(instrument_ids)  # name → Dhan id, Dhan id → name
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self._settings_factory = settings_factory
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -278,7 +299,7 @@ class DhanBroker:
         self._settings()  # fail fast on missing credentials
         self._session = aiohttp.ClientSession()
         try:
-            for trade in trades_from_book(await self._read("/trades")):
+            for trade in trades_from_book(await self._read("/trades"), self._names):
                 self._mark_seen(trade)
         except BaseException:
             await self._session.close()
@@ -338,11 +359,15 @@ class DhanBroker:
     # --- order entry ---------------------------------------------------------------------------------
 
     async def place_order(self, request: OrderRequest) -> BrokerOrder:
-        problem = _check(request)
+        dhan_id = self._ids.get(request.instrument, request.instrument)
+        problem = _check(request, dhan_id, mapped=bool(self._ids))
         if problem:
             self.stats.rejected += 1
             return _rejected(request, problem)
-        segment, _, security = request.instrument.partition(":")
+        segment, _, security = dhan_id.partition(":")
+        # Acknowledge under the name later updates and fills will carry, even when the request
+        # named a mapped instrument by its Dhan id.
+        instrument = self._names.get(dhan_id, request.instrument)
         body = {
             "correlationId": request.client_id, "transactionType": request.side.value,
             "exchangeSegment": segment, "productType": request.product, "orderType": request.order_type.value,
@@ -375,7 +400,7 @@ class DhanBroker:
                 raise AmbiguousOutcome(f"Dhan answered the order without an orderId ({str(answer)[:120]}); "
                                        f"resolve it with find_order({cid!r})")
             self.stats.placed += 1
-            order = BrokerOrder(str(row["orderId"]), cid, request.instrument, request.side, int(request.quantity),
+            order = BrokerOrder(str(row["orderId"]), cid, instrument, request.side, int(request.quantity),
                                 request.order_type, request.limit_price if request.order_type is OrderType.LIMIT
                                 else None, dhan_order_status(row.get("orderStatus")), product=request.product)
             if order.status == OrderStatus.REJECTED.value:
@@ -436,7 +461,7 @@ class DhanBroker:
         row = _one(await self._read(f"/orders/{quote(broker_order_id, safe='')}"))
         if row is None:
             raise BrokerError(f"Dhan has no order {broker_order_id}")
-        return self._adopt(order_from_book(row))
+        return self._adopt(order_from_book(row, self._names))
 
     async def find_order(self, client_id: str) -> BrokerOrder | None:
         """The order placed with ``correlationId`` = ``client_id``, or None if Dhan has none.
@@ -448,13 +473,13 @@ class DhanBroker:
             order = None
             try:
                 row = _one(await self._read(f"/orders/external/{quote(client_id, safe='')}"))
-                order = order_from_book(row) if row is not None else None
+                order = order_from_book(row, self._names) if row is not None else None
             except DhanApiError:
                 pass  # not found that way: scan the order book
             if order is not None and order.client_id not in (None, client_id):
                 order = None
             if order is None:
-                matches = [order_from_book(r) for r in _as_list(await self._read("/orders"))
+                matches = [order_from_book(r, self._names) for r in _as_list(await self._read("/orders"))
                            if str(r.get("correlationId") or "") == client_id]
                 if len(matches) > 1:
                     _log.warning("Dhan has %d orders with correlationId %s: %s; returning the latest", len(matches),
@@ -468,21 +493,23 @@ class DhanBroker:
         return self._adopt(order)
 
     async def get_orders(self) -> list[BrokerOrder]:
-        orders = [order_from_book(r) for r in _as_list(await self._read("/orders"))]
+        orders = [order_from_book(r, self._names) for r in _as_list(await self._read("/orders"))]
         for order in orders:
             if order.broker_order_id in self._tracked or (order.client_id and order.client_id in self._watch):
                 self._adopt(order)
         return orders
 
     async def get_trades(self) -> list[BrokerTrade]:
-        return trades_from_book(await self._read("/trades"))
+        return trades_from_book(await self._read("/trades"), self._names)
 
     async def get_positions(self) -> list[Position]:
-        return positions_from_book(await self._read("/positions"))
+        return positions_from_book(await self._read("/positions"), self._names)
 
     async def get_position(self, instrument: str) -> Position | None:
+        """The position in ``instrument`` (a name or a Dhan id), or None when there is none."""
+        wanted = self._names.get(self._ids.get(instrument, instrument), instrument)  # as positions name it
         for position in await self.get_positions():
-            if position.instrument == instrument:
+            if position.instrument == wanted:
                 return position
         return None
 
@@ -542,7 +569,7 @@ class DhanBroker:
 
     def _on_alert(self, data: dict) -> None:
         self.stats.alerts += 1
-        self._observe(order_from_alert(data), "stream")
+        self._observe(order_from_alert(data, self._names), "stream")
 
     def _want_trades(self, oid: str, source: str) -> None:
         if oid in self._fetching:
@@ -571,7 +598,7 @@ class DhanBroker:
     async def _sync_trades(self, oid: str, source: str) -> None:
         lock = self._locks.setdefault(oid, asyncio.Lock())
         async with lock:
-            for trade in trades_from_book(await self._read(f"/trades/{quote(oid, safe='')}")):
+            for trade in trades_from_book(await self._read(f"/trades/{quote(oid, safe='')}"), self._names):
                 if trade.broker_order_id in ("", oid):
                     self._book(replace(trade, broker_order_id=oid), source)
 
@@ -667,7 +694,7 @@ class DhanBroker:
         """One REST pass: order book states of followed orders, then unbooked trades."""
         self.stats.polls += 1
         for row in _as_list(await self._read("/orders")):
-            order = order_from_book(row)
+            order = order_from_book(row, self._names)
             if order.broker_order_id in self._tracked or (order.client_id and order.client_id in self._watch):
                 self._observe(order, "poll")
         for oid, tracked in list(self._tracked.items()):
@@ -681,12 +708,13 @@ class DhanBroker:
         return task
 
 
-def _check(request: OrderRequest) -> str:
-    """Why Dhan would refuse ``request`` (checked before sending), or ``""``."""
-    segment, sep, security = request.instrument.partition(":")
+def _check(request: OrderRequest, dhan_id: str, mapped: bool = False) -> str:
+    """Why Dhan would refuse ``request`` for ``dhan_id`` (checked before sending), or ``""``."""
+    segment, sep, security = dhan_id.partition(":")
     if not sep or segment not in SEGMENTS or not security.isdigit():
         return (f"instrument {request.instrument!r} is not SEGMENT:SECURITY_ID with a Dhan segment "
-                f"({', '.join(SEGMENTS)}) and a numeric security id")
+                f"({', '.join(SEGMENTS)}) and a numeric security id"
+                + (" and has no Dhan id in instrument_ids" if mapped else ""))
     if segment == "IDX_I":
         return "an index (IDX_I) cannot be traded"
     if not request.client_id or len(request.client_id) > MAX_CORRELATION_ID:

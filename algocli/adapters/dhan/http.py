@@ -355,6 +355,9 @@ async def historical(session: aiohttp.ClientSession, settings: DhanSettings | Ca
         BrokerError: Dhan rejected the request or kept failing.
     """
     ival = _interval(interval)
+    if ival is not Interval.DAY_1 and ival not in INTERVALS:
+        raise ConfigError(f"Dhan has no {ival.value} candles; it serves 1m, 5m, 15m, 25m, 1h and 1d (build "
+                          f"{ival.value} from 1m, as `algo download-data` does)")
     fields = instrument_fields(instrument, instrument_type)
     with_oi = fields["exchangeSegment"] in DERIVATIVE_SEGMENTS if oi is None else oi
     daily = ival is Interval.DAY_1

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -108,11 +108,18 @@ def order_type_of(word: object) -> OrderType:
     return _ORDER_TYPE_OF.get(str(word or "").strip().upper(), OrderType.MARKET)
 
 
-def order_from_alert(data: dict) -> BrokerOrder:
-    """One order-update ``Data`` object as a ``BrokerOrder`` (``instrument`` is ``SEGMENT:ID``)."""
+def order_from_alert(data: dict, names: Mapping[str, str] | None = None) -> BrokerOrder:
+    """One order-update ``Data`` object as a ``BrokerOrder``.
+
+    Args:
+        data: The alert's ``Data``.
+        names: Dhan ``SEGMENT:ID`` → our instrument name; ids not in it are kept as
+            ``instrument``.
+    """
     exchange = str(data.get("Exchange") or "").upper()
     segment = str(data.get("Segment") or "").upper()
     name = _SEGMENT_OF.get((exchange, segment), f"{exchange}_{segment}" if exchange else segment)
+    instrument = f"{name}:{data.get('SecurityId', '')}"
     filled = as_int(data.get("TradedQty"))
     status = dhan_order_status(data.get("Status"), filled)
     order_type = order_type_of(data.get("OrderType"))
@@ -121,7 +128,7 @@ def order_from_alert(data: dict) -> BrokerOrder:
     return BrokerOrder(
         broker_order_id=str(data.get("OrderNo") or ""),
         client_id=str(data.get("CorrelationId") or "") or None,
-        instrument=f"{name}:{data.get('SecurityId', '')}",
+        instrument=names.get(instrument, instrument) if names else instrument,
         side=side_of(data.get("TxnType")),
         quantity=as_int(data.get("Quantity")),
         order_type=order_type,

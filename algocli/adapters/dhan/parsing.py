@@ -18,6 +18,9 @@ What the decoder returns, per packet:
   documented; only the header is read); Server disconnect (50) → ``ServerDisconnect``
   with the reason code (805-810).
 
+Ticks and events name their instrument ``SEGMENT:SECURITY_ID`` (``NSE_EQ:2885``), or by the
+name the decoder was given for that id (``DhanDecoder(names=...)``, e.g. ``NSE:RELIANCE``).
+
 LTT is IST wall-clock time written as if it were a UTC epoch; ``Tick.ts`` is the true UTC
 instant, ``(ltt - 19800) s``, in nanoseconds.
 
@@ -39,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from algocli.domain.models import Tick
@@ -101,6 +104,40 @@ def split_instrument(instrument: str) -> tuple[int, int]:
 def instrument_id(segment: int, security_id: int) -> str:
     """``(1, 1333)`` → ``"NSE_EQ:1333"``."""
     return f"{segment_name(segment)}:{security_id}"
+
+
+def instrument_id_maps(instrument_ids: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Our instrument names → Dhan ids, checked, and the inverse.
+
+    The engine may name instruments by human-readable names (``NSE:RELIANCE``); Dhan only
+    knows ``SEGMENT:SECURITY_ID``. The Dhan ids are normalised (``NSE_EQ:02885`` →
+    ``NSE_EQ:2885``) because the inverse is looked up with the ids Dhan sends back.
+
+    Args:
+        instrument_ids: Our name → Dhan ``SEGMENT:SECURITY_ID``; None or empty for none.
+
+    Returns:
+        ``(forward, inverse)``: our name → normalised Dhan id, and Dhan id → our name.
+
+    Raises:
+        ValueError: A Dhan id that is not ``SEGMENT:SECURITY_ID``, or two names for one
+            Dhan id (data from Dhan could then carry only one of them, and the other
+            name would silently get nothing).
+    """
+    forward: dict[str, str] = {}
+    inverse: dict[str, str] = {}
+    for name, dhan in (instrument_ids or {}).items():
+        try:
+            dhan_id = instrument_id(*split_instrument(dhan))
+        except ValueError as exc:
+            raise ValueError(f"instrument_ids[{name!r}]: {exc}") from None
+        other = inverse.get(dhan_id)
+        if other is not None and other != name:
+            raise ValueError(f"instrument_ids maps both {other!r} and {name!r} to {dhan_id}; give each Dhan "
+                             "instrument one name")
+        forward[name] = dhan_id
+        inverse[dhan_id] = name
+    return forward, inverse
 
 
 # --- codes -------------------------------------------------------------------------------
@@ -186,13 +223,23 @@ class DhanDecoder:
     """Decodes feed messages; counts what it has to skip in ``malformed``.
 
     One decoder per feed: it remembers instrument names and the latest open interest.
+
+    Args:
+        names: Dhan ``SEGMENT:SECURITY_ID`` → the name ticks and events should carry
+            instead (``{"NSE_EQ:2885": "NSE:RELIANCE"}``); other instruments keep their
+            Dhan id.
     """
 
     __slots__ = ("malformed", "_names", "_oi")
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
         self.malformed = 0
+        # Seeded with the caller's names under the same key the packet loop already looks
+        # up, so renaming costs nothing per packet.
         self._names: dict[int, str] = {}
+        for dhan_id, name in (names or {}).items():
+            segment, security_id = split_instrument(dhan_id)
+            self._names[segment << 32 | security_id] = name
         self._oi: dict[int, int] = {}
 
     def _name(self, segment: int, security_id: int) -> str | None:

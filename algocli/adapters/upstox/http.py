@@ -26,7 +26,7 @@ Historical candles (brokers.md B4):
   January 2000, so earlier dates are not asked for.
 * today (IST): ``GET /v3/historical-candle/intraday/{key}/{unit}/{interval}``.
 
-Intervals map to ``minutes/1, 5, 15, 25, 60`` and ``days/1``. Candles are
+Intervals map to ``minutes/1, 3, 5, 10, 15, 25, 30, 60`` and ``days/1``. Candles are
 ``[ISO-8601 time with offset, open, high, low, close, volume, oi]``, newest first; they are
 merged, de-duplicated on the bar start (the later answer wins) and sorted ascending.
 Daily candles are stamped 00:00 IST of their IST date.
@@ -63,9 +63,10 @@ _log = logging.getLogger(__name__)
 
 HISTORICAL_PATH = "/v3/historical-candle"
 INTRADAY_PATH = "/v3/historical-candle/intraday"
-UNITS = {Interval.MINUTE_1: ("minutes", 1), Interval.MINUTE_5: ("minutes", 5),
-         Interval.MINUTE_15: ("minutes", 15), Interval.MINUTE_25: ("minutes", 25),
-         Interval.HOUR_1: ("minutes", 60), Interval.DAY_1: ("days", 1)}
+UNITS = {Interval.MINUTE_1: ("minutes", 1), Interval.MINUTE_3: ("minutes", 3), Interval.MINUTE_5: ("minutes", 5),
+         Interval.MINUTE_10: ("minutes", 10), Interval.MINUTE_15: ("minutes", 15),
+         Interval.MINUTE_25: ("minutes", 25), Interval.MINUTE_30: ("minutes", 30),
+         Interval.HOUR_1: ("minutes", 60), Interval.DAY_1: ("days", 1)}  # all native: v3 takes minutes 1-300
 FIRST_DAY = {"minutes": date(2022, 1, 1), "hours": date(2022, 1, 1), "days": date(2000, 1, 1)}
 DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -305,7 +306,7 @@ async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | 
         instrument: Our id, ``SEGMENT:ID`` (``NSE_EQ:1333``).
         start, end: Inclusive range. A ``date`` covers its whole IST day; a naive
             ``datetime`` is IST. Daily bars are selected by IST date.
-        interval: ``1m``, ``5m``, ``15m``, ``25m``, ``1h`` or ``1d``.
+        interval: ``1m``, ``3m``, ``5m``, ``10m``, ``15m``, ``25m``, ``30m``, ``1h`` or ``1d``.
         instrument_keys: Our id → Upstox instrument key; otherwise ``SEGMENT|ID``.
         today: The IST date served by the intraday endpoint; default today's IST date.
         rest: A configured ``UpstoxRest`` to send through (``session``/``settings`` unused).

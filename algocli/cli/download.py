@@ -1,0 +1,171 @@
+"""``algo download-data``: fetch historical candles from Dhan or Upstox into the backtester's CSV files.
+
+Made to run from cron: it never prompts, the progress bar appears only on a terminal, and
+stdout ends with exactly one summary line::
+
+    download-data: 2 instruments, 2 ok, 0 failed, 9,840 new bars, 0 duplicates, 3 gaps -> data/5m
+
+Exit status: 0 when every instrument is up to date, 1 when any failed (the others are
+still written) or the token was refused, 2 for a usage error (bad date or interval,
+``--to`` before ``--from``, unknown instrument), before any request is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from algocli.cli.console import console, err_console
+from algocli.cli.main import app
+from algocli.errors import UsageError
+
+
+def _date(text: str | None, flag: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a date; write it as YYYY-MM-DD (IST), e.g. 2024-01-01") from None
+
+
+def _resolver():
+    """The instrument master's ``resolve`` (HRNs such as ``NSE:HDFCBANK`` and broker ids).
+
+    Only the brokers' own lists are used (the sandbox's, when its URLs are exported): a
+    bundled sample list must never choose the contract whose data is downloaded.
+    """
+    from algocli.instruments import open_master
+
+    master = open_master(warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
+    return master.resolve
+
+
+def _record_names(out_dir: Path, instruments) -> None:
+    """Add the downloaded instruments to ``<out>/instruments.csv``, so a backtest on the folder
+    names them offline, whatever the master holds later."""
+    from algocli.instruments.master import merge
+    from algocli.instruments.table import read_instruments, write_instruments
+
+    path = out_dir / "instruments.csv"
+    have = read_instruments(path) if path.is_file() else []
+    write_instruments(path, merge(instruments, have))
+
+
+@app.command("download-data")
+def download_command(
+    instruments: Annotated[list[str], typer.Argument(
+        help="Instruments by name, e.g. NSE:HDFCBANK 'NSE:NIFTY 50' (or broker ids such as NSE_EQ:1333).")],
+    start: Annotated[str, typer.Option("--from", help="First IST date, YYYY-MM-DD.", show_default=False)],
+    source: Annotated[str, typer.Option("--source", help="dhan or upstox (credentials from DHAN_* / UPSTOX_* "
+                                        "in the environment or .env).", show_default=False)],
+    interval: Annotated[str, typer.Option("--interval", "-i", help="1m 3m 5m 10m 15m 25m 30m 1h 1d; one the "
+                                          "source lacks is built from 1m.")] = "1d",
+    end: Annotated[str | None, typer.Option("--to", help="Last IST date, YYYY-MM-DD (default today).",
+                                            show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder of the CSV files (default data/<interval>).",
+                                             show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table: only the summary "
+                                        "line (and errors on stderr).")] = False,
+) -> None:
+    """Download candles into CSV files the backtester reads; run it again to add only what is missing."""
+    import time
+
+    from algocli.data.download import SOURCES, run_download
+    from algocli.domain.session import ist_date
+
+    source = source.strip().lower()
+    if source not in SOURCES:
+        raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+    first = _date(start, "--from")
+    last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    resolve = _resolver()
+    with _progress(quiet) as progress:
+        result = run_download(instruments, resolve=resolve, source=source, interval=interval.strip(), start=first,
+                              end=last, out_dir=out, progress=progress)
+    done = [resolve(f.name) for f in result.files if f.ok]
+    if done:
+        _record_names(result.out_dir, done)
+    refused = str(result.aborted) if result.aborted is not None else None
+    for f in result.files:
+        if not f.ok and f.error != refused and not f.error.startswith("not tried"):  # the token: said once below
+            err_console.print(f"[bold red]error:[/] {f.name}: {f.error}", highlight=False, soft_wrap=True)
+    if not quiet:
+        console.print(_table(result))
+        for f in result.files:  # the gaps in words, below the table where long lines do not squeeze it
+            if f.ok and f.quality is not None and f.quality.gaps:
+                console.print(f"{f.name} gaps: " + "; ".join(f.quality.describe(3)), markup=False,
+                              highlight=False, soft_wrap=True)
+    console.print(result.summary_line(), markup=False, highlight=False, soft_wrap=True)
+    if result.aborted is not None:
+        raise result.aborted  # the one-line "renew the token" message, exit 1
+    if result.failed:
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A Rich progress bar on stderr, one row per instrument, only on a terminal and without --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and err_console.is_terminal
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("requests"), TimeElapsedColumn(), console=err_console, transient=True)
+        self.bar.__enter__()
+        return self.update
+
+    def update(self, name: str, done: int, total: int) -> None:
+        task = self.tasks.get(name)
+        if task is None:
+            task = self.tasks[name] = self.bar.add_task(name, total=max(total, 1))
+        self.bar.update(task, completed=done if total else 1, total=max(total, 1))
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _table(result):
+    from rich.table import Table
+
+    from algocli.domain.models import Interval
+    from algocli.persistence.artifacts import ist_strings
+
+    daily = result.interval is Interval.DAY_1
+    table = Table(title=f"{result.source} {result.interval.value} -> {result.out_dir}", show_edge=False,
+                  header_style="bold", title_justify="left")
+    for name, justify in (("instrument", "left"), ("bars", "right"), ("first", "left"),
+                          ("last", "left"), ("new", "right"), ("dup", "right"), ("gaps", "right"),
+                          ("notes", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for f in result.files:
+        first, last = (ist_strings([f.first_ns, f.last_ns]).tolist() if f.first_ns is not None else ["-", "-"])
+        first, last = (t[:10] if daily else t[:16].replace("T", " ") for t in (first, last))
+        if not f.ok:
+            notes = f"[red]failed:[/] {f.error}"
+        else:
+            q = f.quality
+            parts = []
+            if q is not None and q.gaps:
+                parts.append(f"{q.missing_days} day(s) without data, {q.missing_bars} bar(s) missing")
+            if f.duplicates:
+                parts.append(f"{f.duplicates} repeated in the answers")
+            if f.overlap:
+                parts.append(f"{f.overlap} re-fetched (already stored)")
+            notes = "; ".join(parts) or ("up to date" if not f.planned else "ok")
+        gaps = str(len(f.quality.gaps)) if f.quality is not None else "-"
+        table.add_row(f.name, f"{f.bars:,}", first, last, f"{f.new_bars:,}", f"{f.dropped:,}", gaps,
+                      notes)
+    return table

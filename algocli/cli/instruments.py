@@ -1,0 +1,84 @@
+"""``algo instruments``: search the instrument master, show one instrument, refresh the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from algocli.cli.console import console, err_console
+from algocli.cli.main import app
+
+instruments_app = typer.Typer(help="Find instruments by name and see their broker ids, lot and tick sizes.",
+                              no_args_is_help=True)
+app.add_typer(instruments_app, name="instruments")
+
+_Offline = Annotated[bool, typer.Option("--offline", help="Use the cached list only; never download.")]
+_Data = Annotated[Path | None, typer.Option("--data", help="Also list this data folder's instruments.csv "
+                                            "(the bundled sample's list is data/instruments.csv).")]
+
+
+def _master(offline: bool, data: Path | None):
+    from algocli.instruments.cache import open_master
+
+    extra = [data / "instruments.csv"] if data is not None else []
+    return open_master(refresh="never" if offline else "auto", extra=extra,
+                       warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
+
+
+def _table(rows) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in (("name", "left"), ("kind", "left"), ("lot", "right"), ("tick ₹", "right"),
+                          ("Dhan", "left"), ("Upstox", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for inst in rows:
+        table.add_row(inst.hrn, inst.kind, str(inst.lot_size), f"{inst.tick_size:g}", inst.dhan_id or "-",
+                      inst.upstox_key or "-")
+    return table
+
+
+@instruments_app.command("search")
+def search_command(
+    text: Annotated[list[str], typer.Argument(help="Words to look for: symbol, name, expiry, strike, id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many.")] = 20,
+    offline: _Offline = False,
+    data: _Data = None,
+) -> None:
+    """List instruments whose name or ids contain every word of TEXT, e.g. `nifty 26 dec 24000`."""
+    master = _master(offline, data)
+    query = " ".join(text)
+    rows = master.search(query, limit=limit)
+    if not rows:
+        console.print(f"no instrument matches {query!r} in the {master.source}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(_table(rows))
+    console.print(f"{len(rows)} shown; from the {master.source}", markup=False, highlight=False, style="dim")
+
+
+@instruments_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="A name (NSE:HDFCBANK) or a broker id (NSE_EQ:1333).")],
+    offline: _Offline = False,
+    data: _Data = None,
+) -> None:
+    """Show one instrument: its canonical name, both brokers' ids, lot and tick size."""
+    inst = _master(offline, data).resolve(name, field="name")
+    console.print(_table([inst]))
+    if inst.expiry is not None:
+        console.print(f"expiry {inst.expiry.isoformat()}", markup=False, highlight=False)
+
+
+@instruments_app.command("refresh")
+def refresh_command() -> None:
+    """Download both brokers' instrument files now and rebuild the cache (cron-friendly: one line)."""
+    from algocli.errors import BrokerError
+    from algocli.instruments.cache import refresh_master
+
+    master, outcome = refresh_master(force=True)
+    summary = "; ".join(f"{source}: {line}" for source, line in sorted(outcome.items()))
+    console.print(f"instruments: {len(master):,} in {master.source} ({summary})", markup=False, highlight=False,
+                  soft_wrap=True)
+    if any("failed" in line for line in outcome.values()):
+        raise BrokerError("a download failed (see above); the cached list was kept for that broker")

@@ -1,0 +1,543 @@
+"""Download historical candles from Dhan or Upstox into the CSV files the backtester reads.
+
+One file per instrument, ``<out>/<file_stem(HRN)>.csv`` (``NSE:NIFTY 50`` →
+``NSE_NIFTY_50.csv``), in ``csv_feed.load_csv``'s format: ``timestamp,open,high,low,close,
+volume`` (plus ``oi`` for derivatives), timestamps in IST, ``YYYY-MM-DD HH:MM:SS`` for
+intraday bars and ``YYYY-MM-DD`` for daily ones, sorted, one row per bar start. The same
+bars always give the same bytes.
+
+Per instrument:
+
+1. Read the existing file, if any, to see what is stored.
+2. Fetch only what is missing from the asked range: the days before the first stored bar,
+   and from the day of the last stored bar on (that day again unless it is complete, so a
+   day stored mid-session is finished). Requests follow each API's span limit (Dhan
+   intraday 90 days; Upstox one month for 1-15 minute candles, a quarter for longer ones,
+   ten years for days), and one rate limiter per source paces every request of the run.
+3. Merge: one bar per start, the new answer wins where it overlaps the file. Repeated bar
+   starts in the API's answers and re-fetched bars already in the file are both counted as
+   duplicates dropped.
+4. Write atomically (temp file, fsync, rename): during the download every ``checkpoint_s``
+   seconds and whenever it stops, so a long download that dies keeps what it fetched and
+   the next run resumes after it. The ranges before the stored data are fetched newest
+   first, so what is written stays one contiguous stretch.
+5. Check the result against the NSE session (``algocli.data.quality``).
+
+An interval the source lacks (Dhan has no 3, 10 or 30 minutes) is fetched as 1-minute
+candles and resampled onto the 09:15 grid with ``csv_feed.resample``; buckets never span
+two days, so resampling each day-aligned request on its own is exact.
+
+Transient errors (429, 5xx, timeouts) are retried by the adapters. Any other failure of one
+instrument is recorded, what was fetched is kept, and the others carry on; a refused token
+stops the run (every later request would be refused too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from algocli.broker.ratelimit import DHAN_LIMITS, RateLimiter
+from algocli.data.csv_feed import file_stem, infer_interval_minutes, load_csv, resample
+from algocli.data.feed import FeedAuthError
+from algocli.data.history import Bars
+from algocli.data.quality import Quality, TradingCalendar, check, session_grid
+from algocli.domain.models import IST_OFFSET_NS, Interval
+from algocli.domain.session import ist_date, ist_midnight_ns
+from algocli.errors import AlgoError, ConfigError, UsageError
+from algocli.instruments.model import Instrument
+from algocli.persistence.artifacts import atomic_write_bytes
+
+__all__ = ["DOWNLOAD_LIMITS", "SOURCES", "DownloadResult", "FileResult", "default_out_dir", "download",
+           "file_stem", "merge_bars", "render_csv"]
+
+SOURCES = ("dhan", "upstox")
+# Requests per (calls, seconds) window, one limiter per source for the whole run.
+DOWNLOAD_LIMITS = {
+    # Dhan's Data APIs allow 5 requests a second and 100,000 a day (brokers.md A12); the shared
+    # table keeps one under the per-second limit, and a download cannot reach the daily one.
+    "dhan": DHAN_LIMITS["data"],
+    # Upstox counts candles with its other standard APIs: 50/s, 500/min, 2000 per 30 minutes
+    # (B9). The 30-minute bucket binds, so a long download settles at 1 request a second
+    # (1800 per 30 minutes), leaving a tenth of the bucket for the account's other calls
+    # (a live session on the same token); short downloads still go at up to 10 a second.
+    "upstox": ((10, 1.0), (250, 60.0), (1800, 1800.0)),
+}
+NATIVE = {
+    "dhan": frozenset({Interval.MINUTE_1, Interval.MINUTE_5, Interval.MINUTE_15, Interval.MINUTE_25,
+                       Interval.HOUR_1, Interval.DAY_1}),
+    "upstox": frozenset(Interval),  # v3 serves minutes 1-300 and days
+}
+Progress = Callable[[str, int, int], None]  # (instrument, requests done, requests planned)
+
+
+def default_out_dir(interval: Interval | str) -> Path:
+    """``data/<interval>``, e.g. ``data/5m``."""
+    return Path("data") / Interval(interval).value
+
+
+@dataclass
+class FileResult:
+    """What happened to one instrument's file.
+
+    Attributes:
+        name: The instrument's HRN.
+        path: The CSV file.
+        error: Why it failed (None if it did not); what was fetched before is still written.
+        bars: Bars in the file now.
+        first_ns, last_ns: First and last bar start in the file (UTC ns).
+        new_bars: Bars the file did not have before.
+        duplicates: Repeated bar starts in the API's answers, dropped.
+        overlap: Fetched bars the file already had (replaced by the new answer).
+        requests: Pieces of the range fetched (one request each within the API's span limit; an
+            Upstox piece that ends today adds the intraday request). Retries are not counted.
+        planned: Pieces planned.
+        fetched: The date ranges asked for (before the stored bars, and from the last stored day).
+        quality: Gaps against the NSE session over the asked range.
+    """
+
+    name: str
+    path: Path
+    error: str | None = None
+    bars: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+    new_bars: int = 0
+    duplicates: int = 0
+    overlap: int = 0
+    requests: int = 0
+    planned: int = 0
+    fetched: list[tuple[date, date]] = field(default_factory=list)
+    quality: Quality | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def dropped(self) -> int:
+        """Duplicates dropped: repeated in the answers, or already stored."""
+        return self.duplicates + self.overlap
+
+
+@dataclass
+class DownloadResult:
+    """The whole run: one ``FileResult`` per instrument, in the order asked.
+
+    Attributes:
+        aborted: A refused token that stopped the run (the CLI re-raises it), else None.
+    """
+
+    source: str
+    interval: Interval
+    out_dir: Path
+    files: list[FileResult] = field(default_factory=list)
+    aborted: FeedAuthError | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for f in self.files if not f.ok)
+
+    def summary_line(self) -> str:
+        """``download-data: 2 instruments, 2 ok, 0 failed, 9,840 new bars, 0 duplicates, 3 gaps -> data/5m``."""
+        n = len(self.files)
+        new = sum(f.new_bars for f in self.files)
+        dropped = sum(f.dropped for f in self.files)
+        gaps = sum(len(f.quality.gaps) for f in self.files if f.quality is not None)
+        return (f"download-data: {n} instrument{'s' if n != 1 else ''}, {n - self.failed} ok, {self.failed} failed, "
+                f"{new:,} new bar{'s' if new != 1 else ''}, {dropped:,} duplicate{'s' if dropped != 1 else ''}, "
+                f"{gaps:,} gap{'s' if gaps != 1 else ''} -> {self.out_dir}")
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+def _number_format(values: np.ndarray, least: int) -> str:
+    """The shortest of 0 (whole numbers only), 2, 4, 6 or 8 decimals that keeps every value; else 12 digits."""
+    if not len(values):
+        return f"%.{least}f"
+    if least == 0 and bool((values == np.rint(values)).all()):
+        return "%.0f"
+    for decimals in (2, 4, 6, 8):
+        scaled = values * 10.0 ** decimals
+        if bool((np.abs(scaled - np.rint(scaled)) <= 1e-6).all()):
+            return f"%.{decimals}f"
+    return "%.12g"
+
+
+def render_csv(bars: Bars, *, daily: bool) -> bytes:
+    """``bars`` as ``load_csv`` reads them: IST times, prices to 2 decimals (more only if needed)."""
+    local = (np.asarray(bars.ts, dtype=np.int64) + IST_OFFSET_NS).astype("datetime64[ns]")
+    stamps = np.datetime_as_string(local, unit="D" if daily else "s")
+    if not daily:
+        stamps = np.char.replace(stamps, "T", " ")
+    cols = [bars.open, bars.high, bars.low, bars.close, bars.volume] + ([bars.oi] if bars.oi is not None else [])
+    # One format for all four prices and one per other column, so the bytes depend only on the values.
+    price = _number_format(np.concatenate([np.asarray(c, dtype=np.float64) for c in cols[:4]]), 2)
+    formats = [price] * 4 + [_number_format(np.asarray(c, dtype=np.float64), 0) for c in cols[4:]]
+    header = "timestamp,open,high,low,close,volume" + (",oi" if bars.oi is not None else "") + "\n"
+    row = "%s," + ",".join(formats) + "\n"
+    rows = zip(stamps.tolist(), *(np.asarray(c, dtype=np.float64).tolist() for c in cols))
+    return (header + "".join(map(row.__mod__, rows))).encode("ascii")
+
+
+def merge_bars(old: Bars | None, new: Bars) -> tuple[Bars, int]:
+    """One bar per start from ``old`` and ``new`` (``new`` wins), sorted; and how many of ``new`` were in ``old``."""
+    if old is None or not len(old):
+        return new, 0
+    if not len(new):
+        return old, 0
+    overlap = int(np.isin(new.ts, old.ts).sum())
+    with_oi = old.oi is not None or new.oi is not None
+    names = ("ts", "open", "high", "low", "close", "volume")
+    cols = {n: np.concatenate([getattr(old, n), getattr(new, n)]) for n in names}
+    cols["oi"] = np.concatenate([b.oi if b.oi is not None else np.zeros(len(b)) for b in (old, new)])
+    order = np.argsort(cols["ts"], kind="stable")  # equal starts keep old before new
+    ts = cols["ts"][order]
+    keep = np.ones(len(ts), dtype=bool)
+    keep[:-1] = ts[1:] != ts[:-1]  # the last of equal starts: the new one
+    picked = order[keep]
+    return Bars(old.instrument, ts[keep].copy(), *(cols[n][picked] for n in names[1:]),
+                cols["oi"][picked] if with_oi else None), overlap
+
+
+# --- sources --------------------------------------------------------------------------------
+
+def _repeats(keys: list) -> int:
+    return len(keys) - len(set(keys))
+
+
+class _Source:
+    """A broker's historical API: which id it needs, how it splits a range, how one piece is fetched."""
+
+    name = ""
+
+    def __init__(self, client, today: date) -> None:
+        self.client = client
+        self.today = today
+
+    @property
+    def duplicates(self) -> int:
+        return self.client.duplicates
+
+    def check_listed(self, inst: Instrument) -> None:
+        raise NotImplementedError
+
+    def pieces(self, interval: Interval, start: date, end: date) -> list[tuple[date, date]]:
+        raise NotImplementedError
+
+    async def fetch(self, inst: Instrument, interval: Interval, start: date, end: date) -> Bars:
+        raise NotImplementedError
+
+
+def _split(start: date, end: date, step: Callable[[date], date]) -> list[tuple[date, date]]:
+    """``[start, end]`` in consecutive pieces; ``step(day)`` is the first day after the piece starting ``day``."""
+    out, day = [], start
+    while day <= end:
+        nxt = step(day)
+        out.append((day, min(nxt - timedelta(days=1), end)))
+        day = nxt
+    return out
+
+
+def _dhan_source(session, settings, limiter, today: date, options: dict) -> _Source:
+    from algocli.adapters.dhan.http import HISTORICAL_PATH, MAX_INTRADAY_DAYS, DhanApiError, DhanRest, historical
+
+    class Client(DhanRest):
+        """Waits for the run's limiter before each attempt; counts repeated bar starts per answer."""
+
+        duplicates = 0
+
+        async def post(self, path: str, body: dict) -> object:
+            payload = await self.request("POST", path, body, limiter=limiter)
+            data = payload.get("data") if isinstance(payload, dict) and "timestamp" not in payload else payload
+            stamps = data.get("timestamp") if isinstance(data, dict) else None
+            if isinstance(stamps, list):
+                daily = path == HISTORICAL_PATH  # stamped at IST or UTC midnight: compare IST dates
+                keys = [(int(s) + IST_OFFSET_NS // 10**9) // 86_400 if daily else s for s in stamps]
+                self.duplicates += _repeats(keys)
+            return payload
+
+    class Dhan(_Source):
+        name = "dhan"
+
+        def check_listed(self, inst: Instrument) -> None:
+            if not inst.dhan_id:
+                raise ConfigError(f"instrument {inst.hrn!r} is not listed by Dhan; download it with --source upstox")
+
+        def pieces(self, interval, start, end):
+            if interval is Interval.DAY_1:
+                return [(start, end)]  # /charts/historical has no documented span limit
+            return _split(start, end, lambda d: d + timedelta(days=MAX_INTRADAY_DAYS))
+
+        async def fetch(self, inst, interval, start, end):
+            try:
+                return await historical(None, None, inst.dhan_id, start, end, interval, rest=self.client,
+                                        instrument_type=inst.dhan_instrument or None)
+            except DhanApiError as exc:
+                if exc.code == "DH-907":  # "no data": a quiet stretch, unless nothing ever comes
+                    raise _NoData(str(exc)) from None
+                raise
+
+    return Dhan(Client(session, settings, **options), today)
+
+
+def _upstox_source(session, settings, limiter, today: date, options: dict) -> _Source:
+    from algocli.adapters.upstox.http import FIRST_DAY, UNITS, UpstoxRest, add_months, historical, span_months
+
+    class Client(UpstoxRest):
+        """Counts repeated bar starts per answer (the limiter is ``UpstoxRest``'s own)."""
+
+        duplicates = 0
+
+        async def get(self, path: str) -> object:
+            data = await super().get(path)
+            candles = data.get("candles") if isinstance(data, dict) else None
+            if isinstance(candles, list):
+                daily = "/days/" in path
+                keys = []
+                for candle in candles:
+                    if isinstance(candle, (list, tuple)) and candle:
+                        try:
+                            moment = datetime.fromisoformat(str(candle[0]))
+                        except ValueError:
+                            continue  # the adapter names a malformed candle itself
+                        keys.append(moment.date() if daily else moment.timestamp())
+                self.duplicates += _repeats(keys)
+            return data
+
+    class Upstox(_Source):
+        name = "upstox"
+
+        def check_listed(self, inst: Instrument) -> None:
+            if not inst.upstox_key:
+                raise ConfigError(f"instrument {inst.hrn!r} is not listed by Upstox; download it with --source dhan")
+
+        def pieces(self, interval, start, end):
+            unit, step = UNITS[interval]
+            months = span_months(unit, step)
+            start = max(start, FIRST_DAY[unit])  # Upstox has nothing earlier: do not ask
+            return _split(start, end, lambda d: add_months(d, months))
+
+        async def fetch(self, inst, interval, start, end):
+            return await historical(None, None, inst.hrn, start, end, interval, rest=self.client,
+                                    instrument_keys={inst.hrn: inst.upstox_key}, today=self.today)
+
+    options = {k: v for k, v in options.items() if k != "pace"}  # Dhan's option; the limiter paces Upstox
+    return Upstox(Client(session, settings, limiter=limiter, **options), today)
+
+
+class _NoData(AlgoError):
+    """The source said it has no data for this piece (Dhan ``DH-907``)."""
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+def _plan(stored: Bars | None, interval: Interval, start: date, end: date,
+          today: date) -> tuple[tuple[date, date] | None, tuple[date, date] | None]:
+    """The ranges to fetch: before the first stored bar, and from the last stored day on."""
+    if stored is None or not len(stored):
+        return None, (start, end)
+    first, last = ist_date(int(stored.ts[0])), ist_date(int(stored.ts[-1]))
+    before = (start, min(end, first - timedelta(days=1))) if start < first else None
+    # The last stored day is complete once it is over and its last grid bar is there.
+    last_grid = ist_midnight_ns(last) + int(session_grid(interval)[-1])
+    complete = last < today and (interval is Interval.DAY_1 or int(stored.ts[-1]) >= last_grid)
+    resume = max(start, last + timedelta(days=1) if complete else last)
+    return before, ((resume, end) if resume <= end else None)
+
+
+def _read_existing(path: Path, name: str, interval: Interval) -> tuple[Bars | None, bytes | None]:
+    if not path.is_file():
+        return None, None
+    raw = path.read_bytes()
+    bars = load_csv(path, name)
+    minutes = infer_interval_minutes(bars.ts)
+    if minutes is not None and minutes != interval.minutes:
+        have = "daily" if minutes == Interval.DAY_1.minutes else f"{minutes}-minute"
+        raise UsageError(f"{path} holds {have} bars, not {interval.value}; download into another folder (--out) "
+                         "or move the file away")
+    return bars, raw
+
+
+class _Downloader:
+    def __init__(self, source: _Source, interval: Interval, start: date, end: date, out_dir: Path, *,
+                 progress: Progress | None, checkpoint_s: float, calendar: TradingCalendar | None,
+                 now_ns: int) -> None:
+        self.source = source
+        self.interval = interval
+        self.fetch_interval = interval if interval in NATIVE[source.name] else Interval.MINUTE_1
+        self.start, self.end = start, end
+        self.out_dir = out_dir
+        self.progress = progress or (lambda name, done, total: None)
+        self.checkpoint_s = checkpoint_s
+        self.calendar = calendar
+        self.now_ns = now_ns
+        self.aborted: FeedAuthError | None = None
+
+    async def one(self, inst: Instrument) -> FileResult:
+        """Download one instrument; a failure is recorded in the result (a refused token also in ``aborted``)."""
+        res = FileResult(inst.hrn, self.out_dir / f"{file_stem(inst.hrn)}.csv")
+        try:
+            stored, raw = _read_existing(res.path, inst.hrn, self.interval)
+        except AlgoError as exc:
+            res.error = f"cannot resume from the existing file: {exc}"
+            self.progress(inst.hrn, 0, 0)
+            return res
+        before, after = _plan(stored, self.interval, self.start, self.end, self.source.today)
+        pieces = []
+        if before is not None:  # newest first: each checkpoint extends the stored stretch backwards
+            pieces += reversed(self.source.pieces(self.fetch_interval, *before))
+        if after is not None:
+            pieces += self.source.pieces(self.fetch_interval, *after)
+        res.planned = len(pieces)
+        res.fetched = [r for r in (before, after) if r is not None]
+        self.progress(inst.hrn, 0, len(pieces))
+        merged, written, last_write = stored, raw, time.monotonic()
+        dups_before, no_data = self.source.duplicates, None
+        try:
+            for lo, hi in pieces:
+                try:
+                    bars = await self.source.fetch(inst, self.fetch_interval, lo, hi)
+                except _NoData as exc:
+                    no_data = no_data or exc
+                    bars = None
+                res.requests += 1
+                if bars is not None and len(bars):
+                    if self.fetch_interval is not self.interval:
+                        bars = resample(bars, self.interval)
+                    merged, overlap = merge_bars(merged, bars)
+                    res.overlap += overlap
+                self.progress(inst.hrn, res.requests, len(pieces))
+                if time.monotonic() - last_write >= self.checkpoint_s:
+                    written, last_write = self._write(res.path, merged, written), time.monotonic()
+            if no_data is not None and (merged is None or not len(merged)):
+                raise no_data  # every piece said "no data" and nothing is stored: most likely a wrong id
+        except AlgoError as exc:
+            res.error = str(exc)
+            if isinstance(exc, FeedAuthError):
+                self.aborted = exc
+        except BaseException:
+            self._write(res.path, merged, written)  # keep what was fetched, even on Ctrl-C
+            raise
+        self._finish(res, inst, stored, merged, written, dups_before)
+        return res
+
+    def _finish(self, res: FileResult, inst: Instrument, stored: Bars | None, merged: Bars | None,
+                written: bytes | None, dups_before: int) -> None:
+        try:
+            self._write(res.path, merged, written)
+        except OSError as exc:
+            res.error = res.error or f"cannot write {res.path}: {exc}"
+        res.duplicates = self.source.duplicates - dups_before
+        if merged is not None and len(merged):
+            res.bars, res.first_ns, res.last_ns = len(merged), int(merged.ts[0]), int(merged.ts[-1])
+            res.new_bars = len(merged) - (len(stored) if stored is not None else 0)
+            res.quality = check(merged, self.interval, self.start, self.end, calendar=self.calendar,
+                                now_ns=self.now_ns)
+        elif res.ok:  # nothing at all in the range: every trading day is a gap
+            empty = np.zeros(0)
+            res.quality = check(Bars(inst.hrn, np.zeros(0, dtype=np.int64), empty, empty, empty, empty, empty),
+                                self.interval, self.start, self.end, calendar=self.calendar, now_ns=self.now_ns)
+
+    def _write(self, path: Path, bars: Bars | None, written: bytes | None) -> bytes | None:
+        """Write ``bars`` atomically unless the file already holds exactly these bytes; return what is on disk."""
+        if bars is None or not len(bars):
+            return written  # never leave a header-only file: load_csv would refuse it
+        data = render_csv(bars, daily=self.interval is Interval.DAY_1)
+        if data != written:
+            atomic_write_bytes(path, data)
+        return data
+
+
+async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument], source: str,
+                   interval: Interval | str, start: date, end: date, out_dir: Path | None = None,
+                   settings=None, session=None, progress: Progress | None = None, today: date | None = None,
+                   now_ns: int | None = None, limiter: RateLimiter | None = None, checkpoint_s: float = 30.0,
+                   calendar: TradingCalendar | None = None, **client_options) -> DownloadResult:
+    """Bring each instrument's CSV file up to date for ``[start, end]``.
+
+    Args:
+        names: Instrument names as typed (HRNs such as ``NSE:HDFCBANK``, or broker ids).
+        resolve: Name → ``Instrument`` (the instrument master's ``resolve``); raises
+            ``ConfigError`` for an unknown name.
+        source: ``dhan`` or ``upstox``.
+        interval: Bar interval; one the source lacks is built from 1-minute bars.
+        start, end: IST dates, both included; ``end`` after today means today.
+        out_dir: Folder of the CSV files; default ``data/<interval>``.
+        settings: ``DhanSettings``/``UpstoxSettings``; default read from the environment and .env.
+        session: An ``aiohttp.ClientSession`` to use (not closed); default a new one.
+        progress: Called ``(name, requests done, requests planned)`` as requests complete.
+        today: Today's IST date (tests); default from the clock.
+        now_ns: The current time for the gap check (bars not finished yet are not expected).
+        limiter: Paces every request of the run; default one built from ``DOWNLOAD_LIMITS``.
+        checkpoint_s: Least seconds between two writes of a file during its download.
+        calendar: Trading days for the gap check; default every weekday.
+        **client_options: ``DhanRest``/``UpstoxRest`` options (``retries``, ``backoff``,
+            ``timeout``, Dhan's ``pace``).
+
+    Returns:
+        One ``FileResult`` per distinct instrument; ``aborted`` is set if the token was refused.
+
+    Raises:
+        UsageError: Bad source, interval or dates.
+        ConfigError: An unknown instrument, or one the source does not list (before any request).
+    """
+    if source not in SOURCES:
+        raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+    try:
+        ival = Interval(interval)
+    except ValueError:
+        raise UsageError(f"--interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    today = today or ist_date(now_ns)
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
+    if start > today:
+        raise UsageError(f"--from {start} is after today ({today} IST): there is no data yet")
+    end = min(end, today)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(ival)
+    instruments: dict[str, Instrument] = {}
+    for name in names:  # every name first, so a typo stops the run before any request
+        inst = resolve(name)
+        instruments.setdefault(inst.hrn, inst)
+    result = DownloadResult(source, ival, out)
+    if settings is None:
+        from algocli.config.settings import DhanSettings, UpstoxSettings
+
+        settings = DhanSettings() if source == "dhan" else UpstoxSettings()
+    limiter = limiter or RateLimiter(DOWNLOAD_LIMITS[source])
+    own_session = session is None
+    if own_session:
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+    try:
+        make = _dhan_source if source == "dhan" else _upstox_source
+        src = make(session, settings, limiter, today, client_options)
+        for inst in instruments.values():
+            src.check_listed(inst)
+        engine = _Downloader(src, ival, start, end, out, progress=progress, checkpoint_s=checkpoint_s,
+                             calendar=calendar, now_ns=now_ns)
+        for inst in instruments.values():
+            if engine.aborted is not None:  # every later request would be refused as well
+                result.files.append(FileResult(inst.hrn, out / f"{file_stem(inst.hrn)}.csv",
+                                               error="not tried: the token was refused"))
+                continue
+            result.files.append(await engine.one(inst))
+        result.aborted = engine.aborted
+    finally:
+        if own_session:
+            await session.close()
+    return result
+
+
+def run_download(names: Sequence[str], **kwargs) -> DownloadResult:
+    """``download`` on a fresh event loop (for the CLI)."""
+    return asyncio.run(download(names, **kwargs))
+

@@ -1,0 +1,180 @@
+"""The merged instrument master: look names up, both ways, and search.
+
+Rows live in a pandas frame (the real masters hold a couple of hundred thousand rows);
+an ``Instrument`` is built only for rows that are asked for. Lookups accept any spelling
+in ``Instrument.ids()`` plus what ``hrn.parse_contract`` reads, so a YAML file, a
+command line or a broker message can all name the same row.
+
+When a derivative is named without its year (``NSE:NIFTY 26 DEC 24000 CE``), the nearest
+contract with that day and month that has not expired on ``today`` is meant; if all have
+expired, the latest one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algocli.domain.session import ist_today
+from algocli.errors import ConfigError
+from algocli.instruments.brokers import index_name
+from algocli.instruments.hrn import normalise, parse_contract, plain_hrn
+from algocli.instruments.model import COLUMNS, Instrument
+from algocli.instruments.table import cell, frame_row
+
+__all__ = ["InstrumentMaster", "merge"]
+
+_BROKER_FIELDS = {"dhan": ("dhan_id", "dhan_instrument"), "upstox": ("upstox_key", "isin")}
+
+
+def merge(*sources: Iterable[Instrument]) -> list[Instrument]:
+    """One row per HRN. Earlier sources win a field; later ones fill the fields they lack."""
+    rows: dict[str, Instrument] = {}
+    for source in sources:
+        for inst in source:
+            have = rows.get(inst.hrn)
+            if have is None:
+                rows[inst.hrn] = inst
+                continue
+            filled = {f: getattr(inst, f) for f in COLUMNS if not getattr(have, f) and getattr(inst, f)}
+            if filled:
+                rows[inst.hrn] = _replace(have, filled)
+    return list(rows.values())
+
+
+def _replace(inst: Instrument, changes: dict) -> Instrument:
+    values = {f: getattr(inst, f) for f in COLUMNS}
+    values.update(changes)
+    return Instrument(**values)
+
+
+class InstrumentMaster:
+    """Instrument rows with lookups by HRN and by each broker's id.
+
+    Args:
+        instruments: The rows (one per HRN, see ``merge``), or a frame of strings as
+            ``table.read_frame`` returns, whose rows become ``Instrument`` only when used.
+        source: Where they came from, for messages (``cache of 2026-11-21``, a path, ...).
+        today: The IST date used to pick a year-less contract; defaults to today.
+    """
+
+    def __init__(self, instruments: Iterable[Instrument] | pd.DataFrame, source: str = "instrument master",
+                 today: date | None = None) -> None:
+        self.source = source
+        self.today = today or ist_today()
+        if isinstance(instruments, pd.DataFrame):
+            frame = instruments.reset_index(drop=True)
+            self._cache: dict[int, Instrument] = {}
+        else:
+            rows = list(instruments)
+            frame = pd.DataFrame([[cell(getattr(i, c)) for c in COLUMNS] for i in rows], columns=list(COLUMNS),
+                                 dtype=object)
+            self._cache = dict(enumerate(rows))
+        self._frame = frame
+        self._by_id: dict[str, int] = {}
+        for column in ("upstox_key", "dhan_id", "hrn"):  # later columns win a clash: the HRN is final
+            values = frame[column].str.upper()
+            present = values != ""
+            self._by_id.update(zip(values[present].tolist(), np.flatnonzero(present.to_numpy()).tolist()))
+
+    def _row(self, pos: int) -> Instrument:
+        inst = self._cache.get(pos)
+        if inst is None:
+            raw = {c: self._frame.at[pos, c] for c in COLUMNS}
+            inst = self._cache[pos] = frame_row(Path(self.source), pos + 2, raw)
+        return inst
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __iter__(self):
+        return (self._row(i) for i in range(len(self._frame)))
+
+    def get(self, text: str) -> Instrument | None:
+        """The instrument ``text`` names, or None. See the module docstring for what is accepted."""
+        key = text.strip().upper()
+        pos = self._by_id.get(key)
+        if pos is None:
+            pos = self._by_id.get(normalise(text))
+        if pos is not None:
+            return self._row(pos)
+        exchange, sep, rest = normalise(text).partition(":")
+        if sep:
+            pos = self._by_id.get(plain_hrn(exchange, index_name(rest)))
+            if pos is not None and self._row(pos).kind == "INDEX":
+                return self._row(pos)
+        return self._contract(text)
+
+    def resolve(self, text: str, *, field: str = "instrument") -> Instrument:
+        """Like ``get``, but an unknown name is a ``ConfigError`` naming ``field`` and close matches."""
+        inst = self.get(text)
+        if inst is not None:
+            return inst
+        near = self._near(text)
+        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise ConfigError(f"{field}: {text!r} is not in the {self.source}{hint} "
+                          "(`algo instruments search TEXT` lists names; `algo instruments refresh` updates the list)")
+
+    def broker_id(self, text: str, broker: str) -> str:
+        """The id ``broker`` (``dhan`` or ``upstox``) uses for ``text``.
+
+        Raises:
+            ConfigError: Unknown name, or the broker does not list it.
+        """
+        inst = self.resolve(text)
+        value = getattr(inst, _BROKER_FIELDS[broker][0])
+        if not value:
+            raise ConfigError(f"instrument {inst.hrn!r} is not listed by {broker.title()} in the {self.source}; "
+                              f"trade it through the other broker or refresh the list")
+        return value
+
+    def search(self, text: str, limit: int = 20) -> list[Instrument]:
+        """Rows whose HRN, name or ids contain every word of ``text`` (any case).
+
+        Exact matches come first, then equities and indices, then the nearest expiries.
+        """
+        words = normalise(text).replace(":", " ").split()
+        if not words or not len(self._frame):
+            return []
+        frame = self._frame
+        haystack = (frame["hrn"] + " " + frame["name"].str.upper() + " " + frame["dhan_id"] + " "
+                    + frame["upstox_key"].str.upper() + " " + frame["isin"])
+        mask = np.ones(len(frame), dtype=bool)
+        for word in words:
+            mask &= haystack.str.contains(word, regex=False).to_numpy()
+        hits = frame[mask]
+        exact = hits["hrn"].isin([normalise(text), f"NSE:{normalise(text)}"]).to_numpy()
+        rank = hits["kind"].map({"EQ": 0, "INDEX": 0, "FUT": 1, "CE": 2, "PE": 2}).to_numpy()
+        expiry = pd.to_datetime(hits["expiry"].replace("", None), errors="coerce")
+        days = ((expiry - pd.Timestamp(self.today)).dt.days.fillna(-10**6)).to_numpy()
+        expired = days < 0
+        order = np.lexsort((hits["hrn"].to_numpy(), np.abs(days), expired & (rank > 0), rank, ~exact))
+        return [self._row(int(i)) for i in hits.index.to_numpy()[order][:limit]]
+
+    def _contract(self, text: str) -> Instrument | None:
+        want = parse_contract(text)
+        if want is None:
+            return None
+        frame = self._frame
+        mask = ((frame["exchange"] == want.exchange) & (frame["symbol"] == want.underlying)
+                & (frame["kind"] == want.kind)).to_numpy().copy()
+        if want.strike is not None:
+            mask &= pd.to_numeric(frame["strike"], errors="coerce").fillna(-1.0).to_numpy() == want.strike
+        picks = [int(i) for i in np.flatnonzero(mask) if want.matches(self._row(int(i)).expiry)]
+        if not picks:
+            return None
+        live = [i for i in picks if self._row(i).expiry >= self.today]
+        if live:
+            return self._row(min(live, key=lambda i: self._row(i).expiry))
+        return self._row(max(picks, key=lambda i: self._row(i).expiry))
+
+    def _near(self, text: str) -> list[str]:
+        wanted = normalise(text)
+        head = wanted.partition(":")[2][:3] or wanted[:3]
+        pool = [h for h in self._frame["hrn"].tolist() if head and head in h][:5000]
+        return difflib.get_close_matches(wanted, pool, n=3, cutoff=0.6)

@@ -1,0 +1,104 @@
+"""The project's own instrument file: one CSV row per ``Instrument``, columns ``COLUMNS``.
+
+Used for the merged master in the cache and for ``data/instruments.csv``, the bundled
+list of the sample data's instruments. Dates are ISO (``2024-12-26``), an empty cell is
+"none", tick sizes are rupees. Rows are written sorted by HRN, so the same master gives
+the same file byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+from algocli.errors import DataError
+from algocli.instruments.model import COLUMNS, KINDS, Instrument
+from algocli.persistence.artifacts import atomic_write_text
+
+__all__ = ["cell", "frame_row", "read_frame", "read_instruments", "write_instruments"]
+
+
+def cell(value: object) -> str:
+    """A field as this file writes it: ``""`` for none, floats without trailing zeros."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def write_instruments(path: Path, rows: Iterable[Instrument]) -> None:
+    """Write ``rows`` atomically, sorted by HRN."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(COLUMNS)
+    for inst in sorted(rows, key=lambda i: i.hrn):
+        out.writerow([cell(getattr(inst, c)) for c in COLUMNS])
+    atomic_write_text(Path(path), buf.getvalue())
+
+
+def read_instruments(path: Path) -> list[Instrument]:
+    """Read a file written by ``write_instruments`` (or by hand in that format).
+
+    Raises:
+        DataError: The file is missing, lacks a column, or a row cannot be read.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("hrn", "exchange", "kind", "symbol") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(path, f"missing column(s) {', '.join(missing)}; the header must name "
+                                      f"{','.join(COLUMNS)}", row=1)
+            return [_row(path, n, raw) for n, raw in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise DataError(path, "instrument file not found; run `algo instruments refresh` or restore it") from None
+
+
+def _row(path: Path, line: int, raw: dict[str, str]) -> Instrument:
+    try:
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        expiry = raw.get("expiry") or ""
+        strike = raw.get("strike") or ""
+        return Instrument(
+            hrn=raw["hrn"], exchange=raw["exchange"], kind=kind, symbol=raw["symbol"], name=raw.get("name") or "",
+            expiry=date.fromisoformat(expiry) if expiry else None, strike=float(strike) if strike else None,
+            lot_size=int(raw.get("lot_size") or 1), tick_size=float(raw.get("tick_size") or 0.05),
+            isin=raw.get("isin") or "", token=raw.get("token") or "", dhan_id=raw.get("dhan_id") or "",
+            dhan_instrument=raw.get("dhan_instrument") or "", upstox_key=raw.get("upstox_key") or "")
+    except (TypeError, ValueError) as exc:
+        raise DataError(path, f"cannot read this instrument ({exc}); fix or delete the row", row=line) from None
+
+
+def read_frame(path: Path):
+    """The file as a pandas frame of strings (``""`` for none): fast for a master of
+    hundreds of thousands of rows, whose ``Instrument`` objects are built only when asked for.
+
+    Raises:
+        DataError: The file is missing or lacks a column.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(path, "instrument file not found; run `algo instruments refresh` or restore it") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read this instrument file ({exc}); delete it and refresh") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}; the header must name {','.join(COLUMNS)}",
+                        row=1)
+    return frame[list(COLUMNS)]
+
+
+def frame_row(path: Path, line: int, raw: dict[str, str]) -> Instrument:
+    """One ``Instrument`` from a row of ``read_frame`` (``line`` for the error message)."""
+    return _row(path, line, raw)

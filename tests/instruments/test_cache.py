@@ -1,0 +1,73 @@
+"""The cache downloads once a day over HTTP, survives being offline, and never mixes sources."""
+
+import os
+import time
+
+import pytest
+
+from algocli.instruments.cache import MasterUnavailable, open_master, refresh_master
+from instruments.files import dhan_csv, serving, upstox_gz
+
+DHAN_PATH = "/api-data/api-scrip-master.csv"
+UPSTOX_PATH = "/market-quote/instruments/exchange/complete.json.gz"
+
+
+@pytest.fixture
+def server():
+    with serving({DHAN_PATH: dhan_csv(), UPSTOX_PATH: upstox_gz()}) as srv:
+        yield srv
+
+
+def _urls(srv):
+    return {"dhan": srv.url(DHAN_PATH), "upstox": srv.url(UPSTOX_PATH)}
+
+
+def _age(directory, days: float) -> None:
+    for path in directory.iterdir():
+        stamp = time.time() - days * 86400
+        os.utime(path, (stamp, stamp))
+
+
+def test_downloads_once_a_day(server, tmp_path):
+    master = open_master(directory=tmp_path, urls=_urls(server))
+    assert master.resolve("NSE:HDFCBANK").upstox_key == "NSE_EQ|INE040A01034"
+    assert sorted(server.hits) == sorted([DHAN_PATH, UPSTOX_PATH])
+    open_master(directory=tmp_path, urls=_urls(server))
+    assert len(server.hits) == 2  # fresh today: no second download
+    _age(tmp_path, 1.5)
+    open_master(directory=tmp_path, urls=_urls(server))
+    assert len(server.hits) == 4  # yesterday's files are refreshed
+
+
+def test_offline_uses_the_cache_and_says_so(server, tmp_path):
+    open_master(directory=tmp_path, urls=_urls(server))
+    _age(tmp_path, 2)
+    server.fail_status = 503
+    warnings: list[str] = []
+    master = open_master(directory=tmp_path, urls=_urls(server), warn=warnings.append)
+    assert master.resolve("NSE_EQ:1333").hrn == "NSE:HDFCBANK"
+    assert len(warnings) == 2 and all("HTTP 503" in w and "using the cache of" in w for w in warnings)
+    hits = len(server.hits)
+    assert open_master(directory=tmp_path, urls=_urls(server), refresh="never").resolve("NSE:NIFTY 50")
+    assert len(server.hits) == hits  # never: no request at all
+
+
+def test_a_bad_download_does_not_replace_a_good_file(server, tmp_path):
+    open_master(directory=tmp_path, urls=_urls(server))
+    server.files[UPSTOX_PATH] = b"<html>maintenance</html>"
+    master, outcome = refresh_master(directory=tmp_path, urls=_urls(server))
+    assert "download failed" in outcome["upstox"] and "downloaded" in outcome["dhan"]
+    assert master.resolve("NSE:HDFCBANK").upstox_key == "NSE_EQ|INE040A01034"
+
+
+def test_nothing_cached_and_offline_is_a_clear_error(server, tmp_path):
+    server.fail_status = 500
+    with pytest.raises(MasterUnavailable, match="algo instruments refresh"):
+        open_master(directory=tmp_path, urls=_urls(server))
+
+
+def test_another_source_url_never_stands_in(server, tmp_path):
+    open_master(directory=tmp_path, urls=_urls(server))
+    other = {"dhan": server.url("/other.csv"), "upstox": server.url("/other.json.gz")}
+    with pytest.raises(MasterUnavailable):
+        open_master(directory=tmp_path, urls=other)  # 404s, and the cached files are another source's
