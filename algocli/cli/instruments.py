@@ -80,5 +80,5 @@ def refresh_command() -> None:
     summary = "; ".join(f"{source}: {line}" for source, line in sorted(outcome.items()))
     console.print(f"instruments: {len(master):,} in {master.source} ({summary})", markup=False, highlight=False,
                   soft_wrap=True)
-    if any("failed" in line for line in outcome.values()):
+    if any(line.failed for line in outcome.values()):
         raise BrokerError("a download failed (see above); the cached list was kept for that broker")

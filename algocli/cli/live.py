@@ -27,21 +27,12 @@ def live_command(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html at the end.")] = True,
 ) -> None:
     """Trade CONFIG live. Shows the account, strategies and limits, and asks before any order is sent."""
-    from algocli.config.run import load_run_config
-    from algocli.engine.assemble import resolve_plugins
+    from algocli.cli.paper import load_live_run
     from algocli.engine.paper import live_feed
     from algocli.errors import ConfigError, UsageError
 
     started = time.perf_counter()
-    cfg = load_run_config(config)
-    from algocli.cli.paper import name_live_run
-
-    names = name_live_run(cfg, config)
-    cfg = names.config
-    ids = names.ids() if names.instruments else None
-    plugins = resolve_plugins(cfg, str(config))
-    if not hasattr(plugins.feed_cls, "live"):
-        raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; use dhan, upstox or sandbox")
+    cfg, plugins, ids = load_live_run(config, "live")
     is_live_broker = getattr(plugins.broker_cls, "live_broker", False)
     if not dry_run and not is_live_broker:
         raise ConfigError(f"{config}: broker.name: {cfg.broker.name!r} is simulated; `algo live` needs dhan or "

@@ -24,19 +24,10 @@ def paper_command(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html at the end.")] = True,
 ) -> None:
     """Paper-trade CONFIG on live data. Ctrl-C stops, prints the summary and writes the artifacts."""
-    from algocli.config.run import load_run_config
-    from algocli.engine.assemble import resolve_plugins
     from algocli.engine.paper import PaperEngine, live_feed
-    from algocli.errors import ConfigError
 
     started = time.perf_counter()
-    cfg = load_run_config(config)
-    names = name_live_run(cfg, config)
-    cfg = names.config
-    plugins = resolve_plugins(cfg, str(config))
-    if not hasattr(plugins.feed_cls, "live"):
-        raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
-                          "`algo paper` needs feed: dhan, upstox or sandbox")
+    cfg, plugins, ids = load_live_run(config, "paper")
     out_dir = cfg.output_dir(output)
     journal = out_dir / "journal.jsonl"
     if fresh and journal.exists():
@@ -51,9 +42,33 @@ def paper_command(
     if any(engine.restored.values()):
         r = engine.restored
         err_console.print(f"resuming from {journal}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills")
-    feed = live_feed(plugins, names.ids() if names.instruments else None)
+    feed = live_feed(plugins, ids)
     asyncio.run(_run(engine, feed, plugins.instruments, duration, dashboard))
     _finish(engine, plugins, cfg, config, out_dir, report, time.perf_counter() - started)
+
+
+def load_live_run(config: Path, command: str):
+    """The run definition of ``algo paper``/``algo live``: validated, its instruments named
+    (``name_live_run``) and its plugins resolved.
+
+    Returns:
+        The renamed config, its plugins, and the name → broker id maps (None when no
+        instrument was renamed).
+
+    Raises:
+        ConfigError: The YAML is invalid, a name is unknown, or the feed is not a live one.
+    """
+    from algocli.config.run import load_run_config
+    from algocli.engine.assemble import resolve_plugins
+    from algocli.errors import ConfigError
+
+    names = name_live_run(load_run_config(config), config)
+    cfg = names.config
+    plugins = resolve_plugins(cfg, str(config))
+    if not hasattr(plugins.feed_cls, "live"):
+        raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
+                          f"`algo {command}` needs feed: dhan, upstox or sandbox")
+    return cfg, plugins, (names.ids() if names.instruments else None)
 
 
 def name_live_run(cfg, config: Path):

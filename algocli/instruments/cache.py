@@ -35,7 +35,7 @@ from algocli.instruments.model import Instrument
 from algocli.instruments.table import read_frame, read_instruments, write_instruments
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["InstrumentSettings", "MasterUnavailable", "Refresh", "open_master", "refresh_master"]
+__all__ = ["InstrumentSettings", "MasterUnavailable", "Outcome", "Refresh", "open_master", "refresh_master"]
 
 _log = logging.getLogger(__name__)
 Refresh = Literal["auto", "always", "never"]
@@ -56,14 +56,23 @@ class MasterUnavailable(BrokerError):
 
 
 def _urls() -> dict[str, str]:
-    dhan = getattr(DhanSettings(), "scrip_master_url", "https://images.dhan.co/api-data/api-scrip-master.csv")
-    upstox = getattr(UpstoxSettings(), "instruments_url",
-                     "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz")
-    return {"dhan": dhan, "upstox": upstox}
+    return {"dhan": DhanSettings().scrip_master_url, "upstox": UpstoxSettings().instruments_url}
 
 
 def _tag(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:10]
+
+
+class Outcome(str):
+    """What a refresh did for one source, as one line; ``failed`` says whether the download failed."""
+
+    failed: bool = False
+
+    @classmethod
+    def failure(cls, text: str) -> Outcome:
+        out = cls(text)
+        out.failed = True
+        return out
 
 
 class _Cache:
@@ -92,9 +101,9 @@ async def _download(session: aiohttp.ClientSession, url: str, timeout: float) ->
         raise BrokerError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
 
 
-async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float) -> dict[str, str]:
+async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float) -> dict[str, Outcome]:
     """Download ``sources``; return ``{source: what happened}``, one line each."""
-    outcome: dict[str, str] = {}
+    outcome: dict[str, Outcome] = {}
     async with aiohttp.ClientSession() as session:
         for source in sources:
             url, target = cache.urls[source], cache.raw(source)
@@ -109,14 +118,14 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
                 if not rows:
                     raise BrokerError("the file lists no instruments this project can trade")
                 atomic_write_bytes(target, body)
-                outcome[source] = f"downloaded {len(rows):,} instruments"
+                outcome[source] = Outcome(f"downloaded {len(rows):,} instruments")
             except (BrokerError, DataError) as exc:
-                outcome[source] = f"download failed ({exc})"
+                outcome[source] = Outcome.failure(f"download failed ({exc})")
     return outcome
 
 
 def refresh_master(*, force: bool = True, directory: Path | None = None, timeout: float = 120.0,
-                   urls: dict[str, str] | None = None) -> tuple[InstrumentMaster, dict[str, str]]:
+                   urls: dict[str, str] | None = None) -> tuple[InstrumentMaster, dict[str, Outcome]]:
     """Download what is stale (everything with ``force``), rebuild the merged master, load it.
 
     Returns:
@@ -130,14 +139,16 @@ def refresh_master(*, force: bool = True, directory: Path | None = None, timeout
     today = ist_today()
     wanted = [s for s in cache.urls if force or cache.fetched_on(cache.raw(s)) != today]
     outcome = asyncio.run(_refresh_sources(cache, wanted, timeout)) if wanted else {}
+    rebuild = any(not line.failed for line in outcome.values())
     for source in cache.urls:
         day = cache.fetched_on(cache.raw(source))
         if source not in outcome:
-            outcome[source] = f"cached {day}, fresh"
-        elif "failed" in outcome[source]:
-            outcome[source] += f"; using the cache of {day}" if day else "; nothing cached"
+            outcome[source] = Outcome(f"cached {day}, fresh")
+        elif outcome[source].failed:
+            outcome[source] = Outcome.failure(outcome[source] + (f"; using the cache of {day}" if day
+                                                                  else "; nothing cached"))
             _log.warning("instruments from %s: %s", source, outcome[source])
-    return _load(cache, rebuild=any("downloaded" in line for line in outcome.values())), outcome
+    return _load(cache, rebuild=rebuild), outcome
 
 
 def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
@@ -182,7 +193,7 @@ def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, ext
         else:
             master, outcome = refresh_master(force=refresh == "always", directory=cache.directory, urls=cache.urls)
             for source, line in outcome.items():
-                if "failed" in line and warn is not None:
+                if line.failed and warn is not None:
                     warn(f"{source} instruments: {line}")
     except MasterUnavailable as exc:
         if not extras:

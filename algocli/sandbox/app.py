@@ -237,7 +237,10 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
             or after ``start``.
         UsageError: The address cannot be bound.
     """
-    bars = load_bars(Path(data_dir), instruments, warn=warn)
+    # History is every file (up to the replay clock, so bars before --start can be downloaded);
+    # the replay leaves daily files out when intraday ones exist.
+    history = load_bars(Path(data_dir), instruments, warn=warn, prefer_intraday=False)
+    bars = history if instruments is not None else _prefer_intraday(history, warn)
     listed, listed_at = load_instruments(Path(data_dir))
     hub = TickHub(faults=faults or Faults(), valid_tokens=set(tokens))
     replayer = Replayer(bars, hub, speed=speed, start=start)
@@ -245,8 +248,6 @@ async def serve(data_dir: Path, instruments: list[str] | None = None, *, host: s
         last = max(int(b.ts[-1]) for b in bars.values())
         raise DataError(data_dir, f"no bars at or after {start:%Y-%m-%d %H:%M}; the data ends at "
                                   f"{ist_text(last)} IST. Pick an earlier --start")
-    # History is every file up to the replay clock, so bars before --start are there to download.
-    history = bars if instruments is not None else load_bars(Path(data_dir), None, prefer_intraday=False)
     app = build_app(hub, dhan=dhan, upstox=upstox, replayer=replayer, instruments=listed,
                     instruments_modified=listed_at, history=history)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
