@@ -230,7 +230,7 @@ def test_live_commands_dry_run_and_confirmation(tmp_path):
         asked = subprocess.run([ALGO, "live", "configs/live-dhan.yaml"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=60)
         assert asked.returncode == 2 and "--yes" in asked.stderr and "Traceback" not in asked.stderr
-        journal = ROOT / "output" / "live-dhan" / "journal.jsonl"
+        journal = ROOT / "output" / "live-dhan" / "dry-run" / "journal.jsonl"  # a dry run's own folder
         journal.unlink(missing_ok=True)
         live = subprocess.Popen([ALGO, "live", "configs/live-dhan.yaml", "--dry-run"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from algocli.data.history import Bars
+from algocli.domain.bars import Bars
 from algocli.domain.candle import IST
 from algocli.domain.models import IST_OFFSET_NS
+from algocli.domain.modes import RunMode
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -442,7 +443,7 @@ table.stats td{text-align:right;font-variant-numeric:tabular-nums}table.stats th
 """
 
 
-def _header_html(result: RunResult) -> str:
+def _header_html(result: RunResult, mode: RunMode) -> str:
     name = html.escape(result.name)
     lines = []
     if len(result.index):
@@ -456,7 +457,7 @@ def _header_html(result: RunResult) -> str:
     final = f" · final equity {format_metric(float(result.equity[-1]))}" if len(result.equity) else ""
     lines.append(f"Initial capital {format_metric(float(result.initial_capital))}{final}")
     body = "".join(f"<p>{line}</p>" for line in lines)
-    return f"<header><h1>Backtest report — {name}</h1>{body}</header>"
+    return f"<header><h1>{mode.title} report — {name}</h1>{body}</header>"
 
 
 def _notes_html(notes: list[str]) -> str:
@@ -470,11 +471,13 @@ def _div_id(index: int, key: str) -> str:
     return f"chart-{index}-" + re.sub(r"[^A-Za-z0-9_-]+", "-", key).strip("-")
 
 
-def render_html(result: RunResult) -> str:
+def render_html(result: RunResult, *, mode: RunMode) -> str:
     """Render the whole report page as one HTML string with plotly.js inline.
 
     Args:
         result: The finished run.
+        mode: How the run traded; the page's title and heading name it
+            (``Backtest report``, ``Paper trading report``, ``Live trading (dry run) report``...).
 
     Returns:
         A complete, self-contained HTML document.
@@ -482,6 +485,7 @@ def render_html(result: RunResult) -> str:
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
+    mode = RunMode(mode)
     parts = [f'<section><h2>Statistics</h2>{_stats_table_html(result.metrics)}{_notes_html(result.notes)}</section>']
     for i, (key, fig) in enumerate(build_figures(result)):
         fragment = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=_div_id(i, key),
@@ -490,23 +494,24 @@ def render_html(result: RunResult) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Backtest report — {html.escape(result.name)}</title><style>{_CSS}</style>"
+        f"<title>{mode.title} report — {html.escape(result.name)}</title><style>{_CSS}</style>"
         '<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: "local"};</script>'
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>\n'
-        f"<body>{_header_html(result)}<main>{''.join(parts)}</main></body></html>\n"
+        f"<body>{_header_html(result, mode)}<main>{''.join(parts)}</main></body></html>\n"
     )
 
 
-def write_report(result: RunResult, path: Path) -> Path:
+def write_report(result: RunResult, path: Path, *, mode: RunMode) -> Path:
     """Write the report page atomically (temp file in the same directory, then rename).
 
     Args:
         result: The finished run.
         path: Where the HTML goes; parent directories are created.
+        mode: How the run traded (see ``render_html``).
 
     Returns:
         ``path``.
     """
     from algocli.persistence.artifacts import atomic_write_text
 
-    return atomic_write_text(Path(path), render_html(result))
+    return atomic_write_text(Path(path), render_html(result, mode=mode))

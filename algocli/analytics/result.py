@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from algocli.data.history import Bars
+from algocli.domain.bars import Bars
 from algocli.domain.models import Fill, Instrument, Order
 
 TRADE_COLUMNS = [

@@ -1,11 +1,13 @@
-"""Registry entries for real brokers: ``dhan`` and ``upstox``.
+"""Registry entries (``algocli.brokers``) for real brokers: ``dhan``, ``upstox``, and a base for more.
 
-Credentials and base URLs come from ``DHAN_*`` / ``UPSTOX_*`` in the environment or
-``.env``; the YAML sets the product, validity and per-instrument overrides.
+Credentials and base URLs come from each broker's settings (``DHAN_*`` / ``UPSTOX_*`` in
+the environment or ``.env``); the YAML sets the product, validity and per-instrument
+overrides. Which class places the orders, and which settings it reads, is in the broker's
+``BrokerSpec`` (``algocli.broker.spec``).
 
-``live()`` takes an optional ``instrument_ids``: ``{"dhan": {...}, "upstox": {...}}``, each
-our instrument name (``NSE:RELIANCE``) → that broker's id. Orders for a name go to the
-broker's id, and the broker reports them back under the name.
+``live()`` takes an optional ``instrument_ids``: broker name → (our instrument name
+(``NSE:RELIANCE``) → that broker's id). Orders for a name go to the broker's id, and the
+broker reports them back under the name.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from algocli.broker.costs import PercentCommission
 
 Product = Literal["INTRADAY", "CNC", "MARGIN"]
-InstrumentIds = Mapping[str, Mapping[str, str]]  # broker ("dhan", "upstox") → our name → broker id
+InstrumentIds = Mapping[str, Mapping[str, str]]  # broker name → our name → broker id
 
 
 class LiveBrokerConfig(BaseModel):
@@ -28,28 +29,42 @@ class LiveBrokerConfig(BaseModel):
     product: Product = Field("INTRADAY", description="default product for every order")
     validity: Literal["DAY", "IOC"] = "DAY"
     products: dict[str, Product] = Field(default_factory=dict, description="per-instrument product overrides")
-    commission_rate: float = Field(0.0, ge=0, lt=0.1, description="used only by --dry-run's simulated fills")
+    commission_rate: float = Field(0.0, ge=0, lt=0.1,
+                                   description="fraction of traded value: the charge booked on each live fill")
 
 
-class _LiveBroker:
+class LiveBrokerPlugin:
+    """The ``algocli.brokers`` entry of a real broker, built from its registered ``BrokerSpec``.
+
+    A broker package subclasses it with ``broker_name`` set (and ``account()`` saying which
+    account orders go to) and registers the subclass in ``algocli.brokers``.
+    """
+
     Config = LiveBrokerConfig
     live_broker = True
+    broker_name = ""
+    ids_keyword = "instrument_ids"  # the broker class's keyword for our name → its id
 
-    @staticmethod
-    def cost_model(config: LiveBrokerConfig):
-        return PercentCommission(config.commission_rate)
+    @classmethod
+    def live(cls, config: LiveBrokerConfig, *, instrument_ids: InstrumentIds | None = None):
+        """The spec's ``Broker``, given its settings class and ``instrument_ids[broker_name]``."""
+        from algocli.broker.spec import broker_spec
+
+        spec = broker_spec(cls.broker_name)
+        ids = (instrument_ids or {}).get(cls.broker_name)
+        return spec.load(spec.broker)(spec.load(spec.settings), **{cls.ids_keyword: ids})
+
+    @classmethod
+    def account(cls) -> str:
+        from algocli.broker.spec import broker_spec
+
+        return f"{broker_spec(cls.broker_name).title} account"
 
 
-class DhanBrokerPlugin(_LiveBroker):
+class DhanBrokerPlugin(LiveBrokerPlugin):
     """Dhan REST v2 orders, with fills from the live order-update WebSocket."""
 
-    @staticmethod
-    def live(config: LiveBrokerConfig, *, instrument_ids: InstrumentIds | None = None):
-        """A ``DhanBroker``; ``instrument_ids["dhan"]`` maps our names to Dhan ids."""
-        from algocli.adapters.dhan.execution import DhanBroker
-        from algocli.config.settings import DhanSettings
-
-        return DhanBroker(DhanSettings, instrument_ids=(instrument_ids or {}).get("dhan"))
+    broker_name = "dhan"
 
     @staticmethod
     def account() -> str:
@@ -58,16 +73,11 @@ class DhanBrokerPlugin(_LiveBroker):
         return f"Dhan client {DhanSettings().client_id or '(DHAN_CLIENT_ID not set)'}"
 
 
-class UpstoxBrokerPlugin(_LiveBroker):
+class UpstoxBrokerPlugin(LiveBrokerPlugin):
     """Upstox v2/v3 orders, with fills from the portfolio stream."""
 
-    @staticmethod
-    def live(config: LiveBrokerConfig, *, instrument_ids: InstrumentIds | None = None):
-        """An ``UpstoxBroker``; ``instrument_ids["upstox"]`` maps our names to instrument keys."""
-        from algocli.adapters.upstox.execution import UpstoxBroker
-        from algocli.config.settings import UpstoxSettings
-
-        return UpstoxBroker(UpstoxSettings, instrument_keys=(instrument_ids or {}).get("upstox"))
+    broker_name = "upstox"
+    ids_keyword = "instrument_keys"
 
     @staticmethod
     def account() -> str:

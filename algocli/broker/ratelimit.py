@@ -3,7 +3,9 @@
 One ``RateLimiter`` per (broker, account, API class) lives in a process-wide registry, so
 all strategies and all code paths (orders, reads, history) draw from the same budget.
 Each limiter holds several sliding windows (per second, per minute, ...) and waits until
-every window has room. The defaults stay below the published limits.
+every window has room. The windows come from the broker's registered ``BrokerSpec``
+(``algocli.broker_specs``), a little under its published limits; a broker that is not
+registered is an error, never another broker's limits.
 """
 
 from __future__ import annotations
@@ -13,16 +15,7 @@ import time
 from collections import deque
 from typing import Callable
 
-# (calls, seconds) windows, a little under each broker's published limits
-DHAN_LIMITS = {
-    "order": ((10, 1.0), (240, 60.0), (950, 3600.0)),     # published 25/s (10/s SEBI algo), 250/min, 1000/h
-    "data": ((4, 1.0),),                                    # published 5/s
-    "other": ((18, 1.0),),                                  # published 20/s
-}
-UPSTOX_LIMITS = {
-    "order": ((9, 1.0), (480, 60.0), (1900, 1800.0)),      # published 10/s, 500/min, 2000/30 min
-    "other": ((45, 1.0), (480, 60.0), (1900, 1800.0)),     # published 50/s, 500/min, 2000/30 min
-}
+from algocli.broker.spec import broker_spec
 
 
 class RateLimiter:
@@ -65,10 +58,19 @@ _REGISTRY: dict[tuple[str, str, str], RateLimiter] = {}
 
 
 def limiter(broker: str, account: str, api_class: str) -> RateLimiter:
-    """The shared limiter of one broker account and API class."""
+    """The shared limiter of one broker account and API class.
+
+    Args:
+        broker: A registered broker's name.
+        account: The account's key (a client id, a hash of a token; never a secret).
+        api_class: ``order``, ``data``, ``other``...; a class the broker does not list
+            shares the ``other`` windows (with a limiter of its own).
+
+    Raises:
+        ConfigError: ``broker`` is not registered in ``algocli.broker_specs``.
+    """
     key = (broker, account, api_class)
     found = _REGISTRY.get(key)
     if found is None:
-        table = DHAN_LIMITS if broker == "dhan" else UPSTOX_LIMITS
-        found = _REGISTRY[key] = RateLimiter(table.get(api_class) or table["other"])
+        found = _REGISTRY[key] = RateLimiter(broker_spec(broker).windows(api_class))
     return found

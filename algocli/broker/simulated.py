@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from algocli.broker.costs import CostModel, PercentCommission
+from algocli.broker.costs import CostContext, CostModel
 from algocli.broker.fill_models import FillModel
+from algocli.broker.orderbook import OrderBook
 from algocli.domain.models import (
-    Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
+    Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ _EPS = 1e-9
 # Enum members as module globals: attribute lookups on Enum classes are slow per event.
 _BUY, _SELL = OrderSide.BUY, OrderSide.SELL
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
-_PENDING, _OPEN, _FILLED = OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.FILLED
-_SIGNAL_BUY, _HOLD = SignalAction.BUY, SignalAction.HOLD
+_PENDING, _OPEN = OrderStatus.PENDING, OrderStatus.OPEN
+_HOLD = SignalAction.HOLD
 
 
 class SimulatedBrokerConfig(BaseModel):
@@ -41,13 +42,25 @@ class SimulatedBrokerPlugin:
 
     Config = SimulatedBrokerConfig
 
-    @staticmethod
-    def cost_model(config: SimulatedBrokerConfig) -> CostModel:
-        return PercentCommission(config.commission_rate)
-
 
 class SimulatedBroker:
-    """Order matching on bars for one account."""
+    """Order matching on bars (backtest) and on ticks (paper) for one account.
+
+    Orders and fills live in an ``OrderBook`` (``self.book``); ``orders``, ``fills`` and
+    ``pending`` are its lists. Implements ``algocli.broker.orderbook.OrderRouter``.
+
+    Args:
+        ledger: The account's cash and positions.
+        histories: The run's price histories by instrument.
+        fill_model: Prices market orders.
+        cost_model: Prices each fill's charges.
+        on_fill: Called with each fill after it is booked.
+        instruments: Instrument models by name, for the cost model (a bare model by name
+            where none is given).
+        products: Product per instrument name (``CNC``, ``INTRADAY``, ...), read by the
+            cost model and the risk controller's square-off; ``default_product`` for the
+            others (``INTRADAY``, as the live brokers' configs default to).
+    """
 
     def __init__(
         self,
@@ -56,24 +69,34 @@ class SimulatedBroker:
         fill_model: FillModel,
         cost_model: CostModel,
         on_fill: Callable[[Fill], None],
+        instruments: dict[str, Instrument] | None = None,
+        products: dict[str, str] | None = None,
+        default_product: str = "INTRADAY",
     ) -> None:
         self.ledger = ledger
         self.histories = histories
         self.fill_model = fill_model
         self.cost_model = cost_model
-        self._commission = cost_model.commission
-        self._on_fill = on_fill
-        self.orders: list[Order] = []
-        self.fills: list[Fill] = []
-        self._by_id: dict[str, Order] = {}
-        self._seq: dict[str, int] = {}
+        self.book = OrderBook(ledger, histories, on_fill)
+        self.orders = self.book.orders
+        self.fills = self.book.fills
         # Per-instrument lists of working orders; the engine holds references to them.
-        self.pending: dict[str, list[Order]] = {inst: [] for inst in histories}
-        # Paper and live runs set a Journal: every order, fill and status change is written
-        # to disk before it takes effect. Backtests leave it None and pay nothing.
-        self.journal = None
+        self.pending = self.book.pending
+        self.instruments = {inst: (instruments or {}).get(inst) or Instrument(inst) for inst in histories}
+        self.products = products or {}
+        self.default_product = default_product
         self._last_tick: dict[str, float] = {}  # paper: previous trade price per instrument
         self._resting: set[str] = set()  # paper: limit orders that have already seen a tick
+
+    @property
+    def journal(self):
+        """Paper runs set a Journal: every order, fill and status change is written to disk
+        before it takes effect. Backtests leave it None and pay nothing."""
+        return self.book.journal
+
+    @journal.setter
+    def journal(self, journal) -> None:
+        self.book.journal = journal
 
     # --- entry ---------------------------------------------------------------------
 
@@ -81,47 +104,33 @@ class SimulatedBroker:
         """Accept a signal as an order; fill it now if the fill model is immediate."""
         if signal.action is _HOLD:
             return None
-        order = self._new_order(strategy_id, signal, ts)
         h = self.histories.get(signal.instrument)
+        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)
         if h is None:
             self._reject(order, ts, f"no data for {signal.instrument} in this run; add it to the strategy's instruments")
         elif order.order_type is _LIMIT:
-            order.status = _OPEN
-            self.pending[signal.instrument].append(order)
+            self.book.work(order, _OPEN)
         elif self.fill_model.immediate:
             i = h.cursor
             price = self.fill_model.market_price(
                 order.side is _BUY, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i])
             self.fill_at(order, price, ts, timeline_bar)
         else:
-            self.pending[signal.instrument].append(order)
+            self.book.work(order)
         return order
 
     def submit_at(self, strategy_id: str, signal: Signal, price: float, ts: int, timeline_bar: int) -> Order:
         """Create a market order and fill it at ``price`` now (end-of-data close-outs)."""
-        order = self._new_order(strategy_id, signal, ts)
+        h = self.histories.get(signal.instrument)
+        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)
         self.fill_at(order, price, ts, timeline_bar)
         return order
 
     def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
         """Record an order refused before it reached the market (risk limits): REJECTED, journaled."""
-        order = self._new_order(strategy_id, signal, ts)
-        self._reject(order, ts, reason)
-        return order
-
-    def _new_order(self, strategy_id: str, signal: Signal, ts: int) -> Order:
-        seq = self._seq.get(strategy_id, 0) + 1
-        self._seq[strategy_id] = seq
         h = self.histories.get(signal.instrument)
-        order = Order(
-            f"{strategy_id}-{seq:06d}", strategy_id, signal.instrument,
-            _BUY if signal.action is _SIGNAL_BUY else _SELL, signal.quantity, signal.order_type,
-            signal.limit_price, _PENDING, ts, h.cursor if h is not None else -1, ts, tag=signal.tag,
-        )
-        if self.journal is not None:
-            self.journal.order(order)
-        self.orders.append(order)
-        self._by_id[order.order_id] = order
+        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)
+        self._reject(order, ts, reason)
         return order
 
     # --- matching ------------------------------------------------------------------
@@ -161,7 +170,6 @@ class SimulatedBroker:
                 if fill_price is None:
                     resting.add(order.order_id)
                     continue
-            working.remove(order)
             resting.discard(order.order_id)
             self.fill_at(order, fill_price, ts, timeline_bar)
 
@@ -179,36 +187,26 @@ class SimulatedBroker:
                 price = _limit_price(buy, order.limit_price, o, hi, lo)
                 if price is None:
                     continue
-            working.remove(order)
             self.fill_at(order, price, ts, timeline_bar)
 
     def fill_at(self, order: Order, price: float, ts: int, timeline_bar: int) -> None:
-        """Fill the whole order at ``price``, or reject it if the account cannot pay."""
+        """Fill the whole remaining quantity at ``price``, or reject it if the account cannot pay."""
         buy = order.side is _BUY
         qty = order.quantity - order.filled_quantity
-        commission = self._commission(order.instrument, buy, qty, price)
-        ledger = self.ledger
-        closing, opening = ledger.opening_quantity(order.strategy_id, order.instrument, qty if buy else -qty)
+        inst = order.instrument
+        commission = self.cost_model.charges(CostContext(
+            self.instruments.get(inst) or Instrument(inst), self.products.get(inst, self.default_product),
+            buy, qty, price, ts))
+        closing, opening = self.ledger.opening_quantity(order.strategy_id, inst, qty if buy else -qty)
         if opening:
             need = opening * price + commission
-            available = self._margin_available(order.instrument, price) + closing * price
+            available = self._margin_available(inst, price) + closing * price
             if need > available + _EPS:
                 self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
                 return
-        # the simulator always fills the whole remaining quantity, so one fill per order
-        fill = Fill(order.order_id + "-F1", order.order_id, order.strategy_id, order.instrument,
-                    order.side, qty, price, commission, ts, timeline_bar)
-        if self.journal is not None:
-            self.journal.fill(fill)
-        ledger.book(fill)
-        self.fills.append(fill)
-        filled = order.filled_quantity
-        order.average_price = (order.average_price * filled + price * qty) / (filled + qty)
-        order.filled_quantity = filled + qty
-        order.commission += commission
-        order.status = _FILLED
-        order.updated_ts = ts
-        self._on_fill(fill)
+        # the simulator fills the whole remaining quantity, so one fill per order
+        self.book.apply_fill(order, Fill(order.order_id + "-F1", order.order_id, order.strategy_id, inst,
+                                         order.side, qty, price, commission, ts, timeline_bar))
 
     def _margin_available(self, instrument: str, price: float) -> float:
         """Equity minus gross exposure, valuing ``instrument`` at ``price`` and others at their close."""
@@ -227,63 +225,43 @@ class SimulatedBroker:
         return equity - exposure
 
     def _reject(self, order: Order, ts: int, reason: str) -> None:
-        self._finish(order, OrderStatus.REJECTED, reason, ts)
-
-    def _finish(self, order: Order, status: OrderStatus, reason: str, ts: int | None) -> None:
-        order.status = status
-        order.reason = reason
-        if ts is not None:
-            order.updated_ts = ts
-        if self.journal is not None:
-            self.journal.status(order)
+        self.book.set_status(order, OrderStatus.REJECTED, reason, ts)
 
     # --- management ----------------------------------------------------------------
 
-    def _working(self, order_id: str, strategy_id: str) -> Order | None:
-        order = self._by_id.get(order_id)
-        if order is None or order.strategy_id != strategy_id or order.status.is_terminal:
-            return None
-        return order
-
     def cancel(self, order_id: str, strategy_id: str, ts: int | None = None, reason: str = "cancelled by strategy") -> bool:
         """Cancel a working order of ``strategy_id``; False if it is unknown or already final."""
-        order = self._working(order_id, strategy_id)
+        order = self.book.working(order_id, strategy_id)
         if order is None:
             return False
-        self._finish(order, OrderStatus.CANCELLED, reason, ts)
-        self.pending[order.instrument].remove(order)
+        self.book.set_status(order, OrderStatus.CANCELLED, reason, ts)
         return True
 
     def modify(self, order_id: str, strategy_id: str, quantity: int | None, price: float | None) -> bool:
         """Change a working order's quantity or limit price."""
-        order = self._working(order_id, strategy_id)
+        order = self.book.working(order_id, strategy_id)
         if order is None:
             return False
         if quantity is not None and quantity <= order.filled_quantity:
             raise ValueError(f"new quantity {quantity} must exceed the filled {order.filled_quantity}")
         if price is not None and (order.order_type is not OrderType.LIMIT or price <= 0):
             raise ValueError("only a LIMIT order's price can be modified, to a positive price")
-        if quantity is not None:
-            order.quantity = quantity
         if price is not None:
-            order.limit_price = price
             self._resting.discard(order_id)  # a moved limit meets the next price as if new
-        if self.journal is not None:
-            self.journal.modify(order)
+        self.book.modify(order, quantity, price)
         return True
 
     def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
-        lists = [self.pending[instrument]] if instrument is not None else self.pending.values()
-        return [o for lst in lists for o in lst if strategy_id is None or o.strategy_id == strategy_id]
+        """Working orders, optionally of one strategy and/or one instrument."""
+        return self.book.open_orders(strategy_id, instrument)
 
     def expire_all(self, ts: int, reason: str) -> int:
         """Expire every working order (end of a backtest); returns how many."""
         n = 0
         for working in self.pending.values():
-            for order in working:
-                self._finish(order, OrderStatus.EXPIRED, reason, ts)
+            for order in working[:]:
+                self.book.set_status(order, OrderStatus.EXPIRED, reason, ts)
                 n += 1
-            working.clear()
         return n
 
 

@@ -1,15 +1,17 @@
-"""The live dashboard of ``algo paper``: a pure function from the engine's state to Rich renderables."""
+"""The dashboard of ``algo paper`` and ``algo live``: ``render``, a pure function from the engine's
+state to Rich renderables, and ``Dashboard``, the session view that shows it in the terminal."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 
 from algocli.cli.tables import format_value
 from algocli.domain.candle import ns_to_ist
+from algocli.domain.modes import RunMode
 
 
 class TickRate:
@@ -29,16 +31,65 @@ class TickRate:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def render(engine, status, rate: float, now: float | None = None) -> Group:
-    """Build the dashboard: feed, P&L per strategy, positions, open orders and last fills."""
-    return Group(_feed_table(engine, status, rate, now), _pnl_table(engine), _positions_table(engine),
+class Dashboard:
+    """The CLI's ``SessionView`` (``algocli.engine.runtime``): the live dashboard on stdout,
+    refreshed four times a second, and the session's notes on stderr.
+
+    Args:
+        mode: The session's mode, named in the dashboard's title.
+        show: Draw the dashboard; False keeps only the notes (``--no-dashboard``).
+        console: Where the dashboard goes.
+        err_console: Where the notes go.
+    """
+
+    def __init__(self, mode: RunMode, *, show: bool, console: Console, err_console: Console) -> None:
+        self.mode = mode
+        self.show = show
+        self.console = console
+        self.err_console = err_console
+        self._rate = TickRate()
+        self._live = None
+
+    def started(self) -> None:
+        if self.show:
+            from rich.live import Live
+
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def refresh(self, engine, feed_status) -> None:
+        if self._live is not None:
+            self._live.update(render(engine, feed_status, self._rate.update(engine.stats.ticks), mode=self.mode))
+
+    def stopped(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def note(self, kind: str, line: str) -> None:
+        self.err_console.print(line, style="cyan" if kind == "reconciled" else None, markup=False,
+                               highlight=False)
+
+
+def render(engine, status, rate: float, *, mode: RunMode, now: float | None = None) -> Group:
+    """Build the dashboard: feed, P&L per strategy, positions, open orders and last fills.
+
+    Args:
+        engine: The session's engine.
+        status: Its feed's ``FeedStatus``.
+        rate: Ticks per second (``TickRate``).
+        mode: The session's mode; the title says ``paper trading``, ``live trading (dry run)``
+            or ``live trading``.
+        now: ``time.monotonic()`` now (for the age of the last tick).
+    """
+    return Group(_feed_table(engine, status, rate, mode, now), _pnl_table(engine), _positions_table(engine),
                  _orders_table(engine), _fills_table(engine))
 
 
-def _feed_table(engine, status, rate: float, now: float | None) -> Table:
+def _feed_table(engine, status, rate: float, mode: RunMode, now: float | None) -> Table:
     now = time.monotonic() if now is None else now
     age = "—" if status.last_tick_monotonic is None else f"{now - status.last_tick_monotonic:.1f} s"
-    t = Table(title=f"{engine.name}: paper trading", title_justify="left")
+    t = Table(title=f"{engine.name}: {mode.title.lower()}", title_justify="left")
     for col in ("feed", "state", "ticks/s", "last tick", "ticks", "candles", "malformed", "reconnects"):
         t.add_column(col, justify="right" if col not in ("feed", "state") else "left")
     state = "[green]connected[/]" if status.connected else "[red]disconnected[/]"

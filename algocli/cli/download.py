@@ -1,4 +1,7 @@
-"""``algo download-data``: fetch historical candles from Dhan or Upstox into the backtester's CSV files.
+"""``algo download-data``: fetch historical candles from a broker into the backtester's CSV files.
+
+``--source`` is any broker registered in ``algocli.broker_specs`` (``dhan`` and ``upstox``
+ship with the project).
 
 Made to run from cron: it never prompts, the progress bar appears only on a terminal, and
 stdout ends with exactly one summary line::
@@ -60,8 +63,9 @@ def download_command(
     instruments: Annotated[list[str], typer.Argument(
         help="Instruments by name, e.g. NSE:HDFCBANK 'NSE:NIFTY 50' (or broker ids such as NSE_EQ:1333).")],
     start: Annotated[str, typer.Option("--from", help="First IST date, YYYY-MM-DD.", show_default=False)],
-    source: Annotated[str, typer.Option("--source", help="dhan or upstox (credentials from DHAN_* / UPSTOX_* "
-                                        "in the environment or .env).", show_default=False)],
+    source: Annotated[str, typer.Option("--source", help="A registered broker: dhan, upstox or one a plugin "
+                                        "adds (credentials from its settings, e.g. DHAN_* / UPSTOX_* in the "
+                                        "environment or .env).", show_default=False)],
     interval: Annotated[str, typer.Option("--interval", "-i", help="1m 3m 5m 10m 15m 25m 30m 1h 1d; one the "
                                           "source lacks is built from 1m.")] = "1d",
     end: Annotated[str | None, typer.Option("--to", help="Last IST date, YYYY-MM-DD (default today).",
@@ -74,12 +78,12 @@ def download_command(
     """Download candles into CSV files the backtester reads; run it again to add only what is missing."""
     import time
 
-    from algocli.data.download import SOURCES, run_download
+    from algocli.data.download import run_download, sources
     from algocli.domain.session import ist_date
 
     source = source.strip().lower()
-    if source not in SOURCES:
-        raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+    if source not in sources():
+        raise UsageError(f"--source {source!r} is not one of {', '.join(sources())} (the registered brokers)")
     first = _date(start, "--from")
     last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
     if last < first:

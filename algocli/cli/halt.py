@@ -20,18 +20,22 @@ def halt_command(
                       ] = "halted by the operator",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The run's output folder, if "
                                                 "`algo paper` was given --output.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Halt the `algo live --dry-run` run of CONFIG "
+                                          "(it keeps its own risk state).")] = False,
 ) -> None:
     """Halt the run of CONFIG: it cancels its open orders and opens no new positions until --clear."""
     from algocli.config.run import load_run_config
     from algocli.domain.candle import ns_to_ist
     from algocli.errors import ConfigError
-    from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, state_path_for, write_state
+    from algocli.domain.modes import RunMode
+    from algocli.engine.runtime import risk_state_path
+    from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, write_state
 
     cfg = load_run_config(config)
     if cfg.risk is None:
         raise ConfigError(f"{config}: no risk: section, so a run of it would not notice a halt; "
                           "add `risk: {}` (or limits) to the run definition and restart the run")
-    path = state_path_for(cfg.risk.state_file, cfg.output_dir(output))
+    path = risk_state_path(cfg, cfg.output_dir(output), RunMode.DRY_RUN if dry_run else RunMode.LIVE)
     state = read_state(path)
     if clear:
         if state is None or not state.halted:

@@ -29,13 +29,17 @@ def _master(offline: bool, data: Path | None):
 
 
 def _table(rows) -> Table:
+    """One row per instrument, one id column per registered broker."""
+    from algocli.broker.spec import broker_specs
+
+    brokers = list(broker_specs().values())
     table = Table(show_edge=False, header_style="bold")
     for name, justify in (("name", "left"), ("kind", "left"), ("lot", "right"), ("tick ₹", "right"),
-                          ("Dhan", "left"), ("Upstox", "left")):
+                          *((spec.title, "left") for spec in brokers)):
         table.add_column(name, justify=justify, overflow="fold")
     for inst in rows:
-        table.add_row(inst.hrn, inst.kind, str(inst.lot_size), f"{inst.tick_size:g}", inst.dhan_id or "-",
-                      inst.upstox_key or "-")
+        table.add_row(inst.hrn, inst.contract, str(inst.lot_size), f"{inst.tick_size:g}",
+                      *(spec.instrument_id(inst) or "-" for spec in brokers))
     return table
 
 
@@ -63,7 +67,7 @@ def show_command(
     offline: _Offline = False,
     data: _Data = None,
 ) -> None:
-    """Show one instrument: its canonical name, both brokers' ids, lot and tick size."""
+    """Show one instrument: its canonical name, each broker's id, lot and tick size."""
     inst = _master(offline, data).resolve(name, field="name")
     console.print(_table([inst]))
     if inst.expiry is not None:
@@ -72,7 +76,7 @@ def show_command(
 
 @instruments_app.command("refresh")
 def refresh_command() -> None:
-    """Download both brokers' instrument files now and rebuild the cache (cron-friendly: one line)."""
+    """Download every broker's instrument file now and rebuild the cache (cron-friendly: one line)."""
     from algocli.errors import BrokerError
     from algocli.instruments.cache import refresh_master
 

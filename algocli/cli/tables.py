@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from algocli.analytics.result import RunResult
 from algocli.analytics.stats import LABELS
@@ -50,3 +52,13 @@ def strategy_table(result: RunResult) -> Table:
         win = float((own["pnl"] > 0).mean() * 100) if n else float("nan")
         table.add_row(sid, cls, format_value(float(result.strategy_pnl[sid][-1])), str(n), format_value(win))
     return table
+
+
+def summary(result: RunResult) -> Group:
+    """What a finished run prints: its statistics, the per-strategy table when there are
+    several strategies, and its notes."""
+    parts: list = [metrics_table(result)]
+    if len(result.strategies) > 1:
+        parts.append(strategy_table(result))
+    parts.extend(Text.assemble(("note:", "cyan"), f" {note}") for note in result.notes)
+    return Group(*parts)

@@ -57,20 +57,33 @@ class FillModelSection(_PluginSection):
     name: str = "next_open"
 
 
+def check_instruments(value: list[str]) -> list[str]:
+    """``value`` if it is a list of instrument names or broker ids.
+
+    Raises:
+        TypeError: It is not a list of strings.
+        ValueError: An entry is neither a name (``NSE:HDFCBANK``) nor a broker id (``NSE_EQ:1333``).
+    """
+    if not isinstance(value, (list, tuple)) or not all(isinstance(inst, str) for inst in value):
+        raise TypeError(f"expected a list of instrument names, got {value!r}")
+    for inst in value:
+        if ":" not in inst and "|" not in inst:
+            raise ValueError(f"instrument {inst!r} must be a name such as NSE:HDFCBANK or a broker id such as "
+                             "NSE_EQ:1333 (`algo instruments search` finds names)")
+    return list(value)
+
+
 class StrategyEntry(_Strict):
     class_: str = Field(alias="class", description="registered name or package.module:ClassName")
-    instruments: list[str] = Field(min_length=1)
+    # Absent: the strategy class's ``instruments`` property names them (engine.assemble.declare_instruments).
+    instruments: list[str] = Field(default_factory=list, min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
 
     @field_validator("instruments")
     @classmethod
     def _instrument_ids(cls, value: list[str]) -> list[str]:
-        for inst in value:
-            if ":" not in inst and "|" not in inst:
-                raise ValueError(f"instrument {inst!r} must be a name such as NSE:HDFCBANK or a broker id such as "
-                                 "NSE_EQ:1333 (`algo instruments search` finds names)")
-        return value
+        return check_instruments(value)
 
 
 class OutputSection(_Strict):

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from algocli.data.history import Bars
+from algocli.domain.bars import Bars
 from algocli.domain.models import IST_OFFSET_NS, Interval
+from algocli.domain.session import (  # noqa: F401 - DAY_NS and SESSION_OPEN_MIN re-exported: the grid moved there
+    DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, bucket_starts, ist_midnight_ns,
+)
 from algocli.errors import DataError
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
-MINUTE_NS = 60_000_000_000
-DAY_NS = 1440 * MINUTE_NS
-SESSION_OPEN_MIN = 9 * 60 + 15  # NSE opens 09:15 IST; intraday buckets are anchored here
 DAILY_MINUTES = Interval.DAY_1.minutes
 _FIX_ROW = "fix or delete the row"
 _UNSAFE_IN_NAME = re.compile(r'[:\s/\\<>"|?*]+')  # Windows forbids these in file names; '/' splits paths
@@ -351,24 +351,12 @@ def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None
         order = np.argsort(bars.ts, kind="stable")
         bars = Bars(bars.instrument, *(None if a is None else a[order] for a in (
             bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, bars.oi)))
-    label = _bucket_labels(bars.ts, None if interval is Interval.DAY_1 else target)
+    label = bucket_starts(bars.ts, interval)
     starts = np.flatnonzero(np.concatenate(([True], label[1:] != label[:-1])))
     lasts = np.concatenate((starts[1:], [len(label)])) - 1
     oi = None if bars.oi is None else bars.oi[lasts]
     return Bars(bars.instrument, label[starts], bars.open[starts], np.maximum.reduceat(bars.high, starts),
                 np.minimum.reduceat(bars.low, starts), bars.close[lasts], np.add.reduceat(bars.volume, starts), oi)
-
-
-def _bucket_labels(ts: np.ndarray, minutes: int | None) -> np.ndarray:
-    """Start of each bar's bucket in UTC ns; ``minutes=None`` means the IST calendar day."""
-    local = ts + IST_OFFSET_NS
-    day_start = (local // DAY_NS) * DAY_NS
-    if minutes is None:
-        return day_start - IST_OFFSET_NS
-    minute = (local - day_start) // MINUTE_NS
-    start = SESSION_OPEN_MIN + ((minute - SESSION_OPEN_MIN) // minutes) * minutes
-    # Pre-open bars would otherwise get a label on the previous date; clamp to midnight.
-    return day_start + np.maximum(start, 0) * MINUTE_NS - IST_OFFSET_NS
 
 
 def _describe(minutes: int) -> str:
@@ -457,15 +445,10 @@ class CsvFeed:
         start, end = self.config.start, self.config.end
         if start is None and end is None:
             return bars
-        lo = 0 if start is None else int(np.searchsorted(bars.ts, _ist_midnight_ns(start)))
-        hi = len(bars) if end is None else int(np.searchsorted(bars.ts, _ist_midnight_ns(end + timedelta(1))))
+        lo = 0 if start is None else int(np.searchsorted(bars.ts, ist_midnight_ns(start)))
+        hi = len(bars) if end is None else int(np.searchsorted(bars.ts, ist_midnight_ns(end + timedelta(1))))
         if hi <= lo:
             have = f"the file covers {_ist(bars.ts[0])[:10]} to {_ist(bars.ts[-1])[:10]}"
             raise DataError(path, f"no bars between {start or 'the start'} and {end or 'the end'} ({have}); "
                                   "check data.start/data.end")
         return bars.slice(lo, hi)
-
-
-def _ist_midnight_ns(day: date) -> int:
-    """UTC nanoseconds of 00:00 IST on ``day``."""
-    return (day - date(1970, 1, 1)).days * DAY_NS - IST_OFFSET_NS

@@ -1,4 +1,8 @@
-"""Download historical candles from Dhan or Upstox into the CSV files the backtester reads.
+"""Download historical candles from a registered broker into the CSV files the backtester reads.
+
+The sources are the brokers registered in ``algocli.broker_specs``: each spec gives the
+native intervals, the download pace and a ``download_source`` (a ``HistorySource``) that
+knows the broker's id, span limits and request; the loop below is broker-neutral.
 
 One file per instrument, ``<out>/<file_stem(HRN)>.csv`` (``NSE:NIFTY 50`` →
 ``NSE_NIFTY_50.csv``), in ``csv_feed.load_csv``'s format: ``timestamp,open,high,low,close,
@@ -11,9 +15,9 @@ Per instrument:
 1. Read the existing file, if any, to see what is stored.
 2. Fetch only what is missing from the asked range: the days before the first stored bar,
    and from the day of the last stored bar on (that day again unless it is complete, so a
-   day stored mid-session is finished). Requests follow each API's span limit (Dhan
-   intraday 90 days; Upstox one month for 1-15 minute candles, a quarter for longer ones,
-   ten years for days), and one rate limiter per source paces every request of the run.
+   day stored mid-session is finished). Requests follow each API's span limit (for example
+   Dhan intraday 90 days; Upstox one month for 1-15 minute candles, a quarter for longer
+   ones, ten years for days), and one rate limiter per source paces every request of the run.
 3. Merge: one bar per start, the new answer wins where it overlaps the file. Repeated bar
    starts in the API's answers and re-fetched bars already in the file are both counted as
    duplicates dropped.
@@ -38,12 +42,13 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from algocli.broker.ratelimit import DHAN_LIMITS, RateLimiter
+from algocli.broker.ratelimit import RateLimiter
+from algocli.broker.spec import BrokerSpec, broker_spec, broker_specs
 from algocli.data.csv_feed import file_stem, infer_interval_minutes, load_csv, resample
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
@@ -54,27 +59,20 @@ from algocli.errors import AlgoError, ConfigError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["DOWNLOAD_LIMITS", "SOURCES", "DownloadResult", "FileResult", "default_out_dir", "download",
-           "file_stem", "merge_bars", "render_csv"]
+__all__ = ["DownloadResult", "FileResult", "HistorySource", "NoData", "default_out_dir", "download",
+           "download_limits", "file_stem", "merge_bars", "render_csv", "repeats", "sources", "split_range"]
 
-SOURCES = ("dhan", "upstox")
-# Requests per (calls, seconds) window, one limiter per source for the whole run.
-DOWNLOAD_LIMITS = {
-    # Dhan's Data APIs allow 5 requests a second and 100,000 a day (brokers.md A12); the shared
-    # table keeps one under the per-second limit, and a download cannot reach the daily one.
-    "dhan": DHAN_LIMITS["data"],
-    # Upstox counts candles with its other standard APIs: 50/s, 500/min, 2000 per 30 minutes
-    # (B9). The 30-minute bucket binds, so a long download settles at 1 request a second
-    # (1800 per 30 minutes), leaving a tenth of the bucket for the account's other calls
-    # (a live session on the same token); short downloads still go at up to 10 a second.
-    "upstox": ((10, 1.0), (250, 60.0), (1800, 1800.0)),
-}
-NATIVE = {
-    "dhan": frozenset({Interval.MINUTE_1, Interval.MINUTE_5, Interval.MINUTE_15, Interval.MINUTE_25,
-                       Interval.HOUR_1, Interval.DAY_1}),
-    "upstox": frozenset(Interval),  # v3 serves minutes 1-300 and days
-}
 Progress = Callable[[str, int, int], None]  # (instrument, requests done, requests planned)
+
+
+def sources() -> tuple[str, ...]:
+    """The brokers ``--source`` accepts: every one registered in ``algocli.broker_specs``."""
+    return tuple(broker_specs())
+
+
+def download_limits(source: str) -> tuple[tuple[int, float], ...]:
+    """The (calls, seconds) windows one download run from ``source`` keeps to (its spec's)."""
+    return broker_spec(source, what="--source").download_limits
 
 
 def default_out_dir(interval: Interval | str) -> Path:
@@ -208,12 +206,18 @@ def merge_bars(old: Bars | None, new: Bars) -> tuple[Bars, int]:
 
 # --- sources --------------------------------------------------------------------------------
 
-def _repeats(keys: list) -> int:
+def repeats(keys: list) -> int:
+    """How many of ``keys`` repeat an earlier one (bar starts an answer listed twice)."""
     return len(keys) - len(set(keys))
 
 
-class _Source:
-    """A broker's historical API: which id it needs, how it splits a range, how one piece is fetched."""
+class HistorySource:
+    """A broker's historical API: which id it needs, how it splits a range, how one piece is fetched.
+
+    Each broker's ``download_source(session, settings, limiter, today, options)`` (named in
+    its ``BrokerSpec``) returns one; ``client.duplicates`` counts repeated bar starts in
+    the answers.
+    """
 
     name = ""
 
@@ -226,7 +230,12 @@ class _Source:
         return self.client.duplicates
 
     def check_listed(self, inst: Instrument) -> None:
-        raise NotImplementedError
+        """Raise ``ConfigError`` unless this broker lists ``inst`` (naming the brokers that do)."""
+        if broker_spec(self.name).instrument_id(inst):
+            return
+        others = [s.name for s in broker_specs().values() if s.name != self.name and s.instrument_id(inst)]
+        hint = f"; download it with --source {' or '.join(others)}" if others else ""
+        raise ConfigError(f"instrument {inst.hrn!r} is not listed by {broker_spec(self.name).title}{hint}")
 
     def pieces(self, interval: Interval, start: date, end: date) -> list[tuple[date, date]]:
         raise NotImplementedError
@@ -235,7 +244,7 @@ class _Source:
         raise NotImplementedError
 
 
-def _split(start: date, end: date, step: Callable[[date], date]) -> list[tuple[date, date]]:
+def split_range(start: date, end: date, step: Callable[[date], date]) -> list[tuple[date, date]]:
     """``[start, end]`` in consecutive pieces; ``step(day)`` is the first day after the piece starting ``day``."""
     out, day = [], start
     while day <= end:
@@ -245,94 +254,7 @@ def _split(start: date, end: date, step: Callable[[date], date]) -> list[tuple[d
     return out
 
 
-def _dhan_source(session, settings, limiter, today: date, options: dict) -> _Source:
-    from algocli.adapters.dhan.http import HISTORICAL_PATH, MAX_INTRADAY_DAYS, DhanApiError, DhanRest, historical
-
-    class Client(DhanRest):
-        """Waits for the run's limiter before each attempt; counts repeated bar starts per answer."""
-
-        duplicates = 0
-
-        async def post(self, path: str, body: dict) -> object:
-            payload = await self.request("POST", path, body, limiter=limiter)
-            data = payload.get("data") if isinstance(payload, dict) and "timestamp" not in payload else payload
-            stamps = data.get("timestamp") if isinstance(data, dict) else None
-            if isinstance(stamps, list):
-                daily = path == HISTORICAL_PATH  # stamped at IST or UTC midnight: compare IST dates
-                keys = [(int(s) + IST_OFFSET_NS // 10**9) // 86_400 if daily else s for s in stamps]
-                self.duplicates += _repeats(keys)
-            return payload
-
-    class Dhan(_Source):
-        name = "dhan"
-
-        def check_listed(self, inst: Instrument) -> None:
-            if not inst.dhan_id:
-                raise ConfigError(f"instrument {inst.hrn!r} is not listed by Dhan; download it with --source upstox")
-
-        def pieces(self, interval, start, end):
-            if interval is Interval.DAY_1:
-                return [(start, end)]  # /charts/historical has no documented span limit
-            return _split(start, end, lambda d: d + timedelta(days=MAX_INTRADAY_DAYS))
-
-        async def fetch(self, inst, interval, start, end):
-            try:
-                return await historical(None, None, inst.dhan_id, start, end, interval, rest=self.client,
-                                        instrument_type=inst.dhan_instrument or None)
-            except DhanApiError as exc:
-                if exc.code == "DH-907":  # "no data": a quiet stretch, unless nothing ever comes
-                    raise _NoData(str(exc)) from None
-                raise
-
-    return Dhan(Client(session, settings, **options), today)
-
-
-def _upstox_source(session, settings, limiter, today: date, options: dict) -> _Source:
-    from algocli.adapters.upstox.http import FIRST_DAY, UNITS, UpstoxRest, add_months, historical, span_months
-
-    class Client(UpstoxRest):
-        """Counts repeated bar starts per answer (the limiter is ``UpstoxRest``'s own)."""
-
-        duplicates = 0
-
-        async def get(self, path: str) -> object:
-            data = await super().get(path)
-            candles = data.get("candles") if isinstance(data, dict) else None
-            if isinstance(candles, list):
-                daily = "/days/" in path
-                keys = []
-                for candle in candles:
-                    if isinstance(candle, (list, tuple)) and candle:
-                        try:
-                            moment = datetime.fromisoformat(str(candle[0]))
-                        except ValueError:
-                            continue  # the adapter names a malformed candle itself
-                        keys.append(moment.date() if daily else moment.timestamp())
-                self.duplicates += _repeats(keys)
-            return data
-
-    class Upstox(_Source):
-        name = "upstox"
-
-        def check_listed(self, inst: Instrument) -> None:
-            if not inst.upstox_key:
-                raise ConfigError(f"instrument {inst.hrn!r} is not listed by Upstox; download it with --source dhan")
-
-        def pieces(self, interval, start, end):
-            unit, step = UNITS[interval]
-            months = span_months(unit, step)
-            start = max(start, FIRST_DAY[unit])  # Upstox has nothing earlier: do not ask
-            return _split(start, end, lambda d: add_months(d, months))
-
-        async def fetch(self, inst, interval, start, end):
-            return await historical(None, None, inst.hrn, start, end, interval, rest=self.client,
-                                    instrument_keys={inst.hrn: inst.upstox_key}, today=self.today)
-
-    options = {k: v for k, v in options.items() if k != "pace"}  # Dhan's option; the limiter paces Upstox
-    return Upstox(Client(session, settings, limiter=limiter, **options), today)
-
-
-class _NoData(AlgoError):
+class NoData(AlgoError):
     """The source said it has no data for this piece (Dhan ``DH-907``)."""
 
 
@@ -366,12 +288,12 @@ def _read_existing(path: Path, name: str, interval: Interval) -> tuple[Bars | No
 
 
 class _Downloader:
-    def __init__(self, source: _Source, interval: Interval, start: date, end: date, out_dir: Path, *,
-                 progress: Progress | None, checkpoint_s: float, calendar: TradingCalendar | None,
-                 now_ns: int) -> None:
+    def __init__(self, source: HistorySource, native: frozenset[str], interval: Interval, start: date, end: date,
+                 out_dir: Path, *, progress: Progress | None, checkpoint_s: float,
+                 calendar: TradingCalendar | None, now_ns: int) -> None:
         self.source = source
         self.interval = interval
-        self.fetch_interval = interval if interval in NATIVE[source.name] else Interval.MINUTE_1
+        self.fetch_interval = interval if interval.value in native else Interval.MINUTE_1
         self.start, self.end = start, end
         self.out_dir = out_dir
         self.progress = progress or (lambda name, done, total: None)
@@ -404,7 +326,7 @@ class _Downloader:
             for lo, hi in pieces:
                 try:
                     bars = await self.source.fetch(inst, self.fetch_interval, lo, hi)
-                except _NoData as exc:
+                except NoData as exc:
                     no_data = no_data or exc
                     bars = None
                 res.requests += 1
@@ -466,16 +388,17 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         names: Instrument names as typed (HRNs such as ``NSE:HDFCBANK``, or broker ids).
         resolve: Name → ``Instrument`` (the instrument master's ``resolve``); raises
             ``ConfigError`` for an unknown name.
-        source: ``dhan`` or ``upstox``.
+        source: A registered broker (``dhan``, ``upstox``, ...; see ``sources()``).
         interval: Bar interval; one the source lacks is built from 1-minute bars.
         start, end: IST dates, both included; ``end`` after today means today.
         out_dir: Folder of the CSV files; default ``data/<interval>``.
-        settings: ``DhanSettings``/``UpstoxSettings``; default read from the environment and .env.
+        settings: The source's settings (``DhanSettings``, ``UpstoxSettings``, ...); default
+            read from the environment and .env.
         session: An ``aiohttp.ClientSession`` to use (not closed); default a new one.
         progress: Called ``(name, requests done, requests planned)`` as requests complete.
         today: Today's IST date (tests); default from the clock.
         now_ns: The current time for the gap check (bars not finished yet are not expected).
-        limiter: Paces every request of the run; default one built from ``DOWNLOAD_LIMITS``.
+        limiter: Paces every request of the run; default one built from ``download_limits(source)``.
         checkpoint_s: Least seconds between two writes of a file during its download.
         calendar: Trading days for the gap check; default every weekday.
         **client_options: ``DhanRest``/``UpstoxRest`` options (``retries``, ``backoff``,
@@ -488,8 +411,7 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         UsageError: Bad source, interval or dates.
         ConfigError: An unknown instrument, or one the source does not list (before any request).
     """
-    if source not in SOURCES:
-        raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+    spec = _source_spec(source)
     try:
         ival = Interval(interval)
     except ValueError:
@@ -508,22 +430,19 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         instruments.setdefault(inst.hrn, inst)
     result = DownloadResult(source, ival, out)
     if settings is None:
-        from algocli.config.settings import DhanSettings, UpstoxSettings
-
-        settings = DhanSettings() if source == "dhan" else UpstoxSettings()
-    limiter = limiter or RateLimiter(DOWNLOAD_LIMITS[source])
+        settings = spec.make_settings()
+    limiter = limiter or RateLimiter(spec.download_limits)
     own_session = session is None
     if own_session:
         import aiohttp
 
         session = aiohttp.ClientSession()
     try:
-        make = _dhan_source if source == "dhan" else _upstox_source
-        src = make(session, settings, limiter, today, client_options)
+        src = spec.load(spec.download_source)(session, settings, limiter, today, client_options)
         for inst in instruments.values():
             src.check_listed(inst)
-        engine = _Downloader(src, ival, start, end, out, progress=progress, checkpoint_s=checkpoint_s,
-                             calendar=calendar, now_ns=now_ns)
+        engine = _Downloader(src, spec.native_intervals, ival, start, end, out, progress=progress,
+                             checkpoint_s=checkpoint_s, calendar=calendar, now_ns=now_ns)
         for inst in instruments.values():
             if engine.aborted is not None:  # every later request would be refused as well
                 result.files.append(FileResult(inst.hrn, out / f"{file_stem(inst.hrn)}.csv",
@@ -535,6 +454,13 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         if own_session:
             await session.close()
     return result
+
+
+def _source_spec(source: str) -> BrokerSpec:
+    try:
+        return broker_spec(source, what="--source")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run_download(names: Sequence[str], **kwargs) -> DownloadResult:

@@ -12,44 +12,11 @@ ending at t (a test checks this for the functions we expose). When the series gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-FIELDS = ("open", "high", "low", "close", "volume")
+from algocli.domain.bars import FIELDS, Bars  # Bars is re-exported: it moved to domain
 
-
-@dataclass(slots=True)
-class Bars:
-    """Immutable OHLCV columns of one instrument, as loaded from a file or an API.
-
-    ``ts`` holds the bar start as UTC nanoseconds (int64); prices and volume are float64.
-    """
-
-    instrument: str
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    oi: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def slice(self, start: int, stop: int) -> Bars:
-        oi = None if self.oi is None else self.oi[start:stop]
-        return Bars(
-            self.instrument,
-            self.ts[start:stop],
-            self.open[start:stop],
-            self.high[start:stop],
-            self.low[start:stop],
-            self.close[start:stop],
-            self.volume[start:stop],
-            oi,
-        )
+__all__ = ["FIELDS", "Bars", "History"]
 
 
 class History:

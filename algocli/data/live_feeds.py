@@ -62,10 +62,36 @@ class DhanFeed:
                             instrument_ids=_ids_for(instrument_ids, "dhan"))
 
 
+class UpstoxFeedConfig(BaseModel):
+    """The ``data:`` section for the Upstox feed.
+
+    Attributes:
+        mode: ``ltpc`` (price, time, quantity; up to 5000 instruments) or ``full``
+            (adds day volume, best bid/ask and OI; up to 2000 instruments).
+        instrument_keys: Our id → Upstox instrument key, for ids that are not already
+            ``SEGMENT:<the key's identifier>``.
+        stall_timeout: Seconds without data, while the market is open, before reconnecting.
+        heartbeat: Seconds between pings; a missing pong drops the socket.
+        backoff_initial: First reconnect delay in seconds (doubles per failure, with jitter).
+        backoff_max: Longest reconnect delay in seconds.
+        connect_timeout: Seconds ``connect()`` waits for the first subscribed socket.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["ltpc", "full"] = "ltpc"
+    instrument_keys: dict[str, str] = Field(default_factory=dict)
+    stall_timeout: float = Field(60.0, gt=0)
+    heartbeat: float = Field(20.0, gt=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(30.0, gt=0)
+
+
 class UpstoxFeed:
     """Upstox market data feed V3 (protobuf)."""
 
-    from algocli.adapters.upstox.data import UpstoxFeedConfig as Config
+    Config = UpstoxFeedConfig
 
     @staticmethod
     def live(config, *, instrument_ids: InstrumentIds | None = None):
@@ -106,7 +132,7 @@ class SandboxFeed:
             mode = config.mode if config.mode != "ltpc" else "ticker"
             return DhanDataFeed(settings, mode=mode, silence_s=config.silence_s, name="sandbox (dhan)",
                                 instrument_ids=_ids_for(instrument_ids, "dhan"))
-        from algocli.adapters.upstox.data import UpstoxDataFeed, UpstoxFeedConfig
+        from algocli.adapters.upstox.data import UpstoxDataFeed
         from algocli.config.settings import UpstoxSettings
 
         def upstox_settings() -> UpstoxSettings:

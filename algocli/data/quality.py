@@ -25,10 +25,11 @@ from typing import Protocol
 
 import numpy as np
 
-from algocli.data.csv_feed import DAY_NS, MINUTE_NS
-from algocli.data.history import Bars
+from algocli.domain.bars import Bars
 from algocli.domain.models import IST_OFFSET_NS, Interval
-from algocli.domain.session import SESSION_CLOSE_NS, SESSION_OPEN_NS, bucket_starts, ist_date, ist_midnight_ns
+from algocli.domain.session import (
+    DAY_NS, MINUTE_NS, SESSION_CLOSE_NS, SESSION_OPEN_NS, bucket_starts, ist_date, ist_midnight_ns,
+)
 
 __all__ = ["Gap", "Quality", "TradingCalendar", "WeekdayCalendar", "check", "session_grid", "total_gaps"]
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
 from algocli.domain.models import IST_OFFSET_NS
-
-if TYPE_CHECKING:
-    pass
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""The shared vocabulary: intervals, signals, orders, fills, positions, instruments.
+"""The shared vocabulary: intervals, signals, orders, fills, positions (and ``Instrument``).
 
 These are slotted dataclasses, not pydantic models: they are created per event in the
 engine's hot path, where a validated model costs five times as much. Validation happens
@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from numbers import Integral
 from typing import Any
+
+from algocli.domain.instrument import Instrument  # noqa: F401 - re-exported: the one instrument model
 
 IST_OFFSET_NS = 19_800_000_000_000  # +05:30, India has no daylight saving
 
@@ -91,32 +93,6 @@ class Tick:
     ask_qty: int | None = None
     oi: int | None = None
     received_ns: int = 0  # monotonic clock when the packet arrived (for latency)
-
-
-@dataclass(slots=True)
-class Instrument:
-    """Static facts about a tradable instrument.
-
-    ``id`` is ``SEGMENT:SECURITY_ID`` (for example ``NSE_EQ:1333``). Lot and tick size
-    default to cash-equity values; derivatives set them from the instrument master.
-    """
-
-    id: str
-    symbol: str | None = None
-    lot_size: int = 1
-    tick_size: float = 0.05
-
-    @property
-    def segment(self) -> str:
-        return self.id.split(":", 1)[0]
-
-    @property
-    def security_id(self) -> str:
-        return self.id.split(":", 1)[-1]
-
-    @property
-    def display_name(self) -> str:
-        return self.symbol or self.id
 
 
 @dataclass(slots=True)

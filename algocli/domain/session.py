@@ -7,8 +7,9 @@ always UTC+05:30.
 
 The session is half-open, ``[09:15, 15:30)``: a trade stamped 15:30:00 is after the close.
 
-Candle buckets use the grid of ``algocli.data.csv_feed.resample``, so a candle built from
-ticks starts at the same instant as one resampled from a file:
+This module owns the candle grid. ``algocli.data.csv_feed.resample`` and the tick
+aggregator both use ``bucket_labels``, so a candle built from ticks starts at the same
+instant as one resampled from a file:
 
 - intraday intervals are anchored at 09:15 IST: 25-minute candles start 09:15, 09:40,
   10:05 ... 15:05; hourly ones 09:15, 10:15 ... 15:15;
@@ -29,9 +30,11 @@ from time import time_ns
 
 import numpy as np
 
-from algocli.data.csv_feed import DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, _bucket_labels
 from algocli.domain.models import IST_OFFSET_NS, Interval
 
+MINUTE_NS = 60_000_000_000
+DAY_NS = 1440 * MINUTE_NS
+SESSION_OPEN_MIN = 9 * 60 + 15  # NSE opens 09:15 IST; intraday buckets are anchored here
 SESSION_OPEN = time(9, 15)
 SESSION_CLOSE = time(15, 30)
 SESSION_OPEN_NS = SESSION_OPEN_MIN * MINUTE_NS  # since IST midnight
@@ -40,9 +43,9 @@ SESSION_MINUTES = (SESSION_CLOSE_NS - SESSION_OPEN_NS) // MINUTE_NS  # 375, Inte
 _EPOCH = date(1970, 1, 1)
 
 __all__ = [
-    "SESSION_CLOSE", "SESSION_CLOSE_NS", "SESSION_MINUTES", "SESSION_OPEN", "SESSION_OPEN_NS",
-    "bucket_end", "bucket_start", "bucket_starts", "ist_date", "ist_day_start", "ist_midnight_ns",
-    "in_session_hours", "is_market_open", "ist_today", "session_bounds",
+    "DAY_NS", "MINUTE_NS", "SESSION_CLOSE", "SESSION_CLOSE_NS", "SESSION_MINUTES", "SESSION_OPEN", "SESSION_OPEN_MIN",
+    "SESSION_OPEN_NS", "bucket_end", "bucket_labels", "bucket_start", "bucket_starts", "in_session_hours",
+    "is_market_open", "ist_date", "ist_day_start", "ist_midnight_ns", "ist_today", "session_bounds",
 ]
 
 
@@ -93,15 +96,36 @@ def is_market_open(ns: int, holidays: Collection[date] | None = None,
     return day.weekday() < 5 or bool(special_sessions and day in special_sessions)
 
 
+def bucket_labels(ts: np.ndarray, minutes: int | None) -> np.ndarray:
+    """Start of each time's bucket on the NSE grid.
+
+    Args:
+        ts: UTC nanoseconds (int64 array).
+        minutes: Bucket length, anchored at 09:15 IST; None for the IST calendar day.
+
+    Returns:
+        UTC nanoseconds of each bucket's start. Times before 09:15 get their IST midnight,
+        so a bucket never spans two IST dates.
+    """
+    local = ts + IST_OFFSET_NS
+    day_start = (local // DAY_NS) * DAY_NS
+    if minutes is None:
+        return day_start - IST_OFFSET_NS
+    minute = (local - day_start) // MINUTE_NS
+    start = SESSION_OPEN_MIN + ((minute - SESSION_OPEN_MIN) // minutes) * minutes
+    # Pre-open bars would otherwise get a label on the previous date; clamp to midnight.
+    return day_start + np.maximum(start, 0) * MINUTE_NS - IST_OFFSET_NS
+
+
 def _grid_minutes(interval: Interval | str) -> int | None:
-    """Bucket length for ``_bucket_labels``: minutes, or None for the IST day."""
+    """Bucket length for ``bucket_labels``: minutes, or None for the IST day."""
     interval = Interval(interval)
     return None if interval is Interval.DAY_1 else interval.minutes
 
 
 def bucket_starts(ts: np.ndarray, interval: Interval | str) -> np.ndarray:
     """Start of the bucket of every time in ``ts`` (UTC ns, int64): the grid ``resample`` uses."""
-    return _bucket_labels(np.asarray(ts, dtype=np.int64), _grid_minutes(interval))
+    return bucket_labels(np.asarray(ts, dtype=np.int64), _grid_minutes(interval))
 
 
 def bucket_start(ns: int, interval: Interval | str) -> int:
@@ -109,7 +133,7 @@ def bucket_start(ns: int, interval: Interval | str) -> int:
 
     Intraday buckets are aligned to 09:15 IST; ``1d`` buckets start at IST midnight.
     """
-    return int(_bucket_labels(np.array([ns], dtype=np.int64), _grid_minutes(interval))[0])
+    return int(bucket_labels(np.array([ns], dtype=np.int64), _grid_minutes(interval))[0])
 
 
 def bucket_end(ns: int, interval: Interval | str) -> int:

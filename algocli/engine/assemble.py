@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from algocli.config.run import RunConfig, parse_plugin_config
+from algocli.config.run import RunConfig, check_instruments, parse_plugin_config
 from algocli.engine.backtest import Backtest
-from algocli.errors import ConfigError, PluginError
+from algocli.errors import ConfigError
 from algocli.registry import resolve
 from algocli.strategy.base import BaseStrategy
 
@@ -24,6 +24,7 @@ class Plugins:
     broker_cls: type
     broker_cfg: object
     strategies: list[tuple[str, BaseStrategy, list[str]]]
+    cost_cls: type
 
     @property
     def instruments(self) -> list[str]:
@@ -31,7 +32,8 @@ class Plugins:
 
     @property
     def cost_model(self):
-        return self.broker_cls.cost_model(self.broker_cfg)
+        """A fresh cost model; the broker section's ``commission_rate`` is its rate."""
+        return self.cost_cls(getattr(self.broker_cfg, "commission_rate", 0.0))
 
     def plugin_configs(self) -> dict[str, dict]:
         return {
@@ -71,6 +73,8 @@ def resolve_plugins(config: RunConfig, source: str) -> Plugins:
     fill_model = fill_cls(_plugin_config(fill_cls, config.fill_model.plugin_params, source, "fill_model"))
     broker_cls = resolve("broker", config.broker.name, where=f"{source}: broker.name")
     broker_cfg = _plugin_config(broker_cls, config.broker.plugin_params, source, "broker")
+    # ``commission_rate`` (every broker section has one) selects the flat-rate model.
+    cost_cls = resolve("cost model", "percent", where=f"{source}: broker.commission_rate")
     strategies = []
     seen: set[str] = set()
     for i, entry in enumerate(config.strategies):
@@ -79,8 +83,47 @@ def resolve_plugins(config: RunConfig, source: str) -> Plugins:
             raise ConfigError(f"{source}: strategies[{i}].id: duplicate strategy id {sid!r}; "
                               "give each strategy a unique id")
         seen.add(sid)
+        if not entry.instruments:
+            raise ConfigError(f"{source}: strategies[{i}].instruments: required key is missing; list the "
+                              "instruments it trades (or give its class an `instruments` property)")
         strategies.append((sid, _build_strategy(entry, i, source), list(entry.instruments)))
-    return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies)
+    return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies, cost_cls)
+
+
+def declare_instruments(config: RunConfig, source: str) -> RunConfig:
+    """``config`` with each strategy's instruments checked against its class's ``instruments``
+    property, or taken from it when the YAML lists none. Call it before naming the instruments.
+
+    Args:
+        config: The validated run definition, instruments as the YAML writes them.
+        source: The YAML path, used in error messages.
+
+    Raises:
+        ConfigError: The YAML's list differs from the property's, or the property's is not a
+            list of instrument names.
+    """
+    entries = []
+    for i, entry in enumerate(config.strategies):
+        cls = resolve("strategy", entry.class_, where=f"{source}: strategies[{i}].class")
+        if cls.declares_instruments():
+            entry = _declared(entry, _build_strategy(entry, i, source), i, source)
+        entries.append(entry)
+    return config.model_copy(update={"strategies": entries})
+
+
+def _declared(entry, strategy: BaseStrategy, i: int, source: str):
+    where = f"{source}: strategies[{i}].instruments"
+    declared = strategy.declared_instruments()
+    try:
+        declared = check_instruments(declared)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {strategy.name}.instruments: {exc}") from None
+    if not entry.instruments:
+        return entry.model_copy(update={"instruments": declared})
+    if set(entry.instruments) != set(declared):
+        raise ConfigError(f"{where}: {entry.instruments} differ from {declared}, which {strategy.name}.instruments "
+                          "names; list the same instruments, or drop the YAML's list to use the class's")
+    return entry
 
 
 def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None] | None = None) -> Assembled:
@@ -129,6 +172,7 @@ def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None
     """
     from algocli.instruments.naming import name_run
 
+    config = declare_instruments(config, source)
     feed_cls = resolve("feed", config.data.feed, where=f"{source}: data.feed")
     feed_cfg = _plugin_config(feed_cls, config.data.plugin_params, source, "data")
     directory = getattr(feed_cls(feed_cfg), "directory", None) if hasattr(feed_cls, "load") else None
@@ -137,15 +181,13 @@ def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None
 
 
 def _plugin_config(cls: type, params: dict, source: str, section: str):
-    model = getattr(cls, "Config", None)
-    if model is None:
-        raise PluginError(f"{source}: {section}: plugin {cls.__name__} declares no Config model")
-    return parse_plugin_config(model, params, source, section)
+    return parse_plugin_config(cls.Config, params, source, section)  # ``resolve`` checked it has one
 
 
 def _build_strategy(entry, i: int, source: str) -> BaseStrategy:
     cls = resolve("strategy", entry.class_, where=f"{source}: strategies[{i}].class")
-    if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
-        raise PluginError(f"{source}: strategies[{i}].class: {entry.class_!r} is not a BaseStrategy subclass")
     params = parse_plugin_config(cls.Params, entry.params, source, f"strategies[{i}].params")
-    return cls(params)
+    try:
+        return cls.from_params(params)
+    except (TypeError, ValueError) as exc:  # an __init__ that checks its keyword arguments itself
+        raise ConfigError(f"{source}: strategies[{i}].params: {cls.__name__} refused them: {exc}") from None

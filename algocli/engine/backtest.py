@@ -59,7 +59,7 @@ class Backtest:
         self.core = EngineCore(histories, meta, Ledger(initial_capital))
         self.core.broker = SimulatedBroker(
             self.core.ledger, histories, fill_model or NextOpen(), cost_model or PercentCommission(0.0),
-            self.core.on_fill,
+            self.core.on_fill, instruments=meta,
         )
         self._timeline = _Timeline(bars)
         self.notes: list[str] = []

@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from algocli.broker.protocol import (
     AmbiguousOutcome, Broker, BrokerOrder, BrokerTrade, OrderRequest, client_order_id,
 )
+from algocli.broker.costs import CostContext, CostModel, PercentCommission
+from algocli.broker.orderbook import OrderBook
 from algocli.domain.models import (
-    Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
+    Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
 from algocli.errors import AlgoError, BrokerError
 from algocli.persistence.journal import Journal, crash_point
@@ -49,6 +51,7 @@ class LiveOrderState:
     request: OrderRequest
     broker_order_id: str | None = None
     lookups: int = 0
+    modifying: int = 0  # modify requests in flight
 
 
 @dataclass
@@ -65,24 +68,27 @@ class LiveRouter:
 
     def __init__(self, broker: Broker, ledger: Ledger, histories: dict, *, run: str, journal: Journal,
                  on_fill, products: dict[str, str] | None = None, default_product: str = "INTRADAY",
-                 validity: str = "DAY", lookup_attempts: int = 5, lookup_delay: float = 1.0) -> None:
+                 validity: str = "DAY", lookup_attempts: int = 5, lookup_delay: float = 1.0,
+                 cost_model: CostModel | None = None, instruments: Mapping[str, Instrument] | None = None) -> None:
         self.broker = broker
         self.ledger = ledger
         self.histories = histories
         self.run = run
         self.journal = journal
-        self._on_fill = on_fill
+        self.book = OrderBook(ledger, histories, on_fill, journal)
+        self.orders = self.book.orders
+        self.fills = self.book.fills
+        self.pending = self.book.pending
         self.products = products or {}
         self.default_product = default_product
         self.validity = validity
-        self.orders: list[Order] = []
-        self.fills: list[Fill] = []
-        self.pending: dict[str, list[Order]] = {inst: [] for inst in histories}
+        # A live fill books the charge the cost model estimates, as a paper fill would.
+        self.cost_model = cost_model if cost_model is not None else PercentCommission(0.0)
+        self.instruments = dict(instruments or {})
         self.states: dict[str, LiveOrderState] = {}  # our order id -> state
         self._by_broker_id: dict[str, LiveOrderState] = {}
         self._by_client_id: dict[str, LiveOrderState] = {}
         self._held: dict[str, list[BrokerTrade]] = {}  # broker order id -> fills that came before the ack
-        self._seq: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
         self.stats = RouterStats()
         self.lookup_attempts = lookup_attempts
@@ -95,20 +101,13 @@ class LiveRouter:
     def submit(self, strategy_id: str, signal: Signal, ts: int, timeline_bar: int) -> Order | None:
         if signal.action is SignalAction.HOLD:
             return None
-        seq = self._seq.get(strategy_id, 0) + 1
-        self._seq[strategy_id] = seq
-        order_id = f"{strategy_id}-{seq:06d}"
         h = self.histories.get(signal.instrument)
-        order = Order(order_id, strategy_id, signal.instrument,
-                      OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
-                      signal.quantity, signal.order_type, signal.limit_price, OrderStatus.PENDING, ts,
-                      h.cursor if h is not None else -1, ts, tag=signal.tag)
-        cid = client_order_id(self.run, strategy_id, seq)
+        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)  # fsync'd
+        cid = client_order_id(self.run, strategy_id, int(order.order_id.rpartition("-")[2]))
         request = OrderRequest(cid, strategy_id, signal.instrument, order.side, order.quantity, order.order_type,
                                order.limit_price, self.products.get(signal.instrument, self.default_product),
                                self.validity)
-        self.journal.order(order)  # fsync'd before anything leaves this process
-        self.journal.append("client_id", order_id=order_id, client_id=cid, product=request.product,
+        self.journal.append("client_id", order_id=order.order_id, client_id=cid, product=request.product,
                             validity=request.validity)
         crash_point("after_intent_journal")
         state = LiveOrderState(order, cid, request)
@@ -118,16 +117,9 @@ class LiveRouter:
 
     def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
         """Record an order the risk controller refused: journaled as REJECTED, never sent."""
-        seq = self._seq.get(strategy_id, 0) + 1
-        self._seq[strategy_id] = seq
         h = self.histories.get(signal.instrument)
-        order = Order(f"{strategy_id}-{seq:06d}", strategy_id, signal.instrument,
-                      OrderSide.BUY if signal.action is SignalAction.BUY else OrderSide.SELL,
-                      signal.quantity, signal.order_type, signal.limit_price, OrderStatus.REJECTED, ts,
-                      h.cursor if h is not None else -1, ts, reason=reason, tag=signal.tag)
-        self.journal.order(order)
-        self.journal.status(order)
-        self.orders.append(order)
+        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)
+        self.book.set_status(order, OrderStatus.REJECTED, reason, ts)
         return order
 
     def cancel(self, order_id: str, strategy_id: str, ts: int | None = None,
@@ -148,8 +140,7 @@ class LiveRouter:
         return True
 
     def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
-        lists = [self.pending[instrument]] if instrument is not None else self.pending.values()
-        return [o for lst in lists for o in lst if strategy_id is None or o.strategy_id == strategy_id]
+        return self.book.open_orders(strategy_id, instrument)
 
     def on_tick(self, instrument: str, price: float, ts: int, timeline_bar: int) -> None:
         """Live fills come from the broker, not from ticks."""
@@ -189,12 +180,19 @@ class LiveRouter:
         if not reply.broker_order_id:  # refused before the broker gave it an id
             self._set_status(state, OrderStatus.REJECTED, reply.reason or "rejected by the broker")
             return
-        if state.broker_order_id is None:
-            state.broker_order_id = reply.broker_order_id
-            self._by_broker_id[reply.broker_order_id] = state
-            self.journal.append("ack", order_id=state.order.order_id, broker_order_id=reply.broker_order_id)
+        self._link(state, reply.broker_order_id)
         self.on_broker_order(reply)
-        for trade in self._held.pop(reply.broker_order_id, []):
+
+    def _link(self, state: LiveOrderState, broker_order_id: str) -> None:
+        """Tie ``state`` to the broker's order id (journaled once, whichever answer came
+        first: the placement's reply, a lookup, or the order stream), then book the fills
+        that arrived before it."""
+        if state.broker_order_id is not None:
+            return
+        state.broker_order_id = broker_order_id
+        self._by_broker_id[broker_order_id] = state
+        self.journal.append("ack", order_id=state.order.order_id, broker_order_id=broker_order_id)
+        for trade in self._held.pop(broker_order_id, []):
             self.on_broker_fill(trade)
 
     async def _cancel(self, state: LiveOrderState) -> None:
@@ -206,33 +204,39 @@ class LiveRouter:
         self.on_broker_order(reply)
 
     async def _modify(self, state: LiveOrderState, quantity: int | None, price: float | None) -> None:
+        state.modifying += 1
         try:
-            reply = await self.broker.modify_order(state.broker_order_id, quantity, price)
-        except (AmbiguousOutcome, BrokerError) as exc:  # a refused modify leaves the order as it was
-            state.order.reason = f"modify not applied: {exc}"
-            return
-        if quantity is not None:
-            state.order.quantity = quantity
-        if price is not None:
-            state.order.limit_price = price
-        self.journal.modify(state.order)
-        self.on_broker_order(reply)
+            try:
+                reply = await self.broker.modify_order(state.broker_order_id, quantity, price)
+            except (AmbiguousOutcome, BrokerError) as exc:  # a refused modify leaves the order as it was
+                state.order.reason = f"modify not applied: {exc}"
+                return
+            self.book.modify(state.order, quantity, price)
+            if quantity is not None:
+                state.request = replace(state.request, quantity=quantity)
+            if price is not None:
+                state.request = replace(state.request, limit_price=price)
+            self.on_broker_order(reply)
+        finally:
+            state.modifying -= 1
+            if not state.modifying:  # fills beyond the old quantity waited for the new one
+                for trade in self._held.pop(state.broker_order_id, []):
+                    self.on_broker_fill(trade)
 
     def on_broker_order(self, update: BrokerOrder) -> None:
         state = self._by_broker_id.get(update.broker_order_id)
         if state is None and update.client_id:
             state = self._by_client_id.get(update.client_id)
-            if state is not None and state.broker_order_id is None:
-                state.broker_order_id = update.broker_order_id
-                self._by_broker_id[update.broker_order_id] = state
+            if state is not None:
+                self._link(state, update.broker_order_id)
         if state is None:
             return  # not ours (another platform or another run)
         status = update.status
         if status in ("CANCELLED", "REJECTED", "EXPIRED") and not state.order.status.is_terminal:
-            self._set_status(state, OrderStatus(status), update.reason or status.lower())
+            self._set_status(state, OrderStatus(status), update.reason or status.lower(), update.updated_ts)
         elif status in ("PENDING", "OPEN") and state.order.status is OrderStatus.UNKNOWN:
             self._set_status(state, OrderStatus.OPEN if state.order.order_type is OrderType.LIMIT
-                             else OrderStatus.PENDING, "")
+                             else OrderStatus.PENDING, "", update.updated_ts)
 
     def on_broker_fill(self, trade: BrokerTrade) -> None:
         """Book a broker fill once, keyed by its trade id."""
@@ -246,24 +250,23 @@ class LiveRouter:
             self._held.setdefault(trade.broker_order_id, []).append(trade)  # fill before the ack
             return
         order = state.order
-        room = order.quantity - order.filled_quantity
-        qty = min(trade.quantity, room)
+        if state.modifying and trade.quantity > order.quantity - order.filled_quantity:
+            # the broker already works the raised quantity; book it once the modify is applied here
+            self.stats.held_fills += 1
+            self._held.setdefault(trade.broker_order_id, []).append(trade)
+            return
+        qty = min(trade.quantity, order.quantity - order.filled_quantity)
         if qty <= 0:
             return  # an overfill would double a position: ignore it (the reconciliation will report)
-        fill = Fill(fill_id, order.order_id, order.strategy_id, order.instrument, order.side, qty, trade.price,
-                    0.0, trade.ts, self._timeline_bar())
-        self.journal.fill(fill)
-        self.ledger.book(fill)
-        self.fills.append(fill)
-        total = order.filled_quantity + qty
-        order.average_price = (order.average_price * order.filled_quantity + trade.price * qty) / total
-        order.filled_quantity = total
-        order.updated_ts = trade.ts
-        if total >= order.quantity:
-            self._set_status(state, OrderStatus.FILLED, "")
-        else:
-            order.status = OrderStatus.PARTIALLY_FILLED
-        self._on_fill(fill)
+        inst = order.instrument
+        charges = self.cost_model.charges(CostContext(
+            self.instruments.get(inst) or Instrument(inst), state.request.product, order.side is OrderSide.BUY,
+            qty, trade.price, trade.ts))
+        fill = Fill(fill_id, order.order_id, order.strategy_id, inst, order.side, qty, trade.price,
+                    charges, trade.ts, self._timeline_bar())
+        self.book.apply_fill(order, fill)
+        if order.status is OrderStatus.FILLED:
+            self.journal.status(order)
 
     # --- bookkeeping --------------------------------------------------------------------------
 
@@ -273,22 +276,12 @@ class LiveRouter:
         return self.timeline_bar_fn() if self.timeline_bar_fn is not None else 0
 
     def _track(self, state: LiveOrderState) -> None:
-        order = state.order
-        self.orders.append(order)
-        self.states[order.order_id] = state
+        self.states[state.order.order_id] = state
         self._by_client_id[state.client_id] = state
-        if order.instrument in self.pending:
-            self.pending[order.instrument].append(order)
+        self.book.work(state.order)
 
-    def _set_status(self, state: LiveOrderState, status: OrderStatus, reason: str) -> None:
-        order = state.order
-        order.status = status
-        order.reason = reason
-        self.journal.status(order)
-        if status.is_terminal:
-            working = self.pending.get(order.instrument)
-            if working is not None and order in working:
-                working.remove(order)
+    def _set_status(self, state: LiveOrderState, status: OrderStatus, reason: str, ts: int | None = None) -> None:
+        self.book.set_status(state.order, status, reason, ts or None)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -353,82 +346,63 @@ class LiveRouter:
                 "journal if the broker's positions are the truth (--fresh), then run again")
 
     def _restore(self, records: list[dict]) -> None:
-        client_ids: dict[str, dict] = {}
+        """Orders, fills, statuses and modifications from the journal (``OrderBook.replay``),
+        then each order's client id, request and broker order id."""
+        self.book.replay(records)
+        ids = {rec["order_id"]: rec for rec in records if rec.get("k") == "client_id"}
+        for order in self.book.orders:
+            sid, _, seq = order.order_id.rpartition("-")
+            rec = ids.get(order.order_id) or {}
+            cid = rec.get("client_id") or client_order_id(self.run, sid, int(seq))
+            request = OrderRequest(cid, sid, order.instrument, order.side, order.quantity, order.order_type,
+                                   order.limit_price, rec.get("product", self.default_product),
+                                   rec.get("validity", self.validity))
+            state = LiveOrderState(order, cid, request)
+            self.states[order.order_id] = state
+            self._by_client_id[cid] = state
         for rec in records:
-            if rec.get("k") == "client_id":
-                client_ids[rec["order_id"]] = rec
-        for rec in records:
-            kind = rec.get("k")
-            if kind == "order":
-                self._restore_order(rec, client_ids.get(rec["order_id"]))
-            elif kind == "ack":
+            if rec.get("k") == "ack":
                 state = self.states.get(rec["order_id"])
                 if state is not None:
                     state.broker_order_id = rec["broker_order_id"]
                     self._by_broker_id[rec["broker_order_id"]] = state
-            elif kind == "fill" and rec["fill_id"] not in self.ledger.booked:
-                fields = {k: v for k, v in rec.items() if k != "k"}
-                fill = Fill(**{**fields, "side": OrderSide(rec["side"])})
-                self.ledger.book(fill)
-                self.fills.append(fill)
-                state = self.states.get(fill.order_id)
-                if state is not None:
-                    order = state.order
-                    total = order.filled_quantity + fill.quantity
-                    order.average_price = (order.average_price * order.filled_quantity
-                                           + fill.price * fill.quantity) / total
-                    order.filled_quantity = total
-                    if total >= order.quantity:
-                        order.status = OrderStatus.FILLED
-                        self._unpend(order)
-            elif kind == "status":
-                state = self.states.get(rec["order_id"])
-                if state is not None:
-                    state.order.status = OrderStatus(rec["status"])
-                    state.order.reason = rec["reason"]
-                    if state.order.status.is_terminal:
-                        self._unpend(state.order)
-
-    def _restore_order(self, rec: dict, ids: dict | None) -> None:
-        order = Order(rec["order_id"], rec["strategy_id"], rec["instrument"], OrderSide(rec["side"]),
-                      rec["quantity"], OrderType(rec["order_type"]), rec["limit_price"], OrderStatus.PENDING,
-                      rec["created_ts"], rec["created_bar"], rec["created_ts"], tag=rec["tag"])
-        sid, _, seq = order.order_id.rpartition("-")
-        self._seq[sid] = max(self._seq.get(sid, 0), int(seq))
-        cid = ids["client_id"] if ids else client_order_id(self.run, sid, int(seq))
-        request = OrderRequest(cid, sid, order.instrument, order.side, order.quantity, order.order_type,
-                               order.limit_price, (ids or {}).get("product", self.default_product),
-                               (ids or {}).get("validity", self.validity))
-        self._track(LiveOrderState(order, cid, request))
-
-    def _unpend(self, order: Order) -> None:
-        working = self.pending.get(order.instrument)
-        if working is not None and order in working:
-            working.remove(order)
 
 
 def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, products: dict[str, str],
-                      default_product: str, validity: str, **kwargs):
-    """A ``PaperEngine`` whose order path is a ``LiveRouter`` to ``broker``.
+                      default_product: str, validity: str, cost_model: CostModel | None = None, **kwargs):
+    """A ``PaperEngine`` built with a ``LiveRouter`` to ``broker`` as its order path.
 
     The candle path, journal, dashboard and artifacts are the paper engine's; history is
     restored from the journal there, while orders and fills are restored by
     ``engine.router.reconcile`` against the broker (async, before trading starts).
+
+    Args:
+        instruments: The run's instrument names.
+        broker: The connected-on-start real broker.
+        run_id: The run's name (the start of its run key).
+        products: Product per instrument; ``default_product`` for the others.
+        validity: ``DAY`` or ``IOC``.
+        cost_model: Prices each broker fill's charges, as the simulated broker would
+            (none when omitted).
+        **kwargs: ``PaperEngine`` arguments (interval, initial_capital, journal_path, name,
+            metadata).
     """
-    from algocli.broker.costs import PercentCommission
     from algocli.broker.fill_models import NextOpen
     from algocli.engine.paper import PaperEngine
 
-    engine = PaperEngine(instruments, fill_model=NextOpen(), cost_model=PercentCommission(0.0),
-                         restore_trading=False, **kwargs)
-    run_key = _run_key(engine, run_id)
-    router = LiveRouter(broker, engine.core.ledger, engine.core.histories, run=run_key, journal=engine.journal,
-                        on_fill=engine.core.on_fill, products=products, default_product=default_product,
-                        validity=validity)
-    router.timeline_bar_fn = lambda: len(engine.clock.ts_mv)
-    engine.router = router
-    engine.broker = engine.core.broker = router
-    return engine
+    cost_model = cost_model if cost_model is not None else PercentCommission(0.0)
+
+    def make_router(engine) -> LiveRouter:
+        router = LiveRouter(broker, engine.core.ledger, engine.core.histories, run=_run_key(engine, run_id),
+                            journal=engine.journal, on_fill=engine.core.on_fill, products=products,
+                            default_product=default_product, validity=validity, cost_model=cost_model,
+                            instruments=engine.core.instruments)
+        router.timeline_bar_fn = lambda: len(engine.clock.ts_mv)
+        engine.router = router
+        return router
+
+    return PaperEngine(instruments, fill_model=NextOpen(), cost_model=cost_model, router_factory=make_router,
+                       **kwargs)
 
 
 def live_broker(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = None) -> Broker:

@@ -28,9 +28,7 @@ from algocli.broker.fill_models import FillModel
 from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
 from algocli.domain.candle import Candle
-from algocli.domain.models import (
-    Fill, Instrument, Interval, Order, OrderSide, OrderStatus, OrderType, Tick,
-)
+from algocli.domain.models import Instrument, Interval, Tick
 from algocli.engine.core import EngineCore, StrategySlot
 from algocli.errors import ConfigError, StrategyError
 from algocli.persistence.journal import Journal, crash_point, read_journal
@@ -83,7 +81,8 @@ class PaperEngine:
 
     def __init__(self, instruments: list[str], *, interval: Interval, initial_capital: float,
                  fill_model: FillModel, cost_model: CostModel, journal_path: Path, name: str,
-                 metadata: dict[str, Instrument] | None = None, restore_trading: bool = True) -> None:
+                 metadata: dict[str, Instrument] | None = None, router_factory=None,
+                 products: dict[str, str] | None = None, default_product: str = "INTRADAY") -> None:
         from algocli.data.aggregator import CandleAggregator
 
         self.name = name
@@ -93,19 +92,36 @@ class PaperEngine:
         meta = {inst: (metadata or {}).get(inst) or Instrument(inst) for inst in instruments}
         self.core = EngineCore(histories, meta, Ledger(initial_capital))
         self.core.clock = self.clock = LiveClock()
-        self.broker = SimulatedBroker(self.core.ledger, histories, fill_model, cost_model, self.core.on_fill)
-        self.core.broker = self.broker
         self.aggregator = CandleAggregator(interval, self._on_candle)
         self.stats = PaperStats()
         self.notes: list[str] = []
+        self.events: list[str] = []  # lines for the operator, taken by the run loop
+        self.halted: dict[str, str] = {}  # strategy id -> why it no longer trades
         self.journal_path = Path(journal_path)
-        self.restored = self._restore(restore_trading)
+        records = list(read_journal(self.journal_path))
+        self.journal_records = records
+        self.restored = self._restore_candles(records)
         self.journal = Journal(self.journal_path)
-        self.broker.journal = self.journal
+        if router_factory is None:
+            router = SimulatedBroker(self.core.ledger, histories, fill_model, cost_model, self.core.on_fill,
+                                     instruments=meta, products=products, default_product=default_product)
+            router.journal = self.journal
+            self.restored.update(router.book.replay(records, last_bar=len(self.clock.ts_mv) - 1))
+        else:  # a live router restores its orders against the broker (``LiveRouter.reconcile``)
+            router = router_factory(self)
+        self.broker = self.core.broker = router
+        for rec in records:
+            if rec.get("k") == "strategy_halted":
+                self.halted[rec["strategy_id"]] = rec["reason"]
         self._subs: dict[str, list[tuple[str, object]]] = {}
         self._trading = False
         self._last_tick = (0, 0.0)  # (exchange ns, monotonic s) of the latest tick
         self.error: Exception | None = None
+
+    @property
+    def resumed(self) -> bool:
+        """True when this run continues a journal that already had candles."""
+        return bool(self.restored.get("candles"))
 
     # --- setup -----------------------------------------------------------------------
 
@@ -114,9 +130,24 @@ class PaperEngine:
         return strategy_id
 
     def start(self) -> None:
-        """Call ``on_init`` and begin reacting to candles."""
-        self._subs = self.core.subscribers()
+        """Call ``on_init``, rebuild the strategies' state on a resume, begin reacting to candles.
+
+        On a resume every journaled candle is replayed through each strategy's
+        ``on_candle`` with order entry muted (``algocli.engine.resume``): what a strategy
+        derives from candles (previous values, counters) is rebuilt, while its orders and
+        positions are the restored ones, read through the context.
+        """
+        from algocli.engine.resume import replay_candles
+
+        self._subs = {inst: [(sid, fn) for sid, fn in subs if sid not in self.halted]
+                      for inst, subs in self.core.subscribers().items()}
+        for sid, reason in self.halted.items():
+            self.events.append(f"strategy {sid} stays halted ({reason}); {self._positions_line(sid)}; "
+                               "start with --fresh to trade it again")
         self.core.start()
+        if self.resumed:
+            for sid, exc in replay_candles(self.core, self.clock, exclude=set(self.halted)).items():
+                self._halt_strategy(sid, exc)
         self._trading = True
 
     # --- the hot path ------------------------------------------------------------------
@@ -178,79 +209,50 @@ class PaperEngine:
         for sid, on_candle in self._subs.get(h.instrument, ()):
             try:
                 out = on_candle(candle)
-            except StrategyError:
-                raise
+                if out is not None:
+                    handle(sid, out)
             except Exception as exc:
-                raise StrategyError(f"strategy {sid} raised {type(exc).__name__} on {h.instrument}: {exc}") from exc
-            if out is not None:
-                handle(sid, out)
+                err = exc if isinstance(exc, StrategyError) else StrategyError(
+                    f"strategy {sid} raised {type(exc).__name__} on {h.instrument}: {exc}")
+                if not self.resumed:
+                    raise err from exc
+                self._halt_strategy(sid, err)  # a resumed run must not crash-loop on it
+
+    def _halt_strategy(self, sid: str, exc: Exception) -> None:
+        """Stop giving ``sid`` candles, cancel its working orders, and say what it holds.
+
+        Journaled, so the run stays halted for this strategy across restarts instead of
+        dying on the same candle each time.
+        """
+        if sid in self.halted:
+            return
+        reason = str(exc)
+        self.halted[sid] = reason
+        self.journal.append("strategy_halted", strategy_id=sid, reason=reason)
+        self._subs = {inst: [(s, fn) for s, fn in subs if s != sid] for inst, subs in self._subs.items()}
+        ts = self.clock.ts_mv[self.clock.cursor] if self.clock.ts_mv else None
+        for order in self.broker.open_orders(sid):
+            self.broker.cancel(order.order_id, sid, ts, reason="strategy halted")
+        self.events.append(f"strategy {sid} halted: {reason}; {self._positions_line(sid)}")
+
+    def _positions_line(self, sid: str) -> str:
+        held = [f"{p.instrument} {p.quantity:+d}" for (s, _), p in self.core.ledger.positions.items()
+                if s == sid and p.quantity]
+        return "positions: " + (", ".join(held) if held else "none")
 
     # --- recovery ----------------------------------------------------------------------
 
-    def _restore(self, trading: bool = True) -> dict[str, int]:
-        """Rebuild history (and, unless ``trading`` is False, orders, fills and cash) from the journal."""
-        counts = {"candles": 0, "orders": 0, "fills": 0}
-        broker, ledger = self.broker, self.core.ledger
-        records = list(read_journal(self.journal_path))
-        for rec in records:  # candles first: the restored timeline bounds the bars fills refer to
+    def _restore_candles(self, records: list[dict]) -> dict[str, int]:
+        """Rebuild each instrument's history from the journal's candles."""
+        n = 0
+        for rec in records:
             if rec["k"] == "candle":
                 h = self.core.histories.get(rec["instrument"])
                 if h is not None:
                     self._append_candle(h, rec["ts"], rec["open"], rec["high"], rec["low"], rec["close"],
                                         rec["volume"])
-                    counts["candles"] += 1
-        last_bar = len(self.clock.ts_mv) - 1
-        self.journal_records = records
-        if not trading:
-            return counts
-        for rec in records:
-            kind = rec.pop("k")
-            if kind == "order":
-                self._restore_order(rec)
-                counts["orders"] += 1
-            elif kind == "fill":
-                fill = Fill(**{**rec, "side": OrderSide(rec["side"])})
-                # killed after journaling a fill but before the candle it happened in closed: that
-                # bar is not in the journal, so book the fill on the last bar that is
-                fill.bar = min(fill.bar, last_bar)
-                if fill.fill_id in ledger.booked:
-                    continue  # already booked: a journal never books a fill twice
-                order = broker._by_id.get(fill.order_id)
-                ledger.book(fill)
-                broker.fills.append(fill)
-                if order is not None:
-                    _apply_fill(order, fill)
-                    _unpend(broker, order)
-                counts["fills"] += 1
-            elif kind == "status":
-                order = broker._by_id.get(rec["order_id"])
-                if order is not None:
-                    order.status = OrderStatus(rec["status"])
-                    order.reason = rec["reason"]
-                    order.updated_ts = rec["ts"] or order.updated_ts
-                    if order.status.is_terminal:
-                        _unpend(broker, order)
-            elif kind == "modify":
-                order = broker._by_id.get(rec["order_id"])
-                if order is not None:
-                    order.quantity = rec["quantity"]
-                    order.limit_price = rec["limit_price"]
-        return counts
-
-    def _restore_order(self, rec: dict) -> None:
-        broker = self.broker
-        order = Order(
-            rec["order_id"], rec["strategy_id"], rec["instrument"], OrderSide(rec["side"]), rec["quantity"],
-            OrderType(rec["order_type"]), rec["limit_price"],
-            OrderStatus.OPEN if rec["order_type"] == OrderType.LIMIT.value else OrderStatus.PENDING,
-            rec["created_ts"], rec["created_bar"], rec["created_ts"], tag=rec["tag"],
-        )
-        broker.orders.append(order)
-        broker._by_id[order.order_id] = order
-        sid, _, seq = order.order_id.rpartition("-")
-        broker._seq[sid] = max(broker._seq.get(sid, 0), int(seq))
-        if order.instrument in broker.pending:
-            broker.pending[order.instrument].append(order)
+                    n += 1
+        return {"candles": n, "orders": 0, "fills": 0}
 
     # --- the end -----------------------------------------------------------------------
 
@@ -309,18 +311,3 @@ def live_feed(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = 
             None (the default): the run's instruments are broker ids.
     """
     return open_live(plugins.feed_cls, plugins.feed_cfg, instrument_ids)
-
-
-def _apply_fill(order: Order, fill: Fill) -> None:
-    total = order.filled_quantity + fill.quantity
-    order.average_price = (order.average_price * order.filled_quantity + fill.price * fill.quantity) / total
-    order.filled_quantity = total
-    order.commission += fill.commission
-    order.status = OrderStatus.FILLED if total >= order.quantity else OrderStatus.PARTIALLY_FILLED
-    order.updated_ts = fill.ts
-
-
-def _unpend(broker: SimulatedBroker, order: Order) -> None:
-    working = broker.pending.get(order.instrument)
-    if working is not None and order in working and order.status.is_terminal:
-        working.remove(order)

@@ -1,16 +1,19 @@
-"""Download both brokers' instrument files once a day, and keep using them offline.
+"""Download every registered broker's instrument file once a day, and keep using them offline.
 
-Layout of the cache folder (``ALGO_INSTRUMENTS_DIR``, default ``data/instruments``)::
+The brokers are those registered in ``algocli.broker_specs``; each spec says where its
+list lives (a settings field), the file's suffix and how to read it. Layout of the cache
+folder (``ALGO_INSTRUMENTS_DIR``, default ``data/instruments``)::
 
     dhan-<url hash>.csv          Dhan's compact scrip master, as downloaded
     upstox-<url hash>.json.gz    Upstox's complete.json.gz, as downloaded
-    master-<hashes>.csv          both, merged and named (``table.write_instruments``)
+    master-<hashes>.csv          all of them, merged and named (``table.write_instruments``)
 
 File names carry a hash of the URL they came from, so the sandbox's master and the real
 one never stand in for each other. A file counts as fresh on the IST date it was written
 (both brokers publish a new file each morning). A download is parsed before it replaces
 the old file; if it fails, the old file is used with a warning, and only when there is no
-file at all does the command stop.
+file at all does the command stop. Sources are merged in name order: the first broker to
+list an instrument gives its shared fields, the others fill what it lacks.
 """
 
 from __future__ import annotations
@@ -26,10 +29,9 @@ from typing import Literal
 import aiohttp
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from algocli.config.settings import DhanSettings, UpstoxSettings
+from algocli.broker.spec import broker_spec, broker_specs
 from algocli.domain.session import ist_date, ist_today
 from algocli.errors import BrokerError, DataError
-from algocli.instruments.brokers import read_dhan_master, read_upstox_master
 from algocli.instruments.master import InstrumentMaster, merge
 from algocli.instruments.model import Instrument
 from algocli.instruments.table import read_frame, read_instruments, write_instruments
@@ -39,7 +41,6 @@ __all__ = ["InstrumentSettings", "MasterUnavailable", "Outcome", "Refresh", "ope
 
 _log = logging.getLogger(__name__)
 Refresh = Literal["auto", "always", "never"]
-_READERS = {"dhan": (read_dhan_master, "csv"), "upstox": (read_upstox_master, "json.gz")}
 
 
 class InstrumentSettings(BaseSettings):
@@ -56,7 +57,13 @@ class MasterUnavailable(BrokerError):
 
 
 def _urls() -> dict[str, str]:
-    return {"dhan": DhanSettings().scrip_master_url, "upstox": UpstoxSettings().instruments_url}
+    """Every registered broker's instrument-list URL, from its settings."""
+    return {name: spec.master_url() for name, spec in broker_specs().items()}
+
+
+def _read(source: str, path: Path) -> tuple[list[Instrument], int]:
+    spec = broker_spec(source)
+    return spec.load(spec.read_master)(path)
 
 
 def _tag(url: str) -> str:
@@ -81,7 +88,7 @@ class _Cache:
         self.urls = urls
 
     def raw(self, source: str) -> Path:
-        return self.directory / f"{source}-{_tag(self.urls[source])}.{_READERS[source][1]}"
+        return self.directory / f"{source}-{_tag(self.urls[source])}.{broker_spec(source).master_suffix}"
 
     def merged(self) -> Path:
         return self.directory / f"master-{'-'.join(_tag(self.urls[s]) for s in sorted(self.urls))}.csv"
@@ -112,7 +119,7 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
                 scratch = target.with_name(target.name + ".check")
                 atomic_write_bytes(scratch, body)
                 try:
-                    rows, _ = _READERS[source][0](scratch)  # parse before the old file is replaced
+                    rows, _ = _read(source, scratch)  # parse before the old file is replaced
                 finally:
                     scratch.unlink(missing_ok=True)
                 if not rows:
@@ -162,7 +169,7 @@ def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
         sources: list[list[Instrument]] = []
         for source in sorted(cache.urls):
             if cache.raw(source).is_file():
-                sources.append(_READERS[source][0](cache.raw(source))[0])
+                sources.append(_read(source, cache.raw(source))[0])
         write_instruments(merged, merge(*sources))
     day = cache.fetched_on(merged)
     return InstrumentMaster(read_frame(merged), source=f"instrument list of {day} in {cache.directory}")
@@ -174,13 +181,13 @@ def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, ext
 
     Args:
         refresh: ``auto`` downloads a source not yet fetched today (falling back to the
-            cache when offline), ``always`` downloads both, ``never`` uses only the cache.
+            cache when offline), ``always`` downloads all, ``never`` uses only the cache.
         directory: The cache folder; default ``ALGO_INSTRUMENTS_DIR``.
         extra: Files in the project's instrument format whose rows are added where the
             master lacks them (a data folder's ``instruments.csv``).
         warn: Receives one line when a download failed and the cache stands in.
-        urls: ``{"dhan": ..., "upstox": ...}`` to download from; default the settings'
-            ``DHAN_SCRIP_MASTER_URL`` and ``UPSTOX_INSTRUMENTS_URL``.
+        urls: Broker name → URL to download from; default every registered broker's
+            URL from its settings (``DHAN_SCRIP_MASTER_URL``, ``UPSTOX_INSTRUMENTS_URL``, ...).
 
     Raises:
         MasterUnavailable: Nothing cached, and (unless ``never``) nothing downloadable.

@@ -20,16 +20,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algocli.broker.spec import broker_spec, broker_specs
 from algocli.domain.session import ist_today
 from algocli.errors import ConfigError
 from algocli.instruments.brokers import index_name
-from algocli.instruments.hrn import normalise, parse_contract, plain_hrn
+from algocli.domain.hrn import normalise, parse_contract, plain_hrn
 from algocli.instruments.model import COLUMNS, Instrument
-from algocli.instruments.table import cell, frame_row
+from algocli.instruments.table import cells, frame_row
 
 __all__ = ["InstrumentMaster", "merge"]
 
-_BROKER_FIELDS = {"dhan": ("dhan_id", "dhan_instrument"), "upstox": ("upstox_key", "isin")}
+
+def _id_columns() -> list[str]:
+    """The ``Instrument`` columns holding a registered broker's id."""
+    return [spec.id_field for spec in broker_specs().values() if spec.id_field in COLUMNS]
 
 
 def merge(*sources: Iterable[Instrument]) -> list[Instrument]:
@@ -72,12 +76,12 @@ class InstrumentMaster:
             self._cache: dict[int, Instrument] = {}
         else:
             rows = list(instruments)
-            frame = pd.DataFrame([[cell(getattr(i, c)) for c in COLUMNS] for i in rows], columns=list(COLUMNS),
+            frame = pd.DataFrame([cells(i) for i in rows], columns=list(COLUMNS),
                                  dtype=object)
             self._cache = dict(enumerate(rows))
         self._frame = frame
         self._by_id: dict[str, int] = {}
-        for column in ("upstox_key", "dhan_id", "hrn"):  # later columns win a clash: the HRN is final
+        for column in (*reversed(_id_columns()), "hrn"):  # later columns win a clash: the HRN is final
             values = frame[column].str.upper()
             present = values != ""
             self._by_id.update(zip(values[present].tolist(), np.flatnonzero(present.to_numpy()).tolist()))
@@ -121,16 +125,17 @@ class InstrumentMaster:
                           "(`algo instruments search TEXT` lists names; `algo instruments refresh` updates the list)")
 
     def broker_id(self, text: str, broker: str) -> str:
-        """The id ``broker`` (``dhan`` or ``upstox``) uses for ``text``.
+        """The id ``broker`` (a registered broker's name) uses for ``text``.
 
         Raises:
-            ConfigError: Unknown name, or the broker does not list it.
+            ConfigError: Unknown name or broker, or the broker does not list it.
         """
         inst = self.resolve(text)
-        value = getattr(inst, _BROKER_FIELDS[broker][0])
+        spec = broker_spec(broker)
+        value = spec.instrument_id(inst)
         if not value:
-            raise ConfigError(f"instrument {inst.hrn!r} is not listed by {broker.title()} in the {self.source}; "
-                              f"trade it through the other broker or refresh the list")
+            raise ConfigError(f"instrument {inst.hrn!r} is not listed by {spec.title} in the {self.source}; "
+                              f"trade it through another broker or refresh the list")
         return value
 
     def search(self, text: str, limit: int = 20) -> list[Instrument]:
@@ -142,8 +147,9 @@ class InstrumentMaster:
         if not words or not len(self._frame):
             return []
         frame = self._frame
-        haystack = (frame["hrn"] + " " + frame["name"].str.upper() + " " + frame["dhan_id"] + " "
-                    + frame["upstox_key"].str.upper() + " " + frame["isin"])
+        haystack = frame["hrn"] + " " + frame["name"].str.upper() + " " + frame["isin"]
+        for column in _id_columns():
+            haystack = haystack + " " + frame[column].str.upper()
         mask = np.ones(len(frame), dtype=bool)
         for word in words:
             mask &= haystack.str.contains(word, regex=False).to_numpy()

@@ -55,12 +55,9 @@ class RunNames:
                 out["upstox"][hrn] = inst.upstox_key
         return out
 
-    def metadata(self) -> dict:
-        """``domain.models.Instrument`` per HRN (lot and tick size) for the engines."""
-        from algocli.domain.models import Instrument as Meta
-
-        return {hrn: Meta(hrn, symbol=hrn, lot_size=inst.lot_size, tick_size=inst.tick_size)
-                for hrn, inst in self.instruments.items()}
+    def metadata(self) -> dict[str, Instrument]:
+        """The master's ``Instrument`` per HRN, for the engines, the risk controller and the cost model."""
+        return dict(self.instruments)
 
     def aliases(self, hrn: str) -> tuple[str, ...]:
         """Other spellings of ``hrn`` (broker ids), for finding its data file."""

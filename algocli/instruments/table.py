@@ -4,6 +4,11 @@ Used for the merged master in the cache and for ``data/instruments.csv``, the bu
 list of the sample data's instruments. Dates are ISO (``2024-12-26``), an empty cell is
 "none", tick sizes are rupees. Rows are written sorted by HRN, so the same master gives
 the same file byte for byte.
+
+The ``kind`` column spells an option by its option type (``CE``/``PE``), as files did
+before ``option_type`` had a column of its own; ``CUR`` rows (currency derivatives) carry
+theirs in ``option_type``. Columns added since the first files (``ADDED_COLUMNS``) may be
+missing from a file and read as empty.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from datetime import date
 from pathlib import Path
 
 from algocli.errors import DataError
-from algocli.instruments.model import COLUMNS, KINDS, Instrument
+from algocli.domain.instrument import COLUMNS, CURRENCY, Instrument
 from algocli.persistence.artifacts import atomic_write_text
 
-__all__ = ["cell", "frame_row", "read_frame", "read_instruments", "write_instruments"]
+__all__ = ["ADDED_COLUMNS", "cell", "cells", "frame_row", "read_frame", "read_instruments", "write_instruments"]
+
+#: Columns a file written before they existed lacks; they read as empty (the model's default).
+ADDED_COLUMNS = ("option_type", "freeze_quantity")
 
 
 def cell(value: object) -> str:
@@ -30,13 +38,18 @@ def cell(value: object) -> str:
     return str(value)
 
 
+def cells(inst: Instrument) -> list[str]:
+    """``inst``'s row as this file writes it, one cell per ``COLUMNS``."""
+    return [cell(_kind_cell(inst) if c == "kind" else getattr(inst, c)) for c in COLUMNS]
+
+
 def write_instruments(path: Path, rows: Iterable[Instrument]) -> None:
     """Write ``rows`` atomically, sorted by HRN."""
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(COLUMNS)
     for inst in sorted(rows, key=lambda i: i.hrn):
-        out.writerow([cell(getattr(inst, c)) for c in COLUMNS])
+        out.writerow(cells(inst))
     atomic_write_text(Path(path), buf.getvalue())
 
 
@@ -59,19 +72,25 @@ def read_instruments(path: Path) -> list[Instrument]:
         raise DataError(path, "instrument file not found; run `algo instruments refresh` or restore it") from None
 
 
+def _kind_cell(inst: Instrument) -> str:
+    """The ``kind`` cell: the option type for an option, the kind otherwise."""
+    return inst.kind if inst.kind == CURRENCY else inst.contract
+
+
 def _row(path: Path, line: int, raw: dict[str, str]) -> Instrument:
     try:
-        kind = raw["kind"]
-        if kind not in KINDS:
-            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not raw["exchange"] or not raw["kind"]:
+            raise ValueError("exchange and kind must not be empty")
         expiry = raw.get("expiry") or ""
         strike = raw.get("strike") or ""
+        freeze = raw.get("freeze_quantity") or ""
         return Instrument(
-            hrn=raw["hrn"], exchange=raw["exchange"], kind=kind, symbol=raw["symbol"], name=raw.get("name") or "",
+            hrn=raw["hrn"], exchange=raw["exchange"], kind=raw["kind"], symbol=raw["symbol"], name=raw.get("name") or "",
             expiry=date.fromisoformat(expiry) if expiry else None, strike=float(strike) if strike else None,
             lot_size=int(raw.get("lot_size") or 1), tick_size=float(raw.get("tick_size") or 0.05),
             isin=raw.get("isin") or "", token=raw.get("token") or "", dhan_id=raw.get("dhan_id") or "",
-            dhan_instrument=raw.get("dhan_instrument") or "", upstox_key=raw.get("upstox_key") or "")
+            dhan_instrument=raw.get("dhan_instrument") or "", upstox_key=raw.get("upstox_key") or "",
+            option_type=raw.get("option_type") or None, freeze_quantity=int(freeze) if freeze else None)
     except (TypeError, ValueError) as exc:
         raise DataError(path, f"cannot read this instrument ({exc}); fix or delete the row", row=line) from None
 
@@ -92,6 +111,9 @@ def read_frame(path: Path):
         raise DataError(path, "instrument file not found; run `algo instruments refresh` or restore it") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot read this instrument file ({exc}); delete it and refresh") from None
+    for column in ADDED_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)}; the header must name {','.join(COLUMNS)}",

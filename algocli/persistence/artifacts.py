@@ -1,4 +1,7 @@
-"""Write a run's artifacts: CSV tables, the resolved config and run metadata.
+"""Write a run's artifacts: CSV tables, the resolved config, run metadata and the report.
+
+``write_run_artifacts`` writes the whole set for a finished run of any mode; the
+``write_*`` functions below it write one file each.
 
 Every file is written to a temporary name in the same folder, flushed to disk and then
 renamed over the target, so a crash leaves either the old file or the new one, never half
@@ -13,6 +16,7 @@ import json
 import os
 import platform
 import tempfile
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pandas as pd
 
 from algocli.analytics.result import RunResult
 from algocli.domain.models import IST_OFFSET_NS, OrderSide, OrderStatus, OrderType
+from algocli.domain.modes import RunMode
 
 _IST_SUFFIX = "+05:30"
 _UMASK = os.umask(0o022)
@@ -233,8 +238,23 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_metadata(path: Path, *, config_hash: str, config_path: str, data_files: list[Path],
+def write_metadata(path: Path, *, mode: RunMode, config_hash: str, config_path: str, data_files: list[Path],
                    bars: int, elapsed_s: float, notes: list[str]) -> Path:
+    """Write ``run.json``: the run's mode, config, package versions and data file hashes.
+
+    Args:
+        path: Where the JSON goes.
+        mode: How the run traded (recorded as ``"mode"``).
+        config_hash: ``RunConfig.content_hash()`` of the run definition.
+        config_path: The run definition's path as given.
+        data_files: Input files, each recorded with its SHA-256.
+        bars: Length of the run's timeline.
+        elapsed_s: Wall time of the run.
+        notes: The run's notes and warnings.
+
+    Returns:
+        ``path``.
+    """
     packages = {}
     for name in ("algocli", "numpy", "pandas", "ta-lib", "plotly", "pydantic", "typer", "rich"):
         try:
@@ -242,6 +262,7 @@ def write_metadata(path: Path, *, config_hash: str, config_path: str, data_files
         except metadata.PackageNotFoundError:
             packages[name] = None
     meta = {
+        "mode": RunMode(mode).value,
         "config": config_path,
         "config_hash": config_hash,
         "python": platform.python_version(),
@@ -252,3 +273,77 @@ def write_metadata(path: Path, *, config_hash: str, config_path: str, data_files
         "notes": notes,
     }
     return atomic_write_text(path, json.dumps(meta, indent=2) + "\n")
+
+
+@dataclass
+class RunDescription:
+    """What a run's artifacts record besides its result.
+
+    Attributes:
+        mode: How the run traded; recorded in ``run.json`` and titles ``report.html``.
+        config_path: The run definition's path as given.
+        config_hash: ``RunConfig.content_hash()`` of the run definition.
+        resolved_config: The run definition with every default filled in, as plain data
+            (``Assembled.resolved()``); written as ``config.resolved.yaml``.
+        data_files: Input data files, hashed into ``run.json``.
+        warnings: Remarks from assembling the run, recorded with the result's notes.
+    """
+
+    mode: RunMode
+    config_path: str
+    config_hash: str
+    resolved_config: dict
+    data_files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def write_run_artifacts(result: RunResult, out_dir: Path, run: RunDescription, *, report: bool = True,
+                        elapsed_s: float = 0.0) -> list[Path]:
+    """Write every artifact of a finished run into ``out_dir``, each file atomically.
+
+    The equity curve (the slowest file) and ``run.json`` (which hashes the input data) are
+    written in a forked child while this process writes the rest (``BackgroundTask``).
+
+    Args:
+        result: The finished run.
+        out_dir: The run's artifact folder; created if missing.
+        run: Mode, config and inputs of the run.
+        report: Also write ``report.html``.
+        elapsed_s: Wall time of the run, for ``run.json``.
+
+    Returns:
+        The written paths: the CSVs, ``config.resolved.yaml``, ``report.html`` (when
+        ``report``) and ``run.json``.
+
+    Raises:
+        AlgoError: The background writer failed.
+        OSError: A file could not be written.
+    """
+    import yaml
+
+    from algocli.persistence.background import BackgroundTask
+
+    out_dir = Path(out_dir)
+
+    def _second_core() -> None:
+        write_equity(result, out_dir / "equity_curve.csv")
+        write_metadata(out_dir / "run.json", mode=run.mode, config_hash=run.config_hash,
+                       config_path=run.config_path, data_files=run.data_files, bars=len(result.index),
+                       elapsed_s=elapsed_s, notes=result.notes + run.warnings)
+
+    background = BackgroundTask(_second_core, "equity_curve.csv and run.json")
+    paths = [
+        write_trades(result, out_dir / "trades.csv"),
+        write_orders(result, out_dir / "orders.csv"),
+        write_fills(result, out_dir / "fills.csv"),
+        out_dir / "equity_curve.csv",
+        write_results(result, out_dir / "results.csv"),
+        atomic_write_text(out_dir / "config.resolved.yaml", yaml.safe_dump(run.resolved_config, sort_keys=False)),
+    ]
+    if report:
+        from algocli.analytics.report import write_report
+
+        paths.append(write_report(result, out_dir / "report.html", mode=run.mode))
+    background.wait()
+    paths.append(out_dir / "run.json")
+    return paths

@@ -74,6 +74,7 @@ class Journal:
 
     def modify(self, order: Order) -> None:
         self.append("modify", order_id=order.order_id, quantity=order.quantity, limit_price=order.limit_price)
+        crash_point("after_modify_journal")
 
     def close(self) -> None:
         self._fh.close()

@@ -70,13 +70,14 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
     keys = app[UPSTOX_KEYS] = UpstoxKeys.of(instruments)  # before the Upstox modules mount: they read it
     if replayer is not None:
         app[REPLAYER] = replayer
-    exchange = app[EXCHANGE] = Exchange()
+    # order times follow the replay clock: before the first tick, the replay's first tick
+    exchange = app[EXCHANGE] = Exchange(start_ns=replayer.first_ns if replayer is not None else None)
     hub.add_listener(exchange.on_tick)
     mounted = []
     for name, wanted in (("dhan", dhan), ("upstox", upstox)):
         if wanted and _mount(app, hub, name):
             mounted.append(name)
-        if wanted:  # order entry, portfolio and order-update streams on the same matching engine
+        if wanted:  # order entry, portfolio and order-update streams: own accounts, the same matching engine
             _mount_orders(app, hub, exchange, f"{name}_orders")
     app[PROTOCOLS] = mounted
     importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox,

@@ -1,6 +1,8 @@
 """Dhan v2 order entry, portfolio and the live order-update stream, on the sandbox's ``Exchange``.
 
-Routes (brokers.md A3, A4, A10), JSON shapes and field names as Dhan sends them:
+Routes, JSON shapes and field names as Dhan sends them (https://dhanhq.co/docs/v2/orders/,
+https://dhanhq.co/docs/v2/portfolio/, https://dhanhq.co/docs/v2/funds/,
+https://dhanhq.co/docs/v2/order-update/):
 
 * ``POST /v2/orders`` → ``{"orderId","orderStatus"}``. Numeric strings are coerced and ``""``
   counts as absent; ``correlationId`` (at most 30 characters) becomes the exchange order's
@@ -15,14 +17,14 @@ Routes (brokers.md A3, A4, A10), JSON shapes and field names as Dhan sends them:
   every order and trade event of that account arrives as ``{"Type":"order_alert","Data":{..}}``
   with Dhan's PascalCase fields. A refused login is closed with code 1008 (policy violation).
 
-Exchange statuses map to Dhan's: PENDING → ``PENDING`` (``PART_TRADED`` once partly filled),
-FILLED → ``TRADED``, CANCELLED → ``CANCELLED``, REJECTED → ``REJECTED``. A trade event becomes
-an alert whose ``TradedQty`` is the order's cumulative traded quantity after that trade.
+The JSON shapes (and how exchange statuses map to Dhan's) live in ``algocli.sandbox.dhan_rows``;
+the auth guard, fault counters and stream fan-out in ``algocli.sandbox.orders_base``.
 
 Every REST call needs an ``access-token`` the hub accepts (``hub.token_ok``), else HTTP 401
 with a ``DH-901`` body. The account is the ``client-id`` header, else the body's
-``dhanClientId``; with neither the request is refused (``DH-905``). Errors use Dhan's body
-``{"errorType","errorCode","errorMessage"}``.
+``dhanClientId``; with neither the request is refused (``DH-905``). Accounts are the Dhan
+venue's of the exchange: a client id here and the same word as an Upstox token are two
+accounts. Errors use Dhan's body ``{"errorType","errorCode","errorMessage"}``.
 
 Fault injection (``DhanOrderFaults``, at ``app[DHAN_ORDERS_KEY].faults``, or over HTTP with
 ``POST /sandbox/dhan/faults`` and a JSON object of the fields to set; ``GET`` shows them):
@@ -40,46 +42,35 @@ Fault injection (``DhanOrderFaults``, at ``app[DHAN_ORDERS_KEY].faults``, or ove
 * ``duplicate_fills``, ``early_fills`` (bool): forwarded to ``exchange.faults`` (every trade
   event sent twice; the trade event sent before the order's TRADED update).
 
-Counts go down by one each time the fault fires.
+Counts go down by one each time the fault fires; numbers may be sent as numeric strings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from contextlib import suppress
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from algocli.adapters.dhan.parsing import SEGMENTS
+from algocli.sandbox.dhan_rows import Extras, alert, book_entry, dhan_status, position_entry, trade_entry
 from algocli.sandbox.exchange import Exchange, SimOrder, SimTrade
 from algocli.sandbox.hub import TickHub
+from algocli.sandbox.orders_base import OrderServer, Refused, StreamSession
 
 __all__ = ["DHAN_ORDERS_KEY", "DHAN_ORDER_STREAM_PATH", "FAULTS_PATH", "MAX_MODIFICATIONS", "DhanOrderFaults",
-           "DhanOrdersSandbox", "OrderStreamSession", "add_routes"]
-
-_log = logging.getLogger(__name__)
+           "DhanOrdersSandbox", "OrderStreamSession", "add_routes", "dhan_status"]
 
 DHAN_ORDER_STREAM_PATH = "/dhan/orders"
 FAULTS_PATH = "/sandbox/dhan/faults"
 MAX_MODIFICATIONS = 25
 MAX_CORRELATION_ID = 30
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
 TRANSACTION_TYPES = ("BUY", "SELL")
 PRODUCT_TYPES = ("CNC", "INTRADAY", "MARGIN", "MTF", "CO", "BO")
 ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_MARKET")
 VALIDITIES = ("DAY", "IOC")
-
-# order-update codes (brokers.md A10)
-_EXCHANGE_OF = {"NSE_EQ": ("NSE", "E"), "NSE_FNO": ("NSE", "D"), "NSE_CURRENCY": ("NSE", "C"),
-                "BSE_EQ": ("BSE", "E"), "BSE_FNO": ("BSE", "D"), "BSE_CURRENCY": ("BSE", "C"),
-                "MCX_COMM": ("MCX", "M"), "IDX_I": ("NSE", "I")}
-_PRODUCT_CODE = {"CNC": "C", "INTRADAY": "I", "MARGIN": "M", "MTF": "F", "CO": "V", "BO": "B"}
-_ORDER_TYPE_CODE = {"LIMIT": "LMT", "MARKET": "MKT", "STOP_LOSS": "SL", "STOP_LOSS_MARKET": "SLM"}
 
 
 @dataclass
@@ -96,36 +87,21 @@ class DhanOrderFaults:
 
 
 @dataclass
-class OrderStreamSession:
-    """One order-update socket, for tests and status output."""
+class OrderStreamSession(StreamSession):
+    """One order-update socket and its login."""
 
     client_id: str = ""
     token: str = field(default="", repr=False)
     logged_in: bool = False
     rejected: str = ""
-    sent: int = 0
-    open: bool = True
-    dropped: bool = False
-    _queue: asyncio.Queue | None = field(default=None, repr=False)
-    _transport: asyncio.BaseTransport | None = field(default=None, repr=False)
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, error_type: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.code, self.message = status, error_type, code, message
+def _bad_input(message: str) -> Refused:
+    return Refused(400, "DH-905", message, "Input_Exception")
 
 
-def _error(status: int, error_type: str, code: str, message: str) -> web.Response:
-    return web.json_response({"errorType": error_type, "errorCode": code, "errorMessage": message}, status=status)
-
-
-def _bad_input(message: str) -> _Refused:
-    return _Refused(400, "Input_Exception", "DH-905", message)
-
-
-def _ist(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, IST).strftime("%Y-%m-%d %H:%M:%S")
+def _order_error(message: str) -> Refused:
+    return Refused(400, "DH-906", message, "Order_Error")
 
 
 def _absent(value: object) -> bool:
@@ -162,78 +138,57 @@ def _choice(body: dict, key: str, allowed: tuple[str, ...], default: str | None 
     return text
 
 
-def dhan_status(order: SimOrder) -> str:
-    """The exchange's status as Dhan writes it."""
-    if order.status == "FILLED":
-        return "TRADED"
-    if order.status == "PENDING":
-        return "PART_TRADED" if order.filled_quantity else "PENDING"
-    return order.status  # CANCELLED, REJECTED
+class DhanOrdersSandbox(OrderServer):
+    """The handlers and their state; one per application (``app[DHAN_ORDERS_KEY]``).
 
+    Attributes:
+        place_times: Loop time at which each ``POST /v2/orders`` arrived.
+        sessions: Every order-update socket (``OrderStreamSession``), refused logins included.
+    """
 
-@dataclass
-class _Extras:
-    """Request fields the exchange does not keep."""
-
-    segment: str
-    security_id: str
-    order_type: str
-    disclosed: int = 0
-    trigger: float = 0.0
-    amo: bool = False
-
-
-class DhanOrdersSandbox:
-    """The handlers and their state; one per application (``app[DHAN_ORDERS_KEY]``)."""
+    VENUE = "dhan"
 
     def __init__(self, hub: TickHub, exchange: Exchange, *, login_timeout: float = 10.0,
                  heartbeat: float = 10.0) -> None:
-        self.hub = hub
-        self.exchange = exchange
-        self.faults = DhanOrderFaults()
+        super().__init__(hub, exchange, DhanOrderFaults(), heartbeat=heartbeat)
         self.login_timeout = login_timeout
-        self.heartbeat = heartbeat
-        self.sessions: list[OrderStreamSession] = []
-        self.place_times: list[float] = []  # loop time at which each POST /v2/orders arrived
-        self.requests: list[tuple[str, str]] = []  # (method, path) of every REST call
-        self._extras: dict[str, _Extras] = {}
-        self._closing = asyncio.Event()
+        self.place_times: list[float] = []
+        self._extras: dict[str, Extras] = {}
 
-    # --- plumbing ------------------------------------------------------------------------
+    # --- the wire: accounts, errors, bodies ------------------------------------------------
 
-    def _account(self, request: web.Request, body: dict | None = None) -> str:
+    async def authenticate(self, request: web.Request) -> str:
+        body = await self._body(request) if request.method in ("POST", "PUT") else {}
         token = request.headers.get("access-token", "")
         if not token or not self.hub.token_ok(token):
-            raise _Refused(401, "Invalid_Authentication", "DH-901",
-                           "Client ID or user generated access token is invalid or expired.")
-        account = request.headers.get("client-id") or (body or {}).get("dhanClientId") or ""
+            raise Refused(401, "DH-901", "Client ID or user generated access token is invalid or expired.",
+                          "Invalid_Authentication")
+        account = request.headers.get("client-id") or body.get("dhanClientId") or ""
         if not str(account).strip():
             raise _bad_input("client-id header (or dhanClientId) is missing")
         return str(account).strip()
 
-    async def _body(self, request: web.Request) -> dict:
-        text = await request.text()
-        try:
-            body = json.loads(text) if text.strip() else {}
-        except ValueError:
-            raise _bad_input("the request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _bad_input("the request body must be a JSON object")
-        return body
+    def error_response(self, refused: Refused) -> web.Response:
+        return web.json_response({"errorType": refused.kind, "errorCode": refused.code,
+                                  "errorMessage": refused.message}, status=refused.status)
 
-    def _read_fault(self) -> web.Response | None:
-        if self.faults.read_errors > 0:
-            self.faults.read_errors -= 1
-            return _error(500, "Internal_Server_Error", "DH-908", "sandbox fault: read_errors")
-        return None
+    def server_error(self, reason: str) -> Refused:
+        return Refused(500, "DH-908", f"sandbox fault: {reason}", "Internal_Server_Error")
+
+    async def _body(self, request: web.Request) -> dict:
+        body = await self.json_object(request, blank={})
+        if body is None:
+            raise _bad_input("the request body is not a JSON object")
+        return body
 
     def _order(self, account: str, order_id: str) -> SimOrder:
         order = self.exchange.account(account).orders.get(order_id)
         if order is None:
-            raise _Refused(404, "Data_Error", "DH-907", f"no order {order_id} in this account")
+            raise Refused(404, "DH-907", f"no order {order_id} in this account", "Data_Error")
         return order
 
-    def _instrument(self, body: dict) -> tuple[str, str]:
+    @staticmethod
+    def _instrument(body: dict) -> tuple[str, str]:
         segment = _choice(body, "exchangeSegment", tuple(SEGMENTS))
         security = body.get("securityId")
         if _absent(security):
@@ -245,10 +200,8 @@ class DhanOrdersSandbox:
 
     # --- REST handlers ---------------------------------------------------------------------
 
-    async def place(self, request: web.Request) -> web.Response:
-        self.place_times.append(asyncio.get_running_loop().time())
+    async def place(self, request: web.Request, account: str) -> web.Response:
         body = await self._body(request)
-        account = self._account(request, body)
         segment, security = self._instrument(body)
         side = _choice(body, "transactionType", TRANSACTION_TYPES)
         product = _choice(body, "productType", PRODUCT_TYPES)
@@ -264,87 +217,70 @@ class DhanOrdersSandbox:
         correlation = None if _absent(correlation) else str(correlation)
         if correlation is not None and len(correlation) > MAX_CORRELATION_ID:
             raise _bad_input(f"correlationId is longer than {MAX_CORRELATION_ID} characters")
-        if self.faults.http_429 > 0:
-            self.faults.http_429 -= 1
-            return _error(429, "Rate_Limit", "DH-904", "Too many requests on server from single user "
-                                                       "breaching rate limits.")
-        if self.faults.reject_orders > 0:
-            self.faults.reject_orders -= 1
-            raise _Refused(400, "Order_Error", "DH-906", "Order rejected by the sandbox (fault reject_orders)")
+        if self.take("http_429"):
+            raise Refused(429, "DH-904", "Too many requests on server from single user breaching rate limits.",
+                          "Rate_Limit")
+        if self.take("reject_orders"):
+            raise _order_error("Order rejected by the sandbox (fault reject_orders)")
         order = self.exchange.place(account, instrument=f"{segment}:{security}", side=side, quantity=quantity,
                                     order_type=order_type, price=price, product=product, validity=validity,
                                     client_id=correlation)
-        self._extras[order.order_id] = _Extras(segment, security, order_type, disclosed, trigger,
-                                               bool(body.get("afterMarketOrder") or False))
+        self._extras[order.order_id] = Extras(segment, security, order_type, disclosed, trigger,
+                                              bool(body.get("afterMarketOrder") or False))
         answer = {"orderId": order.order_id, "orderStatus": dhan_status(order)}
-        if self.faults.error_500_after_accept > 0:
-            self.faults.error_500_after_accept -= 1
-            return _error(500, "Internal_Server_Error", "DH-908", "sandbox fault: error_500_after_accept")
-        if self.faults.timeout_after_accept > 0:
-            self.faults.timeout_after_accept -= 1
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.faults.hang_seconds)
+        await self.after_accept(self.faults.hang_seconds)
         return web.json_response(answer)
 
-    async def modify(self, request: web.Request) -> web.Response:
+    async def modify(self, request: web.Request, account: str) -> web.Response:
         body = await self._body(request)
-        account = self._account(request, body)
         order = self._order(account, request.match_info["order_id"])
         if order.modifications >= MAX_MODIFICATIONS:
-            raise _Refused(400, "Order_Error", "DH-906", f"an order can be modified at most {MAX_MODIFICATIONS} "
-                                                         "times")
+            raise _order_error(f"an order can be modified at most {MAX_MODIFICATIONS} times")
         order_type = body.get("orderType")
         if not _absent(order_type) and str(order_type).upper() != self._extras_of(order).order_type:
-            raise _Refused(400, "Order_Error", "DH-906", "the sandbox cannot change an order's type")
+            raise _order_error("the sandbox cannot change an order's type")
         quantity = _number(body, "quantity", int)
         price = _number(body, "price", float)
         try:
             self.exchange.modify(account, order.order_id, quantity=quantity,
                                  price=price if order.order_type == "LIMIT" else None)
         except ValueError as exc:
-            raise _Refused(400, "Order_Error", "DH-906", str(exc)) from None
+            raise _order_error(str(exc)) from None
         return web.json_response({"orderId": order.order_id, "orderStatus": dhan_status(order)})
 
-    async def cancel(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def cancel(self, request: web.Request, account: str) -> web.Response:
         order = self._order(account, request.match_info["order_id"])
         try:
             self.exchange.cancel(account, order.order_id)
         except ValueError as exc:
-            raise _Refused(400, "Order_Error", "DH-906", str(exc)) from None
+            raise _order_error(str(exc)) from None
         return web.json_response({"orderId": order.order_id, "orderStatus": dhan_status(order)}, status=202)
 
-    async def orders(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def orders(self, request: web.Request, account: str) -> web.Response:
         return web.json_response([self.book_entry(o) for o in self.exchange.account(account).orders.values()])
 
-    async def order(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def order(self, request: web.Request, account: str) -> web.Response:
         return web.json_response(self.book_entry(self._order(account, request.match_info["order_id"])))
 
-    async def by_correlation(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def by_correlation(self, request: web.Request, account: str) -> web.Response:
         wanted = request.match_info["correlation_id"]
         found = [o for o in self.exchange.account(account).orders.values() if o.client_id == wanted]
         if not found:
-            raise _Refused(404, "Data_Error", "DH-907", f"no order with correlationId {wanted}")
+            raise Refused(404, "DH-907", f"no order with correlationId {wanted}", "Data_Error")
         return web.json_response(self.book_entry(found[-1]))
 
-    async def trades(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def trades(self, request: web.Request, account: str) -> web.Response:
         acct = self.exchange.account(account)
         wanted = request.match_info.get("order_id")
         if wanted:
             self._order(account, wanted)
         return web.json_response([self.trade_entry(t) for t in acct.trades if not wanted or t.order_id == wanted])
 
-    async def positions(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def positions(self, request: web.Request, account: str) -> web.Response:
         acct = self.exchange.account(account)
-        return web.json_response([self.position_entry(account, inst) for inst in acct.positions])
+        return web.json_response([position_entry(acct, i, self.exchange.last.get(i)) for i in acct.positions])
 
-    async def fundlimit(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+    async def fundlimit(self, request: web.Request, account: str) -> web.Response:
         acct = self.exchange.account(account)
         used = acct.used_margin(self.exchange.last)
         return web.json_response({
@@ -355,134 +291,47 @@ class DhanOrdersSandbox:
 
     # --- shapes ----------------------------------------------------------------------------
 
-    def _extras_of(self, order: SimOrder) -> _Extras:
+    def _extras_of(self, order: SimOrder) -> Extras:
         extras = self._extras.get(order.order_id)
-        if extras is None:  # placed on the exchange by another protocol
-            segment, _, security = order.instrument.partition(":")
-            extras = self._extras[order.order_id] = _Extras(segment, security, order.order_type)
+        if extras is None:  # placed on the engine directly, not over these routes
+            extras = self._extras[order.order_id] = Extras.of(order)
         return extras
 
     def book_entry(self, order: SimOrder) -> dict:
-        """One order-book object (brokers.md A3)."""
-        x = self._extras_of(order)
-        return {
-            "dhanClientId": order.account, "orderId": order.order_id, "correlationId": order.client_id or "",
-            "orderStatus": dhan_status(order), "transactionType": order.side, "exchangeSegment": x.segment,
-            "productType": order.product, "orderType": x.order_type, "validity": order.validity,
-            "tradingSymbol": x.security_id, "securityId": x.security_id, "quantity": order.quantity,
-            "disclosedQuantity": x.disclosed, "price": order.price, "triggerPrice": x.trigger,
-            "afterMarketOrder": x.amo, "boProfitValue": 0.0, "boStopLossValue": 0.0, "legName": "",
-            "createTime": _ist(order.created_ns), "updateTime": _ist(order.updated_ns),
-            "exchangeTime": _ist(order.updated_ns), "drvExpiryDate": "0001-01-01", "drvOptionType": None,
-            "drvStrikePrice": 0.0, "omsErrorCode": "" if order.status != "REJECTED" else "REJECTED",
-            "omsErrorDescription": order.reason if order.status == "REJECTED" else "", "algoId": "",
-            "remainingQuantity": order.quantity - order.filled_quantity,
-            "averageTradedPrice": round(order.average_price, 4), "filledQty": order.filled_quantity,
-        }
+        """One order-book object (``dhan_rows.book_entry``)."""
+        return book_entry(order, self._extras_of(order))
 
     def trade_entry(self, trade: SimTrade) -> dict:
-        """One trade-book object (brokers.md A3)."""
+        """One trade-book object (``dhan_rows.trade_entry``)."""
         order = self.exchange.account(trade.account).orders[trade.order_id]
-        x = self._extras_of(order)
-        when = _ist(trade.ts)
-        return {
-            "dhanClientId": trade.account, "orderId": trade.order_id, "exchangeOrderId": f"1100{trade.order_id}",
-            "exchangeTradeId": trade.trade_id, "transactionType": trade.side, "exchangeSegment": x.segment,
-            "productType": order.product, "orderType": x.order_type, "tradingSymbol": x.security_id,
-            "securityId": x.security_id, "tradedQuantity": trade.quantity, "tradedPrice": trade.price,
-            "createTime": when, "updateTime": when, "exchangeTime": when, "drvExpiryDate": "0001-01-01",
-            "drvOptionType": None, "drvStrikePrice": 0.0,
-        }
-
-    def position_entry(self, account: str, instrument: str) -> dict:
-        """One positions object (brokers.md A4), from the exchange's position and trades."""
-        acct = self.exchange.account(account)
-        net, avg, realised = acct.positions[instrument]
-        segment, _, security = instrument.partition(":")
-        buys = [t for t in acct.trades if t.instrument == instrument and t.side == "BUY"]
-        sells = [t for t in acct.trades if t.instrument == instrument and t.side == "SELL"]
-        buy_qty, sell_qty = sum(t.quantity for t in buys), sum(t.quantity for t in sells)
-        buy_value, sell_value = sum(t.quantity * t.price for t in buys), sum(t.quantity * t.price for t in sells)
-        last = self.exchange.last.get(instrument)
-        ltp = last.ltp if last is not None else avg
-        mine = buys + sells
-        product = acct.orders[max(mine, key=lambda t: t.ts).order_id].product if mine else "INTRADAY"
-        return {
-            "dhanClientId": account, "tradingSymbol": security, "securityId": security,
-            "positionType": "LONG" if net > 0 else ("SHORT" if net < 0 else "CLOSED"),
-            "exchangeSegment": segment, "productType": product,
-            "buyAvg": round(buy_value / buy_qty, 4) if buy_qty else 0.0, "buyQty": buy_qty,
-            "costPrice": round(avg, 4), "sellAvg": round(sell_value / sell_qty, 4) if sell_qty else 0.0,
-            "sellQty": sell_qty, "netQty": int(net), "realizedProfit": round(realised, 4),
-            "unrealizedProfit": round(net * (ltp - avg), 4) if net else 0.0, "rbiReferenceRate": 1.0,
-            "multiplier": 1, "carryForwardBuyQty": 0, "carryForwardSellQty": 0, "carryForwardBuyValue": 0.0,
-            "carryForwardSellValue": 0.0, "dayBuyQty": buy_qty, "daySellQty": sell_qty,
-            "dayBuyValue": round(buy_value, 4), "daySellValue": round(sell_value, 4),
-            "drvExpiryDate": "0001-01-01", "drvOptionType": None, "drvStrikePrice": 0.0, "crossCurrency": False,
-        }
-
-    def alert(self, kind: str, payload: object) -> dict:
-        """An exchange event as the order-update stream's ``Data`` (brokers.md A10)."""
-        if kind == "trade":
-            trade: SimTrade = payload  # type: ignore[assignment]
-            order = self.exchange.account(trade.account).orders[trade.order_id]
-            mine = [t for t in self.exchange.account(trade.account).trades if t.order_id == order.order_id]
-            upto = mine[:mine.index(trade) + 1] if trade in mine else [*mine, trade]
-            traded = sum(t.quantity for t in upto)
-            avg = sum(t.quantity * t.price for t in upto) / traded
-            status = "TRADED" if traded >= order.quantity else "PART_TRADED"
-            last_price, when = trade.price, trade.ts
-        else:
-            order = payload  # type: ignore[assignment]
-            traded, avg, status = order.filled_quantity, order.average_price, dhan_status(order)
-            last_price, when = (order.average_price if traded else 0.0), order.updated_ns
-        x = self._extras_of(order)
-        exchange, segment = _EXCHANGE_OF.get(x.segment, (x.segment, "E"))
-        return {
-            "Exchange": exchange, "Segment": segment, "Source": "P", "SecurityId": x.security_id,
-            "ClientId": order.account, "ExchOrderNo": f"1100{order.order_id}", "OrderNo": order.order_id,
-            "Product": _PRODUCT_CODE.get(order.product, "I"), "TxnType": order.side[0],
-            "OrderType": _ORDER_TYPE_CODE.get(x.order_type, "MKT"), "Validity": order.validity,
-            "DiscQuantity": x.disclosed, "DiscQtyRem": x.disclosed, "RemainingQuantity": order.quantity - traded,
-            "Quantity": order.quantity, "TradedQty": traded, "Price": order.price, "TriggerPrice": x.trigger,
-            "TradedPrice": last_price, "AvgTradedPrice": round(avg, 4), "OrderDateTime": _ist(order.created_ns),
-            "ExchOrderTime": _ist(order.created_ns), "LastUpdatedTime": _ist(when), "Status": status,
-            "ReasonDescription": order.reason if status == "REJECTED" else "CONFIRMED", "Remarks": "",
-            "MktType": "NL", "LegNo": 1, "OffMktFlag": "1" if x.amo else "0", "AlgoOrdNo": "",
-            "Instrument": "EQUITY" if segment == "E" else "", "Symbol": x.security_id, "ProductName": order.product,
-            "LotSize": 1, "StrikePrice": 0.0, "ExpiryDate": "", "OptType": "XX", "DisplayName": x.security_id,
-            "Isin": "", "Series": "EQ" if segment == "E" else "", "TickSize": 0.05, "Multiplier": 1,
-            "GoodTillDaysDate": "", "RefLtp": (self.exchange.last[order.instrument].ltp
-                                               if order.instrument in self.exchange.last else 0.0),
-            "AlgoId": "", "CorrelationId": order.client_id or "",
-        }
+        return trade_entry(trade, order, self._extras_of(order))
 
     # --- the order-update stream -------------------------------------------------------------
 
+    def on_event(self, account: str, kind: str, payload: object) -> None:
+        if not self.listening(account):
+            return
+        acct = self.exchange.account(account)
+        order = acct.orders[payload.order_id]  # type: ignore[attr-defined]
+        last = self.exchange.last.get(order.instrument)
+        data = alert(kind, payload, acct, self._extras_of(order), last.ltp if last is not None else 0.0)
+        self.fan_out(account, {"Type": "order_alert", "Data": data})
+
+    def drop_after_send(self, session: StreamSession) -> bool:
+        limit = self.faults.drop_order_stream
+        return bool(limit) and session.sent >= limit
+
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, max_msg_size=1 << 20)
+        ws = self.socket()
         await ws.prepare(request)
-        session = OrderStreamSession(_transport=request.transport)
-        self.sessions.append(session)
-        unlisten = None
-        pump = None
+        session = self.accept(request, OrderStreamSession())
         try:
             account = await self._login(ws, session)
-            if account is None:
-                return ws
-            session._queue = asyncio.Queue()
-            unlisten = self.exchange.listen(account, lambda kind, payload: self._enqueue(session, kind, payload))
-            session.logged_in = True
-            pump = asyncio.get_running_loop().create_task(self._pump(ws, session))
-            async for _msg in ws:  # the client has nothing more to say; read until it closes
-                pass
+            if account is not None:
+                session.account, session.logged_in = account, True
+                await self.serve_stream(ws, session)
         finally:
             session.open = False
-            if unlisten is not None:
-                unlisten()
-            if pump is not None:
-                pump.cancel()
-                await asyncio.wait({pump})
             if not ws.closed:
                 await ws.close()
         return ws
@@ -514,72 +363,16 @@ class DhanOrdersSandbox:
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
         return None
 
-    def _enqueue(self, session: OrderStreamSession, kind: str, payload: object) -> None:
-        if session._queue is not None and session.open:
-            session._queue.put_nowait({"Type": "order_alert", "Data": self.alert(kind, payload)})
-
-    async def _pump(self, ws: web.WebSocketResponse, session: OrderStreamSession) -> None:
-        queue = session._queue
-        assert queue is not None
-        while True:
-            message = await queue.get()
-            try:
-                await ws.send_str(json.dumps(message))
-            except (ConnectionError, RuntimeError):
-                return
-            session.sent += 1
-            limit = self.faults.drop_order_stream
-            if limit and session.sent >= limit:
-                session.dropped, session.open = True, False
-                if session._transport is not None:
-                    session._transport.abort()
-                return
-
-    async def on_shutdown(self, app: web.Application) -> None:
-        self._closing.set()
-        for session in self.sessions:
-            if session.open and session._transport is not None:
-                session._transport.abort()
-
-    # --- faults over HTTP ------------------------------------------------------------------------
-
-    def faults_view(self) -> dict:
-        return {**asdict(self.faults), "duplicate_fills": self.exchange.faults.duplicate_fills,
-                "early_fills": self.exchange.faults.early_fills}
-
-    async def get_faults(self, request: web.Request) -> web.Response:
-        return web.json_response(self.faults_view())
-
-    async def set_faults(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        known = {f.name: f.type for f in fields(DhanOrderFaults)} | {"duplicate_fills": "bool",
-                                                                     "early_fills": "bool"}
-        unknown = sorted(set(body) - set(known))
-        if unknown:
-            raise _bad_input(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for name, value in body.items():
-            kind = known[name]
-            if kind == "bool":
-                setattr(self.exchange.faults, name, bool(value))
-            elif kind == "float":
-                setattr(self.faults, name, float(_number(body, name, float, 0.0)))
-            else:
-                setattr(self.faults, name, int(_number(body, name, int, 0)))
-        return web.json_response(self.faults_view())
+    def faults_refused(self, message: str) -> web.Response:
+        return self.error_response(_bad_input(message))
 
 
-def _guarded(state: DhanOrdersSandbox, handler, *, read: bool = False):
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        state.requests.append((request.method, request.path))
-        if read:
-            failure = state._read_fault()
-            if failure is not None:
-                return failure
-        try:
-            return await handler(request)
-        except _Refused as exc:
-            return _error(exc.status, exc.error_type, exc.code, exc.message)
-    return wrapped
+def _timed(state: DhanOrdersSandbox, handler):
+    """``handler`` noting in ``state.place_times`` when each request arrived (pacing tests read it)."""
+    async def timed(request: web.Request) -> web.StreamResponse:
+        state.place_times.append(asyncio.get_running_loop().time())
+        return await handler(request)
+    return timed
 
 
 DHAN_ORDERS_KEY = web.AppKey("dhan_orders", DhanOrdersSandbox)
@@ -590,19 +383,18 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> DhanOr
     state = DhanOrdersSandbox(hub, exchange)
     app[DHAN_ORDERS_KEY] = state
     app.on_shutdown.append(state.on_shutdown)
-    r = app.router
-    r.add_post("/v2/orders", _guarded(state, state.place))
-    r.add_get("/v2/orders", _guarded(state, state.orders, read=True))
-    r.add_get("/v2/orders/external/{correlation_id}", _guarded(state, state.by_correlation, read=True))
-    r.add_get("/v2/orders/{order_id}", _guarded(state, state.order, read=True))
-    r.add_put("/v2/orders/{order_id}", _guarded(state, state.modify))
-    r.add_delete("/v2/orders/{order_id}", _guarded(state, state.cancel))
-    r.add_get("/v2/trades", _guarded(state, state.trades, read=True))
-    r.add_get("/v2/trades/", _guarded(state, state.trades, read=True))
-    r.add_get("/v2/trades/{order_id}", _guarded(state, state.trades, read=True))
-    r.add_get("/v2/positions", _guarded(state, state.positions, read=True))
-    r.add_get("/v2/fundlimit", _guarded(state, state.fundlimit, read=True))
+    guard, r = state.guard, app.router
+    r.add_post("/v2/orders", _timed(state, guard(state.place)))
+    r.add_get("/v2/orders", guard(state.orders, read=True))
+    r.add_get("/v2/orders/external/{correlation_id}", guard(state.by_correlation, read=True))
+    r.add_get("/v2/orders/{order_id}", guard(state.order, read=True))
+    r.add_put("/v2/orders/{order_id}", guard(state.modify))
+    r.add_delete("/v2/orders/{order_id}", guard(state.cancel))
+    for path in ("/v2/trades", "/v2/trades/", "/v2/trades/{order_id}"):
+        r.add_get(path, guard(state.trades, read=True))
+    r.add_get("/v2/positions", guard(state.positions, read=True))
+    r.add_get("/v2/fundlimit", guard(state.fundlimit, read=True))
     r.add_get(DHAN_ORDER_STREAM_PATH, state.stream)
-    r.add_get(FAULTS_PATH, state.get_faults)
-    r.add_post(FAULTS_PATH, _guarded(state, state.set_faults))
+    r.add_get(FAULTS_PATH, state.faults_route)
+    r.add_post(FAULTS_PATH, guard(state.faults_route, auth=False))
     return state

@@ -13,6 +13,15 @@ placed through either protocol behaves the same way:
 Every state change is pushed to the account's listeners (the order-update streams).
 Faults for tests (duplicate fills, fills before the acknowledgement) are switches on the
 engine; HTTP-level faults (timeouts, 500 after accept, 429) live in the protocol layers.
+
+Accounts live in venues: each broker protocol opens its own (``exchange.venue("dhan")``),
+so the same word used as a Dhan client id and as an Upstox token names two accounts with
+their own orders, trades, positions and cash; prices and matching are shared. An account
+id given to the engine directly (no venue) lives in the unnamed venue ``""``.
+
+Order times follow the replay clock: an order is created and updated at the exchange
+time of the latest tick the engine has seen, the time its trades carry too. Before the
+first tick it is ``start_ns`` (the replay's first tick) when given, else the wall clock.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ class SimOrder:
     updated_ns: int = 0
     modifications: int = 0
     seen_tick: bool = False
+    venue: str = ""
 
     @property
     def is_open(self) -> bool:
@@ -61,6 +71,7 @@ class SimTrade:
     quantity: int
     price: float
     ts: int
+    venue: str = ""
 
 
 @dataclass
@@ -72,6 +83,19 @@ class Account:
     orders: dict[str, SimOrder] = field(default_factory=dict)
     trades: list[SimTrade] = field(default_factory=list)
     listeners: list[Callable[[str, object], None]] = field(default_factory=list)
+
+    def traded(self, instrument: str) -> tuple[int, int, float, float]:
+        """``(bought, sold, bought value, sold value)`` of the account's trades in ``instrument``."""
+        buy_qty = sell_qty = 0
+        buy_value = sell_value = 0.0
+        for t in self.trades:
+            if t.instrument != instrument:
+                continue
+            if t.side == "BUY":
+                buy_qty, buy_value = buy_qty + t.quantity, buy_value + t.quantity * t.price
+            else:
+                sell_qty, sell_value = sell_qty + t.quantity, sell_value + t.quantity * t.price
+        return buy_qty, sell_qty, buy_value, sell_value
 
     def used_margin(self, last: dict[str, Tick]) -> float:
         total = 0.0
@@ -90,29 +114,53 @@ class ExchangeFaults:
 
 
 class Exchange:
-    """One matching engine for every account of the sandbox."""
+    """One matching engine for every account of the sandbox.
 
-    def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] = time.time_ns) -> None:
+    Args:
+        opening_cash: Cash of every new account.
+        clock: Exchange time in UTC ns; default the replay clock (see the module docstring).
+        start_ns: The replay clock before the first tick (default the wall clock).
+    """
+
+    def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] | None = None,
+                 start_ns: int | None = None) -> None:
         self.opening_cash = opening_cash
-        self.accounts: dict[str, Account] = {}
         self.last: dict[str, Tick] = {}
         self.faults = ExchangeFaults()
-        self._clock = clock
+        self._clock = clock or self._replay_clock
+        self._start_ns = start_ns
+        self._now_ns: int | None = None  # exchange time of the latest tick
+        self._venues: dict[str, dict[str, Account]] = {}
         self._order_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._open: dict[str, list[SimOrder]] = {}  # instrument -> working orders
 
+    def _replay_clock(self) -> int:
+        if self._now_ns is not None:
+            return self._now_ns
+        return self._start_ns if self._start_ns is not None else time.time_ns()
+
     # --- accounts -------------------------------------------------------------------
 
-    def account(self, account_id: str) -> Account:
-        acct = self.accounts.get(account_id)
+    @property
+    def accounts(self) -> dict[str, Account]:
+        """Accounts of the unnamed venue (used by callers that name no venue)."""
+        return self._venues.setdefault("", {})
+
+    def venue(self, name: str) -> Venue:
+        """The accounts of one broker protocol, on this engine's prices and matching."""
+        return Venue(self, name)
+
+    def account(self, account_id: str, venue: str = "") -> Account:
+        accounts = self._venues.setdefault(venue, {})
+        acct = accounts.get(account_id)
         if acct is None:
-            acct = self.accounts[account_id] = Account(account_id, self.opening_cash, self.opening_cash)
+            acct = accounts[account_id] = Account(account_id, self.opening_cash, self.opening_cash)
         return acct
 
-    def listen(self, account_id: str, callback: Callable[[str, object], None]) -> Callable[[], None]:
+    def listen(self, account_id: str, callback: Callable[[str, object], None], venue: str = "") -> Callable[[], None]:
         """Receive ``("order", SimOrder)`` and ``("trade", SimTrade)`` events; returns an unsubscribe."""
-        acct = self.account(account_id)
+        acct = self.account(account_id, venue)
         acct.listeners.append(callback)
         return lambda: acct.listeners.remove(callback) if callback in acct.listeners else None
 
@@ -120,16 +168,20 @@ class Exchange:
         for callback in list(acct.listeners):
             callback(kind, payload)
 
+    def _owner(self, order: SimOrder) -> Account:
+        return self.account(order.account, order.venue)
+
     # --- orders ---------------------------------------------------------------------
 
     def place(self, account_id: str, *, instrument: str, side: str, quantity: int, order_type: str,
               price: float = 0.0, product: str = "INTRADAY", validity: str = "DAY",
-              client_id: str | None = None) -> SimOrder:
+              client_id: str | None = None, venue: str = "") -> SimOrder:
         """Accept an order (or reject it with a reason); it matches from the next tick on."""
-        acct = self.account(account_id)
+        acct = self.account(account_id, venue)
         now = self._clock()
         order = SimOrder(f"{next(self._order_ids):012d}", account_id, client_id, instrument, side, int(quantity),
-                         order_type, float(price or 0.0), product, validity, created_ns=now, updated_ns=now)
+                         order_type, float(price or 0.0), product, validity, created_ns=now, updated_ns=now,
+                         venue=venue)
         acct.orders[order.order_id] = order
         problem = self._check(acct, order)
         if problem:
@@ -156,8 +208,8 @@ class Exchange:
         return ""
 
     def modify(self, account_id: str, order_id: str, *, quantity: int | None = None,
-               price: float | None = None) -> SimOrder:
-        order = self._working(account_id, order_id)
+               price: float | None = None, venue: str = "") -> SimOrder:
+        order = self._working(account_id, order_id, venue)
         if quantity is not None:
             if quantity <= order.filled_quantity:
                 raise ValueError("quantity must exceed the filled quantity")
@@ -169,16 +221,16 @@ class Exchange:
             order.seen_tick = False
         order.modifications += 1
         order.updated_ns = self._clock()
-        self._emit(self.account(account_id), "order", order)
+        self._emit(self._owner(order), "order", order)
         return order
 
-    def cancel(self, account_id: str, order_id: str) -> SimOrder:
-        order = self._working(account_id, order_id)
+    def cancel(self, account_id: str, order_id: str, venue: str = "") -> SimOrder:
+        order = self._working(account_id, order_id, venue)
         self._close(order, "CANCELLED", "cancelled by the user")
         return order
 
-    def _working(self, account_id: str, order_id: str) -> SimOrder:
-        order = self.account(account_id).orders.get(order_id)
+    def _working(self, account_id: str, order_id: str, venue: str) -> SimOrder:
+        order = self.account(account_id, venue).orders.get(order_id)
         if order is None:
             raise KeyError(order_id)
         if not order.is_open:
@@ -191,10 +243,10 @@ class Exchange:
         working = self._open.get(order.instrument)
         if working and order in working:
             working.remove(order)
-        self._emit(self.account(order.account), "order", order)
+        self._emit(self._owner(order), "order", order)
 
-    def find(self, account_id: str, client_id: str) -> SimOrder | None:
-        for order in self.account(account_id).orders.values():
+    def find(self, account_id: str, client_id: str, venue: str = "") -> SimOrder | None:
+        for order in self.account(account_id, venue).orders.values():
             if order.client_id == client_id:
                 return order
         return None
@@ -204,6 +256,8 @@ class Exchange:
     def on_tick(self, tick: Tick) -> None:
         """Match the instrument's working orders against a replayed trade."""
         self.last[tick.instrument] = tick
+        if self._now_ns is None or tick.ts > self._now_ns:
+            self._now_ns = tick.ts
         working = self._open.get(tick.instrument)
         if not working:
             return
@@ -227,10 +281,10 @@ class Exchange:
         return None
 
     def _fill(self, order: SimOrder, price: float, ts: int) -> None:
-        acct = self.account(order.account)
+        acct = self._owner(order)
         qty = order.quantity - order.filled_quantity
         trade = SimTrade(f"T{next(self._trade_ids):012d}", order.order_id, order.account, order.instrument,
-                         order.side, qty, price, ts)
+                         order.side, qty, price, ts, order.venue)
         if self.faults.early_fills:
             self._emit(acct, "trade", trade)  # the fill event overtakes the order update
         self._book(acct, trade)
@@ -262,3 +316,47 @@ class Exchange:
             pos[1] = 0.0
         elif (new > 0) != (qty > 0):  # reversed through zero
             pos[1] = trade.price
+
+
+class Venue:
+    """One broker protocol's accounts on a shared ``Exchange``: its own books, the same market.
+
+    Offers the engine's account and order calls without the ``venue`` argument, and its
+    shared ``faults``, ``last`` prices and ``opening_cash``.
+    """
+
+    def __init__(self, exchange: Exchange, name: str) -> None:
+        self.exchange = exchange
+        self.name = name
+
+    @property
+    def faults(self) -> ExchangeFaults:
+        return self.exchange.faults
+
+    @property
+    def last(self) -> dict[str, Tick]:
+        return self.exchange.last
+
+    @property
+    def opening_cash(self) -> float:
+        return self.exchange.opening_cash
+
+    def account(self, account_id: str) -> Account:
+        return self.exchange.account(account_id, self.name)
+
+    def listen(self, account_id: str, callback: Callable[[str, object], None]) -> Callable[[], None]:
+        return self.exchange.listen(account_id, callback, self.name)
+
+    def place(self, account_id: str, **order) -> SimOrder:
+        """``Exchange.place`` in this venue."""
+        return self.exchange.place(account_id, venue=self.name, **order)
+
+    def modify(self, account_id: str, order_id: str, *, quantity: int | None = None,
+               price: float | None = None) -> SimOrder:
+        return self.exchange.modify(account_id, order_id, quantity=quantity, price=price, venue=self.name)
+
+    def cancel(self, account_id: str, order_id: str) -> SimOrder:
+        return self.exchange.cancel(account_id, order_id, self.name)
+
+    def find(self, account_id: str, client_id: str) -> SimOrder | None:
+        return self.exchange.find(account_id, client_id, self.name)

@@ -157,7 +157,7 @@ def _dhan_trading_symbol(inst: Instrument) -> str:
     month = f"{MONTHS[inst.expiry.month - 1].capitalize()}{inst.expiry.year}"
     if inst.kind == "FUT":
         return f"{inst.symbol}-{month}-FUT"
-    return f"{inst.symbol}-{month}-{format_strike(inst.strike or 0.0)}-{inst.kind}"
+    return f"{inst.symbol}-{month}-{format_strike(inst.strike or 0.0)}-{inst.option_type}"
 
 
 def _dhan_custom_symbol(inst: Instrument) -> str:
@@ -166,7 +166,7 @@ def _dhan_custom_symbol(inst: Instrument) -> str:
     month = MONTHS[inst.expiry.month - 1]
     if inst.kind == "FUT":
         return f"{inst.symbol} {month} FUT"
-    side = "CALL" if inst.kind == "CE" else "PUT"
+    side = "CALL" if inst.option_type == "CE" else "PUT"
     return f"{inst.symbol} {inst.expiry.day:02d} {month} {format_strike(inst.strike or 0.0)} {side}"
 
 
@@ -208,7 +208,7 @@ def _dhan_rows(instruments: Iterable[Instrument]) -> tuple[list[_DhanRow], dict[
         instrument = _dhan_instrument(inst, underlying)
         if inst.is_derivative:
             strike = "-0.01000" if inst.kind == "FUT" else f"{inst.strike or 0.0:.5f}"
-            option = "XX" if inst.kind == "FUT" else inst.kind
+            option = "XX" if inst.kind == "FUT" else inst.option_type
             flag = "W" if inst.expiry is not None and inst.kind != "FUT" and _weekly(inst.expiry) else "M"
         else:
             strike, option, flag = "", "XX" if inst.kind == "INDEX" else "", ""
@@ -287,7 +287,7 @@ def upstox_symbol(inst: Instrument) -> str:
     stamp = f"{expiry.day:02d} {MONTHS[expiry.month - 1]} {expiry.year % 100:02d}"
     if inst.kind == "FUT":
         return f"{inst.symbol} FUT {stamp}"
-    return f"{inst.symbol} {format_strike(inst.strike or 0.0)} {inst.kind} {stamp}"
+    return f"{inst.symbol} {format_strike(inst.strike or 0.0)} {inst.option_type} {stamp}"
 
 
 def _upstox_row(inst: Instrument, underlying: Instrument | None) -> dict:
@@ -310,7 +310,7 @@ def _upstox_row(inst: Instrument, underlying: Instrument | None) -> dict:
            "name": inst.symbol, "exchange": inst.exchange}
     if expiry is not None:
         row["expiry"] = _expiry_ms(expiry)
-    row.update({"instrument_type": inst.kind, "asset_symbol": inst.symbol, "underlying_symbol": inst.symbol,
+    row.update({"instrument_type": inst.contract, "asset_symbol": inst.symbol, "underlying_symbol": inst.symbol,
                 "instrument_key": inst.upstox_key, "lot_size": inst.lot_size,
                 "freeze_quantity": float(inst.lot_size * _FREEZE_LOTS), "exchange_token": token,
                 "minimum_lot": inst.lot_size})

@@ -1,8 +1,11 @@
 """Upstox order entry, portfolio, funds and the portfolio stream, on the sandbox's matching engine.
 
-Routes (brokers.md B5, B6, B8), every one behind ``Authorization: Bearer <token>`` checked
+Routes (https://upstox.com/developer/api-documentation/orders,
+https://upstox.com/developer/api-documentation/get-positions,
+https://upstox.com/developer/api-documentation/get-portfolio-stream-feed), every one behind ``Authorization: Bearer <token>`` checked
 with ``hub.token_ok`` (otherwise HTTP 401 with ``UDAPI100050``); the token names the
-account on the shared ``Exchange``:
+account in the Upstox venue of the shared ``Exchange`` (the same word as a Dhan client id
+is another account):
 
 * ``POST /v2/order/place`` → ``data.order_id``; ``POST /v3/order/place`` →
   ``data.order_ids`` and ``metadata.latency``. Body fields as Upstox's: ``quantity``,
@@ -27,7 +30,7 @@ account on the shared ``Exchange``:
   ``data.authorized_redirect_uri`` (``ws://host/upstox/order-updates/feed?requestId=&code=``);
   ``GET /v2/feed/portfolio-stream-feed`` (what the official SDK opens) answers 302 to a fresh
   one. The socket sends one JSON text message per status transition of the account's orders
-  (B8 field names, ``update_type: "order"``): ``put order req received`` then ``open`` or
+  (the stream page's field names, ``update_type: "order"``): ``put order req received`` then ``open`` or
   ``rejected`` on placement, ``modified`` then ``open`` on a modify, ``cancel pending`` then
   ``cancelled`` on a cancel (an unfilled IOC goes straight to ``cancelled``), ``complete``
   on the fill. Orders fill whole, so ``filled_quantity`` jumps from 0 to ``quantity``.
@@ -57,24 +60,26 @@ The order group (place, modify, cancel) is limited per account as Upstox publish
   aborted (no close frame) and the update is lost; new sockets are still accepted.
 
 The JSON shapes of orders, trades and positions, and the placement check, live in
-``algocli.sandbox.upstox_rows``.
+``algocli.sandbox.upstox_rows``; the auth guard, fault counters and stream fan-out in
+``algocli.sandbox.orders_base``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from algocli.sandbox.exchange import Exchange, SimOrder, SimTrade
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.instruments import UPSTOX_KEYS, UpstoxKeys
+from algocli.sandbox.orders_base import OrderServer, Refused, StreamSession
+from algocli.sandbox.upstox import error_envelope
 from algocli.sandbox.upstox_rows import (STATUS, default_key, order_json, parse_place, positions_json, trade_json,
                                          user_id)
 
@@ -85,18 +90,16 @@ STREAM_AUTHORIZE_PATH = "/v2/feed/portfolio-stream-feed/authorize"
 STREAM_REDIRECT_PATH = "/v2/feed/portfolio-stream-feed"
 STREAM_PATH = "/upstox/order-updates/feed"
 FAULTS_PATH = "/sandbox/faults/upstox"
-ORDER_LIMITS = ((10, 1.0), (500, 60.0), (2000, 1800.0))  # published order-group limits (B9)
+# https://upstox.com/developer/api-documentation/rate-limiting (the order group)
+ORDER_LIMITS = ((10, 1.0), (500, 60.0), (2000, 1800.0))
 
 
-def error_envelope(code: str, message: str) -> dict:
-    """Upstox's error body, with both the camelCase and the snake_case field names."""
-    return {"status": "error", "errors": [{
-        "errorCode": code, "message": message, "propertyPath": None, "invalidValue": None,
-        "error_code": code, "property_path": None, "invalid_value": None}]}
+def _invalid(message: str) -> Refused:
+    return Refused(400, "UDAPI100038", f"Invalid input: {message}")
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(error_envelope(code, message), status=status)
+def _not_found(order_id: str) -> Refused:
+    return Refused(400, "UDAPI100010", f"Order not found: {order_id}")
 
 
 @dataclass
@@ -112,91 +115,68 @@ class UpstoxOrderFaults:
     early_fill_lag_s: float = 0.3
 
 
-@dataclass
-class UpstoxOrders:
-    """State of the Upstox order routes, on the app as ``app[UPSTOX_ORDERS]``.
+class UpstoxOrders(OrderServer):
+    """State and handlers of the Upstox order routes, on the app as ``app[UPSTOX_ORDERS]``.
 
     Attributes:
         faults: The switches above.
         order_calls: Monotonic arrival times of order-group requests, per account.
         rate_limited: Order-group requests answered 429 by the limits (not by the fault).
         places: Placement requests that reached the engine.
-        stream_connections / stream_drops: Stream sockets accepted / aborted by the fault.
-        messages_sent: Updates written to stream sockets.
+        issued_codes / used_codes: Stream authorization codes handed out / redeemed.
         history: Every recorded state of each order, by order id.
         keys: Which sandbox instrument each instrument key names.
         order_keys: The instrument key each order was placed with, by order id.
     """
 
-    hub: TickHub
-    exchange: Exchange
-    keys: UpstoxKeys = field(default_factory=UpstoxKeys)
-    faults: UpstoxOrderFaults = field(default_factory=UpstoxOrderFaults)
-    limits: tuple[tuple[int, float], ...] = ORDER_LIMITS
-    order_calls: dict[str, list[float]] = field(default_factory=dict)
-    rate_limited: int = 0
-    places: int = 0
-    stream_connections: int = 0
-    stream_drops: int = 0
-    messages_sent: int = 0
-    issued_codes: list[str] = field(default_factory=list)
-    used_codes: list[str] = field(default_factory=list)
-    history: dict[str, list[dict]] = field(default_factory=dict)
-    order_keys: dict[str, str] = field(default_factory=dict)
-    _placing: tuple[str, str] | None = None  # (account, key) while the engine accepts a placement
-    _pending: dict[str, str] = field(default_factory=dict)  # code → account
-    _streams: dict[str, set[asyncio.Queue]] = field(default_factory=dict)
-    _watched: set[str] = field(default_factory=set)
-    _last: dict[str, dict] = field(default_factory=dict)  # order id → latest update sent
-    _trades_seen: set[str] = field(default_factory=set)
-    _windows: dict[str, deque] = field(default_factory=dict)
+    VENUE = "upstox"
 
-    # --- faults ---------------------------------------------------------------------
+    def __init__(self, hub: TickHub, exchange: Exchange, keys: UpstoxKeys | None = None, *,
+                 limits: tuple[tuple[int, float], ...] = ORDER_LIMITS) -> None:
+        super().__init__(hub, exchange, UpstoxOrderFaults())
+        self.keys = keys or UpstoxKeys()
+        self.limits = limits
+        self.order_calls: dict[str, list[float]] = {}
+        self.rate_limited = 0
+        self.places = 0
+        self.issued_codes: list[str] = []
+        self.used_codes: list[str] = []
+        self.history: dict[str, list[dict]] = {}
+        self.order_keys: dict[str, str] = {}
+        self._placing: tuple[str, str] | None = None  # (account, key) while the engine accepts a placement
+        self._pending: dict[str, str] = {}  # code → account
+        self._last: dict[str, dict] = {}  # order id → latest update sent
+        self._trades_seen: set[str] = set()
+        self._windows: dict[str, deque] = {}
 
-    def fault_state(self) -> dict:
-        out = {f.name: getattr(self.faults, f.name) for f in fields(self.faults)}
-        out["duplicate_fills"] = self.exchange.faults.duplicate_fills
-        out["early_fills"] = self.exchange.faults.early_fills
-        return out
+    # --- the wire: accounts, errors, limits -----------------------------------------------
 
-    def set_faults(self, changes: dict) -> None:
-        """Apply ``{"name": value}`` switches, all or none.
+    async def authenticate(self, request: web.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        if not token or not self.hub.token_ok(token):
+            raise Refused(401, "UDAPI100050", "Invalid token used to access API")
+        self.watch(token)  # order states are recorded (for the history route) from the first call on
+        return token
+
+    def error_response(self, refused: Refused) -> web.Response:
+        return web.json_response(error_envelope(refused.code, refused.message), status=refused.status)
+
+    def server_error(self, reason: str) -> Refused:
+        return Refused(500, "UDAPI100500", "Something went wrong, please try again later")
+
+    def faults_answer(self, state: dict) -> web.Response:
+        return web.json_response({"status": "success", "data": state})
+
+    def faults_refused(self, message: str) -> web.Response:
+        return web.json_response({"status": "error", "message": message}, status=400)
+
+    def admit(self, account: str) -> None:
+        """Record an order-group call.
 
         Raises:
-            ValueError: An unknown name or a value of the wrong kind.
+            Refused: HTTP 429, the call breaks a published limit.
         """
-        checked = []
-        for name, value in changes.items():
-            if name in ("duplicate_fills", "early_fills", "drop_order_stream"):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{name} takes true or false")
-                target = self.faults if name == "drop_order_stream" else self.exchange.faults
-            elif name in ("timeout_after_accept", "error_500_after_accept", "http_429"):
-                value = int(value) if isinstance(value, bool) else value
-                if not isinstance(value, int) or value < 0:
-                    raise ValueError(f"{name} takes a count of requests (0 = off)")
-                target = self.faults
-            elif name in ("hang_s", "early_fill_hold_s", "early_fill_lag_s"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 3600:
-                    raise ValueError(f"{name} takes seconds")
-                target, value = self.faults, float(value)
-            else:
-                raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(self.fault_state()))}")
-            checked.append((target, name, value))
-        for target, name, value in checked:
-            setattr(target, name, value)
-
-    def _take(self, name: str) -> bool:
-        left = getattr(self.faults, name)
-        if left > 0:
-            setattr(self.faults, name, left - 1)
-            return True
-        return False
-
-    # --- rate limits ----------------------------------------------------------------
-
-    def admit(self, account: str) -> bool:
-        """Record an order-group call; False when it breaks a published limit."""
         now = time.monotonic()
         self.order_calls.setdefault(account, []).append(now)
         window = self._windows.setdefault(account, deque())
@@ -206,13 +186,12 @@ class UpstoxOrders:
         for limit, span in self.limits:
             if sum(1 for t in window if now - t < span) >= limit:
                 self.rate_limited += 1
-                return False
+                raise Refused(429, "UDAPI10005", "Too Many Request Sent")
         window.append(now)
-        return True
 
     # --- instrument keys ------------------------------------------------------------
 
-    def place(self, account: str, key: str, **order) -> SimOrder:
+    def place_order(self, account: str, key: str, **order) -> SimOrder:
         """Place on the engine, remembering ``key`` for the order's rows."""
         self._placing = (account, key)  # the engine reports the new order before place() returns
         try:
@@ -223,7 +202,7 @@ class UpstoxOrders:
         return placed
 
     def key_of(self, order: SimOrder) -> str:
-        """The key ``order`` was placed with; the default spelling for orders placed elsewhere."""
+        """The key ``order`` was placed with; the default spelling for orders placed on the engine directly."""
         key = self.order_keys.get(order.order_id)
         if key is None and self._placing is not None and self._placing[0] == order.account:
             key = self.order_keys[order.order_id] = self._placing[1]
@@ -244,20 +223,19 @@ class UpstoxOrders:
         key = self.key_of(order)
         return trade_json(trade, order, key=key, symbol=self.keys.trading_symbol(key))
 
+    def _order(self, account: str, order_id: str) -> SimOrder:
+        order = self.exchange.account(account).orders.get(order_id)
+        if order is None:
+            raise _not_found(order_id)
+        return order
+
     # --- order updates --------------------------------------------------------------
 
-    def watch(self, account: str) -> None:
-        """Start recording the account's order states and streaming them (once per account)."""
-        if account in self._watched:
-            return
-        self._watched.add(account)
-        self.exchange.listen(account, lambda kind, payload: self._on_event(account, kind, payload))
-
-    def _on_event(self, account: str, kind: str, payload: object) -> None:
-        if kind == "order" and isinstance(payload, SimOrder):
+    def on_event(self, account: str, kind: str, payload: object) -> None:
+        if isinstance(payload, SimOrder):
             for status in self._transitions(payload):
                 self._record(account, self.order_row(payload, account, status))
-        elif kind == "trade" and isinstance(payload, SimTrade):
+        elif isinstance(payload, SimTrade):
             order = self.exchange.account(account).orders.get(payload.order_id)
             if order is None:
                 return
@@ -292,10 +270,11 @@ class UpstoxOrders:
 
     def _push(self, account: str, entry: dict) -> None:
         uid = user_id(account)
-        update = {"update_type": "order", "user_id": uid, "userId": uid, **entry,
-                  "instrument_key": entry["instrument_token"]}
-        for queue in list(self._streams.get(account, ())):
-            queue.put_nowait(update)
+        self.fan_out(account, {"update_type": "order", "user_id": uid, "userId": uid, **entry,
+                               "instrument_key": entry["instrument_token"]})
+
+    def drop_before_send(self, session: StreamSession) -> bool:
+        return self.faults.drop_order_stream
 
     def entries(self, account: str, order: SimOrder) -> list[dict]:
         """Recorded states of ``order`` (its current state when none was recorded)."""
@@ -319,189 +298,105 @@ class UpstoxOrders:
             self.used_codes.append(code)
         return account
 
+    # --- REST handlers ----------------------------------------------------------------
 
-UPSTOX_ORDERS = web.AppKey("upstox_orders", UpstoxOrders)
-
-
-# --- responses ---------------------------------------------------------------------------
-
-
-def _success(data: object, *, v3: bool = False, started: float | None = None) -> web.Response:
-    body: dict = {"status": "success", "data": data}
-    if v3:
-        body["metadata"] = {"latency": int((time.monotonic() - (started or time.monotonic())) * 1000)}
-    return web.json_response(body)
-
-
-# --- routes ---------------------------------------------------------------------------------
-
-
-def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> UpstoxOrders:
-    """Serve the Upstox order, portfolio, funds and portfolio-stream routes on ``app``."""
-    state = UpstoxOrders(hub, exchange, app.get(UPSTOX_KEYS) or UpstoxKeys())
-    app[UPSTOX_ORDERS] = state
-
-    def account_of(request: web.Request) -> str | None:
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        if token and hub.token_ok(token):
-            state.watch(token)
-            return token
-        return None
-
-    def denied() -> web.Response:
-        return _error(401, "UDAPI100050", "Invalid token used to access API")
-
-    def not_found(order_id: str) -> web.Response:
-        return _error(400, "UDAPI100010", f"Order not found: {order_id}")
-
-    async def body_of(request: web.Request) -> dict | None:
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return body if isinstance(body, dict) else None
-
-    async def place(request: web.Request) -> web.Response:
+    async def place(self, request: web.Request, account: str) -> web.Response:
         started = time.monotonic()
         v3 = request.path.startswith("/v3/")
-        account = account_of(request)
-        if account is None:
-            return denied()
-        if not state.admit(account) or state._take("http_429"):
-            return _error(429, "UDAPI10005", "Too Many Request Sent")
-        body = await body_of(request)
+        self.admit(account)
+        if self.take("http_429"):
+            raise Refused(429, "UDAPI10005", "Too Many Request Sent")
+        body = await self.json_object(request)
         if body is None:
-            return _error(400, "UDAPI100038", "Invalid input: the body must be a JSON object")
-        problem, order = parse_place(body, v3, state.keys)
+            raise _invalid("the body must be a JSON object")
+        problem, order = parse_place(body, v3, self.keys)
         if problem:
-            return _error(400, *problem)
-        state.places += 1
-        placed = state.place(account, body["instrument_token"], **order)
-        if state._take("timeout_after_accept"):
-            await asyncio.sleep(state.faults.hang_s)
-        elif state._take("error_500_after_accept"):
-            return _error(500, "UDAPI100500", "Something went wrong, please try again later")
-        if exchange.faults.early_fills and placed.is_open:
-            deadline = time.monotonic() + state.faults.early_fill_hold_s
+            raise Refused(400, *problem)
+        self.places += 1
+        placed = self.place_order(account, body["instrument_token"], **order)
+        await self.after_accept(self.faults.hang_s)
+        if self.exchange.faults.early_fills and placed.is_open:
+            deadline = time.monotonic() + self.faults.early_fill_hold_s
             while placed.is_open and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             if not placed.is_open:
-                await asyncio.sleep(state.faults.early_fill_lag_s)
+                await asyncio.sleep(self.faults.early_fill_lag_s)
         if v3:
             return _success({"order_ids": [placed.order_id]}, v3=True, started=started)
         return _success({"order_id": placed.order_id})
 
-    async def modify(request: web.Request) -> web.Response:
+    async def modify(self, request: web.Request, account: str) -> web.Response:
         started = time.monotonic()
-        account = account_of(request)
-        if account is None:
-            return denied()
-        if not state.admit(account):
-            return _error(429, "UDAPI10005", "Too Many Request Sent")
-        body = await body_of(request)
+        self.admit(account)
+        body = await self.json_object(request)
         if body is None or not isinstance(body.get("order_id"), str):
-            return _error(400, "UDAPI100038", "Invalid input: order_id is required")
-        order = exchange.account(account).orders.get(body["order_id"])
-        if order is None:
-            return not_found(body["order_id"])
+            raise _invalid("order_id is required")
+        order = self._order(account, body["order_id"])
         quantity, price = body.get("quantity"), body.get("price")
         if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
-            return _error(400, "UDAPI100038", "Invalid input: quantity must be a whole number")
+            raise _invalid("quantity must be a whole number")
         if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):
-            return _error(400, "UDAPI100038", "Invalid input: price must be a number")
-        wanted_type = body.get("order_type", order.order_type)
-        if wanted_type != order.order_type:
-            return _error(400, "UDAPI100038", "Invalid input: the sandbox cannot change an order's type")
+            raise _invalid("price must be a number")
+        if body.get("order_type", order.order_type) != order.order_type:
+            raise _invalid("the sandbox cannot change an order's type")
         if order.order_type == "MARKET" or not price:
             price = None
         try:
-            exchange.modify(account, order.order_id, quantity=quantity, price=price)
+            self.exchange.modify(account, order.order_id, quantity=quantity, price=price)
         except ValueError as exc:
-            return _error(400, "UDAPI100038", f"Invalid input: {exc}")
+            raise _invalid(str(exc)) from None
         return _success({"order_id": order.order_id}, v3=request.path.startswith("/v3/"), started=started)
 
-    async def cancel(request: web.Request) -> web.Response:
+    async def cancel(self, request: web.Request, account: str) -> web.Response:
         started = time.monotonic()
-        account = account_of(request)
-        if account is None:
-            return denied()
-        if not state.admit(account):
-            return _error(429, "UDAPI10005", "Too Many Request Sent")
+        self.admit(account)
         order_id = request.query.get("order_id", "")
         try:
-            exchange.cancel(account, order_id)
+            self.exchange.cancel(account, order_id)
         except KeyError:
-            return not_found(order_id)
+            raise _not_found(order_id) from None
         except ValueError as exc:
-            return _error(400, "UDAPI100038", f"Invalid input: {exc}")
+            raise _invalid(str(exc)) from None
         return _success({"order_id": order_id}, v3=request.path.startswith("/v3/"), started=started)
 
-    async def order_book(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        return _success([state.order_row(o, account) for o in exchange.account(account).orders.values()])
+    async def order_book(self, request: web.Request, account: str) -> web.Response:
+        return _success([self.order_row(o, account) for o in self.exchange.account(account).orders.values()])
 
-    async def details(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        order_id = request.query.get("order_id", "")
-        order = exchange.account(account).orders.get(order_id)
-        if order is None:
-            return not_found(order_id)
-        return _success(state.order_row(order, account))
+    async def details(self, request: web.Request, account: str) -> web.Response:
+        return _success(self.order_row(self._order(account, request.query.get("order_id", "")), account))
 
-    async def history(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
+    async def order_history(self, request: web.Request, account: str) -> web.Response:
         order_id, tag = request.query.get("order_id"), request.query.get("tag")
         if not order_id and not tag:
-            return _error(400, "UDAPI100038", "Invalid input: give order_id or tag")
-        orders = [o for o in exchange.account(account).orders.values()
+            raise _invalid("give order_id or tag")
+        orders = [o for o in self.exchange.account(account).orders.values()
                   if (not order_id or o.order_id == order_id) and (not tag or o.client_id == tag)]
         if not orders:
-            return not_found(order_id or tag)
-        return _success([entry for o in orders for entry in state.entries(account, o)])
+            raise _not_found(order_id or tag)
+        return _success([entry for o in orders for entry in self.entries(account, o)])
 
-    def trade_rows(account: str, order_id: str | None = None) -> list[dict]:
-        acct = exchange.account(account)
-        rows = [state.trade_row(t, acct.orders[t.order_id]) for t in acct.trades
+    def _trade_rows(self, account: str, order_id: str | None = None) -> list[dict]:
+        acct = self.exchange.account(account)
+        rows = [self.trade_row(t, acct.orders[t.order_id]) for t in acct.trades
                 if order_id is None or t.order_id == order_id]
-        if exchange.faults.duplicate_fills:
+        if self.exchange.faults.duplicate_fills:
             rows = [r for row in rows for r in (row, dict(row))]
         return rows
 
-    async def trades_for_day(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        return _success(trade_rows(account))
+    async def trades_for_day(self, request: web.Request, account: str) -> web.Response:
+        return _success(self._trade_rows(account))
 
-    async def order_trades(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
+    async def order_trades(self, request: web.Request, account: str) -> web.Response:
         order_id = request.query.get("order_id", "")
-        if order_id not in exchange.account(account).orders:
-            return not_found(order_id)
-        return _success(trade_rows(account, order_id))
+        return _success(self._trade_rows(account, self._order(account, order_id).order_id))
 
-    async def positions(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        return _success(positions_json(exchange, account, lambda i: state.position_key(account, i),
-                                       state.keys.trading_symbol))
+    async def positions(self, request: web.Request, account: str) -> web.Response:
+        return _success(positions_json(self.exchange, account, lambda i: self.position_key(account, i),
+                                       self.keys.trading_symbol))
 
-    async def funds(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        acct = exchange.account(account)
-        equity = {"used_margin": round(acct.used_margin(exchange.last), 2), "payin_amount": 0.0,
+    async def funds(self, request: web.Request, account: str) -> web.Response:
+        acct = self.exchange.account(account)
+        equity = {"used_margin": round(acct.used_margin(self.exchange.last), 2), "payin_amount": 0.0,
                   "span_margin": 0.0, "adhoc_margin": 0.0, "notional_cash": 0.0,
                   "available_margin": round(acct.cash, 2), "exposure_margin": 0.0}
         commodity = dict.fromkeys(equity, 0.0)
@@ -513,79 +408,53 @@ def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> Upstox
             data = {"commodity": commodity}
         return _success(data)
 
-    async def authorize(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        uri = state.issue_uri(request, account)
+    async def authorize(self, request: web.Request, account: str) -> web.Response:
+        uri = self.issue_uri(request, account)
         return _success({"authorized_redirect_uri": uri, "authorizedRedirectUri": uri})
 
-    async def redirect(request: web.Request) -> web.Response:
-        account = account_of(request)
-        if account is None:
-            return denied()
-        raise web.HTTPFound(state.issue_uri(request, account))
+    async def redirect(self, request: web.Request, account: str) -> web.Response:
+        raise web.HTTPFound(self.issue_uri(request, account))
 
-    async def stream(request: web.Request) -> web.StreamResponse:
-        account = state.redeem(request.query.get("code"))
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        account = self.redeem(request.query.get("code"))
         if account is None:
-            return _error(401, "UDAPI100057", "Invalid auth code")
-        ws = web.WebSocketResponse(heartbeat=10.0)
+            return self.error_response(Refused(401, "UDAPI100057", "Invalid auth code"))
+        ws = self.socket()
         await ws.prepare(request)
-        state.stream_connections += 1
-        queue: asyncio.Queue = asyncio.Queue()
-        state._streams.setdefault(account, set()).add(queue)
-        writer = asyncio.create_task(_write(state, ws, queue, request))
-        try:
-            async for _ in ws:  # the client sends nothing that matters
-                pass
-        finally:
-            state._streams.get(account, set()).discard(queue)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        await self.serve_stream(ws, self.accept(request, StreamSession(account)))
         return ws
 
-    async def faults(request: web.Request) -> web.Response:
-        if request.method == "POST":
-            body = await body_of(request)
-            if body is None:
-                return web.json_response({"status": "error", "message": "send a JSON object"}, status=400)
-            try:
-                state.set_faults(body)
-            except ValueError as exc:
-                return web.json_response({"status": "error", "message": str(exc)}, status=400)
-        return web.json_response({"status": "success", "data": state.fault_state()})
 
+UPSTOX_ORDERS = web.AppKey("upstox_orders", UpstoxOrders)
+
+
+def _success(data: object, *, v3: bool = False, started: float | None = None) -> web.Response:
+    body: dict = {"status": "success", "data": data}
+    if v3:
+        body["metadata"] = {"latency": int((time.monotonic() - (started or time.monotonic())) * 1000)}
+    return web.json_response(body)
+
+
+def add_routes(app: web.Application, hub: TickHub, exchange: Exchange) -> UpstoxOrders:
+    """Serve the Upstox order, portfolio, funds and portfolio-stream routes on ``app``."""
+    state = UpstoxOrders(hub, exchange, app.get(UPSTOX_KEYS) or UpstoxKeys())
+    app[UPSTOX_ORDERS] = state
+    app.on_shutdown.append(state.on_shutdown)
+    guard, r = state.guard, app.router
     for version in ("v2", "v3"):
-        app.router.add_post(f"/{version}/order/place", place)
-        app.router.add_put(f"/{version}/order/modify", modify)
-        app.router.add_delete(f"/{version}/order/cancel", cancel)
-    app.router.add_get("/v2/order/retrieve-all", order_book)
-    app.router.add_get("/v2/order/details", details)
-    app.router.add_get("/v2/order/history", history)
-    app.router.add_get("/v2/order/trades/get-trades-for-day", trades_for_day)
-    app.router.add_get("/v2/order/trades", order_trades)
-    app.router.add_get("/v2/portfolio/short-term-positions", positions)
-    app.router.add_get("/v2/user/get-funds-and-margin", funds)
-    app.router.add_get(STREAM_AUTHORIZE_PATH, authorize)
-    app.router.add_get(STREAM_REDIRECT_PATH, redirect)
-    app.router.add_get(STREAM_PATH, stream)
-    app.router.add_get(FAULTS_PATH, faults)
-    app.router.add_post(FAULTS_PATH, faults)
+        r.add_post(f"/{version}/order/place", guard(state.place))
+        r.add_put(f"/{version}/order/modify", guard(state.modify))
+        r.add_delete(f"/{version}/order/cancel", guard(state.cancel))
+    r.add_get("/v2/order/retrieve-all", guard(state.order_book))
+    r.add_get("/v2/order/details", guard(state.details))
+    r.add_get("/v2/order/history", guard(state.order_history))
+    r.add_get("/v2/order/trades/get-trades-for-day", guard(state.trades_for_day))
+    r.add_get("/v2/order/trades", guard(state.order_trades))
+    r.add_get("/v2/portfolio/short-term-positions", guard(state.positions))
+    r.add_get("/v2/user/get-funds-and-margin", guard(state.funds))
+    r.add_get(STREAM_AUTHORIZE_PATH, guard(state.authorize))
+    r.add_get(STREAM_REDIRECT_PATH, guard(state.redirect))
+    r.add_get(STREAM_PATH, state.stream)
+    r.add_get(FAULTS_PATH, guard(state.faults_route, auth=False))
+    r.add_post(FAULTS_PATH, guard(state.faults_route, auth=False))
     return state
-
-
-async def _write(state: UpstoxOrders, ws: web.WebSocketResponse, queue: asyncio.Queue,
-                 request: web.Request) -> None:
-    while True:
-        update = await queue.get()
-        if state.faults.drop_order_stream:
-            state.stream_drops += 1
-            if request.transport is not None:
-                request.transport.abort()  # like a network drop: no close frame, the update is lost
-            return
-        try:
-            await ws.send_str(json.dumps(update))
-        except ConnectionError:
-            return
-        state.messages_sent += 1

@@ -2,7 +2,8 @@
 
 Split from ``algocli.sandbox.upstox_orders`` (the routes and their state): these are pure
 functions of the matching engine's records and the instrument key to report. Field names
-follow brokers.md B5, B6 and B8; product codes map as Upstox's (``I`` intraday, ``D``
+follow https://upstox.com/developer/api-documentation/orders and the positions and
+portfolio-stream pages it links; product codes map as Upstox's (``I`` intraday, ``D``
 delivery or, on derivative segments, margin, ``MTF``).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from algocli.adapters.upstox.parsing import is_instrument_key
-from algocli.sandbox.exchange import Exchange, SimOrder, SimTrade
+from algocli.sandbox.exchange import SimOrder, SimTrade, Venue
 from algocli.sandbox.instruments import UpstoxKeys
 from algocli.sandbox.replay import IST
 
@@ -65,7 +66,7 @@ def product_in(code: str, key: str) -> str | None:
 
 def order_json(order: SimOrder, account: str, status: str | None = None, *, key: str | None = None,
                symbol: str | None = None) -> dict:
-    """An order book / details / stream entry (B5, B8) for ``order`` as it is now.
+    """An order book / details / stream entry for ``order`` as it is now.
 
     ``key`` is the instrument key to report (default ``SEGMENT|ID`` of the instrument) and
     ``symbol`` its trading symbol (default the key's identifier).
@@ -144,18 +145,13 @@ def parse_place(body: dict, v3: bool, keys: UpstoxKeys) -> tuple[tuple[str, str]
                   "client_id": tag or None}
 
 
-def positions_json(exchange: Exchange, account: str, key_of: Callable[[str], str],
+def positions_json(exchange: Venue, account: str, key_of: Callable[[str], str],
                    symbol_of: Callable[[str], str]) -> list[dict]:
-    """The account's short-term positions (B6); ``key_of(instrument)`` names each, ``symbol_of(key)`` its symbol."""
+    """The account's short-term positions; ``key_of(instrument)`` names each, ``symbol_of(key)`` its symbol."""
     acct = exchange.account(account)
     out = []
     for instrument, (qty, avg, realised) in acct.positions.items():
-        trades = [t for t in acct.trades if t.instrument == instrument]
-        buys = [t for t in trades if t.side == "BUY"]
-        sells = [t for t in trades if t.side == "SELL"]
-        buy_qty, sell_qty = sum(t.quantity for t in buys), sum(t.quantity for t in sells)
-        buy_value = sum(t.quantity * t.price for t in buys)
-        sell_value = sum(t.quantity * t.price for t in sells)
+        buy_qty, sell_qty, buy_value, sell_value = acct.traded(instrument)
         last = exchange.last[instrument].ltp if instrument in exchange.last else avg
         unrealised = qty * (last - avg) if qty else 0.0
         products = [o.product for o in acct.orders.values() if o.instrument == instrument and o.filled_quantity]

@@ -195,9 +195,16 @@ class StrategyContext:
         """Account equity: cash plus positions at their last close."""
         return self._core.equity()
 
-    def get_open_orders(self, instrument: str | None = None) -> list[Order]:
-        """This strategy's orders that can still fill."""
+    def open_orders(self, instrument: str | None = None) -> list[Order]:
+        """This strategy's working orders (of ``instrument``, or all), oldest first.
+
+        After a paper or live run resumes, these are the orders restored from the journal
+        or found at the broker: read them here instead of remembering order ids, and a
+        restarted strategy moves or cancels the order it placed before the restart.
+        """
         return self._core.broker.open_orders(self._strategy_id, instrument)
+
+    get_open_orders = open_orders  # the specification's name
 
     # --- orders -------------------------------------------------------------------------
 

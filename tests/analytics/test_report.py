@@ -28,6 +28,7 @@ from algocli.analytics.result import TRADE_COLUMNS, RunResult
 from algocli.data.history import Bars
 from algocli.domain.candle import IST
 from algocli.domain.models import IST_OFFSET_NS, Instrument
+from algocli.domain.modes import RunMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from browser import ChromiumMissing, find_chromium, render_page  # noqa: E402
@@ -269,14 +270,14 @@ def test_zero_trades(tmp_path):
     assert len(figs["trade_returns"].data) == 0
     assert "No closed trades" in figs["trade_returns"].layout.annotations[0].text
     assert [t.type for t in figs[f"candles:{INSTRUMENTS[0]}"].data] == ["candlestick", "bar"]
-    out = write_report(result, tmp_path / "r.html")
+    out = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST)
     assert "No closed trades" in out.read_text(encoding="utf-8")
 
 
 def test_write_report_is_self_contained_and_atomic(tmp_path):
     result = make_result()
     target = tmp_path / "nested" / "report.html"
-    assert write_report(result, target) == target
+    assert write_report(result, target, mode=RunMode.BACKTEST) == target
     text = target.read_text(encoding="utf-8")
     assert text.count("<title>Backtest report — report-test</title>") == 1
     assert re.search(r"<script[^>]*\bsrc=", text) is None  # nothing loaded from elsewhere
@@ -285,7 +286,7 @@ def test_write_report_is_self_contained_and_atomic(tmp_path):
     assert "Sharpe" in text and "41 days 03:00:00" in text and "—" in text
     assert "1 position closed at the last bar" in text
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left behind
-    write_report(result, target)  # overwrite in place
+    write_report(result, target, mode=RunMode.BACKTEST)  # overwrite in place
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
 
@@ -306,11 +307,24 @@ def test_large_result_is_thinned(tmp_path):
         markers += sum(len(t.x) for t in fig.data if t.name == "Exit")
     assert markers == TRADE_MARKER_CAP
     start = time.perf_counter()
-    out = write_report(result, tmp_path / "big.html")
+    out = write_report(result, tmp_path / "big.html", mode=RunMode.BACKTEST)
     elapsed = time.perf_counter() - start
     size = out.stat().st_size
     assert size < 8_000_000, f"{size:,} bytes"
     assert elapsed < 5.0, f"{elapsed:.2f}s"
+
+
+@pytest.mark.parametrize(("mode", "title"), [
+    (RunMode.BACKTEST, "Backtest report"), (RunMode.PAPER, "Paper trading report"),
+    (RunMode.DRY_RUN, "Live trading (dry run) report"), (RunMode.LIVE, "Live trading report")])
+def test_the_page_names_the_runs_mode_in_its_title_and_heading(tmp_path, mode, title):
+    result = make_result(n_bars=30, n_trades=2)
+    text = write_report(result, tmp_path / "report.html", mode=mode).read_text(encoding="utf-8")
+    assert text.count(f"<title>{title} — report-test</title>") == 1
+    assert text.count(f"<h1>{title} — report-test</h1>") == 1
+    for other in RunMode:
+        if other is not mode:
+            assert f">{other.title} report — " not in text, other
 
 
 # --------------------------------------------------------------------------- browser
@@ -318,7 +332,7 @@ def test_large_result_is_thinned(tmp_path):
 
 def test_report_renders_in_chromium(tmp_path, chromium_ok):
     result = make_result()
-    page = write_report(result, tmp_path / "report.html")
+    page = write_report(result, tmp_path / "report.html", mode=RunMode.BACKTEST)
     summary = render_page(page)
     assert summary["errors"] == [], summary["errors"]
     assert summary["has_plotly"]
@@ -334,7 +348,7 @@ def test_report_renders_in_chromium(tmp_path, chromium_ok):
 
 def test_report_without_trades_renders_in_chromium(tmp_path, chromium_ok):
     result = make_result(n_trades=0)
-    summary = render_page(write_report(result, tmp_path / "report.html"))
+    summary = render_page(write_report(result, tmp_path / "report.html", mode=RunMode.BACKTEST))
     assert summary["errors"] == [], summary["errors"]
     assert summary["plots"] == summary["plots_rendered"] == expected_charts(result)
 
@@ -346,6 +360,6 @@ def test_empty_run_still_writes(tmp_path):
     result.strategy_pnl = {k: empty for k in result.strategy_pnl}
     result.bars = {k: b.slice(0, 0) for k, b in result.bars.items()}
     result.metrics = {}
-    text = write_report(result, tmp_path / "empty.html").read_text(encoding="utf-8")
+    text = write_report(result, tmp_path / "empty.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
     assert text.count("Plotly.newPlot") == expected_charts(result)
     assert "No statistics" in text

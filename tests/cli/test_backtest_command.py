@@ -138,6 +138,13 @@ def test_run_json_records_data_file_hash(sma_run):
     assert meta["config"] == "configs/sma.yaml"
 
 
+def test_run_json_and_report_name_the_backtest_mode(sma_run):
+    meta = json.loads((sma_run.dir / "run.json").read_text(encoding="utf-8"))
+    assert meta["mode"] == "backtest"
+    page = (sma_run.dir / "report.html").read_text(encoding="utf-8")
+    assert f"<title>Backtest report — {sma_run.config['name']}</title>" in page
+
+
 def test_resolved_config_round_trips(sma_run):
     resolved = yaml.safe_load((sma_run.dir / "config.resolved.yaml").read_text(encoding="utf-8"))
     again = RunConfig.model_validate(resolved)

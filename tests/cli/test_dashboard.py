@@ -10,12 +10,13 @@ from rich.console import Console
 
 from algocli.broker.costs import PercentCommission
 from algocli.broker.fill_models import NextOpen
-from algocli.cli.dashboard import TickRate, render
+from algocli.cli.dashboard import Dashboard, TickRate, render
 from algocli.cli.tables import format_value
 from algocli.data.csv_feed import load_csv
 from algocli.data.feed import FeedStatus
 from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import Interval, Tick
+from algocli.domain.modes import RunMode
 from algocli.engine.paper import PaperEngine
 from algocli.sandbox.replay import bar_ticks
 from helpers import Scripted
@@ -119,7 +120,7 @@ def _expected_books(engine, bars, closed):
 def test_dashboard_shows_feed_pnl_positions_orders_and_fills(state):
     engine, bars, closed = state
     status, now = _status(connected=True, age=2.5)
-    text = _text(render(engine, status, 12.34, now=now))
+    text = _text(render(engine, status, 12.34, mode=RunMode.PAPER, now=now))
 
     feed = _section(text, "dash-run: paper trading")
     assert feed == [["sandbox (dhan)", "connected", "12.3", "2.5 s", str(engine.stats.ticks), str(closed), "3", "2"]]
@@ -153,7 +154,7 @@ def test_dashboard_shows_feed_pnl_positions_orders_and_fills(state):
 def test_dashboard_shows_a_disconnected_feed_and_its_last_error(state):
     engine, _, _ = state
     status, now = _status(connected=False, age=61.0, error="connection lost (ConnectionClosedError)")
-    text = _text(render(engine, status, 0.0, now=now))
+    text = _text(render(engine, status, 0.0, mode=RunMode.PAPER, now=now))
     row = _section(text, "dash-run: paper trading")[0]
     assert row[1:4] == ["disconnected", "0.0", "61.0 s"]
     assert "last error: connection lost (ConnectionClosedError)" in text
@@ -164,12 +165,42 @@ def test_dashboard_before_the_first_tick(tmp_path):
                          cost_model=PercentCommission(0.0003), journal_path=tmp_path / "j.jsonl", name="empty")
     engine.add_strategy(SmaCrossover(), [INST], "sma")
     engine.start()
-    text = _text(render(engine, FeedStatus("dhan"), 0.0, now=5.0))
+    text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.PAPER, now=5.0))
     assert _section(text, "empty: paper trading") == [["dhan", "disconnected", "0.0", "—", "0", "0", "0", "0"]]
     zero = format_value(0.0)
     assert _section(text, "P&L per strategy") == [["sma", zero, zero, zero, "0", "0"]]
     for title in ("positions", "open orders", "last fills"):
         assert _section(text, title) == []
+
+
+@pytest.mark.parametrize(("mode", "title"), [(RunMode.PAPER, "dash-run: paper trading"),
+                                           (RunMode.DRY_RUN, "dash-run: live trading (dry run)"),
+                                           (RunMode.LIVE, "dash-run: live trading")])
+def test_the_dashboard_title_names_the_runs_mode(state, mode, title):
+    engine, _, closed = state
+    status, now = _status()
+    text = _text(render(engine, status, 1.0, mode=mode, now=now))
+    first = text.splitlines()[0].strip()
+    assert first == title
+    assert _section(text, title)[0][5] == str(closed)
+
+
+def test_the_dashboard_view_draws_on_its_console_and_notes_go_to_stderr(state):
+    engine, _, _ = state
+    out, err = (Console(file=StringIO(), width=140, force_terminal=True, color_system=None) for _ in range(2))
+    view = Dashboard(RunMode.LIVE, show=True, console=out, err_console=err)
+    view.started()
+    view.refresh(engine, _status()[0])
+    view.note("reconciled", "reconciled: sma-000001: found at the broker as 42 [x]")
+    view.stopped()
+    assert "dash-run: live trading" in out.file.getvalue() and "paper" not in out.file.getvalue()
+    assert err.file.getvalue() == "reconciled: sma-000001: found at the broker as 42 [x]\n"  # no markup parsed
+    quiet_out = Console(file=StringIO(), width=140)
+    quiet = Dashboard(RunMode.PAPER, show=False, console=quiet_out, err_console=err)
+    quiet.started()
+    quiet.refresh(engine, _status()[0])
+    quiet.stopped()
+    assert quiet_out.file.getvalue() == ""  # --no-dashboard draws nothing
 
 
 class FakeClock:

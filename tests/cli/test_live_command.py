@@ -10,6 +10,7 @@ The broker's side is always read back from the sandbox over the broker's own RES
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -295,9 +296,72 @@ def test_without_yes_and_without_a_terminal_nothing_is_sent_and_dry_run_sends_no
         _no_traceback(dry.out, dry.err)
         assert "DRY RUN" in dry.out and "live-dhan: results" in dry.out
         assert rest.orders() == [] and rest.trades() == [] and rest.net_position() == 0
-    fills = read_csv(out_dir / "fills.csv")
+    fills = read_csv(out_dir / "dry-run" / "fills.csv")
     assert len(fills) >= 5
     assert not any(f["fill_id"].startswith("T:") for f in fills)  # simulated, not broker trades
+
+
+def _net_position(journal: list[dict]) -> int:
+    return sum(r["quantity"] if r["side"] == "BUY" else -r["quantity"] for r in journal if r["k"] == "fill")
+
+
+def test_a_dry_run_left_with_a_position_does_not_become_the_live_runs_history(tmp_path, one_day):
+    """The README's order: a dry run stopped with a position open, then the real run. The dry
+    run keeps its journal, risk state and artifacts in ``<output>/dry-run/``; the live run
+    starts on an empty history, trades, and its books match the broker's."""
+    out_dir, dry_dir = tmp_path / "out", tmp_path / "out" / "dry-run"
+    cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", out_dir)
+    with sandbox(one_day, tmp_path / "logs", speed=REFUSAL_SPEED) as box:
+        env = live_env("dhan", box.port)
+        rest = BrokerRest("dhan", box.port)
+        with algo_running(["live", cfg, "--dry-run", "--no-dashboard"], tmp_path / "logs", "dry", env,
+                          cwd=tmp_path) as dry:
+            wait_for(lambda: _net_position(journal_so_far(dry_dir)) != 0, 30,
+                     "the dry run to hold a position", interval=0.02, child=dry)
+            code = dry.interrupt(timeout=30)
+        assert code == 0, dry.err
+        _no_traceback(dry.out, dry.err)
+        held = _net_position(read_journal(dry_dir / "journal.jsonl"))
+        assert held != 0 and "position(s) are still open" in dry.out
+        assert f"algo live {cfg} --dry-run" in " ".join(dry.out.split())  # the hint resumes the dry run
+        assert not (out_dir / "journal.jsonl").exists()
+        assert (dry_dir / "risk_state.json").is_file() and not (out_dir / "risk_state.json").exists()
+        assert rest.orders() == [] and rest.net_position() == 0
+        assert not box.health()["replay_done"], "too late: the live run needs ticks to trade"
+
+        with algo_running(_live_args(cfg), tmp_path / "logs", "live", env, cwd=tmp_path) as live:
+            wait_for(lambda: any(r["k"] == "fill" and r["fill_id"].startswith("T:") for r in journal_so_far(out_dir)),
+                     30, "a broker fill of the live run", interval=0.05, child=live)
+            code = live.interrupt(timeout=30)
+        assert code == 0, live.err
+        _no_traceback(live.out, live.err)
+        assert "resuming from" not in live.err  # a new run: nothing of the dry run was replayed
+        seen = check_against_broker(out_dir, rest)
+        assert seen["fills"] and all(f["fill_id"].startswith("T:") for f in seen["fills"])
+    journal = read_journal(out_dir / "journal.jsonl")
+    assert [r for r in journal if r["k"] == "baseline"] == [{"k": "baseline", "positions": {}}]
+    # every order of the live run is its own: sent with a client id (or refused by its risk limits)
+    assert all(o["order_id"] in seen["ours"] or o["reason"].startswith("risk:") for o in seen["orders"])
+    for name in LIVE_ARTIFACTS:  # each run has its own set
+        assert (dry_dir / name).is_file() and (out_dir / name).is_file(), name
+    assert json.loads((dry_dir / "run.json").read_text(encoding="utf-8"))["mode"] == "live-dry-run"
+    assert json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["mode"] == "live"
+    assert "<title>Live trading (dry run) report — live-dhan</title>" in (dry_dir / "report.html").read_text(
+        encoding="utf-8")
+    assert "<title>Live trading report — live-dhan</title>" in (out_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_algo_halt_dry_run_halts_the_dry_runs_state_and_not_the_live_runs(tmp_path, cli):
+    out_dir = tmp_path / "out"
+    cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", out_dir)
+    done = cli("halt", cfg, "--dry-run", "--reason", "checking the dry run")
+    assert done.code == 0, done.err
+    assert "halted live-dhan (checking the dry run)" in done.out
+    state = json.loads((out_dir / "dry-run" / "risk_state.json").read_text(encoding="utf-8"))
+    assert (state["state"], state["reason"]) == ("HALTED", "checking the dry run")
+    assert not (out_dir / "risk_state.json").exists()
+    assert cli("halt", cfg, "--dry-run", "--clear").code == 0
+    assert json.loads((out_dir / "dry-run" / "risk_state.json").read_text(encoding="utf-8"))["state"] == "ACTIVE"
 
 
 # --- e. a rejected token ----------------------------------------------------------------------

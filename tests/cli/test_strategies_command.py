@@ -75,3 +75,21 @@ def test_a_broken_plugin_is_reported_without_hiding_the_others(cli, wide_console
     assert "failed to import" in " ".join(strategies["broken_one"]["params"])
     assert set(STRATEGY_PARAMS) <= set(strategies)
     assert "fast_period" in _param_names(strategies["sma_crossover"])
+
+
+def test_lists_the_percent_cost_model(listing):
+    row = listing["Cost models"]["percent"]
+    assert row["class"] == "algocli.broker.costs:PercentCommission"
+    assert _param_names(row) == {"rate"}
+
+
+def test_a_plugin_that_lacks_its_protocol_is_marked_not_usable(cli, wide_console, tmp_path, monkeypatch):
+    (tmp_path / "algocli_test_priceless.py").write_text("class Priceless:\n    pass\n", encoding="utf-8")
+    write_dist_info(tmp_path, "priceless-plugin",
+                    {"algocli.cost_models": {"priceless": "algocli_test_priceless:Priceless"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = cli("strategies")
+    assert result.code == 0, result.err
+    row = parse_tables(result.out)["Cost models"]["priceless"]
+    assert "not usable: it (algocli_test_priceless:Priceless) lacks charges()" in " ".join(row["params"])
+    assert "percent" in parse_tables(result.out)["Cost models"]

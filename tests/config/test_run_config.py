@@ -370,3 +370,64 @@ def test_registered_strategy_that_fails_to_import(check, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     check(lambda c: _strategy(c).update({"class": "broken_one"}), "strategies[0].class",
           "'broken_one' is registered but failed to import", "no_such_module_xyz_algocli")
+
+
+# --- a strategy written the specification's way: keyword arguments, an instruments property ---
+
+SPEC_CLASS = "strategy.spec_sma_crossover:SmaCrossover"  # tests/strategy/spec_sma_crossover.py
+
+LISTED_SOURCE = '''\
+from algocli import BaseStrategy
+
+
+class Listed(BaseStrategy):
+    def __init__(self, size: int = 1):
+        super().__init__(size=size)
+
+    @property
+    def instruments(self):
+        return {listed!r}
+
+    def on_candle(self, candle):
+        return None
+'''
+
+
+def _spec(cfg: dict) -> dict:
+    entry = _strategy(cfg)
+    entry["class"] = SPEC_CLASS
+    return entry
+
+
+def test_spec_strategy_unknown_param_suggests_the_right_one(check):
+    check(lambda c: _rename(_spec(c)["params"], "slow_period", "slow_perod"), "strategies[0].params.slow_perod",
+          "unknown key", "did you mean `slow_period`")
+
+
+def test_spec_strategy_ill_typed_param(check):
+    check(lambda c: _spec(c)["params"].update(fast_period="ten"), "strategies[0].params.fast_period", "'ten'",
+          "integer")
+
+
+def test_yaml_instruments_that_differ_from_the_property(check):
+    check(lambda c: _spec(c).update(instruments=["NSE_EQ:1594"]), "strategies[0].instruments",
+          "['NSE_EQ:1594'] differ from ['NSE_EQ:1333']", "SmaCrossover.instruments")
+
+
+def test_no_instruments_anywhere(check):
+    check(lambda c: _strategy(c).pop("instruments"), "strategies[0].instruments", "required key is missing",
+          "`instruments` property")
+
+
+def test_empty_instrument_list_is_still_refused(check):
+    check(lambda c: _strategy(c).update(instruments=[]), "strategies[0].instruments", "at least 1")
+
+
+@pytest.mark.parametrize("listed, fragment", [("NSE_EQ:1333", "expected a list"), (["1333"], "'1333' must be a name")])
+def test_a_property_that_names_no_instruments(check, tmp_path, monkeypatch, forget_modules, listed, fragment):
+    module = "algocli_test_listed_strategy"
+    forget_modules.append(module)
+    (tmp_path / f"{module}.py").write_text(LISTED_SOURCE.format(listed=listed), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check(lambda c: c.update(strategies=[{"class": f"{module}:Listed"}]), "strategies[0].instruments",
+          "Listed.instruments", fragment)

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from algocli.data.csv_feed import CsvFeed, CsvFeedConfig, file_stem, load_csv, resample
-from algocli.data.download import DOWNLOAD_LIMITS, merge_bars, render_csv, run_download
+from algocli.data.download import download_limits, merge_bars, render_csv, run_download
 from algocli.data.history import Bars
 from algocli.data.quality import Gap, WeekdayCalendar, check, session_grid
 from algocli.data.reconnect import Backoff
@@ -307,7 +307,7 @@ def test_one_limiter_paces_every_request_of_the_run(srv, tmp_path):
     result = dl(srv, "dhan", ["NSE:HDFCBANK", "NSE:INFY"], "1d", date(2024, 1, 1), date(2024, 6, 30), tmp_path,
                 limiter=Counting())
     assert result.failed == 0 and Counting.calls == len(srv.requests()) == 3  # the retry waited its turn too
-    assert DOWNLOAD_LIMITS["dhan"][0][0] <= 5 and DOWNLOAD_LIMITS["upstox"][-1] == (1800, 1800.0)
+    assert download_limits("dhan")[0][0] <= 5 and download_limits("upstox")[-1] == (1800, 1800.0)
 
 
 # --- the quality check on its own ---------------------------------------------------------

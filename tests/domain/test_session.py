@@ -7,13 +7,15 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from algocli.data.csv_feed import _bucket_labels
+from algocli.data.csv_feed import resample
+from algocli.domain.bars import Bars
 from algocli.domain.models import Interval
 from algocli.domain.session import (
     SESSION_CLOSE,
     SESSION_MINUTES,
     SESSION_OPEN,
     bucket_end,
+    bucket_labels,
     bucket_start,
     bucket_starts,
     in_session_hours,
@@ -98,12 +100,20 @@ def test_25m_grid_has_fifteen_buckets_a_day():
     assert labels == list(range(0, 375, 25))
 
 
-def test_scalar_and_vector_grids_match_the_csv_resampler():
+def test_the_csv_resampler_builds_its_bars_on_this_grid():
+    minutes = np.arange(375)
+    ts = ns("2024-06-10 09:15") + minutes * 60 * 10**9
+    one_minute = Bars("NSE:X", ts, *(np.ones(375),) * 4, np.ones(375))
+    for interval in (Interval.MINUTE_25, Interval.HOUR_1, Interval.DAY_1):
+        assert resample(one_minute, interval).ts.tolist() == sorted(set(bucket_starts(ts, interval).tolist()))
+
+
+def test_scalar_and_vector_grids_agree():
     rng = np.random.default_rng(7)
     ts = ns("2024-06-10 00:00") + rng.integers(0, 5 * 86_400, 2000) * 10**9 + rng.integers(0, 10**9, 2000)
     for interval in Interval:
         minutes = None if interval is Interval.DAY_1 else interval.minutes
-        expected = _bucket_labels(ts, minutes)
+        expected = bucket_labels(ts, minutes)
         assert np.array_equal(bucket_starts(ts, interval), expected)
         assert [bucket_start(int(t), interval) for t in ts[:200]] == expected[:200].tolist()
         ends = np.array([bucket_end(int(t), interval) for t in ts[:200]])

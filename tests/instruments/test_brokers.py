@@ -1,8 +1,8 @@
-"""Both brokers' files, written from the documented formats, read into canonical rows."""
+"""Both brokers' files, written from the documented formats, read into canonical rows by the registered readers."""
 
 from datetime import date
 
-from algocli.instruments.brokers import read_dhan_master, read_upstox_master
+from algocli.instruments.brokers import read_master
 from instruments.files import dhan_csv, upstox_gz
 
 
@@ -13,7 +13,7 @@ def _by_hrn(rows):
 def test_dhan_compact_master(tmp_path):
     path = tmp_path / "dhan.csv"
     path.write_bytes(dhan_csv())
-    rows, skipped = read_dhan_master(path)
+    rows, skipped = read_master("dhan", path)
     got = _by_hrn(rows)
     assert skipped == 2  # MCX and currency rows are not traded here
     hdfc = got["NSE:HDFCBANK"]
@@ -22,8 +22,9 @@ def test_dhan_compact_master(tmp_path):
     assert got["NSE:NIFTY 50"].dhan_id == "IDX_I:13"
     assert got["NSE:NIFTY BANK"].dhan_id == "IDX_I:25"  # BANKNIFTY is the index's short name
     ce = got["NSE:NIFTY 26 DEC 2024 24000 CE"]
-    assert (ce.kind, ce.expiry, ce.strike, ce.lot_size, ce.tick_size, ce.dhan_id, ce.dhan_instrument) == (
-        "CE", date(2024, 12, 26), 24000.0, 75, 0.05, "NSE_FNO:35019", "OPTIDX")
+    assert (ce.kind, ce.option_type, ce.segment, ce.expiry, ce.strike, ce.lot_size, ce.tick_size, ce.dhan_id,
+            ce.dhan_instrument) == ("OPT", "CE", "NSE_FNO", date(2024, 12, 26), 24000.0, 75, 0.05, "NSE_FNO:35019",
+                                    "OPTIDX")
     fut = got["NSE:NIFTY 26 DEC 2024 FUT"]
     assert (fut.strike, fut.dhan_instrument, fut.tick_size) == (None, "FUTIDX", 0.10)
 
@@ -31,7 +32,7 @@ def test_dhan_compact_master(tmp_path):
 def test_upstox_json_master(tmp_path):
     path = tmp_path / "complete.json.gz"
     path.write_bytes(upstox_gz())
-    rows, skipped = read_upstox_master(path)
+    rows, skipped = read_master("upstox", path)
     got = _by_hrn(rows)
     assert skipped == 1  # MCX
     hdfc = got["NSE:HDFCBANK"]

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from algocli.errors import ConfigError
-from algocli.instruments.brokers import read_dhan_master, read_upstox_master
+from algocli.instruments.brokers import read_master
 from algocli.instruments.master import InstrumentMaster, merge
 from algocli.instruments.table import read_instruments, write_instruments
 from cli.cli_support import REPO_ROOT
@@ -16,7 +16,7 @@ from instruments.files import dhan_csv, upstox_gz
 def master(tmp_path):
     (tmp_path / "d.csv").write_bytes(dhan_csv())
     (tmp_path / "u.json.gz").write_bytes(upstox_gz())
-    rows = merge(read_dhan_master(tmp_path / "d.csv")[0], read_upstox_master(tmp_path / "u.json.gz")[0])
+    rows = merge(read_master("dhan", tmp_path / "d.csv")[0], read_master("upstox", tmp_path / "u.json.gz")[0])
     return InstrumentMaster(rows, today=date(2024, 12, 1))
 
 

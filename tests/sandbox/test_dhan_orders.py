@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from algocli.domain.models import Tick
-from algocli.sandbox.app import EXCHANGE, build_app
+from algocli.sandbox.app import build_app
 from algocli.sandbox.dhan_orders import DHAN_ORDERS_KEY, MAX_MODIFICATIONS
 from algocli.sandbox.hub import TickHub
 
@@ -29,6 +29,11 @@ class Box:
         self.hub = TickHub(valid_tokens={TOKEN})
         self.app = build_app(self.hub, upstox=False)
         self.runner = web.AppRunner(self.app, shutdown_timeout=1.0)
+
+    @property
+    def exchange(self):
+        """The Dhan venue of the sandbox's exchange: the accounts these routes serve."""
+        return self.app[DHAN_ORDERS_KEY].exchange
 
     async def __aenter__(self) -> Box:
         await self.runner.setup()
@@ -63,7 +68,7 @@ def test_place_coerces_numeric_strings_and_answers_dhans_shape():
                     "correlationId": "docs-style", "orderType": "limit"}
             status, answer = await box.call("POST", "/v2/orders", body)
             assert status == 200 and set(answer) == {"orderId", "orderStatus"} and answer["orderStatus"] == "PENDING"
-            sim = box.app[EXCHANGE].account(ACCOUNT).orders[answer["orderId"]]
+            sim = box.exchange.account(ACCOUNT).orders[answer["orderId"]]
             assert (sim.quantity, sim.price, sim.order_type, sim.client_id, sim.instrument) == (
                 5, 1650.5, "LIMIT", "docs-style", "NSE_EQ:1333")
             status, row = await box.call("GET", f"/v2/orders/{answer['orderId']}")
@@ -89,7 +94,7 @@ def test_bad_input_is_refused_with_dh_905_and_places_nothing(change, message):
             status, answer = await box.call("POST", "/v2/orders", {**ORDER, **change})
             assert status == 400 and answer["errorCode"] == "DH-905" and answer["errorType"] == "Input_Exception"
             assert message in answer["errorMessage"]
-            assert box.app[EXCHANGE].account(ACCOUNT).orders == {}
+            assert box.exchange.account(ACCOUNT).orders == {}
 
     run(main())
 
@@ -141,7 +146,7 @@ def test_modify_limit_cancel_and_lookups():
 def test_fills_show_in_trades_positions_and_funds():
     async def main():
         async with Box() as box:
-            exchange = box.app[EXCHANGE]
+            exchange = box.exchange
             box.hub.publish(_tick("NSE_EQ:1333", 1700.0))
             _, buy = await box.call("POST", "/v2/orders", {**ORDER, "orderType": "MARKET", "price": "", "quantity": 10})
             box.hub.publish(_tick("NSE_EQ:1333", 1710.0))
@@ -176,26 +181,26 @@ def test_fault_switches_over_http():
             status, faults = await box.call("POST", "/sandbox/dhan/faults",
                                             {"http_429": 1, "early_fills": True, "hang_seconds": "0.5"}, headers={})
             assert status == 200 and faults["http_429"] == 1 and faults["hang_seconds"] == 0.5
-            assert box.app[EXCHANGE].faults.early_fills is True
+            assert box.exchange.faults.early_fills is True
             status, answer = await box.call("POST", "/sandbox/dhan/faults", {"explode": 1}, headers={})
             assert status == 400 and "explode" in answer["errorMessage"] and "http_429" in answer["errorMessage"]
 
             status, answer = await box.call("POST", "/v2/orders", ORDER)
             assert status == 429 and answer["errorCode"] == "DH-904"
-            assert box.app[EXCHANGE].account(ACCOUNT).orders == {}  # 429: nothing placed
+            assert box.exchange.account(ACCOUNT).orders == {}  # 429: nothing placed
             status, _ = await box.call("POST", "/v2/orders", ORDER)
             assert status == 200  # the count ran out
 
             box.app[DHAN_ORDERS_KEY].faults.error_500_after_accept = 1
             status, answer = await box.call("POST", "/v2/orders", ORDER)
             assert status == 500 and answer["errorCode"] == "DH-908"
-            assert len(box.app[EXCHANGE].account(ACCOUNT).orders) == 2  # 500 after the exchange took it
+            assert len(box.exchange.account(ACCOUNT).orders) == 2  # 500 after the exchange took it
 
             box.app[DHAN_ORDERS_KEY].faults.timeout_after_accept = 1  # answered after hang_seconds
             started = time.monotonic()
             status, answer = await box.call("POST", "/v2/orders", ORDER)
             assert status == 200 and time.monotonic() - started >= 0.45
-            assert len(box.app[EXCHANGE].account(ACCOUNT).orders) == 3
+            assert len(box.exchange.account(ACCOUNT).orders) == 3
 
     run(main())
 

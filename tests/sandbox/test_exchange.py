@@ -71,3 +71,33 @@ def test_fault_switches_repeat_and_reorder_fill_events():
     ex.on_tick(tick(10.0))
     assert events == ["order", "trade", "order", "trade"]
     assert len(ex.account("A").trades) == 1  # the exchange books it once; only the events repeat
+
+
+def test_venues_keep_their_own_accounts_on_shared_prices():
+    ex = Exchange(opening_cash=10_000)
+    dhan, upstox = ex.venue("dhan"), ex.venue("upstox")
+    ex.on_tick(tick(100.0))
+    order = dhan.place("sandbox", instrument=INST, side="BUY", quantity=10, order_type="MARKET", client_id="c1")
+    ex.on_tick(tick(101.0, 2))
+    assert order.status == "FILLED" and dhan.account("sandbox").positions[INST][0] == 10
+    assert upstox.account("sandbox").positions == {} and upstox.account("sandbox").cash == 10_000
+    assert ex.account("sandbox").orders == {}  # the unnamed venue is a third one
+    assert dhan.find("sandbox", "c1") is order and upstox.find("sandbox", "c1") is None
+    with pytest.raises(KeyError):
+        upstox.cancel("sandbox", order.order_id)
+    assert upstox.last[INST].ltp == 101.0 and upstox.faults is dhan.faults  # one market, one set of switches
+
+
+def test_order_times_follow_the_replay_clock():
+    ex = Exchange(start_ns=1_000)
+    waiting = ex.place("A", instrument=INST, side="BUY", quantity=1, order_type="LIMIT", price=90.0)
+    assert waiting.created_ns == waiting.updated_ns == 1_000  # before the first tick: the replay's start
+    ex.on_tick(tick(100.0, 5_000))
+    market = ex.place("A", instrument=INST, side="BUY", quantity=1, order_type="MARKET")
+    assert market.created_ns == 5_000
+    ex.on_tick(tick(95.0, 9_000))
+    ex.modify("A", waiting.order_id, price=99.0)
+    assert (market.updated_ns, ex.account("A").trades[0].ts, waiting.updated_ns) == (9_000, 9_000, 9_000)
+    ex.on_tick(tick(120.0, 3_000))  # a late tick does not turn the clock back
+    ex.cancel("A", waiting.order_id)
+    assert waiting.updated_ns == 9_000

@@ -24,10 +24,11 @@ from algocli.data.csv_feed import load_csv
 from algocli.domain.models import Tick
 from algocli.domain.session import ist_midnight_ns
 from algocli.instruments.table import read_instruments
-from algocli.sandbox.app import EXCHANGE, build_app
+from algocli.sandbox.app import build_app
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.replay import bar_ticks
 from algocli.sandbox.upstox import SANDBOX_KEY
+from algocli.sandbox.upstox_orders import UPSTOX_ORDERS
 
 ISIN_KEY, PLAIN_KEY, INST = "NSE_EQ|INE002A01018", "NSE_EQ|2885", "NSE_EQ:2885"
 OPTION_KEY, OPTION = "NSE_FO|35019", "NSE_FNO:35019"
@@ -190,7 +191,7 @@ def test_orders_trades_positions_and_the_stream_answer_with_the_key_the_order_us
                 async with http.get(base + "/v2/order/details", params={"order_id": ids["isin"]},
                                     headers=bearer()) as resp:
                     out["details"] = (await resp.json())["data"]
-                return ids, updates, out, app[EXCHANGE].account("tok")
+                return ids, updates, out, app[UPSTOX_ORDERS].exchange.account("tok")
         finally:
             await runner.cleanup()
 

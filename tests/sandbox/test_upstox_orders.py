@@ -24,8 +24,8 @@ from upstox_client.feeder.portfolio_data_feeder import PortfolioDataFeeder
 from upstox_client.rest import ApiException
 
 from algocli.domain.models import Tick
-from algocli.sandbox.app import EXCHANGE, build_app
-from algocli.sandbox.exchange import Exchange
+from algocli.sandbox.app import build_app
+from algocli.sandbox.exchange import Venue
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.upstox_orders import UPSTOX_ORDERS, UpstoxOrders
 
@@ -44,8 +44,8 @@ class Box:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def exchange(self) -> Exchange:
-        return self.app[EXCHANGE]
+    def exchange(self) -> Venue:
+        return self.app[UPSTOX_ORDERS].exchange  # the Upstox venue: the accounts these routes serve
 
     @property
     def state(self) -> UpstoxOrders:

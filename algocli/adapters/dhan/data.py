@@ -335,3 +335,54 @@ class DhanDataFeed:
     def _update_connected(self) -> None:
         started = [sock for sock in self._sockets if sock.running or sock.connected]
         self.status.connected = bool(started) and all(sock.connected for sock in started)
+
+
+def download_source(session, settings: DhanSettings, limiter, today, options: dict):
+    """Dhan's ``algo download-data`` source (``HistorySource``; named in ``spec.SPEC``).
+
+    Args:
+        session: The run's ``aiohttp.ClientSession``.
+        settings: ``DhanSettings``.
+        limiter: Awaited before every attempt, retries included.
+        today: Today's IST date.
+        options: ``DhanRest`` options (``retries``, ``backoff``, ``timeout``, ``pace``).
+    """
+    from datetime import timedelta
+
+    from algocli.adapters.dhan.http import HISTORICAL_PATH, MAX_INTRADAY_DAYS, DhanApiError, DhanRest, historical
+    from algocli.data.download import HistorySource, NoData, repeats, split_range
+    from algocli.domain.models import IST_OFFSET_NS, Interval
+
+    class Client(DhanRest):
+        """Waits for the run's limiter before each attempt; counts repeated bar starts per answer."""
+
+        duplicates = 0
+
+        async def post(self, path: str, body: dict) -> object:
+            payload = await self.request("POST", path, body, limiter=limiter)
+            data = payload.get("data") if isinstance(payload, dict) and "timestamp" not in payload else payload
+            stamps = data.get("timestamp") if isinstance(data, dict) else None
+            if isinstance(stamps, list):
+                daily = path == HISTORICAL_PATH  # stamped at IST or UTC midnight: compare IST dates
+                keys = [(int(s) + IST_OFFSET_NS // 10**9) // 86_400 if daily else s for s in stamps]
+                self.duplicates += repeats(keys)
+            return payload
+
+    class Dhan(HistorySource):
+        name = "dhan"
+
+        def pieces(self, interval, start, end):
+            if interval is Interval.DAY_1:
+                return [(start, end)]  # /charts/historical has no documented span limit
+            return split_range(start, end, lambda d: d + timedelta(days=MAX_INTRADAY_DAYS))
+
+        async def fetch(self, inst, interval, start, end):
+            try:
+                return await historical(None, None, inst.dhan_id, start, end, interval, rest=self.client,
+                                        instrument_type=inst.dhan_instrument or None)
+            except DhanApiError as exc:
+                if exc.code == "DH-907":  # "no data": a quiet stretch, unless nothing ever comes
+                    raise NoData(str(exc)) from None
+                raise
+
+    return Dhan(Client(session, settings, **options), today)

@@ -3,10 +3,11 @@
 Requests carry Dhan's headers (``access-token``, ``client-id``, JSON both ways). The
 token is unwrapped from its ``SecretStr`` only to build the header and never appears in
 a log line or an exception. ``DhanRest.request`` sends any method (order entry, order book,
-positions); ``retry=False`` turns off the retries for requests that must not be sent twice.
+positions) with the shared ``RestClient`` policy (``algocli.adapters.rest``); ``retry=False``
+turns off the retries for requests that must not be sent twice.
 
-Errors (brokers.md A12). Dhan's status codes are not reliable on their own (some errors
-arrive with HTTP 200), so the body decides first:
+Errors (https://dhanhq.co/docs/v2/annexure/#trading-api-error). Dhan's status codes are not
+reliable on their own (some errors arrive with HTTP 200), so the body decides first:
 
 * HTTP 429 or 5xx, ``DH-904`` (rate limit), ``DH-908``/``DH-909`` (server, network), the
   data-API codes ``800``/``805``, a timeout or a dropped connection are transient: retried
@@ -16,29 +17,29 @@ arrive with HTTP 200), so the body decides first:
 * Anything else (``DH-905`` bad input, ``DH-907`` no data, ...) is a ``BrokerError`` that
   names Dhan's code and message.
 
-Historical candles (brokers.md A6). ``1d`` comes from ``POST /charts/historical`` in one
-request (no span limit is documented; ``toDate`` is exclusive). ``1m``, ``5m``, ``15m``,
-``25m`` and ``1h`` come from ``POST /charts/intraday`` with Dhan's own intervals 1, 5, 15,
-25 and 60, in requests of at most 90 days, spaced ``pace`` seconds apart (Dhan allows 5
-data requests a second). The chunks are merged, de-duplicated on the bar start (the later
-answer wins) and sorted. Timestamps are epoch seconds of the bar start; daily ones are
-normalised to 00:00 IST of their IST date, whichever midnight Dhan used.
+Historical candles (https://dhanhq.co/docs/v2/historical-data/). ``1d`` comes from
+``POST /charts/historical`` in one request (no span limit is documented; ``toDate`` is
+exclusive). ``1m``, ``5m``, ``15m``, ``25m`` and ``1h`` come from ``POST /charts/intraday``
+with Dhan's own intervals 1, 5, 15, 25 and 60, in requests of at most 90 days, spaced
+``pace`` seconds apart (Dhan allows 5 data requests a second). The chunks are merged by the
+shared ``adapters.history.merge_chunks`` (de-duplicated on the bar start, the later answer
+wins, and sorted). Timestamps are epoch seconds of the bar start; daily ones are normalised
+to 00:00 IST of their IST date, whichever midnight Dhan used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
-from typing import Protocol
+from datetime import date, datetime, timedelta
 
 import aiohttp
 import numpy as np
 
 from algocli.adapters.dhan.parsing import SEGMENTS
 from algocli.config.settings import DhanSettings
-from algocli.adapters.rest import TransportError, exchange
+from algocli.adapters.history import IST, bound_ns, interval_of, merge_chunks
+from algocli.adapters.rest import RestClient, Transient
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
 from algocli.data.reconnect import Backoff
@@ -49,7 +50,6 @@ from algocli.errors import BrokerError, ConfigError
 __all__ = ["HISTORICAL_PATH", "INTERVALS", "INTRADAY_PATH", "MAX_INTRADAY_DAYS", "DhanApiError", "DhanRest",
            "DhanTransientError", "historical", "instrument_fields", "merge_chunks", "window"]
 
-_log = logging.getLogger(__name__)
 
 HISTORICAL_PATH = "/charts/historical"
 INTRADAY_PATH = "/charts/intraday"
@@ -59,7 +59,6 @@ MAX_INTRADAY_DAYS = 90
 INSTRUMENT_TYPES = {"NSE_EQ": "EQUITY", "BSE_EQ": "EQUITY", "IDX_I": "INDEX"}
 DERIVATIVE_TYPES = ("FUTIDX", "OPTIDX", "FUTSTK", "OPTSTK", "FUTCOM", "OPTFUT", "FUTCUR", "OPTCUR")
 DERIVATIVE_SEGMENTS = frozenset({"NSE_FNO", "BSE_FNO", "MCX_COMM", "NSE_CURRENCY", "BSE_CURRENCY"})
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
 SECOND_NS = 1_000_000_000
 DAY_S = 86_400
 IST_OFFSET_S = IST_OFFSET_NS // SECOND_NS
@@ -86,16 +85,8 @@ class DhanTransientError(BrokerError):
     by ``DhanRest.request(..., retry=False)``. For an order request the outcome is unknown."""
 
 
-class _Transient(Exception):
-    """A failure worth another attempt."""
-
-
-class _Limiter(Protocol):
-    async def acquire(self) -> None: ...
-
-
-class DhanRest:
-    """A small Dhan REST v2 client on a caller-owned ``aiohttp.ClientSession``.
+class DhanRest(RestClient):
+    """A small Dhan REST v2 client on a caller-owned ``aiohttp.ClientSession`` (``RestClient``'s policy).
 
     Args:
         session: Used for every request; not closed here.
@@ -112,22 +103,19 @@ class DhanRest:
         DhanTransientError: It kept failing (or failed once, with ``retry=False``).
     """
 
+    name = "Dhan"
+    uncertain_error = DhanTransientError
+    exhausted_error = DhanTransientError
+
     def __init__(self, session: aiohttp.ClientSession, settings: DhanSettings, *, retries: int = 4,
                  backoff: Backoff | None = None, timeout: float = 30.0, pace: float = 0.2,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        self.session = session
-        self.base_url = settings.api_base_url.rstrip("/")
+        super().__init__(session, settings.api_base_url, retries=retries, backoff=backoff, timeout=timeout,
+                         pace=pace, sleep=sleep, secrets=(settings.access_token.get_secret_value(),))
         self._token = settings.access_token
         self._client_id = settings.client_id
-        self.retries = max(0, retries)
-        self.backoff = backoff or Backoff(0.5, 8.0)
-        self.timeout = timeout
-        self.pace = pace
-        self._sleep = sleep
-        self._last_start: float | None = None
-        self.calls = 0  # HTTP requests sent, retries included
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self, method: str, path: str, body: object) -> dict[str, str]:
         token = self._token.get_secret_value()
         if not token:
             raise FeedAuthError(f"DHAN_ACCESS_TOKEN is empty; {_RENEW}")
@@ -140,75 +128,21 @@ class DhanRest:
         """POST ``body`` as JSON to ``base_url + path``; return the decoded JSON answer."""
         return await self.request("POST", path, body)
 
-    async def request(self, method: str, path: str, body: dict | None = None, *, retry: bool = True,
-                      limiter: _Limiter | None = None, backoff: Backoff | None = None) -> object:
-        """Send one request (JSON body for POST/PUT) and return the decoded JSON answer.
-
-        Args:
-            method: ``GET``, ``POST``, ``PUT`` or ``DELETE``.
-            path: Appended to ``base_url`` (``/orders``, ``/trades/1234``, ...).
-            body: JSON body; None sends none.
-            retry: Retry transient failures up to ``retries`` times. False (order entry)
-                raises ``DhanTransientError`` at the first one: never send an order twice.
-            limiter: Awaited (``acquire()``) before every attempt, retries included.
-            backoff: Delays between attempts; default ``self.backoff``.
-
-        Raises:
-            FeedAuthError: The token is empty or Dhan refused it.
-            DhanTransientError: The request failed transiently (after the retries, if any).
-            DhanApiError: Dhan answered with an error that another attempt cannot fix.
-        """
-        headers = self._headers()
-        delays = backoff or self.backoff
-        attempt = 0
-        while True:
-            try:
-                if limiter is not None:
-                    await limiter.acquire()
-                return await self._once(method, path, body, headers)
-            except _Transient as exc:
-                if not retry:
-                    raise DhanTransientError(f"Dhan {method} {path}: {exc}") from None
-                if attempt >= self.retries:
-                    raise DhanTransientError(f"Dhan {path} failed {attempt + 1} times; last: {exc}. Check "
-                                             "Dhan's status and the network, then retry") from None
-                delay = delays.next_delay()
-                attempt += 1
-                _log.warning("Dhan %s %s: %s; retry %d of %d in %.2fs", method, path, exc, attempt, self.retries,
-                             delay)
-                await self._sleep(delay)
-
-    async def _once(self, method: str, path: str, body: dict | None, headers: dict[str, str]) -> object:
-        await self._wait_turn()
-        self.calls += 1
-        try:
-            status, payload, text = await exchange(self.session, method, self.base_url + path, json=body,
-                                                   headers=headers, timeout=self.timeout)
-        except TransportError as exc:
-            raise _Transient(str(exc)) from None
+    def classify(self, method: str, path: str, status: int, payload: object, text: str) -> object:
+        """Dhan's body decides first: some errors arrive with HTTP 200 (see the module docstring)."""
         code, message = _error_of(payload)
         if code in _AUTH_CODES or (status in (401, 403) and code not in ("DH-902", "DH-903")):
             detail = f"{code} {message}".strip() if code else f"HTTP {status}"
             raise FeedAuthError(f"Dhan refused the access token ({detail}); {_RENEW}")
         if status == 429 or status >= 500 or code in _TRANSIENT_CODES:
             detail = f", {code} {message}".rstrip() if code else ""
-            raise _Transient(f"HTTP {status}{detail}")
+            raise Transient(f"HTTP {status}{detail}", status)
         if code is not None or status >= 400:
             what = f"{code}: {message}" if code else (text.strip()[:200] or "no body")
             raise DhanApiError(f"Dhan rejected {method} {path} (HTTP {status}, {what})", code, status)
         if payload is None:
-            raise _Transient(f"HTTP {status} with a body that is not JSON")
+            raise Transient(f"HTTP {status} with a body that is not JSON", status)
         return payload
-
-    async def _wait_turn(self) -> None:
-        if self.pace <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        if self._last_start is not None:
-            wait = self._last_start + self.pace - loop.time()
-            if wait > 0:
-                await self._sleep(wait)
-        self._last_start = loop.time()
 
 
 def _error_of(payload: object) -> tuple[str | None, str]:
@@ -251,51 +185,15 @@ def instrument_fields(instrument: str, instrument_type: str | None = None) -> di
     return {"securityId": ident, "exchangeSegment": segment, "instrument": kind}
 
 
-def _interval(interval: Interval | str) -> Interval:
-    try:
-        return Interval(interval)
-    except ValueError:
-        raise ConfigError(f"interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
-
-
-def _as_ns(moment: date | datetime, *, end: bool) -> int:
-    """A bound in UTC ns: dates cover the whole IST day; naive datetimes are IST."""
-    if not isinstance(moment, date):
-        raise ConfigError(f"historical range bound {moment!r} is not a date or datetime")
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=IST)
-        return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000
-    return ist_midnight_ns(moment + timedelta(days=1)) - 1 if end else ist_midnight_ns(moment)
-
-
 def window(start: date | datetime, end: date | datetime, daily: bool) -> tuple[int, int]:
     """``[lo, hi]`` bar-start bounds in UTC ns; daily bars are selected by their IST date."""
-    lo, hi = _as_ns(start, end=False), _as_ns(end, end=True)
+    lo, hi = bound_ns(start, end=False), bound_ns(end, end=True)
     if daily:
         lo = ist_midnight_ns(ist_date(lo))
         hi = ist_midnight_ns(ist_date(hi) + timedelta(days=1)) - 1
     if hi < lo:
         raise ConfigError(f"historical range ends ({end}) before it starts ({start})")
     return lo, hi
-
-
-def merge_chunks(instrument: str, chunks: list[dict[str, np.ndarray]], lo: int, hi: int,
-                 with_oi: bool) -> Bars:
-    """One ``Bars`` from per-request columns: sorted, one bar per start (the later chunk
-    wins), limited to starts in ``[lo, hi]``."""
-    names = ("ts", "open", "high", "low", "close", "volume", "oi")
-    cols = {n: np.concatenate([c[n] for c in chunks]) if chunks else np.zeros(0) for n in names}
-    ts = cols["ts"].astype(np.int64)
-    order = np.argsort(ts, kind="stable")
-    ts = ts[order]
-    keep = np.ones(len(ts), dtype=bool)
-    keep[:-1] = ts[1:] != ts[:-1]  # the last of equal starts, i.e. from the latest chunk
-    keep &= (ts >= lo) & (ts <= hi)
-    picked = order[keep]
-    f = {n: np.ascontiguousarray(cols[n][picked], dtype=np.float64) for n in names[1:]}
-    return Bars(instrument, ts[keep].copy(), f["open"], f["high"], f["low"], f["close"], f["volume"],
-                f["oi"] if with_oi else None)
 
 
 def _columns(payload: object, daily: bool, path: str) -> dict[str, np.ndarray]:
@@ -354,7 +252,7 @@ async def historical(session: aiohttp.ClientSession, settings: DhanSettings | Ca
         FeedAuthError: The token is empty or refused (renew ``DHAN_ACCESS_TOKEN``).
         BrokerError: Dhan rejected the request or kept failing.
     """
-    ival = _interval(interval)
+    ival = interval_of(interval)
     if ival is not Interval.DAY_1 and ival not in INTERVALS:
         raise ConfigError(f"Dhan has no {ival.value} candles; it serves 1m, 5m, 15m, 25m, 1h and 1d (build "
                           f"{ival.value} from 1m, as `algo download-data` does)")

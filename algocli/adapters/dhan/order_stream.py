@@ -1,13 +1,16 @@
-"""Dhan's live order-update WebSocket (brokers.md A10): log in, read ``order_alert`` messages, reconnect.
+"""Dhan's live order-update WebSocket: log in, read ``order_alert`` messages, reconnect.
+
+https://dhanhq.co/docs/v2/order-update/
 
 Each attempt reads the settings again (tokens roll over daily), opens
 ``DhanSettings.order_update_url`` and sends the login text frame
 ``{"LoginReq":{"MsgCode":42,"ClientId":..,"Token":..},"UserType":"SELF"}``. Every
 ``{"Type":"order_alert","Data":{..}}`` that follows is handed to ``on_alert(Data)``; other
-types and frames that are not JSON are counted and skipped. A dropped socket is reopened
-after a jittered, capped exponential backoff (``Backoff``), and ``on_connected`` is called
-after every login so the caller can reconcile what it may have missed while disconnected
-(Dhan does not replay old alerts).
+types and frames that are not JSON are counted and skipped. The loop is the shared
+``algocli.adapters.socket.ReconnectingSocket``: a dropped socket is reopened after a
+jittered, capped exponential backoff, and ``on_connected`` is called after every login so
+the caller can reconcile what it may have missed while disconnected (Dhan does not replay
+old alerts).
 
 Fatal, with no retry: an empty token or client id, an HTTP 401/403 on the upgrade, or a
 socket closed with code 1008 (policy violation) before any alert arrived, which is how a
@@ -24,15 +27,14 @@ no ``OrderType`` of their own: ``SL`` reads as ``LIMIT``, ``SLM`` as ``MARKET``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
 
+from algocli.adapters.socket import ReconnectingSocket, SocketStatus
 from algocli.broker.protocol import BrokerOrder
 from algocli.config.settings import DhanSettings
 from algocli.data.feed import FeedAuthError
@@ -147,20 +149,11 @@ def login_message(client_id: str, token: str) -> str:
     return json.dumps({"LoginReq": {"MsgCode": 42, "ClientId": client_id, "Token": token}, "UserType": "SELF"})
 
 
-@dataclass
-class OrderStreamStatus:
-    """What the stream has done, for status output and tests."""
-
-    connected: bool = False
-    connects: int = 0
-    alerts: int = 0
-    skipped: int = 0  # frames that were not an order alert
-    last_error: str = ""
-    fatal: BaseException | None = None
+OrderStreamStatus = SocketStatus  # what the stream has done, for status output and tests
 
 
-class DhanOrderStream:
-    """The order-update socket, kept open by ``run()`` until cancelled or refused.
+class DhanOrderStream(ReconnectingSocket):
+    """The order-update socket, kept open by ``run()`` until stopped or refused.
 
     Args:
         session: aiohttp session to connect with (not closed here).
@@ -171,49 +164,31 @@ class DhanOrderStream:
         heartbeat: Seconds between the client's WebSocket pings.
     """
 
+    raise_fatal = False  # a refused login is kept in status.fatal; the broker's poll carries on
+
     def __init__(self, session: aiohttp.ClientSession, settings_factory: Callable[[], DhanSettings],
                  on_alert: Callable[[dict], None], *, on_connected: Callable[[], None] | None = None,
                  backoff: Backoff | None = None, heartbeat: float = 10.0) -> None:
+        super().__init__("Dhan order updates", status=SocketStatus(), backoff=backoff or Backoff(0.5, 30.0),
+                         on_connect=on_connected)
         self.session = session
         self.settings_factory = settings_factory
         self.on_alert = on_alert
-        self.on_connected = on_connected
-        self.backoff = backoff or Backoff(0.5, 30.0)
         self.heartbeat = heartbeat
-        self.status = OrderStreamStatus()
+        self._closed = ""
 
-    async def run(self) -> None:
-        """Connect, log in, read; reconnect after any drop until a fatal refusal."""
-        while True:
-            try:
-                await self._session_once()
-            except FeedAuthError as exc:
-                self.status.fatal = exc
-                self.status.last_error = str(exc)
-                _log.error("Dhan order updates stopped: %s", exc)
-                return
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                self.status.last_error = f"{exc.__class__.__name__}: {exc}"
-            except Exception as exc:  # e.g. unreadable settings: keep trying, say why
-                self.status.last_error = f"{exc.__class__.__name__}: {exc}"
-                _log.exception("Dhan order updates failed")
-            finally:
-                self.status.connected = False
-            self.backoff.disconnected()
-            delay = self.backoff.next_delay()
-            _log.warning("Dhan order updates disconnected (%s); reconnecting in %.2fs",
-                         self.status.last_error or "closed", delay)
-            await asyncio.sleep(delay)
+    def _closed_reason(self) -> str:
+        return self._closed
 
-    async def _session_once(self) -> None:
+    async def _attempt(self) -> None:
         settings = self.settings_factory()
         token = settings.access_token.get_secret_value()
         if not token or not settings.client_id:
             raise FeedAuthError(f"DHAN_ACCESS_TOKEN or DHAN_CLIENT_ID is empty; {_RENEW}")
-        url = settings.order_update_url
+        self.secrets = (token,)
         try:
-            ws = await self.session.ws_connect(url, heartbeat=self.heartbeat, timeout=aiohttp.ClientWSTimeout(
-                ws_receive=None, ws_close=5.0))
+            ws = await self.session.ws_connect(settings.order_update_url, heartbeat=self.heartbeat,
+                                               timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
                 raise FeedAuthError(f"Dhan refused the order-update login (HTTP {exc.status}); {_RENEW}") from None
@@ -222,12 +197,8 @@ class DhanOrderStream:
         reason = ""
         async with ws:
             await ws.send_str(login_message(settings.client_id, token))
-            self.status.connected = True
-            self.status.connects += 1
-            self.backoff.connected()
-            _log.info("Dhan order updates connected to %s", url)
-            if self.on_connected is not None:
-                self._call(self.on_connected)
+            _log.info("Dhan order updates connected to %s", settings.order_update_url)
+            self._connected()
             while True:
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
@@ -239,12 +210,15 @@ class DhanOrderStream:
                     self.status.skipped += 1
                     continue
                 alerts += 1
-                self.status.alerts += 1
-                self._call(self.on_alert, data)
+                self.status.messages += 1
+                try:
+                    self.on_alert(data)
+                except Exception:  # a broken callback must not take the stream down
+                    _log.exception("Dhan order-update callback failed")
         if ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION and alerts == 0:
             raise FeedAuthError(f"Dhan closed the order-update socket after the login (code 1008"
                                 f"{': ' + reason if reason else ''}); {_RENEW}")
-        self.status.last_error = f"closed by the server (code {ws.close_code})"
+        self._closed = f"closed by the server (code {ws.close_code})"
 
     @staticmethod
     def _alert_data(msg: aiohttp.WSMessage) -> dict | None:
@@ -258,10 +232,3 @@ class DhanOrderStream:
             return None
         data = message.get("Data")
         return data if isinstance(data, dict) else None
-
-    @staticmethod
-    def _call(fn: Callable, *args) -> None:
-        try:
-            fn(*args)
-        except Exception:  # a broken callback must not take the stream down
-            _log.exception("Dhan order-update callback failed")

@@ -53,7 +53,7 @@ _INF = math.inf
 _FINE = frozenset({3, 7})  # currency segments quote to 4 decimals; the rest to 2
 _MIN_PRICE = 0.005  # below half a paisa a positive price is noise (the smallest tick is 0.0025)
 
-# --- exchange segments (brokers.md A2) --------------------------------------------------
+# --- exchange segments (https://dhanhq.co/docs/v2/annexure/#exchange-segment) ---
 
 SEGMENTS: dict[str, int] = {
     "IDX_I": 0,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -31,25 +30,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from algocli.adapters.dhan.parsing import REQUEST_DISCONNECT, ServerDisconnect, subscription_messages
+from algocli.adapters.rest import redact
+from algocli.adapters.socket import Dropped, ReconnectingSocket, SocketStatus, describe
 from algocli.config.settings import DhanSettings
 from algocli.data.feed import FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog
 from algocli.errors import ConfigError
 
 _log = logging.getLogger(__name__)
-_TOKEN_RE = re.compile(r"(token=)[^&\s'\"]*", re.IGNORECASE)
-_REDACTED = "<redacted>"
 _FATAL_HTTP = (401, 403)
 _EMPTY_SESSIONS_HINT = 3  # quick closes in a row before the error suggests checking the login
-
-
-def redact(text: str, *secrets: str) -> str:
-    """``text`` with every ``token=...`` query value and each of ``secrets`` replaced."""
-    text = _TOKEN_RE.sub(r"\1" + _REDACTED, text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 class RedactTokenFilter(logging.Filter):
@@ -77,12 +67,7 @@ def build_feed_url(base: str, token: str, client_id: str) -> str:
             f"&clientId={quote(client_id, safe='')}&authType=2")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-
-
-class DhanFeedSocket:
+class DhanFeedSocket(ReconnectingSocket):
     """Keeps one market-feed socket open until closed or the login is rejected.
 
     Args:
@@ -90,7 +75,7 @@ class DhanFeedSocket:
         settings_factory: Called on every attempt for the current token, client id and URL.
         on_message: Called with each binary message and its ``time.monotonic_ns()`` arrival
             time; returns the ``ServerDisconnect`` the message held, if any.
-        status: The feed's status; this socket adds reconnects and sets ``last_error``.
+        status: The feed's status; this socket adds its reconnects and sets ``last_error``.
         on_state: Called whenever ``connected`` changes.
         on_fatal: Called once with the fatal error before the socket stops.
         backoff: Delay policy between attempts.
@@ -99,43 +84,41 @@ class DhanFeedSocket:
         check_s: How often the watchdog is consulted.
     """
 
+    raise_fatal = False  # the feed learns it through on_fatal and stops its other sockets
+
     def __init__(self, name: str, *, settings_factory: Callable[[], DhanSettings],
                  on_message: Callable[[bytes, int], ServerDisconnect | None], status: FeedStatus,
                  on_state: Callable[[], None], on_fatal: Callable[[Exception], None],
                  backoff: Backoff, watchdog: Watchdog, open_timeout: float = 10.0,
                  ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0,
                  close_timeout: float = 2.0, check_s: float | None = None) -> None:
-        self.name = name
+        super().__init__(f"Dhan feed {name}", status=SocketStatus(), backoff=backoff, watchdog=watchdog,
+                         check_s=check_s, on_state=on_state)
         self.subscriptions: dict[str, int] = {}  # instrument → subscribe request code
-        self.attempts = 0
-        self.connected = False
-        self.error: Exception | None = None
-        self.backoff = backoff
-        self.watchdog = watchdog
         self._settings_factory = settings_factory
         self._on_message = on_message
-        self._status = status
-        self._on_state = on_state
-        self._on_fatal = on_fatal
+        self._feed_status = status
+        self._on_feed_fatal = on_fatal
         self._connect_options = dict(open_timeout=open_timeout, ping_interval=ping_interval,
                                      ping_timeout=ping_timeout, close_timeout=close_timeout)
         self._close_timeout = close_timeout
-        self._check_s = check_s if check_s is not None else max(0.05, min(5.0, watchdog.silence_s / 4))
         self._ws: ClientConnection | None = None
         self._ready = False  # subscriptions replayed on the current socket
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
-        self._closing = False
-        self._wake = asyncio.Event()
-        self._stalled = False
         self._empty_sessions = 0
+
+    @property
+    def error(self) -> Exception | None:
+        """The fatal error that stopped this socket, if any."""
+        return self.fatal
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
         """Start connecting in the background (idempotent)."""
-        if self._task is None and not self._closing:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"{self.name}-feed")
+        if self._task is None and not self.stopping:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"{self.name}-feed")
 
     @property
     def running(self) -> bool:
@@ -143,8 +126,7 @@ class DhanFeedSocket:
 
     async def close(self) -> None:
         """Say goodbye to the server, close the socket and stop reconnecting."""
-        self._closing = True
-        self._wake.set()
+        self.stop()
         ws = self._ws
         if ws is not None:
             try:
@@ -162,8 +144,7 @@ class DhanFeedSocket:
 
     def stop_now(self) -> None:
         """Stop without waiting (used when another socket hit a fatal error)."""
-        self._closing = True
-        self._wake.set()
+        self.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -207,84 +188,53 @@ class DhanFeedSocket:
             for message in subscription_messages(code, items):
                 await ws.send(message)
 
-    # --- the connection loop ---------------------------------------------------------------
+    # --- one connection ---------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            while not self._closing:
-                try:
-                    reason = await self._attempt()
-                except Exception as exc:  # a bug must not end the feed silently: log it, retry
-                    _log.error("Dhan feed %s: unexpected error", self.name, exc_info=True)
-                    reason = f"unexpected error ({exc.__class__.__name__})"
-                if self._closing or self.error is not None:
-                    break
-                self._status.reconnects += 1
-                if self._empty_sessions >= _EMPTY_SESSIONS_HINT:
-                    reason += ("; the server keeps closing the socket right after login: check "
-                               "DHAN_ACCESS_TOKEN, DHAN_CLIENT_ID and the Data API plan")
-                self._status.last_error = reason
-                delay = self.backoff.next_delay()
-                _log.warning("Dhan feed %s: %s; reconnecting in %.2fs", self.name, reason, delay)
-                await self._sleep(delay)
-        finally:
-            self._set_connected(False)
+    def _explain(self, reason: str) -> str:
+        self._feed_status.reconnects += 1
+        if self._empty_sessions >= _EMPTY_SESSIONS_HINT:
+            reason += ("; the server keeps closing the socket right after login: check "
+                       "DHAN_ACCESS_TOKEN, DHAN_CLIENT_ID and the Data API plan")
+        self._feed_status.last_error = redact(reason, *self.secrets)
+        return reason
 
-    async def _sleep(self, delay: float) -> None:
-        if self._closing:  # ``_wake`` is only ever set to stop, so it is never cleared
-            return
-        try:
-            await asyncio.wait_for(self._wake.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
+    def _on_fatal(self, exc: BaseException) -> None:
+        self._feed_status.last_error = str(exc)
+        self._on_feed_fatal(exc)
 
-    def _fail(self, exc: Exception) -> None:
-        self.error = exc
-        self._closing = True
-        self._status.last_error = str(exc)
-        _log.error("Dhan feed %s stopped: %s", self.name, exc)
-        self._on_fatal(exc)
+    def _watching(self) -> bool:
+        return bool(self.subscriptions)
 
-    async def _attempt(self) -> str:
-        """One connection attempt; returns why it ended (empty when stopping)."""
-        self.attempts += 1
+    async def _attempt(self) -> None:
         try:
             settings = self._settings_factory()
             token = settings.access_token.get_secret_value()
             client_id, base = settings.client_id, settings.feed_url
         except Exception as exc:  # a half-edited .env: worth another try
-            return f"cannot read the Dhan settings ({exc.__class__.__name__})"
+            raise Dropped(f"cannot read the Dhan settings ({exc.__class__.__name__})") from None
         if not token:
-            self._fail(FeedAuthError("DHAN_ACCESS_TOKEN is empty; generate an access token on web.dhan.co "
-                                     "and set it"))
-            return ""
+            raise FeedAuthError("DHAN_ACCESS_TOKEN is empty; generate an access token on web.dhan.co and set it")
         if not client_id:
-            self._fail(FeedAuthError("DHAN_CLIENT_ID is empty; set it to your Dhan client id"))
-            return ""
+            raise FeedAuthError("DHAN_CLIENT_ID is empty; set it to your Dhan client id")
+        self.secrets = (token, client_id)
         try:
             ws = await connect(build_feed_url(base, token, client_id), compression=None, max_queue=1024,
                                logger=_wire_log, **self._connect_options)
         except InvalidStatus as exc:
             code = exc.response.status_code
             if code in _FATAL_HTTP:
-                self._fail(FeedAuthError(f"Dhan refused the market feed login (HTTP {code}); generate a new "
-                                         "access token, set DHAN_ACCESS_TOKEN and check DHAN_CLIENT_ID"))
-                return ""
-            return f"the feed refused the connection: HTTP {code}"
+                raise FeedAuthError(f"Dhan refused the market feed login (HTTP {code}); generate a new access "
+                                    "token, set DHAN_ACCESS_TOKEN and check DHAN_CLIENT_ID") from None
+            raise Dropped(f"the feed refused the connection: HTTP {code}") from None
         except InvalidURI:
-            self._fail(ConfigError(f"DHAN_FEED_URL {redact(base, token)!r} is not a ws:// or wss:// URL"))
-            return ""
+            raise ConfigError(f"DHAN_FEED_URL {redact(base, token)!r} is not a ws:// or wss:// URL") from None
         except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
-            return redact(f"cannot connect: {_describe(exc)}", token, client_id)
-        return await self._session(ws, token, client_id)
+            raise Dropped(redact(f"cannot connect: {describe(exc)}", token, client_id)) from None
+        await self._session(ws)
 
-    async def _session(self, ws: ClientConnection, token: str, client_id: str) -> str:
+    async def _session(self, ws: ClientConnection) -> None:
         self._ws = ws
-        self._stalled = False
-        self.backoff.connected()
-        self.watchdog.touch()
-        watch = asyncio.get_running_loop().create_task(self._watch(ws))
-        reason = "the server closed the connection"
+        watch = asyncio.get_running_loop().create_task(self._watch(lambda: ws.close(code=1001, reason="no data")))
         messages = 0
         try:
             async with self._lock:
@@ -293,8 +243,7 @@ class DhanFeedSocket:
                 except ConnectionClosed:
                     pass  # still read what arrived first: a refused login is a packet, then a close
                 self._ready = True
-            self._status.last_error = ""
-            self._set_connected(True)
+            self._connected()
             on_message, touch, now_ns = self._on_message, self.watchdog.touch, time.monotonic_ns
             async for msg in ws:
                 if msg.__class__ is str:
@@ -306,37 +255,16 @@ class DhanFeedSocket:
                     if stop.fatal:
                         advice = ("subscribe to Dhan's Data APIs for this account" if stop.reason == 806 else
                                   "generate a new access token, set DHAN_ACCESS_TOKEN and check DHAN_CLIENT_ID")
-                        self._fail(FeedAuthError(f"Dhan closed the market feed: {stop.message} "
-                                                 f"(code {stop.reason}); {advice}"))
-                        return ""
-                    reason = f"the server disconnected: {stop.message} (code {stop.reason})"
-                    break
+                        raise FeedAuthError(f"Dhan closed the market feed: {stop.message} (code {stop.reason}); "
+                                            f"{advice}")
+                    raise Dropped(f"the server disconnected: {stop.message} (code {stop.reason})")
         except ConnectionClosed as exc:
-            reason = redact(f"connection lost ({_describe(exc)})", token, client_id)
+            raise Dropped(redact(f"connection lost ({describe(exc)})", *self.secrets)) from None
         except (OSError, asyncio.TimeoutError) as exc:
-            reason = redact(f"connection failed ({_describe(exc)})", token, client_id)
+            raise Dropped(redact(f"connection failed ({describe(exc)})", *self.secrets)) from None
         finally:
             self._ready = False
             self._ws = None
             watch.cancel()
-            self._set_connected(False)
-            self.backoff.disconnected()
+            self._empty_sessions = 0 if messages else self._empty_sessions + 1
             await ws.close()
-        self._empty_sessions = 0 if messages else self._empty_sessions + 1
-        if self._stalled:
-            reason = (f"no data for {self.watchdog.silence_s:g}s during market hours although the "
-                      "socket was open")
-        return reason
-
-    async def _watch(self, ws: ClientConnection) -> None:
-        while True:
-            await asyncio.sleep(self._check_s)
-            if self.subscriptions and self.watchdog.expired():
-                self._stalled = True
-                await ws.close(code=1001, reason="no data")
-                return
-
-    def _set_connected(self, value: bool) -> None:
-        if self.connected != value:
-            self.connected = value
-            self._on_state()

@@ -22,15 +22,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
 
 from algocli.adapters.upstox.parsing import FrameDecoder, to_instrument_key
 from algocli.adapters.upstox.proto import INITIAL_FEED
 from algocli.adapters.upstox.websocket import MODE_LIMITS, FeedConnection, build_request
 from algocli.config.settings import UpstoxSettings
+from algocli.data.live_feeds import UpstoxFeedConfig  # the data: model lives with the feed plugins
 from algocli.data.feed import candles_from_ticks, FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
 from algocli.domain.models import Tick
@@ -38,32 +37,6 @@ from algocli.errors import ConfigError
 
 _log = logging.getLogger(__name__)
 _OPEN = "NORMAL_OPEN"
-
-
-class UpstoxFeedConfig(BaseModel):
-    """The ``data:`` section for the Upstox feed.
-
-    Attributes:
-        mode: ``ltpc`` (price, time, quantity; up to 5000 instruments) or ``full``
-            (adds day volume, best bid/ask and OI; up to 2000 instruments).
-        instrument_keys: Our id → Upstox instrument key, for ids that are not already
-            ``SEGMENT:<the key's identifier>``.
-        stall_timeout: Seconds without data, while the market is open, before reconnecting.
-        heartbeat: Seconds between pings; a missing pong drops the socket.
-        backoff_initial: First reconnect delay in seconds (doubles per failure, with jitter).
-        backoff_max: Longest reconnect delay in seconds.
-        connect_timeout: Seconds ``connect()`` waits for the first subscribed socket.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["ltpc", "full"] = "ltpc"
-    instrument_keys: dict[str, str] = Field(default_factory=dict)
-    stall_timeout: float = Field(60.0, gt=0)
-    heartbeat: float = Field(20.0, gt=0)
-    backoff_initial: float = Field(0.5, gt=0)
-    backoff_max: float = Field(30.0, gt=0)
-    connect_timeout: float = Field(30.0, gt=0)
 
 
 class UpstoxDataFeed:
@@ -294,3 +267,55 @@ class UpstoxDataFeed:
 def _retrieve(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def download_source(session, settings: UpstoxSettings, limiter, today, options: dict):
+    """Upstox's ``algo download-data`` source (``HistorySource``; named in ``spec.SPEC``).
+
+    Args:
+        session: The run's ``aiohttp.ClientSession``.
+        settings: ``UpstoxSettings``.
+        limiter: The client's own limiter, awaited before every request.
+        today: Today's IST date.
+        options: ``UpstoxRest`` options (``retries``, ``backoff``, ``timeout``); Dhan's
+            ``pace`` is dropped, the limiter paces Upstox.
+    """
+    from algocli.adapters.upstox.http import FIRST_DAY, UNITS, UpstoxRest, add_months, historical, span_months
+    from algocli.data.download import HistorySource, repeats, split_range
+
+    class Client(UpstoxRest):
+        """Counts repeated bar starts per answer (the limiter is ``UpstoxRest``'s own)."""
+
+        duplicates = 0
+
+        async def get(self, path: str) -> object:
+            data = await super().get(path)
+            candles = data.get("candles") if isinstance(data, dict) else None
+            if isinstance(candles, list):
+                daily = "/days/" in path
+                keys = []
+                for candle in candles:
+                    if isinstance(candle, (list, tuple)) and candle:
+                        try:
+                            moment = datetime.fromisoformat(str(candle[0]))
+                        except ValueError:
+                            continue  # the adapter names a malformed candle itself
+                        keys.append(moment.date() if daily else moment.timestamp())
+                self.duplicates += repeats(keys)
+            return data
+
+    class Upstox(HistorySource):
+        name = "upstox"
+
+        def pieces(self, interval, start, end):
+            unit, step = UNITS[interval]
+            months = span_months(unit, step)
+            start = max(start, FIRST_DAY[unit])  # Upstox has nothing earlier: do not ask
+            return split_range(start, end, lambda d: add_months(d, months))
+
+        async def fetch(self, inst, interval, start, end):
+            return await historical(None, None, inst.hrn, start, end, interval, rest=self.client,
+                                    instrument_keys={inst.hrn: inst.upstox_key}, today=self.today)
+
+    options = {k: v for k, v in options.items() if k != "pace"}
+    return Upstox(Client(session, settings, limiter=limiter, **options), today)

@@ -4,11 +4,13 @@ Requests send ``Authorization: Bearer <token>`` when a token is set (the token i
 unwrapped from its ``SecretStr`` only for the header, never logged) and
 ``Accept: application/json``.
 
-Errors (brokers.md B1, B9): HTTP 429 or 5xx, a timeout or a dropped connection are
-retried with ``Backoff`` up to ``retries`` times, then ``BrokerError``. HTTP 401/403 is
-``FeedAuthError`` (log in again; retrying cannot help). Any other failure, or a body whose
-``status`` is not ``success``, is a ``BrokerError`` naming the ``UDAPI...`` code and message
-from Upstox's error envelope.
+Errors (https://upstox.com/developer/api-documentation/error-codes), with the shared
+``RestClient`` policy (``algocli.adapters.rest``): HTTP 429 or 5xx, a timeout or a dropped
+connection (or a success status with a body that cannot be read) are retried with
+``Backoff`` up to ``retries`` times, then ``BrokerError``. HTTP 401/403 is ``FeedAuthError``
+(log in again; retrying cannot help). Any other failure, or a body whose ``status`` is not
+``success``, is a ``BrokerError`` naming the ``UDAPI...`` code and message from Upstox's
+error envelope.
 
 Order entry goes through ``UpstoxRest.send``: one attempt, never retried. A timeout, a
 dropped connection, HTTP 429 or 5xx, or an answer that cannot be read leaves the outcome
@@ -17,7 +19,7 @@ is ``UpstoxApiError``. v2 paths carry ``Api-Version: 2.0`` as the official SDK s
 A shared ``RateLimiter`` (``algocli.broker.ratelimit``), when given, is awaited before
 every HTTP request, retries included.
 
-Historical candles (brokers.md B4):
+Historical candles (https://upstox.com/developer/api-documentation/v3/get-historical-candle-data):
 
 * past days: ``GET /v3/historical-candle/{key}/{unit}/{interval}/{to_date}/{from_date}``
   (``to_date`` first, both inclusive ``YYYY-MM-DD``), split into calls no longer than
@@ -37,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
@@ -48,7 +49,8 @@ from yarl import URL
 
 from algocli.adapters.upstox.parsing import to_instrument_key
 from algocli.config.settings import UpstoxSettings
-from algocli.adapters.rest import TransportError, exchange
+from algocli.adapters.history import IST, bound_ns, interval_of, merge_chunks
+from algocli.adapters.rest import RestClient, Transient
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
 from algocli.data.reconnect import Backoff
@@ -59,7 +61,6 @@ from algocli.errors import BrokerError, ConfigError
 __all__ = ["HISTORICAL_PATH", "INTRADAY_PATH", "UNITS", "UpstoxApiError", "UpstoxRest", "UpstoxUncertain", "add_months",
            "candle_bars", "error_summary", "historical", "span_months"]
 
-_log = logging.getLogger(__name__)
 
 HISTORICAL_PATH = "/v3/historical-candle"
 INTRADAY_PATH = "/v3/historical-candle/intraday"
@@ -69,7 +70,6 @@ UNITS = {Interval.MINUTE_1: ("minutes", 1), Interval.MINUTE_3: ("minutes", 3), I
          Interval.HOUR_1: ("minutes", 60), Interval.DAY_1: ("days", 1)}  # all native: v3 takes minutes 1-300
 FIRST_DAY = {"minutes": date(2022, 1, 1), "hours": date(2022, 1, 1), "days": date(2000, 1, 1)}
 DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DAY_NS = 86_400 * 1_000_000_000
 _RELOGIN = "log in to Upstox again and set a fresh UPSTOX_ACCESS_TOKEN in the environment or .env"
@@ -93,12 +93,8 @@ class UpstoxUncertain(BrokerError):
         self.status = status
 
 
-class _Transient(Exception):
-    """A failure worth another attempt."""
-
-
 def span_months(unit: str, interval: int) -> int:
-    """The longest span one historical call may cover, in months (brokers.md B4)."""
+    """The longest span one historical call may cover, in months (Upstox's v3 historical-candle limits)."""
     if unit == "days":
         return 120
     if unit == "minutes" and interval <= 15:
@@ -124,8 +120,8 @@ def error_summary(payload: object) -> str:
     return ""
 
 
-class UpstoxRest:
-    """A small Upstox REST client on a caller-owned ``aiohttp.ClientSession``.
+class UpstoxRest(RestClient):
+    """A small Upstox REST client on a caller-owned ``aiohttp.ClientSession`` (``RestClient``'s policy).
 
     Args:
         session: Used for every request; not closed here.
@@ -137,37 +133,56 @@ class UpstoxRest:
         limiter: Awaited (``acquire()``) before every request; None sends at once.
     """
 
+    name = "Upstox"
+    uncertain_error = UpstoxUncertain
+    exhausted_error = BrokerError
+
     def __init__(self, session: aiohttp.ClientSession, settings: UpstoxSettings, *, retries: int = 4,
                  backoff: Backoff | None = None, timeout: float = 30.0,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, limiter=None) -> None:
-        self.session = session
-        self.base_url = settings.api_base_url.rstrip("/")
+        super().__init__(session, settings.api_base_url, retries=retries, backoff=backoff, timeout=timeout,
+                         sleep=sleep, limiter=limiter, secrets=(settings.access_token.get_secret_value(),))
         self._token = settings.access_token
-        self.retries = max(0, retries)
-        self.backoff = backoff or Backoff(0.5, 8.0)
-        self.timeout = timeout
-        self._sleep = sleep
-        self.limiter = limiter
-        self.calls = 0  # HTTP requests sent, retries included
 
-    def _headers(self, path: str, *, body: bool = False) -> dict[str, str]:
+    def headers(self, method: str, path: str, body: object) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         token = self._token.get_secret_value()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if path.startswith("/v2/"):
-            headers["Api-Version"] = "2.0"
-        if body:
+            headers["Api-Version"] = "2.0"  # as the official SDK sends it
+        if body is not None:
             headers["Content-Type"] = "application/json"
         return headers
+
+    def url(self, base: str, path: str) -> URL:
+        return URL(base.rstrip("/") + path, encoded=True)  # paths arrive percent-encoded
+
+    def body(self, body: object) -> dict:
+        return {"data": json.dumps(body)}
+
+    def classify(self, method: str, path: str, status: int, payload: object, text: str) -> object:
+        """The ``data`` of a success envelope (a v3 ``metadata`` block is dropped)."""
+        detail = error_summary(payload)
+        if status in (401, 403):
+            raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
+                                f"{', ' + detail if detail else ''}); {_RELOGIN}")
+        if status == 429 or status >= 500:
+            raise Transient(f"HTTP {status}{', ' + detail if detail else ''}", status)
+        if status < 300 and not isinstance(payload, dict):
+            raise Transient(f"HTTP {status} with an unreadable body", status)
+        if status >= 300 or payload.get("status") != "success":
+            what = detail or (text.strip()[:200] or "no body")
+            code = detail.partition(":")[0] or None
+            raise UpstoxApiError(f"Upstox rejected {method} {path} (HTTP {status}, {what})", code, status)
+        return payload.get("data")
 
     async def send(self, method: str, path: str, body: object = None, *, base_url: str | None = None,
                    limiter=None) -> object:
         """One ``method`` request to ``(base_url or self.base_url) + path``, never retried.
 
         For requests that change state (order place, modify, cancel). ``limiter`` (else the
-        client's own) is awaited first. Returns the ``data`` of a success envelope; a v3
-        ``metadata`` block is dropped.
+        client's own) is awaited first.
 
         Raises:
             UpstoxUncertain: Timeout, dropped connection, HTTP 429 or 5xx, or a success
@@ -175,74 +190,16 @@ class UpstoxRest:
             FeedAuthError: HTTP 401/403.
             UpstoxApiError: Any other refusal (the request was not carried out).
         """
-        root = (base_url or self.base_url).rstrip("/")
-        url = URL(root + path, encoded=True)
-        headers = self._headers(path, body=body is not None)
-        data = None if body is None else json.dumps(body)
-        gate = limiter if limiter is not None else self.limiter
-        if gate is not None:
-            await gate.acquire()
-        self.calls += 1
-        try:
-            status, payload, text = await exchange(self.session, method, url, data=data, headers=headers,
-                                                   timeout=self.timeout)
-        except TransportError as exc:
-            raise UpstoxUncertain(f"Upstox {method} {path}: {exc}") from None
-        detail = error_summary(payload)
-        if status in (401, 403):
-            raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
-                                f"{', ' + detail if detail else ''}); {_RELOGIN}")
-        if status == 429 or status >= 500:
-            raise UpstoxUncertain(f"Upstox {method} {path}: HTTP {status}{', ' + detail if detail else ''}", status)
-        if status < 300 and not isinstance(payload, dict):
-            raise UpstoxUncertain(f"Upstox {method} {path}: HTTP {status} with an unreadable body", status)
-        if status >= 300 or payload.get("status") != "success":
-            what = detail or (text.strip()[:200] or "no body")
-            code = detail.partition(":")[0] or None
-            raise UpstoxApiError(f"Upstox rejected {method} {path} (HTTP {status}, {what})", code, status)
-        return payload.get("data")
+        return await self.request(method, path, body, retry=False, limiter=limiter, base_url=base_url)
 
     async def get(self, path: str) -> object:
-        """GET ``base_url + path`` (already percent-encoded); return the ``data`` of a success envelope.
+        """GET ``base_url + path`` (already percent-encoded), retried on transient failures.
 
         Raises:
             FeedAuthError: HTTP 401/403.
             BrokerError: Any other refusal, or transient failures past ``retries``.
         """
-        headers = self._headers(path)
-        url = URL(self.base_url + path, encoded=True)
-        attempt = 0
-        while True:
-            try:
-                return await self._once(url, path, headers)
-            except _Transient as exc:
-                if attempt >= self.retries:
-                    raise BrokerError(f"Upstox GET {path} failed {attempt + 1} times; last: {exc}. Check "
-                                      "Upstox's status and the network, then retry") from None
-                delay = self.backoff.next_delay()
-                attempt += 1
-                _log.warning("Upstox GET %s: %s; retry %d of %d in %.2fs", path, exc, attempt, self.retries, delay)
-                await self._sleep(delay)
-
-    async def _once(self, url: URL, path: str, headers: dict[str, str]) -> object:
-        if self.limiter is not None:
-            await self.limiter.acquire()
-        self.calls += 1
-        try:
-            status, payload, text = await exchange(self.session, "GET", url, headers=headers, timeout=self.timeout)
-        except TransportError as exc:
-            raise _Transient(str(exc)) from None
-        detail = error_summary(payload)
-        if status in (401, 403):
-            raise FeedAuthError(f"Upstox refused the access token (HTTP {status}"
-                                f"{', ' + detail if detail else ''}); {_RELOGIN}")
-        if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}{', ' + detail if detail else ''}")
-        if status >= 400 or not isinstance(payload, dict) or payload.get("status") != "success":
-            what = detail or (text.strip()[:200] or "no body")
-            code = detail.partition(":")[0] or None
-            raise UpstoxApiError(f"Upstox rejected GET {path} (HTTP {status}, {what})", code, status)
-        return payload.get("data")
+        return await self.request("GET", path)
 
 
 def candle_bars(instrument: str, candles: list, *, daily: bool) -> dict[str, np.ndarray]:
@@ -264,33 +221,6 @@ def candle_bars(instrument: str, candles: list, *, daily: bool) -> dict[str, np.
         ts = (ts + IST_OFFSET_NS) // DAY_NS * DAY_NS - IST_OFFSET_NS
     return {"ts": ts, "open": values[:, 0], "high": values[:, 1], "low": values[:, 2], "close": values[:, 3],
             "volume": values[:, 4], "oi": values[:, 5]}
-
-
-def _merge(instrument: str, chunks: list[dict[str, np.ndarray]], lo: int, hi: int, with_oi: bool) -> Bars:
-    """Sorted, one bar per start (the later chunk wins), starts within ``[lo, hi]``."""
-    names = ("ts", "open", "high", "low", "close", "volume", "oi")
-    cols = {n: np.concatenate([c[n] for c in chunks]) if chunks else np.zeros(0) for n in names}
-    ts = cols["ts"].astype(np.int64)
-    order = np.argsort(ts, kind="stable")
-    ts = ts[order]
-    keep = np.ones(len(ts), dtype=bool)
-    keep[:-1] = ts[1:] != ts[:-1]
-    keep &= (ts >= lo) & (ts <= hi)
-    picked = order[keep]
-    f = {n: np.ascontiguousarray(cols[n][picked], dtype=np.float64) for n in names[1:]}
-    return Bars(instrument, ts[keep].copy(), f["open"], f["high"], f["low"], f["close"], f["volume"],
-                f["oi"] if with_oi else None)
-
-
-def _bound(moment: date | datetime, *, end: bool) -> int:
-    """A bound in UTC ns: dates cover the whole IST day; naive datetimes are IST."""
-    if not isinstance(moment, date):
-        raise ConfigError(f"historical range bound {moment!r} is not a date or datetime")
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=IST)
-        return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
-    return ist_midnight_ns(moment + timedelta(days=1)) - 1 if end else ist_midnight_ns(moment)
 
 
 async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | Callable[[], UpstoxSettings],
@@ -321,10 +251,7 @@ async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | 
         FeedAuthError: Upstox refused the token (HTTP 401/403).
         BrokerError: Upstox rejected the request or kept failing.
     """
-    try:
-        ival = Interval(interval)
-    except ValueError:
-        raise ConfigError(f"interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    ival = interval_of(interval)
     try:
         key = to_instrument_key(instrument, instrument_keys)
     except ValueError as exc:
@@ -332,7 +259,7 @@ async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | 
     unit, step = UNITS[ival]
     daily = unit == "days"
     with_oi = key.partition("|")[0] in DERIVATIVE_SEGMENTS
-    lo, hi = _bound(start, end=False), _bound(end, end=True)
+    lo, hi = bound_ns(start, end=False), bound_ns(end, end=True)
     if hi < lo:
         raise ConfigError(f"historical range ends ({end}) before it starts ({start})")
     first, last = ist_date(lo), ist_date(hi)
@@ -354,7 +281,7 @@ async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | 
     if first <= today <= last:
         data = await client.get(f"{INTRADAY_PATH}/{encoded}/{unit}/{step}")
         chunks.append(candle_bars(instrument, _candles(data, instrument), daily=daily))
-    return _merge(instrument, chunks, lo, hi, with_oi)
+    return merge_chunks(instrument, chunks, lo, hi, with_oi)
 
 
 def _candles(data: object, instrument: str) -> list:

@@ -19,7 +19,7 @@ from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderType
 from algocli.sandbox.app import EXCHANGE, build_app
 from algocli.sandbox.dhan_orders import DHAN_ORDERS_KEY, DhanOrdersSandbox
-from algocli.sandbox.exchange import Exchange
+from algocli.sandbox.exchange import Venue
 from algocli.sandbox.hub import TickHub
 
 TOKEN = "tok-orders"
@@ -42,8 +42,9 @@ class OrderSandbox:
         self.runner = web.AppRunner(self.app, shutdown_timeout=1.0)
 
     @property
-    def exchange(self) -> Exchange:
-        return self.app[EXCHANGE]
+    def exchange(self) -> Venue:
+        """The Dhan venue of the sandbox's exchange (its accounts, faults and prices)."""
+        return self.app[EXCHANGE].venue("dhan")
 
     @property
     def state(self) -> DhanOrdersSandbox:

@@ -23,7 +23,7 @@ from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderType, Tick
 from algocli.sandbox.app import EXCHANGE, build_app
-from algocli.sandbox.exchange import Exchange
+from algocli.sandbox.exchange import Venue
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.upstox_orders import UPSTOX_ORDERS, UpstoxOrders
 
@@ -42,8 +42,9 @@ class Sandbox:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def exchange(self) -> Exchange:
-        return self.app[EXCHANGE]
+    def exchange(self) -> Venue:
+        """The Upstox venue of the sandbox's exchange (its accounts, faults and prices)."""
+        return self.app[EXCHANGE].venue("upstox")
 
     @property
     def orders(self) -> UpstoxOrders:
@@ -130,7 +131,7 @@ def test_market_order_fills_through_the_stream_and_positions_match():
             await until(lambda: rec.fills, what="the fill")
             await until(lambda: rec.statuses(placed.broker_order_id)[-1:] == ["FILLED"], what="FILLED")
             acct = box.exchange.account(token)
-            assert broker.polls == 0  # the stream alone delivered it
+            assert broker.stats.polls == 0  # the stream alone delivered it
             fill = rec.fills[0]
             assert (fill.trade_id, fill.broker_order_id) == (acct.trades[0].trade_id, placed.broker_order_id)
             assert (fill.instrument, fill.side, fill.quantity, fill.price) == (INST, OrderSide.BUY, 10, 101.5)

@@ -1,8 +1,10 @@
+"""Human-readable names: canonical spelling, and the forgiving reader."""
+
 from datetime import date
 
 import pytest
 
-from algocli.instruments.hrn import derivative_hrn, normalise, parse_contract, plain_hrn
+from algocli.domain.hrn import derivative_hrn, normalise, parse_contract, plain_hrn
 
 
 def test_canonical_names():

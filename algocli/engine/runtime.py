@@ -1,0 +1,424 @@
+"""Run a paper, dry-run or live session as a library, without the CLI.
+
+A script does what ``algo paper`` and ``algo live`` do in four calls::
+
+    import asyncio
+    from algocli.domain.modes import RunMode
+    from algocli.engine.runtime import (
+        finish_session, load_live_run, open_session, run_session, write_session_artifacts)
+
+    session = open_session(load_live_run("configs/paper.yaml", "paper"), RunMode.PAPER)
+    asyncio.run(run_session(session, duration=60))       # or until SIGINT/SIGTERM
+    result = finish_session(session)                      # None if no candle closed
+    if result is not None:
+        write_session_artifacts(session, result, report=True)
+
+``run_session`` connects the feed (and, live, the broker, reconciling it with the journal),
+trades until SIGINT, SIGTERM, the duration or an error, and disconnects. SIGUSR1 is the
+kill switch: it halts the run as ``algo halt`` does. What the session has to show goes to
+a ``SessionView``: the CLI passes its Rich dashboard; without one, notes are logged.
+
+Each mode keeps its own journal, risk state and artifacts (``RunMode.output_dir``): a dry
+run writes to ``<output>/dry-run/``, so it is never replayed as a live run's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from algocli.domain.modes import RunMode
+from algocli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from algocli.analytics.result import RunResult
+
+POLL_S = 0.25  # how often the loop checks for a stop, errors, the kill switch and candles due
+log = logging.getLogger(__name__)
+
+
+class SessionView(Protocol):
+    """What a running session shows; the CLI's dashboard is one, ``LogView`` another."""
+
+    def started(self) -> None:
+        """The feed is subscribed and the engine trades."""
+
+    def refresh(self, engine: Any, feed_status: Any) -> None:
+        """Called every ``POLL_S`` seconds with the engine and its feed's ``FeedStatus``."""
+
+    def stopped(self) -> None:
+        """The loop ended (normally or by an error)."""
+
+    def note(self, kind: str, line: str) -> None:
+        """A line for the operator. ``kind`` is ``resume``, ``reconciled``, ``risk`` or ``engine``."""
+
+
+class LogView:
+    """A ``SessionView`` that shows nothing and logs its notes (for scripts)."""
+
+    def started(self) -> None:
+        pass
+
+    def refresh(self, engine: Any, feed_status: Any) -> None:
+        pass
+
+    def stopped(self) -> None:
+        pass
+
+    def note(self, kind: str, line: str) -> None:
+        log.info("%s", line)
+
+
+@dataclass
+class LiveRun:
+    """A paper or live run definition ready to open: validated, named and resolved.
+
+    Attributes:
+        config: The ``RunConfig`` with its instruments named.
+        plugins: Its resolved plugins (``algocli.engine.assemble.Plugins``).
+        instrument_ids: Name → broker id maps per broker, None when the run names
+            instruments by broker id.
+        config_path: The run definition's path as given (for artifacts and hints).
+    """
+
+    config: Any
+    plugins: Any
+    instrument_ids: dict | None
+    config_path: Path
+
+
+@dataclass
+class Session:
+    """An opened session: the engine with its strategies and risk controller, the feed and,
+    for a live run, the real broker.
+
+    Attributes:
+        run: What was opened.
+        mode: ``PAPER``, ``DRY_RUN`` or ``LIVE``.
+        engine: The ``PaperEngine`` (built with a ``LiveRouter`` when live).
+        feed: The live feed.
+        broker: The real broker (live only; None otherwise).
+        out_dir: This mode's folder: journal, risk state and artifacts.
+    """
+
+    run: LiveRun
+    mode: RunMode
+    engine: Any
+    feed: Any
+    broker: Any
+    out_dir: Path
+
+    @property
+    def journal_path(self) -> Path:
+        return self.out_dir / "journal.jsonl"
+
+
+# --- opening a session ----------------------------------------------------------------------
+
+
+def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] | None = None) -> LiveRun:
+    """Read the run definition of ``algo paper``/``algo live``: validated, its instruments named
+    (``name_live_run``) and its plugins resolved.
+
+    Args:
+        config: The YAML run definition.
+        command: ``paper`` or ``live``, for the error message.
+        warn: Receives warnings about instrument names (default: logged).
+
+    Returns:
+        The run, ready for ``open_session``.
+
+    Raises:
+        ConfigError: The YAML is invalid, a name is unknown, or the feed is not a live one.
+    """
+    from algocli.config.run import load_run_config
+    from algocli.engine.assemble import declare_instruments, resolve_plugins
+
+    config = Path(config)
+    names = name_live_run(declare_instruments(load_run_config(config), str(config)), config, warn)
+    cfg = names.config
+    plugins = resolve_plugins(cfg, str(config))
+    if not hasattr(plugins.feed_cls, "live"):
+        raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
+                          f"`algo {command}` needs feed: dhan, upstox or sandbox")
+    return LiveRun(cfg, plugins, names.ids() if names.instruments else None, config)
+
+
+def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):
+    """``instruments.naming.name_run`` for paper and live runs: names from the brokers' lists
+    (a sandbox feed's own, from its URL), refreshed once a day; see the README.
+
+    Args:
+        cfg: The validated ``RunConfig``.
+        config: Its path, for messages.
+        warn: Receives each warning line (default: logged).
+    """
+    from algocli.instruments.naming import name_run
+
+    urls = None
+    if cfg.data.feed == "sandbox":  # the sandbox serves its instrument list next to its feed
+        base = str(cfg.data.plugin_params.get("url", "http://127.0.0.1:8765")).rstrip("/")
+        urls = {"dhan": f"{base}/api-data/api-scrip-master.csv",
+                "upstox": f"{base}/market-quote/instruments/exchange/complete.json.gz"}
+    return name_run(cfg, str(config), urls=urls, quiet_cache=False,
+                    warn=warn or (lambda line: log.warning("%s", line)))
+
+
+def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fresh: bool = False) -> Session:
+    """Build the engine, strategies, risk controller, feed and (live) broker of a session.
+
+    Nothing connects yet: ``run_session`` does. The journal in ``mode``'s folder is replayed,
+    so a stopped or crashed session of the same mode resumes.
+
+    Args:
+        run: From ``load_live_run``.
+        mode: ``RunMode.PAPER``, ``RunMode.DRY_RUN`` (the simulated broker on a live run
+            definition) or ``RunMode.LIVE``.
+        output: Overrides the run definition's ``output.dir``.
+        fresh: Set the old journal aside (renamed with a time stamp) and the risk
+            controller's day back, and start a new run.
+
+    Returns:
+        The session.
+
+    Raises:
+        ConfigError: A live session found a journal that no live run wrote.
+    """
+    from algocli.engine.paper import PaperEngine, live_feed
+
+    cfg, plugins = run.config, run.plugins
+    base = cfg.output_dir(output)
+    out_dir = mode.output_dir(base)
+    journal = out_dir / "journal.jsonl"
+    if fresh and journal.exists():
+        journal.rename(out_dir / f"journal.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    common = dict(interval=cfg.interval, initial_capital=cfg.initial_capital, journal_path=journal, name=cfg.name,
+                  cost_model=plugins.cost_model, **_products(plugins.broker_cfg))
+    broker = None
+    if mode is RunMode.LIVE:
+        from algocli.engine.live import build_live_engine, live_broker
+
+        _refuse_foreign_journal(journal)
+        broker = live_broker(plugins, run.instrument_ids)
+        engine = build_live_engine(plugins.instruments, broker=broker, run_id=cfg.name,
+                                   validity=plugins.broker_cfg.validity, **common)
+    else:
+        engine = PaperEngine(plugins.instruments, fill_model=plugins.fill_model, **common)
+    for sid, strategy, instruments in plugins.strategies:
+        engine.add_strategy(strategy, instruments, sid)
+    if cfg.risk is not None:
+        _attach_risk(engine, cfg.risk, risk_state_path(cfg, base, mode), fresh)
+    return Session(run, mode, engine, live_feed(plugins, run.instrument_ids), broker, out_dir)
+
+
+def _products(broker_cfg) -> dict:
+    """The product per instrument of a broker config that has them (dhan, upstox), as engine arguments."""
+    if not hasattr(broker_cfg, "product"):
+        return {}
+    return {"products": dict(broker_cfg.products), "default_product": broker_cfg.product}
+
+
+def _refuse_foreign_journal(journal: Path) -> None:
+    """A live run resumes only a live run's journal: one with its ``run`` record (the run key).
+
+    Raises:
+        ConfigError: The journal has records but no run key, so a paper run or a dry run
+            (before dry runs had their own folder) wrote it; replaying it would make its
+            simulated positions the live run's.
+    """
+    from algocli.persistence.journal import read_journal
+
+    has_records = False
+    for rec in read_journal(journal):
+        if rec.get("k") == "run":
+            return
+        has_records = True
+    if has_records:
+        raise ConfigError(f"{journal}: this journal was not written by a live run (it has no run key: `algo paper` "
+                          "or a dry run wrote it); move it away, or pass --fresh to set it aside and start anew")
+
+
+def risk_state_path(cfg, base_dir: Path, mode: RunMode) -> Path:
+    """The risk state file of a run of ``cfg`` in ``mode`` (``algo halt`` writes to it).
+
+    Args:
+        cfg: The ``RunConfig``; its ``risk:`` section must be set.
+        base_dir: The run definition's output folder (``cfg.output_dir(...)``).
+        mode: The run's mode. A dry run's state is always in its own folder, even when
+            ``risk.state_file`` names a file, so it never halts or resets the live run.
+    """
+    from algocli.risk.state import STATE_FILE_NAME, state_path_for
+
+    folder = mode.output_dir(base_dir)
+    configured = cfg.risk.state_file
+    if mode is RunMode.DRY_RUN:
+        return folder / (Path(configured).name if configured is not None else STATE_FILE_NAME)
+    return state_path_for(configured, folder)
+
+
+def _attach_risk(engine, risk_cfg, state_path: Path, fresh: bool) -> None:
+    """Put the run's risk controller on the engine's order path; ``fresh`` starts its day anew."""
+    from algocli.risk import attach_risk
+
+    risk = attach_risk(engine.core, risk_cfg, state_path=state_path)
+    if fresh:
+        risk.reset_day()
+
+
+# --- running it -------------------------------------------------------------------------------
+
+
+async def run_session(session: Session, *, duration: float | None = None, view: SessionView | None = None) -> None:
+    """Connect, trade until stopped, disconnect.
+
+    Stops on SIGINT or SIGTERM, after ``duration`` seconds, or by raising the feed's error
+    (e.g. a rejected token) or the engine's (a strategy that raised). SIGUSR1 halts the run
+    through its risk controller, as ``algo halt`` does. A live session connects the broker and
+    reconciles it with the journal before the feed starts, and drains in-flight broker calls
+    and disconnects afterwards, also when it fails. Signal handlers are removed on the way out.
+    Must run in the main thread (signal handlers).
+
+    Args:
+        session: From ``open_session``.
+        duration: Stop by itself after this many seconds (None: until a signal).
+        view: Shows the session; ``LogView`` when None.
+
+    Raises:
+        ReconciliationError: A live session's broker positions differ from the journal.
+        Exception: The feed's or engine's error.
+    """
+    view = view if view is not None else LogView()
+    engine, feed, broker = session.engine, session.feed, session.broker
+    instruments = session.run.plugins.instruments
+    stop = asyncio.Event()
+    handled = _install_signals(asyncio.get_running_loop(), stop, engine.core.risk)
+    try:
+        if any(engine.restored.values()):
+            view.note("resume", _resume_line(session))
+        if broker is not None:
+            await broker.connect()
+            for note in await engine.router.reconcile(engine.journal_records, instruments):
+                view.note("reconciled", f"reconciled: {note}")
+        feed.on_tick(engine.on_tick)
+        await feed.connect()
+        await feed.subscribe(instruments)
+        engine.start()
+        try:
+            await _trade(engine, feed, stop, duration, view)
+        finally:
+            await feed.disconnect()
+    finally:
+        if broker is not None:
+            await engine.router.drain()
+            await broker.disconnect()
+        loop = asyncio.get_running_loop()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, risk) -> list[int]:
+    """SIGINT/SIGTERM stop the session; SIGUSR1 (with a risk controller) halts it like ``algo halt``."""
+    handled = [signal.SIGINT, signal.SIGTERM]
+    for sig in handled:
+        loop.add_signal_handler(sig, stop.set)
+    if risk is not None:  # the kill switch: kill -USR1 <pid>
+        loop.add_signal_handler(signal.SIGUSR1, lambda: risk.halt("SIGUSR1 received", source="signal"))
+        handled.append(signal.SIGUSR1)
+    return handled
+
+
+def _resume_line(session: Session) -> str:
+    r = session.engine.restored
+    if session.broker is not None:  # a live run restores orders and fills from the broker (reconcile)
+        return f"resuming from {session.journal_path}: {r['candles']} candles"
+    return f"resuming from {session.journal_path}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills"
+
+
+async def _trade(engine, feed, stop: asyncio.Event, duration: float | None, view: SessionView) -> None:
+    """The session's loop: every ``POLL_S``, raise errors, apply the kill switch, release due candles."""
+    deadline = None if duration is None else time.monotonic() + duration
+    view.started()
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            if feed.error is not None:  # e.g. the token was rejected: stop, do not retry
+                raise feed.error
+            if engine.error is not None:  # the engine failed inside a tick (a full disk, a strategy)
+                raise engine.error
+            risk = engine.core.risk
+            if risk is not None:  # `algo halt` writes the state file; SIGUSR1 halts directly
+                risk.refresh()
+                for line in risk.new_events():
+                    view.note("risk", f"risk: {line}")
+            _take_engine_events(engine, view)
+            engine.on_time(engine.exchange_now())
+            view.refresh(engine, feed.status)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        _take_engine_events(engine, view)
+        view.stopped()
+
+
+def _take_engine_events(engine, view: SessionView) -> None:
+    events = getattr(engine, "events", None)  # lines the engine leaves for the operator (halted strategies)
+    while events:
+        view.note("engine", events.pop(0))
+
+
+# --- the end ----------------------------------------------------------------------------------
+
+
+def finish_session(session: Session) -> RunResult | None:
+    """Stop the engine (strategies' ``on_stop``, candles still forming become final) and build
+    the run's result.
+
+    A note names positions still open and the command that resumes them in this mode.
+
+    Returns:
+        The result, or None when no candle closed during the run (the journal is kept).
+    """
+    from algocli.engine.results import build_result
+
+    engine = session.engine
+    engine.stop(engine.exchange_now())
+    ts = engine.timeline()
+    if not len(ts):
+        return None
+    engine.bars = engine.snapshot_bars()
+    result = build_result(engine, ts)
+    open_positions = sum(1 for p in engine.core.ledger.positions.values() if p.quantity)
+    if open_positions:
+        result.notes.append(f"{open_positions} position(s) are still open, valued at the last close; run "
+                            f"`{session.mode.resume_command(session.run.config_path)}` again to resume them")
+    return result
+
+
+def write_session_artifacts(session: Session, result: RunResult, *, report: bool = True,
+                            elapsed_s: float = 0.0) -> list[Path]:
+    """Write the session's artifacts into its folder (``persistence.artifacts.write_run_artifacts``).
+
+    Returns:
+        The written paths (the journal, already there, is not among them).
+    """
+    from algocli.engine.assemble import Assembled
+    from algocli.persistence.artifacts import RunDescription, write_run_artifacts
+
+    cfg = session.run.config
+    assembled = Assembled(None, cfg, [], [], session.run.plugins.plugin_configs())
+    description = RunDescription(session.mode, str(session.run.config_path), cfg.content_hash(),
+                                 assembled.resolved())
+    return write_run_artifacts(result, session.out_dir, description, report=report, elapsed_s=elapsed_s)
+
+
+__all__ = ["LiveRun", "LogView", "Session", "SessionView", "finish_session", "load_live_run", "name_live_run",
+           "open_session", "risk_state_path", "run_session", "write_session_artifacts"]
