@@ -3,7 +3,8 @@
 The sandbox names instruments by Dhan id (``NSE_EQ:2885``, its data files' names). A client
 that starts from a broker's instrument master needs that master too, in the broker's own
 format, so it can find ``2885`` for ``RELIANCE`` (Dhan) or ``NSE_EQ|INE002A01018`` (Upstox).
-This module writes both, byte for byte in the real layouts (brokers.md A11 and B2), from
+This module writes both, byte for byte in the real layouts (https://dhanhq.co/docs/v2/instruments/
+and https://upstox.com/developer/api-documentation/instruments), from
 ``Instrument`` rows (``data/instruments.csv``):
 
 * Dhan compact CSV (``/api-data/api-scrip-master.csv``) and detailed CSV
@@ -325,7 +326,7 @@ def _upstox_row(inst: Instrument, underlying: Instrument | None) -> dict:
 
 
 def upstox_rows(instruments: Iterable[Instrument]) -> list[dict]:
-    """Upstox master rows (brokers.md B2) for the instruments with an ``upstox_key``, in order."""
+    """Upstox master rows (the ``complete.json.gz`` layout) for the instruments with an ``upstox_key``, in order."""
     rows = [i for i in instruments if i.upstox_key]
     underlyings = _underlyings(rows)
     return [_upstox_row(i, underlyings.get((i.exchange, i.symbol)) if i.is_derivative else None) for i in rows]
