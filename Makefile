@@ -1,20 +1,30 @@
-# Quick start:  make backtest   (set up, then run the sample backtest)
-#               make test       (set up, then run the test suite)
+# Quick start:  make backtest   (set up what running needs, then run the sample backtest)
+#               make test       (set up with the test extras too, then run the test suite)
 VENV   ?= .venv
 PYTHON ?= python3
-STAMP  := $(VENV)/.installed
+PIP    := $(VENV)/bin/pip install --quiet --disable-pip-version-check
+# One stamp per install: running needs the package and its dependencies only; the tests and
+# the benchmark against backtesting.py add the `test` extra (pytest, backtesting, both SDKs).
+RUN    := $(VENV)/.installed-run
+TEST   := $(VENV)/.installed-test
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup backtest test bench chromium
+.PHONY: setup setup-test backtest test bench bench-startup chromium
 
-setup: $(STAMP)
+setup: $(RUN)
 
-$(STAMP): pyproject.toml
+setup-test: $(TEST)
+
+$(RUN): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-	touch $(STAMP)
+	$(PIP) -e .
+	touch $@
 
-backtest: $(STAMP)
+$(TEST): $(RUN)
+	$(PIP) -e '.[test,research]'
+	touch $@
+
+backtest: $(RUN)
 	$(VENV)/bin/algo backtest configs/sma.yaml
 
 chromium:
@@ -22,8 +32,11 @@ chromium:
 	  echo "installing Debian's chromium for the report test"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) chromium
+test: $(TEST) chromium
 	$(VENV)/bin/pytest
 
-bench: $(STAMP)
+bench: $(TEST)
 	$(VENV)/bin/python benchmarks/bench_sma.py
+
+bench-startup: $(RUN)
+	$(VENV)/bin/python benchmarks/bench_startup.py

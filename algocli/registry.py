@@ -14,10 +14,13 @@ it lacks, not on the first candle or fill.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import EntryPoint, entry_points
+import sys
+from typing import TYPE_CHECKING
 
-from algocli.config.errors import suggest
 from algocli.errors import PluginError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUPS = {
     "strategy": "algocli.strategies",
@@ -30,7 +33,26 @@ GROUPS = {
 
 def registered(kind: str) -> dict[str, EntryPoint]:
     """Entry points of one kind, by name."""
-    return {ep.name: ep for ep in sorted(entry_points(group=GROUPS[kind]), key=lambda e: e.name)}
+    return {ep.name: ep for ep in sorted(_entry_points(tuple(sys.path))[GROUPS[kind]], key=lambda e: e.name)}
+
+
+_SCANNED: dict[tuple[str, ...], dict[str, list[EntryPoint]]] = {}
+
+
+def _entry_points(path: tuple[str, ...]) -> dict[str, list[EntryPoint]]:
+    """Every group's entry points, read once per ``sys.path``.
+
+    Each ``entry_points(group=...)`` call reads the metadata of every installed distribution;
+    a run resolves five kinds, so one scan serves them all. Keyed on ``sys.path`` so that a
+    distribution put on the path later (a plugin folder, a test's dist-info) is still found.
+    """
+    if path not in _SCANNED:
+        from importlib.metadata import entry_points
+
+        found = entry_points()
+        _SCANNED.clear()
+        _SCANNED[path] = {group: list(found.select(group=group)) for group in GROUPS.values()}
+    return _SCANNED[path]
 
 
 def resolve(kind: str, name: str, *, where: str) -> type:
@@ -125,6 +147,8 @@ def _load(kind: str, name: str, where: str) -> object:
             raise PluginError(f"{where}: {kind} {name!r} is registered but failed to import: {exc}") from exc
     if ":" in name:
         return _import_path(kind, name, where)
+    from algocli.config.errors import suggest
+
     known = ", ".join(eps) or "none"
     raise PluginError(
         f"{where}: unknown {kind} {name!r}{suggest(name, eps)} "
@@ -141,5 +165,7 @@ def _import_path(kind: str, path: str, where: str) -> object:
     try:
         return getattr(module, attr)
     except AttributeError:
+        from algocli.config.errors import suggest
+
         names = [n for n in dir(module) if not n.startswith("_")]
         raise PluginError(f"{where}: module {module_name!r} has no {attr!r}{suggest(attr, names)}") from None

@@ -47,7 +47,7 @@ from algocli import BaseStrategy, Signal, SignalAction  # noqa: E402
 from algocli.adapters.dhan.data import DhanDataFeed  # noqa: E402
 from algocli.broker.costs import PercentCommission  # noqa: E402
 from algocli.broker.fill_models import NextOpen  # noqa: E402
-from algocli.config.settings import DhanSettings  # noqa: E402
+from algocli.adapters.dhan.settings import DhanSettings  # noqa: E402
 from algocli.domain.models import Interval  # noqa: E402
 from algocli.engine.paper import PaperEngine  # noqa: E402
 

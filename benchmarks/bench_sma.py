@@ -32,7 +32,7 @@ CONFIG = """\
 name: bench-sma
 interval: 1m
 initial_capital: 1000000
-data: {{feed: csv, path: {data}}}
+data: {{feed: csv, path: {data}, allow_off_session: true}}  # a weekday series, holidays included
 broker: {{name: simulated, commission_rate: 0.0}}
 fill_model: {{name: next_open}}
 strategies:

@@ -1,6 +1,6 @@
 """Write the SYNTHETIC sample data in this folder. These are not real market prices.
 
-    python data/generate_sample.py                                  # the three sample files
+    python data/generate_sample.py                                  # the sample files
     python data/generate_sample.py --minutes 1000000 --out /tmp/x.csv   # one big 1-minute file
 
 Output depends only on the seeds below, never on the clock, so every run writes the same
@@ -24,14 +24,29 @@ HOLIDAYS = ("01-26", "05-01", "08-15", "10-02", "12-25")  # fixed-date NSE holid
 DAILY_START, DAILY_END = "2019-01-01", "2024-12-31"
 
 # file name -> (seed, start price); the ids stand in for HDFC Bank, Infosys and Reliance
-DAILY_FILES = {"NSE_EQ_1333.csv": (1340, 700.0), "NSE_EQ_1594.csv": (1594, 650.0)}
+DAILY_FILES = {"NSE_EQ_1333.csv": (1370, 700.0), "NSE_EQ_1594.csv": (1626, 650.0)}
 MINUTE_FILE = ("NSE_EQ_2885.csv", 2885, 2900.0, "2024-06-10", 5)
+# NIFTY 27 JUN 2024 FUT (Dhan id NSE_FNO:53216 in instruments.csv): every F&O session from
+# 2024-06-13 to its expiry, a Thursday. Lot 25 units (NSE lot revision effective 2024-04-26),
+# tick 0.05; the index stood near 23,400 then. It has a folder of its own, so `algo sandbox`
+# replaying data/ keeps replaying the five RELIANCE sessions only.
+# (folder, file, seed, start price, first day, expiry, lot)
+FUTURES_FILE = ("futures", "NSE_FNO_53216.csv", 2706, 23450.0, "2024-06-13", "2024-06-27", 25)
 
 
 def trading_days(start: str = DAILY_START, end: str = DAILY_END) -> pd.DatetimeIndex:
-    """Weekdays between ``start`` and ``end`` minus the fixed-date holidays."""
+    """NSE's trading days between ``start`` and ``end``: the shipped calendar's (holidays out, special
+    sessions such as the Saturday of 2024-01-20 in) for the years it covers; weekdays minus the
+    fixed-date holidays for the years before it."""
+    from algocli.market.calendar import DATA, NseCalendar  # the package, only for this file
+
+    calendar = NseCalendar(user_dir=DATA)  # shipped years only: a user's calendar cannot change the sample
+    covered = set(calendar.covered_years)
     days = pd.bdate_range(start, end)
-    return days[~days.strftime("%m-%d").isin(HOLIDAYS)]
+    old = days[~days.strftime("%m-%d").isin(HOLIDAYS) & ~days.year.isin(covered)]
+    first, last = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    new = [d for d in calendar.trading_days(first, last) if d.year in covered]
+    return old.append(pd.DatetimeIndex(new)).sort_values()
 
 
 def generate_daily_bars(days: pd.DatetimeIndex, seed: int, start_price: float) -> pd.DataFrame:
@@ -104,17 +119,60 @@ def generate_minute_bars(n_bars: int, seed: int, start: str = "2020-01-01",
     days = pd.bdate_range(start, periods=n_days).values
     minute = np.tile(np.arange(BARS_PER_DAY), n_days)[:n_bars]
     ts = days.repeat(BARS_PER_DAY)[:n_bars] + SESSION_OPEN.to_timedelta64() + minute * np.timedelta64(1, "m")
-    returns = rng.normal(0.0, 0.015 / np.sqrt(BARS_PER_DAY), n_bars)
+    return _minute_walk(rng, ts, minute, start_price)
+
+
+def _minute_walk(rng: np.random.Generator, ts: np.ndarray, minute: np.ndarray, start_price: float,
+                 daily_vol: float = 0.015, volume_median: float = 8000.0, lot: int = 1) -> pd.DataFrame:
+    """OHLCV for the bar starts ``ts``; ``minute`` is each bar's minute of its session (0 = the open).
+
+    Volume is drawn in lots of ``lot`` units (a derivative trades whole lots only). The draws
+    come in a fixed order, so the defaults reproduce the equity minute file byte for byte.
+    """
+    n_bars = len(ts)
+    returns = rng.normal(0.0, daily_vol / np.sqrt(BARS_PER_DAY), n_bars)
     close = start_price * np.exp(np.cumsum(returns))
     open_ = np.concatenate(([start_price], close[:-1]))
     first = minute == 0
     open_[first] *= np.exp(rng.normal(0.0, 0.004, int(first.sum())))  # overnight gap
     # Volume is U-shaped through the session, heavy at the open and the close.
     shape = 1.0 + 2.0 * ((minute - BARS_PER_DAY / 2) / (BARS_PER_DAY / 2)) ** 2
-    volume = np.rint(rng.lognormal(np.log(8000), 0.5, n_bars) * shape)
+    volume = np.rint(rng.lognormal(np.log(volume_median / lot), 0.5, n_bars) * shape) * lot
     frame = _ohlc_frame(rng, open_, close, 0.0004, volume)
     frame.insert(0, "timestamp", ts)
     return frame
+
+
+def generate_futures_bars(seed: int, start_price: float, first: str, expiry: str, lot: int) -> pd.DataFrame:
+    """1-minute bars of an index future on every F&O session of the NSE calendar, expiry day included.
+
+    Args:
+        seed: Seed for ``numpy.random.default_rng``.
+        start_price: Approximate first open.
+        first: First date (ISO); holidays and weekends are skipped by ``NseCalendar``.
+        expiry: The contract's expiry (ISO), the last session written.
+        lot: Lot size; every bar's volume is a whole number of lots.
+
+    Returns:
+        Columns ``timestamp`` (naive ``datetime64`` IST wall clock), open, high, low, close, volume.
+    """
+    from algocli.market.calendar import DATA, NseCalendar  # the package, only for this file
+
+    # The shipped calendar only: a user's calendar folder must not change the bytes written.
+    calendar = NseCalendar(user_dir=DATA)
+    stamps, minutes = [], []
+    for day in calendar.trading_days(pd.Timestamp(first).date(), pd.Timestamp(expiry).date(), "FNO"):
+        session_minute = 0
+        for open_at, close_at in calendar.session(day, "FNO").windows:
+            start = pd.Timestamp.combine(day, open_at)
+            count = int((pd.Timestamp.combine(day, close_at) - start) / pd.Timedelta(minutes=1))
+            stamps.append(pd.date_range(start, periods=count, freq="min").values)
+            minutes.append(session_minute + np.arange(count))
+            session_minute += count
+    rng = np.random.default_rng(seed)
+    # An index moves less than one stock: about 0.9 % a day; NIFTY futures trade ~50,000 units a minute.
+    return _minute_walk(rng, np.concatenate(stamps), np.concatenate(minutes), start_price,
+                        daily_vol=0.009, volume_median=50_000.0, lot=lot)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -131,6 +189,14 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_futures_sample(out_dir: Path) -> Path:
+    """Write the NIFTY futures sample (``FUTURES_FILE``) into its folder under ``out_dir``; return its path."""
+    folder, name, seed, price, first, expiry, lot = FUTURES_FILE
+    path = Path(out_dir) / folder / name
+    write_csv(generate_futures_bars(seed, price, first, expiry, lot), path)
+    return path
 
 
 def write_samples(out_dir: Path) -> list[Path]:
@@ -161,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         write_csv(generate_minute_bars(args.minutes, args.seed), args.out)
         print(f"wrote {args.minutes} synthetic 1-minute bars to {args.out}")
         return
-    for path in write_samples(args.dir):
+    for path in [*write_samples(args.dir), write_futures_sample(args.dir)]:
         print(f"wrote {path}")
 
 

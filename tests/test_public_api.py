@@ -6,13 +6,16 @@ import importlib
 import types
 from importlib import metadata
 
+import pytest
+
 import algocli
 
 
 def _public_names() -> list[str]:
-    """Names bound at package level that do not start with ``_`` and are not submodules."""
-    return sorted(name for name, value in vars(algocli).items()
-                  if not name.startswith("_") and not isinstance(value, types.ModuleType))
+    """Names the package offers (bound or imported on first use) that do not start with ``_``
+    and are not submodules."""
+    return sorted(name for name in dir(algocli)
+                  if not name.startswith("_") and not isinstance(getattr(algocli, name), types.ModuleType))
 
 
 def test_all_lists_every_public_name_sorted():
@@ -49,3 +52,10 @@ def test_strategy_author_names_are_exported():
     # the names the package docstring promises to strategy authors
     for name in ("BaseStrategy", "Signal", "SignalAction", "StrategyParams", "StrategyContext", "AlgoError"):
         assert name in algocli.__all__
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="module 'algocli' has no attribute 'Nope'"):
+        algocli.Nope  # noqa: B018
+    with pytest.raises(ImportError):
+        exec("from algocli import Nope", {})  # noqa: S102

@@ -19,7 +19,8 @@ KNOWN = {
     "algo backtest configs/sma.yaml", "algo backtest configs/sma.yaml --output /tmp/run1",
     "algo backtest configs/multi.yaml --no-report", "algo --debug backtest configs/sma.yaml",
     "python data/generate_sample.py",
-    "algo sandbox --data data --speed 60", "algo paper configs/paper.yaml",
+    "algo sandbox --data data --wait-for-client --env-file output/sandbox.env", "source output/sandbox.env",
+    "algo paper configs/paper.yaml",
     'algo halt configs/paper.yaml --reason "manual stop"', "algo halt configs/paper.yaml --clear",
     "algo live configs/live-dhan.yaml --dry-run", "algo live configs/live-dhan.yaml",
     "algo instruments refresh", "algo instruments search nifty 26 dec 24000",
@@ -62,7 +63,8 @@ def test_readme_shows_only_commands_that_are_tested_here():
 def test_quick_start_has_two_commands():
     quick = README.split("## Quick start", 1)[1].split("##", 1)[0]
     block = re.search(r"```bash\n(.*?)```", quick, flags=re.S).group(1)
-    assert [ln.split("#")[0].strip() for ln in block.splitlines() if ln.strip()] == ["make backtest", "make test"]
+    commands = [ln.split("#")[0].strip() for ln in block.splitlines()]
+    assert [c for c in commands if c] == ["make backtest", "make test"]
 
 
 def test_make_backtest_runs_the_sample():
@@ -100,7 +102,7 @@ def test_algo_commands(args):
     import yaml
 
     out_dir = Path(args[args.index("--output") + 1]) if "--output" in args else \
-        ROOT / yaml.safe_load((ROOT / args[-2 if "--no-report" in args else -1]).read_text())["output"]["dir"]
+        ROOT / "configs" / yaml.safe_load((ROOT / args[-2 if "--no-report" in args else -1]).read_text())["output"]["dir"]
     report = out_dir / "report.html"
     report.unlink(missing_ok=True)
     proc = _run([ALGO, *args])
@@ -130,7 +132,7 @@ initial_capital: 100000
 data: {{feed: csv, path: {ROOT / 'data'}}}
 strategies:
   - class: readme_breakout:Breakout
-    instruments: ["NSE_EQ:1594"]
+    instruments: ["NSE:INFY"]
     params: {{period: 20, quantity: 10}}
 output: {{dir: {tmp_path / 'out'}}}
 """)
@@ -149,15 +151,20 @@ def test_sandbox_and_paper_commands_in_two_terminals():
 
     with socket.socket() as probe:  # the README's commands use the default port
         assert probe.connect_ex(("127.0.0.1", 8765)) != 0, "port 8765 is busy; stop what holds it"
-    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--speed", "60"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env_file = ROOT / "output" / "sandbox.env"
+    env_file.unlink(missing_ok=True)
+    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--wait-for-client", "--env-file",
+                                "output/sandbox.env"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     paper = None
     try:
         _wait_healthy(8765)
+        assert "export DHAN_FEED_URL=" in env_file.read_text(encoding="utf-8")
         journal = ROOT / "output" / "paper-reliance" / "journal.jsonl"
         journal.unlink(missing_ok=True)  # a journal from an earlier run would be resumed
-        paper = subprocess.Popen([ALGO, "paper", "configs/paper.yaml"], cwd=ROOT,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # terminal 2, as printed: source the variables, then algo paper
+        paper = subprocess.Popen(["bash", "-c", f"source output/sandbox.env && exec {ALGO} paper configs/paper.yaml"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait for a few closed candles (one a second at 60x)
             if journal.exists() and journal.read_text().count('"k":"candle"') >= 5:
@@ -223,7 +230,9 @@ def test_live_commands_dry_run_and_confirmation(tmp_path):
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     env = {**__import__("os").environ, "DHAN_FEED_URL": f"ws://127.0.0.1:{port}/dhan/feed",
            "DHAN_API_BASE_URL": f"http://127.0.0.1:{port}/v2", "DHAN_ORDER_UPDATE_URL": f"ws://127.0.0.1:{port}/dhan/orders",
-           "DHAN_CLIENT_ID": "sandbox", "DHAN_ACCESS_TOKEN": "sandbox"}
+           "DHAN_CLIENT_ID": "sandbox", "DHAN_ACCESS_TOKEN": "sandbox", "ALGO_INSTRUMENTS_DIR": str(tmp_path / "lists"),
+           "DHAN_SCRIP_MASTER_URL": f"http://127.0.0.1:{port}/api-data/api-scrip-master.csv",  # names: the sandbox's
+           "UPSTOX_INSTRUMENTS_URL": f"http://127.0.0.1:{port}/market-quote/instruments/exchange/complete.json.gz"}
     live = None
     try:
         _wait_healthy(port)
@@ -313,3 +322,58 @@ def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
             sandbox.wait(timeout=10)
         except subprocess.TimeoutExpired:
             sandbox.kill()
+
+
+def _fresh_clone(tmp_path: Path) -> Path:
+    """The tracked configs and sample data, as a fresh clone has them: no instrument cache, no output."""
+    import shutil
+
+    work = tmp_path / "clone"
+    shutil.copytree(ROOT / "configs", work / "configs")
+    shutil.copytree(ROOT / "data", work / "data", ignore=shutil.ignore_patterns("instruments", "[0-9]*", "__pycache__"))
+    return work
+
+
+def test_readme_commands_in_a_fresh_clone_offline(tmp_path):
+    """Offline (every list URL refuses), as printed: the quick-start backtest says nothing about
+    instrument lists, `instruments search` finds the sample's contract, and `instruments refresh`
+    fails saying why each broker's download failed."""
+    import os
+    import shlex
+    import socket
+
+    work = _fresh_clone(tmp_path)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DHAN_", "UPSTOX_", "ALGO_"))}
+    env.update({"DHAN_SCRIP_MASTER_URL": f"http://127.0.0.1:{port}/x.csv", "COLUMNS": "200",
+                "UPSTOX_INSTRUMENTS_URL": f"http://127.0.0.1:{port}/x.json.gz"})
+
+    def algo(command: str) -> subprocess.CompletedProcess:
+        assert command in KNOWN  # exactly as the README prints it
+        return subprocess.run([ALGO, *shlex.split(command)[1:]], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    backtest = algo("algo backtest configs/sma.yaml")
+    assert backtest.returncode == 0, backtest.stderr
+    assert "instrument" not in backtest.stderr.lower() and "warning" not in backtest.stderr.lower()
+    search = algo("algo instruments search nifty 26 dec 24000")
+    assert search.returncode == 0, search.stderr
+    assert "NSE:NIFTY 26 DEC 2024 24000 CE" in search.stdout
+    refresh = algo("algo instruments refresh")
+    assert refresh.returncode == 1 and "Traceback" not in refresh.stderr
+    assert "dhan:" in refresh.stderr and "upstox:" in refresh.stderr
+    assert refresh.stderr.count("refused the connection") == 2
+
+
+def test_bundled_configs_and_readme_name_instruments_by_name():
+    import yaml
+
+    from algocli.instruments.naming import is_broker_id
+
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["strategies"]:
+            assert not any(is_broker_id(i) for i in entry["instruments"]), f"{path.name}: {entry['instruments']}"
+    for block in re.findall(r"```yaml\n(.*?)```", README, flags=re.S):
+        assert not re.search(r"instruments: \[[^\]]*(NSE|BSE)_[A-Z]+[:|]", block), block

@@ -10,7 +10,8 @@ import pytest
 from algocli.broker.costs import PercentCommission
 from algocli.errors import PluginError
 from algocli.registry import GROUPS, lacks, registered, resolve
-from cli.cli_support import base_config, cli, data_dir, load_sma_config, write_yaml  # noqa: F401
+from cli.cli_support import (base_config, cli, data_dir, load_sma_config, write_dist_info,  # noqa: F401
+                             write_yaml)
 
 MODULE = "algocli_test_bad_plugins"
 
@@ -145,3 +146,11 @@ def test_the_backtest_command_reports_a_bad_fill_model_in_one_line(cli, base_con
     assert result.err_lines == [f"error: {tmp_path / 'run.yaml'}: fill_model.name: fill model '{bad('NoPriceFill')}' "
                                 f"({bad('NoPriceFill')}) lacks market_price(), immediate, which every plugin in "
                                 "algocli.fill_models provides; add them"]
+
+
+def test_a_plugin_put_on_the_path_after_the_first_lookup_is_found(bad, tmp_path, monkeypatch):
+    assert "late" not in registered("cost model")  # entry points read (and kept) once
+    site = tmp_path / "site"
+    write_dist_info(site, "late-plugin", {"algocli.cost_models": {"late": bad("Charges")}})
+    monkeypatch.syspath_prepend(str(site))
+    assert resolve("cost model", "late", where="w").__name__ == "Charges"

@@ -61,6 +61,7 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
     shutil.copyfile(REPO_ROOT / "configs" / "sma.yaml", work / "configs" / "sma.yaml")
     (work / "data").mkdir()
     shutil.copyfile(REPO_ROOT / "data" / "NSE_EQ_1333.csv", work / "data" / "NSE_EQ_1333.csv")
+    shutil.copyfile(REPO_ROOT / "data" / "instruments.csv", work / "data" / "instruments.csv")  # names it
     day = work / "day"
     write_one_day(day)
     out = work / "output"
@@ -131,7 +132,8 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
     # every command did its job (with the sentinel as its token where it needed one)
     for label in ("backtest", "strategies", "halt"):
         assert codes[label] == 0, captured[label]
-    assert codes["debug"] == 1 and codes["crash"] == -signal.SIGKILL
+    assert codes["debug"] == 1, captured["debug"]
+    assert codes["crash"] == -signal.SIGKILL
     assert "sma-hdfcbank: results" in captured["backtest"][0]
     assert "sma_crossover" in captured["strategies"][0]
     assert "halted live-dhan" in captured["halt"][0]
@@ -151,8 +153,8 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
     for label, (stdout, stderr) in captured.items():
         if label == "sandbox":
             # `algo sandbox --token T` says where the token goes without printing it
-            assert _panel_export_lines(stdout) == ["DHAN_ACCESS_TOKEN=<your --token value>",
-                                                   "UPSTOX_ACCESS_TOKEN=<your --token value>"], stdout
+            assert _panel_export_lines(stdout) == ["# export DHAN_ACCESS_TOKEN=<your --token value>",
+                                                   "# export UPSTOX_ACCESS_TOKEN=<your --token value>"], stdout
         if SENTINEL in stdout:
             leaks.append(f"{label} stdout")
         if SENTINEL in stderr:

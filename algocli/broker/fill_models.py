@@ -8,7 +8,9 @@ A signal raised on bar t never fills on information it could not have had:
 - ``vwap``: at bar t+1's typical price ``(high + low + close) / 3``. With OHLCV only, the
   bar's true volume-weighted price is unknown; the typical price is the usual proxy.
 - ``slippage``: at bar t+1's open, moved against the trader by ``slippage_pct``
-  (a buy pays ``open * (1 + slippage_pct)``, a sell gets ``open * (1 - slippage_pct)``).
+  (a buy pays ``open * (1 + slippage_pct)``, a sell gets ``open * (1 - slippage_pct)``),
+  then rounded to the instrument's tick against the trader (a buy up, a sell down), since
+  no trade happens between ticks.
 
 Limit orders do not use the fill model: they rest from the bar after submission and fill
 at the limit when the bar trades through it, or at the open when the bar gaps past it.
@@ -32,6 +34,9 @@ class FillModel:
 
     Config: type[FillModelConfig] = FillModelConfig
     immediate = False
+    #: True when ``market_price`` can leave the tick: the broker rounds it onto the tick
+    #: against the trader (``algocli.market.ticks.round_to_tick``), once per fill.
+    off_tick = False
 
     def __init__(self, config: FillModelConfig | None = None) -> None:
         self.config = config or self.Config()
@@ -65,6 +70,7 @@ class Slippage(FillModel):
     """Fill at the next bar's open, moved against the trader by ``slippage_pct``."""
 
     Config = SlippageConfig
+    off_tick = True
 
     def __init__(self, config: SlippageConfig | None = None) -> None:
         super().__init__(config)

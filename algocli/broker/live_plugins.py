@@ -1,7 +1,7 @@
-"""Registry entries (``algocli.brokers``) for real brokers: ``dhan``, ``upstox``, and a base for more.
+"""The base of every real broker's ``algocli.brokers`` entry (each broker package subclasses it).
 
-Credentials and base URLs come from each broker's settings (``DHAN_*`` / ``UPSTOX_*`` in
-the environment or ``.env``); the YAML sets the product, validity and per-instrument
+Credentials and base URLs come from each broker's settings (its environment variables or
+``.env``); the YAML sets the product, validity and per-instrument
 overrides. Which class places the orders, and which settings it reads, is in the broker's
 ``BrokerSpec`` (``algocli.broker.spec``).
 
@@ -15,22 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from algocli.broker.costs import AccountConfig, Product
 
+__all__ = ["InstrumentIds", "LiveBrokerConfig", "LiveBrokerPlugin", "Product"]
 
-Product = Literal["INTRADAY", "CNC", "MARGIN"]
 InstrumentIds = Mapping[str, Mapping[str, str]]  # broker name → our name → broker id
 
 
-class LiveBrokerConfig(BaseModel):
-    """``broker:`` keys for a real broker."""
+class LiveBrokerConfig(AccountConfig):
+    """``broker:`` keys for a real broker: ``AccountConfig``'s (product, products, and the
+    charges booked on each live fill as an estimate: ``commission_rate`` or ``charges``) and
+    the orders' validity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    product: Product = Field("INTRADAY", description="default product for every order")
     validity: Literal["DAY", "IOC"] = "DAY"
-    products: dict[str, Product] = Field(default_factory=dict, description="per-instrument product overrides")
-    commission_rate: float = Field(0.0, ge=0, lt=0.1,
-                                   description="fraction of traded value: the charge booked on each live fill")
 
 
 class LiveBrokerPlugin:
@@ -59,28 +56,3 @@ class LiveBrokerPlugin:
         from algocli.broker.spec import broker_spec
 
         return f"{broker_spec(cls.broker_name).title} account"
-
-
-class DhanBrokerPlugin(LiveBrokerPlugin):
-    """Dhan REST v2 orders, with fills from the live order-update WebSocket."""
-
-    broker_name = "dhan"
-
-    @staticmethod
-    def account() -> str:
-        from algocli.config.settings import DhanSettings
-
-        return f"Dhan client {DhanSettings().client_id or '(DHAN_CLIENT_ID not set)'}"
-
-
-class UpstoxBrokerPlugin(LiveBrokerPlugin):
-    """Upstox v2/v3 orders, with fills from the portfolio stream."""
-
-    broker_name = "upstox"
-    ids_keyword = "instrument_keys"
-
-    @staticmethod
-    def account() -> str:
-        from algocli.config.settings import UpstoxSettings
-
-        return f"Upstox account at {UpstoxSettings().api_base_url}"

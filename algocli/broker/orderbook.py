@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from algocli.domain.models import Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction
+from algocli.domain.session import ist_date
+from algocli.market.ticks import check_price, check_quantity
 
 if TYPE_CHECKING:
+    from algocli.domain.instrument import Instrument
     from algocli.persistence.journal import Journal
     from algocli.portfolio.ledger import Ledger
 
@@ -26,6 +29,72 @@ _SIGNAL_BUY = SignalAction.BUY
 _PENDING, _OPEN, _FILLED, _PARTIAL = (OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.FILLED,
                                       OrderStatus.PARTIALLY_FILLED)
 _LIMIT = OrderType.LIMIT
+
+
+#: Products that may sell short: the broker squares them off the same day (Dhan ``INTRADAY``,
+#: Upstox ``I``; ``MIS``/``CO``/``BO`` are the same product under other brokers' names).
+INTRADAY_PRODUCTS = frozenset({"INTRADAY", "MIS", "I", "CO", "BO"})
+
+
+def order_refusal(instrument: Instrument, product: str | None, buy: bool, quantity: int,
+                  limit_price: float | None, held: int, ts: int) -> str:
+    """Why the exchange or the broker would refuse an order, or "" when it would take it.
+
+    Checked in every mode before an order works (backtest, paper) or is sent (live), so a
+    refused order is REJECTED with this reason in ``orders.csv``:
+
+    - an F&O quantity must be a whole number of lots (the reason names the lot size);
+    - a limit price must be on the tick for the instrument, price and date (the reason names
+      the tick and the nearest valid prices; ``ctx.round_to_tick`` helps);
+    - an equity short needs an intraday product: a CNC sell beyond the holdings is refused,
+      since equity shorts cannot be carried overnight;
+    - an F&O short needs a margin product (``MARGIN`` to carry it, or ``INTRADAY`` for the
+      day), never ``CNC``, which is delivery. Both rules as brokers state them:
+      https://support.zerodha.com/category/trading-and-markets/corporate-actions/general/articles/short-sell-shares-in-eq-and-f-o-segments
+
+    Args:
+        instrument: The instrument's model (kind, lot and tick).
+        product: The order's product (``CNC``, ``INTRADAY``, ``MARGIN``...); None: intraday.
+        buy: True for a buy.
+        quantity: The order's units.
+        limit_price: A limit order's price; None for a market order.
+        held: The strategy's position in the instrument before the order (negative: short).
+        ts: The order's time (UTC ns); its IST date picks the tick table.
+
+    Returns:
+        The reason, or "".
+    """
+    if instrument.is_derivative:  # equity takes any (positive: ``Signal`` checked it) quantity
+        reason = check_quantity(instrument, quantity)
+        if reason:
+            return reason
+    if limit_price is not None:
+        reason = check_price(instrument, limit_price, ist_date(ts))
+        if reason:
+            return reason
+    if buy or quantity <= held or product is None or product in INTRADAY_PRODUCTS:
+        return ""  # the common cases first: this runs for every order
+    product = product.upper()
+    short = quantity - max(held, 0)
+    if instrument.kind == "EQ" and product not in INTRADAY_PRODUCTS:
+        return (f"{product} sell of {quantity} {instrument.hrn} with {max(held, 0)} held would sell {short} short; "
+                "an equity short needs product INTRADAY (set broker.product or broker.products)")
+    if instrument.is_derivative and product == "CNC":
+        return (f"CNC sell of {quantity} {instrument.hrn} with {max(held, 0)} held would sell {short} short; "
+                "an F&O short needs product MARGIN (or INTRADAY); set broker.product or broker.products")
+    return ""
+
+
+def check_modify(instrument: Instrument, quantity: int | None, price: float | None, ts: int) -> None:
+    """Refuse a modification the exchange would refuse: a quantity off the lot, a price off the tick.
+
+    Raises:
+        ValueError: The reason, with the lot or the tick.
+    """
+    reason = (check_quantity(instrument, quantity) if quantity is not None else "") or (
+        check_price(instrument, price, ist_date(ts)) if price is not None else "")
+    if reason:
+        raise ValueError(f"modify refused: {reason}")
 
 
 @runtime_checkable

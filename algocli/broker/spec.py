@@ -50,7 +50,8 @@ class BrokerSpec:
         download_limits: The windows one ``algo download-data`` run keeps to.
         native_intervals: Interval values (``1m``, ``1d``, ...) its historical API serves;
             the others are built from ``1m``.
-        id_field: The ``Instrument`` attribute holding the broker's id (``dhan_id``).
+        id_field: The ``Instrument`` attribute holding the broker's id (``dhan_id``), or
+            ``broker_ids`` for a broker whose ids live in that mapping under its name.
         id_example: One id, for messages (``NSE_EQ:1333``).
         id_pattern: A regular expression every id of this broker matches in full.
         settings: ``module:Class`` of its pydantic settings (credentials, URLs).
@@ -61,6 +62,9 @@ class BrokerSpec:
             (see ``algocli.data.download.HistorySource``).
         broker: ``module:Class`` of its live ``Broker``; built as
             ``Class(settings_class, instrument_ids=...)``.
+        sandbox_feed: ``module:function`` building its feed against ``algo sandbox``
+            (``(base_url, token, mode, silence_s, instrument_ids)``), or empty when the
+            sandbox does not speak the broker's protocol.
     """
 
     name: str
@@ -77,6 +81,7 @@ class BrokerSpec:
     read_master: str
     download_source: str
     broker: str
+    sandbox_feed: str = ""
     _compiled: re.Pattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,9 +100,10 @@ class BrokerSpec:
     def instrument_id(self, instrument: object) -> str:
         """The broker's id of an ``Instrument`` row, or ``""`` when it does not list it."""
         value = getattr(instrument, self.id_field, "") or ""
-        if not value:  # a model that keeps every broker's id in one mapping
-            value = (getattr(instrument, "broker_ids", None) or {}).get(self.name, "")
-        return value
+        if isinstance(value, str) and value:
+            return value
+        # a broker without a field of its own keeps its ids in broker_ids, under its name
+        return dict(getattr(instrument, "broker_ids", ()) or ()).get(self.name, "")
 
     def load(self, path: str):
         """Import one of the ``module:attribute`` paths above."""
@@ -114,6 +120,17 @@ class BrokerSpec:
     def master_url(self) -> str:
         """Where the broker publishes its instrument list (from its settings)."""
         return getattr(self.make_settings(), self.master_url_field)
+
+    def master_path(self) -> str:
+        """The path of the broker's published instrument list (its default URL's path).
+
+        The sandbox serves each broker's list at the broker's own path, so a run pointed at
+        the sandbox finds it at ``<sandbox base><master_path()>``.
+        """
+        from urllib.parse import urlparse
+
+        default = self.load(self.settings).model_fields[self.master_url_field].default
+        return urlparse(default).path
 
 
 @cache

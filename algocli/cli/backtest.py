@@ -22,10 +22,11 @@ def backtest_command(
     """Backtest the strategies of CONFIG and write CSV and HTML artifacts."""
     from algocli.config.run import load_run_config
     from algocli.engine.assemble import assemble_backtest
+    from algocli.persistence.output import check_output_dir, shown
 
     started = time.perf_counter()
     cfg = load_run_config(config)
-    out_dir = cfg.output_dir(output)
+    out_dir = check_output_dir(cfg.output_dir(output))  # before any work: a bad folder fails now, not at the end
     assembled = assemble_backtest(cfg, str(config), warn=lambda m: err_console.print(f"[yellow]warning:[/] {m}"))
     bt = assembled.backtest
     result = _run_with_progress(bt, quiet)
@@ -38,7 +39,7 @@ def backtest_command(
                                  assembled.resolved(), assembled.data_files, assembled.warnings)
     paths = write_run_artifacts(result, out_dir, description, report=report,
                                 elapsed_s=time.perf_counter() - started)
-    console.print(f"artifacts: [bold]{out_dir}[/] ({', '.join(p.name for p in paths)})")
+    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 
 def _run_with_progress(bt, quiet: bool):

@@ -4,5 +4,5 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # no :emoji: codes in our text; saves importing their table
+err_console = Console(stderr=True, emoji=False)

@@ -1,13 +1,21 @@
 """The dashboard of ``algo paper`` and ``algo live``: ``render``, a pure function from the engine's
-state to Rich renderables, and ``Dashboard``, the session view that shows it in the terminal."""
+state to Rich renderables, and ``Dashboard``, the session view that shows it in the terminal.
+
+It stays a line shorter and two columns narrower than the terminal. A live display redraws
+itself by moving the cursor up over its lines; a line that scrolled off the screen cannot be
+reached and stays behind as a copy (the title first). That happens when the display is taller
+than the screen, or when it fills the screen and the ``^C`` the terminal echoes on its last,
+full-width line wraps onto a new one. The last fills, then the open orders, then positions
+give way first."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group
 from rich.table import Table
+from rich.text import Text
 
 from algocli.cli.tables import format_value
 from algocli.domain.candle import ns_to_ist
@@ -54,12 +62,19 @@ class Dashboard:
         if self.show:
             from rich.live import Live
 
-            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            # crop, not "...": an ellipsis line is as wide as the terminal (see the module docstring)
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False, vertical_overflow="crop")
             self._live.start()
 
     def refresh(self, engine, feed_status) -> None:
         if self._live is not None:
-            self._live.update(render(engine, feed_status, self._rate.update(engine.stats.ticks), mode=self.mode))
+            from rich.constrain import Constrain
+
+            width, height = self.console.size
+            room = self.console.options.update_width(max(20, width - 2))
+            dashboard = render(engine, feed_status, self._rate.update(engine.stats.ticks), mode=self.mode,
+                               height=height - 1, console=self.console, options=room)
+            self._live.update(Constrain(dashboard, room.max_width))
 
     def stopped(self) -> None:
         if self._live is not None:
@@ -67,12 +82,21 @@ class Dashboard:
             self._live = None
 
     def note(self, kind: str, line: str) -> None:
-        self.err_console.print(line, style="cyan" if kind == "reconciled" else None, markup=False,
-                               highlight=False)
+        target = self.err_console
+        if self._live is not None and self.console.is_terminal and self.err_console.is_terminal:
+            # the same terminal: print above the display, which a line written under it would scroll apart
+            target = self.console
+        target.print(line, style="cyan" if kind == "reconciled" else None, markup=False, highlight=False)
 
 
-def render(engine, status, rate: float, *, mode: RunMode, now: float | None = None) -> Group:
-    """Build the dashboard: feed, P&L per strategy, positions, open orders and last fills.
+ORDER_ROWS = 10
+FILL_ROWS = 5
+
+
+def render(engine, status, rate: float, *, mode: RunMode, now: float | None = None, height: int | None = None,
+           console: Console | None = None, options: ConsoleOptions | None = None) -> Group:
+    """Build the dashboard: the account (exchange clock, trading or HALTED, equity, cash, available
+    funds), the feed, P&L per strategy, positions, open orders and last fills.
 
     Args:
         engine: The session's engine.
@@ -81,15 +105,105 @@ def render(engine, status, rate: float, *, mode: RunMode, now: float | None = No
         mode: The session's mode; the title says ``paper trading``, ``live trading (dry run)``
             or ``live trading``.
         now: ``time.monotonic()`` now (for the age of the last tick).
+        height: At most this many lines: the last fills, open orders and positions are
+            shortened (with a "+N more" line) or left out to fit. None: everything.
+        console: Measures the lines when ``height`` is given.
+        options: The width to measure at; ``console``'s own by default.
     """
-    return Group(_feed_table(engine, status, rate, mode, now), _pnl_table(engine), _positions_table(engine),
-                 _orders_table(engine), _fills_table(engine))
+    head = [_account_table(engine, mode), _feed_table(status, engine, rate, now), _pnl_table(engine)]
+    positions = _open_positions(engine)
+    orders = engine.broker.open_orders()
+    fills = engine.broker.fills[::-1]
+    tails = [(lambda n: _positions_table(engine, positions, n), len(positions)),
+             (lambda n: _orders_table(orders, n), min(len(orders), ORDER_ROWS)),
+             (lambda n: _fills_table(fills, n), min(len(fills), FILL_ROWS))]
+    if height is None:
+        return Group(*head, *(make(n) for make, n in tails))
+    console = console or Console(width=120)
+    return Group(*_fit(head, tails, height, console, options or console.options))
 
 
-def _feed_table(engine, status, rate: float, mode: RunMode, now: float | None) -> Table:
+def _fit(head: list[Table], tails: list, height: int, console: Console, options: ConsoleOptions) -> list[Table]:
+    """The tables that fit in ``height`` lines, in order: the head first (while it fits), then as many
+    rows of each tail as fit, so the later tables give way first.
+
+    Args:
+        head: Tables shown whole or not at all.
+        tails: ``(make, rows)``: ``make(n)`` builds the table with its first ``n`` of ``rows`` rows.
+        height: Lines available.
+        console: Measures the tables.
+        options: At this width.
+    """
+    def lines(table: Table) -> int:
+        return len(console.render_lines(table, options, pad=False))
+
+    shown, left = [], height
+    for table in head:
+        used = lines(table)
+        if used > left:
+            return shown
+        shown.append(table)
+        left -= used
+    for make, rows in tails:
+        lo, hi, best = (0, 0, None) if rows == 0 else (1, rows, None)  # an empty table shows "none" if it fits
+        while lo <= hi:  # the most rows that fit (heights grow with rows)
+            mid = (lo + hi) // 2
+            table = make(mid)
+            used = lines(table)
+            if used <= left:
+                best, lo = (table, used), mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            shown.append(best[0])
+            left -= best[1]
+    return shown
+
+
+def _account_table(engine, mode: RunMode) -> Table:
+    """The title, the exchange clock, trading or HALTED, and the money."""
+    t = Table(title=f"{engine.name}: {mode.title.lower()}", title_justify="left")
+    for col in ("exchange time (IST)", "trading", "equity [₹]", "cash [₹]", "available [₹]"):
+        t.add_column(col, justify="left" if col in ("exchange time (IST)", "trading") else "right")
+    ns = engine.exchange_now()
+    clock = ns_to_ist(ns).strftime("%Y-%m-%d %H:%M:%S") if ns else "—"
+    risk = engine.core.risk
+    halted = risk is not None and risk.halted
+    equity, exposure = _valuation(engine)
+    if mode is RunMode.LIVE:  # the broker's own figure; the runtime reads it now and then
+        funds = getattr(engine, "broker_funds", None)
+        available = "—" if funds is None else format_value(float(funds))
+    else:  # what the simulated broker lets a new position use: margin under product rules, else cash
+        broker = engine.broker
+        margin = broker.available_margin() if getattr(broker, "rules", None) is not None else equity - exposure
+        available = format_value(margin)
+    t.add_row(clock, Text("HALTED", "bold red") if halted else Text("yes", "green"), format_value(equity),
+              format_value(engine.core.ledger.cash), available)
+    if halted:
+        state = risk.state
+        since = f" since {state.halted_at[:19].replace('T', ' ')}" if state.halted_at else ""
+        t.caption = Text(f"HALTED{since} ({state.reason}): open orders cancelled, only orders that reduce a "
+                         "position are allowed; `algo halt CONFIG --clear` lifts it", "bold red")  # no markup
+        t.caption_justify = "left"
+    return t
+
+
+def _valuation(engine) -> tuple[float, float]:
+    """(equity, gross exposure), every position at its last price."""
+    ledger = engine.core.ledger
+    equity, exposure = ledger.cash, 0.0
+    for inst, qty in ledger.net.items():
+        last = _last_price(engine, inst) if qty else None
+        if last is not None:
+            equity += qty * last
+            exposure += abs(qty) * last
+    return float(equity), float(exposure)
+
+
+def _feed_table(status, engine, rate: float, now: float | None) -> Table:
     now = time.monotonic() if now is None else now
     age = "—" if status.last_tick_monotonic is None else f"{now - status.last_tick_monotonic:.1f} s"
-    t = Table(title=f"{engine.name}: {mode.title.lower()}", title_justify="left")
+    t = Table(title="feed", title_justify="left")
     for col in ("feed", "state", "ticks/s", "last tick", "ticks", "candles", "malformed", "reconnects"):
         t.add_column(col, justify="right" if col not in ("feed", "state") else "left")
     state = "[green]connected[/]" if status.connected else "[red]disconnected[/]"
@@ -124,38 +238,49 @@ def _pnl_table(engine) -> Table:
                 unrealised += pos.quantity * (last - pos.average_price)
         orders = sum(1 for o in engine.broker.orders if o.strategy_id == slot.id)
         fills = sum(1 for f in engine.broker.fills if f.strategy_id == slot.id)
-        t.add_row(slot.id, format_value(realised), format_value(unrealised), format_value(realised + unrealised),
+        name = Text.assemble(slot.id, (" (halted)", "red")) if slot.id in getattr(engine, "halted", ()) else slot.id
+        t.add_row(name, format_value(realised), format_value(unrealised), format_value(realised + unrealised),
                   str(orders), str(fills))
     return t
 
 
-def _positions_table(engine) -> Table:
+def _open_positions(engine) -> list:
+    return [(sid, inst, pos) for (sid, inst), pos in sorted(engine.core.ledger.positions.items()) if pos.quantity]
+
+
+def _more(t: Table, shown: int, total: int) -> Table:
+    if total > shown:
+        t.caption = f"+{total - shown} more"
+        t.caption_justify = "left"
+    return t
+
+
+def _positions_table(engine, positions: list, rows: int) -> Table:
     t = Table(title="positions", title_justify="left")
     for col in ("strategy", "instrument", "quantity", "avg price", "last"):
         t.add_column(col, justify="right" if col in ("quantity", "avg price", "last") else "left")
-    for (sid, inst), pos in sorted(engine.core.ledger.positions.items()):
-        if pos.quantity:
-            last = _last_price(engine, inst)
-            t.add_row(sid, inst, str(pos.quantity), f"{pos.average_price:.2f}",
-                      "—" if last is None else f"{last:.2f}")
-    return t
+    for sid, inst, pos in positions[:rows]:
+        last = _last_price(engine, inst)
+        t.add_row(sid, inst, str(pos.quantity), f"{pos.average_price:.2f}", "—" if last is None else f"{last:.2f}")
+    return _more(t, rows, len(positions))
 
 
-def _orders_table(engine) -> Table:
+def _orders_table(orders: list, rows: int) -> Table:
     t = Table(title="open orders", title_justify="left")
     for col in ("order", "instrument", "side", "type", "qty", "limit"):
         t.add_column(col)
-    for o in engine.broker.open_orders()[:10]:
+    for o in orders[:rows]:
         t.add_row(o.order_id, o.instrument, o.side.value, o.order_type.value, str(o.quantity),
                   "" if o.limit_price is None else f"{o.limit_price:.2f}")
-    return t
+    return _more(t, rows, len(orders))
 
 
-def _fills_table(engine) -> Table:
+def _fills_table(fills: list, rows: int) -> Table:
+    """The ``rows`` latest of ``fills`` (newest first)."""
     t = Table(title="last fills", title_justify="left")
     for col in ("time (IST)", "order", "instrument", "side", "qty", "price"):
         t.add_column(col)
-    for f in engine.broker.fills[-5:][::-1]:
+    for f in fills[:rows]:
         t.add_row(ns_to_ist(f.ts).strftime("%Y-%m-%d %H:%M:%S"), f.order_id, f.instrument, f.side.value,
                   str(f.quantity), f"{f.price:.2f}")
     return t

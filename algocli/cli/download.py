@@ -101,9 +101,10 @@ def download_command(
             err_console.print(f"[bold red]error:[/] {f.name}: {f.error}", highlight=False, soft_wrap=True)
     if not quiet:
         console.print(_table(result))
-        for f in result.files:  # the gaps in words, below the table where long lines do not squeeze it
-            if f.ok and f.quality is not None and f.quality.gaps:
-                console.print(f"{f.name} gaps: " + "; ".join(f.quality.describe(3)), markup=False,
+        for f in result.files:  # gaps and holidays in words, below the table where long lines do not squeeze it
+            if f.ok and f.quality is not None and (f.quality.gaps or f.quality.holidays):
+                label = "gaps" if f.quality.gaps else "holidays"
+                console.print(f"{f.name} {label}: " + "; ".join(f.quality.describe(3)), markup=False,
                               highlight=False, soft_wrap=True)
     console.print(result.summary_line(), markup=False, highlight=False, soft_wrap=True)
     if result.aborted is not None:

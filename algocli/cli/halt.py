@@ -18,8 +18,9 @@ def halt_command(
     clear: Annotated[bool, typer.Option("--clear", help="Lift the halt so the run trades again.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; shown in orders.csv for every refused order.")
                       ] = "halted by the operator",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="The run's output folder, if "
-                                                "`algo paper` was given --output.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The run's output folder, if the run "
+                                                "(`algo paper`, `algo live --dry-run` or `algo live`) was "
+                                                "given --output.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Halt the `algo live --dry-run` run of CONFIG "
                                           "(it keeps its own risk state).")] = False,
 ) -> None:
@@ -43,11 +44,11 @@ def halt_command(
                           soft_wrap=True)
             return
         was = state.reason
+        # the day's baseline stays: a clear must not renew the day's loss budget (a new day does)
         state.state, state.reason, state.source, state.halted_at, state.flattened = ACTIVE, "", "", "", False
-        state.day_start_equity = None  # the day's loss is measured again from the next check
         write_state(path, state)
-        console.print(f"cleared the halt of {cfg.name} (was: {was}) in {path}; the run trades again",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(f"cleared the halt of {cfg.name} (was: {was}) in {path}; the run trades again"
+                      + _baseline_note(state), markup=False, highlight=False, soft_wrap=True)
         return
     if state is not None and state.halted:
         console.print(f"{cfg.name} is already halted since {state.halted_at or '?'} ({state.reason}); "
@@ -59,3 +60,11 @@ def halt_command(
     write_state(path, state)
     console.print(f"halted {cfg.name} ({reason}) in {path}: a running engine cancels its open orders and "
                   "refuses new positions; `algo halt --clear` lifts it", markup=False, highlight=False, soft_wrap=True)
+
+
+def _baseline_note(state) -> str:
+    """What a clear leaves of the day's loss budget, or "" when no baseline was measured yet."""
+    if state.day_start_equity is None:
+        return ""
+    return (f"; the day's loss is still counted from {state.day_start_equity:,.2f}, the equity at the start of "
+            f"{state.day or 'the day'} (a clear does not renew the day's loss budget; the next trading day does)")

@@ -16,16 +16,23 @@ instruments_app = typer.Typer(help="Find instruments by name and see their broke
 app.add_typer(instruments_app, name="instruments")
 
 _Offline = Annotated[bool, typer.Option("--offline", help="Use the cached list only; never download.")]
-_Data = Annotated[Path | None, typer.Option("--data", help="Also list this data folder's instruments.csv "
-                                            "(the bundled sample's list is data/instruments.csv).")]
+_DATA = Path("data")  # the bundled sample's folder: a fresh clone finds names offline
+_Data = Annotated[Path, typer.Option("--data", help="Also list this data folder's instruments.csv, when it "
+                                     "has one.")]
 
 
-def _master(offline: bool, data: Path | None):
+def _warn(line: str) -> None:
+    err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _master(offline: bool, data: Path):
+    from algocli.errors import UsageError
     from algocli.instruments.cache import open_master
 
-    extra = [data / "instruments.csv"] if data is not None else []
-    return open_master(refresh="never" if offline else "auto", extra=extra,
-                       warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
+    extra = data / "instruments.csv"
+    if data != _DATA and not extra.is_file():
+        raise UsageError(f"--data {data}: there is no {extra}; name a folder `algo download-data` wrote into")
+    return open_master(refresh="never" if offline else "auto", extra=[extra], warn=_warn)
 
 
 def _table(rows) -> Table:
@@ -48,7 +55,7 @@ def search_command(
     text: Annotated[list[str], typer.Argument(help="Words to look for: symbol, name, expiry, strike, id.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many.")] = 20,
     offline: _Offline = False,
-    data: _Data = None,
+    data: _Data = _DATA,
 ) -> None:
     """List instruments whose name or ids contain every word of TEXT, e.g. `nifty 26 dec 24000`."""
     master = _master(offline, data)
@@ -65,7 +72,7 @@ def search_command(
 def show_command(
     name: Annotated[str, typer.Argument(help="A name (NSE:HDFCBANK) or a broker id (NSE_EQ:1333).")],
     offline: _Offline = False,
-    data: _Data = None,
+    data: _Data = _DATA,
 ) -> None:
     """Show one instrument: its canonical name, each broker's id, lot and tick size."""
     inst = _master(offline, data).resolve(name, field="name")
@@ -80,7 +87,7 @@ def refresh_command() -> None:
     from algocli.errors import BrokerError
     from algocli.instruments.cache import refresh_master
 
-    master, outcome = refresh_master(force=True)
+    master, outcome = refresh_master(force=True)  # nothing at all: MasterUnavailable says why each download failed
     summary = "; ".join(f"{source}: {line}" for source, line in sorted(outcome.items()))
     console.print(f"instruments: {len(master):,} in {master.source} ({summary})", markup=False, highlight=False,
                   soft_wrap=True)

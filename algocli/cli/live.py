@@ -17,9 +17,16 @@ from algocli.cli.console import console
 from algocli.cli.main import app
 
 
+def _live_brokers() -> list[str]:
+    """The registered brokers that place real orders."""
+    from algocli.registry import registered
+
+    return [name for name, ep in registered("broker").items() if getattr(ep.load(), "live_broker", False)]
+
+
 @app.command("live")
 def live_command(
-    config: Annotated[Path, typer.Argument(help="Run definition with a live feed and broker: dhan or upstox.")],
+    config: Annotated[Path, typer.Argument(help="Run definition with a live feed and a real broker (see `algo strategies`).")],
     yes: Annotated[bool, typer.Option("--yes", help="Send orders without asking for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run everything, but fill orders with the "
                                           "simulated broker (journal and artifacts in <output>/dry-run/).")] = False,
@@ -34,20 +41,23 @@ def live_command(
     from algocli.domain.modes import RunMode
     from algocli.engine.runtime import load_live_run, open_session
     from algocli.errors import ConfigError, UsageError
+    from algocli.persistence.output import check_output_dir
 
     started = time.perf_counter()
     run = load_live_run(config, "live", warn=warn)
     cfg, plugins = run.config, run.plugins
     if not dry_run and not getattr(plugins.broker_cls, "live_broker", False):
-        raise ConfigError(f"{config}: broker.name: {cfg.broker.name!r} is simulated; `algo live` needs dhan or "
-                          "upstox (or use --dry-run, or `algo paper`)")
+        raise ConfigError(f"{config}: broker.name: {cfg.broker.name!r} is simulated; `algo live` needs one of "
+                          f"{', '.join(_live_brokers())} (or use --dry-run, or `algo paper`)")
+    mode = RunMode.DRY_RUN if dry_run else RunMode.LIVE
+    check_output_dir(mode.output_dir(cfg.output_dir(output)))  # before the question, not after it
     console.print(_summary(cfg, plugins, dry_run))
     if not yes and not dry_run:
         if not sys.stdin.isatty():
             raise UsageError("live trading needs confirmation: pass --yes (or run it in a terminal to be asked)")
         if not typer.confirm("Send real orders with these settings?", default=False):
             raise typer.Abort()
-    session = open_session(run, RunMode.DRY_RUN if dry_run else RunMode.LIVE, output=output, fresh=fresh)
+    session = open_session(run, mode, output=output, fresh=fresh)
     run_and_report(session, duration=duration, dashboard=dashboard, report=report, started=started)
 
 
@@ -64,7 +74,7 @@ def _summary(cfg, plugins, dry_run: bool):
         t.add_row(f"strategy {sid}", f"{type(strategy).__name__} on {', '.join(instruments)}")
     bc = plugins.broker_cfg
     if hasattr(bc, "product"):
-        t.add_row("product / validity", f"{bc.product} / {bc.validity}"
+        t.add_row("product / validity", f"{bc.product} / {getattr(bc, 'validity', 'DAY')}"
                   + (f" (overrides: {dict(bc.products)})" if bc.products else ""))
     risk = getattr(cfg, "risk", None)
     limits = risk.model_dump(exclude_none=True) if risk is not None else {}

@@ -17,7 +17,7 @@ from algocli.cli.main import app
 
 @app.command("paper")
 def paper_command(
-    config: Annotated[Path, typer.Argument(help="Run definition whose data.feed is dhan, upstox or sandbox.")],
+    config: Annotated[Path, typer.Argument(help="Run definition with a live data.feed (a broker's, or sandbox).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact and journal folder.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Set the old journal aside and start a new run.")] = False,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop by itself after this many seconds.")] = None,

@@ -1,10 +1,16 @@
-"""``algo sandbox``: a local exchange that replays CSV candles over the Dhan and Upstox protocols."""
+"""``algo sandbox``: a local exchange that replays CSV candles over the Dhan and Upstox protocols.
+
+What the user reads goes to stderr; stdout carries only ``export NAME=value`` lines, the
+environment that points ``algo paper``, ``algo live`` and ``algo download-data`` at the
+sandbox, so it can be redirected, sourced (``--env-file``) or ``eval``ed (``--print-env``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
+import os
+import shlex
 import signal
 import sys
 from datetime import datetime
@@ -13,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import err_console
 from algocli.cli.main import app
 from algocli.errors import UsageError
 
@@ -43,29 +49,53 @@ def sandbox_command(
                                                  help="Fault: replace every Nth packet with garbage.")] = 0,
     reject_tokens: Annotated[bool, typer.Option("--reject-tokens", help="Fault: refuse every token.")] = False,
     wait_for_client: Annotated[bool, typer.Option("--wait-for-client",
-                               help="Start the replay when the first client subscribes.")] = False,
+                               help="Start the replay when the first client subscribes, so it sees every "
+                                    "candle from the first.")] = False,
     allow_remote: Annotated[bool, typer.Option("--allow-remote",
                                                help="Allow a --host other than loopback.")] = False,
+    env_file: Annotated[Path | None, typer.Option("--env-file", help="Also write the export lines to this file, "
+                                                  "to `source` in another shell.")] = None,
+    print_env: Annotated[bool, typer.Option("--print-env", help="Only print the export lines for --host and "
+                                            "--port, and exit: eval \"$(algo sandbox --print-env)\".")] = False,
 ) -> None:
-    """Replay candles as live ticks on a local Dhan/Upstox look-alike, for `algo paper`. Ctrl-C stops it."""
+    """A local Dhan/Upstox look-alike for trying everything offline: it replays candles as live ticks and
+    serves both brokers' order, portfolio, historical-candle and instrument endpoints, for `algo paper`,
+    `algo live` (and --dry-run) and `algo download-data`.
+
+    Stdout gets only `export NAME=value` lines, the variables that point those commands here
+    (`--env-file` writes them to a file, `--print-env` prints them and exits); the rest goes to
+    stderr. Ctrl-C stops it.
+    """
     host = host.strip().strip("[]")  # [::1] as in a URL
     if not allow_remote and not _is_loopback(host):
         raise UsageError(f"--host {host} is not a loopback address; the sandbox accepts any token and serves "
                          "made-up prices, so it listens on 127.0.0.1 unless you add --allow-remote")
+    tokens = list(token or [])
+    if print_env:
+        if port == 0:
+            raise UsageError("--print-env needs the --port the sandbox listens on (0 picks a port only when it "
+                             "starts); give the same --port to both")
+        from algocli.sandbox.app import available_protocols
+
+        _emit_env(env_lines(host, port, available_protocols(), bool(tokens)), env_file)
+        return
+    if env_file is not None and not env_file.parent.is_dir():
+        raise UsageError(f"--env-file {env_file}: the folder {env_file.parent} does not exist; create it or "
+                         "name a file in an existing folder")
     begin = _parse_start(start)
+    import asyncio
+
     from algocli.sandbox.app import serve
     from algocli.sandbox.hub import Faults
 
     _show_warnings()
     faults = Faults(drop_every=drop_every, silence_after=silence_after, malformed_every=malformed_every,
                     reject_tokens=reject_tokens)
-    tokens = list(token or [])
-    # a token given on the command line may be a real one: show where it goes, never its value
-    shown_token = "<your --token value>" if tokens else "sandbox"
 
     def ready(listening) -> None:
-        console.print(_panel(listening, data, speed, begin, shown_token, bool(tokens)), highlight=False)
-        sys.stdout.flush()
+        for line in _notes(listening, data, speed, begin, bool(tokens), wait_for_client, env_file):
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        _emit_env(env_lines(listening.host, listening.port, listening.protocols, bool(tokens)), env_file)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -104,44 +134,77 @@ def _parse_start(text: str | None) -> datetime | None:
                          "\"YYYY-MM-DD HH:MM\" (IST)") from None
 
 
-def _panel(listening, data: Path, speed: float, begin: datetime | None, token: str, fixed_token: bool):
-    from rich.panel import Panel
-    from rich.text import Text
+def env_lines(host: str, port: int, protocols, fixed_token: bool) -> list[str]:
+    """The ``export NAME=value`` lines that point the brokers' settings at a sandbox on ``host:port``.
 
-    from algocli.sandbox.app import ist_text
+    Args:
+        host: The address it listens on.
+        port: Its port.
+        protocols: The broker protocols it serves (``dhan``, ``upstox``).
+        fixed_token: It was given --token: the token lines are left as comments, because a
+            token given on the command line may be a real one and is never printed.
+    """
     from algocli.sandbox.instruments import DHAN_COMPACT_PATH, UPSTOX_PATH
 
+    host = f"[{host}]" if ":" in host else host
+    base, ws = f"http://{host}:{port}", f"ws://{host}:{port}"
+    env: list[tuple[str, str]] = []
+    if "dhan" in protocols:
+        env += [("DHAN_FEED_URL", f"{ws}/dhan/feed"), ("DHAN_API_BASE_URL", f"{base}/v2"),
+                ("DHAN_ORDER_UPDATE_URL", f"{ws}/dhan/orders"), ("DHAN_SCRIP_MASTER_URL", f"{base}{DHAN_COMPACT_PATH}"),
+                ("DHAN_CLIENT_ID", "sandbox"), ("DHAN_ACCESS_TOKEN", "sandbox")]
+    if "upstox" in protocols:
+        env += [("UPSTOX_API_BASE_URL", base), ("UPSTOX_ORDER_BASE_URL", base),
+                ("UPSTOX_INSTRUMENTS_URL", base + UPSTOX_PATH.format(name="complete")),
+                ("UPSTOX_ACCESS_TOKEN", "sandbox")]
+    lines = []
+    for name, value in env:
+        if fixed_token and name.endswith("_ACCESS_TOKEN"):
+            lines.append(f"# export {name}=<your --token value>")
+        else:
+            lines.append(f"export {name}={shlex.quote(value)}")
+    return lines
+
+
+def _emit_env(lines: list[str], env_file: Path | None) -> None:
+    """The export lines on stdout, and in ``env_file`` (readable by its owner only) when given."""
+    if env_file is not None:
+        try:
+            fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("# written by algo sandbox; `source` it to use the sandbox\n" + "\n".join(lines) + "\n")
+        except OSError as exc:
+            raise UsageError(f"--env-file {env_file}: cannot write it ({exc.strerror or exc}); "
+                             "name another file") from None
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _notes(listening, data: Path, speed: float, begin: datetime | None, fixed_token: bool, waiting: bool,
+           env_file: Path | None) -> list[str]:
+    """What the sandbox tells its user (stderr) once it listens."""
+    from algocli.sandbox.app import ist_text
+
     host = f"[{listening.host}]" if ":" in listening.host else listening.host
-    base = f"http://{host}:{listening.port}"
     pace = "as fast as possible" if speed == 0 or speed == float("inf") else f"at {speed:g}x"
-    names = ", ".join(listening.instruments)
     lines = [
-        f"Listening on {base}  (status: GET /health)",
-        f"Replaying {names} {pace}: {listening.ticks_total} ticks from {data}",
+        f"algo sandbox: Listening on http://{host}:{listening.port}  (status: GET /health)",
+        f"Replaying {', '.join(listening.instruments)} {pace}: {listening.ticks_total} ticks from {data}",
         f"Exchange time starts {ist_text(listening.first_ns)} IST"
         + (f" (--start {begin:%Y-%m-%d %H:%M})" if begin else ""),
-        "",
-        "Environment for `algo paper` and `algo live` (export it, or put it in .env):",
     ]
-    env = []
-    if "dhan" in listening.protocols:
-        env += [f"DHAN_FEED_URL=ws://{host}:{listening.port}/dhan/feed",
-                f"DHAN_API_BASE_URL={base}/v2", f"DHAN_ORDER_UPDATE_URL=ws://{host}:{listening.port}/dhan/orders",
-                f"DHAN_SCRIP_MASTER_URL={base}{DHAN_COMPACT_PATH}",
-                "DHAN_CLIENT_ID=sandbox", f"DHAN_ACCESS_TOKEN={token}"]
-    if "upstox" in listening.protocols:
-        env += [f"UPSTOX_API_BASE_URL={base}", f"UPSTOX_ORDER_BASE_URL={base}",
-                f"UPSTOX_INSTRUMENTS_URL={base}{UPSTOX_PATH.format(name='complete')}",
-                f"UPSTOX_ACCESS_TOKEN={token}"]
-    if not env:
-        env = ["(no broker protocol is available in this installation)"]
+    if waiting:
+        lines.append("The replay starts when the first client subscribes (--wait-for-client).")
+    where = f"below and in {env_file}" if env_file is not None else "below (stdout)"
+    lines.append(f"The variables for `algo paper`, `algo live` and `algo download-data` are the export lines {where};")
+    lines.append(f"in another shell: eval \"$(algo sandbox --print-env --port {listening.port})\"")
     missing = [p for p in ("dhan", "upstox") if p not in listening.protocols]
-    tail = [""]
     if missing:
-        tail.append(f"Not served: {', '.join(missing)} (its protocol module is missing).")
-    tail.append("Any access token is accepted." if not fixed_token else "Only the --token values are accepted.")
-    tail.append("Ctrl-C stops the sandbox.")
-    return Panel(Text("\n".join(lines + env + tail)), title="algo sandbox", expand=False)
+        lines.append(f"Not served: {', '.join(missing)} (its protocol module is missing).")
+    lines.append("Only the --token values are accepted; set the *_ACCESS_TOKEN variables to yours."
+                 if fixed_token else "Any access token is accepted.")
+    lines.append("Ctrl-C stops the sandbox.")
+    return lines
 
 
 class _ConsoleHandler(logging.Handler):

@@ -3,7 +3,6 @@ run it with the dashboard, then print the summary and write the artifacts."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from algocli.cli.console import console, err_console
@@ -24,9 +23,12 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
         report: Write report.html.
         started: ``time.perf_counter()`` when the command started (for run.json).
     """
+    import asyncio
+
     from algocli.cli.dashboard import Dashboard
     from algocli.cli.tables import summary
     from algocli.engine.runtime import finish_session, run_session, write_session_artifacts
+    from algocli.persistence.output import shown
 
     view = Dashboard(session.mode, show=dashboard, console=console, err_console=err_console)
     asyncio.run(run_session(session, duration=duration, view=view))
@@ -36,4 +38,4 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
         return
     console.print(summary(result))
     paths = write_session_artifacts(session, result, report=report, elapsed_s=time.perf_counter() - started)
-    console.print(f"artifacts: [bold]{session.out_dir}[/] ({', '.join(p.name for p in paths)}, journal.jsonl)")
+    console.print(f"artifacts: [bold]{shown(session.out_dir)}[/] ({', '.join(p.name for p in paths)}, journal.jsonl)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 
 from algocli.config.errors import config_error
 from algocli.domain.models import Interval
-from algocli.errors import ConfigError, UsageError
+from algocli.errors import ConfigError, UsageError, not_utf8
 from algocli.risk.config import RiskConfig
 
 
@@ -57,6 +59,13 @@ class FillModelSection(_PluginSection):
     name: str = "next_open"
 
 
+def _broker_id(text: str) -> bool:
+    """True when a registered broker spells its ids like ``text`` (a broker added by a plugin)."""
+    from algocli.broker.spec import broker_specs  # the registry sits above config
+
+    return any(spec.is_id(text) for spec in broker_specs().values())
+
+
 def check_instruments(value: list[str]) -> list[str]:
     """``value`` if it is a list of instrument names or broker ids.
 
@@ -67,10 +76,18 @@ def check_instruments(value: list[str]) -> list[str]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(inst, str) for inst in value):
         raise TypeError(f"expected a list of instrument names, got {value!r}")
     for inst in value:
-        if ":" not in inst and "|" not in inst:
+        if ":" not in inst and "|" not in inst and not _broker_id(inst):
             raise ValueError(f"instrument {inst!r} must be a name such as NSE:HDFCBANK or a broker id such as "
                              "NSE_EQ:1333 (`algo instruments search` finds names)")
     return list(value)
+
+
+_ID = r"^[A-Za-z0-9_.-]+$"
+
+
+def default_strategy_id(class_: str, index: int) -> str:
+    """The id of the ``index``-th strategy entry that names none: ``sma_crossover-0``, ``Breakout-1``."""
+    return f"{class_.rsplit(':', 1)[-1]}-{index}"
 
 
 class StrategyEntry(_Strict):
@@ -78,7 +95,7 @@ class StrategyEntry(_Strict):
     # Absent: the strategy class's ``instruments`` property names them (engine.assemble.declare_instruments).
     instruments: list[str] = Field(default_factory=list, min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str | None = Field(None, pattern=_ID, description="default <class>-<index>, e.g. sma_crossover-0")
 
     @field_validator("instruments")
     @classmethod
@@ -103,7 +120,26 @@ class RunConfig(_Strict):
     output: OutputSection = Field(default_factory=OutputSection)
     risk: RiskConfig | None = Field(None, description="pre-trade limits and the kill switch; none when absent")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_ids(cls, value: Any) -> Any:
+        """Give each strategy entry without an ``id`` its default one, so the resolved config and the
+        artifacts name the id the run used (``sma_crossover-0``), not ``null``."""
+        entries = value.get("strategies") if isinstance(value, dict) else None
+        if not isinstance(entries, list):
+            return value
+        filled = []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and entry.get("id") is None and isinstance(entry.get("class"), str):
+                sid = default_strategy_id(entry["class"], i)
+                if re.match(_ID, sid):  # a malformed class name is reported against `class`, not `id`
+                    entry = {**entry, "id": sid}
+            filled.append(entry)
+        return {**value, "strategies": filled}
+
     def output_dir(self, override: Path | None = None) -> Path:
+        """The run's output folder: ``override`` (``--output``, relative to the current folder), else
+        ``output.dir`` (made relative to the config's folder by ``load_run_config``), else ``output/<name>``."""
         return override or self.output.dir or Path("output") / self.name
 
     def content_hash(self) -> str:
@@ -112,12 +148,27 @@ class RunConfig(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: The keys that hold paths, as (section, key): relative ones are relative to the config's folder.
+PATH_KEYS = (("data", "path"), ("output", "dir"), ("risk", "state_file"))
+
+
 def load_run_config(path: Path) -> RunConfig:
-    """Read and validate a run definition, raising a one-line ``ConfigError`` on any problem."""
+    """Read and validate a run definition, raising a one-line ``ConfigError`` on any problem.
+
+    Relative paths in it (``PATH_KEYS``) are taken relative to the file's own folder and made
+    absolute, so ``algo backtest /abs/configs/sma.yaml`` reads the same data from any folder.
+
+    Raises:
+        UsageError: ``path`` is not a file.
+        ConfigError: The file is not UTF-8, not YAML, or not a valid run definition.
+    """
+    path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such run definition; pass the path of a YAML file, e.g. configs/sma.yaml")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {not_utf8(path)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -125,10 +176,28 @@ def load_run_config(path: Path) -> RunConfig:
         raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys (name, interval, strategies, ...) at the top level")
+    _paths_beside(raw, path.parent)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, RunConfig, str(path)) from None
+
+
+def _paths_beside(raw: dict, folder: Path) -> None:
+    """Rewrite, in place, the relative paths of ``PATH_KEYS`` as absolute paths under ``folder``.
+
+    ``~`` is expanded; ``..`` is folded away only where no symlink makes that change the place.
+    """
+    base = Path(os.path.abspath(folder))
+    for section, key in PATH_KEYS:
+        block = raw.get(section)
+        value = block.get(key) if isinstance(block, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            continue  # absent, or wrong-typed: validation reports it
+        given = Path(value).expanduser()
+        joined = given if given.is_absolute() else base / given
+        folded = Path(os.path.normpath(joined))
+        block[key] = str(folded if os.path.realpath(folded) == os.path.realpath(joined) else joined)
 
 
 def parse_plugin_config(model: type[BaseModel], params: dict[str, Any], source: str, prefix: str) -> BaseModel:

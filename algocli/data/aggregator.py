@@ -13,9 +13,12 @@ Buckets
     the earliest tick by exchange time, the close the latest, high and low the extremes.
 
 Session
-    Ticks outside 09:15-15:30 IST are ignored and counted in ``outside``. Only the time
-    of day is checked, not the weekday: the exchange's own timestamp is trusted for the
-    date, so a special weekend session is aggregated like any other day.
+    Ticks outside the instrument's session that day (``NseCalendar.session`` for its segment:
+    09:15-15:30 IST for the cash market, F&O until 15:40 from 2026-08-03, a special session's
+    own hours) are ignored and counted in ``outside``. The exchange's own timestamp is trusted
+    for the date: a tick on a day the calendar has no session for is taken with the segment's
+    regular hours of the nearest earlier trading day. The last candle of the day is cut at that
+    session's close (an F&O hourly candle from 15:15 ends at 15:40 from 2026-08-03).
 
 Release
     A candle is released (passed to ``on_candle``) only after it has closed:
@@ -26,7 +29,7 @@ Release
       *another* instrument arrives with an exchange time that late.
 
     So a strategy never sees a candle before its end time. The last candle of the day
-    ends at 15:30 and is released by ``on_time`` (or by the next day's first tick).
+    ends at the session close (15:30, or 15:40 for F&O from 2026-08-03) and is released by ``on_time`` (or by the next day's first tick).
 
     ``now`` must be on the exchange's clock. Live, that is the wall clock (the default,
     ``time.time_ns``). Against a replay that runs faster than real time or in the past
@@ -58,6 +61,17 @@ Volume
       counter: the tick's ``ltq`` counts, it becomes the new base (counted in
       ``volume_resets``), and candle volume is never negative.
 
+Shutdown and resume
+    A candle that has not closed is never released as closed. At shutdown
+    ``on_time(now, grace_s=0)`` releases what has ended by ``now`` (no tick can arrive any
+    more, so the grace is not needed); ``open_candles()`` then gives the candles still
+    forming, with their volume base, for the journal, and ``resume(state)`` continues
+    one in a new process. A resumed candle is released as closed only once a tick of its
+    own bucket has arrived after the resume (its open and volume are then whole; a high
+    or low traded while nothing ran is not seen). If its bucket has passed instead, by a
+    later tick of the instrument or by the clock, it is dropped (counted in ``dropped``):
+    its close was never seen. The volume base is then forgotten, as on a fresh start.
+
 Ordering contract (the paper engine relies on it)
     ``on_tick(tick)`` first releases every candle that the tick closes, calling
     ``on_candle`` for each in bucket order, and only then adds the tick to its new
@@ -75,14 +89,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from datetime import timedelta
+
 from algocli.domain.models import Interval, Tick
-from algocli.domain.session import (
-    SESSION_OPEN_NS,
-    bucket_end,
-    bucket_start,
-    in_session_hours,
-    ist_day_start,
-)
+from algocli.domain.session import DAY_NS, MINUTE_NS, SESSION_OPEN_NS, bucket_end, bucket_start, ist_date, ist_day_start
+from algocli.market.calendar import NseCalendar, default_calendar
 
 __all__ = ["CandleAggregator", "ClosedCandle"]
 
@@ -115,7 +126,12 @@ class _Forming:
     """The candle being built for one instrument, plus its volume base."""
 
     __slots__ = ("start", "end", "open", "open_ts", "high", "low", "close", "close_ts", "volume", "oi",
-                 "ticks", "seq", "released", "base_day", "base_cum", "instrument")
+                 "ticks", "seq", "released", "base_day", "base_cum", "instrument", "resumed", "segment",
+                 "day_lo", "day_hi", "open_ns", "close_ns")
+
+    # what ``CandleAggregator.open_candles`` saves and ``resume`` restores
+    SAVED = ("start", "end", "open", "open_ts", "high", "low", "close", "close_ts", "volume", "oi", "ticks",
+             "base_day", "base_cum")
 
     def __init__(self, instrument: str, seq: int) -> None:
         self.instrument = instrument
@@ -130,6 +146,10 @@ class _Forming:
         self.volume = 0
         self.oi: int | None = None
         self.ticks = 0
+        self.resumed = False  # restored from a previous process, no tick of its bucket seen since
+        self.segment: str | None = None  # the calendar segment; None: no NSE calendar (regular hours)
+        self.day_lo = self.day_hi = 0  # the IST day whose session bounds are cached
+        self.open_ns = self.close_ns = 0
 
     def snapshot(self) -> ClosedCandle:
         return ClosedCandle(self.instrument, self.start, self.open, self.high, self.low, self.close,
@@ -144,21 +164,24 @@ class CandleAggregator:
         on_candle: Called with each ``ClosedCandle`` once it has closed.
         clock: Exchange time now, UTC ns, used by ``on_time()`` without an argument.
             Defaults to the wall clock ``time.time_ns``.
+        calendar: The NSE calendar for session hours; default ``default_calendar()``.
         grace_s: Seconds past a bucket's end before the clock (rather than a tick of the
             same instrument) may release it; absorbs feed latency.
 
     Attributes:
         ticks: Ticks accepted into a candle.
         late: Ticks dropped because their bucket was already released.
-        outside: Ticks ignored because they fell outside 09:15-15:30 IST.
+        dropped: Resumed candles dropped because their bucket passed before a tick of it came.
+        outside: Ticks ignored because they fell outside the instrument's session.
         volume_resets: Ticks whose cumulative volume went backwards.
     """
 
     __slots__ = ("interval", "on_candle", "clock", "grace_ns", "_state", "_pending", "_next_end",
-                 "ticks", "late", "outside", "volume_resets")
+                 "ticks", "late", "outside", "volume_resets", "dropped", "calendar")
 
     def __init__(self, interval: Interval | str, on_candle: Callable[[ClosedCandle], object], *,
-                 clock: Callable[[], int] | None = None, grace_s: float = 2.0) -> None:
+                 clock: Callable[[], int] | None = None, grace_s: float = 2.0,
+                 calendar: NseCalendar | None = None) -> None:
         if grace_s < 0:
             raise ValueError(f"grace_s must be zero or positive, got {grace_s!r}")
         self.interval = Interval(interval)
@@ -172,18 +195,23 @@ class CandleAggregator:
         self.late = 0
         self.outside = 0
         self.volume_resets = 0
+        self.dropped = 0
+        self.calendar = calendar
 
     def on_tick(self, tick: Tick) -> None:
         """Release the candles this tick closes (calling ``on_candle``), then add the tick."""
         ts = tick.ts
-        if not in_session_hours(ts):
-            self.outside += 1
-            return
         state = self._state.get(tick.instrument)
         if state is None:
-            state = self._state[tick.instrument] = _Forming(tick.instrument, len(self._state))
+            state = self._state[tick.instrument] = self._new_state(tick.instrument)
+        if not state.day_lo <= ts < state.day_hi:
+            self._session_of(state, ts)
+        if not state.open_ns <= ts < state.close_ns:
+            self.outside += 1
+            return
         if state.start <= ts < state.end:
             new_start = None
+            state.resumed = False  # its own bucket goes on: it may close normally now
         else:
             new_start = bucket_start(ts, self.interval)
             if new_start <= state.released or new_start < state.start:
@@ -198,17 +226,19 @@ class CandleAggregator:
         finally:  # a raising callback must not cost the candle data this tick
             self._add(state, tick, new_start)
 
-    def on_time(self, now_ns: int | None = None) -> int:
+    def on_time(self, now_ns: int | None = None, *, grace_s: float | None = None) -> int:
         """Release every candle whose end plus the grace is at or before ``now_ns``.
 
         Args:
             now_ns: Exchange time now, UTC ns; defaults to ``clock()``.
+            grace_s: Overrides the grace for this call (0 at shutdown, when no tick can come).
 
         Returns:
             How many candles were released.
         """
         now = self.clock() if now_ns is None else now_ns
-        released = self._release_due(now - self.grace_ns, None)
+        grace = self.grace_ns if grace_s is None else round(grace_s * 1e9)
+        released = self._release_due(now - grace, None)
         if self._pending:
             self._deliver()
         return released
@@ -220,7 +250,63 @@ class CandleAggregator:
             return None
         return state.snapshot()
 
+    def open_candles(self) -> list[dict]:
+        """The candles still forming, each as a dict that ``resume`` takes (for the journal at shutdown)."""
+        return [{"instrument": st.instrument, **{k: getattr(st, k) for k in _Forming.SAVED}}
+                for st in self._state.values() if st.start != _NEVER]
+
+    def resume(self, saved: dict) -> None:
+        """Continue a candle from ``open_candles()`` of a previous process (see "Shutdown and resume").
+
+        Args:
+            saved: One dict of ``open_candles()``, e.g. read back from the journal.
+        """
+        inst = saved["instrument"]
+        state = self._state.get(inst)
+        if state is None:
+            state = self._state[inst] = self._new_state(inst)
+        for k in _Forming.SAVED:
+            setattr(state, k, saved[k])
+        state.resumed = True
+        self._next_end = min(self._next_end, state.end)
+
     # -- internals -------------------------------------------------------------------
+
+    def _new_state(self, instrument: str) -> _Forming:
+        from algocli.data.sessions import instrument_segment
+
+        state = _Forming(instrument, len(self._state))
+        state.segment = instrument_segment((instrument,))
+        return state
+
+    def _session_of(self, state: _Forming, ts: int) -> None:
+        """Cache the session bounds of the IST day of ``ts`` for ``state``'s segment (once a day)."""
+        day_lo = ist_day_start(ts)
+        state.day_lo, state.day_hi = day_lo, day_lo + DAY_NS
+        if state.segment is None:  # no NSE calendar: the regular hours
+            state.open_ns, state.close_ns = day_lo + SESSION_OPEN_NS, day_lo + SESSION_OPEN_NS + 375 * MINUTE_NS
+            return
+        calendar = self.calendar or default_calendar()
+        day = ist_date(ts)
+        session = calendar.session(day, state.segment)
+        back = day
+        while session is None and (day - back).days < 15:  # a tick on a closed day: that day's regular hours
+            back -= timedelta(days=1)
+            session = calendar.session(back, state.segment)
+            session = session if session is None or not session.special else None
+        if session is None:
+            state.open_ns, state.close_ns = day_lo + SESSION_OPEN_NS, day_lo + SESSION_OPEN_NS + 375 * MINUTE_NS
+            return
+        open_ns, close_ns = session.bounds_ns()
+        shift = day_lo - ist_day_start(open_ns)  # the earlier day's hours, moved onto this day
+        state.open_ns, state.close_ns = open_ns + shift, close_ns + shift
+
+    def _bucket_end(self, state: _Forming, start: int) -> int:
+        """The end of the bucket starting at ``start``: ``start + interval``, cut at the session close."""
+        if self.interval is Interval.DAY_1:
+            return state.close_ns
+        full = start + self.interval.minutes * MINUTE_NS
+        return state.close_ns if start < state.close_ns < full else full
 
     def _release_due(self, cutoff: int, also: _Forming | None) -> int:
         """Queue the forming candles that ended by ``cutoff``, and ``also``'s (closed by its own tick)."""
@@ -232,12 +318,19 @@ class CandleAggregator:
             due = [s for s in self._state.values() if s.start != _NEVER and (s is also or s.end <= cutoff)]
             if len(due) > 1:
                 due.sort(key=lambda s: (s.start, s.seq))
+        released = len(due)
         for s in due:
-            self._pending.append(s.snapshot())
+            if s.resumed:  # its bucket passed while nothing ran: its close was never seen
+                self.dropped += 1
+                released -= 1
+                s.resumed = False
+                s.base_day = _NEVER  # nor the volume traded meanwhile: start the base afresh
+            else:
+                self._pending.append(s.snapshot())
             s.released = s.start
             s.start = s.end = _NEVER
         self._next_end = min((s.end for s in self._state.values() if s.start != _NEVER), default=_FOREVER)
-        return len(due)
+        return released
 
     def _deliver(self) -> None:
         pending = self._pending
@@ -253,7 +346,7 @@ class CandleAggregator:
         self.ticks += 1
         if new_start is not None:
             state.start = new_start
-            state.end = bucket_end(ts, self.interval)
+            state.end = self._bucket_end(state, new_start)
             if state.end < self._next_end:
                 self._next_end = state.end
             state.open = state.high = state.low = state.close = price

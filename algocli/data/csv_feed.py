@@ -6,7 +6,9 @@ Timestamps are ISO dates or date-times; naive ones are IST, others carry their o
 
 Every problem that would make a backtest quietly wrong is a ``DataError`` naming the file,
 the line as an editor numbers it (header = 1), the column and the fix. The one safe repair,
-sorting rows that are merely out of order, happens in memory with a warning.
+sorting rows that are merely out of order, happens in memory with a warning. ``CsvFeed`` also
+checks each file against the NSE calendar (``algocli.data.sessions``): a bar on a holiday or
+outside the instrument's session is refused unless ``data.allow_off_session`` is true.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from algocli.domain.models import IST_OFFSET_NS, Interval
 from algocli.domain.session import (  # noqa: F401 - DAY_NS and SESSION_OPEN_MIN re-exported: the grid moved there
     DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, bucket_starts, ist_midnight_ns,
 )
-from algocli.errors import DataError
+from algocli.data.sessions import SessionCheck, instrument_segment
+from algocli.errors import DataError, not_utf8
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -33,6 +36,13 @@ DAILY_MINUTES = Interval.DAY_1.minutes
 _FIX_ROW = "fix or delete the row"
 _UNSAFE_IN_NAME = re.compile(r'[:\s/\\<>"|?*]+')  # Windows forbids these in file names; '/' splits paths
 _log = logging.getLogger(__name__)
+#: Files up to this size are first read without pandas (``_read_plain``): importing pandas costs a
+#: quarter of a second, more than reading a few thousand bars in Python. Larger files, and any
+#: small file the plain reader does not accept, go to pandas' C parser and its checks.
+PLAIN_READ_MAX_BYTES = 1 << 20
+# Naive ISO dates and date-times, the form numpy parses exactly as pandas does.
+_PLAIN_TIME = re.compile(r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?")
+_EARLIEST, _LATEST = np.datetime64("1678-01-01"), np.datetime64("2261-12-31")
 
 
 def file_stem(name: str) -> str:
@@ -45,7 +55,8 @@ def file_stem(name: str) -> str:
     return _UNSAFE_IN_NAME.sub("_", name.strip())
 
 
-def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None = None) -> Bars:
+def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None = None,
+             sessions: SessionCheck | None = None, segment: str | None = None) -> Bars:
     """Load and validate one instrument's bars from a CSV file.
 
     Args:
@@ -53,6 +64,8 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
         instrument: Instrument id stored on the returned bars, e.g. ``NSE_EQ:1333``.
         warn: Receives one line per safe repair (rows sorted into time order).
             Defaults to this module's logger.
+        sessions: Checks the bars against the NSE calendar (``algocli.data.sessions``), None not.
+        segment: The instrument's calendar segment for ``sessions`` (``EQ``, ``FNO``, ``CURRENCY``).
 
     Returns:
         Bars sorted by time, ``ts`` in UTC nanoseconds of each bar's start.
@@ -62,6 +75,30 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
     """
     path = Path(path)
     names = _read_header(path)
+    plain = _read_plain(path, names)
+    if plain is not None:
+        ts, cols, oi = plain
+    else:
+        ts, cols, oi = _read_with_pandas(path, names)
+    if oi is not None and np.isnan(oi).all():
+        oi = None  # an oi column left blank throughout is how cash-equity exports look
+    _check_values(path, cols, oi)
+    if sessions is not None:
+        sessions.check(path, ts, segment)  # before sorting: rows are still the file's lines
+    order = _time_order(path, ts, warn or _log.warning)
+    if order is not None:
+        ts = ts[order]
+        cols = {c: v[order] for c, v in cols.items()}
+        oi = None if oi is None else oi[order]
+    return Bars(instrument, ts, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], oi)
+
+
+def _read_with_pandas(path: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+    """Parse the rows with pandas' C parser, raising for a malformed file, cell or timestamp.
+
+    Returns:
+        UTC nanoseconds, the price and volume columns, and the ``oi`` column (None without one).
+    """
     frame = _read_rows(path, names)
     if len(frame) == 0:
         raise DataError(path, "no data rows; the file has only a header. Re-download it or add bars")
@@ -70,15 +107,45 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
     ts = _parse_timestamps(path, frame["timestamp"])
     cols = {c: _numeric(path, frame, c) for c in PRICES + ("volume",)}
     oi = _numeric(path, frame, "oi") if "oi" in frame.columns else None
-    if oi is not None and np.isnan(oi).all():
-        oi = None  # an oi column left blank throughout is how cash-equity exports look
-    _check_values(path, cols, oi)
-    order = _time_order(path, ts, warn or _log.warning)
-    if order is not None:
-        ts = ts[order]
-        cols = {c: v[order] for c, v in cols.items()}
-        oi = None if oi is None else oi[order]
-    return Bars(instrument, ts, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], oi)
+    return ts, cols, oi
+
+
+def _read_plain(path: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None] | None:
+    """Parse a small, regular file without pandas; None when it is not one (``_read_with_pandas`` then
+    reads it and words any problem).
+
+    Regular: at most ``PLAIN_READ_MAX_BYTES``, UTF-8, no quotes, no blank line before the end, every
+    row with the header's field count, naive ISO timestamps within 1678-2261 and cells that are numbers.
+    The values checks that follow (``_check_values``, ``_time_order``) are the same for both readers.
+    """
+    try:
+        if path.stat().st_size > PLAIN_READ_MAX_BYTES:
+            return None
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = text.splitlines()[1:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines or '"' in text:
+        return None
+    rows = [line.split(",") for line in lines]
+    if any(len(row) != len(names) for row in rows):
+        return None
+    columns = list(zip(*rows))
+    stamps = [cell.strip() for cell in columns[names.index("timestamp")]]
+    if not all(map(_PLAIN_TIME.fullmatch, stamps)):
+        return None
+    local = np.array(stamps, dtype="datetime64[ns]")
+    if ((local < _EARLIEST) | (local > _LATEST)).any():
+        return None
+    try:
+        numbers = {c: np.array(columns[names.index(c)], dtype=np.float64) for c in (*PRICES, "volume", "oi")
+                   if c in names}
+    except ValueError:  # an empty or non-numeric cell
+        return None
+    oi = numbers.pop("oi", None)
+    return local.view(np.int64) - IST_OFFSET_NS, numbers, oi
 
 
 def _read_header(path: Path) -> list[str]:
@@ -92,7 +159,7 @@ def _read_header(path: Path) -> list[str]:
     except IsADirectoryError:
         raise DataError(path, "is a directory, not a CSV file; point at the file itself") from None
     except UnicodeDecodeError:
-        raise DataError(path, "is not a UTF-8 text file; export it as CSV", row=1) from None
+        raise DataError(path, not_utf8(path)) from None
     if not header.strip():
         raise DataError(path, f"file is empty; it needs the header line '{','.join(REQUIRED)}' "
                               "and one bar per line. Re-download it")
@@ -131,7 +198,7 @@ def _read_rows(path: Path, names: list[str]):
     except pd.errors.ParserError as exc:
         raise _parser_error(path, str(exc)) from None
     except UnicodeDecodeError:
-        raise DataError(path, "is not a UTF-8 text file; export it as CSV") from None
+        raise DataError(path, not_utf8(path)) from None
     # Blank lines at the end of a file are harmless; blank lines in the middle are reported.
     end = len(frame)
     while end and frame.iloc[end - 1].isna().all():
@@ -304,32 +371,54 @@ def _ist(ns: int) -> str:
 
 
 def infer_interval_minutes(ts: np.ndarray) -> int | None:
-    """Native bar length in minutes from the median gap between bar starts.
+    """Native bar length in minutes, as holidays, weekends and gaps cannot fool it.
+
+    Intraday files: the most common gap between two bars of the same IST day (nights and
+    closed days never count). Daily or coarser files (one bar per IST day): the most common
+    number of weekdays between bars, so a weekend or a holiday next to a short window does
+    not turn daily bars into "2-day" ones. Ties go to the shorter gap.
 
     Args:
         ts: Sorted bar starts, UTC nanoseconds.
 
     Returns:
-        Minutes per bar; 375 (one NSE session) per day for daily or coarser data; None
-        when there are fewer than two bars or the gaps are not positive.
+        Minutes per bar; 375 (one NSE session) per trading day for daily or coarser data;
+        None when there are fewer than two bars or the gaps are not positive.
     """
+    ts = np.asarray(ts, dtype=np.int64)
     if len(ts) < 2:
         return None
-    minutes = float(np.median(np.diff(np.asarray(ts, dtype=np.int64)))) / MINUTE_NS
-    if minutes <= 0:
+    gaps = np.diff(ts)
+    if (gaps <= 0).all():
         return None
-    if minutes >= 0.9 * 1440:  # weekends and holidays only lengthen gaps, the median stays a day
-        return DAILY_MINUTES * max(1, round(minutes / 1440))
-    return max(1, round(minutes))
+    day = (ts + IST_OFFSET_NS) // DAY_NS
+    same_day = (day[1:] == day[:-1]) & (gaps > 0)
+    if same_day.any():
+        seconds = _most_common(gaps[same_day] // 1_000_000_000)  # under 86,400: a linear-time count
+        return max(1, round(seconds * 1_000_000_000 / MINUTE_NS))
+    dates = day.astype("datetime64[D]")
+    weekdays = np.busday_count(dates[:-1], dates[1:])
+    weekdays = weekdays[weekdays > 0]
+    if not len(weekdays):  # only weekend bars: count calendar days
+        weekdays = np.diff(day)[np.diff(day) > 0]
+    return DAILY_MINUTES * _most_common(weekdays)
 
 
-def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None) -> Bars:
+def _most_common(values: np.ndarray) -> int:
+    """The most frequent of small non-negative integers (the smallest among equally frequent ones)."""
+    return int(np.argmax(np.bincount(np.asarray(values, dtype=np.int64))))  # argmax takes the first
+
+
+def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None,
+             native: int | None = None) -> Bars:
     """Build coarser bars on the NSE grid: intraday buckets from 09:15 IST, days at IST midnight.
 
     Args:
         bars: Finer bars of one instrument.
         interval: Target interval.
         source: File named in error messages; defaults to the instrument id.
+        native: The bars' own length in minutes, when known from more bars than ``bars``
+            (the whole file, of which ``bars`` is a date range); inferred from ``bars`` if None.
 
     Returns:
         ``bars`` itself if already at ``interval``, else new bars (open first, high max,
@@ -339,7 +428,8 @@ def resample(bars: Bars, interval: Interval, *, source: str | Path | None = None
         DataError: The bars are coarser than ``interval`` or do not divide it.
     """
     interval = Interval(interval)
-    native = infer_interval_minutes(bars.ts)
+    if native is None:
+        native = infer_interval_minutes(bars.ts)
     target = interval.minutes
     if len(bars) == 0 or native == target:
         return bars
@@ -364,14 +454,34 @@ def _describe(minutes: int) -> str:
     return f"{minutes}-minute" if rest else ("daily" if days == 1 else f"{days}-day")
 
 
+class OptionsUniverse(BaseModel):
+    """``data.options``: the option contracts a strategy may pick and trade (``ctx.option``).
+
+    Attributes:
+        underlying: The underlying's name, e.g. ``NSE:NIFTY 50``; its own file is loaded too.
+        path: Folder with the contracts' ``instruments.csv`` and one CSV per contract (named as any
+            instrument's file); relative to ``data.path``; default ``data.path`` itself.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    underlying: str
+    path: Path | None = None
+
+
 class CsvFeedConfig(BaseModel):
     """The ``data:`` section for the CSV feed.
 
     Attributes:
         path: Folder holding one ``SEGMENT_ID.csv`` per instrument; a relative path is
-            resolved against the feed's ``base_dir`` (else the working directory).
+            resolved against the feed's ``base_dir`` (else the working directory). A run
+            definition's ``data.path`` arrives absolute: ``load_run_config`` resolves it
+            against the YAML file's folder.
         start: First IST date to keep (inclusive).
         end: Last IST date to keep (inclusive).
+        allow_off_session: Keep bars on NSE holidays or outside the instrument's session
+            (``algocli.data.sessions``) instead of refusing the file; the run says how many it kept.
+        options: The option universe (``OptionsUniverse``); None: no options.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -379,6 +489,8 @@ class CsvFeedConfig(BaseModel):
     path: Path = Path("data")
     start: date | None = None
     end: date | None = None
+    allow_off_session: bool = False
+    options: OptionsUniverse | None = None
 
 
 class CsvFeed:
@@ -386,8 +498,10 @@ class CsvFeed:
 
     Config = CsvFeedConfig
 
-    def __init__(self, config: CsvFeedConfig, *, base_dir: Path | None = None) -> None:
+    def __init__(self, config: CsvFeedConfig, *, base_dir: Path | None = None,
+                 sessions: SessionCheck | None = None) -> None:
         self.config = config
+        self._sessions = sessions
         root = Path(base_dir) if base_dir is not None else Path.cwd()
         self.directory = config.path if config.path.is_absolute() else root / config.path
         self._used: list[Path] = []
@@ -415,14 +529,19 @@ class CsvFeed:
         Args:
             instruments: Instrument ids such as ``NSE_EQ:1333``.
             interval: Bar interval the run uses; finer files are resampled to it.
-            warn: Receives one line per safe repair made while loading.
+            warn: Receives one line per safe repair made while loading, and once per run the
+                calendar's word on years it does not cover and on off-session bars kept.
 
         Returns:
             Bars per instrument id, in the order given.
 
         Raises:
-            DataError: A file is missing, invalid, too coarse, or has no bars in range.
+            DataError: A file is missing, invalid, too coarse, has a bar on an NSE holiday or
+                outside the session (unless ``allow_off_session``), or has no bars in range.
         """
+        if self._sessions is None:
+            cfg = self.config
+            self._sessions = SessionCheck(allow=cfg.allow_off_session, start=cfg.start, end=cfg.end)
         out: dict[str, Bars] = {}
         for instrument in instruments:
             path = self.file_for(instrument)
@@ -430,10 +549,14 @@ class CsvFeed:
                 raise DataError(path, f"no data file for {instrument}; expected {path.name} in "
                                       f"{self.directory} (':' and spaces become '_'); check data.path, add the "
                                       "file or run `algo download-data`")
-            bars = self._between(path, load_csv(path, instrument, warn=warn))
-            out[instrument] = resample(bars, interval, source=path)
+            segment = instrument_segment((instrument, *self.aliases.get(instrument, ())))
+            whole = load_csv(path, instrument, warn=warn, sessions=self._sessions, segment=segment)
+            # the file's bar length comes from the whole file: a short date range can hold too few bars
+            native = infer_interval_minutes(whole.ts)
+            out[instrument] = resample(self._between(path, whole), interval, source=path, native=native)
             if path not in self._used:
                 self._used.append(path)
+        self._sessions.say(warn or _log.warning)
         return out
 
     def files_used(self) -> list[Path]:

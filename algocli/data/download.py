@@ -400,7 +400,7 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         now_ns: The current time for the gap check (bars not finished yet are not expected).
         limiter: Paces every request of the run; default one built from ``download_limits(source)``.
         checkpoint_s: Least seconds between two writes of a file during its download.
-        calendar: Trading days for the gap check; default every weekday.
+        calendar: Trading days for the gap check; default the NSE calendar (``NseTradingCalendar``).
         **client_options: ``DhanRest``/``UpstoxRest`` options (``retries``, ``backoff``,
             ``timeout``, Dhan's ``pace``).
 

@@ -127,7 +127,9 @@ class History:
         return outputs
 
     def _compute(self, name: str, params: dict, price: str | None) -> tuple[tuple[memoryview, ...], int]:
-        from talib import abstract
+        from algocli.data.ta import talib_abstract
+
+        abstract = talib_abstract()
 
         fn = self._functions.get(name)
         if fn is None:

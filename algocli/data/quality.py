@@ -9,11 +9,13 @@ Two kinds of gap are reported:
 * a run of missing bars inside a day that has data (intraday only), and
 * a trading day without any bar.
 
-Which days are trading days is the ``TradingCalendar``'s answer. There is no holiday
-calendar yet, so the default ``WeekdayCalendar`` expects every weekday and marks a weekday
-without data as "holiday?" rather than as an error; a calendar that knows NSE's holidays
-sets ``confirmed = True`` and its missing days become plain gaps. Bars that have not
-finished by ``now`` (today's later bars) are not expected.
+Which days are trading days is the ``TradingCalendar``'s answer. The default,
+``NseTradingCalendar``, reads the NSE calendar (``algocli.market.calendar``): a trading day
+without data is a plain gap, a weekday holiday without data is named beside the gaps
+("2024-06-17 Bakri Id (holiday)") and counts as none, and a special session (a Budget-day
+Saturday) is expected like any trading day. ``WeekdayCalendar`` (every weekday, holidays
+unknown) marks a weekday without data as "holiday?" instead. Bars that have not finished by
+``now`` (today's later bars) are not expected.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from algocli.domain.models import IST_OFFSET_NS, Interval
 from algocli.domain.session import (
     DAY_NS, MINUTE_NS, SESSION_CLOSE_NS, SESSION_OPEN_NS, bucket_starts, ist_date, ist_midnight_ns,
 )
+from algocli.market.calendar import NseCalendar, default_calendar
 
-__all__ = ["Gap", "Quality", "TradingCalendar", "WeekdayCalendar", "check", "session_grid", "total_gaps"]
+__all__ = ["Gap", "NseTradingCalendar", "Quality", "TradingCalendar", "WeekdayCalendar", "check", "session_grid",
+           "total_gaps"]
 
 
 class TradingCalendar(Protocol):
@@ -56,6 +60,28 @@ class WeekdayCalendar:
     def sessions(self, start: date, end: date) -> list[date]:
         days = (end - start).days + 1
         return [d for d in (start + timedelta(days=k) for k in range(max(0, days))) if d.weekday() < 5]
+
+
+class NseTradingCalendar:
+    """NSE's trading days (holidays and special sessions known) for the quality check.
+
+    Args:
+        calendar: The NSE calendar; default the shipped one plus the user's folder.
+        segment: ``EQ`` (cash) or ``FNO``: whose holidays count.
+    """
+
+    confirmed = True
+
+    def __init__(self, calendar: NseCalendar | None = None, segment: str = "EQ") -> None:
+        self.calendar = calendar or default_calendar()
+        self.segment = segment
+
+    def sessions(self, start: date, end: date) -> list[date]:
+        return self.calendar.trading_days(start, end, self.segment)
+
+    def holiday_name(self, day: date) -> str | None:
+        """The holiday's name on ``day``, or None."""
+        return self.calendar.holiday_name(day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +122,13 @@ class Quality:
         gaps: Every gap, in time order.
         days: Trading days with data in the range.
         confirmed: The calendar knows holidays (see ``TradingCalendar``).
+        holidays: Weekday holidays in the range without data, ``(day, name)``: not gaps.
     """
 
     gaps: tuple[Gap, ...] = ()
     days: int = 0
     confirmed: bool = False
+    holidays: tuple[tuple[date, str], ...] = ()
 
     @property
     def missing_days(self) -> int:
@@ -113,10 +141,12 @@ class Quality:
         return sum(g.bars for g in self.gaps if not g.whole_day)
 
     def describe(self, limit: int = 3) -> list[str]:
-        """The first ``limit`` gaps in words, plus ``... and N more`` when there are more."""
-        lines = [g.describe(self.confirmed) for g in self.gaps[:limit]]
-        if len(self.gaps) > limit:
-            lines.append(f"... and {len(self.gaps) - limit} more")
+        """The first ``limit`` gaps and named holidays in words, in date order, plus ``... and N more``."""
+        items = sorted([(g.day, g.first_ns or 0, g.describe(self.confirmed)) for g in self.gaps]
+                       + [(day, 0, f"{day.isoformat()} {name} (holiday)") for day, name in self.holidays])
+        lines = [text for _, _, text in items[:limit]]
+        if len(items) > limit:
+            lines.append(f"... and {len(items) - limit} more")
         return lines
 
 
@@ -145,14 +175,14 @@ def check(bars: Bars, interval: Interval | str, start: date, end: date, *,
         bars: One instrument's candles, sorted by start (UTC ns).
         interval: Their interval.
         start, end: The range to check; bars outside it are ignored.
-        calendar: Trading days; default ``WeekdayCalendar``.
+        calendar: Trading days; default ``NseTradingCalendar`` (the NSE calendar).
         now_ns: Bars that end after this are not expected yet; None expects every bar.
 
     Returns:
         The gaps found, the days with data, and whether missing days are confirmed.
     """
     interval = Interval(interval)
-    calendar = calendar or WeekdayCalendar()
+    calendar = calendar or NseTradingCalendar()
     ts = np.asarray(bars.ts, dtype=np.int64)
     lo, hi = ist_midnight_ns(start), ist_midnight_ns(end + timedelta(days=1))
     ts = ts[(ts >= lo) & (ts < hi)]
@@ -170,7 +200,18 @@ def check(bars: Bars, interval: Interval | str, start: date, end: date, *,
     if interval is not Interval.DAY_1 and len(present_days):
         gaps += _runs(ts, present_days, grid, interval, now_ns)
     gaps.sort(key=lambda g: (g.day, g.first_ns or 0))
-    return Quality(tuple(gaps), len(present_days), bool(getattr(calendar, "confirmed", False)))
+    return Quality(tuple(gaps), len(present_days), bool(getattr(calendar, "confirmed", False)),
+                   _holidays(calendar, start, last_day, sessions | have))
+
+
+def _holidays(calendar: TradingCalendar, start: date, end: date, skip: set[date]) -> tuple[tuple[date, str], ...]:
+    """Named holidays on the weekdays from ``start`` to ``end`` that are neither expected nor have data."""
+    name_of = getattr(calendar, "holiday_name", None)
+    if name_of is None:
+        return ()
+    days = (start + timedelta(days=k) for k in range((end - start).days + 1))
+    named = ((d, name_of(d)) for d in days if d.weekday() < 5 and d not in skip)
+    return tuple((d, name) for d, name in named if name)
 
 
 def _runs(ts: np.ndarray, days: np.ndarray, grid: np.ndarray, interval: Interval, now_ns: int | None) -> list[Gap]:

@@ -8,11 +8,12 @@ arguments, so tests drive them without sleeping.
   count resets once a connection has stayed up for ``stable_s`` seconds; a connection that
   drops straight away keeps growing the delay.
 * ``Watchdog``: a socket can be open (and answer pings) while carrying no data. During the
-  NSE session (09:15-15:30 IST, Monday-Friday) more than ``silence_s`` seconds without data
-  means the feed is dead; outside it silence is normal and never fires. Silence is counted
-  from the later of the last data and the session's open, so a feed idle overnight is not
-  declared dead at 09:15:00. Exchange holidays are not known here; on a holiday the feed is
-  reconnected every ``silence_s`` seconds, which is harmless.
+  NSE session more than ``silence_s`` seconds without data means the feed is dead; outside it
+  silence is normal and never fires. The session is the NSE calendar's
+  (``algocli.market.calendar``): no session on weekends and trading holidays, special sessions
+  (a Budget-day Saturday, Muhurat trading) with their own windows, and the dated session
+  times (the F&O close at 15:40 from 2026-08-03). Silence is counted from the later of the
+  last data and the window's open, so a feed idle overnight is not declared dead at 09:15:00.
 """
 
 from __future__ import annotations
@@ -22,22 +23,45 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from algocli.market.calendar import NseCalendar, default_calendar
+
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
-SESSION_OPEN_S = 9 * 3600 + 15 * 60  # 09:15 IST, seconds after midnight
-SESSION_CLOSE_S = 15 * 3600 + 30 * 60  # 15:30 IST
+
+
+def session_start_for(segment: str = "EQ", calendar: NseCalendar | None = None) -> Callable[[float], float | None]:
+    """A ``Watchdog.session_start`` for ``segment`` (``EQ``, ``FNO``, ``NSE_FNO`` ...) on the NSE calendar.
+
+    Args:
+        segment: Whose session counts.
+        calendar: The NSE calendar; default the shipped one plus the user's folder.
+
+    Returns:
+        ``now`` (epoch seconds) → epoch seconds when the current session window opened, or
+        None outside every window (nights, weekends, holidays).
+    """
+    def start(now: float) -> float | None:
+        cal = calendar or default_calendar()
+        local = datetime.fromtimestamp(now, IST)
+        session = cal.session(local.date(), segment)
+        if session is None:
+            return None
+        for opens, closes in session.windows:  # [open, close), like the exchange's normal market
+            begin = local.replace(hour=opens.hour, minute=opens.minute, second=0, microsecond=0)
+            end = local.replace(hour=closes.hour, minute=closes.minute, second=0, microsecond=0)
+            if begin <= local < end:
+                return begin.timestamp()
+        return None
+
+    return start
 
 
 def nse_session_start(now: float) -> float | None:
-    """Epoch seconds of today's 09:15 IST if ``now`` (epoch seconds) is inside the NSE
-    equity session (09:15 inclusive to 15:30 exclusive, Monday-Friday), else None."""
-    local = datetime.fromtimestamp(now, IST)
-    if local.weekday() >= 5:
-        return None
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    since = now - midnight
-    if SESSION_OPEN_S <= since < SESSION_CLOSE_S:
-        return midnight + SESSION_OPEN_S
-    return None
+    """Epoch seconds when the NSE equity session window containing ``now`` (epoch seconds)
+    opened, or None outside it (see ``session_start_for``)."""
+    return _EQ_START(now)
+
+
+_EQ_START = session_start_for("EQ")
 
 
 def in_market_hours(now: float) -> bool:
@@ -100,7 +124,8 @@ class Watchdog:
         silence_s: Longest tolerated gap between data messages during the session.
         clock: Epoch seconds (``time.time``); tests pass a fake.
         session_start: ``now`` → epoch seconds when the current session opened, or None
-            while the market is closed. Defaults to the NSE equity session.
+            while the market is closed. Defaults to the NSE equity session on the NSE calendar
+            (``session_start_for`` gives another segment's).
     """
 
     def __init__(self, silence_s: float, *, clock: Callable[[], float] = time.time,

@@ -69,6 +69,9 @@ class Instrument:
         option_type: ``CE`` or ``PE`` for an option; None otherwise.
         freeze_quantity: The most units the exchange accepts in one order, or None when
             not known (an order above it must be split).
+        broker_ids: ``(broker, id)`` pairs for brokers without a field of their own: a
+            broker package added later names its ids here (``BrokerSpec.instrument_id``
+            reads its field, then this).
 
     Raises:
         ValueError: ``kind`` or ``option_type`` is not one of the known values, or they
@@ -91,6 +94,7 @@ class Instrument:
     upstox_key: str = ""
     option_type: str | None = None
     freeze_quantity: int | None = None
+    broker_ids: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.exchange or not self.kind:
@@ -162,7 +166,7 @@ class Instrument:
 
     def ids(self) -> tuple[str, ...]:
         """Every spelling that names this instrument: HRN and broker ids."""
-        return tuple(i for i in (self.hrn, self.dhan_id, self.upstox_key) if i)
+        return tuple(i for i in (self.hrn, self.dhan_id, self.upstox_key, *(v for _, v in self.broker_ids)) if i)
 
 
 COLUMNS = tuple(f.name for f in fields(Instrument))

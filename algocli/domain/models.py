@@ -162,9 +162,20 @@ class Order:
         return self.quantity if self.side is OrderSide.BUY else -self.quantity
 
 
+#: A fill's charges by kind, in the order of the artifacts' columns (``Fill.charges`` is their sum).
+CHARGE_FIELDS = ("brokerage", "stt", "exchange_txn", "ipft", "sebi", "stamp", "dp", "gst")
+
+
 @dataclass(slots=True)
 class Fill:
-    """One execution. Immutable by convention: the engine never edits a booked fill."""
+    """One execution. Immutable by convention: the engine never edits a booked fill.
+
+    ``commission`` is the fill's total charges in rupees, what the ledger deducts (also read
+    as ``charges``). The kinds that make it up follow: a flat ``commission_rate`` books it all
+    as ``brokerage``; Indian charges (``algocli.market.charges``) fill in each kind, and they
+    add up to ``commission``. ``estimated`` marks a live fill whose charges are the cost
+    model's estimate, not the broker's contract note.
+    """
 
     fill_id: str
     order_id: str
@@ -176,10 +187,28 @@ class Fill:
     commission: float
     ts: int  # ns since epoch, UTC
     bar: int  # index in the run's timeline
+    brokerage: float = 0.0
+    stt: float = 0.0
+    exchange_txn: float = 0.0
+    ipft: float = 0.0
+    sebi: float = 0.0
+    stamp: float = 0.0
+    dp: float = 0.0
+    gst: float = 0.0
+    estimated: bool = False
 
     @property
     def signed_quantity(self) -> int:
         return self.quantity if self.side is OrderSide.BUY else -self.quantity
+
+    @property
+    def charges(self) -> float:
+        """The total charges in rupees (the same as ``commission``)."""
+        return self.commission
+
+    def charges_by_kind(self) -> dict[str, float]:
+        """``brokerage`` ... ``gst`` and ``charges`` (their sum), as ``fills.csv`` names them."""
+        return {**{kind: getattr(self, kind) for kind in CHARGE_FIELDS}, "charges": self.commission}
 
 
 @dataclass(slots=True)

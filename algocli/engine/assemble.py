@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from algocli.config.run import RunConfig, check_instruments, parse_plugin_config
+from algocli.broker.costs import SHIPPED_CHARGES
+from algocli.config.run import RunConfig, check_instruments, default_strategy_id, parse_plugin_config
 from algocli.engine.backtest import Backtest
 from algocli.errors import ConfigError
 from algocli.registry import resolve
@@ -25,6 +26,7 @@ class Plugins:
     broker_cfg: object
     strategies: list[tuple[str, BaseStrategy, list[str]]]
     cost_cls: type
+    source: str = ""
 
     @property
     def instruments(self) -> list[str]:
@@ -32,16 +34,64 @@ class Plugins:
 
     @property
     def cost_model(self):
-        """A fresh cost model; the broker section's ``commission_rate`` is its rate."""
-        return self.cost_cls(getattr(self.broker_cfg, "commission_rate", 0.0))
+        """A fresh cost model (see ``new_cost_model``); read it once per run."""
+        return self.new_cost_model()
+
+    def new_cost_model(self, warn: Callable[[str], None] | None = None):
+        """A new cost model for one run: it keeps per-day state (Indian charges), so runs never share one.
+
+        The broker section's ``charges`` (with ``rounding``) selects Indian charges by kind
+        (``algocli.market.charges.IndianCharges``); otherwise ``commission_rate`` is a flat rate.
+
+        Args:
+            warn: Receives a line when a fill's date is outside a charges table (default: logged).
+
+        Raises:
+            ConfigError: ``charges`` names a file that does not exist.
+            DataError: The charges table has an invalid row.
+        """
+        cfg = self.broker_cfg
+        table = cfg.charges_table(Path(self.source).parent) if getattr(cfg, "charges", None) else None
+        if table is None:
+            return self.cost_cls(getattr(cfg, "commission_rate", 0.0))
+        if table not in SHIPPED_CHARGES and not Path(table).is_file():
+            raise ConfigError(f"{self.source}: broker.charges: {table} does not exist; give dhan, upstox, none "
+                              "or the path of a CSV charges table (relative to the run definition's folder)")
+        return self.cost_cls(table, rounding=cfg.rounding or "paise", on_warning=warn)
+
+    def product_rules(self):
+        """The broker section's product rules (square-off, margin), or None when it names no product,
+        charges, squareoff or margin (``AccountConfig.product_rules``).
+
+        Raises:
+            ConfigError: A bad ``squareoff`` or ``margin`` value, named with the file.
+        """
+        rules_of = getattr(self.broker_cfg, "product_rules", None)
+        if rules_of is None:
+            return None
+        try:
+            return rules_of(self.config.broker.name)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
 
     def plugin_configs(self) -> dict[str, dict]:
         return {
             "data": self.feed_cfg.model_dump(mode="json"),
-            "broker": self.broker_cfg.model_dump(mode="json"),
+            "broker": _broker_dump(self.broker_cfg),
             "fill_model": self.fill_model.config.model_dump(mode="json"),
             "strategies": [s.params.model_dump(mode="json") for _, s, _ in self.strategies],
         }
+
+
+def _broker_dump(broker_cfg) -> dict:
+    """The broker section as it ran. The product-rule keys are left out when the YAML gave none:
+    writing their defaults would switch the rules on when the resolved file is run again."""
+    from algocli.broker.costs import RULE_KEYS
+
+    dump = broker_cfg.model_dump(mode="json")
+    if not broker_cfg.model_fields_set & RULE_KEYS:
+        dump = {k: v for k, v in dump.items() if k not in RULE_KEYS}
+    return dump
 
 
 @dataclass
@@ -73,12 +123,15 @@ def resolve_plugins(config: RunConfig, source: str) -> Plugins:
     fill_model = fill_cls(_plugin_config(fill_cls, config.fill_model.plugin_params, source, "fill_model"))
     broker_cls = resolve("broker", config.broker.name, where=f"{source}: broker.name")
     broker_cfg = _plugin_config(broker_cls, config.broker.plugin_params, source, "broker")
-    # ``commission_rate`` (every broker section has one) selects the flat-rate model.
-    cost_cls = resolve("cost model", "percent", where=f"{source}: broker.commission_rate")
+    # ``charges`` selects Indian charges; else ``commission_rate`` (every broker section has one), a flat rate.
+    if getattr(broker_cfg, "charges", None):
+        cost_cls = resolve("cost model", "indian", where=f"{source}: broker.charges")
+    else:
+        cost_cls = resolve("cost model", "percent", where=f"{source}: broker.commission_rate")
     strategies = []
     seen: set[str] = set()
     for i, entry in enumerate(config.strategies):
-        sid = entry.id or f"{entry.class_.rsplit(':', 1)[-1]}-{i}"
+        sid = entry.id or default_strategy_id(entry.class_, i)
         if sid in seen:
             raise ConfigError(f"{source}: strategies[{i}].id: duplicate strategy id {sid!r}; "
                               "give each strategy a unique id")
@@ -87,7 +140,7 @@ def resolve_plugins(config: RunConfig, source: str) -> Plugins:
             raise ConfigError(f"{source}: strategies[{i}].instruments: required key is missing; list the "
                               "instruments it trades (or give its class an `instruments` property)")
         strategies.append((sid, _build_strategy(entry, i, source), list(entry.instruments)))
-    return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies, cost_cls)
+    return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies, cost_cls, source)
 
 
 def declare_instruments(config: RunConfig, source: str) -> RunConfig:
@@ -141,20 +194,33 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         if warn is not None:
             warn(msg)
 
+    # A live feed is refused before names are looked up: naming may need a download.
+    if not hasattr(resolve("feed", config.data.feed, where=f"{source}: data.feed"), "load"):
+        raise ConfigError(f"{source}: data.feed: {config.data.feed!r} is a live feed; "
+                          "backtests read files, use `feed: csv` (or run `algo paper`)")
     names = _name_instruments(config, source, warn or (lambda _: None))
     config = names.config
     plugins = resolve_plugins(config, source)
-    if not hasattr(plugins.feed_cls, "load"):
-        raise ConfigError(f"{source}: data.feed: {config.data.feed!r} is a live feed; "
-                          "backtests read files, use `feed: csv` (or run `algo paper`)")
+    cost_model = plugins.new_cost_model(_warn)  # before the data: a bad charges table fails fast
     feed = plugins.feed_cls(plugins.feed_cfg)
     if hasattr(feed, "aliases"):
         feed.aliases = {hrn: names.aliases(hrn) for hrn in names.instruments}
-    bars = feed.load(plugins.instruments, config.interval, warn=_warn)
+    universe, wanted = _option_universe(feed, plugins.feed_cfg, source)
+    bars = feed.load(list(dict.fromkeys([*plugins.instruments, *wanted])), config.interval, warn=_warn)
+    files = list(feed.files_used())
+    if universe:
+        chain = feed.__class__(plugins.feed_cfg.model_copy(update={"path": _options_dir(feed, plugins.feed_cfg)}))
+        chain.aliases = {r.hrn: tuple(i for i in r.ids() if i != r.hrn) for r in universe}
+        traded = [r.hrn for r in universe if chain.file_for(r.hrn).is_file()]
+        bars.update(chain.load(traded, config.interval, warn=_warn))
+        files += chain.files_used()
+    broker_cfg = plugins.broker_cfg
     bt = Backtest(
         bars, initial_capital=config.initial_capital, fill_model=plugins.fill_model,
-        cost_model=plugins.cost_model, interval=config.interval, name=config.name,
-        instruments=names.metadata(),
+        cost_model=cost_model, interval=config.interval, name=config.name,
+        instruments=names.metadata(), products=dict(getattr(broker_cfg, "products", {})),
+        default_product=getattr(broker_cfg, "product", "INTRADAY"), rules=plugins.product_rules(),
+        universe=universe,
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
@@ -162,7 +228,36 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         from algocli.risk import attach_risk
 
         attach_risk(bt.core, config.risk, state_path=None)  # a backtest keeps its risk state in memory
-    return Assembled(bt, config, list(feed.files_used()), warnings, plugins.plugin_configs())
+    return Assembled(bt, config, files, warnings, plugins.plugin_configs())
+
+
+def _options_dir(feed, cfg) -> Path:
+    path = cfg.options.path
+    return feed.directory if path is None else (path if path.is_absolute() else feed.directory / path)
+
+
+def _option_universe(feed, cfg, source: str) -> tuple[list, list[str]]:
+    """``data.options``: the underlying's option rows from the options folder's ``instruments.csv``,
+    and the instruments to load besides the strategies' (the underlying).
+
+    Raises:
+        ConfigError: The folder has no instruments.csv, or it lists no option of the underlying.
+    """
+    options = getattr(cfg, "options", None)
+    if options is None:
+        return [], []
+    from algocli.instruments.table import read_instruments
+    from algocli.strategy.contracts import canonical_underlying, underlying_of
+
+    listing = _options_dir(feed, cfg) / "instruments.csv"
+    if not listing.is_file():
+        raise ConfigError(f"{source}: data.options.path: {listing} does not exist; put the contracts' "
+                          "instruments.csv (and one CSV per contract) there")
+    under = canonical_underlying(options.underlying)
+    rows = [r for r in read_instruments(listing) if r.option_type is not None and underlying_of(r) == under]
+    if not rows:
+        raise ConfigError(f"{source}: data.options.underlying: {listing} lists no option of {under}")
+    return rows, [under]
 
 
 def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None]):

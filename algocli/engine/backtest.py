@@ -8,6 +8,7 @@ candle view. Equity, trades and statistics are built once at the end, vectorised
 from __future__ import annotations
 
 import gc
+from bisect import bisect_left
 from typing import Callable
 
 import numpy as np
@@ -17,10 +18,13 @@ from algocli.broker.costs import CostModel, PercentCommission
 from algocli.broker.fill_models import FillModel, NextOpen
 from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
+from algocli.domain.arrays import unique
 from algocli.domain.candle import Candle
 from algocli.domain.models import Instrument, Interval, OrderStatus, OrderType, Signal, SignalAction
+from algocli.domain.session import ist_date
 from algocli.engine.core import EngineCore, StrategySlot, TimelineClock
 from algocli.errors import StrategyError
+from algocli.market.products import ProductRules, expiry_bar, squareoff_bars
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.base import BaseStrategy
 
@@ -38,6 +42,18 @@ class Backtest:
         interval: The bars' interval, for display.
         name: The run name.
         instruments: Metadata per instrument id (default: cash-equity defaults).
+        products: Product per instrument id (``CNC``, ``INTRADAY``, ``MARGIN``): the broker
+            config's ``products``; ``default_product`` (its ``product``) for the others.
+        rules: Product rules (INTRADAY square-off, margin); None: whole value, no square-off.
+        universe: Option contracts ``ctx.option`` picks from (``data.options``); those with bars trade.
+
+    Futures whose expiry falls inside the data are settled at the expiry day's close (tag
+    ``expiry``), options at intrinsic value against their underlying's close that day
+    (``SimulatedBroker.settle_option``); with ``rules``, INTRADAY positions are squared off by the broker each day (tag
+    ``auto-squareoff``, see ``algocli.market.products``). Both happen after the bar's working
+    orders are matched and before the strategies see the bar, and cost nothing per bar: the bars
+    where they fall are found once, and the loop is split there. ``available_margin`` is the
+    margin left at every instant of the result's index, set by ``run``.
     """
 
     def __init__(
@@ -50,19 +66,27 @@ class Backtest:
         interval: Interval | None = None,
         name: str = "backtest",
         instruments: dict[str, Instrument] | None = None,
+        products: dict[str, str] | None = None,
+        default_product: str = "INTRADAY",
+        rules: ProductRules | None = None,
+        universe: list[Instrument] | None = None,
     ) -> None:
         self.bars = bars
         self.name = name
         self.initial_capital = float(initial_capital)
         histories = {inst: History.from_bars(b, interval) for inst, b in bars.items()}
-        meta = {inst: (instruments or {}).get(inst) or Instrument(inst) for inst in bars}
-        self.core = EngineCore(histories, meta, Ledger(initial_capital))
+        known = {**{u.hrn: u for u in universe or ()}, **(instruments or {})}
+        meta = {inst: known.get(inst) or Instrument(inst) for inst in bars}
+        self.core = EngineCore(histories, meta, Ledger(initial_capital), universe=list(universe or ()))
         self.core.broker = SimulatedBroker(
             self.core.ledger, histories, fill_model or NextOpen(), cost_model or PercentCommission(0.0),
-            self.core.on_fill, instruments=meta,
+            self.core.on_fill, instruments=meta, products=products, default_product=default_product,
+            rules=rules,
         )
         self._timeline = _Timeline(bars)
         self.notes: list[str] = []
+        self.available_margin: np.ndarray | None = None
+        self._closed = {"squareoff": 0, "expiry": 0}
 
     def add_strategy(self, strategy: BaseStrategy, instruments: list[str], strategy_id: str | None = None) -> str:
         """Add a strategy trading ``instruments``; returns its id (``<name>-<n>`` by default)."""
@@ -91,20 +115,96 @@ class Backtest:
             self._run_multi(progress)
         self._finish()  # close-out fills still reach on_order_fill, then on_stop comes last
         self.core.stop()
-        return build_result(self, tl.ts)
+        result = build_result(self, tl.ts)
+        self.available_margin = self._available_margin(result.equity, tl.ts)
+        if self.core.broker.rules is not None:  # cash and margin differ only when the rules are on
+            result.available_margin = self.available_margin
+        return result
+
+    def _available_margin(self, equity: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        from algocli.portfolio.margin import blocked_series
+
+        broker = self.core.broker
+        closes = {inst: (h.column("ts")[:h.length], h.column("close")[:h.length])
+                  for inst, h in self.core.histories.items()}
+        product_of = lambda inst: broker.products.get(inst, broker.default_product)  # noqa: E731
+        return np.asarray(equity) - blocked_series(broker.fills, np.asarray(ts), closes, broker.instruments,
+                                                   product_of, broker.rules)
+
+    # --- the broker's square-off and expiry ----------------------------------------------
+
+    def _events(self) -> dict[str, dict[int, list[tuple[str, bool, int, str]]]]:
+        """Per instrument, bar -> [(kind, at_open, fill_ts, target)]: square-offs and expiry settlements.
+
+        ``target`` is the instrument the event closes: the bar's own, except for an option, whose
+        settlement sits on its underlying's last bar of the expiry day (whose close settles it).
+        """
+        broker = self.core.broker
+        rules = broker.rules
+        hists = self.core.histories
+        out: dict[str, dict[int, list]] = {}
+
+        def mark(inst: str, i: int, event: tuple) -> None:
+            out.setdefault(inst, {}).setdefault(i, []).append(event)
+
+        for inst, h in hists.items():
+            model = broker.instruments[inst]
+            ts = h.column("ts")[:h.length]
+            if rules is not None:
+                minute = rules.squareoff_minute(model, broker.products.get(inst, broker.default_product))
+                if minute is not None:
+                    for i, at_open, when in squareoff_bars(ts, minute):
+                        mark(inst, i, ("squareoff", at_open, when, inst))
+            if model.expiry is None or model.kind not in ("FUT", "OPT"):
+                continue
+            under = _underlying(model) if model.kind == "OPT" else None
+            if under in hists:
+                u = hists[under]
+                uts = u.column("ts")[:u.length]
+                i = expiry_bar(uts, model.expiry)
+                if i is not None and ist_date(int(uts[i])) == model.expiry:
+                    mark(under, i, ("option_expiry", False, int(uts[i]), inst))
+                    continue
+            i = expiry_bar(ts, model.expiry)
+            if i is not None:
+                if under is not None:
+                    self.notes.append(f"{inst} was settled at its own expiry-day close: the run has no bar of its "
+                                      f"underlying {under} on {model.expiry} (add its data to settle at intrinsic)")
+                mark(inst, i, ("expiry", False, int(ts[i]), inst))
+        return out
+
+    def _apply_events(self, inst: str, i: int, events: list[tuple[str, bool, int, str]], bar: int) -> None:
+        h = self.core.histories[inst]
+        broker = self.core.broker
+        for kind, at_open, when, target in events:
+            price = h.open_mv[i] if at_open else h.close_mv[i]
+            if kind == "squareoff":
+                self._closed[kind] += broker.square_off(inst, price, when, bar)
+            elif kind == "option_expiry":
+                self._closed["expiry"] += broker.settle_option(target, price, when, bar)
+            else:
+                self._closed[kind] += broker.settle_expiry(inst, price, when, bar)
 
     # --- loops ---------------------------------------------------------------------
 
-    def _chunks(self, n: int, progress: Progress | None):
+    def _chunks(self, n: int, progress: Progress | None, marks: list[int] = ()):
         # Orders, fills and trades accumulate as long-lived objects; freezing them at each
         # chunk keeps the cyclic GC from rescanning them on every young collection.
+        # A chunk also ends before each of the sorted ``marks`` (bars with a square-off or an
+        # expiry), so that the loop handles them without a test per bar.
         step = max(1, min(n, 50_000))
         try:
             for start in range(0, n, step):
                 gc.freeze()
-                yield start, min(n, start + step)
+                stop = min(n, start + step)
+                a = start
+                for m in marks[bisect_left(marks, start):bisect_left(marks, stop)]:
+                    if m > a:
+                        yield a, m
+                    a = m
+                yield a, stop
                 if progress:
-                    progress(min(n, start + step), n)
+                    progress(stop, n)
         finally:
             gc.unfreeze()
 
@@ -117,8 +217,20 @@ class Backtest:
         subs = core.subscribers()[inst]
         ts = h.ts_mv
         sid, i = "", 0
+        events = self._events().get(inst, {})
         try:
-            for start, stop in self._chunks(h.length, progress):
+            for start, stop in self._chunks(h.length, progress, sorted(events)):
+                if start in events:  # once per chunk: the broker's square-off or an expiry falls here
+                    i = h.cursor = start
+                    if working:
+                        on_bar(inst, i, ts[i], i)
+                    self._apply_events(inst, i, events[i], i)
+                    candle = Candle((h, i, inst))
+                    for sid, on_candle in subs:
+                        out = on_candle(candle)
+                        if out is not None:
+                            handle(sid, out)
+                    start += 1
                 if len(subs) == 1:  # the usual case: no inner loop over subscribers per bar
                     (sid, on_candle), = subs
                     for i in range(start, stop):
@@ -154,8 +266,32 @@ class Backtest:
         on_bar, handle = core.broker.on_bar, core.handle
         ev_slot, ev_idx, groups, tl_ts = tl.ev_slot, tl.ev_idx, tl.group_bounds, tl.ts_list
         sid, h, i = "", hists[0], 0
+        events: dict[int, list] = {}  # timeline group -> [(instrument, bar, [event, ...])]
+        for inst, marks in self._events().items():
+            bar_ts = core.histories[inst].ts_mv
+            for i, evs in marks.items():
+                events.setdefault(int(np.searchsorted(tl.ts, bar_ts[i])), []).append((inst, i, evs))
         try:
-            for start, stop in self._chunks(len(groups) - 1, progress):
+            for start, stop in self._chunks(len(groups) - 1, progress, sorted(events)):
+                if start in events:  # once per chunk: square-offs or expiries fall in this instant
+                    g = clock.cursor = start
+                    a, b, t = groups[g], groups[g + 1], tl_ts[g]
+                    for e in range(a, b):
+                        k, i = ev_slot[e], ev_idx[e]
+                        hists[k].cursor = i
+                        if working[k]:
+                            on_bar(tl.instruments[k], i, t, g)
+                    for inst, i, evs in events[g]:
+                        self._apply_events(inst, i, evs, g)
+                    for e in range(a, b):
+                        k, i = ev_slot[e], ev_idx[e]
+                        h = hists[k]
+                        candle = Candle((h, i, h.instrument))
+                        for sid, on_candle in subs[k]:
+                            out = on_candle(candle)
+                            if out is not None:
+                                handle(sid, out)
+                    start += 1
                 for g in range(start, stop):
                     a, b = groups[g], groups[g + 1]
                     clock.cursor = g
@@ -190,6 +326,13 @@ class Backtest:
         rejected = [o for o in broker.orders if o.status is OrderStatus.REJECTED]
         if rejected:
             self.notes.append(f"{len(rejected)} order(s) were rejected (see orders.csv); first: {rejected[0].reason}")
+        if self._closed["squareoff"]:
+            self.notes.append(f"{self._closed['squareoff']} INTRADAY position(s) were squared off by the broker at "
+                              "its square-off time, with its fee (tag auto-squareoff in orders.csv)")
+        if self._closed["expiry"]:
+            self.notes.append(f"{self._closed['expiry']} futures/options position(s) were settled at expiry (tag "
+                              "expiry): futures at the expiry day's close, options at intrinsic value against "
+                              "the underlying's close, with STT on exercise for in-the-money holders")
         closed = 0
         for (sid, inst), pos in sorted(core.ledger.positions.items()):
             if not pos.quantity:
@@ -217,7 +360,7 @@ class _Timeline:
             self.n_events = len(b)
             self.last_bar = {self.instruments[0]: len(b) - 1}
             return
-        self.ts = np.unique(np.concatenate([b.ts for b in bars.values()]))
+        self.ts = unique(np.concatenate([b.ts for b in bars.values()]))
         pos = [np.searchsorted(self.ts, b.ts) for b in bars.values()]
         slot = np.concatenate([np.full(len(p), k, dtype=np.int64) for k, p in enumerate(pos)])
         idx = np.concatenate([np.arange(len(p)) for p in pos])
@@ -230,6 +373,12 @@ class _Timeline:
         self.ts_list = self.ts.tolist()
         self.n_events = len(when)
         self.last_bar = {inst: int(p[-1]) for inst, p in zip(self.instruments, pos)}
+
+
+def _underlying(model: Instrument) -> str:
+    from algocli.strategy.contracts import underlying_of
+
+    return underlying_of(model)
 
 
 def _strategy_error(sid: str, inst: str, h: History, i: int, exc: Exception) -> StrategyError:

@@ -68,6 +68,8 @@ class EngineCore:
     clock: Clock = None  # type: ignore[assignment]
     # Set by ``RiskController.attach``: every order is checked before the broker sees it.
     risk: RiskController | None = None
+    # Option contracts the strategies may pick from (``ctx.option``): a backtest's ``data.options``.
+    universe: list[Instrument] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._by_id: dict[str, StrategySlot] = {}

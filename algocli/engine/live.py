@@ -10,6 +10,14 @@ async ``Broker``. The rules that keep money safe:
   becomes UNKNOWN and is resolved by looking it up by client id;
 - every broker fill is journaled, then booked, exactly once, keyed by the broker's trade
   id, whatever order acknowledgements, fills and duplicates arrive in;
+- an order above its instrument's freeze quantity (``Instrument.freeze_quantity``) is sent
+  as child orders none above it (``split_quantity``), one after the other, every child's
+  client id journaled (one ``children`` record) before the first is sent. The strategy sees
+  one order: its fills are the children's, it is FILLED when they all are, a cancel or a
+  price change goes to the children still working (a quantity change is refused: cancel and
+  place again). Children that never reached the broker (a crash, a refusal of an earlier
+  child, a cancel) are not sent later: the order ends CANCELLED (REJECTED when nothing
+  filled and every child was refused) with what its sent children filled;
 - startup takes one path after a clean stop and after a crash (``reconcile``): load the
   journal, fetch the broker's orders, trades and positions, adopt what the broker did while
   we were away, and refuse to trade if a position difference cannot be explained.
@@ -25,12 +33,13 @@ from dataclasses import dataclass, replace
 from algocli.broker.protocol import (
     AmbiguousOutcome, Broker, BrokerOrder, BrokerTrade, OrderRequest, client_order_id,
 )
-from algocli.broker.costs import CostContext, CostModel, PercentCommission
-from algocli.broker.orderbook import OrderBook
+from algocli.broker.costs import CostContext, CostModel, PercentCommission, price_fill, replay_charges
+from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
 from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
 from algocli.errors import AlgoError, BrokerError
+from algocli.market.ticks import split_quantity
 from algocli.persistence.journal import Journal, crash_point
 from algocli.portfolio.ledger import Ledger
 
@@ -44,7 +53,8 @@ class ReconciliationError(AlgoError):
 
 @dataclass
 class LiveOrderState:
-    """What the router knows about one of its orders beyond the shared ``Order``."""
+    """One broker order of ours: a strategy's order, or one child of an order above the freeze
+    quantity (``child`` k of ``of``); ``order`` is the strategy's order either way."""
 
     order: Order
     client_id: str
@@ -52,6 +62,15 @@ class LiveOrderState:
     broker_order_id: str | None = None
     lookups: int = 0
     modifying: int = 0  # modify requests in flight
+    child: int = 0  # 0: the order was sent whole
+    of: int = 1
+    filled: int = 0  # units of this broker order booked
+    final: OrderStatus | None = None  # the broker closed it without filling it all (or it was never sent)
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.final is not None or self.filled >= self.request.quantity
 
 
 @dataclass
@@ -85,7 +104,10 @@ class LiveRouter:
         # A live fill books the charge the cost model estimates, as a paper fill would.
         self.cost_model = cost_model if cost_model is not None else PercentCommission(0.0)
         self.instruments = dict(instruments or {})
-        self.states: dict[str, LiveOrderState] = {}  # our order id -> state
+        self.states: dict[str, LiveOrderState] = {}  # client id -> one broker order of ours
+        self.legs: dict[str, list[LiveOrderState]] = {}  # our order id -> its broker orders (children)
+        self._counted: set[str] = set()  # fill ids counted in their broker order's ``filled``
+        self._cancelling: set[str] = set()  # our order ids the strategy cancelled
         self._by_broker_id: dict[str, LiveOrderState] = {}
         self._by_client_id: dict[str, LiveOrderState] = {}
         self._held: dict[str, list[BrokerTrade]] = {}  # broker order id -> fills that came before the ack
@@ -103,16 +125,37 @@ class LiveRouter:
             return None
         h = self.histories.get(signal.instrument)
         order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)  # fsync'd
-        cid = client_order_id(self.run, strategy_id, int(order.order_id.rpartition("-")[2]))
-        request = OrderRequest(cid, strategy_id, signal.instrument, order.side, order.quantity, order.order_type,
-                               order.limit_price, self.products.get(signal.instrument, self.default_product),
+        product = self.products.get(signal.instrument, self.default_product)
+        pos = self.ledger.position(strategy_id, signal.instrument)
+        reason = order_refusal(self._instrument(signal.instrument), product, order.side is OrderSide.BUY,
+                               order.quantity, order.limit_price, pos.quantity if pos is not None else 0, ts)
+        if reason:  # the exchange would refuse it (lots, ticks) or the broker (a short in CNC): never sent
+            self.book.set_status(order, OrderStatus.REJECTED, reason, ts)
+            return order
+        try:
+            sizes = split_quantity(self._instrument(signal.instrument), order.quantity)
+        except ValueError as exc:  # a freeze quantity below one lot: no child could be valid
+            self.book.set_status(order, OrderStatus.REJECTED, str(exc), ts)
+            return order
+        seq = int(order.order_id.rpartition("-")[2])
+        request = OrderRequest(client_order_id(self.run, strategy_id, seq), strategy_id, signal.instrument,
+                               order.side, order.quantity, order.order_type, order.limit_price, product,
                                self.validity)
-        self.journal.append("client_id", order_id=order.order_id, client_id=cid, product=request.product,
-                            validity=request.validity)
+        if len(sizes) == 1:
+            legs = [LiveOrderState(order, request.client_id, request)]
+            self.journal.append("client_id", order_id=order.order_id, client_id=request.client_id,
+                                product=request.product, validity=request.validity)
+        else:  # above the freeze quantity: every child's client id is on disk before the first is sent
+            cids = [child_client_id(self.run, strategy_id, seq, k) for k in range(1, len(sizes) + 1)]
+            legs = [LiveOrderState(order, cid, replace(request, client_id=cid, quantity=qty), child=k, of=len(sizes))
+                    for k, (cid, qty) in enumerate(zip(cids, sizes), 1)]
+            self.journal.append("children", order_id=order.order_id, product=request.product,
+                                validity=request.validity,
+                                children=[{"client_id": leg.client_id, "quantity": leg.request.quantity}
+                                          for leg in legs])
         crash_point("after_intent_journal")
-        state = LiveOrderState(order, cid, request)
-        self._track(state)
-        self._spawn(self._send(state))
+        self._track(order, legs)
+        self._spawn(self._send_all(legs))
         return order
 
     def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
@@ -124,20 +167,42 @@ class LiveRouter:
 
     def cancel(self, order_id: str, strategy_id: str, ts: int | None = None,
                reason: str = "cancelled by strategy") -> bool:
-        state = self.states.get(order_id)
-        if state is None or state.order.strategy_id != strategy_id or state.order.status.is_terminal:
+        legs = self._working_legs(order_id, strategy_id)
+        if legs is None:
             return False
-        if state.broker_order_id is not None:
-            self._spawn(self._cancel(state))
+        self._cancelling.add(order_id)
+        for leg in legs:
+            if leg.broker_order_id is not None:
+                self._spawn(self._cancel(leg))
         return True
 
     def modify(self, order_id: str, strategy_id: str, quantity: int | None, price: float | None) -> bool:
-        state = self.states.get(order_id)
-        if state is None or state.order.strategy_id != strategy_id or state.order.status.is_terminal:
+        """Change a working order's quantity or limit price (the price of every child still working).
+
+        Raises:
+            ValueError: The exchange would refuse it (lot, tick), or a quantity change of an
+                order sent as children or one that would need splitting.
+        """
+        legs = self._working_legs(order_id, strategy_id)
+        if legs is None:
             return False
-        if state.broker_order_id is not None:
-            self._spawn(self._modify(state, quantity, price))
+        order = legs[0].order
+        inst = self._instrument(order.instrument)
+        check_modify(inst, quantity, price, order.updated_ts)
+        if quantity is not None and (legs[0].of > 1 or len(split_quantity(inst, quantity)) > 1):
+            raise ValueError(f"modify refused: {order.order_id} would be (or was sent as) several orders at the "
+                             f"freeze quantity {inst.freeze_quantity} of {inst.hrn}; cancel it and place a new order")
+        for leg in legs:
+            if leg.broker_order_id is not None:
+                self._spawn(self._modify(leg, quantity, price))
         return True
+
+    def _working_legs(self, order_id: str, strategy_id: str) -> list[LiveOrderState] | None:
+        """The broker orders of ``strategy_id``'s order still working, or None when it is final or not its."""
+        legs = self.legs.get(order_id)
+        if not legs or legs[0].order.strategy_id != strategy_id or legs[0].order.status.is_terminal:
+            return None
+        return [leg for leg in legs if not leg.done]
 
     def open_orders(self, strategy_id: str | None = None, instrument: str | None = None) -> list[Order]:
         return self.book.open_orders(strategy_id, instrument)
@@ -146,6 +211,20 @@ class LiveRouter:
         """Live fills come from the broker, not from ticks."""
 
     # --- the broker's side (async) ----------------------------------------------------------
+
+    async def _send_all(self, legs: list[LiveOrderState]) -> None:
+        """Send an order's broker orders one after the other; stop at a refusal or a cancel."""
+        for k, leg in enumerate(legs):
+            if k:
+                crash_point("between_children")
+            stop = legs[k - 1].final if k else None
+            if stop is OrderStatus.REJECTED or leg.order.order_id in self._cancelling:
+                why = ("not sent: the order was cancelled" if stop is not OrderStatus.REJECTED
+                       else f"not sent: child {k} was refused")
+                for rest in legs[k:]:
+                    self._leg_final(rest, OrderStatus.CANCELLED, why)
+                return
+            await self._send(leg)
 
     async def _send(self, state: LiveOrderState) -> None:
         self.stats.sent += 1
@@ -172,13 +251,13 @@ class LiveRouter:
                 self._adopt(state, found)
                 return
             await asyncio.sleep(self.lookup_delay * (attempt + 1))
-        self._set_status(state, OrderStatus.REJECTED,
-                         f"not found at the broker by client id {state.client_id} after {state.lookups} "
-                         "lookups; it was not resent")
+        self._leg_final(state, OrderStatus.REJECTED,
+                        f"not found at the broker by client id {state.client_id} after {state.lookups} "
+                        "lookups; it was not resent")
 
     def _adopt(self, state: LiveOrderState, reply: BrokerOrder) -> None:
         if not reply.broker_order_id:  # refused before the broker gave it an id
-            self._set_status(state, OrderStatus.REJECTED, reply.reason or "rejected by the broker")
+            self._leg_final(state, OrderStatus.REJECTED, reply.reason or "rejected by the broker")
             return
         self._link(state, reply.broker_order_id)
         self.on_broker_order(reply)
@@ -191,9 +270,12 @@ class LiveRouter:
             return
         state.broker_order_id = broker_order_id
         self._by_broker_id[broker_order_id] = state
-        self.journal.append("ack", order_id=state.order.order_id, broker_order_id=broker_order_id)
+        child = {"client_id": state.client_id} if state.child else {}  # which child; a whole order has one
+        self.journal.append("ack", order_id=state.order.order_id, broker_order_id=broker_order_id, **child)
         for trade in self._held.pop(broker_order_id, []):
             self.on_broker_fill(trade)
+        if state.order.order_id in self._cancelling and not state.done:  # cancelled while it was being placed
+            self._spawn(self._cancel(state))
 
     async def _cancel(self, state: LiveOrderState) -> None:
         try:
@@ -211,7 +293,8 @@ class LiveRouter:
             except (AmbiguousOutcome, BrokerError) as exc:  # a refused modify leaves the order as it was
                 state.order.reason = f"modify not applied: {exc}"
                 return
-            self.book.modify(state.order, quantity, price)
+            if state.child <= 1 or state.order.limit_price != price:  # once for an order's children
+                self.book.modify(state.order, quantity, price)
             if quantity is not None:
                 state.request = replace(state.request, quantity=quantity)
             if price is not None:
@@ -232,56 +315,101 @@ class LiveRouter:
         if state is None:
             return  # not ours (another platform or another run)
         status = update.status
-        if status in ("CANCELLED", "REJECTED", "EXPIRED") and not state.order.status.is_terminal:
-            self._set_status(state, OrderStatus(status), update.reason or status.lower(), update.updated_ts)
+        if status in ("CANCELLED", "REJECTED", "EXPIRED"):
+            self._leg_final(state, OrderStatus(status), update.reason or status.lower(), update.updated_ts)
         elif status in ("PENDING", "OPEN") and state.order.status is OrderStatus.UNKNOWN:
-            self._set_status(state, OrderStatus.OPEN if state.order.order_type is OrderType.LIMIT
-                             else OrderStatus.PENDING, "", update.updated_ts)
+            order = state.order
+            working = (OrderStatus.PARTIALLY_FILLED if order.filled_quantity else
+                       OrderStatus.OPEN if order.order_type is OrderType.LIMIT else OrderStatus.PENDING)
+            self._set_status(state, working, "", update.updated_ts)
 
     def on_broker_fill(self, trade: BrokerTrade) -> None:
         """Book a broker fill once, keyed by its trade id."""
         fill_id = f"T:{trade.trade_id}"
+        state = self._by_broker_id.get(trade.broker_order_id)
         if fill_id in self.ledger.booked:
+            if state is not None and fill_id not in self._counted:  # booked before a restart: count it
+                self._counted.add(fill_id)
+                state.filled += trade.quantity
             self.stats.duplicate_fills += 1
             return
-        state = self._by_broker_id.get(trade.broker_order_id)
         if state is None:
             self.stats.held_fills += 1
             self._held.setdefault(trade.broker_order_id, []).append(trade)  # fill before the ack
             return
         order = state.order
-        if state.modifying and trade.quantity > order.quantity - order.filled_quantity:
+        if state.modifying and trade.quantity > state.request.quantity - state.filled:
             # the broker already works the raised quantity; book it once the modify is applied here
             self.stats.held_fills += 1
             self._held.setdefault(trade.broker_order_id, []).append(trade)
             return
-        qty = min(trade.quantity, order.quantity - order.filled_quantity)
+        qty = min(trade.quantity, state.request.quantity - state.filled, order.quantity - order.filled_quantity)
         if qty <= 0:
             return  # an overfill would double a position: ignore it (the reconciliation will report)
+        self._counted.add(fill_id)
+        state.filled += qty
         inst = order.instrument
-        charges = self.cost_model.charges(CostContext(
-            self.instruments.get(inst) or Instrument(inst), state.request.product, order.side is OrderSide.BUY,
-            qty, trade.price, trade.ts))
+        # The broker's contract note comes the next day: book the cost model's estimate, marked so.
+        charges = price_fill(self.cost_model, CostContext(
+            self._instrument(inst), state.request.product, order.side is OrderSide.BUY, qty, trade.price, trade.ts))
         fill = Fill(fill_id, order.order_id, order.strategy_id, inst, order.side, qty, trade.price,
-                    charges, trade.ts, self._timeline_bar())
+                    charges[0], trade.ts, self._timeline_bar(), *charges[1:], estimated=True)
         self.book.apply_fill(order, fill)
         if order.status is OrderStatus.FILLED:
             self.journal.status(order)
+        elif state.of > 1 and state.done:  # the last child working filled, after another closed unfilled
+            self._settle(state, trade.ts)
 
     # --- bookkeeping --------------------------------------------------------------------------
 
     timeline_bar_fn = None
 
+    def _instrument(self, name: str) -> Instrument:
+        return self.instruments.get(name) or Instrument(name)
+
     def _timeline_bar(self) -> int:
         return self.timeline_bar_fn() if self.timeline_bar_fn is not None else 0
 
-    def _track(self, state: LiveOrderState) -> None:
-        self.states[state.order.order_id] = state
-        self._by_client_id[state.client_id] = state
-        self.book.work(state.order)
+    def _track(self, order: Order, legs: list[LiveOrderState], work: bool = True) -> None:
+        self.legs[order.order_id] = legs
+        for leg in legs:
+            self.states[leg.client_id] = leg
+            self._by_client_id[leg.client_id] = leg
+        if work:
+            self.book.work(order)
 
     def _set_status(self, state: LiveOrderState, status: OrderStatus, reason: str, ts: int | None = None) -> None:
         self.book.set_status(state.order, status, reason, ts or None)
+
+    def _leg_final(self, leg: LiveOrderState, status: OrderStatus, reason: str, ts: int | None = None) -> None:
+        """One broker order closed unfilled (or was never sent): the order ends once all of its have.
+
+        An order sent whole takes the broker's status and reason. An order sent as children
+        ends CANCELLED (REJECTED when nothing filled and every child was refused), its reason
+        naming each child that did not fill; FILLED comes from the fills.
+        """
+        if leg.final is not None:
+            return
+        leg.final, leg.reason = status, reason
+        if leg.of == 1:
+            if not leg.order.status.is_terminal:
+                self._set_status(leg, status, reason, ts)
+            return
+        self._settle(leg, ts)
+
+    def _settle(self, leg: LiveOrderState, ts: int | None = None) -> None:
+        """End an order sent as children once none of them works any more (see ``_leg_final``)."""
+        order = leg.order
+        legs = self.legs.get(order.order_id, [leg])
+        unfilled = [x for x in legs if x.final is not None]
+        if order.status.is_terminal or not unfilled:
+            return
+        why = "; ".join(f"child {x.child}/{x.of} {x.client_id}: {x.reason}" for x in unfilled)
+        if not all(x.done for x in legs):
+            order.reason = why  # the others still work
+            return
+        refused = not order.filled_quantity and all(x.final is OrderStatus.REJECTED for x in unfilled)
+        self._set_status(leg, OrderStatus.REJECTED if refused else OrderStatus.CANCELLED, why, ts)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -303,15 +431,16 @@ class LiveRouter:
         notes: list[str] = []
         self._restore(journal_records)
         for state in list(self.states.values()):
-            if state.broker_order_id is None and not state.order.status.is_terminal:
+            if state.broker_order_id is None and state.final is None and not state.order.status.is_terminal:
+                name = state.order.order_id + (f" child {state.child}/{state.of}" if state.child else "")
                 found = await self.broker.find_order(state.client_id)
                 if found is None:
-                    self._set_status(state, OrderStatus.REJECTED,
-                                     "journaled but never reached the broker (not resent)")
-                    notes.append(f"{state.order.order_id}: never reached the broker; marked rejected")
+                    self._leg_final(state, OrderStatus.REJECTED, "journaled but never reached the broker (not resent)")
+                    notes.append(f"{name}: never reached the broker; " +
+                                 ("not sent after the restart" if state.child else "marked rejected"))
                 else:
                     self._adopt(state, found)
-                    notes.append(f"{state.order.order_id}: found at the broker as {found.broker_order_id}")
+                    notes.append(f"{name}: found at the broker as {found.broker_order_id}")
         for order in await self.broker.get_orders():
             self.on_broker_order(order)
         before = len(self.fills)
@@ -349,7 +478,7 @@ class LiveRouter:
         """Orders, fills, statuses and modifications from the journal (``OrderBook.replay``),
         then each order's client id, request and broker order id."""
         self.book.replay(records)
-        ids = {rec["order_id"]: rec for rec in records if rec.get("k") == "client_id"}
+        ids = {rec["order_id"]: rec for rec in records if rec.get("k") in ("client_id", "children")}
         for order in self.book.orders:
             sid, _, seq = order.order_id.rpartition("-")
             rec = ids.get(order.order_id) or {}
@@ -357,15 +486,32 @@ class LiveRouter:
             request = OrderRequest(cid, sid, order.instrument, order.side, order.quantity, order.order_type,
                                    order.limit_price, rec.get("product", self.default_product),
                                    rec.get("validity", self.validity))
-            state = LiveOrderState(order, cid, request)
-            self.states[order.order_id] = state
-            self._by_client_id[cid] = state
+            children = rec.get("children") or []
+            legs = [LiveOrderState(order, c["client_id"], replace(request, client_id=c["client_id"],
+                                                                  quantity=c["quantity"]), child=k, of=len(children))
+                    for k, c in enumerate(children, 1)] or [LiveOrderState(order, cid, request)]
+            self._track(order, legs, work=False)
         for rec in records:
             if rec.get("k") == "ack":
-                state = self.states.get(rec["order_id"])
+                legs = self.legs.get(rec["order_id"]) or []
+                state = self._by_client_id.get(rec.get("client_id", "")) or (legs[0] if legs else None)
                 if state is not None:
                     state.broker_order_id = rec["broker_order_id"]
                     self._by_broker_id[rec["broker_order_id"]] = state
+        products = {oid: legs[0].request.product for oid, legs in self.legs.items()}
+        replay_charges(self.cost_model, (CostContext(
+            self._instrument(f.instrument), products.get(f.order_id, self.default_product), f.side is OrderSide.BUY,
+            f.quantity, f.price, f.ts) for f in self.fills))
+
+
+def child_client_id(run: str, strategy_id: str, seq: int, child: int) -> str:
+    """The client id of the ``child``-th broker order of an order above the freeze quantity.
+
+    The order's own client id (shortened to leave room) and ``c<child>``: a whole order's id
+    ends in six digits, so the two can never be the same.
+    """
+    suffix = f"c{child}"
+    return client_order_id(run, strategy_id, seq, max_len=30 - len(suffix)) + suffix
 
 
 def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, products: dict[str, str],
@@ -410,8 +556,8 @@ def live_broker(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None 
 
     Args:
         plugins: The resolved run (``algocli.engine.assemble.Plugins``).
-        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
-            that broker's id; orders for a name go to its id and come back under the name.
+        instrument_ids: Broker name → (our instrument name →
+            that broker's id); orders for a name go to its id and come back under the name.
             None (the default): the run's instruments are broker ids.
     """
     from algocli.engine.paper import open_live

@@ -11,6 +11,10 @@ Per tick, in this order:
 Every order, fill and closed candle is journaled (append + fsync) before it takes
 effect. Starting again with the same journal restores cash, positions, working orders
 and history, and books each fill once.
+
+A candle that has not closed when the run stops is not history: ``stop`` journals it as
+``forming``, and a resumed run continues it if ticks of its interval still arrive, or drops
+it (see ``algocli.data.aggregator``, "Shutdown and resume").
 """
 
 from __future__ import annotations
@@ -27,13 +31,125 @@ from algocli.broker.costs import CostModel
 from algocli.broker.fill_models import FillModel
 from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
-from algocli.domain.candle import Candle
+from algocli.domain.candle import Candle, ns_to_ist
 from algocli.domain.models import Instrument, Interval, Tick
 from algocli.engine.core import EngineCore, StrategySlot
 from algocli.errors import ConfigError, StrategyError
 from algocli.persistence.journal import Journal, crash_point, read_journal
 from algocli.portfolio.ledger import Ledger
 from algocli.strategy.base import BaseStrategy
+
+
+_NEVER = 1 << 62
+_IST_NS = 19_800_000_000_000
+_DAY_NS = 86_400 * 10**9
+_MINUTE_NS = 60 * 10**9
+
+
+class ProductEvents:
+    """The simulated broker's own closes in paper: the INTRADAY square-off and futures expiry.
+
+    The backtest squares off at the first bar starting at or after the time, at its open; here it
+    is the first tick of the instrument at or after it, at its price, after the tick's matching,
+    as in the backtest. A day whose ticks stop before the time is squared off on the next tick
+    (of a later day) at the day's last close, stamped with the square-off time. A future is
+    settled at its expiry day's last close once a tick arrives after that day's session.
+
+    Args:
+        broker: The simulated broker (its ``rules``, products and instruments).
+        histories: The run's candle histories (the last close of a day).
+    """
+
+    def __init__(self, broker: SimulatedBroker, histories: dict[str, History]) -> None:
+        self.broker = broker
+        self.histories = histories
+        self.due: dict[str, int] = dict.fromkeys(histories, 0)  # 0: schedule on the first tick
+        self._what: dict[str, tuple[str, int]] = {}  # instrument -> (kind, due ns)
+        # underlying -> [(due ns, option)]: an option settles on its underlying's first tick after the
+        # expiry day's close (the option's own ticks stop with the contract), at that day's last close.
+        self._options: dict[str, list[tuple[int, str]]] = {}
+        for inst in histories:
+            model = broker.instruments[inst]
+            if model.kind == "OPT" and model.expiry is not None:
+                from algocli.strategy.contracts import underlying_of
+
+                under = underlying_of(model)
+                if under in histories:
+                    self._options.setdefault(under, []).append((_expiry_close(model.expiry), inst))
+
+    def fire(self, inst: str, price: float, ts: int, bar: int) -> None:
+        """A tick of ``inst`` at or after its due instant: close what is due, schedule the next."""
+        if inst in self._options:
+            self._settle_options(inst, ts, bar)
+        what = self._what.get(inst)
+        if what is not None and ts >= what[1]:
+            del self._what[inst]
+            kind, due = what
+            when, at = ts, price
+            if (ts + _IST_NS) // _DAY_NS != (due + _IST_NS) // _DAY_NS:
+                h = self.histories[inst]  # the due day had no later tick: its last close is the price
+                when, at = due, (h.close_mv[h.length - 1] if h.length else price)
+            if kind == "squareoff":
+                self.broker.square_off(inst, at, when, bar)
+            else:
+                self.broker.settle_expiry(inst, at, when, bar)
+        self._schedule(inst, ts)
+
+    def _settle_options(self, under: str, ts: int, bar: int) -> None:
+        """Settle the options on ``under`` whose expiry-day close has passed, at the underlying's last
+        close of that day (``SimulatedBroker.settle_option``)."""
+        from algocli.domain.session import ist_date
+
+        due = [(at, opt) for at, opt in self._options[under] if ts >= at]
+        if not due:
+            return
+        self._options[under] = [e for e in self._options[under] if ts < e[0]]
+        h = self.histories[under]
+        for at, opt in due:
+            expiry = self.broker.instruments[opt].expiry
+            k = h.length - 1
+            while k >= 0 and ist_date(int(h.ts_mv[k])) > expiry:
+                k -= 1
+            price = h.close_mv[k] if k >= 0 else h.close_mv[h.length - 1]
+            same_day = (ts + _IST_NS) // _DAY_NS == (at + _IST_NS) // _DAY_NS
+            self.broker.settle_option(opt, price, ts if same_day else at, bar)
+
+    def _schedule(self, inst: str, ts: int) -> None:
+        broker = self.broker
+        model = broker.instruments[inst]
+        day0 = (ts + _IST_NS) // _DAY_NS * _DAY_NS - _IST_NS  # this IST day's midnight, UTC ns
+        options = []
+        minute = broker.rules.squareoff_minute(model, broker.products.get(inst, broker.default_product)) \
+            if broker.rules is not None else None
+        if minute is not None:
+            at = day0 + minute * _MINUTE_NS
+            options.append(("squareoff", at if ts < at else at + _DAY_NS))
+        settles_itself = model.kind == "FUT" or (model.kind == "OPT" and not any(
+            opt == inst for entries in self._options.values() for _, opt in entries))
+        if settles_itself and model.expiry is not None:  # an option without its underlying: at its own close
+            at = _expiry_close(model.expiry)
+            if ts < at or not self._settled(inst):
+                options.append(("expiry", at))
+        if options:
+            self._what[inst] = min(options, key=lambda o: o[1])
+        else:
+            self._what.pop(inst, None)
+        dues = [self._what[inst][1]] if inst in self._what else []
+        dues += [at for at, _ in self._options.get(inst, ())]
+        self.due[inst] = min(dues) if dues else _NEVER
+
+    def _settled(self, inst: str) -> bool:
+        return not any(p.quantity for (_, i), p in self.broker.ledger.positions.items() if i == inst)
+
+
+def _expiry_close(expiry) -> int:
+    """The F&O session's close on ``expiry`` (UTC ns): when its contracts settle."""
+    from algocli.domain.session import ist_midnight_ns
+    from algocli.market.calendar import default_calendar
+
+    session = default_calendar().session(expiry, "FNO")
+    close = session.close if session is not None else None
+    return ist_midnight_ns(expiry) + ((close.hour * 60 + close.minute) if close else 930) * _MINUTE_NS
 
 
 class LiveClock:
@@ -82,7 +198,8 @@ class PaperEngine:
     def __init__(self, instruments: list[str], *, interval: Interval, initial_capital: float,
                  fill_model: FillModel, cost_model: CostModel, journal_path: Path, name: str,
                  metadata: dict[str, Instrument] | None = None, router_factory=None,
-                 products: dict[str, str] | None = None, default_product: str = "INTRADAY") -> None:
+                 products: dict[str, str] | None = None, default_product: str = "INTRADAY",
+                 rules=None) -> None:
         from algocli.data.aggregator import CandleAggregator
 
         self.name = name
@@ -97,6 +214,7 @@ class PaperEngine:
         self.notes: list[str] = []
         self.events: list[str] = []  # lines for the operator, taken by the run loop
         self.halted: dict[str, str] = {}  # strategy id -> why it no longer trades
+        self.broker_funds: float | None = None  # a live run's funds at the broker, read now and then by the runtime
         self.journal_path = Path(journal_path)
         records = list(read_journal(self.journal_path))
         self.journal_records = records
@@ -104,7 +222,8 @@ class PaperEngine:
         self.journal = Journal(self.journal_path)
         if router_factory is None:
             router = SimulatedBroker(self.core.ledger, histories, fill_model, cost_model, self.core.on_fill,
-                                     instruments=meta, products=products, default_product=default_product)
+                                     instruments=meta, products=products, default_product=default_product,
+                                     rules=rules)
             router.journal = self.journal
             self.restored.update(router.book.replay(records, last_bar=len(self.clock.ts_mv) - 1))
         else:  # a live router restores its orders against the broker (``LiveRouter.reconcile``)
@@ -117,6 +236,9 @@ class PaperEngine:
         self._trading = False
         self._last_tick = (0, 0.0)  # (exchange ns, monotonic s) of the latest tick
         self.error: Exception | None = None
+        # The broker's own closes (INTRADAY square-off, futures expiry): per instrument, the next
+        # instant one is due; a tick compares one number.
+        self.product_events = ProductEvents(router, self.core.histories) if router_factory is None else None
 
     @property
     def resumed(self) -> bool:
@@ -174,6 +296,9 @@ class PaperEngine:
         inst = tick.instrument
         if inst in self.broker.pending:
             self.broker.on_tick(inst, tick.ltp, tick.ts, len(self.clock.ts_mv))
+            events = self.product_events
+            if events is not None and tick.ts >= events.due.get(inst, _NEVER):
+                events.fire(inst, tick.ltp, tick.ts, len(self.clock.ts_mv))
         if tick.received_ns and len(self.broker.orders) > before:
             self.stats.latencies_ns.append(time.monotonic_ns() - tick.received_ns)  # the feeds' clock
 
@@ -243,25 +368,48 @@ class PaperEngine:
     # --- recovery ----------------------------------------------------------------------
 
     def _restore_candles(self, records: list[dict]) -> dict[str, int]:
-        """Rebuild each instrument's history from the journal's candles."""
+        """Rebuild each instrument's history from the journal's candles, and resume the ones still forming."""
         n = 0
+        forming: dict[str, dict] = {}
         for rec in records:
-            if rec["k"] == "candle":
-                h = self.core.histories.get(rec["instrument"])
+            kind = rec["k"]
+            if kind == "candle":
+                inst = rec["instrument"]
+                h = self.core.histories.get(inst)
                 if h is not None:
                     self._append_candle(h, rec["ts"], rec["open"], rec["high"], rec["low"], rec["close"],
                                         rec["volume"])
                     n += 1
+                    if inst in forming and forming[inst]["start"] <= rec["ts"]:
+                        del forming[inst]  # it closed in a later run
+            elif kind == "forming" and rec["instrument"] in self.core.histories:
+                forming[rec["instrument"]] = rec
+        for rec in forming.values():
+            self.aggregator.resume(rec)
         return {"candles": n, "orders": 0, "fills": 0}
 
     # --- the end -----------------------------------------------------------------------
 
     def stop(self, now_ns: int | None = None) -> None:
-        """Stop trading: run ``on_stop`` and release the candles still forming for the artifacts."""
+        """Stop trading: run ``on_stop``, keep the candles that have closed by ``now_ns``, and journal
+        the ones still forming as ``forming`` (never as closed candles) for a resume to continue.
+
+        Args:
+            now_ns: Exchange time now, UTC ns (``exchange_now()``); None: no candle is due.
+        """
         if self._trading:
             self._trading = False
             self.core.stop()
-        self.aggregator.on_time((now_ns or 0) + 10**15)  # everything still open is final now
+        if now_ns is not None:
+            self.aggregator.on_time(now_ns, grace_s=0)  # no tick can come any more: no grace to wait for
+        for rec in self.aggregator.open_candles():
+            self.journal.append("forming", **rec)
+            self.notes.append(f"the {rec['instrument']} candle of {ns_to_ist(rec['start']):%Y-%m-%d %H:%M} IST had "
+                              "not closed when the run stopped: it is left out; a resume within its interval "
+                              "continues it")
+        if self.aggregator.dropped:
+            self.notes.append(f"{self.aggregator.dropped} candle(s) left unfinished by the previous run were "
+                              "dropped: the run resumed after their interval had ended")
         self.journal.close()
 
     def snapshot_bars(self) -> dict[str, Bars]:
@@ -286,8 +434,8 @@ def open_live(plugin: type, config: object, instrument_ids: Mapping[str, Mapping
     Args:
         plugin: A feed or broker plugin class with a ``live`` factory.
         config: The plugin's validated config.
-        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
-            that broker's id; None when instruments are broker ids already.
+        instrument_ids: Broker name → (our instrument name →
+            that broker's id); None when instruments are broker ids already.
 
     Raises:
         ConfigError: A map was given, but ``plugin.live`` cannot take it.
@@ -306,8 +454,8 @@ def live_feed(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = 
 
     Args:
         plugins: The resolved run (``algocli.engine.assemble.Plugins``).
-        instrument_ids: ``{"dhan": {...}, "upstox": {...}}``, each our instrument name →
-            that broker's id; the feed subscribes names by id and its ticks carry the names.
+        instrument_ids: Broker name → (our instrument name →
+            that broker's id); the feed subscribes names by id and its ticks carry the names.
             None (the default): the run's instruments are broker ids.
     """
     return open_live(plugins.feed_cls, plugins.feed_cfg, instrument_ids)

@@ -16,11 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from algocli.analytics.result import TRADE_COLUMNS, RunResult
+from algocli.analytics.result import TRADE_COLUMNS, RunResult, empty_trade_columns
 from algocli.analytics.stats import compute_metrics
-from algocli.domain.candle import IST
 from algocli.portfolio.ledger import TRADE_FIELDS
 
 if TYPE_CHECKING:
@@ -30,11 +28,11 @@ if TYPE_CHECKING:
 def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
     """Assemble the ``RunResult`` of a finished backtest."""
     core = bt.core
-    index = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(IST)
+    ts = np.asarray(ts, dtype=np.int64)
     closes = {inst: _close_on_timeline(h.column("close"), h.column("ts"), ts) for inst, h in core.histories.items()}
     fills = core.broker.fills
-    cols = _FillColumns(fills)
     n = len(ts)
+    cols = _FillColumns(fills, n)
     cash = bt.initial_capital + _cumulative(cols.bar, cols.cash_flow, n)
     equity = cash.copy()
     strategy_pnl: dict[str, np.ndarray] = {}
@@ -49,19 +47,20 @@ def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
             pnl += value
             equity += value
         strategy_pnl[slot.id] = pnl
-    trades = trades_frame(core.ledger.trades)
+    trades = trade_columns(core.ledger.trades, n)
     starts = _buy_and_hold_starts(core)
     benchmark, bh_return, market = _benchmark(core, closes, starts, bt.initial_capital, ts)
     metrics = compute_metrics(
-        equity, index, trades, buy_and_hold_return=bh_return, market_log_returns=market,
+        equity, ts, trades, buy_and_hold_return=bh_return, market_log_returns=market,
         commissions=float(sum(f.commission for f in fills)), initial_capital=bt.initial_capital,
     )
     return RunResult(
-        name=bt.name, index=index, equity=equity, cash=cash, benchmark=benchmark,
+        name=bt.name, index=ts, equity=equity, cash=cash, benchmark=benchmark,
         strategy_pnl=strategy_pnl, metrics=metrics, trades=trades, orders=core.broker.orders,
         fills=fills, bars=bt.bars, instruments=core.instruments,
         strategies={s.id: type(s.strategy).__name__ for s in core.slots},
         initial_capital=bt.initial_capital, notes=list(bt.notes),
+        indicators=[read for slot in core.slots for read in slot.context.indicators_read()],
     )
 
 
@@ -77,8 +76,10 @@ def _close_on_timeline(close: np.ndarray, own_ts: np.ndarray, ts: np.ndarray) ->
 class _FillColumns:
     """The fills of a run as numpy columns, built in one pass."""
 
-    def __init__(self, fills) -> None:
-        self.bar = np.array([f.bar for f in fills], dtype=np.int64)
+    def __init__(self, fills, n: int) -> None:
+        # A fill booked after the last candle closed (a live fill reconciled on a restart when no
+        # candle follows) belongs to the last bar: its cash and position count at the last close.
+        self.bar = np.minimum(np.array([f.bar for f in fills], dtype=np.int64), max(n - 1, 0))
         self.signed = np.array([f.signed_quantity for f in fills], dtype=float)
         price = np.array([f.price for f in fills], dtype=float)
         commission = np.array([f.commission for f in fills], dtype=float)
@@ -94,16 +95,27 @@ def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
     return np.cumsum(np.bincount(bars, weights=amounts, minlength=n)[:n])
 
 
-def trades_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Round trips as a DataFrame with ``TRADE_COLUMNS``, times in IST."""
-    df = pd.DataFrame(rows, columns=list(TRADE_FIELDS))
-    if not len(df):
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
-    for src, dst in (("entry_ts", "entry_time"), ("exit_ts", "exit_time")):
-        df[dst] = pd.DatetimeIndex(df[src].astype("datetime64[ns]")).tz_localize("UTC").tz_convert(IST)
-    df["side"] = np.where(df["size"] > 0, "LONG", "SHORT")
-    df["duration"] = df["exit_time"] - df["entry_time"]
-    return df[TRADE_COLUMNS]
+def trade_columns(rows: list[tuple], n: int | None = None) -> dict[str, np.ndarray]:
+    """Round trips (ledger tuples, ``TRADE_FIELDS``) as ``RunResult.trade_columns``: numpy columns
+    with times and durations in UTC nanoseconds; with ``n`` (the timeline's length) bars past its
+    end are taken as its last bar, as ``_FillColumns`` takes them."""
+    if not rows:
+        return empty_trade_columns()
+    raw = dict(zip(TRADE_FIELDS, zip(*rows)))
+    out = {name: np.array(raw[name], dtype=object) for name in ("strategy", "instrument")}
+    size = np.array(raw["size"], dtype=np.int64)
+    out["side"] = np.where(size > 0, "LONG", "SHORT").astype(object)
+    out["size"] = size
+    out["entry_time"] = np.array(raw["entry_ts"], dtype=np.int64)
+    out["exit_time"] = np.array(raw["exit_ts"], dtype=np.int64)
+    for name in ("entry_price", "exit_price", "pnl", "return_pct", "commission"):
+        out[name] = np.array(raw[name], dtype=float)
+    out["duration"] = out["exit_time"] - out["entry_time"]
+    for name in ("entry_bar", "exit_bar"):
+        out[name] = np.array(raw[name], dtype=np.int64)
+        if n is not None:
+            out[name] = np.minimum(out[name], max(n - 1, 0))
+    return {name: out[name] for name in TRADE_COLUMNS}
 
 
 def _buy_and_hold_starts(core) -> dict[str, int]:

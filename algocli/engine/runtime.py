@@ -91,6 +91,7 @@ class LiveRun:
     plugins: Any
     instrument_ids: dict | None
     config_path: Path
+    metadata: dict | None = None  # the master's Instrument per name (lots, ticks), when it named them
 
 
 @dataclass
@@ -146,8 +147,16 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
         raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
-                          f"`algo {command}` needs feed: dhan, upstox or sandbox")
-    return LiveRun(cfg, plugins, names.ids() if names.instruments else None, config)
+                          f"`algo {command}` needs one of: {', '.join(_live_feeds())}")
+    return LiveRun(cfg, plugins, names.ids() if names.instruments else None, config,
+                   names.metadata() if names.instruments else None)
+
+
+def _live_feeds() -> list[str]:
+    """The registered feeds that stream live data (they have ``live()``)."""
+    from algocli.registry import registered
+
+    return [name for name, ep in registered("feed").items() if hasattr(ep.load(), "live")]
 
 
 def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):
@@ -161,11 +170,12 @@ def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):
     """
     from algocli.instruments.naming import name_run
 
+    from algocli.broker.spec import broker_specs
+
     urls = None
-    if cfg.data.feed == "sandbox":  # the sandbox serves its instrument list next to its feed
+    if cfg.data.feed == "sandbox":  # the sandbox serves each broker's list at the broker's own path
         base = str(cfg.data.plugin_params.get("url", "http://127.0.0.1:8765")).rstrip("/")
-        urls = {"dhan": f"{base}/api-data/api-scrip-master.csv",
-                "upstox": f"{base}/market-quote/instruments/exchange/complete.json.gz"}
+        urls = {name: f"{base}{spec.master_path()}" for name, spec in broker_specs().items() if spec.sandbox_feed}
     return name_run(cfg, str(config), urls=urls, quiet_cache=False,
                     warn=warn or (lambda line: log.warning("%s", line)))
 
@@ -191,15 +201,17 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
         ConfigError: A live session found a journal that no live run wrote.
     """
     from algocli.engine.paper import PaperEngine, live_feed
+    from algocli.persistence.output import check_output_dir
 
     cfg, plugins = run.config, run.plugins
     base = cfg.output_dir(output)
-    out_dir = mode.output_dir(base)
+    out_dir = check_output_dir(mode.output_dir(base))  # before any work: the journal and artifacts go there
     journal = out_dir / "journal.jsonl"
     if fresh and journal.exists():
         journal.rename(out_dir / f"journal.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     common = dict(interval=cfg.interval, initial_capital=cfg.initial_capital, journal_path=journal, name=cfg.name,
-                  cost_model=plugins.cost_model, **_products(plugins.broker_cfg))
+                  cost_model=plugins.cost_model, metadata=run.metadata, rules=plugins.product_rules(),
+                  **_products(plugins.broker_cfg))
     broker = None
     if mode is RunMode.LIVE:
         from algocli.engine.live import build_live_engine, live_broker
@@ -218,7 +230,7 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
 
 
 def _products(broker_cfg) -> dict:
-    """The product per instrument of a broker config that has them (dhan, upstox), as engine arguments."""
+    """The product per instrument of a broker config that has them (the live brokers'), as engine arguments."""
     if not hasattr(broker_cfg, "product"):
         return {}
     return {"products": dict(broker_cfg.products), "default_product": broker_cfg.product}
@@ -309,9 +321,12 @@ async def run_session(session: Session, *, duration: float | None = None, view: 
         await feed.connect()
         await feed.subscribe(instruments)
         engine.start()
+        funds = asyncio.create_task(_read_funds(broker, engine)) if broker is not None else None
         try:
             await _trade(engine, feed, stop, duration, view)
         finally:
+            if funds is not None:
+                funds.cancel()
             await feed.disconnect()
     finally:
         if broker is not None:
@@ -320,6 +335,19 @@ async def run_session(session: Session, *, duration: float | None = None, view: 
         loop = asyncio.get_running_loop()
         for sig in handled:
             loop.remove_signal_handler(sig)
+
+
+FUNDS_EVERY_S = 30.0  # the dashboard's "available" of a live run: one funds request per 30 s
+
+
+async def _read_funds(broker, engine) -> None:
+    """Keep ``engine.broker_funds`` (the broker's available funds, for the view) fresh until cancelled."""
+    while True:
+        try:
+            engine.broker_funds = await broker.get_balance()
+        except Exception as exc:  # the view shows the last value; orders report real trouble themselves
+            log.debug("reading the broker's funds failed: %s", exc)
+        await asyncio.sleep(FUNDS_EVERY_S)
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, risk) -> list[int]:

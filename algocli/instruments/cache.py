@@ -18,16 +18,15 @@ list an instrument gives its shared fields, the others fill what it lacks.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
-from typing import Literal
-
-import aiohttp
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from algocli.broker.spec import broker_spec, broker_specs
 from algocli.domain.session import ist_date, ist_today
@@ -37,18 +36,35 @@ from algocli.instruments.model import Instrument
 from algocli.instruments.table import read_frame, read_instruments, write_instruments
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["InstrumentSettings", "MasterUnavailable", "Outcome", "Refresh", "open_master", "refresh_master"]
+if TYPE_CHECKING:  # aiohttp (0.2-0.3 s to import) is imported by the functions that download
+    import aiohttp
+
+__all__ = ["MasterUnavailable", "Outcome", "Refresh", "open_master", "refresh_master"]
 
 _log = logging.getLogger(__name__)
 Refresh = Literal["auto", "always", "never"]
+_CONNECT_TIMEOUT = 10.0  # seconds; short, so that an offline machine falls back to the cache at once
 
 
-class InstrumentSettings(BaseSettings):
-    """``ALGO_INSTRUMENTS_DIR``: where the instrument files are cached."""
+@functools.cache
+def _settings_class() -> type:
+    # pydantic_settings costs about 0.1 s of start-up, and a backtest whose data folder names every
+    # instrument never reads this setting, so the class is built on first use.
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    model_config = SettingsConfigDict(env_prefix="ALGO_", env_file=".env", extra="ignore")
+    class InstrumentSettings(BaseSettings):
+        """``ALGO_INSTRUMENTS_DIR``: where the instrument files are cached."""
 
-    instruments_dir: Path = Path("data/instruments")
+        model_config = SettingsConfigDict(env_prefix="ALGO_", env_file=".env", extra="ignore")
+
+        instruments_dir: Path = Path("data/instruments")
+
+    return InstrumentSettings
+
+
+def _cache_dir(directory: Path | None) -> Path:
+    """``directory``, else ``ALGO_INSTRUMENTS_DIR`` (read only when no folder is given)."""
+    return Path(directory or _settings_class()().instruments_dir)
 
 
 class MasterUnavailable(BrokerError):
@@ -71,14 +87,16 @@ def _tag(url: str) -> str:
 
 
 class Outcome(str):
-    """What a refresh did for one source, as one line; ``failed`` says whether the download failed."""
+    """What a refresh did for one source, as one line; ``failed`` says whether the download failed,
+    ``reason`` why (``DNS lookup of ... failed``, ``... refused the connection``, ``HTTP 503 from ...``)."""
 
     failed: bool = False
+    reason: str = ""
 
     @classmethod
-    def failure(cls, text: str) -> Outcome:
+    def failure(cls, text: str, reason: str) -> Outcome:
         out = cls(text)
-        out.failed = True
+        out.failed, out.reason = True, reason
         return out
 
 
@@ -99,17 +117,47 @@ class _Cache:
 
 
 async def _download(session: aiohttp.ClientSession, url: str, timeout: float) -> bytes:
-    try:  # a short connect timeout: an offline machine should fall back to the cache at once
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10)) as resp:
+    import asyncio
+
+    import aiohttp
+
+    try:
+        limits = aiohttp.ClientTimeout(total=timeout, sock_connect=_CONNECT_TIMEOUT)
+        async with session.get(url, timeout=limits) as resp:
             if resp.status != 200:
-                raise BrokerError(f"HTTP {resp.status}")
+                raise BrokerError(f"HTTP {resp.status} from {_host(url)}")
             return await resp.read()
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        raise BrokerError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        raise BrokerError(_why(exc, url, timeout)) from None
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def _why(exc: BaseException, url: str, timeout: float) -> str:
+    """Why a download failed, in the words an operator checks: DNS, refused, timeout."""
+    import asyncio
+
+    import aiohttp
+
+    host = _host(url)
+    cause = getattr(exc, "os_error", None) or exc
+    if isinstance(cause, socket.gaierror):
+        return f"DNS lookup of {host.rsplit(':', 1)[0]} failed: no network, or the name is wrong"
+    if isinstance(cause, ConnectionRefusedError):
+        return f"{host} refused the connection"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"no connection to {host} within {_CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's other timeouts subclass it
+        return f"no answer from {host} within {timeout:g} s"
+    return f"{host}: {type(exc).__name__}: {exc}".rstrip(": ")
 
 
 async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float) -> dict[str, Outcome]:
     """Download ``sources``; return ``{source: what happened}``, one line each."""
+    import aiohttp
+
     outcome: dict[str, Outcome] = {}
     async with aiohttp.ClientSession() as session:
         for source in sources:
@@ -127,7 +175,7 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
                 atomic_write_bytes(target, body)
                 outcome[source] = Outcome(f"downloaded {len(rows):,} instruments")
             except (BrokerError, DataError) as exc:
-                outcome[source] = Outcome.failure(f"download failed ({exc})")
+                outcome[source] = Outcome.failure(f"download failed ({exc})", str(exc))
     return outcome
 
 
@@ -141,7 +189,9 @@ def refresh_master(*, force: bool = True, directory: Path | None = None, timeout
     Raises:
         MasterUnavailable: No source could be downloaded and nothing is cached.
     """
-    cache = _Cache(Path(directory or InstrumentSettings().instruments_dir), urls or _urls())
+    import asyncio
+
+    cache = _Cache(_cache_dir(directory), urls or _urls())
     cache.directory.mkdir(parents=True, exist_ok=True)
     today = ist_today()
     wanted = [s for s in cache.urls if force or cache.fetched_on(cache.raw(s)) != today]
@@ -152,19 +202,25 @@ def refresh_master(*, force: bool = True, directory: Path | None = None, timeout
         if source not in outcome:
             outcome[source] = Outcome(f"cached {day}, fresh")
         elif outcome[source].failed:
-            outcome[source] = Outcome.failure(outcome[source] + (f"; using the cache of {day}" if day
-                                                                  else "; nothing cached"))
+            line = outcome[source]
+            outcome[source] = Outcome.failure(line + (f"; using the cache of {day}" if day else "; nothing cached"),
+                                              line.reason)
             _log.warning("instruments from %s: %s", source, outcome[source])
-    return _load(cache, rebuild=rebuild), outcome
+    try:
+        return _load(cache, rebuild=rebuild), outcome
+    except MasterUnavailable:
+        reasons = "; ".join(f"{s}: {line.reason}" for s, line in sorted(outcome.items()) if line.failed)
+        raise MasterUnavailable(f"no instrument list could be downloaded ({reasons}) and none is cached in "
+                                f"{cache.directory}; connect to the internet, or start `algo sandbox` and "
+                                "export the variables it prints") from None
 
 
 def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
     merged = cache.merged()
     raws = [cache.raw(s) for s in sorted(cache.urls) if cache.raw(s).is_file()]
     if not raws and not merged.is_file():
-        raise MasterUnavailable(f"no instrument list in {cache.directory} and none could be downloaded; connect to "
-                                "the internet (or start `algo sandbox` and export what it prints) and run "
-                                "`algo instruments refresh`")
+        raise MasterUnavailable(f"no instrument list is cached in {cache.directory}; `algo instruments refresh` "
+                                "downloads one")
     if rebuild or not merged.is_file() or any(r.stat().st_mtime_ns > merged.stat().st_mtime_ns for r in raws):
         sources: list[list[Instrument]] = []
         for source in sorted(cache.urls):
@@ -176,7 +232,8 @@ def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
 
 
 def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, extra: Iterable[Path] = (),
-                warn: Callable[[str], None] | None = None, urls: dict[str, str] | None = None) -> InstrumentMaster:
+                warn: Callable[[str], None] | None = None, urls: dict[str, str] | None = None,
+                today: date | None = None) -> InstrumentMaster:
     """The instrument master, refreshed as ``refresh`` says.
 
     Args:
@@ -185,15 +242,17 @@ def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, ext
         directory: The cache folder; default ``ALGO_INSTRUMENTS_DIR``.
         extra: Files in the project's instrument format whose rows are added where the
             master lacks them (a data folder's ``instruments.csv``).
-        warn: Receives one line when a download failed and the cache stands in.
+        warn: Receives one line when a download failed and the cache (or only ``extra``)
+            stands in, and when a year-less contract names only expired ones.
         urls: Broker name → URL to download from; default every registered broker's
             URL from its settings (``DHAN_SCRIP_MASTER_URL``, ``UPSTOX_INSTRUMENTS_URL``, ...).
+        today: The IST date a year-less contract is picked for (tests); default today.
 
     Raises:
         MasterUnavailable: Nothing cached, and (unless ``never``) nothing downloadable.
     """
     extras = [read_instruments(p) for p in extra if Path(p).is_file()]
-    cache = _Cache(Path(directory or InstrumentSettings().instruments_dir), urls or _urls())
+    cache = _Cache(_cache_dir(directory), urls or _urls())
     try:
         if refresh == "never":
             master = _load(cache, rebuild=False)
@@ -206,8 +265,9 @@ def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, ext
         if not extras:
             raise
         if warn is not None:
-            warn(f"{exc}; using only {', '.join(str(p) for p in extra)}")
-        return InstrumentMaster(merge(*extras), source=" + ".join(str(p) for p in extra))
-    if not extras:
-        return master
-    return InstrumentMaster(merge(master, *extras), source=master.source)
+            warn(f"using only {', '.join(str(p) for p in extra)}: {exc}")
+        return InstrumentMaster(merge(*extras), source=" + ".join(str(p) for p in extra), today=today, warn=warn)
+    if extras:
+        master = InstrumentMaster(merge(master, *extras), source=master.source)
+    master.today, master.warn = today or master.today, warn
+    return master

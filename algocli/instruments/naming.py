@@ -15,11 +15,12 @@ close matches.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
+from algocli.broker.spec import broker_specs
 from algocli.config.run import RunConfig
 from algocli.errors import ConfigError
 from algocli.instruments.cache import MasterUnavailable, Refresh, open_master
@@ -29,12 +30,9 @@ from algocli.instruments.table import read_instruments
 
 __all__ = ["RunNames", "is_broker_id", "name_run"]
 
-_DHAN_ID = re.compile(r"^[A-Z_]+:\d+$")
-
-
 def is_broker_id(text: str) -> bool:
-    """True for ids the adapters take as they are: ``NSE_EQ:1333`` or ``NSE_EQ|INE040A01034``."""
-    return bool(_DHAN_ID.match(text)) or "|" in text
+    """True for an id some registered broker takes as it is (``NSE_EQ:1333``, ``NSE_EQ|INE040A01034``)."""
+    return any(spec.is_id(text) for spec in broker_specs().values())
 
 
 @dataclass
@@ -46,13 +44,10 @@ class RunNames:
     source: str = ""
 
     def ids(self) -> dict[str, dict[str, str]]:
-        """``{"dhan": {HRN: "NSE_EQ:1333"}, "upstox": {HRN: "NSE_EQ|INE..."}}`` for the adapters."""
-        out: dict[str, dict[str, str]] = {"dhan": {}, "upstox": {}}
-        for hrn, inst in self.instruments.items():
-            if inst.dhan_id:
-                out["dhan"][hrn] = inst.dhan_id
-            if inst.upstox_key:
-                out["upstox"][hrn] = inst.upstox_key
+        """Registered broker → HRN → that broker's id (``{"dhan": {"NSE:HDFCBANK": "NSE_EQ:1333"}}``)."""
+        out: dict[str, dict[str, str]] = {}
+        for name, spec in broker_specs().items():
+            out[name] = {hrn: ident for hrn, inst in self.instruments.items() if (ident := spec.instrument_id(inst))}
         return out
 
     def metadata(self) -> dict[str, Instrument]:
@@ -71,56 +66,78 @@ def _names(config: RunConfig) -> list[str]:
 
 def name_run(config: RunConfig, source: str, *, refresh: Refresh = "auto", extra: Iterable[Path] = (),
              warn: Callable[[str], None] | None = None, master: InstrumentMaster | None = None,
-             urls: dict[str, str] | None = None, quiet_cache: bool = True) -> RunNames:
+             urls: dict[str, str] | None = None, quiet_cache: bool = True, today: date | None = None) -> RunNames:
     """Rename ``config``'s instruments to their HRNs.
+
+    A data folder's own list (``extra``) that names every instrument is all that is read:
+    no cache, no download, no message. Otherwise the master is opened; a broker id that no
+    list names keeps its id, with one line to ``warn`` saying so when a data folder was given.
 
     Args:
         config: The validated run definition.
         source: The YAML path, for messages.
         refresh: How to refresh the master when an HRN makes it necessary.
         extra: Instrument files added to the master (a data folder's ``instruments.csv``).
-        warn: Receives one line when a download failed and the cache stood in.
+        warn: Receives one line when a download failed and the cache stood in, when a
+            broker id has no name, and when a year-less contract names only expired ones.
         master: Use this master instead of opening one (tests, callers that have one).
         urls: Where to download the brokers' files from (the sandbox's); default the settings'.
         quiet_cache: When every instrument is a broker id, only read the cache (backtests);
             False refreshes it as ``refresh`` says anyway (paper and live runs, online anyway).
+        today: The IST date a year-less contract is picked for (tests); default today.
 
     Raises:
         ConfigError: A name is unknown to the master, or needs a master that is missing.
     """
     names = _names(config)
     needs_master = any(not is_broker_id(n) for n in names)
-    if master is None and needs_master:
-        master = _local(extra, names)  # a data folder's own list names its files: no download needed
-    if master is None:
+    extra = [Path(p) for p in extra]
+    local = _local(extra, today)
+    missing = [n for n in names if local is None or local.get(n) is None]
+    lists = [master] if master is not None else []
+    if master is None and missing:
         try:
-            master = open_master(refresh=refresh if needs_master or not quiet_cache else "never", extra=extra,
-                                 warn=warn, urls=urls)
+            lists.append(open_master(refresh=refresh if needs_master or not quiet_cache else "never", warn=warn,
+                                     urls=urls, today=today))
         except MasterUnavailable as exc:
-            if needs_master:
-                wanted = next(n for n in names if not is_broker_id(n))
-                raise ConfigError(f"{source}: instrument {wanted!r} is a name, and {exc}") from None
-            return RunNames(config)
+            folders = [str(p.parent) for p in extra if not p.parent.is_dir()]
+            if any(not is_broker_id(n) for n in missing):
+                wanted = next(n for n in missing if not is_broker_id(n))
+                why = f"there is no folder {', '.join(folders)} (check data.path)" if folders else str(exc)
+                raise ConfigError(f"{source}: instrument {wanted!r} is a name, and {why}") from None
+            # Only a data folder's run says so (its list should name its files); a missing folder the feed reports.
+            if warn is not None and extra and not folders:
+                where = f"{local.source} does not list it, and " if local is not None else ""
+                unnamed = ", ".join(repr(n) for n in missing)
+                warn(f"{source}: {unnamed} {'keeps its' if len(missing) == 1 else 'keep their'} broker "
+                     f"id{'s' if len(missing) > 1 else ''} in the artifacts ({where}{exc})")
+    if local is not None:
+        lists.append(local)  # after the master: its rows win, as ``open_master``'s ``extra`` did
+    if not lists:
+        return RunNames(config)
+    for each in lists:
+        each.warn = each.warn or warn
     found: dict[str, Instrument] = {}
     for i, entry in enumerate(config.strategies):
         for name in entry.instruments:
-            inst = master.get(name)
+            inst = next((hit for hit in (m.get(name) for m in lists) if hit is not None), None)
             if inst is None and not is_broker_id(name):
-                master.resolve(name, field=f"{source}: strategies[{i}].instruments")
+                lists[0].resolve(name, field=f"{source}: strategies[{i}].instruments")
             if inst is not None:
                 found[name] = inst
     if not found:
-        return RunNames(config, source=master.source)
+        return RunNames(config, source=lists[0].source)
     return RunNames(_renamed(config, {k: v.hrn for k, v in found.items()}), {v.hrn: v for v in found.values()},
-                    master.source)
+                    lists[0].source)
 
 
-def _local(extra: Iterable[Path], names: list[str]) -> InstrumentMaster | None:
+def _local(extra: Iterable[Path], today: date | None) -> InstrumentMaster | None:
+    """The data folder's own list, or None when there is none."""
     files = [Path(p) for p in extra if Path(p).is_file()]
     if not files:
         return None
-    local = InstrumentMaster(merge(*(read_instruments(p) for p in files)), source=" + ".join(map(str, files)))
-    return local if all(local.get(n) is not None for n in names) else None
+    return InstrumentMaster(merge(*(read_instruments(p) for p in files)), source=" + ".join(map(str, files)),
+                            today=today)
 
 
 def _renamed(config: RunConfig, to_hrn: dict[str, str]) -> RunConfig:

@@ -26,13 +26,15 @@ from algocli.persistence.artifacts import atomic_write_text
 __all__ = ["ADDED_COLUMNS", "cell", "cells", "frame_row", "read_frame", "read_instruments", "write_instruments"]
 
 #: Columns a file written before they existed lacks; they read as empty (the model's default).
-ADDED_COLUMNS = ("option_type", "freeze_quantity")
+ADDED_COLUMNS = ("option_type", "freeze_quantity", "broker_ids")
 
 
 def cell(value: object) -> str:
     """A field as this file writes it: ``""`` for none, floats without trailing zeros."""
     if value is None:
         return ""
+    if isinstance(value, tuple):  # broker_ids: "tiny=ABC;other=42"
+        return ";".join(f"{broker}={ident}" for broker, ident in value)
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".")
     return str(value)
@@ -90,9 +92,21 @@ def _row(path: Path, line: int, raw: dict[str, str]) -> Instrument:
             lot_size=int(raw.get("lot_size") or 1), tick_size=float(raw.get("tick_size") or 0.05),
             isin=raw.get("isin") or "", token=raw.get("token") or "", dhan_id=raw.get("dhan_id") or "",
             dhan_instrument=raw.get("dhan_instrument") or "", upstox_key=raw.get("upstox_key") or "",
-            option_type=raw.get("option_type") or None, freeze_quantity=int(freeze) if freeze else None)
+            option_type=raw.get("option_type") or None, freeze_quantity=int(freeze) if freeze else None,
+            broker_ids=_broker_ids(raw.get("broker_ids") or ""))
     except (TypeError, ValueError) as exc:
         raise DataError(path, f"cannot read this instrument ({exc}); fix or delete the row", row=line) from None
+
+
+def _broker_ids(text: str) -> tuple[tuple[str, str], ...]:
+    """The ``broker_ids`` cell (``tiny=ABC;other=42``) as pairs."""
+    pairs = []
+    for item in filter(None, text.split(";")):
+        broker, found, ident = item.partition("=")
+        if not found or not broker or not ident:
+            raise ValueError(f"broker_ids item {item!r} is not broker=id")
+        pairs.append((broker, ident))
+    return tuple(pairs)
 
 
 def read_frame(path: Path):

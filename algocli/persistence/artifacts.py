@@ -5,27 +5,38 @@
 
 Every file is written to a temporary name in the same folder, flushed to disk and then
 renamed over the target, so a crash leaves either the old file or the new one, never half
-of one. CSVs are deterministic: the same config and data give the same bytes.
+of one; ``write_run_artifacts`` publishes the whole set at once (``persistence.output``).
+CSVs are deterministic: the same config and data give the same bytes.
+
+Numbers are rounded only as they are written, for reading: money to paise, prices to the
+instrument's tick (0.05 when it is not known), percentages and ratios to four places; the
+run computed with the exact values, which is why a column of rounded P&L can differ from
+the rounded total by a few paise.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
 import platform
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from algocli.analytics.result import RunResult
-from algocli.domain.models import IST_OFFSET_NS, OrderSide, OrderStatus, OrderType
+from algocli.analytics.timefmt import timedelta_text
+from algocli.domain.arrays import unique
+from algocli.domain.models import CHARGE_FIELDS, IST_OFFSET_NS, OrderSide, OrderStatus, OrderType
 from algocli.domain.modes import RunMode
+from algocli.errors import AlgoError
 
 _IST_SUFFIX = "+05:30"
 _UMASK = os.umask(0o022)
@@ -33,6 +44,15 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK  # mkstemp makes owner-only files; artifacts follow the umask
 # enum member -> CSV text; a dict lookup is several times cheaper than ``.value`` per row
 _TEXT = {m: m.value for enum in (OrderSide, OrderStatus, OrderType) for m in enum}
+#: Every file ``write_run_artifacts`` may write; an older run's file this run did not write is removed.
+ARTIFACTS = ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv", "config.resolved.yaml",
+             "report.html", "run.json")
+#: Metrics in rupees (written to paise); every other float metric is written to four places.
+MONEY_METRICS = frozenset({"initial_capital", "final_equity", "peak_equity", "commissions"})
+DEFAULT_TICK = 0.05  # NSE equities
+#: Bars from which the equity curve and ``run.json`` are written in a forked child: below it the
+#: fork (about 5 ms for this process) costs more than writing the curve inline.
+FORK_MIN_BARS = 20_000
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -67,8 +87,8 @@ def ist_strings(ns: np.ndarray) -> np.ndarray:
     if not len(local) or (local % 1_000_000_000).any():  # sub-second stamps: format each one
         return np.char.add(np.datetime_as_string(local.view("datetime64[ns]"), unit="s"), _IST_SUFFIX)
     day, second = np.divmod(local // 1_000_000_000, 86_400)
-    days, day_idx = np.unique(day, return_inverse=True)
-    seconds, sec_idx = np.unique(second, return_inverse=True)
+    days, day_idx = unique(day, return_inverse=True)
+    seconds, sec_idx = unique(second, return_inverse=True)
     day_text = np.char.add(np.datetime_as_string(days.astype("datetime64[D]")), "T")
     time_text = np.array([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{_IST_SUFFIX}" for s in seconds.tolist()])
     return np.char.add(day_text[day_idx], time_text[sec_idx])
@@ -101,7 +121,8 @@ class _AtomicFile:
 
 
 def write_table(path: Path, columns: dict[str, list]) -> Path:
-    """Write equal-length columns as CSV (quoted where needed); floats in full precision."""
+    """Write equal-length columns as CSV (quoted where needed); floats in their shortest form (the
+    writers round them first: ``rounded``, ``money``, ``price``)."""
     with _AtomicFile(path) as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(list(columns))
@@ -113,70 +134,127 @@ def _write_series(path: Path, header: list[str], times: np.ndarray, columns: lis
     """Stream a time column and float columns, ``chunk`` rows at a time.
 
     Times (UTC ns) become IST ISO strings chunk by chunk, so a million-row curve never
-    holds a million strings; floats are written with two decimals (rupees and paise).
+    holds a million strings; floats are written with two decimals (rupees and paise), and
+    a value that rounds to zero as ``0.00``, never ``-0.00``.
     """
     fmt = "%s," + ",".join("%.2f" for _ in columns) + "\n"
     with _AtomicFile(path) as fh:
         fh.write(",".join(header) + "\n")
         for start in range(0, len(times), chunk):
             stop = start + chunk
-            parts = [ist_strings(times[start:stop]).tolist()] + [c[start:stop].tolist() for c in columns]
+            parts = [ist_strings(times[start:stop]).tolist()] + [_no_negative_zero(c[start:stop]).tolist()
+                                                                  for c in columns]
             fh.write("".join(map(fmt.__mod__, zip(*parts))))  # %-formatting beats str.format here
     return path
 
 
-def _durations(values) -> list[str]:
-    """Timedeltas in pandas' text form (``3 days 04:05:00``), which ``pd.Timedelta`` parses back."""
-    ns = pd.TimedeltaIndex(values).as_unit("ns").asi8
-    out = []
-    for v in ns.tolist():
-        days, rem = divmod(v, 86_400 * 10**9)
-        secs, frac = divmod(rem, 10**9)
-        h, rem_s = divmod(secs, 3600)
-        m, sec = divmod(rem_s, 60)
-        text = f"{days} days {h:02d}:{m:02d}:{sec:02d}"
-        out.append(text if not frac else str(pd.Timedelta(v)))
-    return out
+def _no_negative_zero(values: np.ndarray) -> np.ndarray:
+    """``values`` with those that print as ``-0.00`` (in (-0.005, 0]) set to 0.0."""
+    values = np.asarray(values, dtype=np.float64)
+    small = (values > -0.005) & (values <= 0.0)
+    return np.where(small, 0.0, values) if small.any() else values
 
 
-def _times(series: pd.Series) -> list[str]:
-    if not len(series):
-        return []
-    return ist_strings(pd.DatetimeIndex(series).as_unit("ns").asi8).tolist()
+def rounded(value: float, places: int) -> float:
+    """``value`` to ``places`` decimals, and never ``-0.0``: CSV tables write it in its shortest form
+    (``43.66``, ``737.3``), which reads back as exactly that number."""
+    return round(float(value), places) + 0.0
+
+
+def fixed(value: float, places: int) -> str:
+    """``value`` as text with exactly ``places`` decimals (``43.66``, ``0.00``), for the statistics."""
+    return f"{rounded(value, places):.{places}f}"
+
+
+def money(values) -> list[float]:
+    """Rupee amounts to paise (a column of zeros, such as a flat-commission run's STT, at once)."""
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if not any(values):
+        return [0.0] * len(values)
+    return [round(v, 2) + 0.0 for v in values]
+
+
+@functools.lru_cache(maxsize=64)
+def tick_places(tick: float) -> int:
+    """Decimals a price on ``tick`` needs: 2 for 0.05 (at least paise), 4 for 0.0025."""
+    return max(2, len(f"{tick:.8f}".rstrip("0").split(".")[1]))
+
+
+def price(value: float, tick: float = DEFAULT_TICK, *, snap: bool = True) -> float:
+    """A price on its instrument's tick (``snap``), or only to the tick's decimals: an average of fills
+    need not lie on a tick."""
+    return round(round(value / tick) * tick if snap else value, tick_places(tick)) + 0.0
+
+
+def _ticks(result: RunResult, instruments) -> list[float]:
+    """The tick size of each row's instrument (``DEFAULT_TICK`` when not known)."""
+    known: dict[str, float] = {}
+    for key, inst in result.instruments.items():
+        tick = getattr(inst, "tick_size", None) if inst is not None else None
+        known[key] = tick if tick and tick > 0 else DEFAULT_TICK
+    return [known.get(i, DEFAULT_TICK) for i in instruments]
+
+
+def _broker_ids(result: RunResult, instrument: str) -> str:
+    """The brokers' ids of an instrument (``NSE_EQ:1333;NSE_EQ|INE040A01034``), empty when none is known."""
+    inst = result.instruments.get(instrument)
+    if inst is None:
+        return ""
+    return ";".join(dict.fromkeys(i for i in inst.ids() if i != inst.hrn))
+
+
+def _expiry_column(result: RunResult, instruments: list[str]) -> dict[str, list[str]]:
+    """``{"expiry": [...]}`` (ISO dates, empty for instruments that do not expire) when the run
+    traded a derivative with an expiry; nothing otherwise, so equity runs keep their columns."""
+    expiries = {k: getattr(v, "expiry", None) for k, v in result.instruments.items() if v is not None}
+    if not any(expiries.values()):
+        return {}
+    return {"expiry": [(e.isoformat() if (e := expiries.get(i)) else "") for i in instruments]}
+
+
+def _times(ns: np.ndarray) -> list[str]:
+    return ist_strings(ns).tolist() if len(ns) else []
 
 
 def write_trades(result: RunResult, path: Path) -> Path:
     """Round trips: one row per closed lot, with the strategy that traded it."""
-    t = result.trades
+    t = result.trade_columns
     names = {k: (v.display_name if v else k) for k, v in result.instruments.items()}
+    instruments = t["instrument"].tolist()
+    ticks = _ticks(result, instruments)
     return write_table(path, {
-        "instrument": [names.get(x, x) for x in t["instrument"]],
-        "instrument_id": t["instrument"].tolist(),
+        "instrument": [names.get(x, x) for x in instruments],
+        **_expiry_column(result, instruments),
+        "instrument_id": [_broker_ids(result, x) for x in instruments],
         "strategy": t["strategy"].tolist(),
         "side": t["side"].tolist(),
         "size": [abs(int(x)) for x in t["size"]],
         "entry_time": _times(t["entry_time"]),
-        "entry_price": t["entry_price"].tolist(),
+        "entry_price": [price(x, tick) for x, tick in zip(t["entry_price"].tolist(), ticks)],
         "exit_time": _times(t["exit_time"]),
-        "exit_price": t["exit_price"].tolist(),
-        "pnl": t["pnl"].tolist(),
-        "return_pct": (t["return_pct"].astype(float) * 100).tolist(),
-        "commission": t["commission"].tolist(),
-        "duration": _durations(t["duration"]) if len(t) else [],
+        "exit_price": [price(x, tick) for x, tick in zip(t["exit_price"].tolist(), ticks)],
+        "gross_pnl": money((np.asarray(t["pnl"], dtype=float) + t["commission"]).tolist()),
+        "charges": money(t["commission"].tolist()),
+        "pnl": money(t["pnl"].tolist()),
+        "return_pct": [rounded(x, 4) for x in (np.asarray(t["return_pct"], dtype=float) * 100).tolist()],
+        "duration": [timedelta_text(ns) for ns in t["duration"].tolist()],
     })
 
 
 def write_orders(result: RunResult, path: Path) -> Path:
     """Every order with its final status; rejected and expired ones carry the reason."""
     o = result.orders
+    ticks = _ticks(result, [x.instrument for x in o])
     return write_table(path, {
         "order_id": [x.order_id for x in o], "strategy": [x.strategy_id for x in o],
-        "instrument": [x.instrument for x in o], "side": [_TEXT[x.side] for x in o],
+        "instrument": [x.instrument for x in o], **_expiry_column(result, [x.instrument for x in o]),
+        "side": [_TEXT[x.side] for x in o],
         "order_type": [_TEXT[x.order_type] for x in o], "quantity": [x.quantity for x in o],
-        "limit_price": ["" if x.limit_price is None else x.limit_price for x in o],
+        "limit_price": ["" if x.limit_price is None else price(x.limit_price, tick) for x, tick in zip(o, ticks)],
         "status": [_TEXT[x.status] for x in o], "filled_quantity": [x.filled_quantity for x in o],
-        "average_price": [x.average_price if x.filled_quantity else "" for x in o],
-        "commission": [x.commission for x in o],
+        "average_price": [price(x.average_price, tick, snap=False) if x.filled_quantity else ""
+                          for x, tick in zip(o, ticks)],
+        "commission": money(x.commission for x in o),
         "created_time": _ist_list([x.created_ts for x in o]),
         "updated_time": _ist_list([x.updated_ts for x in o]),
         "tag": [x.tag or "" for x in o], "reason": [x.reason for x in o],
@@ -193,40 +271,61 @@ def write_fills(result: RunResult, path: Path) -> Path:
     return write_table(path, {
         "fill_id": [x.fill_id for x in f], "order_id": [x.order_id for x in f],
         "strategy": [x.strategy_id for x in f], "instrument": [x.instrument for x in f],
+        **_expiry_column(result, [x.instrument for x in f]),
         "side": [_TEXT[x.side] for x in f], "quantity": [x.quantity for x in f],
-        "price": [x.price for x in f], "commission": [x.commission for x in f],
+        "price": [price(x.price, tick) for x, tick in zip(f, _ticks(result, [x.instrument for x in f]))],
+        **{kind: money(getattr(x, kind) for x in f) for kind in CHARGE_FIELDS},
+        "charges": money(x.commission for x in f),
+        "estimated": ["yes" if x.estimated else "" for x in f],
         "time": _ist_list([x.ts for x in f]),
     })
 
 
+def charge_totals(fills) -> dict[str, float]:
+    """Each kind of charge summed over ``fills`` (``charges_brokerage`` ... ``charges_total``), in rupees,
+    from ``analytics.charges.charges_by_kind`` (paise per fill first, as ``fills.csv`` shows them)."""
+    from algocli.analytics.charges import charges_by_kind
+
+    by_kind, total = charges_by_kind(fills)
+    return {**{f"charges_{kind}": value for kind, value in by_kind.items()}, "charges_total": total}
+
+
 def write_equity(result: RunResult, path: Path) -> Path:
-    """Equity, cash and buy & hold at every bar (plus each strategy's P&L when there are several)."""
+    """Equity, cash and buy & hold at every bar (plus available margin when product rules were on, and each
+    strategy's P&L when there are several)."""
     header = ["timestamp", "equity", "cash", "buy_and_hold"]
     columns = [result.equity, result.cash, result.benchmark]
+    if result.available_margin is not None:
+        header.append("available_margin")
+        columns.append(result.available_margin)
     if len(result.strategy_pnl) > 1:
         for sid, pnl in result.strategy_pnl.items():
             header.append(f"pnl:{sid}")
             columns.append(pnl)
-    return _write_series(path, header, result.index.as_unit("ns").asi8, columns)
+    return _write_series(path, header, result.ts, columns)
 
 
-def format_metric(value: object) -> str:
-    """Metric value as CSV text: full-precision floats, pandas-parsable timedeltas."""
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is pd.NaT or value is None:
+def format_metric(value: object, places: int = 4) -> str:
+    """Metric value as CSV text: floats to ``places`` decimals (``nan`` when undefined),
+    pandas-parsable timedeltas, ISO times."""
+    if value is None or type(value).__name__ == "NaTType":
         return ""
-    if isinstance(value, pd.Timedelta):
-        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return timedelta_text(value)
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        return fixed(value, places) if np.isfinite(value) else repr(float(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return str(value)
 
 
 def write_results(result: RunResult, path: Path) -> Path:
-    lines = ["metric,value"] + [f"{k},{format_metric(v)}" for k, v in result.metrics.items()]
+    """``results.csv``: one metric per line, money to paise and the rest to four places."""
+    metrics = {**result.metrics, **charge_totals(result.fills)}
+    lines = ["metric,value"] + [f"{k},{format_metric(v, 2 if k in MONEY_METRICS or k.startswith('charges_') else 4)}"
+                                for k, v in metrics.items()]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -299,10 +398,14 @@ class RunDescription:
 
 def write_run_artifacts(result: RunResult, out_dir: Path, run: RunDescription, *, report: bool = True,
                         elapsed_s: float = 0.0) -> list[Path]:
-    """Write every artifact of a finished run into ``out_dir``, each file atomically.
+    """Write every artifact of a finished run into ``out_dir`` as one set (``output.ArtifactSet``).
 
-    The equity curve (the slowest file) and ``run.json`` (which hashes the input data) are
-    written in a forked child while this process writes the rest (``BackgroundTask``).
+    The files are written into a staging folder and published together, so ``out_dir``
+    holds either the older run's whole set or this one's; an older ``report.html`` goes when
+    ``report`` is off. Other files in ``out_dir`` (a journal, risk state) are left alone. The
+    equity curve (the slowest file) and ``run.json`` (which hashes the input data) are written
+    in a forked child while this process writes the rest (``BackgroundTask``) when the run has
+    ``FORK_MIN_BARS`` bars or more.
 
     Args:
         result: The finished run.
@@ -316,34 +419,52 @@ def write_run_artifacts(result: RunResult, out_dir: Path, run: RunDescription, *
         ``report``) and ``run.json``.
 
     Raises:
-        AlgoError: The background writer failed.
-        OSError: A file could not be written.
+        ArtifactError: A file could not be written (named in the message); ``out_dir``
+            keeps its older set.
+        AlgoError: The background writer failed otherwise.
     """
     import yaml
 
     from algocli.persistence.background import BackgroundTask
+    from algocli.persistence.output import ArtifactSet
 
-    out_dir = Path(out_dir)
+    with ArtifactSet(out_dir, ARTIFACTS) as staged:
+        def _second_core() -> None:
+            with staged.writing("equity_curve.csv") as path:
+                write_equity(result, path)
+            with staged.writing("run.json") as path:
+                write_metadata(path, mode=run.mode, config_hash=run.config_hash, config_path=run.config_path,
+                               data_files=run.data_files, bars=len(result.ts), elapsed_s=elapsed_s,
+                               notes=result.notes + run.warnings)
 
-    def _second_core() -> None:
-        write_equity(result, out_dir / "equity_curve.csv")
-        write_metadata(out_dir / "run.json", mode=run.mode, config_hash=run.config_hash,
-                       config_path=run.config_path, data_files=run.data_files, bars=len(result.index),
-                       elapsed_s=elapsed_s, notes=result.notes + run.warnings)
+        background = None
+        if len(result.equity) >= FORK_MIN_BARS:
+            background = BackgroundTask(_second_core, "equity_curve.csv and run.json")
+        else:  # a short curve is written in less time than a fork of this process takes
+            _second_core()
+        try:
+            writers = [("trades.csv", write_trades), ("orders.csv", write_orders), ("fills.csv", write_fills),
+                       ("results.csv", write_results)]
+            for name, writer in writers:
+                with staged.writing(name) as path:
+                    writer(result, path)
+            with staged.writing("config.resolved.yaml") as path:
+                atomic_write_text(path, yaml.safe_dump(run.resolved_config, sort_keys=False))
+            if report:
+                from algocli.analytics.report import run_holidays, write_report
 
-    background = BackgroundTask(_second_core, "equity_curve.csv and run.json")
-    paths = [
-        write_trades(result, out_dir / "trades.csv"),
-        write_orders(result, out_dir / "orders.csv"),
-        write_fills(result, out_dir / "fills.csv"),
-        out_dir / "equity_curve.csv",
-        write_results(result, out_dir / "results.csv"),
-        atomic_write_text(out_dir / "config.resolved.yaml", yaml.safe_dump(run.resolved_config, sort_keys=False)),
-    ]
-    if report:
-        from algocli.analytics.report import write_report
+                with staged.writing("report.html") as path:
+                    write_report(result, path, mode=run.mode, holidays=run_holidays(result))
+        except BaseException:
+            with suppress(AlgoError):  # the child writes into the staging folder: let it finish first
+                _wait(background)
+            raise
+        _wait(background)
+        staged.publish()
+    names = [*ARTIFACTS[:6], *(["report.html"] if report else []), "run.json"]
+    return [Path(out_dir) / name for name in names]
 
-        paths.append(write_report(result, out_dir / "report.html", mode=run.mode))
-    background.wait()
-    paths.append(out_dir / "run.json")
-    return paths
+
+def _wait(background) -> None:
+    if background is not None:
+        background.wait()

@@ -15,6 +15,8 @@ from typing import Callable
 
 from algocli.errors import AlgoError
 
+_OWN = "\x00algo:"  # marks a child's AlgoError message, which the parent raises unchanged
+
 
 class BackgroundTask:
     """Run ``fn`` in a forked child (or inline where forking is unavailable or pointless)."""
@@ -35,7 +37,9 @@ class BackgroundTask:
             try:
                 fn()
             except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
-                os.write(write_fd, f"{type(exc).__name__}: {exc}".encode()[:4096])
+                # an AlgoError's message already says what failed and the fix: pass it on as it is
+                text = f"{_OWN}{exc}" if isinstance(exc, AlgoError) else f"{type(exc).__name__}: {exc}"
+                os.write(write_fd, text.encode()[:4096])
                 code = 1
             finally:
                 os._exit(code)
@@ -43,7 +47,8 @@ class BackgroundTask:
         self.pid, self._read_fd = pid, read_fd
 
     def wait(self) -> None:
-        """Wait for the child; raise ``AlgoError`` if it failed."""
+        """Wait for the child; raise ``AlgoError`` if it failed (with the child's own message when it
+        raised one)."""
         if self.pid is None:
             return
         with os.fdopen(self._read_fd, "rb") as pipe:
@@ -51,4 +56,6 @@ class BackgroundTask:
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
         if os.waitstatus_to_exitcode(status) != 0:
+            if message.startswith(_OWN):
+                raise AlgoError(message[len(_OWN):])
             raise AlgoError(f"writing {self.what} failed: {message or 'the writer process died'}")

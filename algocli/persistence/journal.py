@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from algocli.domain.models import Fill, Order
+from algocli.errors import ArtifactError
 
 _CRASH_AT = os.environ.get("ALGOCLI_CRASH_AT", "")  # test hook: "<point>:<n>", see crash_point()
 _crash_counts: dict[str, int] = {}
@@ -55,9 +56,13 @@ class Journal:
         (an order, a fill) flushes them as well.
         """
         line = json.dumps({"k": kind, **fields}, separators=(",", ":"), default=_plain) + "\n"
-        self._fh.write(line.encode("utf-8"))
-        if sync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(line.encode("utf-8"))
+            if sync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:  # a full disk: name the file, not "internal error"
+            raise ArtifactError(f"{self.path}: could not be written ({exc.strerror or exc}); free disk space "
+                                "and run the same command again: it resumes from the journal") from exc
         self.records += 1
 
     def order(self, order: Order) -> None:

@@ -17,7 +17,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 class RiskConfig(BaseModel):
     """Limits checked on every order before the broker sees it, identically in backtest, paper and live."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when a run has a risk: section
 
     max_position: PositiveInt | None = Field(
         None, description="largest absolute net position per instrument, in units, summed over all strategies "

@@ -23,6 +23,9 @@ Rules:
   limit HALTS: working orders are cancelled, orders that add exposure are refused, and
   with ``flatten_on_halt`` every position is closed by one market order (tag
   ``risk-flatten``). HALTED lasts, across days and restarts, until ``algo halt --clear``.
+  Clearing keeps the day's baseline, so it does not renew the day's loss budget: a loss
+  still at the limit halts again at the next check. Only a new IST day (or ``--fresh``)
+  starts a new baseline.
 - ``entry_cutoff``: from HH:MM IST only reducing orders are allowed, until the next day.
 - ``square_off``: at the first candle starting at or after HH:MM IST, once a day, working
   orders in intraday instruments are cancelled and intraday positions closed (tag
@@ -33,12 +36,13 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import IST_OFFSET_NS, OrderSide, OrderType, Signal, SignalAction
-from algocli.domain.session import ist_date
+from algocli.domain.session import SESSION_CLOSE_NS as _REGULAR_CLOSE_NS, ist_date
 from algocli.risk.config import RiskConfig, minutes_of
 from algocli.risk.state import ACTIVE, HALTED, RiskState, file_signature, read_state, write_state
 
@@ -78,6 +82,8 @@ class RiskController:
         self._sec_count = self._min_count = 0
         self._cutoff_ns = None if config.entry_cutoff is None else minutes_of(config.entry_cutoff) * MINUTE_NS
         self._square_ns = None if config.square_off is None else minutes_of(config.square_off) * MINUTE_NS
+        self._times_day = None  # the IST day the two times below are for
+        self._day_times: tuple[int | None, int | None] = (self._square_ns, self._cutoff_ns)
         self.denied = 0
         self.events: list[str] = []  # one line per halt, clear and square-off, oldest first
         self._events_seen = 0
@@ -135,13 +141,14 @@ class RiskController:
                                   "only orders that reduce a position are allowed")
         if now is not None:
             tod = (now + IST_OFFSET_NS) % DAY_NS
-            if self._square_ns is not None and tod >= self._square_ns and self._intraday(inst, context):
+            square_ns, cutoff_ns = self._times_on(now)
+            if square_ns is not None and tod >= square_ns and self._intraday(inst, context):
                 if reduces is None:
                     reduces = self._reduces(signal, context)
                 if not reduces:
                     return self._deny(f"risk: after the {cfg.square_off} IST square-off only orders that reduce "
                                       "an intraday position are allowed")
-            if self._cutoff_ns is not None and tod >= self._cutoff_ns:
+            if cutoff_ns is not None and tod >= cutoff_ns:
                 if reduces is None:
                     reduces = self._reduces(signal, context)
                 if not reduces:
@@ -253,8 +260,8 @@ class RiskController:
     def _apply_clear(self) -> None:
         s = self.state
         was = s.reason
+        # the day's loss baseline stays: clearing must not renew the day's loss budget, only a new day does
         s.state, s.reason, s.source, s.halted_at, s.flattened = ACTIVE, "", "", "", False
-        s.day_start_equity = None  # the loss budget starts again from the equity at the next check
         self._actions_due = False
         self.events.append(f"halt cleared (was: {was}); trading resumes")
 
@@ -284,8 +291,9 @@ class RiskController:
             self._actions_due = True
             return True
         if not disk.halted and self.state.halted:
-            self._apply_clear()
-            self.state.day_start_equity = disk.day_start_equity
+            self._apply_clear()  # keeps this process's day baseline
+            if (disk.day, disk.day_start_equity) != (self.state.day, self.state.day_start_equity):
+                self._save()  # a clear that dropped it (an older `algo halt`) must not lose it on a restart
             return True
         return False
 
@@ -328,8 +336,23 @@ class RiskController:
             self.halt(f"daily loss {loss:,.2f} reached max_daily_loss {self.config.max_daily_loss:,.2f}",
                       source="daily-loss")
 
+    def _times_on(self, now: int) -> tuple[int | None, int | None]:
+        """The square-off and entry cut-off of ``now``'s IST day, in ns after midnight IST.
+
+        On a regular day they are the configured times. A special session (Muhurat in the
+        evening, a budget-day Saturday) keeps their distance from the close: a 15:15 square-off,
+        15 minutes before the regular 15:30 close, is 19:00 on a Muhurat day closing at 19:15
+        (the NSE calendar, ``algocli.market.calendar``).
+        """
+        day = ist_date(now)
+        if day != self._times_day:
+            self._times_day = day
+            shift = _special_shift(day)
+            self._day_times = tuple(None if t is None else t + shift for t in (self._square_ns, self._cutoff_ns))
+        return self._day_times
+
     def _maybe_square_off(self, now: int) -> None:
-        if (now + IST_OFFSET_NS) % DAY_NS < self._square_ns:
+        if (now + IST_OFFSET_NS) % DAY_NS < self._times_on(now)[0]:
             return
         day = ist_date(now).isoformat()
         if self.state.square_off_day == day or self.core is None:
@@ -416,3 +439,19 @@ def _last_close(context: EngineCore, inst: str) -> float | None:
 
 
 __all__ = ["FLATTEN_TAG", "SQUARE_OFF_TAG", "RiskController"]
+
+
+@functools.lru_cache(maxsize=1)
+def _calendar():
+    from algocli.market.calendar import NseCalendar
+
+    return NseCalendar(on_warning=lambda _: None)  # the feed says which years are not covered
+
+
+def _special_shift(day) -> int:
+    """How far (ns) a special session's close on ``day`` is from the regular 15:30 close; 0 otherwise."""
+    session = _calendar().session(day, "EQ")
+    if session is None or not session.special:
+        return 0
+    close = session.windows[-1][1]
+    return (close.hour * 60 + close.minute) * MINUTE_NS - _REGULAR_CLOSE_NS

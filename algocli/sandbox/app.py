@@ -29,12 +29,12 @@ from algocli.errors import DataError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.sandbox.exchange import Exchange
 from algocli.sandbox.hub import Faults, TickHub
-from algocli.sandbox.instruments import INSTRUMENTS_FILE, UPSTOX_KEYS, UpstoxKeys, load_instruments
+from algocli.sandbox.instruments import INSTRUMENTS_FILE, UPSTOX_KEYS, UpstoxKeys, freeze_limits, load_instruments
 from algocli.sandbox.instruments import add_routes as add_instrument_routes
 from algocli.sandbox.replay import IST, Replayer
 
-__all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "build_app", "instrument_for", "ist_text", "load_bars",
-           "serve"]
+__all__ = ["HUB", "PROTOCOLS", "REPLAYER", "Listening", "available_protocols", "build_app", "instrument_for",
+           "ist_text", "load_bars", "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
     if replayer is not None:
         app[REPLAYER] = replayer
     # order times follow the replay clock: before the first tick, the replay's first tick
-    exchange = app[EXCHANGE] = Exchange(start_ns=replayer.first_ns if replayer is not None else None)
+    exchange = app[EXCHANGE] = Exchange(start_ns=replayer.first_ns if replayer is not None else None,
+                                        freeze=freeze_limits(instruments))  # the list's freeze quantities
     hub.add_listener(exchange.on_tick)
     mounted = []
     for name, wanted in (("dhan", dhan), ("upstox", upstox)):
@@ -84,8 +85,17 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
                                                                   instrument_keys=keys.by_instrument(),
                                                                   history=history)
     add_instrument_routes(app, instruments, dhan=dhan, upstox=upstox, modified=instruments_modified)
+    # option chains and expiries, from the historical routes' bars and replay clock
+    importlib.import_module("algocli.sandbox.options").add_routes(app, instruments, dhan=dhan, upstox=upstox)
     app.router.add_get("/health", _health)
     return app
+
+
+def available_protocols() -> tuple[str, ...]:
+    """The broker protocols this installation can serve (their modules exist), without serving them."""
+    from importlib.util import find_spec
+
+    return tuple(name for name in ("dhan", "upstox") if find_spec(f"algocli.sandbox.{name}") is not None)
 
 
 def _mount_orders(app: web.Application, hub: TickHub, exchange: Exchange, module: str) -> None:

@@ -8,7 +8,10 @@ placed through either protocol behaves the same way:
 - a LIMIT order fills on the first tick at or through its limit: at the tick's price if it
   was marketable on arrival, at the limit otherwise (the price traded through it);
 - IOC orders that do not fill on the next tick are cancelled;
-- a buy the account cannot pay for (cash < value) is REJECTED with a reason.
+- a buy the account cannot pay for (cash < value) is REJECTED with a reason;
+- an order above its instrument's freeze quantity (``freeze``, from the instrument list) is
+  REJECTED, and a modification raising an order above it refused, as NSE's order entry does
+  (https://dhanhq.co/docs/v2/orders/#order-slicing: larger orders must be sliced).
 
 Every state change is pushed to the account's listeners (the order-update streams).
 Faults for tests (duplicate fills, fills before the acknowledgement) are switches on the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable
 
 from algocli.domain.models import Tick
@@ -120,11 +124,13 @@ class Exchange:
         opening_cash: Cash of every new account.
         clock: Exchange time in UTC ns; default the replay clock (see the module docstring).
         start_ns: The replay clock before the first tick (default the wall clock).
+        freeze: Instrument → the most units one order may carry; instruments not named take any.
     """
 
     def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] | None = None,
-                 start_ns: int | None = None) -> None:
+                 start_ns: int | None = None, freeze: Mapping[str, int] | None = None) -> None:
         self.opening_cash = opening_cash
+        self.freeze = dict(freeze or {})
         self.last: dict[str, Tick] = {}
         self.faults = ExchangeFaults()
         self._clock = clock or self._replay_clock
@@ -200,6 +206,9 @@ class Exchange:
             return f"order type {order.order_type!r} is not supported by the sandbox"
         if order.order_type == "LIMIT" and order.price <= 0:
             return "a LIMIT order needs a positive price"
+        problem = self._above_freeze(order.instrument, order.quantity)
+        if problem:
+            return problem
         if order.side == "BUY":
             ref = order.price if order.order_type == "LIMIT" else (
                 self.last[order.instrument].ltp if order.instrument in self.last else 0.0)
@@ -213,6 +222,9 @@ class Exchange:
         if quantity is not None:
             if quantity <= order.filled_quantity:
                 raise ValueError("quantity must exceed the filled quantity")
+            problem = self._above_freeze(order.instrument, int(quantity))
+            if problem:
+                raise ValueError(problem)
             order.quantity = int(quantity)
         if price is not None and order.order_type == "LIMIT":
             if price <= 0:
@@ -223,6 +235,13 @@ class Exchange:
         order.updated_ns = self._clock()
         self._emit(self._owner(order), "order", order)
         return order
+
+    def _above_freeze(self, instrument: str, quantity: int) -> str:
+        freeze = self.freeze.get(instrument)
+        if freeze and quantity > freeze:
+            return (f"quantity {quantity} is above the freeze quantity {freeze} of {instrument}; "
+                    "slice the order into orders of at most the freeze quantity")
+        return ""
 
     def cancel(self, account_id: str, order_id: str, venue: str = "") -> SimOrder:
         order = self._working(account_id, order_id, venue)

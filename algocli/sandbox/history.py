@@ -34,7 +34,11 @@ Candles are the stored bars resampled on the NSE grid (``csv_feed.resample``; da
 at 00:00 IST). With a clock (``now``), only bars whose last tick has been replayed are
 served, the Upstox intraday route serves the clock's IST date, and the Upstox historical
 route stops the day before it; without one, every bar is history and the intraday route
-serves each instrument's last date.
+serves each instrument's last date. That is Upstox's split: ``to_date`` is inclusive
+("The ending date (inclusive)", https://upstox.com/developer/api-documentation/get-historical-candle-data),
+but the current trading day comes only from the intraday route
+(https://upstox.com/developer/api-documentation/v3/get-historical-candle-data: "Use the
+Intraday Candle Data API V3 to retrieve data specific to the current trading day").
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ and https://upstox.com/developer/api-documentation/instruments), from
   day, index rows with only the fields the real file gives them.
 
 A row lands in a broker's file only when it has that broker's id (``dhan_id``,
-``upstox_key``). Values the bundled list does not carry are filled as the real files do
-for the common case: equity freeze quantity 100000, a derivative's freeze quantity 24 lots
+``upstox_key``). A row's ``freeze_quantity`` is published, and the sandbox's exchange refuses
+orders above it (``freeze_limits``). Values the bundled list does not carry are filled as the
+real files do for the common case: equity freeze quantity 100000, a derivative's freeze quantity 24 lots
 (NIFTY's in 2024), ``security_type`` ``NORMAL``.
 
 ``UpstoxKeys`` lets the sandbox's Upstox routes accept a real key from the list
@@ -51,8 +52,8 @@ from algocli.sandbox.replay import IST
 
 __all__ = ["DHAN_COMPACT_COLUMNS", "DHAN_COMPACT_PATH", "DHAN_DETAILED_COLUMNS", "DHAN_DETAILED_PATH",
            "INSTRUMENTS_FILE", "INSTRUMENT_FILES", "UPSTOX_FILES", "UPSTOX_KEYS", "UPSTOX_PATH", "InstrumentFiles",
-           "UpstoxKeys", "add_routes", "dhan_compact_csv", "dhan_detailed_csv", "display_name", "load_instruments",
-           "trading_symbol", "upstox_json_gz", "upstox_rows", "upstox_symbol"]
+           "UpstoxKeys", "add_routes", "dhan_compact_csv", "dhan_detailed_csv", "display_name", "freeze_limits",
+           "freeze_quantity", "load_instruments", "trading_symbol", "upstox_json_gz", "upstox_rows", "upstox_symbol"]
 
 INSTRUMENTS_FILE = "instruments.csv"
 DHAN_COMPACT_PATH = "/api-data/api-scrip-master.csv"
@@ -99,6 +100,18 @@ def display_name(inst: Instrument) -> str:
         words.pop()
     # words without a vowel are initials (HDFC, TCS): they stay in capitals
     return " ".join(w if not any(c in "AEIOU" for c in w.upper()) else w.capitalize() for w in words)
+
+
+def freeze_quantity(inst: Instrument) -> int:
+    """The most units one order for ``inst`` may carry: the list's value, else the real files' common one."""
+    if inst.freeze_quantity:
+        return int(inst.freeze_quantity)
+    return int(_EQUITY_FREEZE) if inst.kind == "EQ" else inst.lot_size * _FREEZE_LOTS
+
+
+def freeze_limits(instruments: Iterable[Instrument]) -> dict[str, int]:
+    """Sandbox instrument id (the Dhan id) → its freeze quantity, for the matching engine."""
+    return {inst.dhan_id: freeze_quantity(inst) for inst in instruments if inst.dhan_id and inst.kind != "INDEX"}
 
 
 def _weekly(expiry: date) -> bool:
@@ -301,7 +314,7 @@ def _upstox_row(inst: Instrument, underlying: Instrument | None) -> dict:
     if inst.kind == "EQ":
         row = {"segment": segment, "name": inst.name or inst.symbol, "exchange": inst.exchange, "isin": inst.isin,
                "instrument_type": "EQ", "instrument_key": inst.upstox_key, "lot_size": inst.lot_size,
-               "freeze_quantity": _EQUITY_FREEZE, "exchange_token": token, "tick_size": _paise(inst.tick_size),
+               "freeze_quantity": float(freeze_quantity(inst)), "exchange_token": token, "tick_size": _paise(inst.tick_size),
                "trading_symbol": inst.symbol, "short_name": display_name(inst), "qty_multiplier": 1.0}
         if segment == "NSE_EQ":  # Upstox sets it on NSE equities only
             row["security_type"] = "NORMAL"
@@ -313,7 +326,7 @@ def _upstox_row(inst: Instrument, underlying: Instrument | None) -> dict:
         row["expiry"] = _expiry_ms(expiry)
     row.update({"instrument_type": inst.contract, "asset_symbol": inst.symbol, "underlying_symbol": inst.symbol,
                 "instrument_key": inst.upstox_key, "lot_size": inst.lot_size,
-                "freeze_quantity": float(inst.lot_size * _FREEZE_LOTS), "exchange_token": token,
+                "freeze_quantity": float(freeze_quantity(inst)), "exchange_token": token,
                 "minimum_lot": inst.lot_size})
     if underlying is not None and underlying.upstox_key:
         row["asset_key"] = row["underlying_key"] = underlying.upstox_key

@@ -10,9 +10,12 @@ The path
     maximum and minimum are its high and low.
 
 Bar times
-    An intraday bar spans ``[start, start + interval)``, cut at 15:30 IST; the interval is
-    the file's own (the median gap between bars). A daily bar (stamped at IST midnight)
-    spans that day's session, 09:15-15:30 IST.
+    An intraday bar spans ``[start, start + interval)``, cut at the session's close; the
+    interval is the file's own (the median gap between bars). A daily bar (stamped at IST
+    midnight) spans that day's session. Sessions are the NSE calendar's for the instrument's
+    segment (``algocli.market.calendar``): 09:15-15:30 IST, F&O to 15:40 from 2026-08-03, a
+    special session's own hours (Muhurat trading); a day the calendar has no session for (bars
+    on a holiday, MCX) keeps 09:15-15:30.
 
 Volume
     The bar's volume (rounded to a whole number) is spread over its ticks: a quarter on
@@ -47,6 +50,7 @@ from algocli.data.csv_feed import DAY_NS, MINUTE_NS, infer_interval_minutes
 from algocli.data.history import Bars
 from algocli.domain.models import IST_OFFSET_NS, Tick
 from algocli.domain.session import SESSION_CLOSE_NS, SESSION_OPEN_NS
+from algocli.market.calendar import calendar_segment, default_calendar
 
 __all__ = ["IST", "TICKS_PER_BAR", "Replayer", "TickPath", "bar_ticks", "to_utc_ns"]
 
@@ -87,24 +91,51 @@ class TickPath:
                     int(self.volume[i]), oi=oi)
 
 
-def _bar_spans(ts: np.ndarray, bar_minutes: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, end)`` of each bar, UTC ns: daily bars span the session, intraday bars are cut at 15:30."""
+def session_hours(days: np.ndarray, segment: str = "EQ") -> tuple[np.ndarray, np.ndarray]:
+    """Open and close of each IST day, ns after IST midnight, from the NSE calendar.
+
+    Args:
+        days: IST days as days since 1970-01-01.
+        segment: ``EQ``, ``FNO``, an instrument id's segment (``NSE_FNO``) ...
+
+    Returns:
+        ``(open, close)`` arrays aligned with ``days``; 09:15-15:30 where the calendar has no session.
+    """
+    unique, index = np.unique(days, return_inverse=True)
+    opens = np.full(len(unique), SESSION_OPEN_NS, dtype=np.int64)
+    closes = np.full(len(unique), SESSION_CLOSE_NS, dtype=np.int64)
+    try:
+        segment = calendar_segment(segment)
+    except ValueError:  # no NSE calendar (MCX): the default hours
+        return opens[index], closes[index]
+    calendar = default_calendar()
+    for k, day in enumerate(unique.tolist()):
+        session = calendar.session(_EPOCH.date() + timedelta(days=day), segment)
+        if session is not None:
+            opens[k], closes[k] = (b - (day * DAY_NS - IST_OFFSET_NS) for b in session.bounds_ns())
+    return opens[index], closes[index]
+
+
+def _bar_spans(ts: np.ndarray, bar_minutes: int | None, segment: str = "EQ") -> tuple[np.ndarray, np.ndarray]:
+    """``(first, end)`` of each bar, UTC ns: daily bars span the session, intraday bars are cut at its close."""
     midnight = (ts + IST_OFFSET_NS) // DAY_NS * DAY_NS - IST_OFFSET_NS
-    close = midnight + SESSION_CLOSE_NS
+    opens, closes = session_hours((ts + IST_OFFSET_NS) // DAY_NS, segment)
+    close = midnight + closes
     if bar_minutes is None:  # a single bar: daily if stamped at midnight, else a minute
         bar_minutes = 375 if bool((ts == midnight).all()) else 1
     if bar_minutes >= 375:
-        return midnight + SESSION_OPEN_NS, close
+        return midnight + opens, close
     end = ts + bar_minutes * MINUTE_NS
     return ts, np.where((ts < close) & (end > close), close, end)
 
 
-def bar_ticks(bars: Bars, *, bar_minutes: int | None = None) -> TickPath:
+def bar_ticks(bars: Bars, *, bar_minutes: int | None = None, segment: str = "EQ") -> TickPath:
     """The tick path of every bar (see the module docstring).
 
     Args:
         bars: One instrument's bars, sorted by time.
         bar_minutes: Length of one bar; inferred from the bars when None (375 = daily).
+        segment: Whose session hours the bars follow (``EQ``, ``FNO``, ``NSE_FNO`` ...).
 
     Returns:
         ``TICKS_PER_BAR`` ticks per bar, in time order.
@@ -113,7 +144,7 @@ def bar_ticks(bars: Bars, *, bar_minutes: int | None = None) -> TickPath:
     ts = np.asarray(bars.ts, dtype=np.int64)
     if bar_minutes is None:
         bar_minutes = infer_interval_minutes(ts)
-    first, end = _bar_spans(ts, bar_minutes)
+    first, end = _bar_spans(ts, bar_minutes, segment)
     last = np.maximum(end - SECOND_NS, first + TICKS_PER_BAR - 1)  # the close tick, inside the bar
     step = (last - first) // 3
     times = np.stack([first, first + step, first + 2 * step, last], axis=1).ravel()
@@ -171,17 +202,25 @@ class Replayer:
         self.batch = max(1, batch)
         start_ns = None if start is None else to_utc_ns(start)
         self.paths: list[TickPath] = []
-        for every in bars.values():
+        self._hours: dict[int, tuple[int, int]] = {}  # IST day -> earliest open, latest close of its sessions
+        for key, every in bars.items():
             minutes = infer_interval_minutes(np.asarray(every.ts, dtype=np.int64))  # before slicing
             kept = every if start_ns is None else every.slice(
                 int(np.searchsorted(every.ts, start_ns, side="left")), len(every))
             if len(kept):
-                self.paths.append(bar_ticks(kept, bar_minutes=minutes))
+                segment = key.partition(":")[0] or "EQ"
+                self.paths.append(bar_ticks(kept, bar_minutes=minutes, segment=segment))
+                self._add_hours(np.unique((self.paths[-1].ts + IST_OFFSET_NS) // DAY_NS), segment)
         self.instruments = list(bars)
         self.total = sum(len(p) for p in self.paths)
         self.published = 0
         self.exchange_ns: int | None = None
         self.done = False
+
+    def _add_hours(self, days: np.ndarray, segment: str) -> None:
+        for day, opens, closes in zip(days.tolist(), *(a.tolist() for a in session_hours(days, segment))):
+            known = self._hours.get(day, (opens, closes))
+            self._hours[day] = (min(known[0], opens), max(known[1], closes))
 
     @property
     def first_ns(self) -> int | None:
@@ -212,9 +251,9 @@ class Replayer:
                 if not started:
                     anchor_wall, anchor_exch, day, started = self.clock(), ts, today, True
                 elif today != day:  # finish the old session, then jump to the new one's open
-                    old_close = max(day * DAY_NS - IST_OFFSET_NS + SESSION_CLOSE_NS, previous)
+                    old_close = max(day * DAY_NS - IST_OFFSET_NS + self._hours[day][1], previous)
                     anchor_wall += (old_close - anchor_exch) / SECOND_NS / self.speed
-                    anchor_exch = min(ts, today * DAY_NS - IST_OFFSET_NS + SESSION_OPEN_NS)
+                    anchor_exch = min(ts, today * DAY_NS - IST_OFFSET_NS + self._hours[today][0])
                     day = today
                 if ts != previous:
                     delay = anchor_wall + (ts - anchor_exch) / SECOND_NS / self.speed - self.clock()

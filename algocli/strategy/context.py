@@ -7,7 +7,7 @@ the instrument's whole history up to and including t, and nothing after t is vis
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -17,16 +17,41 @@ from algocli.domain.models import (
 
 if TYPE_CHECKING:
     from algocli.data.history import History
+    from algocli.strategy.contracts import OptionPick
     from algocli.domain.candle import Candle
     from algocli.engine.core import EngineCore
 
 _NAN = math.nan
 
 
+class IndicatorRead(NamedTuple):
+    """One TA-Lib series a strategy read, for drawing it beside the candles it was read on.
+
+    Attributes:
+        strategy: The reading strategy's id.
+        instrument: The instrument whose history it was computed on.
+        name: TA-Lib function name (``SMA``, ``BBANDS``...).
+        params: The function's parameters as the strategy passed them.
+        price: Input column for single-input functions, None for TA-Lib's default (close).
+        group: TA-Lib's group (``Overlap Studies`` are drawn on the price scale).
+        outputs: Output name (``real``, ``upperband``...) to the series over the whole history.
+        styles: Output name to TA-Lib's drawing hint (``Line``, ``Dashed Line``, ``Histogram``...).
+    """
+
+    strategy: str
+    instrument: str
+    name: str
+    params: dict
+    price: str | None
+    group: str
+    outputs: dict[str, np.ndarray]
+    styles: dict[str, str]
+
+
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
-    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_sma")
+    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_sma", "_read", "_chains", "_baskets")
 
     def __init__(self, core: EngineCore, strategy_id: str) -> None:
         self._core = core
@@ -37,6 +62,11 @@ class StrategyContext:
         self.warmup: dict[str, int] = {}
         self._cache: dict[tuple, tuple] = {}
         self._sma: dict[str, dict] = {}  # instrument -> period -> entry, the hottest read
+        # (instrument, history key) -> (name, params, price): what the report draws. Filled on a
+        # cache miss only, so a backtest records each series once and no bar pays for it.
+        self._read: dict[tuple, tuple] = {}
+        self._chains: dict[str, list] = {}  # underlying -> its option rows, listed once per run
+        self._baskets = 0
 
     @property
     def strategy_id(self) -> str:
@@ -89,6 +119,8 @@ class StrategyContext:
         except Exception as exc:  # TA-Lib's own errors name neither the call nor the fix
             raise ValueError(f"indicator {name}({params}) on {h.instrument} failed: {exc}") from exc
         self.warmup[h.instrument] = max(self.warmup.get(h.instrument, 0), h.first_valid[hkey])
+        if (h.instrument, hkey) not in self._read:
+            self._read[(h.instrument, hkey)] = (name, dict(params), price)
         entry = (h, outputs, h.length, outputs[0])
         self._cache[key] = entry
         return entry
@@ -175,6 +207,29 @@ class StrategyContext:
         arr.flags.writeable = False  # a view into the cache: writing would corrupt later reads
         return arr
 
+    def indicators_read(self) -> list[IndicatorRead]:
+        """Every TA-Lib series this strategy has read, in first-read order, over the whole history.
+
+        Called once when the run ends; a series the history dropped since (paper and live
+        append bars) is computed again over the full length.
+        """
+        from algocli.data.ta import talib_abstract
+
+        abstract = talib_abstract()
+
+        reads = []
+        for (instrument, hkey), (name, params, price) in self._read.items():
+            h = self._histories[instrument]
+            outputs = h.indicator(hkey, name, params, price)
+            fn = abstract.Function(name)
+            flags = fn.info.get("output_flags", {})
+            names = list(fn.output_names)
+            reads.append(IndicatorRead(
+                self._strategy_id, instrument, name, dict(params), price, fn.info.get("group", ""),
+                {n: np.asarray(o) for n, o in zip(names, outputs)},
+                {n: (flags.get(n) or ["Line"])[0] for n in names}))
+        return reads
+
     # --- portfolio ----------------------------------------------------------------------
 
     def get_position(self, instrument: str) -> Position | None:
@@ -208,6 +263,22 @@ class StrategyContext:
 
     # --- orders -------------------------------------------------------------------------
 
+    def round_to_tick(self, instrument: str, price: float, side) -> float:
+        """``price`` on the exchange's tick for ``instrument`` today, rounded against the trader:
+        up for a buy, down for a sell (``side``: ``OrderSide``, ``"BUY"``/``"SELL"`` or True for a buy).
+
+        A limit price off the tick is rejected with the tick in the reason; use this to place one
+        that is not. The tick depends on the instrument and its price (NSE's price bands).
+        """
+        from algocli.domain.instrument import Instrument
+        from algocli.domain.session import ist_date
+        from algocli.market.ticks import round_to_tick
+
+        h = self._history(instrument)  # an instrument not in the run: KeyError naming those that are
+        inst = self._core.instruments.get(instrument) or Instrument(instrument)
+        day = ist_date(h.ts_mv[h.cursor]) if h.cursor >= 0 else None  # before the first bar: today
+        return round_to_tick(inst, price, side, day)
+
     def submit_order(self, signal: Signal) -> str | None:
         """Submit an order for ``signal``; returns its order id (None for HOLD)."""
         return self._core.submit(self._strategy_id, signal)
@@ -231,6 +302,88 @@ class StrategyContext:
             return self.sell(instrument, pos.quantity, tag=tag)
         return self.buy(instrument, -pos.quantity, tag=tag)
 
+    # --- options and baskets ------------------------------------------------------------------
+
+    def option(self, underlying: str, expiry="current", strike="ATM", right: str = "CE", *,
+               spot: float | None = None) -> OptionPick:
+        """The option contract named the way traders say it, e.g.
+        ``ctx.option("NSE:NIFTY 50", expiry="current", strike="ATM+2", right="CE")``.
+
+        Codes (``algocli.strategy.contracts``): expiry ``current``/``next`` (week), ``current_month``/
+        ``next_month`` or a date; strike ``ATM``, ``ATM+N``/``ATM-N`` (listed strikes), ``OTMn``/``ITMn``, a
+        number, or ``delta:X``. Contracts come from the run's option universe (a backtest's
+        ``data.options``), ATM from the underlying's close at the current bar (or ``spot``).
+
+        Args:
+            underlying: The underlying's name (``NSE:NIFTY 50``).
+            expiry: Expiry code or date.
+            strike: Strike code or number.
+            right: ``CE`` or ``PE``.
+            spot: Price to find ATM against, instead of the underlying's current close.
+
+        Returns:
+            ``OptionPick``: ``name`` (trade it by this), ``lot_size`` (this contract's), ``instrument``, ``spot``.
+
+        Raises:
+            ValueError: A code does not fit the listed contracts, the underlying has no price yet, or the
+                contract has no data in this run.
+        """
+        from algocli.domain.session import ist_date
+        from algocli.strategy.contracts import OptionPick, canonical_underlying, pick_option, underlying_of
+
+        key = canonical_underlying(underlying)
+        rows = self._chains.get(key)
+        if rows is None:
+            universe = getattr(self._core, "universe", None) or self._core.instruments.values()
+            rows = self._chains[key] = [r for r in universe if r.option_type is not None and underlying_of(r) == key]
+        if spot is None:
+            h = self._histories.get(key) or self._histories.get(underlying)
+            if h is None or h.cursor < 0:
+                raise ValueError(f"no price for {key} yet: list it among the strategy's instruments (or pass spot=)")
+            spot = float(h.close_mv[h.cursor])
+        inst = pick_option(rows, key, spot, ist_date(self._core.now_ns), expiry=expiry, strike=strike, right=right)
+        if inst.hrn not in self._histories:
+            raise ValueError(f"{inst.hrn} is listed but has no data in this run; add its CSV beside the options' "
+                             "instruments.csv (data.options.path)")
+        return OptionPick(inst.hrn, inst.lot_size, inst, spot)
+
+    def basket(self, legs, tag: str | None = None) -> list[str]:
+        """Submit several legs (a straddle, strangle, spread, iron condor) as one basket.
+
+        The legs are checked together (exchange rules, risk limits, and the margin of all of them
+        at once) and placed all or none: if one fails, every leg is REJECTED with a reason that names
+        the failing leg. Every leg carries ``tag`` (default ``basket-N``) in orders.csv and fills.csv.
+
+        Args:
+            legs: ``Signal``s, or ``(instrument, "BUY"|"SELL", quantity)`` tuples (market orders).
+            tag: The basket's common tag.
+
+        Returns:
+            The legs' order ids, in the legs' order.
+        """
+        import dataclasses
+
+        self._baskets += 1
+        tag = tag or f"basket-{self._baskets}"
+        signals = [dataclasses.replace(_leg(leg), tag=tag) for leg in legs]
+        if not signals:
+            raise ValueError("a basket needs at least one leg")
+        core, sid = self._core, self._strategy_id
+        ts = core.now_ns
+        reason = None
+        if core.risk is not None:
+            for k, signal in enumerate(signals, 1):
+                why = core.risk.check(sid, signal, core)
+                if why is not None:
+                    reason = f"basket {tag}: leg {k} ({_describe(signal)}) refused: {why}"
+                    break
+        submit = getattr(core.broker, "submit_basket", None)
+        if reason is None and submit is None:
+            reason = f"basket {tag}: baskets are not supported live yet; submit the legs one by one"
+        if reason is not None:
+            return [core.deny(sid, signal, ts, reason).order_id for signal in signals]
+        return [o.order_id for o in submit(sid, signals, ts, core.timeline_bar, tag)]
+
     def cancel_order(self, order_id: str) -> bool:
         """Cancel an open order; True if it was still open."""
         return self._core.broker.cancel(order_id, self._strategy_id)
@@ -240,10 +393,30 @@ class StrategyContext:
         return self._core.broker.modify(order_id, self._strategy_id, quantity, price)
 
 
+def _leg(leg) -> Signal:
+    """A basket leg as a Signal: a Signal, or an ``(instrument, side, quantity)`` tuple."""
+    if isinstance(leg, Signal):
+        return leg
+    try:
+        instrument, side, quantity = leg
+        action = SignalAction(str(side).upper())
+        if action is SignalAction.HOLD:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"basket leg {leg!r} is not a Signal or (instrument, 'BUY'|'SELL', quantity)") from None
+    return Signal(instrument, action, quantity)
+
+
+def _describe(signal: Signal) -> str:
+    return f"{signal.action.value} {signal.quantity} {signal.instrument}"
+
+
 def _check_arguments(name: str, params: dict, price: str | None) -> None:
     """Reject what TA-Lib would silently ignore: a misspelled parameter, or ``price`` on a
     function without a single price input (it would run with its defaults instead)."""
-    from talib import abstract
+    from algocli.data.ta import talib_abstract
+
+    abstract = talib_abstract()
 
     fn = abstract.Function(name)
     unknown = sorted(set(params) - set(fn.parameters))

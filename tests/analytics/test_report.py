@@ -1,136 +1,34 @@
-"""The HTML report: thinning helpers, figures, the written page and how it renders in Chromium."""
+"""The HTML report page: its tables, the figure JSON it carries, its cost, and how it renders in Chromium."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from algocli.analytics.report import (
-    CANDLE_CAP,
-    LINE_POINT_CAP,
-    TRADE_MARKER_CAP,
-    aggregate_bars,
-    build_figures,
-    drawdown_pct,
-    format_metric,
-    largest_trades,
-    minmax_indices,
-    monthly_returns,
-    write_report,
-)
-from algocli.analytics.result import TRADE_COLUMNS, RunResult
-from algocli.data.history import Bars
-from algocli.domain.candle import IST
-from algocli.domain.models import IST_OFFSET_NS, Instrument
+from algocli.analytics.plotdata import TRADE_MARKER_CAP
+from algocli.analytics.report import format_metric, write_report
+from algocli.domain.models import IST_OFFSET_NS
 from algocli.domain.modes import RunMode
+from analytics.report_support import INSTRUMENTS, expected_charts, make_result, read_of, with_charges
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from browser import ChromiumMissing, find_chromium, render_page  # noqa: E402
 
-INSTRUMENTS = ("NSE_EQ:1333", "NSE_EQ:2885")
-STRATEGIES = {"sma": "SmaCrossover", "rsi": "RsiMeanReversion"}
 
-
-# --------------------------------------------------------------------------- builders
-
-
-def daily_ts(n: int, start: str = "2023-01-02") -> np.ndarray:
-    """UTC ns of ``n`` weekday bars starting 09:15 IST."""
-    days = pd.bdate_range(start, periods=n)
-    return days.as_unit("ns").asi8 + (9 * 60 + 15) * 60 * 10**9 - IST_OFFSET_NS
-
-
-def minute_ts(n: int, start: str = "2015-01-01") -> np.ndarray:
-    """UTC ns of ``n`` one-minute bars over 375-minute NSE sessions on weekdays."""
-    per_day = 375
-    days = pd.bdate_range(start, periods=-(-n // per_day)).as_unit("ns").asi8
-    minutes = np.arange(per_day, dtype=np.int64) * 60 * 10**9
-    ts = (days[:, None] + minutes[None, :]).ravel()[:n]
-    return ts + (9 * 60 + 15) * 60 * 10**9 - IST_OFFSET_NS
-
-
-def make_bars(instrument: str, ts: np.ndarray, seed: int, start_price: float = 1000.0) -> Bars:
-    """A random-walk OHLCV series."""
-    rng = np.random.default_rng(seed)
-    n = len(ts)
-    close = start_price * np.exp(np.cumsum(rng.normal(0, 0.01 if n < 10_000 else 0.0008, n)))
-    open_ = np.r_[start_price, close[:-1]]
-    spread = np.abs(rng.normal(0, 0.004, n)) * close
-    high = np.maximum(open_, close) + spread
-    low = np.minimum(open_, close) - spread
-    volume = rng.integers(1_000, 100_000, n).astype(np.float64)
-    return Bars(instrument, ts, open_, high, low, close, volume)
-
-
-def make_trades(bars: dict[str, Bars], n_trades: int, seed: int) -> pd.DataFrame:
-    """Random long and short round trips over the given bars, with consistent P&L."""
-    if n_trades == 0:
-        return pd.DataFrame(columns=TRADE_COLUMNS)
-    rng = np.random.default_rng(seed)
-    rows = []
-    names = list(bars)
-    per = -(-n_trades // len(names))
-    for k, inst in enumerate(names):
-        b = bars[inst]
-        count = min(per, n_trades - k * per)
-        entry = np.sort(rng.integers(0, len(b) - 20, count))
-        exit_ = entry + rng.integers(1, 20, count)
-        size = rng.integers(1, 50, count) * np.where(np.arange(count) % 3 == 1, -1, 1)  # long and short
-        ep, xp = b.close[entry], b.close[exit_]
-        pnl = size * (xp - ep)
-        times = lambda idx: pd.DatetimeIndex(b.ts[idx], tz="UTC").tz_convert(IST)  # noqa: E731
-        rows.append(pd.DataFrame({
-            "strategy": np.array(list(STRATEGIES))[rng.integers(0, len(STRATEGIES), count)],
-            "instrument": inst, "side": np.where(size > 0, "LONG", "SHORT"), "size": size,
-            "entry_time": times(entry), "exit_time": times(exit_), "entry_price": ep, "exit_price": xp,
-            "pnl": pnl, "return_pct": np.sign(size) * (xp / ep - 1), "commission": 0.0,
-            "duration": times(exit_) - times(entry), "entry_bar": entry, "exit_bar": exit_,
-        }))
-    return pd.concat(rows, ignore_index=True)[TRADE_COLUMNS]
-
-
-def make_result(n_bars: int = 300, n_trades: int = 12, *, intraday: bool = False, instruments=INSTRUMENTS,
-                strategies=STRATEGIES, seed: int = 7) -> RunResult:
-    """A realistic RunResult built directly: shared timeline, equity, benchmark, P&L per strategy."""
-    ts = minute_ts(n_bars) if intraday else daily_ts(n_bars)
-    bars = {inst: make_bars(inst, ts, seed + i, 1000.0 * (i + 1)) for i, inst in enumerate(instruments)}
-    capital = 1_000_000.0
-    rng = np.random.default_rng(seed)
-    pnl = {sid: np.cumsum(rng.normal(50, 2_000 if n_bars < 10_000 else 100, n_bars)) for sid in strategies}
-    equity = capital + sum(pnl.values()) if pnl else np.full(n_bars, capital)
-    first = next(iter(bars.values()))
-    benchmark = capital * first.close / first.close[0]
-    index = pd.DatetimeIndex(ts, tz="UTC").tz_convert(IST)
-    metrics = {
-        "start_date": index[0], "end_date": index[-1], "duration": index[-1] - index[0],
-        "total_return_pct": float(equity[-1] / capital - 1) * 100, "sharpe_ratio": 1.2345,
-        "sortino_ratio": float("nan"), "max_drawdown_pct": float(drawdown_pct(equity).min()),
-        "max_drawdown_duration": pd.Timedelta(days=41, hours=3), "total_trades": n_trades,
-        "profit_factor": float("inf"), "kelly_criterion": 0.01234, "final_equity": float(equity[-1]),
-    }
-    return RunResult(
-        name="report-test", index=index, equity=equity, cash=equity.copy(), benchmark=benchmark,
-        strategy_pnl=pnl, metrics=metrics, trades=make_trades(bars, n_trades, seed), orders=[], fills=[],
-        bars=bars, instruments={i: Instrument(i) for i in instruments}, strategies=dict(strategies),
-        initial_capital=capital, notes=["1 position closed at the last bar"],
-    )
-
-
-def expected_charts(result: RunResult) -> int:
-    """Equity, drawdown, one candle chart per instrument, monthly returns, trade returns."""
-    return 4 + len(result.bars)
-
-
-def line_lengths(figures) -> dict[str, list[int]]:
-    """Points per scatter line trace, by figure key."""
-    return {key: [len(t.y) for t in fig.data if t.type in ("scatter", "scattergl") and t.mode == "lines"]
-            for key, fig in figures}
+def page_figures(text: str) -> dict[str, dict]:
+    """The figure JSON of each chart of a written page, by the chart's key."""
+    found = re.findall(r'<section class="chart" data-key="([^"]+)"><div id="([^"]+)"[^>]*></div>'
+                       r'<script type="application/json" id="\2-figure">(.*?)</script>', text, re.DOTALL)
+    return {key: json.loads(body) for key, _, body in found}
 
 
 @pytest.fixture(scope="module")
@@ -142,49 +40,6 @@ def chromium_ok() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.mark.parametrize("n,cap", [(10, 5000), (5001, 5000), (1_000_000, 5000), (12_345, 100), (50, 4)])
-def test_minmax_indices_keeps_ends_and_extremes(n, cap):
-    rng = np.random.default_rng(n)
-    y = np.cumsum(rng.normal(size=n))
-    y[n // 3] = y.max() + 50  # a lone spike
-    y[2 * n // 3] = y.min() - 50  # a lone trough
-    idx = minmax_indices(y, cap)
-    assert len(idx) <= cap
-    assert idx[0] == 0 and idx[-1] == n - 1
-    assert np.all(np.diff(idx) > 0)
-    assert y[idx].max() == y.max() and y[idx].min() == y.min()
-    if n <= cap:
-        assert len(idx) == n
-
-
-def test_minmax_indices_ignores_nan_and_rejects_tiny_cap():
-    y = np.r_[np.nan, np.linspace(0, 1, 10_000), np.nan, -5.0, np.full(100, np.nan)]
-    idx = minmax_indices(y, 500)
-    assert np.nanmin(y[idx]) == -5.0 and np.nanmax(y[idx]) == 1.0
-    with pytest.raises(ValueError):
-        minmax_indices(np.arange(100.0), 3)
-
-
-def test_aggregate_bars_ohlcv():
-    bars = make_bars("X", daily_ts(10_001), seed=1)
-    agg = aggregate_bars(bars, 1_000)
-    assert len(agg) <= 1_000
-    size = -(-len(bars) // 1_000)
-    assert agg.ts[1] == bars.ts[size] and agg.open[1] == bars.open[size]
-    assert agg.high[1] == bars.high[size: 2 * size].max() and agg.low[1] == bars.low[size: 2 * size].min()
-    assert agg.close[1] == bars.close[2 * size - 1] and agg.close[-1] == bars.close[-1]
-    assert agg.volume.sum() == pytest.approx(bars.volume.sum())
-    assert agg.high.max() == bars.high.max() and agg.low.min() == bars.low.min()
-    assert aggregate_bars(bars, 20_000) is bars
-
-
-def test_largest_trades_keeps_biggest_in_order():
-    trades = pd.DataFrame({"pnl": [1.0, -10.0, 3.0, 9.0, -2.0], "k": range(5)})
-    kept = largest_trades(trades, 3)
-    assert list(kept["k"]) == [1, 2, 3]
-    assert largest_trades(trades, 10) is trades
 
 
 def test_format_metric():
@@ -202,76 +57,10 @@ def test_format_metric():
     assert format_metric("abc") == "abc"
 
 
-def test_monthly_returns_first_month_against_capital():
-    index = pd.date_range("2024-01-01 09:15", "2024-03-31 09:15", freq="D", tz=IST)
-    equity = np.where(index.month == 1, 110.0, np.where(index.month == 2, 121.0, 108.9))
-    table = monthly_returns(index, equity, 100.0)
-    assert list(table.columns) == list(range(1, 13)) and list(table.index) == [2024]
-    assert table.loc[2024, 1] == pytest.approx(10.0)
-    assert table.loc[2024, 2] == pytest.approx(10.0)
-    assert table.loc[2024, 3] == pytest.approx(-10.0)
-    assert np.isnan(table.loc[2024, 4])
-
-
-def test_drawdown_pct():
-    dd = drawdown_pct(np.array([100.0, 120.0, 90.0, 130.0]))
-    assert dd == pytest.approx([0.0, 0.0, -25.0, 0.0])
-
-
-# --------------------------------------------------------------------------- figures and page
-
-
-def test_build_figures_content():
-    result = make_result()
-    figures = build_figures(result)
-    keys = [k for k, _ in figures]
-    assert keys == ["equity", "drawdown", *(f"candles:{i}" for i in INSTRUMENTS), "monthly_returns", "trade_returns"]
-    figs = dict(figures)
-    equity_names = [t.name for t in figs["equity"].data]
-    assert equity_names == ["Equity", "Buy & hold", "P&L sma", "P&L rsi"]
-    assert figs["drawdown"].data[0].fill == "tozeroy"
-    assert min(figs["drawdown"].data[0].y) == pytest.approx(drawdown_pct(result.equity).min())
-    candles = figs[f"candles:{INSTRUMENTS[0]}"]
-    types = [t.type for t in candles.data]
-    assert types[:2] == ["candlestick", "bar"] and len(candles.data[0].x) == 300
-    assert candles.data[1].yaxis == "y2" and "x2" in (candles.layout.xaxis.matches, candles.data[1].xaxis)
-    markers = {t.name: t for t in candles.data if t.type == "scatter"}
-    assert markers["Long entry"].marker.symbol == "triangle-up"
-    assert markers["Short entry"].marker.symbol == "triangle-down"
-    assert markers["Exit"].marker.symbol == "x"
-    mine = result.trades[result.trades["instrument"] == INSTRUMENTS[0]]
-    assert len(markers["Exit"].x) == len(mine)
-    assert "P&L" in markers["Exit"].text[0] and "size" in markers["Exit"].text[0]
-    first_entry = mine["entry_time"].iloc[0].tz_localize(None)
-    assert pd.Timestamp(min(np.r_[markers["Long entry"].x, markers["Short entry"].x])) == first_entry
-    assert "aggregated" not in candles.layout.title.text
-    heat = figs["monthly_returns"].data[0]
-    assert heat.type == "heatmap" and heat.zmid == 0 and len(heat.x) == 12
-    hist = figs["trade_returns"].data[0]
-    assert hist.type == "histogram"
-    assert np.allclose(np.sort(hist.x), np.sort(result.trades["return_pct"].to_numpy() * 100))
-    assert figs["trade_returns"].layout.xaxis.title.text == "Trade return (%)"
-
-
-def test_candle_times_are_ist():
-    result = make_result(n_bars=5, n_trades=0)
-    candles = dict(build_figures(result))[f"candles:{INSTRUMENTS[0]}"]
-    assert pd.Timestamp(candles.data[0].x[0]) == pd.Timestamp("2023-01-02 09:15")
-
-
-def test_single_strategy_has_no_pnl_lines():
-    result = make_result(strategies={"sma": "SmaCrossover"})
-    assert [t.name for t in dict(build_figures(result))["equity"].data] == ["Equity", "Buy & hold"]
-
-
 def test_zero_trades(tmp_path):
-    result = make_result(n_trades=0)
-    figs = dict(build_figures(result))
-    assert len(figs["trade_returns"].data) == 0
-    assert "No closed trades" in figs["trade_returns"].layout.annotations[0].text
-    assert [t.type for t in figs[f"candles:{INSTRUMENTS[0]}"].data] == ["candlestick", "bar"]
-    out = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST)
-    assert "No closed trades" in out.read_text(encoding="utf-8")
+    out = write_report(make_result(n_trades=0), tmp_path / "r.html", mode=RunMode.BACKTEST)
+    figures = page_figures(out.read_text(encoding="utf-8"))
+    assert "No closed trades" in figures["trade_returns"]["layout"]["annotations"][0]["text"]
 
 
 def test_write_report_is_self_contained_and_atomic(tmp_path):
@@ -290,28 +79,17 @@ def test_write_report_is_self_contained_and_atomic(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
 
-def test_large_result_is_thinned(tmp_path):
+def test_a_large_result_writes_a_small_page_fast(tmp_path):
     result = make_result(n_bars=200_000, n_trades=TRADE_MARKER_CAP + 1_000, intraday=True)
-    figures = build_figures(result)
-    for key, lengths in line_lengths(figures).items():
-        assert all(n <= LINE_POINT_CAP for n in lengths), (key, lengths)
-    figs = dict(figures)
-    equity_line = figs["equity"].data[0]
-    assert max(equity_line.y) == result.equity.max() and min(equity_line.y) == result.equity.min()
-    assert min(figs["drawdown"].data[0].y) == pytest.approx(drawdown_pct(result.equity).min())
-    markers = 0
-    for inst in INSTRUMENTS:
-        fig = figs[f"candles:{inst}"]
-        assert len(fig.data[0].x) <= CANDLE_CAP
-        assert "aggregated to" in fig.layout.title.text and "largest" in fig.layout.title.text
-        markers += sum(len(t.x) for t in fig.data if t.name == "Exit")
-    assert markers == TRADE_MARKER_CAP
     start = time.perf_counter()
     out = write_report(result, tmp_path / "big.html", mode=RunMode.BACKTEST)
     elapsed = time.perf_counter() - start
     size = out.stat().st_size
     assert size < 8_000_000, f"{size:,} bytes"
-    assert elapsed < 5.0, f"{elapsed:.2f}s"
+    assert elapsed < 2.0, f"{elapsed:.2f}s"
+    equity = page_figures(out.read_text(encoding="utf-8"))["equity"]["data"][0]
+    assert equity["y"]["dtype"] == "f8"  # numbers travel as typed arrays, not decimal text
+    assert max(np.frombuffer(__import__("base64").b64decode(equity["y"]["bdata"]))) == result.equity.max()
 
 
 @pytest.mark.parametrize(("mode", "title"), [
@@ -342,8 +120,9 @@ def test_report_renders_in_chromium(tmp_path, chromium_ok):
     assert summary["plots_rendered"] == charts, summary
     assert summary["main_svg"] >= charts
     assert all(n > 0 for n in summary["traces"]), summary["traces"]
-    assert len(summary["tables"]) == 1 and "sharpe" in summary["tables"][0].lower()
+    assert len(summary["tables"]) == 2 and "sharpe" in summary["tables"][0].lower()
     assert "—" in summary["tables"][0]
+    assert [line.split("\t")[0] for line in summary["tables"][1].splitlines()[1:]] == list(result.strategies)
 
 
 def test_report_without_trades_renders_in_chromium(tmp_path, chromium_ok):
@@ -363,3 +142,134 @@ def test_empty_run_still_writes(tmp_path):
     text = write_report(result, tmp_path / "empty.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
     assert text.count("Plotly.newPlot") == expected_charts(result)
     assert "No statistics" in text
+
+
+# --------------------------------------------------------------------------- what a trader reads
+
+
+def test_the_page_carries_each_figure_with_its_time_gaps(tmp_path):
+    result = make_result(n_bars=375 * 6, n_trades=6, intraday=True)
+    text = write_report(result, tmp_path / "report.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    figures = page_figures(text)
+    assert len(figures) == expected_charts(result)
+    for key in ("equity", "drawdown", *(f"candles:{i}" for i in INSTRUMENTS)):
+        breaks = figures[key]["layout"]["xaxis"]["rangebreaks"]
+        assert {"bounds": ["sat", "mon"]} in breaks and {"pattern": "hour", "bounds": [15.5, 9.25]} in breaks, key
+
+
+def test_annualised_figures_of_a_short_run_are_marked(tmp_path):
+    short = make_result(n_bars=4, n_trades=2)
+    short.metrics.update(annualized_return_pct=-79.5, cagr_pct=-79.5, volatility_ann_pct=12.0)
+    text = write_report(short, tmp_path / "short.html", mode=RunMode.PAPER).read_text(encoding="utf-8")
+    marked = set(re.findall(r'<tr data-key="([a-z_]+)" class="short-sample">', text))
+    # sortino_ratio is NaN here: a missing figure needs no mark
+    assert marked == {"annualized_return_pct", "cagr_pct", "volatility_ann_pct", "sharpe_ratio"}
+    assert "annualised from 4 sessions, fewer than 63" in text
+    long = make_result(n_bars=63, n_trades=2)
+    text = write_report(long, tmp_path / "long.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    assert 'class="short-sample"' not in text and "annualised from" not in text
+
+
+def test_a_short_run_shows_daily_returns(tmp_path):
+    text = write_report(make_result(n_bars=4), tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    figures = page_figures(text)
+    assert "monthly_returns" not in figures
+    assert figures["daily_returns"]["data"][0]["x"] == ["Mon", "Tue", "Wed", "Thu", "Fri"]
+
+
+def test_a_multi_strategy_page_has_the_per_strategy_table(tmp_path):
+    result = make_result(n_trades=30)
+    text = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    for sid, cls in result.strategies.items():
+        row = re.search(rf'<tr data-strategy="{sid}"><th>{sid}</th><th>{cls}</th><td>([^<]+)</td><td>(\d+)</td>', text)
+        assert row is not None, sid
+        assert row[1] == format_metric(float(result.strategy_pnl[sid][-1]))
+        assert int(row[2]) == int((result.trades["strategy"] == sid).sum())
+    single = make_result(strategies={"sma": "SmaCrossover"})
+    single_text = write_report(single, tmp_path / "one.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    assert "data-strategy=" not in single_text
+
+
+def test_a_daily_run_shows_dates_without_midnight_times(tmp_path):
+    result = make_result(n_bars=30, n_trades=2)
+    result.index = result.index.normalize()  # daily bars are stamped at IST midnight
+    result.metrics.update(start_date=result.index[0], end_date=result.index[-1])
+    text = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    header = re.search(r"<header>.*?</header>", text, re.DOTALL)[0]
+    assert "2023-01-02 → 2023-02-10 · 30 bars" in header and "00:00" not in header
+    assert '<tr data-key="start_date"><th>Start</th><td>2023-01-02</td>' in text
+    intraday = write_report(make_result(n_bars=30, intraday=True), tmp_path / "i.html", mode=RunMode.BACKTEST)
+    assert "2015-01-01 09:15 → 2015-01-01 09:44 IST" in intraday.read_text(encoding="utf-8")
+
+
+def test_writing_a_report_does_not_import_plotly(tmp_path):
+    """plotly's Python package costs more to import than the report costs to write."""
+    code = ("import sys; from pathlib import Path; from analytics.report_support import make_result; "
+            "from algocli.analytics.report import write_report; from algocli.domain.modes import RunMode; "
+            f"write_report(make_result(), Path({str(tmp_path / 'r.html')!r}), mode=RunMode.BACKTEST); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('plotly', '_plotly_utils')))")
+    tests = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests.parent,
+                          env={"PYTHONPATH": f"{tests.parent}:{tests}"}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_indicators_and_a_short_run_render_in_chromium(tmp_path, chromium_ok):
+    result = make_result(n_bars=40, n_trades=4, intraday=True)
+    bars = result.bars[INSTRUMENTS[0]]
+    result.indicators = [read_of(bars, "BBANDS", "Overlap Studies", timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0),
+                         read_of(bars, "RSI", "Momentum Indicators", timeperiod=14)]
+    summary = render_page(write_report(result, tmp_path / "report.html", mode=RunMode.PAPER))
+    assert summary["errors"] == [], summary["errors"]
+    assert summary["plots"] == summary["plots_rendered"] == expected_charts(result)
+    candles = summary["plot_ids"].index("chart-2-candles-NSE_EQ-1333")
+    assert summary["traces"][candles] == 2 + 3 + 1 + 3  # candles, volume, 3 bands, RSI, trade markers
+    rows = dict(line.split("\t", 1) for line in summary["tables"][0].splitlines())
+    assert rows["Sharpe Ratio"] == "1.23 *" and rows["Return [%]"].endswith("*") is False
+
+
+def test_the_time_axis_hides_the_nse_holidays_and_keeps_a_data_gap(tmp_path):
+    from dataclasses import replace
+
+    from algocli.analytics.report import run_holidays
+    from algocli.persistence.artifacts import RunDescription, write_run_artifacts
+    from analytics.report_support import make_bars
+
+    # 10-28 June 2024 without 17 June (Bakri Id, a holiday) and 19 June (a trading day the data lacks).
+    days = [d for d in pd.bdate_range("2024-06-10", "2024-06-28") if d.day not in (17, 19)]
+    ts = pd.DatetimeIndex(days).as_unit("ns").asi8 + (9 * 60 + 15) * 60 * 10**9 - IST_OFFSET_NS
+    base = make_result(n_bars=len(ts), n_trades=0)
+    result = replace(base, index=pd.DatetimeIndex(ts, tz="UTC").tz_convert(base.index.tz),
+                     bars={i: make_bars(i, ts, k) for k, i in enumerate(INSTRUMENTS)})
+    assert date(2024, 6, 17) in run_holidays(result) and date(2024, 6, 19) not in run_holidays(result)
+    write_run_artifacts(result, tmp_path, RunDescription(RunMode.BACKTEST, "run.yaml", "0" * 8, {}))
+    figures = page_figures((tmp_path / "report.html").read_text(encoding="utf-8"))
+    hidden = [b["values"] for b in figures["equity"]["layout"]["xaxis"]["rangebreaks"] if "values" in b]
+    assert hidden == [["2024-06-17"]]  # the data gap on the 19th stays visible
+
+
+def test_a_run_with_charges_shows_them_by_kind_with_gross_against_net(tmp_path):
+    result = with_charges(make_result(n_bars=60, n_trades=2))
+    result.equity = np.full(60, result.initial_capital + 60.24)  # gross 120.48, net 60.24: a drag of 50%
+    text = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    table = re.search(r'<section class="charges">(.*?)</section>', text, re.DOTALL).group(1)
+    cells = dict(re.findall(r'<tr data-key="([^"]+)"><th>[^<]*</th><td>([^<]*)</td>', table))
+    assert cells["brokerage"] == "40.00" and cells["stt"] == "2.50" and cells["gst"] == "15.19"
+    assert cells["stamp"] == "0.45" and cells["dp"] == "0.00" and cells["total"] == "60.24"
+    assert cells["gross_pnl"] == "120.48" and cells["net_pnl"] == "60.24"
+    assert cells["cost_drag"] == "60.24" and cells["cost_drag_pct"] == "50.00%"
+    assert "estimated" not in table
+    assert page_figures(text)["charges"]["data"][0]["type"] == "waterfall"
+
+
+def test_estimated_live_charges_are_said_to_be_estimates(tmp_path):
+    result = with_charges(make_result(n_bars=60, n_trades=2), estimated=True)
+    text = write_report(result, tmp_path / "r.html", mode=RunMode.LIVE).read_text(encoding="utf-8")
+    assert "2 live fill(s) carry estimated charges" in text
+
+
+def test_a_flat_commission_run_has_no_charges_section(tmp_path):
+    text = write_report(make_result(n_bars=60, n_trades=2), tmp_path / "r.html",
+                        mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    assert '<section class="charges">' not in text and "charges" not in page_figures(text)

@@ -101,14 +101,51 @@ TINY_MODULE = '''
 '''
 
 
-def _install(folder, entry: str = "tiny = tinybroker.spec:SPEC") -> None:
+# A broker with an id format of its own (``TNY-<n>``), which no ``Instrument`` field holds:
+# its reader puts the ids in ``broker_ids`` and its spec says so.
+TINIER_MODULE = '''
+    """Tinier: a made-up broker whose ids live in Instrument.broker_ids."""
+
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    from algocli.broker.spec import BrokerSpec
+    from algocli.domain.hrn import plain_hrn
+    from algocli.instruments.model import Instrument
+
+
+    class TinierSettings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="TINIER_", extra="ignore")
+        master_url: str = "http://127.0.0.1:9/tinier/list.txt"
+
+
+    def read_master(path):
+        rows = []
+        for line in open(path, encoding="utf-8").read().splitlines():
+            exchange, symbol, ident = line.split(",")
+            rows.append(Instrument(plain_hrn(exchange, symbol), exchange, "EQ", symbol,
+                                   broker_ids=(("tinier", ident),)))
+        return rows, 0
+
+
+    SPEC = BrokerSpec(
+        name="tinier", title="Tinier", limits={"other": ((5, 1.0),)}, download_limits=((1, 1.0),),
+        native_intervals=frozenset({"1d"}), id_field="broker_ids", id_example="TNY-7", id_pattern=r"TNY-\\d+",
+        settings="tinierbroker.spec:TinierSettings", master_url_field="master_url", master_suffix="txt",
+        read_master="tinierbroker.spec:read_master", download_source="", broker="",
+    )
+'''
+TINIER_PATH = "/tinier/list.txt"
+
+
+def _install(folder, entry: str = "tiny = tinybroker.spec:SPEC", package: str = "tinybroker",
+             module: str = TINY_MODULE) -> None:
     """Write the package and its distribution metadata, as ``pip install`` would."""
-    (folder / "tinybroker").mkdir()
-    (folder / "tinybroker" / "__init__.py").write_text("")
-    (folder / "tinybroker" / "spec.py").write_text(textwrap.dedent(TINY_MODULE))
-    meta = folder / "tinybroker-0.1.dist-info"
+    (folder / package).mkdir()
+    (folder / package / "__init__.py").write_text("")
+    (folder / package / "spec.py").write_text(textwrap.dedent(module))
+    meta = folder / f"{package}-0.1.dist-info"
     meta.mkdir()
-    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: tinybroker\nVersion: 0.1\n")
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
     (meta / "entry_points.txt").write_text(f"[{GROUP}]\n{entry}\n")
 
 
@@ -225,3 +262,48 @@ def test_the_algo_command_lists_a_third_broker(tiny, tmp_path):
         assert bad.returncode == 2
         assert "--source 'tinyy' is not one of dhan, tiny, upstox" in bad.stderr.replace("\n", " ")
     assert REPO_ROOT.is_dir()
+
+
+@pytest.fixture
+def tinier(tmp_path, monkeypatch):
+    """The tinier broker installed on ``sys.path``; the registry cache cleared around the test."""
+    plugin = tmp_path / "tinier-plugin"
+    plugin.mkdir()
+    _install(plugin, "tinier = tinierbroker.spec:SPEC", "tinierbroker", TINIER_MODULE)
+    monkeypatch.syspath_prepend(str(plugin))
+    broker_specs.cache_clear()
+    yield plugin
+    broker_specs.cache_clear()
+    import sys
+
+    for name in [m for m in sys.modules if m == "tinierbroker" or m.startswith("tinierbroker.")]:
+        del sys.modules[name]
+
+
+def test_a_broker_with_its_own_id_format_carries_its_ids_through_names_and_files(tinier, tmp_path, monkeypatch):
+    from algocli.config.run import RunConfig
+    from algocli.instruments.naming import is_broker_id, name_run
+    from algocli.instruments.table import read_instruments, write_instruments
+
+    monkeypatch.chdir(tmp_path)
+    files = {DHAN_PATH: dhan_csv(), UPSTOX_PATH: upstox_gz(), TINIER_PATH: b"NSE,HDFCBANK,TNY-7\n"}
+    with serving(files) as srv:
+        urls = {"dhan": srv.url(DHAN_PATH), "upstox": srv.url(UPSTOX_PATH), "tinier": srv.url(TINIER_PATH)}
+        master, outcome = refresh_master(directory=tmp_path / "cache", urls=urls)
+    assert "downloaded 1 instruments" in outcome["tinier"]
+    hdfc = master.resolve("TNY-7")  # found by the new broker's id
+    assert hdfc.hrn == "NSE:HDFCBANK" and hdfc.dhan_id == "NSE_EQ:1333"  # merged with the shipped brokers' row
+    assert master.broker_id("NSE:HDFCBANK", "tinier") == "TNY-7"
+    assert is_broker_id("TNY-7") and not is_broker_id("NSE:HDFCBANK")
+
+    write_instruments(tmp_path / "instruments.csv", [hdfc])  # the project's own file keeps the id
+    (again,) = read_instruments(tmp_path / "instruments.csv")
+    assert again == hdfc and "tinier=TNY-7" in (tmp_path / "instruments.csv").read_text()
+
+    config = RunConfig.model_validate({
+        "strategies": [{"class": "sma_crossover", "instruments": ["TNY-7"]}],
+        "name": "tinier", "initial_capital": 100000, "data": {"feed": "csv", "path": "data"}, "interval": "1d"})
+    names = name_run(config, "run.yaml", master=master)
+    assert names.config.strategies[0].instruments == ["NSE:HDFCBANK"]
+    ids = names.ids()
+    assert ids["tinier"] == {"NSE:HDFCBANK": "TNY-7"} and ids["dhan"] == {"NSE:HDFCBANK": "NSE_EQ:1333"}

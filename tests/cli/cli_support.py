@@ -76,10 +76,11 @@ def cli(capsys):
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    """A fresh folder holding a copy of data/NSE_EQ_1333.csv."""
+    """A fresh folder holding a copy of data/NSE_EQ_1333.csv and the list naming it (configs name NSE:HDFCBANK)."""
     folder = tmp_path / "data"
     folder.mkdir()
     shutil.copyfile(SAMPLE_CSV, folder / SAMPLE_CSV.name)
+    shutil.copyfile(SAMPLE_CSV.parent / "instruments.csv", folder / "instruments.csv")
     return folder
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr
 
-from algocli.config.settings import DhanSettings, UpstoxSettings
+from algocli.adapters.dhan.settings import DhanSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.csv_feed import load_csv
 from algocli.data.history import Bars
 from algocli.errors import ConfigError

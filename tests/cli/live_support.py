@@ -58,6 +58,8 @@ def live_env(broker: str, port: int, token: str = "sandbox", **extra: str) -> di
 def write_live_yaml(path: Path, broker: str, out_dir: Path, **changes) -> Path:
     """A copy of ``configs/live-<broker>.yaml`` writing to ``out_dir`` (top-level keys replaced by ``changes``)."""
     cfg = yaml.safe_load((REPO_ROOT / "configs" / f"live-{broker}.yaml").read_text(encoding="utf-8"))
+    for entry in cfg["strategies"]:  # these sandboxes serve no instrument list: the id (names: test_live_names.py)
+        entry["instruments"] = ["NSE_EQ:2885" if i == "NSE:RELIANCE" else i for i in entry["instruments"]]
     cfg["output"] = {"dir": str(out_dir)}
     cfg.update(changes)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ import yaml
 from algocli.analytics.stats import METRIC_NAMES
 from algocli.cli.main import main
 from algocli.config.run import RunConfig
+from algocli.data.csv_feed import CsvFeedConfig
 from cli.cli_support import REPO_ROOT, SAMPLE_CSV, SMA_YAML, load_sma_config, run_algo, strip_ansi
 
 ARTIFACTS = {"trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv",
@@ -73,8 +75,10 @@ def test_stdout_shows_statistics_table(sma_run):
 
 def test_results_csv_lists_every_metric_in_order(sma_run, results):
     assert (sma_run.dir / "results.csv").read_text(encoding="utf-8").splitlines()[0] == "metric,value"
-    assert list(results.index) == list(METRIC_NAMES)
-    assert results.index[0] == "start_date" and results.index[-1] == "kelly_criterion"
+    charges = [f"charges_{k}" for k in ("brokerage", "stt", "exchange_txn", "ipft", "sebi", "stamp", "dp", "gst",
+                                         "total")]
+    assert list(results.index) == list(METRIC_NAMES) + charges  # the specification's metrics, then charges
+    assert results.index[0] == "start_date" and results.index[len(METRIC_NAMES) - 1] == "kelly_criterion"
 
 
 def test_results_csv_values_parse(sma_run, results):
@@ -95,15 +99,18 @@ def test_trades_csv_is_consistent_with_results(sma_run, results, trades):
     assert len(trades) == int(results["total_trades"]) > 0
     # Accounting identity: every position is closed by the end, so realised P&L is the equity change.
     equity_change = float(results["final_equity"]) - float(results["initial_capital"])
-    assert math.isclose(trades["pnl"].sum(), equity_change, rel_tol=1e-9, abs_tol=0.01)
-    assert math.isclose(trades["commission"].sum(), float(results["commissions"]), rel_tol=1e-9, abs_tol=0.01)
+    paise = 0.005 * (len(trades) + 2)  # each written value is rounded to paise
+    assert math.isclose(trades["pnl"].sum(), equity_change, rel_tol=1e-9, abs_tol=paise)
+    assert math.isclose(trades["charges"].sum(), float(results["commissions"]), rel_tol=1e-9, abs_tol=paise)
+    assert math.isclose(float(results["charges_total"]), float(results["commissions"]), rel_tol=1e-9, abs_tol=paise)
+    assert ((trades["gross_pnl"] - trades["charges"] - trades["pnl"]).abs() <= 0.011).all()
     entry, exit_ = pd.to_datetime(trades["entry_time"]), pd.to_datetime(trades["exit_time"])
     assert (exit_ >= entry).all()
     assert (trades["duration"].map(pd.Timedelta) == exit_ - entry).all()
     assert set(trades["side"]) <= {"LONG", "SHORT"}
     assert (trades["size"] == sma_run.config["strategies"][0]["params"]["quantity"]).all()
-    # The YAML names NSE_EQ:1333; data/instruments.csv names it, and artifacts use the name.
-    assert sma_run.config["strategies"][0]["instruments"][0] == "NSE_EQ:1333"
+    # The YAML names NSE:HDFCBANK; data/instruments.csv names its file, and artifacts use the name.
+    assert sma_run.config["strategies"][0]["instruments"][0] == "NSE:HDFCBANK"
     assert (trades["instrument"] == "NSE:HDFCBANK").all()
     assert trades["strategy"].nunique() == 1
 
@@ -150,9 +157,14 @@ def test_resolved_config_round_trips(sma_run):
     again = RunConfig.model_validate(resolved)
     written = copy.deepcopy(sma_run.config)
     written["strategies"][0]["instruments"] = ["NSE:HDFCBANK"]  # what ran: the instrument's name
+    written["data"] = {**CsvFeedConfig().model_dump(mode="json"), **written["data"]}  # the feed's defaults, written
+    for section, key in (("data", "path"), ("output", "dir")):  # relative to configs/, written absolute
+        written[section][key] = str((SMA_YAML.parent / written[section][key]).resolve())
     original = RunConfig.model_validate(written)
     assert again.model_dump(mode="json", by_alias=True) == original.model_dump(mode="json", by_alias=True)
     assert again.content_hash() == original.content_hash()
+    # no product rules were asked for, so none are written: the resolved file runs without them too
+    assert not {"product", "products", "charges", "squareoff", "margin"} & set(resolved["broker"])
 
 
 def test_resolved_config_reproduces_the_run(sma_run, cli, monkeypatch, tmp_path):
@@ -219,6 +231,7 @@ def test_strategy_exception_exits_one_without_traceback(cli, base_config, write_
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module, raising=False)
     base_config["strategies"] = [{"class": f"{module}:Explodes", "instruments": ["NSE_EQ:1333"]}]
+    base_config["data"]["start"] = "2024-12-02"  # a covered year without the sample's holiday bars: no warning
     result = cli("backtest", write_yaml(base_config), "--quiet", "--output", tmp_path / "out")
     assert result.code == 1
     assert len(result.err_lines) == 1, result.err
@@ -255,3 +268,233 @@ class TestInstalledConsoleScript:
         assert debug.returncode == 2
         assert "Traceback" in debug.stderr
         assert "ConfigError" in debug.stderr
+
+
+# --- what the report and the table tell a trader ----------------------------------------------
+
+
+def _table_rows(out: str) -> dict[str, str]:
+    """``label -> value`` of the Rich statistics table in ``out``."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) == 2 and cells[0]:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def _figure(page: str, key: str) -> dict:
+    match = re.search(rf'<section class="chart" data-key="{re.escape(key)}"><div id="([^"]+)"[^>]*></div>'
+                      r'<script type="application/json" id="\1-figure">(.*?)</script>', page, re.DOTALL)
+    assert match is not None, key
+    return json.loads(match[2])
+
+
+def test_the_daily_report_reads_dates_and_draws_the_smas(sma_run):
+    page = (sma_run.dir / "report.html").read_text(encoding="utf-8")
+    header = re.search(r"<header>.*?</header>", page, re.DOTALL)[0]
+    assert "00:00" not in header and re.search(r"\d{4}-\d\d-\d\d → \d{4}-\d\d-\d\d · [\d,]+ bars", header)
+    assert re.search(r'<tr data-key="start_date"><th>Start</th><td>\d{4}-\d\d-\d\d</td>', page)
+    candles = next(k for k in re.findall(r'data-key="(candles:[^"]+)"', page))
+    figure = _figure(page, candles)
+    params = sma_run.config["strategies"][0]["params"]
+    names = [t["name"] for t in figure["data"]]
+    assert f"SMA({params['fast_period']})" in names and f"SMA({params['slow_period']})" in names
+    # closed days are hidden, the Saturday session of 2024-01-20 (which has a bar) is not
+    hidden = {v for rb in figure["layout"]["xaxis"]["rangebreaks"] for v in rb.get("values", [])}
+    assert {"2024-01-21", "2024-01-22", "2024-06-15", "2024-06-16", "2024-06-17"} <= hidden
+    assert "2024-01-20" not in hidden
+    assert "monthly_returns" in page and 'data-key="daily_returns"' not in page
+    assert not _table_rows(sma_run.out)["Sharpe Ratio"].endswith("*")  # six years: nothing to mark
+
+
+def test_a_short_run_marks_annualised_figures_and_shows_daily_returns(cli, base_config, write_yaml, tmp_path):
+    base_config["data"].update(start="2024-05-01", end="2024-07-15")  # 53 sessions, one trade
+    out = tmp_path / "short"
+    result = cli("backtest", write_yaml(base_config), "--output", out, "--quiet")
+    assert result.code == 0, result.err
+    rows = _table_rows(result.out)
+    for label in ("Return (Ann.) [%]", "CAGR [%]", "Volatility (Ann.) [%]", "Sharpe Ratio", "Sortino Ratio"):
+        assert rows[label].endswith(" *"), (label, rows[label])
+    assert not rows["Return [%]"].endswith("*") and not rows["Max. Drawdown [%]"].endswith("*")
+    assert re.search(r"\* annualised from \d+ sessions, fewer than 63", " ".join(result.out.split()))
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'data-key="daily_returns"' in page and 'data-key="monthly_returns"' not in page
+    assert '<tr data-key="sharpe_ratio" class="short-sample">' in page
+
+
+def test_a_multi_strategy_report_has_the_per_strategy_table(cli, base_config, write_yaml, tmp_path):
+    first = base_config["strategies"][0]
+    first["id"] = "sma"
+    base_config["strategies"].append({"id": "rsi", "class": "rsi_mean_reversion", "instruments": first["instruments"],
+                                      "params": {"period": 14, "oversold": 35, "overbought": 65, "quantity": 10}})
+    out = tmp_path / "multi"
+    result = cli("backtest", write_yaml(base_config), "--output", out, "--quiet")
+    assert result.code == 0, result.err
+    assert "per strategy" in result.out
+    page = (out / "report.html").read_text(encoding="utf-8")
+    trades = pd.read_csv(out / "trades.csv")
+    for sid, cls in (("sma", "SmaCrossover"), ("rsi", "RsiMeanReversion")):
+        row = re.search(rf'<tr data-strategy="{sid}"><th>{sid}</th><th>{cls}</th><td>[^<]+</td><td>(\d+)</td>', page)
+        assert row is not None, sid
+        assert int(row[1]) == int((trades["strategy"] == sid).sum())
+    names = [t["name"] for t in _figure(page, next(iter(re.findall(r'data-key="(candles:[^"]+)"', page))))["data"]]
+    assert {"SMA(10)", "SMA(20)", "RSI(14)"} <= set(names)
+
+
+# --- the output folder: checked before any work; a later write failure names the file -------------------------
+
+def _fsize_limit(limit: int):
+    """``preexec_fn`` that caps the size of any file the child writes, as a full disk would stop it."""
+    import resource
+
+    def _apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail EFBIG
+
+    return _apply
+
+
+def _algo_capped(config: Path, out: Path, limit: int):
+    import os
+    import subprocess
+
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
+    return subprocess.run([str(Path(sys.executable).parent / "algo"), "backtest", str(config), "--output", str(out),
+                           "--quiet"], env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_fsize_limit(limit))
+
+
+def test_output_naming_a_file_fails_before_the_run(cli, base_config, write_yaml, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me\n")
+    result = cli("backtest", write_yaml(base_config), "--output", taken, "--quiet")
+    assert result.code == 2, result.err
+    assert result.err_lines == [f"error: {taken}: is a file, not a folder; pass another --output or change "
+                                "output.dir"]
+    assert "Sharpe" not in result.out  # no statistics: the run never started
+    assert taken.read_text() == "keep me\n"
+
+
+def test_a_full_disk_is_refused_before_the_run(base_config, write_yaml, tmp_path):
+    proc = _algo_capped(write_yaml(base_config), tmp_path / "out", limit=1024)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {tmp_path / 'out'}: the output folder cannot be written" in proc.stderr
+    assert "File too large" in proc.stderr and "internal error" not in proc.stderr
+    assert "Sharpe" not in proc.stdout and not (tmp_path / "out").exists()
+
+
+def test_a_write_that_fails_later_names_the_file_and_keeps_the_older_set(base_config, write_yaml, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ARTIFACTS:
+        (out / name).write_text(f"older {name}\n")
+    proc = _algo_capped(write_yaml(base_config), out, limit=10_000)  # the probe fits; orders.csv does not
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {out}/") and ": could not be written (File too large)" in line, line
+    assert {p.name: p.read_text() for p in out.iterdir()} == {n: f"older {n}\n" for n in ARTIFACTS}
+
+
+def _half_up(value: float) -> float:
+    """Rupees rounded half-up to paise, as contract notes round each charge."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def test_the_intraday_charges_config_books_each_charge_by_kind(tmp_path):
+    """``configs/intraday-charges.yaml``: every fill of an NSE intraday equity run in June 2024
+    carries Dhan's brokerage and the statutory charges of that date, worked here from the
+    published rates, and the files' totals agree with each other."""
+    done = run_algo("backtest", "configs/intraday-charges.yaml", "--output", str(tmp_path), "--no-report")
+    assert done.returncode == 0, done.stderr
+    fills = pd.read_csv(tmp_path / "fills.csv")
+    trades = pd.read_csv(tmp_path / "trades.csv")
+    orders = pd.read_csv(tmp_path / "orders.csv", keep_default_na=False)
+    squared = set(orders.loc[orders["tag"] == "auto-squareoff", "order_id"])
+    assert squared, "the INTRADAY run must be squared off at 15:20 on some day for this test to mean anything"
+    results = pd.read_csv(tmp_path / "results.csv", dtype=str).set_index("metric")["value"]
+    assert len(fills) >= 4 and set(fills["time"].str[:10]) <= {f"2024-06-{d:02d}" for d in range(10, 15)}
+    for f in fills.itertuples():
+        value, buy = f.quantity * f.price, f.side == "BUY"
+        # Dhan: 0.03 % or Rs 20 an executed order, whichever is lower (https://dhan.co/pricing/)
+        brokerage = _half_up(min(20.0, value * 0.0003))
+        if f.order_id in squared:  # Dhan's fee for a position it squares off: Rs 20 plus GST (same page)
+            brokerage += 20.0
+        # STT 0.025 % on the intraday sell side
+        # (https://tradingqna.com/t/sebi-and-stt-what-is-the-history-around-stt/185139/3);
+        # NSE transaction charge 0.00322 % from 2024-04-01 to 2024-09-30 (https://upstox.com/pricing/pro-plan/);
+        # IPFT Rs 10 a crore (https://support.infinn.in/portal/en/kb/articles/what-are-nse-investor-
+        # protection-fund-trust-ipft-charges); SEBI Rs 10 a crore
+        # (https://taxguru.in/sebi/sebi-payment-of-fees-amendment-regulations-2019.html);
+        # stamp duty 0.003 % on the intraday buy side
+        # (https://nseindia.com/invest/first-time-investor-stamp-duty-charges-taxes)
+        stt = 0.0 if buy else _half_up(value * 0.00025)
+        exchange = _half_up(value * 0.0000322)
+        ipft = _half_up(value * 0.000001)
+        sebi = _half_up(value * 0.000001)
+        stamp = _half_up(value * 0.00003) if buy else 0.0
+        gst = _half_up(0.18 * (brokerage + exchange + ipft + sebi))  # 18 % of the rounded fees
+        expected = (brokerage, stt, exchange, ipft, sebi, stamp, 0.0, gst)
+        got = (f.brokerage, f.stt, f.exchange_txn, f.ipft, f.sebi, f.stamp, f.dp, f.gst)
+        assert got == pytest.approx(expected, abs=1e-9), f
+        assert f.charges == pytest.approx(sum(expected), abs=1e-9)
+    for kind in ("brokerage", "stt", "exchange_txn", "ipft", "sebi", "stamp", "dp", "gst"):
+        assert float(results[f"charges_{kind}"]) == pytest.approx(fills[kind].sum(), abs=0.005)
+    assert float(results["charges_total"]) == pytest.approx(fills["charges"].sum(), abs=0.005)
+    assert float(results["commissions"]) == pytest.approx(fills["charges"].sum(), abs=0.005)
+    assert ((trades["gross_pnl"] - trades["charges"] - trades["pnl"]).abs() <= 0.011).all()
+
+
+def test_the_futures_config_shows_cash_and_available_margin_apart(tmp_path):
+    """``configs/futures.yaml`` (MARGIN, 2 lots): while a position is open, equity less available
+    margin is 15 % of the contract's value at that bar's close (the shipped futures margin),
+    computed here from the data file; with no position the two are equal."""
+    done = run_algo("backtest", "configs/futures.yaml", "--output", str(tmp_path), "--no-report")
+    assert done.returncode == 0, done.stderr
+    curve = pd.read_csv(tmp_path / "equity_curve.csv", parse_dates=["timestamp"]).set_index("timestamp")
+    fills = pd.read_csv(tmp_path / "fills.csv", parse_dates=["time"])
+    minutes = pd.read_csv(REPO_ROOT / "data" / "futures" / "NSE_FNO_53216.csv", parse_dates=["timestamp"])
+    minutes = minutes.set_index("timestamp")["close"].tz_localize("Asia/Kolkata")  # the file's times are IST
+    signed = fills["quantity"].where(fills["side"] == "BUY", -fills["quantity"])
+    held = signed.groupby(fills["time"]).sum().cumsum().reindex(curve.index, method="ffill").fillna(0)
+    checked = 0
+    for ts, row in curve.iterrows():
+        if held[ts] == 0:
+            assert row["available_margin"] == pytest.approx(row["equity"], abs=0.01)
+            continue
+        close = minutes[(minutes.index >= ts) & (minutes.index < ts + pd.Timedelta(minutes=15))].iloc[-1]
+        assert row["equity"] - row["available_margin"] == pytest.approx(0.15 * abs(held[ts]) * close, abs=0.02)
+        checked += 1
+    assert checked > 10
+    for name in ("trades.csv", "fills.csv", "orders.csv"):  # a future carries its expiry into every table
+        assert set(pd.read_csv(tmp_path / name, dtype=str)["expiry"]) == {"2024-06-27"}, name
+
+
+def test_the_summary_and_report_show_charges_gross_net_and_the_drag(tmp_path):
+    """A run with Dhan's charges prints its charges total, gross and net P&L and the cost drag
+    (charges as a percent of the gross profit), agreeing with results.csv; its report holds the
+    charges by kind and marks the broker's square-offs on the price chart."""
+    done = run_algo("backtest", "configs/intraday-charges.yaml", "--output", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    out = strip_ansi(done.stdout)
+    rows = dict(re.findall(r"│ (Charges \[₹\]|Gross P&L \[₹\]|Net P&L \[₹\]|Cost drag)\s*│\s*([^│]+?)\s*│", out))
+    results = pd.read_csv(tmp_path / "results.csv", dtype=str).set_index("metric")["value"]
+    total, final, capital = (float(results[k]) for k in ("charges_total", "final_equity", "initial_capital"))
+    net = final - capital
+    assert float(rows["Charges [₹]"].replace(",", "")) == pytest.approx(total, abs=0.005)
+    assert float(rows["Net P&L [₹]"].replace(",", "")) == pytest.approx(net, abs=0.01)
+    assert float(rows["Gross P&L [₹]"].replace(",", "")) == pytest.approx(net + total, abs=0.01)
+    assert net + total > 0, "the drag's percent is defined for a gross profit: this run must have one"
+    assert rows["Cost drag"] == f"{total / (net + total) * 100:.2f}% of gross profit"
+    assert "Commissions [₹]" not in out
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '<section class="charges">' in page and '"type":"waterfall"' in page
+    assert '"name":"Auto square-off (MIS)"' in page
+
+
+def test_a_flat_commission_run_shows_its_commissions_without_a_drag(sma_run):
+    assert re.search(r"Commissions \[₹\]\s*│\s*[\d,.]+", sma_run.out)
+    assert "Cost drag" not in sma_run.out and "Gross P&L" not in sma_run.out
+    assert '<section class="charges">' not in (sma_run.dir / "report.html").read_text(encoding="utf-8")

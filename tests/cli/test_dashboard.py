@@ -117,16 +117,37 @@ def _expected_books(engine, bars, closed):
     return out, last_close
 
 
-def test_dashboard_shows_feed_pnl_positions_orders_and_fills(state):
+EXCHANGE_NOW = "2024-06-10 11:03:19"
+
+
+def _exchange_now(monkeypatch, engine, text: str = EXCHANGE_NOW) -> None:
+    from datetime import datetime
+
+    from algocli.sandbox.replay import IST
+
+    ns = int(datetime.fromisoformat(text).replace(tzinfo=IST).timestamp()) * 10**9
+    monkeypatch.setattr(engine, "exchange_now", lambda: ns)
+
+
+def test_dashboard_shows_account_feed_pnl_positions_orders_and_fills(state, monkeypatch):
     engine, bars, closed = state
+    _exchange_now(monkeypatch, engine)
     status, now = _status(connected=True, age=2.5)
     text = _text(render(engine, status, 12.34, mode=RunMode.PAPER, now=now))
 
-    feed = _section(text, "dash-run: paper trading")
+    feed = _section(text, "feed")
     assert feed == [["sandbox (dhan)", "connected", "12.3", "2.5 s", str(engine.stats.ticks), str(closed), "3", "2"]]
     assert engine.stats.candles == closed
 
     books, last_close = _expected_books(engine, bars, closed)
+    # the account from the fills alone: cash after every fill and its charges, positions at the last close
+    cash = 1_000_000 + sum((-1 if f.side.value == "BUY" else 1) * f.quantity * f.price - f.commission
+                           for f in engine.broker.fills)
+    held = sum(b["held"] for b in books.values())
+    equity = cash + held * last_close
+    assert _section(text, "dash-run: paper trading") == [
+        [EXCHANGE_NOW, "yes", format_value(equity), format_value(cash), format_value(equity - held * last_close)]]
+    assert "HALTED" not in text
     assert books["sma"]["held"] == 10 and books["manual"]["held"] == 5
     assert books["sma"]["realised"] != 0 and books["sma"]["unrealised"] != 0 and books["manual"]["unrealised"] != 0
     pnl = {row[0]: row[1:] for row in _section(text, "P&L per strategy")}
@@ -155,7 +176,7 @@ def test_dashboard_shows_a_disconnected_feed_and_its_last_error(state):
     engine, _, _ = state
     status, now = _status(connected=False, age=61.0, error="connection lost (ConnectionClosedError)")
     text = _text(render(engine, status, 0.0, mode=RunMode.PAPER, now=now))
-    row = _section(text, "dash-run: paper trading")[0]
+    row = _section(text, "feed")[0]
     assert row[1:4] == ["disconnected", "0.0", "61.0 s"]
     assert "last error: connection lost (ConnectionClosedError)" in text
 
@@ -166,7 +187,9 @@ def test_dashboard_before_the_first_tick(tmp_path):
     engine.add_strategy(SmaCrossover(), [INST], "sma")
     engine.start()
     text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.PAPER, now=5.0))
-    assert _section(text, "empty: paper trading") == [["dhan", "disconnected", "0.0", "—", "0", "0", "0", "0"]]
+    million = format_value(1_000_000.0)
+    assert _section(text, "empty: paper trading") == [["—", "yes", million, million, million]]  # no clock yet
+    assert _section(text, "feed") == [["dhan", "disconnected", "0.0", "—", "0", "0", "0", "0"]]
     zero = format_value(0.0)
     assert _section(text, "P&L per strategy") == [["sma", zero, zero, zero, "0", "0"]]
     for title in ("positions", "open orders", "last fills"):
@@ -181,19 +204,21 @@ def test_the_dashboard_title_names_the_runs_mode(state, mode, title):
     status, now = _status()
     text = _text(render(engine, status, 1.0, mode=mode, now=now))
     first = text.splitlines()[0].strip()
-    assert first == title
-    assert _section(text, title)[0][5] == str(closed)
+    assert first == title and text.count(title) == 1
+    assert _section(text, "feed")[0][5] == str(closed)
 
 
 def test_the_dashboard_view_draws_on_its_console_and_notes_go_to_stderr(state):
     engine, _, _ = state
-    out, err = (Console(file=StringIO(), width=140, force_terminal=True, color_system=None) for _ in range(2))
+    out = Console(file=StringIO(), width=140, force_terminal=True, color_system=None)
+    err = Console(file=StringIO(), width=140)
     view = Dashboard(RunMode.LIVE, show=True, console=out, err_console=err)
     view.started()
     view.refresh(engine, _status()[0])
     view.note("reconciled", "reconciled: sma-000001: found at the broker as 42 [x]")
     view.stopped()
     assert "dash-run: live trading" in out.file.getvalue() and "paper" not in out.file.getvalue()
+    # stderr is not the dashboard's terminal (a log file): the notes go there
     assert err.file.getvalue() == "reconciled: sma-000001: found at the broker as 42 [x]\n"  # no markup parsed
     quiet_out = Console(file=StringIO(), width=140)
     quiet = Dashboard(RunMode.PAPER, show=False, console=quiet_out, err_console=err)
@@ -201,6 +226,152 @@ def test_the_dashboard_view_draws_on_its_console_and_notes_go_to_stderr(state):
     quiet.refresh(engine, _status()[0])
     quiet.stopped()
     assert quiet_out.file.getvalue() == ""  # --no-dashboard draws nothing
+
+
+def _fresh(tmp_path: Path, name: str = "calm") -> PaperEngine:
+    engine = PaperEngine([INST], interval=Interval.MINUTE_1, initial_capital=1_000_000, fill_model=NextOpen(),
+                         cost_model=PercentCommission(0.0003), journal_path=tmp_path / "j.jsonl", name=name)
+    engine.add_strategy(SmaCrossover(), [INST], "sma")
+    return engine
+
+
+def test_a_halt_shows_on_the_dashboard_with_its_reason_and_how_to_lift_it(tmp_path, monkeypatch):
+    from algocli.risk import RiskConfig, RiskController
+
+    engine = _fresh(tmp_path)
+    risk = RiskController(RiskConfig(), state_path=None, clock_ns=lambda: None).attach(engine.core)
+    engine.start()
+    _exchange_now(monkeypatch, engine, "2024-06-10 10:02:05")
+    assert risk.halt("manual stop [desk 2]")
+    risk.state.halted_at = "2024-06-10T10:02:00+05:30"
+    engine.halted["sma"] = "strategy sma raised ValueError"
+    text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0))
+    assert _section(text, "calm: live trading")[0][:2] == ["2024-06-10 10:02:05", "HALTED"]
+    assert ("HALTED since 2024-06-10 10:02:00 (manual stop [desk 2]): open orders cancelled, only orders that "
+            "reduce a position are allowed; `algo halt CONFIG --clear` lifts it") in " ".join(text.split())
+    assert _section(text, "P&L per strategy")[0][0] == "sma (halted)"
+
+
+def test_live_shows_the_brokers_funds_and_paper_what_the_simulated_broker_allows(tmp_path, monkeypatch):
+    engine = _fresh(tmp_path, "acct")
+    engine.start()
+    assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0)),
+                    "acct: live trading")[0][4] == "—"  # not read from the broker yet
+    engine.broker_funds = 123_456.78
+    assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0)),
+                    "acct: live trading")[0][4] == "123,456.78"
+    assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.DRY_RUN, now=5.0)),
+                    "acct: live trading (dry run)")[0][4] == format_value(1_000_000.0)
+
+
+@pytest.mark.parametrize("height", [60, 36, 30, 24, 20, 12])
+def test_the_dashboard_fits_the_height_it_is_given_and_the_last_fills_give_way_first(state, height):
+    engine, _, _ = state
+    status, now = _status()
+    full = _text(render(engine, status, 1.0, mode=RunMode.PAPER, now=now)).splitlines()
+    text = _text(render(engine, status, 1.0, mode=RunMode.PAPER, now=now, height=height,
+                        console=Console(width=140)))
+    lines = text.splitlines()
+    assert len(lines) <= height
+    assert lines[0].strip() == "dash-run: paper trading" and text.count("dash-run: paper trading") == 1
+    if len(full) <= height:
+        assert lines == full
+        return
+    titles = [t for t in ("feed", "P&L per strategy", "positions", "open orders", "last fills")
+              if any(ln.strip().startswith(t) for ln in lines)]
+    # whatever is left out is the end of the list: fills, then orders, then positions
+    assert titles == ["feed", "P&L per strategy", "positions", "open orders", "last fills"][:len(titles)]
+    if "last fills" in titles:
+        assert 0 < len(_section(text, "last fills")) < 5
+    assert len(lines) >= height - 6  # nothing left out that would have fitted (a table is 5+ lines)
+
+
+def test_ctrl_c_in_a_short_terminal_leaves_one_dashboard_title(state):
+    """The terminal echoes ^C where the cursor is: after a full-width last line it wraps and scrolls,
+    and the line that scrolled away (the title) stayed behind as a copy."""
+    engine, _, _ = state
+    out = StringIO()
+    console = Console(file=out, width=100, height=16, force_terminal=True, color_system=None)
+    view = Dashboard(RunMode.PAPER, show=True, console=console, err_console=Console(file=StringIO()))
+    view.started()
+    for _ in range(3):
+        view.refresh(engine, _status()[0])
+        view._live.refresh()
+    out.write("^C")  # the terminal's echo of Ctrl-C
+    view.stopped()
+    term = Terminal(height=16, width=100)
+    term.feed("$ algo paper configs/paper.yaml\n" + out.getvalue())
+    screen = term.history + term.rows
+    assert sum("dash-run: paper trading" in line for line in screen) == 1, "\n".join(screen)
+    assert max(len(line) for line in screen) <= 100
+
+
+def test_notes_while_the_dashboard_runs_print_above_it_not_under_it(state):
+    """Notes (a halt, a reconciliation) printed under a live display scroll it, and the lines that
+    scroll away stay behind as copies; on one terminal they go above the display instead."""
+    engine, _, _ = state
+    tty = StringIO()  # stdout and stderr on the same terminal
+    out, err = (Console(file=tty, width=100, height=30, force_terminal=True, color_system=None) for _ in range(2))
+    view = Dashboard(RunMode.PAPER, show=True, console=out, err_console=err)
+    view.started()
+    for k in range(6):
+        view.refresh(engine, _status()[0])
+        view._live.refresh()
+        view.note("risk", f"risk: note {k}")
+    view.stopped()
+    term = Terminal(height=30, width=100)
+    term.feed(tty.getvalue())
+    screen = term.history + term.rows
+    assert sum("dash-run: paper trading" in line for line in screen) == 1, "\n".join(screen)
+    assert [line.strip() for line in screen if line.startswith("risk: note")] == [f"risk: note {k}" for k in range(6)]
+
+
+class Terminal:
+    """Just enough of a terminal for Rich's live display: text with the deferred wrap of a real
+    terminal, CR, LF (scrolling into ``history``), cursor up and erase-line; styles are ignored."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height, self.width = height, width
+        self.rows = [""] * height
+        self.history: list[str] = []
+        self.row = self.col = 0
+
+    def _line_feed(self) -> None:
+        if self.row == self.height - 1:
+            self.history.append(self.rows.pop(0))
+            self.rows.append("")
+        else:
+            self.row += 1
+
+    def feed(self, data: str) -> None:
+        import re
+
+        csi = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])")
+        i = 0
+        while i < len(data):
+            m = csi.match(data, i)
+            if m:
+                private, n, cmd = m.groups()
+                if not private and cmd == "A":
+                    self.row = max(0, self.row - int(n or 1))
+                elif not private and cmd == "K":
+                    self.rows[self.row] = ""
+                i = m.end()
+                continue
+            ch = data[i]
+            i += 1
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self.col = 0
+                self._line_feed()
+            elif ch >= " ":
+                if self.col == self.width:  # the wrap a full line left pending
+                    self.col = 0
+                    self._line_feed()
+                line = self.rows[self.row].ljust(self.col)
+                self.rows[self.row] = line[:self.col] + ch + line[self.col + 1:]
+                self.col += 1
 
 
 class FakeClock:

@@ -74,10 +74,25 @@ def test_dhan_download_writes_the_files_and_ends_with_one_summary_line(cli, srv,
         bars = load_csv(tmp_path / "data" / "1d" / name, name)
         assert len(bars) == int(m[4].replace(",", "")) // 2
     table = {line.split()[0]: line for line in r.out.splitlines() if line.startswith(" NSE:")}
-    assert "day(s) without data" in table["NSE:HDFCBANK"]
-    gaps = {line.split(" gaps: ")[0]: line for line in r.out.splitlines() if " gaps: " in line}
-    assert "2024-05-01 Wed: weekday without data (holiday?)" in gaps["NSE:INFY"]
+    # the sample has a bar on every NSE trading day: no gaps; the holidays are named, not counted
+    assert "day(s) without data" not in table["NSE:HDFCBANK"] and table["NSE:HDFCBANK"].split("│")[6].strip() == "0"
+    named = {line.split(" holidays: ")[0]: line for line in r.out.splitlines() if " holidays: " in line}
+    assert "2024-01-22" in named["NSE:INFY"] and "2024-01-26 Republic Day (holiday)" in named["NSE:INFY"]
+    assert "holiday?" not in r.out
     assert len(srv.requests("dhan:historical")) == 2 and r.err == ""
+
+
+def test_a_range_whose_only_finding_is_a_holiday_names_it(cli, srv, monkeypatch):
+    import algocli.cli.download as command
+
+    monkeypatch.setattr(command, "console", Console(width=250, color_system=None, highlight=False))
+    use(monkeypatch, srv, "dhan")
+    # 2024-01-22..26: the sample data has every trading day; Friday 26 January is Republic Day
+    r = cli("download-data", "NSE:INFY", "--interval", "1d", "--from", "2024-01-22", "--to", "2024-01-26",
+            "--source", "dhan")
+    assert r.code == 0, r.err
+    lines = [line for line in r.out.splitlines() if line.startswith("NSE:INFY holidays: ")]
+    assert lines and "2024-01-26 Republic Day (holiday)" in lines[0], r.out
 
 
 def test_quiet_prints_only_the_summary_line_and_a_rerun_fetches_nothing_new(cli, srv, monkeypatch, tmp_path):

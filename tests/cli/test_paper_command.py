@@ -16,8 +16,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from algocli.data.csv_feed import load_csv
+from algocli.sandbox.replay import IST
 from cli.paper_support import (
     ARTIFACTS, INITIAL_CAPITAL, TRACEBACK, algo, child_env, read_csv, read_journal, running, sandbox,
     write_backtest_yaml, write_dhan_yaml, write_one_day, write_paper_yaml,
@@ -68,7 +70,9 @@ def full_day_paper(tmp_path_factory, one_day):
                 with running(["paper", cfg, "--no-dashboard"], tmp / "logs", "paper") as paper:
                     # --wait-for-client: the replay starts once the paper run has subscribed
                     health = box.wait_replay_done(timeout=30)
-                    time.sleep(1.0)  # the last packets are still on their way
+                    # the last packets are on their way, and the last candle (its close tick is one second
+                    # before its end) is final only once the exchange clock has passed 15:30
+                    time.sleep(2.5)
                     assert paper.poll() is None, paper.err
                     code = paper.interrupt(timeout=30)
                     runs[protocol] = PaperRun(code, paper.out, paper.err, tmp / "out", health)
@@ -158,6 +162,70 @@ def test_ctrl_c_mid_replay_stops_cleanly_without_a_report(tmp_path, one_day):
     assert 100 <= rows < 375
 
 
+def _fifteen_minutes(tmp_path: Path, port: int, out_dir: Path) -> Path:
+    cfg = write_paper_yaml(tmp_path / f"paper-{port}.yaml", port=port, out_dir=out_dir)
+    definition = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    definition["interval"] = "15m"
+    cfg.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
+    return cfg
+
+
+def _paper_15m(tmp_path: Path, data: Path, out_dir: Path, label: str, settle_s: float, extra: list[str] = ()):
+    """``algo paper`` on 15m candles over a fresh sandbox of ``data``, Ctrl-C ``settle_s`` after the replay."""
+    logs = tmp_path / "logs"
+    with sandbox(data, logs, speed=0, extra=list(extra)) as box:
+        cfg = _fifteen_minutes(tmp_path, box.port, out_dir)
+        with running(["paper", cfg, "--no-dashboard", "--no-report"], logs, label) as paper:
+            box.wait_replay_done(timeout=30)
+            time.sleep(settle_s)
+            return paper.interrupt(timeout=30), paper
+
+
+def _journal_candles(journal: list[dict]) -> list[tuple]:
+    return [(r["ts"], r["open"], r["high"], r["low"], r["close"], float(r["volume"]))
+            for r in journal if r["k"] == "candle"]
+
+
+def _candle_rows(bars) -> list[tuple]:
+    return list(zip(bars.ts.tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist(),
+                    bars.volume.tolist()))
+
+
+def test_ctrl_c_mid_candle_leaves_it_out_and_a_resume_within_its_interval_continues_it(tmp_path, one_day):
+    """15m candles; the feed stops after the 11:06 bar, Ctrl-C; then the day goes on from 11:07."""
+    from algocli.data.csv_feed import resample
+    from algocli.domain.models import Interval
+
+    bars = load_csv(one_day / "NSE_EQ_2885.csv", "NSE_EQ:2885")
+    minutes = [datetime.fromisoformat(f"2024-06-10 {t}").replace(tzinfo=IST) for t in ("11:00", "11:07")]
+    eleven, seven_past = (int(m.timestamp()) * 10**9 for m in minutes)
+    morning = int((bars.ts < seven_past).sum())  # 09:15 ... 11:06
+    write_one_day(tmp_path / "morning", rows=morning)
+    expected = _candle_rows(resample(bars, Interval.MINUTE_15))
+    out_dir = tmp_path / "out"
+
+    # 11:06:59 was the last tick: the 11:00 candle is still forming
+    code, paper = _paper_15m(tmp_path, tmp_path / "morning", out_dir, "paper", settle_s=1.0)
+    assert code == 0, paper.err
+    _no_traceback(paper.out, paper.err)
+    journal = read_journal(out_dir / "journal.jsonl")
+    closed = _journal_candles(journal)
+    assert closed == [r for r in expected if r[0] < eleven]  # 09:15 ... 10:45, and not the half-built 11:00
+    assert [(r["instrument"], r["start"]) for r in journal if r["k"] == "forming"] == [("NSE_EQ:2885", eleven)]
+    curve = read_csv(out_dir / "equity_curve.csv")
+    assert curve[-1]["timestamp"] == "2024-06-10T10:45:00+05:30" and len(curve) == len(closed)
+    assert "candle of 2024-06-10 11:00 IST had not closed" in " ".join(paper.out.split())
+
+    # past 15:30 on the exchange clock when stopped: the last candle has closed
+    code, again = _paper_15m(tmp_path, one_day, out_dir, "resume", settle_s=2.5,
+                             extra=["--start", "2024-06-10 11:07"])
+    assert code == 0, again.err
+    _no_traceback(again.out, again.err)
+    # the 11:00 candle whole (its close and volume are the source's), once
+    assert _journal_candles(read_journal(out_dir / "journal.jsonl")) == expected
+    assert len(read_csv(out_dir / "equity_curve.csv")) == len(expected)
+
+
 # --- c. kill -9 and restart from the journal ---------------------------------------------
 
 
@@ -212,9 +280,10 @@ def _check_artifacts_against_journal(out_dir: Path, journal: list[dict], crash: 
     ids = [f["fill_id"] for f in fills]
     assert all(n == 1 for n in Counter(ids).values()), ids
     assert all(n == 1 for n in Counter(r["fill_id"] for r in j_fills).values())
-    assert [(f["fill_id"], f["order_id"], f["side"], int(f["quantity"]), float(f["price"]), float(f["commission"]))
+    assert [(f["fill_id"], f["order_id"], f["side"], int(f["quantity"]), float(f["price"]), float(f["charges"]))
             for f in fills] == \
-        [(r["fill_id"], r["order_id"], r["side"], r["quantity"], r["price"], r["commission"]) for r in j_fills]
+        [(r["fill_id"], r["order_id"], r["side"], r["quantity"], r["price"], round(r["commission"], 2))
+         for r in j_fills]  # fills.csv writes money to paise
 
     # orders: none lost; those neither filled nor finished in the journal are still working
     filled = Counter()
@@ -268,7 +337,7 @@ def test_a_torn_journal_tail_is_cut_so_the_resumed_run_stays_readable(tmp_path, 
         cfg = write_paper_yaml(tmp_path / "paper.yaml", port=box.port, out_dir=out_dir)
         with running(["paper", cfg, "--no-dashboard", "--no-report"], tmp_path / "logs", "paper") as paper:
             box.wait_replay_done(timeout=30)
-            time.sleep(1.0)
+            time.sleep(2.5)  # past 15:30 on the exchange clock: the last candle has closed
             assert paper.poll() is None, paper.err
             code = paper.interrupt(timeout=30)
     assert code == 0, paper.err

@@ -185,17 +185,22 @@ MODIFY_STRATEGY = {"class": "cli.resume_strategies:RaiseAndChase", "instruments"
                    "params": {"quantity": 10, "raised": 20}}
 
 
+def _chase_config(tmp_path: Path, broker: str, out_dir: Path) -> Path:
+    """A live run definition of ``RaiseAndChase`` with a percent commission."""
+    cfg = write_live_yaml(tmp_path / "live.yaml", broker, out_dir, strategies=[MODIFY_STRATEGY])
+    definition = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    definition["broker"]["commission_rate"] = COMMISSION
+    cfg.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
+    return cfg
+
+
 @pytest.mark.parametrize("broker", BROKERS)
 def test_a_modified_live_order_is_restored_with_its_new_quantity(tmp_path, one_day, broker):
     """Raised from 10 to 20 units, killed right after the modify is journaled, restarted:
     the order fills at the broker for 20 after the restart, and all 20 are booked, each
     fill with the charges the cost model gives a paper fill."""
     logs, out_dir = tmp_path / "logs", tmp_path / "out"
-    cfg = write_live_yaml(tmp_path / "live.yaml", broker, out_dir, strategies=[MODIFY_STRATEGY])
-    definition = yaml.safe_load(cfg.read_text(encoding="utf-8"))
-    definition["broker"]["commission_rate"] = COMMISSION
-    cfg.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
-    args = ["live", cfg, "--yes", "--no-dashboard", "--no-report"]
+    args = ["live", _chase_config(tmp_path, broker, out_dir), "--yes", "--no-dashboard", "--no-report"]
     with sandbox(one_day, logs, speed=SPEED) as box:
         rest = BrokerRest(broker, box.port)
         tests_dir = str(Path(__file__).resolve().parents[1])
@@ -225,3 +230,36 @@ def test_a_modified_live_order_is_restored_with_its_new_quantity(tmp_path, one_d
     orders = {o["order_id"]: o for o in read_csv(out_dir / "orders.csv")}
     (order,) = orders.values()
     assert (order["quantity"], order["status"]) == ("20", "FILLED")
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_live_restart_keeps_the_filled_orders_times_and_charges(tmp_path, one_day, broker):
+    """A live order filled before a stop is written by the resumed run exactly as the first
+    run wrote it: its fill time as ``updated_time`` (not its creation time) and its charges."""
+    logs, out_dir = tmp_path / "logs", tmp_path / "out"
+    args = ["live", _chase_config(tmp_path, broker, out_dir), "--yes", "--no-dashboard", "--no-report"]
+    tests_dir = str(Path(__file__).resolve().parents[1])
+
+    def filled() -> bool:
+        journal = out_dir / "journal.jsonl"
+        records = read_journal(journal) if journal.exists() else []
+        return any(r["k"] == "status" and r["status"] == "FILLED" for r in records)
+
+    with sandbox(one_day, logs, speed=SPEED) as box:
+        env = live_env(broker, box.port,
+                       PYTHONPATH=os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")])))
+        with algo_running(args, logs, "first", env, cwd=tmp_path) as first:
+            wait_for(filled, 30, "the chased order to fill", child=first)
+            assert first.interrupt(timeout=30) == 0, first.err
+        before = {o["order_id"]: o for o in read_csv(out_dir / "orders.csv")}
+        journal = out_dir / "journal.jsonl"
+        candles = sum(1 for r in read_journal(journal) if r["k"] == "candle")
+        with algo_running(args, logs, "again", env, cwd=tmp_path) as again:
+            wait_for(lambda: sum(1 for r in read_journal(journal) if r["k"] == "candle") >= candles + 3, 30,
+                     "candles after the restart", child=again)
+            assert again.interrupt(timeout=30) == 0, again.err
+    _no_traceback(first.err, again.out, again.err)
+    after = {o["order_id"]: o for o in read_csv(out_dir / "orders.csv")}
+    (done,) = [o for o in before.values() if o["status"] == "FILLED"]
+    assert done["updated_time"] != done["created_time"] and float(done["commission"]) > 0
+    assert after[done["order_id"]] == done

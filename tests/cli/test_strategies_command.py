@@ -1,9 +1,16 @@
-"""``algo strategies``: every registered plugin with its parameters."""
+"""``algo strategies``: every registered plugin with its parameters, as a YAML writer reads them."""
 
 from __future__ import annotations
 
-import pytest
+import enum
+import re
+from pathlib import Path
+from typing import Literal
 
+import pytest
+from pydantic import BaseModel, Field, SecretStr
+
+from algocli.cli.strategies import parameter_lines
 from cli.cli_support import parse_tables, write_dist_info
 
 STRATEGY_PARAMS = {
@@ -15,7 +22,8 @@ FILL_MODELS = {"next_open", "same_close", "vwap", "slippage"}
 
 
 def _param_names(row: dict) -> set[str]:
-    return {line.split(":", 1)[0].strip() for line in row["params"] if ":" in line}
+    """Names from the ``name: type = default`` lines (detail lines under them may hold colons too)."""
+    return {m.group(1) for line in row["params"] if (m := re.match(r"(\w+): ", line))}
 
 
 @pytest.fixture
@@ -93,3 +101,85 @@ def test_a_plugin_that_lacks_its_protocol_is_marked_not_usable(cli, wide_console
     row = parse_tables(result.out)["Cost models"]["priceless"]
     assert "not usable: it (algocli_test_priceless:Priceless) lacks charges()" in " ".join(row["params"])
     assert "percent" in parse_tables(result.out)["Cost models"]
+
+
+def test_no_python_internals_are_shown(cli, wide_console):
+    result = cli("strategies")
+    assert result.code == 0, result.err
+    for internal in ("PydanticUndefined", "PosixPath", "SecretStr", "Literal", "typing.", "<class", "NoneType",
+                     "instrument_keys", "datetime.date"):
+        assert internal not in result.out, internal
+
+
+def test_choices_descriptions_and_bounds_are_shown(listing):
+    dhan = listing["Data feeds"]["dhan"]["params"]
+    assert dhan[:3] == ["mode: text = quote", "packet type to subscribe to", "one of ticker, quote, full"]
+    sma = listing["Strategies"]["sma_crossover"]["params"]
+    assert sma[:3] == ["fast_period: int = 10", "bars in the fast average", "at least 1"]
+    assert "at least 0, less than 0.1" in listing["Brokers"]["simulated"]["params"]
+
+
+def test_defaults_are_written_as_in_the_yaml(listing):
+    csv = listing["Data feeds"]["csv"]["params"]
+    assert "path: path = data" in csv
+    assert "start: YYYY-MM-DD (optional)" in csv
+    assert "token: secret = (hidden)" in listing["Data feeds"]["sandbox"]["params"]
+    assert listing["Cost models"]["percent"]["params"] == ["rate: float (required)"]
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class _Config(BaseModel):
+    """A plugin's settings.
+
+    Attributes:
+        folder: Where the files are,
+            one per instrument.
+        colour: Ignored here: the Field description wins.
+    """
+
+    folder: Path = Path("data")
+    colour: _Colour = Field(_Colour.RED, description="line colour")
+    side: Literal["buy", "sell"] | None = None
+    ids: dict[str, str] = Field(default_factory=dict)
+    wired: dict[str, str] = Field(default_factory=dict, json_schema_extra={"internal": True})
+    key: SecretStr = SecretStr("do-not-print")
+    label: str = " padded "
+    live: bool = False
+
+
+class _Plugin:
+    Config = _Config
+
+
+def test_parameter_lines_of_a_model():
+    assert parameter_lines(_Plugin) == [
+        "folder: path = data", "  Where the files are, one per instrument.",
+        "colour: text = red", "  line colour", "  one of red, blue",
+        "side: text (optional)", "  one of buy, sell",
+        "ids: mapping of text to text = {}",
+        "key: secret = (hidden)",
+        'label: text = " padded "',
+        "live: true/false = false",
+    ]
+
+
+class _Constructed:
+    def __init__(self, rate: float, window: int = 5, *args: object, note: str | None = None) -> None:
+        """Build it.
+
+        Args:
+            rate: A fraction of traded value.
+            window (int): Bars to look back.
+        """
+
+
+def test_parameter_lines_of_a_constructor():
+    assert parameter_lines(_Constructed) == [
+        "rate: float (required)", "  A fraction of traded value.",
+        "window: int = 5", "  Bars to look back.",
+        "note: text (optional)",
+    ]

@@ -6,11 +6,14 @@ entry point in the ``algocli.strategies`` group.
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from algocli.domain.models import Interval
 from cli.cli_support import parse_tables, write_dist_info
@@ -210,14 +213,25 @@ def test_import_path_to_something_that_is_not_a_strategy(check):
 
 # --- data ---------------------------------------------------------------------------------
 
-def test_missing_data_file_names_the_expected_path(check, data_dir):
-    expected = data_dir / "NSE_EQ_9999.csv"
-    check(lambda c: _strategy(c).update(instruments=["NSE_EQ:9999"]), "NSE_EQ:9999", "data.path", source=expected)
+def test_missing_data_file_names_the_expected_path(cli, base_config, write_yaml, tmp_path, data_dir):
+    _strategy(base_config).update(instruments=["NSE_EQ:9999"])
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--output", tmp_path / "out")
+    warning, _, error = result.err.partition("\nerror: ")  # no instrument list names the id: said first, once
+    assert warning.startswith("warning:") and "'NSE_EQ:9999' keeps its broker id" in " ".join(warning.split())
+    assert_one_line_error(dataclasses.replace(result, err="error: " + error), "NSE_EQ:9999", "data.path",
+                          source=data_dir / "NSE_EQ_9999.csv")
 
 
 def test_missing_data_folder(check, tmp_path):
     folder = tmp_path / "no_such_folder"
-    check(lambda c: c["data"].update(path=str(folder)), "no data file", source=folder / "NSE_EQ_1333.csv")
+    check(lambda c: (c["data"].update(path=str(folder)), _strategy(c).update(instruments=["NSE_EQ:1333"])),
+          "no data file", source=folder / "NSE_EQ_1333.csv")
+
+
+def test_missing_data_folder_with_a_named_instrument(check, tmp_path):
+    folder = tmp_path / "no_such_folder"
+    check(lambda c: c["data"].update(path=str(folder)), "'NSE:HDFCBANK' is a name", "check data.path",
+          source=folder)
 
 
 def _corrupt_line(path: Path, line_no: int, replace) -> None:
@@ -278,6 +292,49 @@ def test_yaml_that_is_not_a_mapping(cli, write_yaml, text):
 
 def test_config_path_that_is_a_directory(cli, tmp_path):
     assert_one_line_error(cli("backtest", tmp_path), "no such run definition", source=tmp_path)
+
+
+def test_config_that_is_not_utf8_names_the_byte(cli, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\ninitial_capital: 1000  # caf\xe9\n".encode("latin-1"))  # é is byte 36
+    assert_one_line_error(cli("backtest", path), "is not UTF-8 text: byte 36 (line 2) is 0xe9", "save it as UTF-8",
+                          source=path)
+
+
+def test_csv_that_is_not_utf8_names_the_byte(check, data_dir):
+    csv = data_dir / "NSE_EQ_1333.csv"
+    data = csv.read_bytes()
+    at = data.index(b"\n", 2000) + 1  # the first byte of a row in the middle
+    csv.write_bytes(data[:at] + b"\xff" + data[at:])
+    line = data.count(b"\n", 0, at) + 1
+    check(lambda c: None, f"byte {at} (line {line}) is 0xff", "save it as UTF-8", source=csv)
+
+
+# --- paths in the YAML file ---------------------------------------------------------------
+
+def test_relative_paths_are_relative_to_the_config_file(cli, base_config, tmp_path, data_dir, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    base_config["data"]["path"] = "../data"
+    base_config["output"]["dir"] = "../out"
+    config = tmp_path / "configs" / "run.yaml"
+    config.write_text(yaml.safe_dump(base_config, sort_keys=False), encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = cli("backtest", config, "--quiet", "--no-report")
+    assert result.code == 0, result.err
+    assert (tmp_path / "out" / "trades.csv").is_file()
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text(encoding="utf-8"))
+    assert (resolved["data"]["path"], resolved["output"]["dir"]) == (str(data_dir), str(tmp_path / "out"))
+    result = cli("backtest", config, "--quiet", "--no-report", "--output", "here")  # --output: the current folder
+    assert result.code == 0, result.err
+    assert (tmp_path / "elsewhere" / "here" / "trades.csv").is_file()
+
+
+def test_a_bundled_config_runs_from_any_folder(cli, repo_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("backtest", repo_root / "configs" / "sma.yaml", "--quiet", "--no-report", "--output", "out")
+    assert result.code == 0, result.err
+    assert (tmp_path / "out" / "trades.csv").is_file()
 
 
 # --- bring your own strategy ----------------------------------------------------------------

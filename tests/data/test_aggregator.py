@@ -347,3 +347,127 @@ def test_open_interest_is_the_last_seen():
                     tick("F", "2024-06-10 09:15:03", 100, oi=520), tick("F", "2024-06-10 09:15:04", 100)])
     agg.on_time(ns("2024-06-10 09:17"))
     assert rec.candles[0].oi == 520
+
+
+# -- shutdown and resume ---------------------------------------------------------------------
+
+MORNING = [
+    tick("A", "2024-06-10 11:00:01", 2903.0, ltq=40, volume=900_040),
+    tick("A", "2024-06-10 11:01:30", 2905.5, ltq=10, volume=900_100),
+    tick("A", "2024-06-10 11:02:10", 2903.1, ltq=8, volume=900_108),  # Ctrl-C after this one
+    tick("A", "2024-06-10 11:03:50", 2901.0, ltq=20, volume=900_200),  # traded while nothing ran: 92 more
+    tick("A", "2024-06-10 11:04:59", 2903.85, ltq=5, volume=900_205),
+]
+
+
+def _stopped_after(ticks: list[Tick], interval: str = "5m") -> list[dict]:
+    """A process that saw ``ticks`` and shut down: the open candles it would journal (through JSON)."""
+    import json
+
+    rec = Recorder()
+    agg = CandleAggregator(interval, rec)
+    feed(agg, rec, ticks)
+    assert agg.on_time(ticks[-1].ts, grace_s=0) == 0 and rec.candles == []  # not closed: nothing released
+    return json.loads(json.dumps(agg.open_candles()))
+
+
+def test_a_resume_within_the_interval_continues_the_candle():
+    whole = Recorder()
+    agg = CandleAggregator("5m", whole)
+    feed(agg, whole, MORNING + [tick("A", "2024-06-10 11:05:01", 2904.0, ltq=3, volume=900_208)])
+    saved = _stopped_after(MORNING[:3])
+    assert [(s["instrument"], s["start"], s["close"], s["volume"]) for s in saved] == [
+        ("A", ns("2024-06-10 11:00"), 2903.1, 40 + 60 + 8)]  # the day's first tick, mid-session: its ltq
+    rec = Recorder()
+    resumed = CandleAggregator("5m", rec)
+    resumed.resume(saved[0])
+    feed(resumed, rec, MORNING[4:] + [tick("A", "2024-06-10 11:05:01", 2904.0, ltq=3, volume=900_208)])
+    got, ran = rec.candles[0], whole.candles[0]
+    # open, close and volume as if it never stopped; the 2901.0 low traded while nothing ran is not seen
+    assert (got.start, got.open, got.high, got.close, got.volume) == (ran.start, ran.open, ran.high, ran.close,
+                                                                      ran.volume)
+    assert (got.close, got.volume, got.low, ran.low) == (2903.85, 40 + 60 + 8 + 92 + 5, 2903.0, 2901.0)
+    assert len(rec.candles) == 1
+    assert resumed.dropped == 0
+
+
+def _resumed() -> tuple[CandleAggregator, Recorder]:
+    """A new aggregator continuing the 11:00 candle of a process stopped after ``MORNING[:3]``."""
+    rec = Recorder()
+    agg = CandleAggregator("5m", rec)
+    agg.resume(_stopped_after(MORNING[:3])[0])
+    return agg, rec
+
+
+def test_a_resumed_candle_whose_interval_passed_is_dropped_by_a_later_tick():
+    agg, rec = _resumed()
+    feed(agg, rec, [tick("A", "2024-06-10 11:06:00", 2910.0, ltq=7, volume=901_000),
+                    tick("A", "2024-06-10 11:07:00", 2911.0, ltq=3, volume=901_004)])
+    agg.on_time(ns("2024-06-10 11:10:02"))
+    # the 11:00 candle never closed here; the 11:05 one counts the ltq of its first tick, not what was missed
+    assert [(c.start, c.close, c.volume) for c in rec.candles] == [(ns("2024-06-10 11:05"), 2911.0, 7 + 4)]
+    assert agg.dropped == 1
+
+
+def test_a_resumed_candle_is_dropped_by_the_clock_or_another_instruments_tick():
+    agg, rec = _resumed()
+    assert agg.on_time(ns("2024-06-10 11:05:02")) == 0
+    assert rec.candles == [] and agg.dropped == 1 and agg.forming("A") is None
+    agg, rec = _resumed()
+    feed(agg, rec, [tick("B", "2024-06-10 11:05:03", 50.0)])
+    assert rec.candles == [] and agg.dropped == 1
+
+
+def test_a_resumed_candle_that_went_on_closes_by_the_clock():
+    agg, rec = _resumed()
+    feed(agg, rec, MORNING[3:4])
+    assert agg.on_time(ns("2024-06-10 11:05:02")) == 1
+    assert [(c.open, c.low, c.close, c.volume) for c in rec.candles] == [(2903.0, 2901.0, 2901.0, 40 + 60 + 8 + 92)]
+
+
+def test_on_time_at_shutdown_needs_no_grace():
+    rec = Recorder()
+    agg = CandleAggregator("1m", rec)
+    feed(agg, rec, [tick("A", "2024-06-10 09:15:59", 100.0)])
+    assert agg.on_time(ns("2024-06-10 09:16:00"), grace_s=0) == 1
+    assert agg.open_candles() == []
+
+
+# --- session close from the NSE calendar ----------------------------------------------------
+
+
+def _close_day(interval: str, inst: str, day: str) -> tuple[CandleAggregator, Recorder]:
+    rec = Recorder()
+    agg = CandleAggregator(interval, rec, grace_s=0)
+    stamps = ("09:15:00", "15:15:00", "15:29:59", "15:35:00", "15:39:59", "15:40:00")
+    feed(agg, rec, [Tick(inst, ns(f"{day}T{t}"), 100.0 + k, 1) for k, t in enumerate(stamps)])
+    agg.on_time(ns(f"{day}T23:00:00"))
+    return agg, rec
+
+
+@pytest.mark.parametrize("interval", ["1h", "1d"])
+def test_fno_candles_run_to_1540_from_2026_08_03(interval):
+    """The F&O close moved to 15:40 on 2026-08-03: the last candle takes the ticks to 15:39:59 and
+    ends at 15:40; a tick at 15:40:00 is after the close."""
+    agg, rec = _close_day(interval, "NSE_FNO:53216", "2026-08-03")
+    last = rec.candles[-1]
+    assert last.end == ns("2026-08-03T15:40:00") and last.close == 104.0
+    assert agg.outside == 1
+
+
+@pytest.mark.parametrize("inst, day", [("NSE_EQ:2885", "2026-08-03"), ("NSE_FNO:53216", "2026-07-31")])
+def test_cash_and_fno_before_the_change_still_close_at_1530(inst, day):
+    agg, rec = _close_day("1h", inst, day)
+    last = rec.candles[-1]
+    assert last.end == ns(f"{day}T15:30:00") and last.close == 102.0
+    assert agg.outside == 3
+
+
+def test_fno_hourly_resample_after_the_change_keeps_the_last_ten_minutes():
+    """``resample`` labels buckets by their start: the 15:15 F&O candle of 2026-08-03 holds the
+    1-minute bars to 15:39, as the aggregator's candle does."""
+    ts = np.array([ns(f"2026-08-03T15:{m:02d}:00") for m in range(15, 40)], dtype=np.int64)
+    prices = np.arange(len(ts), dtype=np.float64) + 100
+    bars = Bars("NSE_FNO:53216", ts, prices, prices + 1, prices - 1, prices, np.ones(len(ts)))
+    out = resample(bars, Interval.HOUR_1, native=1)
+    assert len(out) == 1 and out.ts[0] == ns("2026-08-03T15:15:00") and out.close[0] == prices[-1]

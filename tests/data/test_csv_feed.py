@@ -314,7 +314,8 @@ def data_dir(tmp_path) -> Path:
 
 
 def test_feed_maps_instruments_to_files_relative_to_base_dir(tmp_path, data_dir):
-    feed = CsvFeed(CsvFeedConfig(path=Path("prices")), base_dir=tmp_path)
+    # the synthetic daily sample has bars on 2024's movable NSE holidays (see the session tests below)
+    feed = CsvFeed(CsvFeedConfig(path=Path("prices"), allow_off_session=True), base_dir=tmp_path)
     assert feed.file_for("NSE_EQ:1333") == data_dir / "NSE_EQ_1333.csv"
     out = feed.load(["NSE_EQ:1333", "NSE_EQ:1594"], Interval.DAY_1)
     assert list(out) == ["NSE_EQ:1333", "NSE_EQ:1594"]
@@ -351,7 +352,45 @@ def test_feed_errors(tmp_path, data_dir):
         CsvFeed(CsvFeedConfig(path=data_dir)).load(["NSE_EQ:9999"], Interval.DAY_1)
     assert info.value.exit_code == 2
     with pytest.raises(DataError, match="daily bars and cannot be turned into 5m"):
-        CsvFeed(CsvFeedConfig(path=data_dir)).load(["NSE_EQ:1333"], Interval.MINUTE_5)
+        CsvFeed(CsvFeedConfig(path=data_dir, allow_off_session=True)).load(["NSE_EQ:1333"], Interval.MINUTE_5)
+
+
+def test_a_daily_run_over_a_week_with_a_holiday_reads_daily_bars(data_dir):
+    """24-31 Dec 2024: a holiday (25th) and a weekend make the median gap 1.5 days in that window."""
+    config = CsvFeedConfig(path=data_dir, start=date(2024, 12, 24), end=date(2024, 12, 31))
+    bars = CsvFeed(config).load(["NSE_EQ:1333"], Interval.DAY_1)["NSE_EQ:1333"]
+    assert [str(d) for d in _ist_times(bars.ts).date] == ["2024-12-24", "2024-12-26", "2024-12-27",
+                                                          "2024-12-30", "2024-12-31"]
+
+
+def _ist_ns(stamps: list[str]) -> np.ndarray:
+    return np.array([pd.Timestamp(s).value - IST_OFFSET_NS for s in stamps], dtype=np.int64)
+
+
+def test_the_bar_length_is_read_from_gaps_within_a_day_or_in_trading_days():
+    holiday_week = _ist_ns(["2024-12-24", "2024-12-26", "2024-12-27", "2024-12-30", "2024-12-31"])
+    assert infer_interval_minutes(holiday_week) == 375
+    assert infer_interval_minutes(holiday_week[2:4]) == 375  # Friday to Monday: one weekday apart
+    weekly = _ist_ns(["2024-06-03", "2024-06-10", "2024-06-17", "2024-06-24", "2024-07-01"])
+    assert infer_interval_minutes(weekly) == 5 * 375
+    # two 5-minute days with a gap in the second: the night and the gap never count
+    five = _ist_ns(["2024-06-13 15:20", "2024-06-13 15:25", "2024-06-14 09:15", "2024-06-14 09:20",
+                    "2024-06-14 09:40", "2024-06-14 09:45"])
+    assert infer_interval_minutes(five) == 5
+
+
+def test_a_csv_that_is_not_utf8_names_the_byte(tmp_path):
+    lines = list(CLEAN)
+    path = write(tmp_path, lines)
+    data = path.read_bytes()
+    at = len("\n".join(lines[:5])) + 1 + 4  # four bytes into line 6
+    path.write_bytes(data[:at] + b"\xe9" + data[at + 1:])
+    with pytest.raises(DataError, match=rf"^{path}: is not UTF-8 text: byte {at} \(line 6\) is 0xe9; save it as UTF-8"):
+        load_csv(path, "NSE_EQ:1333")
+    path.write_bytes(b"timestamp,op\xe9n,high,low,close,volume\n" + data.split(b"\n", 1)[1])
+    with pytest.raises(DataError, match=r"is not UTF-8 text: byte 12 \(line 1\) is 0xe9") as info:
+        load_csv(path, "NSE_EQ:1333")
+    assert info.value.exit_code == 2
 
 
 def test_feed_config_is_strict_and_frozen():
@@ -385,7 +424,11 @@ def test_generated_samples_are_valid_and_shaped_as_documented(data_dir):
         bars = load_csv(data_dir / name, name)
         dates = _ist_times(bars.ts)
         assert dates[0] == pd.Timestamp("2019-01-01") and dates[-1] == pd.Timestamp("2024-12-31")
-        assert (dates.day_of_week < 5).all()
+        # weekdays, and the weekend days NSE traded (special sessions in the NSE calendar: Muhurat on
+        # 2019-10-27, 2020-11-14 and 2023-11-12, the budget Saturday 2020-02-01, a full session on
+        # 2024-01-20 and the live DR-site sessions of 2024-03-02 and 2024-05-18)
+        weekend = {"2019-10-27", "2020-02-01", "2020-11-14", "2023-11-12", "2024-01-20", "2024-03-02", "2024-05-18"}
+        assert set(dates[dates.day_of_week >= 5].strftime("%Y-%m-%d")) == weekend
         assert np.allclose(np.round(bars.close / 0.05) * 0.05, bars.close)
         assert (bars.volume == np.round(bars.volume)).all()
     minute = load_csv(data_dir / "NSE_EQ_2885.csv", "NSE_EQ:2885")
@@ -402,3 +445,119 @@ def test_minute_generator_length_and_session():
     assert local[0] == pd.Timestamp("2020-01-03 09:15") and local[375] == pd.Timestamp("2020-01-06 09:15")
     assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()
     assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()
+
+
+@pytest.mark.parametrize("lines", [
+    CLEAN,
+    [CLEAN[0] + ",oi"] + [line + ",7" for line in CLEAN[1:]],
+    [CLEAN[0]] + [line.replace(" ", "T", 1) for line in CLEAN[1:]] + ["", ""],
+    [CLEAN[0]] + CLEAN[1:][::-1],
+], ids=["clean", "oi", "iso-t-and-blank-tail", "reversed"])
+def test_small_files_are_read_without_pandas_as_pandas_reads_them(tmp_path, monkeypatch, lines):
+    """A small file takes the plain reader; forcing pandas' C parser gives the same bars."""
+    import algocli.data.csv_feed as feed
+
+    path = write(tmp_path, lines)
+    assert feed._read_plain(path, feed._read_header(path)) is not None
+    plain = load_csv(path, "X", warn=lambda _: None)
+    monkeypatch.setattr(feed, "PLAIN_READ_MAX_BYTES", -1)
+    assert feed._read_plain(path, feed._read_header(path)) is None
+    with_pandas = load_csv(path, "X", warn=lambda _: None)
+    for name in ("ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(with_pandas, name))
+    assert (plain.oi is None) == (with_pandas.oi is None)
+
+
+# --- the NSE calendar: holidays and sessions -----------------------------------------------
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def _bars_file(folder: Path, name: str, stamps: list[str], *, quoted: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    cells = [f'"{t}"' if quoted else t for t in stamps]  # a quote sends the file to the pandas reader
+    rows = "".join(f"{cell},100,101,99,100.5,10\n" for cell in cells)
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain-reader", "pandas-reader"])
+def test_a_daily_bar_on_an_nse_holiday_is_refused_with_file_row_and_fix(tmp_path, quoted):
+    path = _bars_file(tmp_path, "NSE_EQ_1333", ["2024-01-24", "2024-01-25", "2024-01-26", "2024-01-29"], quoted=quoted)
+    with pytest.raises(DataError) as info:
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:1333"], Interval.DAY_1)
+    text = str(info.value)
+    assert text.startswith(f"{path}, row 4: bar at 2024-01-26 falls on an NSE holiday (Republic Day)")
+    assert "allow_off_session: true" in text and "\n" not in text
+    assert info.value.exit_code == 2
+
+
+def test_a_weekend_bar_is_refused_but_a_special_saturday_session_is_not(tmp_path):
+    _bars_file(tmp_path, "NSE_EQ_1333", ["2024-01-19", "2024-01-20", "2024-01-21"])  # 20th: a full Saturday session
+    with pytest.raises(DataError, match=r"row 4: bar at 2024-01-21 falls on a Sunday"):
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:1333"], Interval.DAY_1)
+
+
+def test_an_intraday_bar_outside_the_session_is_refused(tmp_path):
+    _bars_file(tmp_path, "NSE_EQ_2885", ["2024-06-10 09:14:00", "2024-06-10 09:15:00", "2024-06-10 15:29:00"])
+    with pytest.raises(DataError, match=r"row 2: bar at 2024-06-10 09:14 IST is outside the cash-market session "
+                                        r"\(09:15-15:30 IST on 2024-06-10\)"):
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:2885"], Interval.MINUTE_1)
+    _bars_file(tmp_path, "NSE_EQ_2885", ["2024-06-10 09:15:00", "2024-06-10 15:29:00", "2024-06-10 15:30:00"])
+    with pytest.raises(DataError, match=r"row 4: bar at 2024-06-10 15:30 IST is outside"):
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:2885"], Interval.MINUTE_1)
+
+
+def test_fno_trades_until_1540_from_2026_08_03_and_cash_does_not(tmp_path):
+    stamps = ["2026-08-03 15:38:00", "2026-08-03 15:39:00"]
+    _bars_file(tmp_path, "NSE_FNO_53216", stamps)
+    bars = CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_FNO:53216"], Interval.MINUTE_1)["NSE_FNO:53216"]
+    assert len(bars) == 2
+    _bars_file(tmp_path, "NSE_FNO_53216", ["2026-07-31 15:35:00"])  # the Friday before: 15:30 still
+    with pytest.raises(DataError, match=r"outside the F&O session \(09:15-15:30 IST on 2026-07-31\)"):
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_FNO:53216"], Interval.MINUTE_1)
+    _bars_file(tmp_path, "NSE_EQ_2885", stamps)
+    with pytest.raises(DataError, match=r"row 2: .* outside the cash-market session \(09:15-15:30"):
+        CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:2885"], Interval.MINUTE_1)
+
+
+def test_allow_off_session_keeps_the_bars_and_says_how_many(tmp_path):
+    _bars_file(tmp_path, "NSE_EQ_1333", ["2024-01-25", "2024-01-26", "2024-01-27", "2024-01-29"])
+    said: list[str] = []
+    bars = CsvFeed(CsvFeedConfig(path=tmp_path, allow_off_session=True)).load(["NSE_EQ:1333"], Interval.DAY_1,
+                                                                             warn=said.append)
+    assert len(bars["NSE_EQ:1333"]) == 4
+    assert said == [f"{tmp_path / 'NSE_EQ_1333.csv'}: kept 2 bar(s) on NSE holidays or outside the session "
+                    "(data.allow_off_session)"]
+
+
+def test_only_the_runs_dates_are_checked(tmp_path):
+    _bars_file(tmp_path, "NSE_EQ_1333", ["2024-01-25", "2024-01-26", "2024-01-29"])
+    config = CsvFeedConfig(path=tmp_path, start=date(2024, 1, 29))
+    assert len(CsvFeed(config).load(["NSE_EQ:1333"], Interval.DAY_1)["NSE_EQ:1333"]) == 1
+
+
+def test_a_run_on_years_the_calendar_does_not_cover_says_so_once(tmp_path):
+    for name in ("NSE_EQ_1333", "NSE_EQ_1594"):
+        _bars_file(tmp_path, name, ["2017-01-02", "2017-01-03", "2018-01-01"])
+    said: list[str] = []
+    feed = CsvFeed(CsvFeedConfig(path=tmp_path))
+    feed.load(["NSE_EQ:1333", "NSE_EQ:1594"], Interval.DAY_1, warn=said.append)
+    feed.load(["NSE_EQ:1333"], Interval.DAY_1, warn=said.append)
+    assert len(said) == 1, said
+    assert said[0].startswith("NSE calendar: 2017, 2018 are not covered (covered: 2019, 2020, 2021, 2022, 2023, "
+                              "2024, 2025, 2026)")
+    assert "nse_YYYY.csv" in said[0]
+
+
+def test_the_bundled_daily_sample_trades_on_nse_trading_days_only():
+    """``data/generate_sample.py`` takes its trading days from the NSE calendar: the files load
+    without ``allow_off_session``, skip the movable holidays and hold the special Saturday session."""
+    root = Path(__file__).resolve().parents[2] / "data"
+    for name in ("NSE_EQ:1333", "NSE_EQ:1594"):
+        bars = CsvFeed(CsvFeedConfig(path=root, start=date(2024, 1, 1))).load([name], Interval.DAY_1)[name]
+        days = {str(d) for d in (bars.ts + IST_OFFSET_NS).astype("datetime64[ns]").astype("datetime64[D]")}
+        assert "2024-01-22" not in days and "2024-06-17" not in days and "2024-11-20" not in days  # holidays
+        assert "2024-01-20" in days  # the Saturday special session
+

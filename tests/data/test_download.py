@@ -124,9 +124,10 @@ def test_dhan_5m_over_90_days_is_split_and_written_as_the_backtester_reads_it(sr
     for name in ("open", "high", "low", "close", "volume"):
         np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0, atol=1e-9)
     assert (f.bars, f.new_bars, f.dropped) == (375, 375, 0)
-    # No data before 10 June: every weekday of March to 7 June is reported, as a possible holiday.
+    # No data before 10 June: every trading day of March to 7 June is a gap; holidays are named, not gaps.
     assert f.quality.missing_bars == 0 and f.quality.missing_days == len(f.quality.gaps) > 60
-    assert f.quality.describe(1)[0] == "2024-03-01 Fri: weekday without data (holiday?)"
+    assert f.quality.describe(1)[0] == "2024-03-01 Fri: trading day without data"
+    assert (date(2024, 3, 8), "Mahashivratri") in f.quality.holidays
     assert result.summary_line() == (f"download-data: 1 instrument, 1 ok, 0 failed, 375 new bars, 0 duplicates, "
                                      f"{len(f.quality.gaps)} gaps -> {tmp_path}")
 
@@ -138,6 +139,30 @@ def test_upstox_5m_over_two_months_asks_month_by_month_and_matches_dhan(srv, tmp
     dh = dl(srv, "dhan", ["NSE:RELIANCE"], "5m", date(2024, 5, 1), date(2024, 6, 30), tmp_path / "dh")
     assert up.files[0].ok and dh.files[0].ok
     assert up.files[0].path.read_bytes() == dh.files[0].path.read_bytes()
+
+
+@pytest.mark.parametrize("end", [date(2024, 6, 14), date(2024, 6, 16)])
+def test_both_sources_return_the_same_days_when_the_last_is_the_servers_today(srv, tmp_path, end):
+    """The sandbox replaying 14 June 2024 15:29 is "today" there, not here: Upstox serves that
+    day only on its intraday route (its historical route stops the day before), Dhan on its
+    intraday charts; both downloads must end with the 14th's candles all the same."""
+    srv.state.now = lambda: ns("2024-06-14 15:29:00")
+    try:
+        up = dl(srv, "upstox", ["NSE:RELIANCE"], "5m", date(2024, 6, 10), end, tmp_path / "up")
+        dh = dl(srv, "dhan", ["NSE:RELIANCE"], "5m", date(2024, 6, 10), end, tmp_path / "dh")
+    finally:
+        srv.state.now = None
+    assert up.files[0].ok and dh.files[0].ok
+    assert len(srv.requests("upstox:intraday")) == 1
+    for result in (up, dh):
+        assert result.files[0].bars == 375 and not result.files[0].quality.gaps
+        assert result.files[0].path.read_text().splitlines()[-1].startswith("2024-06-14 15:25:00,")
+    assert up.files[0].path.read_bytes() == dh.files[0].path.read_bytes()
+
+
+def test_upstox_asks_nothing_extra_when_the_data_stopped_long_before_the_range_ends(srv, tmp_path):
+    up = dl(srv, "upstox", ["NSE:RELIANCE"], "5m", date(2024, 6, 10), date(2024, 7, 5), tmp_path)
+    assert up.files[0].bars == 375 and srv.requests("upstox:intraday") == []
 
 
 @pytest.mark.parametrize("source", ["dhan", "upstox"])
@@ -280,7 +305,7 @@ def test_gaps_against_the_session_are_reported(tmp_path):
         five = dl(srv, "dhan", ["NSE:RELIANCE"], "5m", date(2024, 6, 10), date(2024, 6, 14), tmp_path / "5m")
     q = one.files[0].quality
     assert (q.missing_days, q.missing_bars, len(q.gaps)) == (1, 6, 3)
-    assert q.describe() == ["2024-06-07 Fri: weekday without data (holiday?)", "2024-06-11 10:00-10:04 (5 bars)",
+    assert q.describe() == ["2024-06-07 Fri: trading day without data", "2024-06-11 10:00-10:04 (5 bars)",
                             "2024-06-11 11:40 (1 bar)"]
     assert five.files[0].quality.describe() == ["2024-06-11 10:00 (1 bar)"]
     assert "3 gaps" in one.summary_line() and "1 gap ->" in five.summary_line()

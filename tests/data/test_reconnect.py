@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from algocli.data.reconnect import Backoff, Watchdog, in_market_hours, nse_session_start
+from algocli.data.reconnect import Backoff, Watchdog, in_market_hours, nse_session_start, session_start_for
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -149,3 +149,18 @@ def test_custom_session_rule():
     assert wd.expired()
     with pytest.raises(ValueError):
         Watchdog(0)
+
+
+def test_the_watchdog_knows_the_nse_calendar():
+    # Bakri Id (Monday 17 June 2024) is no session: silence is normal all day.
+    assert not in_market_hours(ist(2024, 6, 17, 11, 0))
+    clock = FakeClock(ist(2024, 6, 17, 9, 0))
+    dog = Watchdog(30, clock=clock)
+    clock.t = ist(2024, 6, 17, 14, 0)
+    assert dog.silence() == 0.0 and not dog.expired()
+    # The Budget-day Saturday (1 Feb 2025) is a session.
+    assert nse_session_start(ist(2025, 2, 1, 10, 0)) == ist(2025, 2, 1, 9, 15)
+    # F&O closes at 15:40 from 3 Aug 2026; the cash market still at 15:30.
+    fno = session_start_for("NSE_FNO")
+    assert fno(ist(2026, 8, 3, 15, 35)) == ist(2026, 8, 3, 9, 15) and fno(ist(2026, 7, 31, 15, 35)) is None
+    assert nse_session_start(ist(2026, 8, 3, 15, 35)) is None

@@ -11,8 +11,10 @@ from adapters.dhan.dhan_support import run, wait_until
 from adapters.dhan.test_execution_support import RELIANCE, TOKEN, OrderSandbox, Recorder, new_account, request
 from algocli.adapters.dhan.data import DhanDataFeed
 from algocli.adapters.upstox.data import UpstoxDataFeed, UpstoxFeedConfig
-from algocli.broker.live_plugins import DhanBrokerPlugin, LiveBrokerConfig, UpstoxBrokerPlugin
-from algocli.data.live_feeds import DhanFeed, DhanFeedConfig, SandboxFeed, SandboxFeedConfig, UpstoxFeed
+from algocli.adapters.dhan.plugins import DhanBrokerPlugin, DhanFeed, DhanFeedConfig
+from algocli.adapters.upstox.plugins import UpstoxBrokerPlugin, UpstoxFeed
+from algocli.broker.live_plugins import LiveBrokerConfig
+from algocli.data.live_feeds import SandboxFeed, SandboxFeedConfig
 from algocli.engine.live import live_broker
 from algocli.engine.paper import live_feed, open_live
 from algocli.errors import ConfigError

@@ -54,7 +54,7 @@ def test_multi_strategy_pnl_sums_to_equity_minus_capital_at_every_bar(multi):
 def test_multi_orders_fills_and_trades_belong_to_their_strategy(multi):
     cfg, result = multi
     assert {entry.id: entry.instruments[0] for entry in cfg.strategies} == {
-        "sma-hdfcbank": "NSE_EQ:1333", "rsi-infosys": "NSE_EQ:1594"}
+        "sma-hdfcbank": "NSE:HDFCBANK", "rsi-infosys": "NSE:INFY"}
     owner = {"sma-hdfcbank": "NSE:HDFCBANK", "rsi-infosys": "NSE:INFY"}  # named by data/instruments.csv
     orders = {o.order_id: o for o in result.orders}
     for o in result.orders:

@@ -122,7 +122,7 @@ def _assert_same(ours: dict, theirs: pd.Series) -> None:
         expected = theirs.get(label, 0.0 if label == "Commissions [$]" else None)
         got = ours[key]
         if isinstance(expected, pd.Timestamp):
-            assert got.tz_localize(None) == expected, label
+            assert pd.Timestamp(got).tz_localize(None) == expected, label  # got: a stdlib datetime (IST)
         elif isinstance(expected, pd.Timedelta) or expected is pd.NaT:
             assert got == expected or (pd.isna(got) and pd.isna(expected)), f"{label}: {got} != {expected}"
         elif isinstance(expected, float) and math.isnan(expected):

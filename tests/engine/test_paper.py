@@ -57,7 +57,7 @@ def test_paper_makes_the_backtests_decisions_at_the_backtests_prices(tmp_path, m
     engine = _paper(tmp_path, make())
     for tick in _ticks(bars):
         engine.on_tick(tick)
-    engine.stop(int(bars.ts[-1]))
+    engine.stop(int(bars.ts[-1]) + 60 * 10**9)  # the exchange clock when the last 1m candle has closed
     result = _backtest(bars, make())
     last_bar_ts = int(bars.ts[-1])
 
@@ -169,3 +169,216 @@ def test_a_limit_already_marketable_on_its_first_tick_fills_at_that_tick(tmp_pat
     engine.on_tick(ticks[8])
     assert order.status is OrderStatus.FILLED
     assert engine.broker.fills[-1].price == pytest.approx(ticks[8].ltp)
+
+
+# --- a candle that has not closed at shutdown -----------------------------------------------
+
+MIN_NS = 60 * 10**9
+
+
+def _paper_15m(tmp_path: Path) -> PaperEngine:
+    engine = PaperEngine([INST], interval=Interval.MINUTE_15, initial_capital=1_000_000, fill_model=NextOpen(),
+                         cost_model=PercentCommission(0.0003), journal_path=tmp_path / "journal.jsonl", name="t")
+    engine.add_strategy(Scripted({}), [INST], "s")
+    engine.start()
+    return engine
+
+
+def _at(bars, hhmm: str) -> int:
+    """UTC ns of ``hhmm`` IST on the day of ``bars``."""
+    h, m = map(int, hhmm.split(":"))
+    return bucket_start(int(bars.ts[0]), Interval.DAY_1) + (h * 60 + m) * MIN_NS  # from IST midnight
+
+
+def _candles(engine) -> list[tuple]:
+    bars = engine.snapshot_bars()[INST]
+    return list(zip(bars.ts.tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
+                    bars.close.tolist(), bars.volume.tolist()))
+
+
+def _expected(bars, *, leave_out: tuple[int, ...] = ()) -> list[tuple]:
+    from algocli.data.csv_feed import resample
+
+    b = resample(bars, Interval.MINUTE_15)
+    rows = zip(b.ts.tolist(), b.open.tolist(), b.high.tolist(), b.low.tolist(), b.close.tolist(), b.volume.tolist())
+    return [r for r in rows if r[0] not in leave_out]
+
+
+def _stop_at_1107(tmp_path: Path):
+    """A 15m run stopped (Ctrl-C) at 11:07, mid-way through the 11:00 candle."""
+    bars = _day_bars()
+    ticks = _ticks(bars)
+    first = _paper_15m(tmp_path)
+    cut = next(i for i, t in enumerate(ticks) if t.ts >= _at(bars, "11:07"))
+    for tick in ticks[:cut]:
+        first.on_tick(tick)
+    first.stop(ticks[cut - 1].ts)
+    return bars, ticks, cut, first
+
+
+def test_ctrl_c_mid_candle_keeps_the_unfinished_candle_out_of_history_and_journal(tmp_path):
+    bars, _, _, first = _stop_at_1107(tmp_path)
+    eleven = _at(bars, "11:00")
+    full = _expected(bars)
+    assert _candles(first) == [r for r in full if r[0] < eleven]  # 09:15 ... 10:45, each whole
+    from algocli.persistence.journal import read_journal
+
+    records = list(read_journal(tmp_path / "journal.jsonl"))
+    assert [r["ts"] for r in records if r["k"] == "candle"] == [r[0] for r in full if r[0] < eleven]
+    forming, = [r for r in records if r["k"] == "forming"]
+    assert (forming["instrument"], forming["start"], forming["end"]) == (INST, eleven, eleven + 15 * MIN_NS)
+    assert any("candle of 2024-06-10 11:00 IST had not closed" in n for n in first.notes), first.notes
+
+
+def test_a_resume_within_the_interval_continues_the_unfinished_candle(tmp_path):
+    bars, ticks, cut, _ = _stop_at_1107(tmp_path)
+    second = _paper_15m(tmp_path)  # the same journal: a resume
+    for tick in ticks[cut:]:
+        second.on_tick(tick)
+    second.stop(int(bars.ts[-1]) + MIN_NS)
+    assert _candles(second) == _expected(bars)  # the 11:00 candle whole: its open, close and volume
+
+
+def test_a_resume_after_the_interval_drops_the_unfinished_candle(tmp_path):
+    bars, ticks, _, _ = _stop_at_1107(tmp_path)
+    later = next(i for i, t in enumerate(ticks) if t.ts >= _at(bars, "11:30"))
+    second = _paper_15m(tmp_path)
+    for tick in ticks[later:]:
+        second.on_tick(tick)
+    second.stop(int(bars.ts[-1]) + MIN_NS)
+    # 11:00 never closed and 11:15 was never seen; the candles from 11:30 on are whole, volume too
+    assert _candles(second) == _expected(bars, leave_out=(_at(bars, "11:00"), _at(bars, "11:15")))
+    assert second.aggregator.dropped == 1
+    assert any("1 candle(s) left unfinished by the previous run were dropped" in n for n in second.notes)
+
+
+@pytest.mark.parametrize(("now", "kept"), [("11:15:00", True), ("11:14:59.5", False)])
+def test_at_shutdown_a_candle_is_kept_once_its_end_has_passed(tmp_path, now, kept):
+    bars = _day_bars()
+    engine = _paper_15m(tmp_path)
+    for tick in _ticks(bars):
+        if tick.ts >= _at(bars, "11:15"):
+            break
+        engine.on_tick(tick)
+    h, m, s = now.split(":")
+    engine.stop(_at(bars, f"{h}:{m}") + int(float(s) * 1e9))  # no grace at shutdown: no tick can come
+    assert (_candles(engine)[-1][0] == _at(bars, "11:00")) is kept
+
+
+# --- Indian charges, lots and ticks in paper (issue 11) ------------------------------------------
+
+
+def _paper_indian(tmp_path: Path, script: dict, *, product: str = "CNC", metadata=None, journal="journal.jsonl",
+                  inst: str = INST) -> PaperEngine:
+    from algocli.market.charges import IndianCharges
+
+    engine = PaperEngine([inst], interval=Interval.MINUTE_1, initial_capital=10_000_000, fill_model=NextOpen(),
+                         cost_model=IndianCharges("dhan"), journal_path=tmp_path / journal, name="t",
+                         metadata=metadata, default_product=product)
+    engine.add_strategy(Scripted(script), [inst], "s")
+    engine.start()
+    return engine
+
+
+def _charges(fills) -> list[tuple]:
+    return [(f.fill_id, f.brokerage, f.stt, f.exchange_txn, f.ipft, f.sebi, f.stamp, f.dp, f.gst, f.commission)
+            for f in fills]
+
+
+def test_a_resumed_paper_run_restores_each_fills_charges_and_charges_the_rest_of_the_day_the_same(tmp_path):
+    ticks = _ticks(_day_bars())
+    script = {2: lambda ctx, c: ctx.buy(INST, 10), 150: lambda ctx, c: ctx.sell(INST, 10)}
+    whole = _paper_indian(tmp_path / "whole", script)
+    for tick in ticks:
+        whole.on_tick(tick)
+    first = _paper_indian(tmp_path / "cut", script)
+    for tick in ticks[:400]:  # the buy has filled; the sell comes after the restart
+        first.on_tick(tick)
+    assert len(first.broker.fills) == 1 and first.broker.fills[0].stt > 0  # a CNC buy: delivery STT, for now
+    second = _paper_indian(tmp_path / "cut", script)
+    assert _charges(second.broker.fills) == _charges(first.broker.fills)  # the journal kept every kind
+    for tick in ticks[400:]:
+        second.on_tick(tick)
+    assert len(whole.broker.fills) == 2
+    # the sell squares the restored buy: the same day's CNC round trip is charged as intraday after the
+    # restart exactly as without one (its STT reverses the buy's delivery STT)
+    assert _charges(second.broker.fills) == _charges(whole.broker.fills)
+    buy, sell = whole.broker.fills
+    assert buy.stt + sell.stt == pytest.approx(round(sell.price * 10 * 0.025 / 100 + 1e-9, 2))
+
+
+def test_paper_rejects_an_fno_order_off_the_lot_with_the_lot_size(tmp_path):
+    from datetime import date
+
+    from algocli.domain.instrument import Instrument
+
+    fut = "NSE:RELIANCE 27 JUN 2024 FUT"
+    meta = {fut: Instrument(fut, exchange="NSE", kind="FUT", symbol="RELIANCE", expiry=date(2024, 6, 27),
+                            lot_size=250, tick_size=0.05)}
+    engine = _paper_indian(tmp_path, {2: lambda ctx, c: ctx.buy(fut, 100), 3: lambda ctx, c: ctx.buy(fut, 250)},
+                           product="MARGIN", metadata=meta, inst=fut)
+    for tick in _ticks(_day_bars())[:40]:
+        engine.on_tick(Tick(fut, tick.ts, tick.ltp, tick.ltq, tick.volume))
+    off, whole = engine.broker.orders
+    assert off.status is OrderStatus.REJECTED and "whole number of lots of 250" in off.reason
+    assert whole.status is OrderStatus.FILLED and engine.broker.fills[0].quantity == 250
+
+
+def _with_rules(path: Path) -> Path:
+    """``path``'s run definition with Indian charges and the market-rules strategy."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["broker"] = {"name": "simulated", "charges": "dhan", "product": "INTRADAY"}
+    doc["strategies"] = [{"class": "engine.rules_strategies:OffTickThenRoundTrip", "instruments": [INST],
+                          "id": "rules", "params": {"quantity": 10}}]
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_paper_over_the_sandbox_rejects_off_tick_and_books_the_backtests_charges(tmp_path):
+    import asyncio
+
+    from algocli.config.run import load_run_config
+    from algocli.domain.modes import RunMode
+    from algocli.engine.assemble import assemble_backtest
+    from algocli.engine.runtime import load_live_run, open_session, run_session
+    from cli.paper_support import sandbox, write_backtest_yaml, write_one_day, write_paper_yaml
+
+    day = write_one_day(tmp_path / "day").parent
+    with sandbox(day, tmp_path / "logs", speed=30_000) as box:
+        cfg = _with_rules(write_paper_yaml(tmp_path / "paper.yaml", port=box.port, out_dir=tmp_path / "paper"))
+        session = open_session(load_live_run(cfg, "paper"), RunMode.PAPER)
+        asyncio.run(run_session(session, duration=3.0))
+    paper = session.engine.broker
+    off_tick = paper.orders[0]
+    assert off_tick.status is OrderStatus.REJECTED and "is not on the tick of" in off_tick.reason
+    bt_cfg = _with_rules(write_backtest_yaml(tmp_path / "bt.yaml", data_dir=day, out_dir=tmp_path / "bt"))
+    backtest = assemble_backtest(load_run_config(bt_cfg), str(bt_cfg)).backtest.run()
+    assert backtest.orders[0].status is OrderStatus.REJECTED and backtest.orders[0].reason == off_tick.reason
+    assert len(paper.fills) == 2 and all(f.stt or f.stamp for f in paper.fills)
+    assert _charges(paper.fills) == _charges(backtest.fills[:2])  # the same charges per fill in both modes
+
+
+def test_a_fill_after_the_last_closed_candle_counts_at_the_last_bar(tmp_path):
+    """A fill on the first tick of a candle that never closes (the run stops inside it, or a live
+    fill is reconciled on a restart with no candle after it) is booked at the last bar of the
+    result: its cash is in the final equity and the round trip's exposure is computed."""
+    from algocli.engine.results import build_result
+
+    bars = _day_bars()
+    script = {1: lambda ctx, c: ctx.buy(INST, 10), 3: lambda ctx, c: ctx.sell(INST, 10)}
+    engine = _paper(tmp_path, Scripted(script))
+    ticks = _ticks(bars.slice(0, 5))
+    per_bar = len(ticks) // 5
+    for tick in ticks[:4 * per_bar + 1]:  # four whole minutes, then the open of the fifth: the sell fills
+        engine.on_tick(tick)
+    engine.stop(int(bars.ts[4]) + 30 * 10**9)  # inside the fifth minute: that candle never closed
+    ts = engine.timeline()
+    assert len(ts) == 4 and [f.bar for f in engine.broker.fills] == [2, 4]
+    engine.bars = engine.snapshot_bars()
+    result = build_result(engine, ts)
+    buy, sell = engine.broker.fills
+    cash = 1_000_000 - buy.quantity * buy.price - buy.commission + sell.quantity * sell.price - sell.commission
+    assert result.cash[-1] == pytest.approx(cash) and result.equity[-1] == pytest.approx(cash)
+    assert result.metrics["exposure_time_pct"] == pytest.approx(50.0)  # bars 2 and 3 of 4

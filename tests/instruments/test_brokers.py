@@ -42,5 +42,7 @@ def test_upstox_json_master(tmp_path):
     # expiry is epoch ms at 23:59:59 IST: the IST date, not the UTC one
     ce = got["NSE:NIFTY 26 DEC 2024 24000 CE"]
     assert (ce.expiry, ce.lot_size, ce.tick_size, ce.upstox_key) == (date(2024, 12, 26), 75, 0.05, "NSE_FO|35019")
+    # the file's freeze_quantity: the most units one order may carry (live orders above it are split)
+    assert (ce.freeze_quantity, hdfc.freeze_quantity) == (1800, 100000)
     assert "NSE:NIFTY 30 DEC 2025 24000 CE" in got
     assert got["NSE:NIFTY 26 DEC 2024 FUT"].strike is None

@@ -1,6 +1,7 @@
 """The cache downloads once a day over HTTP, survives being offline, and never mixes sources."""
 
 import os
+import socket
 import time
 
 import pytest
@@ -62,8 +63,31 @@ def test_a_bad_download_does_not_replace_a_good_file(server, tmp_path):
 
 def test_nothing_cached_and_offline_is_a_clear_error(server, tmp_path):
     server.fail_status = 500
-    with pytest.raises(MasterUnavailable, match="algo instruments refresh"):
+    with pytest.raises(MasterUnavailable, match=r"dhan: HTTP 500 from 127\.0\.0\.1:\d+; upstox: HTTP 500"):
         open_master(directory=tmp_path, urls=_urls(server))
+    with pytest.raises(MasterUnavailable, match="no instrument list is cached.*algo instruments refresh"):
+        open_master(directory=tmp_path, urls=_urls(server), refresh="never")  # nothing was tried: say how
+
+
+def test_offline_says_why_each_download_failed(tmp_path):
+    """DNS failure, a refused connection, a server that never answers, an HTTP status: each named per broker."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = closed.getsockname()[1]  # bound but not listening: connections are refused
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+            quiet = silent.getsockname()[1]
+            urls = {"dhan": "http://no-such-host.invalid/api-scrip-master.csv",
+                    "upstox": f"http://127.0.0.1:{quiet}/complete.json.gz"}
+            with pytest.raises(MasterUnavailable) as err:
+                refresh_master(directory=tmp_path, urls=urls, timeout=0.5)
+        text = str(err.value)
+        assert "dhan: DNS lookup of no-such-host.invalid failed" in text
+        assert f"upstox: no answer from 127.0.0.1:{quiet} within 0.5 s" in text
+        with pytest.raises(MasterUnavailable) as err:
+            refresh_master(directory=tmp_path, urls={"dhan": f"http://127.0.0.1:{refused}/a.csv",
+                                                     "upstox": f"http://127.0.0.1:{refused}/b.json.gz"})
+    assert str(err.value).count(f"127.0.0.1:{refused} refused the connection") == 2
+    assert "algo instruments refresh" not in str(err.value) and "connect to the internet" in str(err.value)
 
 
 def test_another_source_url_never_stands_in(server, tmp_path):

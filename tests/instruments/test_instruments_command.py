@@ -1,6 +1,8 @@
 """``algo instruments`` as a user runs it, against instrument files served on 127.0.0.1."""
 
 import os
+import shutil
+import socket
 import subprocess
 
 from cli.cli_support import ALGO_EXE, REPO_ROOT
@@ -45,3 +47,32 @@ def test_search_with_no_master_uses_the_data_folder_list(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "NSE:RELIANCE" in result.stdout and "NSE_EQ|INE002A01018" in result.stdout
     assert "warning:" in result.stderr and "data/instruments.csv" in result.stderr
+
+
+def _refused_urls() -> dict[str, str]:
+    with socket.socket() as closed:  # bound, never listening: every connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    return {"DHAN_SCRIP_MASTER_URL": f"http://127.0.0.1:{port}/x.csv",
+            "UPSTOX_INSTRUMENTS_URL": f"http://127.0.0.1:{port}/x.json.gz"}
+
+
+def test_a_fresh_clone_offline_searches_the_sample_list_and_refresh_says_why(tmp_path):
+    """No cache, no network: search and show read data/instruments.csv without --data; refresh
+    names each broker's failure instead of telling the user to run itself."""
+    (tmp_path / "data").mkdir()
+    shutil.copyfile(REPO_ROOT / "data" / "instruments.csv", tmp_path / "data" / "instruments.csv")
+    env = _refused_urls()
+    found = _algo(["instruments", "search", "nifty", "26", "dec", "24000"], env, cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert "NSE:NIFTY 26 DEC 2024 24000 CE" in found.stdout and "refused the connection" in found.stderr
+    show = _algo(["instruments", "show", "NSE:NIFTY 26 DEC 24000 CE", "--offline"], env, cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert "NSE_FNO:35019" in show.stdout  # this machine's clock is past 2024-12-26: it says so, once
+    assert show.stderr.count("expired before") == 1 and "NSE:NIFTY 26 DEC 2024 24000 CE" in show.stderr
+    refresh = _algo(["instruments", "refresh"], env, cwd=tmp_path)
+    assert refresh.returncode == 1 and "Traceback" not in refresh.stderr
+    assert refresh.stderr.count("refused the connection") == 2
+    assert "dhan:" in refresh.stderr and "upstox:" in refresh.stderr and "run `algo instruments" not in refresh.stderr
+    missing = _algo(["instruments", "search", "nifty", "--data", "nowhere"], env, cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere/instruments.csv" in missing.stderr

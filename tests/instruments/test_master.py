@@ -50,6 +50,18 @@ def test_yearless_contract_is_the_nearest_live_one(master):
     assert later.resolve("NSE:NIFTY 26 DEC 24000 CE").expiry == date(2024, 12, 26)
 
 
+def test_a_yearless_contract_of_only_expired_ones_says_which_it_chose(master):
+    notes: list[str] = []
+    later = InstrumentMaster(list(master), today=date(2026, 1, 1), warn=notes.append)
+    for _ in range(2):
+        assert later.resolve("NSE:NIFTY 26 DEC 24000 CE").hrn == "NSE:NIFTY 26 DEC 2024 24000 CE"
+    assert len(notes) == 1 and "expired before 2026-01-01" in notes[0] and "NSE:NIFTY 26 DEC 2024 24000 CE" in notes[0]
+    later.resolve("NSE:NIFTY 26 DEC 2024 24000 CE")  # the year written: nothing to say
+    on_the_day = InstrumentMaster(list(master), today=date(2024, 12, 26), warn=notes.append)
+    assert on_the_day.resolve("NSE:NIFTY 26 DEC 24000 CE").expiry == date(2024, 12, 26)
+    assert len(notes) == 1  # expiring today is not expired
+
+
 def test_ids_back_to_names(master):
     assert master.resolve("NSE_FNO:35019").hrn == "NSE:NIFTY 26 DEC 2024 24000 CE"
     assert master.resolve("NSE_FO|35006").hrn == "NSE:NIFTY 26 DEC 2024 FUT"

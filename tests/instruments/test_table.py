@@ -39,8 +39,8 @@ def test_rewriting_the_bundled_file_only_adds_the_new_columns(tmp_path):
     write_instruments(out, read_instruments(BUNDLED))
     old = BUNDLED.read_text(encoding="utf-8").splitlines()
     new = out.read_text(encoding="utf-8").splitlines()
-    assert new[0] == OLD_HEADER + ",option_type,freeze_quantity"
-    expected = [line + "," + ("CE" if ",CE," in line else "PE" if ",PE," in line else "") + "," for line in old[1:]]
+    assert new[0] == OLD_HEADER + ",option_type,freeze_quantity,broker_ids"
+    expected = [line + "," + ("CE" if ",CE," in line else "PE" if ",PE," in line else "") + ",," for line in old[1:]]
     assert new[1:] == expected  # an option's kind cell stays CE/PE, as the master's lookups read it
 
 

@@ -3,16 +3,23 @@ every file names the run's mode where it names one."""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from algocli.config.run import load_run_config
 from algocli.domain.modes import RunMode
 from algocli.engine.assemble import assemble_backtest
-from algocli.persistence.artifacts import RunDescription, file_sha256, write_run_artifacts
+from algocli.errors import ArtifactError
+from algocli.persistence.artifacts import (ARTIFACTS, MONEY_METRICS, RunDescription, file_sha256,
+                                           write_run_artifacts)
 from cli.cli_support import REPO_ROOT, SAMPLE_CSV
 
 CONFIG = REPO_ROOT / "configs" / "sma.yaml"
@@ -67,3 +74,105 @@ def test_without_the_report_the_rest_is_written(tmp_path, finished):
     paths = write_run_artifacts(result, tmp_path, _description(assembled, RunMode.PAPER), report=False)
     assert [p.name for p in paths] == [*CSVS, "config.resolved.yaml", "run.json"]
     assert not (tmp_path / "report.html").exists()
+
+
+def _older_set(out: Path) -> dict[str, bytes]:
+    """Fill ``out`` with an older run's set (every artifact name) plus a paper run's own files."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS:
+        (out / name).write_text(f"older {name}\n", encoding="utf-8")
+    (out / "journal.jsonl").write_text('{"k": "candle"}\n', encoding="utf-8")
+    (out / "risk_state.json").write_text('{"state": "HALTED"}\n', encoding="utf-8")
+    (out / "dry-run").mkdir(exist_ok=True)
+    (out / "dry-run" / "journal.jsonl").write_text("dry\n", encoding="utf-8")
+    return _snapshot(out)
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_ctrl_c_while_writing_leaves_the_whole_older_set(tmp_path, finished, monkeypatch):
+    result, assembled = finished
+    before = _older_set(tmp_path)
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt  # after trades.csv and orders.csv, while the child writes the curve
+
+    monkeypatch.setattr("algocli.persistence.artifacts.write_fills", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_run_artifacts(result, tmp_path, _description(assembled, RunMode.PAPER))
+    assert _snapshot(tmp_path) == before  # nothing new, nothing lost, no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*ARTIFACTS, "journal.jsonl", "risk_state.json",
+                                                                 "dry-run"])
+
+
+def test_a_new_set_replaces_the_older_one_and_keeps_the_journal(tmp_path, finished):
+    result, assembled = finished
+    before = _older_set(tmp_path)
+    paths = write_run_artifacts(result, tmp_path, _description(assembled, RunMode.PAPER), report=False)
+    after = _snapshot(tmp_path)
+    assert not (tmp_path / "report.html").exists()  # --no-report: the older report is not left beside new CSVs
+    for name in ("journal.jsonl", "risk_state.json", "dry-run/journal.jsonl"):
+        assert after[name] == before[name], name
+    assert all(after[p.name] != before[p.name] for p in paths)
+    assert set(after) == {p.name for p in paths} | {"journal.jsonl", "risk_state.json", "dry-run/journal.jsonl"}
+
+
+def test_a_file_that_cannot_be_written_is_named(tmp_path, finished):
+    result, assembled = finished
+    before = _older_set(tmp_path)
+    (tmp_path / "results.csv").unlink()
+    (tmp_path / "results.csv").mkdir()  # a folder where a file must go: the rename into place fails
+    (tmp_path / "results.csv" / "keep").write_text("x")
+    with pytest.raises(ArtifactError, match=rf"^{tmp_path / 'results.csv'}: could not be written \(.*\); "):
+        write_run_artifacts(result, tmp_path, _description(assembled, RunMode.BACKTEST))
+    del before["results.csv"]
+    assert _snapshot(tmp_path) == {**before, "results.csv/keep": b"x"}  # the older set, whole; no staging left
+
+
+# --- what the CSVs say: rounded for reading, never "-0.0", broker ids, the ids the run used ---------------------
+
+MONEY = re.compile(r"^-?\d+\.\d{1,2}$")  # tables write the rounded number in its shortest form: 43.66, 10.9
+FIXED_MONEY = re.compile(r"^-?\d+\.\d\d$")  # statistics: always two places
+
+
+def test_money_is_written_to_paise_and_prices_on_the_tick(tmp_path, finished):
+    result, assembled = finished
+    trades = result.trades.copy()
+    trades.loc[0, "entry_price"] = 711.711  # a slippage fill off the 0.05 tick
+    trades.loc[0, "pnl"] = -0.001  # rounds to zero: must not read "-0.00"
+    trades.loc[0, "return_pct"] = -0.0
+    tiny = replace(result, trades=trades, equity=np.full_like(result.equity, -0.001))
+    write_run_artifacts(tiny, tmp_path, _description(assembled, RunMode.BACKTEST), report=False)
+    rows = list(csv.DictReader((tmp_path / "trades.csv").open(encoding="utf-8")))
+    assert rows[0]["entry_price"] == "711.7" and rows[0]["pnl"] == "0.0" and rows[0]["return_pct"] == "0.0"
+    for row in rows:
+        assert MONEY.match(row["pnl"]) and MONEY.match(row["charges"]) and MONEY.match(row["gross_pnl"]), row
+        for key in ("entry_price", "exit_price"):
+            assert MONEY.match(row[key]) and round(float(row[key]) * 20) == pytest.approx(float(row[key]) * 20)
+        assert row["instrument_id"] == "NSE_EQ:1333;NSE_EQ|INE040A01034" != row["instrument"]
+    for name, column in (("orders.csv", "commission"), ("fills.csv", "charges")):
+        for row in csv.DictReader((tmp_path / name).open(encoding="utf-8")):
+            assert MONEY.match(row[column]), (name, row)
+    for name in ARTIFACTS[:5]:
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert not re.search(r"(^|,)-0(\.0+)?(,|$)", text, flags=re.M), name
+
+
+def test_statistics_have_one_number_of_decimals_per_kind(tmp_path, finished):
+    result, assembled = finished
+    write_run_artifacts(result, tmp_path, _description(assembled, RunMode.BACKTEST), report=False)
+    values = dict(csv.reader((tmp_path / "results.csv").open(encoding="utf-8")))
+    for key, value in result.metrics.items():
+        if key in MONEY_METRICS:
+            assert FIXED_MONEY.match(values[key]) and float(values[key]) == round(value, 2), key
+        elif isinstance(value, float) and math.isfinite(value):
+            assert re.match(r"^-?\d+\.\d{4}$", values[key]) and float(values[key]) == round(value, 4), key
+
+
+def test_the_resolved_config_names_the_strategy_ids_the_run_used(tmp_path, finished):
+    result, assembled = finished
+    write_run_artifacts(result, tmp_path, _description(assembled, RunMode.BACKTEST), report=False)
+    resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text(encoding="utf-8"))
+    assert [s["id"] for s in resolved["strategies"]] == list(result.strategies) == ["sma_crossover-0"]

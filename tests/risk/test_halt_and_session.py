@@ -133,3 +133,20 @@ def test_square_off_leaves_non_intraday_instruments_alone():
     result = bt.run()
     assert [o.tag for o in result.orders] == [None, None, "end-of-data close"]
     assert [o.status for o in result.orders[:2]] == [OrderStatus.FILLED, OrderStatus.FILLED]
+
+
+def test_on_a_muhurat_evening_the_square_off_keeps_its_distance_from_the_close(tmp_path):
+    """Muhurat trading on Sunday 2023-11-12 ran 18:15-19:15 IST (NSE circular in the shipped
+    calendar). A 15:15 square-off, 15 minutes before the regular close, is at 19:00 that evening:
+    the strategy can trade from 18:15, and is squared off 15 minutes before the special close."""
+    muhurat = -51  # days from 2024-01-02 back to 2023-11-12
+    times = ["18:15", "18:16", "18:30", "18:59", "19:00", "19:01"]
+    ts = [ist(t, day=muhurat) for t in times]
+    script = {1: buy(10), 5: buy(1)}  # 18:16 enters; 19:01, after the square-off, is refused
+    result, strat, controller = run(script, {"square_off": "15:15"}, bars_at(ts, [100.0] * len(ts)))
+    rows = orders_csv(result, tmp_path)
+    assert [(r["side"], r["status"]) for r in rows if r["tag"] != SQUARE_OFF_TAG] == [("BUY", "FILLED"),
+                                                                                     ("BUY", "REJECTED")]
+    squared = [(r["quantity"], r["created_time"]) for r in rows if r["tag"] == SQUARE_OFF_TAG]
+    assert squared == [("10", "2023-11-12T19:00:00+05:30")]
+    assert controller.state.square_off_day == "2023-11-12"

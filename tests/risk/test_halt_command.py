@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from algocli.config.run import RunConfig
-from algocli.risk import read_state
+from algocli.risk import RiskState, read_state, write_state
 
 
 def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, tmp_path):
@@ -34,6 +34,32 @@ def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, 
     state = read_state(state_path)
     assert (state.state, state.reason, state.day_start_equity) == ("ACTIVE", "", None)
     assert "is not halted" in cli("halt", cfg, "--clear").out
+
+
+def test_clear_keeps_the_days_loss_baseline(cli, base_config, write_yaml, tmp_path):
+    cfg = write_yaml({**base_config, "risk": {"max_daily_loss": 5000}})
+    state_path = tmp_path / "yaml_out" / "risk_state.json"
+    write_state(state_path, RiskState(state="HALTED", reason="manual stop", source="operator", day="2024-06-10",
+                                      day_start_equity=1_000_000.0, square_off_day="2024-06-10"))
+    done = cli("halt", cfg, "--clear")
+    assert done.code == 0, done.err
+    state = read_state(state_path)
+    assert (state.state, state.day, state.day_start_equity, state.square_off_day) == (
+        "ACTIVE", "2024-06-10", 1_000_000.0, "2024-06-10")
+    assert " ".join(done.out.split()) == (
+        f"cleared the halt of sma-hdfcbank (was: manual stop) in {state_path}; the run trades again; the day's loss "
+        "is still counted from 1,000,000.00, the equity at the start of 2024-06-10 (a clear does not renew the "
+        "day's loss budget; the next trading day does)")
+
+
+def test_halt_output_help_names_every_mode_that_takes_it():
+    from typer.testing import CliRunner
+
+    from algocli.cli.main import app
+
+    done = CliRunner().invoke(app, ["halt", "--help"], env={"COLUMNS": "300", "NO_COLOR": "1"})
+    text = " ".join(done.output.replace("│", " ").split())
+    assert "(`algo paper`, `algo live --dry-run` or `algo live`) was given --output" in text, text
 
 
 def test_halt_uses_the_configured_state_file_or_the_output_override(cli, base_config, write_yaml, tmp_path):
@@ -63,8 +89,8 @@ def test_backtest_with_a_risk_section_records_refused_orders_in_orders_csv(cli, 
         rows = list(csv.DictReader(fh))
     assert rows and all(r["status"] == "REJECTED" for r in rows)
     assert {r["reason"] for r in rows} == {
-        "risk: NSE_EQ:1333 position could reach +100 units with the working orders; max_position is 50"}
-    assert "order(s) were rejected (see orders.csv); first: risk: NSE_EQ:1333 position" in " ".join(done.out.split())
+        "risk: NSE:HDFCBANK position could reach +100 units with the working orders; max_position is 50"}
+    assert "order(s) were rejected (see orders.csv); first: risk: NSE:HDFCBANK position" in " ".join(done.out.split())
     assert not (tmp_path / "yaml_out" / "risk_state.json").exists()
 
 

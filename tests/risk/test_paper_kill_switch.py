@@ -28,7 +28,8 @@ class Pester(BaseStrategy):
     """A resting buy at half the close on every candle: it never fills, so open orders pile up."""
 
     def on_candle(self, candle):
-        return Signal(candle.instrument, SignalAction.BUY, 1, OrderType.LIMIT, round(candle.close * 0.5, 2))
+        price = round(candle.close * 0.5 * 20) / 20  # on NSE's 0.05 tick
+        return Signal(candle.instrument, SignalAction.BUY, 1, OrderType.LIMIT, price)
 '''
 SPEED = 120  # half a second per one-minute candle: the phases below take about 20 candles
 FIRST = "risk: halted (manual stop)"

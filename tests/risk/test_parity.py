@@ -84,7 +84,7 @@ def test_backtest_and_paper_refuse_the_same_orders(tmp_path, name):
     path = bar_ticks(bars)
     for i in range(len(path)):
         paper.on_tick(path.tick(i))
-    paper.stop(int(bars.ts[-1]))
+    paper.stop(int(bars.ts[-1]) + 60 * 10**9)  # the exchange clock when the last 1m candle has closed
 
     last = int(bars.ts[-1])
     expected = _key(result.orders, last)

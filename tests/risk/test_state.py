@@ -176,3 +176,60 @@ def test_a_backtest_never_touches_the_state_file(tmp_path, monkeypatch):
     assembled.backtest.run()
     after = os.stat(state)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def _lose_124_then_halt(tmp_path: Path) -> tuple[PaperEngine, list]:
+    """A paper engine long 124 from 100, one candle later 1 lower: equity 999,876, then halted by the operator."""
+    config = RiskConfig(max_daily_loss=500)
+    ticks = _ticks([100.0, 100.0, 99.0, 98.0, 97.0, 96.0, 95.0, 94.0, 93.0])
+    engine = _paper(tmp_path, Scripted({0: buy(124)}), config)
+    for tick in ticks[:13]:  # candles 0-2 closed: bought at 100, closed at 99
+        engine.on_tick(tick)
+    risk = engine.core.risk
+    assert engine.core.equity() == pytest.approx(999_876.0)
+    assert (risk.state.day, risk.state.day_start_equity) == ("2024-01-02", 1_000_000.0)
+    assert risk.halt("manual stop")
+    return engine, ticks
+
+
+def test_clearing_a_halt_keeps_the_days_loss_baseline(tmp_path):
+    engine, ticks = _lose_124_then_halt(tmp_path)
+    risk = engine.core.risk
+    assert risk.clear()
+    assert risk.state.day_start_equity == 1_000_000.0
+    assert read_state(tmp_path / "risk_state.json").day_start_equity == 1_000_000.0
+    for tick in ticks[13:]:
+        engine.on_tick(tick)
+    # counted from 1,000,000 the loss reaches 500 at the 95 close (bar 6); from 999,876 it would need 94
+    assert risk.halted and risk.state.reason == "daily loss 620.00 reached max_daily_loss 500.00"
+    assert risk.state.halted_at == "2024-01-02T09:21:00+05:30"
+
+
+def test_a_clear_written_by_algo_halt_keeps_the_running_engines_baseline(tmp_path):
+    engine, _ = _lose_124_then_halt(tmp_path)
+    path = tmp_path / "risk_state.json"
+    on_disk = read_state(path)
+    on_disk.state, on_disk.reason, on_disk.day_start_equity = "ACTIVE", "", None  # an older `algo halt --clear`
+    write_state(path, on_disk)
+    risk = engine.core.risk
+    assert risk.refresh() and not risk.halted
+    assert risk.state.day_start_equity == 1_000_000.0
+    risk.on_bar()
+    assert read_state(path).day_start_equity == 1_000_000.0
+
+
+def test_only_a_new_day_resets_the_baseline_after_a_clear(tmp_path):
+    state = tmp_path / "risk_state.json"
+    now = [ist("15:00")]
+    bars = minute_bars("09:15", FLAT)
+    bt = Backtest({INST: bars}, initial_capital=1_000_000)
+    write_state(state, RiskState(state="HALTED", reason="x", day="2024-01-02", day_start_equity=1_000_000.0))
+    risk = RiskController(RiskConfig(max_daily_loss=500), state_path=state, clock_ns=lambda: now[0]).attach(bt.core)
+    bt.core.ledger.cash = 999_876.0  # down 124 today
+    assert risk.clear()
+    risk.on_bar()
+    assert (risk.state.day, risk.state.day_start_equity) == ("2024-01-02", 1_000_000.0)
+    now[0] = ist("09:15", day=1)
+    risk.on_bar()
+    assert (risk.state.day, risk.state.day_start_equity) == ("2024-01-03", 999_876.0)
+    assert read_state(state).day_start_equity == 999_876.0

@@ -101,3 +101,17 @@ def test_order_times_follow_the_replay_clock():
     ex.on_tick(tick(120.0, 3_000))  # a late tick does not turn the clock back
     ex.cancel("A", waiting.order_id)
     assert waiting.updated_ns == 9_000
+
+
+def test_an_order_above_the_freeze_quantity_is_rejected_and_a_modify_above_it_refused():
+    ex = Exchange(freeze={INST: 40})
+    ex.on_tick(tick(100.0))
+    big = ex.place("A", instrument=INST, side="BUY", quantity=41, order_type="MARKET", client_id="big")
+    assert big.status == "REJECTED" and "above the freeze quantity 40" in big.reason
+    at_limit = ex.place("A", instrument=INST, side="BUY", quantity=40, order_type="LIMIT", price=90.0)
+    assert at_limit.status == "PENDING"
+    with pytest.raises(ValueError, match="freeze quantity 40"):
+        ex.modify("A", at_limit.order_id, quantity=41)
+    assert at_limit.quantity == 40
+    other = ex.place("A", instrument="NSE_EQ:2885", side="BUY", quantity=1000, order_type="LIMIT", price=1.0)
+    assert other.status == "PENDING"  # an instrument without a freeze quantity takes any

@@ -249,6 +249,21 @@ def test_a_clock_hides_bars_not_yet_replayed():
     assert datetime.fromtimestamp(daily["timestamp"][-1], IST).date().isoformat() == "2024-06-11"
 
 
+def test_upstox_to_date_is_inclusive_but_the_clocks_day_is_only_the_intraday_routes():
+    now = ns("2024-06-14 15:29:00")
+
+    async def test(c: Client):
+        return [await c.upstox("NSE_EQ%7C2885/minutes/5/2024-06-13/2024-06-13"),
+                await c.upstox("NSE_EQ%7C2885/minutes/5/2024-06-14/2024-06-13"),
+                await c.upstox("NSE_EQ%7C2885/minutes/5/2024-06-14/2024-06-14"),
+                await c.upstox("intraday/NSE_EQ%7C2885/minutes/5")]
+
+    (_, past), (_, named), (_, only), (_, intraday) = run_with(test, now=lambda: now)
+    days = [sorted({c[0][:10] for c in body["data"]["candles"]}) for body in (past, named, only, intraday)]
+    assert days == [["2024-06-13"], ["2024-06-13"], [], ["2024-06-14"]]
+    assert len(past["data"]["candles"]) == 75 and len(intraday["data"]["candles"]) == 75
+
+
 def test_replayed_bars_rebuild_the_loaded_candles():
     replayer = Replayer({"NSE_EQ:2885": MINUTE, "NSE_EQ:1333": DAILY.slice(0, 40)}, TickHub(), speed=0)
     rebuilt = replayed_bars(replayer)

@@ -208,3 +208,20 @@ def test_only_the_mounted_brokers_files_are_served(dhan, upstox):
                     (await fetch(session, base + UPSTOX["complete"]))[0])
 
     assert run(main) == (200 if dhan else 404, 200 if upstox else 404)
+
+
+def test_a_rows_freeze_quantity_is_published_and_is_the_exchanges_limit():
+    from dataclasses import replace
+
+    from algocli.sandbox.instruments import freeze_limits
+
+    rows = read_instruments(DATA / "instruments.csv")
+    reliance = next(r for r in rows if r.dhan_id == "NSE_EQ:2885")
+    listed = [replace(reliance, freeze_quantity=40), *(r for r in rows if r is not reliance)]
+    published = {r["instrument_key"]: r for r in json.loads(gzip.decompress(upstox_json_gz(listed)))}
+    assert published[reliance.upstox_key]["freeze_quantity"] == 40.0
+    limits = freeze_limits(listed)
+    assert limits["NSE_EQ:2885"] == 40  # what the file says is what the sandbox's exchange enforces
+    others = [r for r in rows if r.kind == "EQ" and r.dhan_id and r is not reliance]
+    assert others and all(limits[r.dhan_id] == 100000 for r in others)  # the real files' common value
+    assert all(r.dhan_id not in limits for r in rows if r.kind == "INDEX")

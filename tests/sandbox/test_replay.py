@@ -234,3 +234,18 @@ def test_ticks_carry_plain_python_numbers():
     tick = bar_ticks(bars).tick(0)
     assert type(tick.ts) is int and type(tick.ltp) is float and type(tick.volume) is int
     assert tick.ltp == float(bars.open[0]) and tick.oi is None
+
+
+def test_session_hours_come_from_the_nse_calendar():
+    def bars(*stamps: str) -> Bars:
+        ts = np.array([ist_ns(t) for t in stamps], dtype=np.int64)
+        ones = np.ones(len(ts))
+        return Bars("X", ts, ones, ones, ones, ones, ones)
+
+    # A daily bar on the Muhurat day (1 Nov 2024, 18:00-19:00) spans that session, not 09:15-15:30.
+    muhurat = bar_ticks(bars("2024-10-31T00:00", "2024-11-01T00:00"), bar_minutes=375).ts.reshape(-1, TICKS_PER_BAR)
+    assert muhurat[1, 0] == ist_ns("2024-11-01T18:00") and muhurat[1, -1] == ist_ns("2024-11-01T19:00") - S
+    # From 3 Aug 2026 F&O closes at 15:40: a 15:25 15-minute bar runs to 15:40 there, is cut at 15:30 in cash.
+    late = bars("2026-08-03T15:10", "2026-08-03T15:25")
+    assert bar_ticks(late, bar_minutes=15, segment="NSE_FNO").ts[-1] == ist_ns("2026-08-03T15:40") - S
+    assert bar_ticks(late, bar_minutes=15, segment="NSE_EQ").ts[-1] == ist_ns("2026-08-03T15:30") - S

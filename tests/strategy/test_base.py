@@ -136,6 +136,8 @@ def test_spec_example_trades_like_the_bundled_sma_crossover(base_config, write_y
     entry["class"] = SPEC_CLASS
     if not yaml_instruments:
         del entry["instruments"]
+    else:
+        entry["instruments"] = ["NSE_EQ:1333"]  # as the class spells it (the bundled YAML says NSE:HDFCBANK)
     spec = _trades(base_config, write_yaml, "spec.yaml")
     assert len(bundled) >= 3
     pd.testing.assert_frame_equal(spec, bundled)

@@ -394,3 +394,30 @@ def test_live_history_growth_recomputes_indicators(seed_bars):
                                equal_nan=True)
     assert ctx.warmup[INST] == 14  # RSI(14) is the longest warm-up (SMA(10): bar 9, ADX(5): bar 9)
     assert not math.isnan(ctx.sma(INST, 10))
+
+
+@pytest.mark.parametrize(("price", "day", "side", "expected"), [
+    (1230.03, 0, "BUY", 1230.05),          # 2024-01: NSE cash ticks at 0.05
+    (1230.03, 0, "SELL", 1230.00),
+    (212.347, 200, "BUY", 212.35),         # 2024-07-20, below 250: 0.01 since 2024-06-10
+    (1230.03, 500, "SELL", 1230.0),        # 2025-05-16: the 1,000-5,000 band ticks at 0.10
+    (1230.03, 500, "BUY", 1230.1),
+    (1230.10, 500, "BUY", 1230.1),         # already on the tick: unchanged
+])
+def test_round_to_tick_rounds_against_the_trader_on_the_tick_of_the_bar_date(price, day, side, expected):
+    bars = make_bars([(100.0, 101.0, 99.0, 100.0)] * (day + 1), inst="NSE:INFY")
+    seen = {}
+    _run({day: lambda ctx, c: seen.setdefault("p", ctx.round_to_tick("NSE:INFY", price, side))}, bars=bars)
+    assert seen["p"] == expected
+
+
+def test_round_to_tick_names_the_run_instruments_for_an_unknown_one():
+    seen = {}
+
+    def ask(ctx, c):
+        with pytest.raises(KeyError, match="NSE_EQ:1"):
+            ctx.round_to_tick("NSE:NOPE", 10.0, "BUY")
+        seen["ok"] = True
+
+    _run({0: ask})
+    assert seen == {"ok": True}

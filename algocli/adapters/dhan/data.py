@@ -33,7 +33,7 @@ from algocli.adapters.dhan.parsing import (
     MODES, DhanDecoder, PrevClose, ServerDisconnect, instrument_id_maps, split_instrument,
 )
 from algocli.adapters.dhan.websocket import DhanFeedSocket
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import candles_from_ticks, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
 from algocli.domain.models import Tick

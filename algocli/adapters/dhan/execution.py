@@ -61,7 +61,7 @@ from algocli.broker.protocol import (
     PRODUCTS, VALIDITIES, AmbiguousOutcome, BrokerOrder, BrokerTrade, OrderRequest,
 )
 from algocli.broker.ratelimit import limiter
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderStatus, OrderType, Position

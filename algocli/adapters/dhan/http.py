@@ -37,7 +37,7 @@ import aiohttp
 import numpy as np
 
 from algocli.adapters.dhan.parsing import SEGMENTS
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.adapters.history import IST, bound_ns, interval_of, merge_chunks
 from algocli.adapters.rest import RestClient, Transient
 from algocli.data.feed import FeedAuthError

@@ -36,7 +36,7 @@ import aiohttp
 
 from algocli.adapters.socket import ReconnectingSocket, SocketStatus
 from algocli.broker.protocol import BrokerOrder
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderStatus, OrderType

@@ -26,10 +26,11 @@ SPEC = BrokerSpec(
     id_field="dhan_id",
     id_example="NSE_EQ:1333",
     id_pattern=r"[A-Z_]+:\d+",
-    settings="algocli.config.settings:DhanSettings",
+    settings="algocli.adapters.dhan.settings:DhanSettings",
     master_url_field="scrip_master_url",
     master_suffix="csv",
     read_master="algocli.adapters.dhan.instruments:read_master",
     download_source="algocli.adapters.dhan.data:download_source",
+    sandbox_feed="algocli.adapters.dhan.plugins:sandbox_feed",
     broker="algocli.adapters.dhan.execution:DhanBroker",
 )

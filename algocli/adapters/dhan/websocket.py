@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from algocli.adapters.dhan.parsing import REQUEST_DISCONNECT, ServerDisconnect, subscription_messages
 from algocli.adapters.rest import redact
 from algocli.adapters.socket import Dropped, ReconnectingSocket, SocketStatus, describe
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog
 from algocli.errors import ConfigError

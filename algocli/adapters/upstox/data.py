@@ -28,8 +28,8 @@ import aiohttp
 from algocli.adapters.upstox.parsing import FrameDecoder, to_instrument_key
 from algocli.adapters.upstox.proto import INITIAL_FEED
 from algocli.adapters.upstox.websocket import MODE_LIMITS, FeedConnection, build_request
-from algocli.config.settings import UpstoxSettings
-from algocli.data.live_feeds import UpstoxFeedConfig  # the data: model lives with the feed plugins
+from algocli.adapters.upstox.settings import UpstoxSettings
+from algocli.adapters.upstox.plugins import UpstoxFeedConfig  # the data: model lives with the feed plugins
 from algocli.data.feed import candles_from_ticks, FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
 from algocli.domain.models import Tick

@@ -51,7 +51,7 @@ from algocli.adapters.upstox.order_stream import OrderStream
 from algocli.adapters.upstox.parsing import from_instrument_key, to_instrument_key
 from algocli.broker.protocol import AmbiguousOutcome, BrokerOrder, BrokerTrade, OrderRequest
 from algocli.broker.ratelimit import limiter
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderStatus, OrderType, Position

@@ -26,7 +26,13 @@ Historical candles (https://upstox.com/developer/api-documentation/v3/get-histor
   Upstox allows: one month for 1-15 minute candles, one quarter for longer minute
   candles, ten years for days. Minute candles start in January 2022 and daily ones in
   January 2000, so earlier dates are not asked for.
-* today (IST): ``GET /v3/historical-candle/intraday/{key}/{unit}/{interval}``.
+* today (IST): ``GET /v3/historical-candle/intraday/{key}/{unit}/{interval}``
+  (https://upstox.com/developer/api-documentation/v3/get-intra-day-candle-data). The
+  historical route never serves the current trading day, even when ``to_date`` names it:
+  that day comes only from the intraday route. Upstox's "current trading day" is its own,
+  not this machine's (a sandbox replaying 2024-06-14 says it is the 14th), so the intraday
+  route is also asked when the range's last weekday got no historical candle though the
+  days just before it did; its candles outside the range are dropped.
 
 Intervals map to ``minutes/1, 3, 5, 10, 15, 25, 30, 60`` and ``days/1``. Candles are
 ``[ISO-8601 time with offset, open, high, low, close, volume, oi]``, newest first; they are
@@ -48,7 +54,7 @@ import numpy as np
 from yarl import URL
 
 from algocli.adapters.upstox.parsing import to_instrument_key
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.adapters.history import IST, bound_ns, interval_of, merge_chunks
 from algocli.adapters.rest import RestClient, Transient
 from algocli.data.feed import FeedAuthError
@@ -72,6 +78,7 @@ FIRST_DAY = {"minutes": date(2022, 1, 1), "hours": date(2022, 1, 1), "days": dat
 DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DAY_NS = 86_400 * 1_000_000_000
+_RECENT_DAYS = 7  # a week covers a weekend plus the longest run of NSE holidays
 _RELOGIN = "log in to Upstox again and set a fresh UPSTOX_ACCESS_TOKEN in the environment or .env"
 
 
@@ -278,10 +285,25 @@ async def historical(session: aiohttp.ClientSession, settings: UpstoxSettings | 
         data = await client.get(f"{HISTORICAL_PATH}/{encoded}/{unit}/{step}/{to.isoformat()}/{day.isoformat()}")
         chunks.append(candle_bars(instrument, _candles(data, instrument), daily=daily))
         day = to + timedelta(days=1)
-    if first <= today <= last:
+    if first <= today <= last or _tail_missing(chunks, max(first, FIRST_DAY[unit]), min(last, today)):
         data = await client.get(f"{INTRADAY_PATH}/{encoded}/{unit}/{step}")
         chunks.append(candle_bars(instrument, _candles(data, instrument), daily=daily))
     return merge_chunks(instrument, chunks, lo, hi, with_oi)
+
+
+def _tail_missing(chunks: list[dict[str, np.ndarray]], first: date, last: date) -> bool:
+    """True when the range's last weekday may be Upstox's current trading day, which only
+    the intraday route serves: it got no historical candle, though the days just before it
+    did (or there are none before it in the range). A range whose data stopped long before
+    its end (a delisted stock) costs no extra request."""
+    tail = last - timedelta(days=max(0, last.weekday() - 4))  # Saturday/Sunday -> Friday
+    if tail < first:
+        return False
+    newest = max((int(c["ts"].max()) for c in chunks if len(c["ts"])), default=None)
+    if newest is not None and newest >= ist_midnight_ns(tail):
+        return False
+    since = ist_date(newest) if newest is not None else first
+    return since >= tail - timedelta(days=_RECENT_DAYS)
 
 
 def _candles(data: object, instrument: str) -> list:

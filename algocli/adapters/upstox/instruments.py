@@ -55,12 +55,13 @@ def _row(row: dict) -> Instrument | None:
         tick = tick_rupees(row.get("tick_size") or 5)
         token = str(row.get("exchange_token") or "")
         name = str(row.get("name") or "")
+        freeze = int(float(row["freeze_quantity"])) if row.get("freeze_quantity") else None
         if kind == "EQ":
             symbol = str(row.get("trading_symbol") or "").upper()
             if not symbol:
                 return None
             return Instrument(plain_hrn(exchange, symbol), exchange, "EQ", symbol, name, lot_size=lot, tick_size=tick,
-                              isin=str(row.get("isin") or ""), token=token, upstox_key=key)
+                              isin=str(row.get("isin") or ""), token=token, upstox_key=key, freeze_quantity=freeze)
         if kind == "INDEX":
             full = index_name(name or str(row.get("trading_symbol") or ""))
             return Instrument(plain_hrn(exchange, full), exchange, "INDEX", full, name, tick_size=tick, upstox_key=key)
@@ -72,4 +73,5 @@ def _row(row: dict) -> Instrument | None:
     except (KeyError, ValueError, TypeError, OverflowError, OSError):
         return None
     return Instrument(derivative_hrn(exchange, underlying, expiry, kind, strike), exchange, kind, underlying, name,
-                      expiry=expiry, strike=strike, lot_size=lot, tick_size=tick, token=token, upstox_key=key)
+                      expiry=expiry, strike=strike, lot_size=lot, tick_size=tick, token=token, upstox_key=key,
+                      freeze_quantity=freeze)

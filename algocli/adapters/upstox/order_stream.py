@@ -28,7 +28,7 @@ import aiohttp
 
 from algocli.adapters.socket import ReconnectingSocket, SocketStatus
 from algocli.adapters.upstox.websocket import FeedUnavailable, authorize, open_socket
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 

@@ -28,10 +28,11 @@ SPEC = BrokerSpec(
     id_field="upstox_key",
     id_example="NSE_EQ|INE040A01034",
     id_pattern=r"[A-Z_]+\|.+",
-    settings="algocli.config.settings:UpstoxSettings",
+    settings="algocli.adapters.upstox.settings:UpstoxSettings",
     master_url_field="instruments_url",
     master_suffix="json.gz",
     read_master="algocli.adapters.upstox.instruments:read_master",
     download_source="algocli.adapters.upstox.data:download_source",
+    sandbox_feed="algocli.adapters.upstox.plugins:sandbox_feed",
     broker="algocli.adapters.upstox.execution:UpstoxBroker",
 )

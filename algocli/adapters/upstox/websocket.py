@@ -28,7 +28,7 @@ import aiohttp
 from algocli.adapters.rest import redact
 from algocli.adapters.socket import Dropped, ReconnectingSocket, describe
 from algocli.adapters.upstox.http import error_summary
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.feed import FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, Watchdog
 

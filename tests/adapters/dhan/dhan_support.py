@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from aiohttp import web
 from pydantic import SecretStr
 
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.domain.models import Tick
 from algocli.sandbox.dhan import DHAN_FEED_KEY, DhanFeedSandbox, add_routes
 from algocli.sandbox.hub import TickHub

@@ -16,7 +16,7 @@ from algocli.adapters.dhan.execution import DhanBroker, order_from_book, positio
 from algocli.adapters.dhan.http import DhanApiError, DhanTransientError
 from algocli.adapters.dhan.order_stream import order_from_alert
 from algocli.broker.protocol import AmbiguousOutcome, Broker
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import FeedAuthError
 from algocli.domain.models import OrderSide, OrderType
 

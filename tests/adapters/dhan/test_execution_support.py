@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from adapters.dhan.dhan_support import tick
 from algocli.adapters.dhan.execution import DhanBroker
 from algocli.broker.protocol import BrokerOrder, BrokerTrade, OrderRequest
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderType
 from algocli.sandbox.app import EXCHANGE, build_app

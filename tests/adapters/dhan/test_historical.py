@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from algocli.adapters.dhan.data import DhanDataFeed
 from algocli.adapters.dhan.http import DhanRest, historical, instrument_fields, merge_chunks
-from algocli.config.settings import DhanSettings
+from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.csv_feed import load_csv
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from algocli.adapters.upstox.execution import UpstoxBroker
 from algocli.broker.protocol import Broker, BrokerOrder, BrokerTrade, OrderRequest
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.feed import FeedAuthError
 from algocli.data.reconnect import Backoff
 from algocli.domain.models import OrderSide, OrderType, Tick

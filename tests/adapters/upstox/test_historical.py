@@ -25,7 +25,7 @@ from upstox_client.rest import ApiException
 
 from algocli.adapters.upstox.data import UpstoxDataFeed, UpstoxFeedConfig
 from algocli.adapters.upstox.http import UpstoxRest, add_months, historical, span_months
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.data.csv_feed import load_csv
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars

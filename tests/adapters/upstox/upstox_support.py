@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from algocli.config.settings import UpstoxSettings
+from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.domain.models import Tick
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.upstox import SANDBOX_KEY, UpstoxSandbox, add_routes

@@ -1,0 +1,63 @@
+"""``algo montecarlo``: resample a finished run and report the spread of its outcomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from algocli.cli.console import console
+from algocli.cli.main import app
+
+
+@app.command("montecarlo")
+def montecarlo_command(
+    run: Annotated[Path, typer.Argument(help="A finished run's folder, e.g. output/sma-hdfcbank.")],
+    n: Annotated[int, typer.Option("--n", help="Simulations.")] = 10_000,
+    method: Annotated[str, typer.Option("--method", help="trades (reshuffle closed trades), bootstrap "
+                                        "(bar returns i.i.d.) or block (bar returns in blocks).")] = "trades",
+    replace: Annotated[bool, typer.Option("--replace", help="trades: draw trades with replacement instead "
+                                          "of reshuffling them.")] = False,
+    trade_returns: Annotated[str, typer.Option("--trade-returns", help="trades: equity (P&L over the equity "
+                                               "before the trade) or position (return_pct).")] = "equity",
+    block_size: Annotated[float | None, typer.Option("--block-size", help="block: mean (stationary) or fixed "
+                                                     "block length in bars; estimated when omitted.")] = None,
+    block_kind: Annotated[str, typer.Option("--block-kind", help="block: stationary or circular.")] = "stationary",
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed; the same seed gives the same files.")] = None,
+    ruin: Annotated[float, typer.Option("--ruin", help="Loss below the starting equity that counts as "
+                                        "ruin, as a fraction.")] = 0.3,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default RUN/montecarlo).")] = None,
+) -> None:
+    """Resample RUN's trade or bar returns; report return, drawdown, Sharpe and ruin odds.
+
+    Writes montecarlo.csv (one row per simulation) and montecarlo.html (histograms).
+    """
+    from algocli.persistence.output import shown
+    from algocli.research import montecarlo as mc
+
+    data = mc.load_run(run)
+    sims = mc.simulate(data, n, method=method, seed=seed, ruin=ruin, replace=replace, block_size=block_size,
+                       block_kind=block_kind, trade_returns=trade_returns)
+    console.print(_table(sims, data))
+    out_dir = out if out is not None else Path(run) / "montecarlo"
+    paths = mc.write_outputs(sims, data, out_dir)
+    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+
+
+def _table(sims, data):
+    from rich.table import Table
+
+    from algocli.analytics.report import format_metric
+    from algocli.research.montecarlo import LABELS, PERCENTILES, describe
+
+    table = Table(title=describe(sims, data), title_justify="left")
+    table.add_column("Statistic")
+    for head in ("mean", *(f"{p} %" for p in PERCENTILES), "run"):
+        table.add_column(head, justify="right")
+    for name, row in sims.summary().items():
+        table.add_row(LABELS[name], *(format_metric(row[c]) for c in ("mean", *(f"p{p}" for p in PERCENTILES))),
+                      format_metric(sims.actual[name]))
+    table.caption = f"probability of ruin ({sims.ruin:.0%} below the start): {sims.ruin_probability:.2%}"
+    table.caption_justify = "left"
+    return table

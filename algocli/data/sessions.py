@@ -1,0 +1,205 @@
+"""Bars checked against the NSE calendar: no bar on a holiday, none outside the session.
+
+``SessionCheck`` is what ``CsvFeed`` runs on every file it loads, after the rows are read and
+before they are sorted (so a bad bar is named by its line in the file), for both of
+``csv_feed``'s readers:
+
+- a daily file (one bar per IST day) may not hold a bar on a day the instrument's segment does
+  not trade: a weekend that is not a special session, or an NSE holiday;
+- an intraday file may not hold a bar that starts outside the segment's session on that day
+  (``NseCalendar.session``: 09:15-15:30 for the cash market, F&O closing at 15:40 from
+  2026-08-03, a special session's own windows).
+
+The first such bar is a ``DataError`` naming the file, the row, the holiday or the session, and
+the fix, unless the run allows it (``data.allow_off_session: true``): the bars are then kept and
+counted, and the feed says how many it kept. A date in a year the calendar does not cover is
+checked against weekends and the regular session times only, and the feed says so once per run.
+Only rows inside the run's ``data.start``/``data.end`` are checked. Instruments without an NSE
+calendar (MCX) are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import numpy as np
+
+from algocli.domain.arrays import unique
+from algocli.domain.instrument import Instrument
+from algocli.domain.models import IST_OFFSET_NS
+from algocli.domain.session import DAY_NS, ist_midnight_ns
+from algocli.errors import DataError
+from algocli.market.calendar import NseCalendar, Session, calendar_segment
+
+__all__ = ["SessionCheck", "instrument_segment"]
+
+_EPOCH = date(1970, 1, 1)
+_DAILY_MINUTES = 375
+_ALLOW = "or set `allow_off_session: true` under data: to keep such bars"
+_NAMES = {"EQ": "cash-market", "FNO": "F&O", "CURRENCY": "currency"}
+
+
+def instrument_segment(names: tuple[str, ...]) -> str | None:
+    """The NSE calendar segment (``EQ``, ``FNO``, ``CURRENCY``) of an instrument from its names.
+
+    Args:
+        names: The instrument's name and its other spellings (broker ids); a derivative in any of
+            them makes it ``FNO`` (or ``CURRENCY``).
+
+    Returns:
+        The segment, or None when the instrument has no NSE calendar (MCX).
+    """
+    found = None
+    for name in names:
+        try:
+            segment = calendar_segment(Instrument.from_name(name).segment)
+        except ValueError:
+            return None
+        if found is None or found == "EQ":
+            found = segment
+    return found
+
+
+def _hhmm(t) -> str:
+    return f"{t.hour:02d}:{t.minute:02d}"
+
+
+class SessionCheck:
+    """Checks the files of one run against the NSE calendar (see the module docstring).
+
+    Args:
+        calendar: The calendar; its warnings about uncovered years are gathered here and said once
+            by ``warnings``.
+        allow: Keep off-session bars (counted) instead of refusing the file.
+        start: First IST date of the run (rows before it are not checked), or None.
+        end: Last IST date of the run, or None.
+    """
+
+    def __init__(self, calendar: NseCalendar | None = None, *, allow: bool = False, start: date | None = None,
+                 end: date | None = None) -> None:
+        self.calendar = calendar if calendar is not None else NseCalendar(on_warning=lambda _: None)
+        self.allow = allow
+        self.start, self.end = start, end
+        self.kept: dict[str, int] = {}
+        self.uncovered: set[int] = set()
+        self._said: set[int] = set()
+
+    def check(self, path: object, ts: np.ndarray, segment: str | None) -> None:
+        """Check one file's bars, in file order (row ``i + 2`` of the file is ``ts[i]``).
+
+        Args:
+            path: The file, for the message.
+            ts: Bar starts, UTC nanoseconds, in file order.
+            segment: ``EQ``, ``FNO`` or ``CURRENCY``; None skips the check.
+
+        Raises:
+            DataError: A bar on a non-trading day or outside the session, and the run does not allow it.
+        """
+        if segment is None or not len(ts):
+            return
+        rows = np.arange(len(ts))
+        if self.start is not None:
+            rows = rows[ts[rows] >= ist_midnight_ns(self.start)]
+        if self.end is not None:
+            rows = rows[ts[rows] < ist_midnight_ns(self.end + timedelta(days=1))]
+        if not len(rows):
+            return
+        daily = _is_daily(ts)
+        days, inverse = unique((ts[rows] + IST_OFFSET_NS) // DAY_NS, return_inverse=True)
+        opens = np.zeros(len(days), dtype=np.int64)
+        closes = np.full(len(days), np.iinfo(np.int64).max)  # a daily file: the whole day is in
+        reasons: dict[int, str] = {}
+        covered = set(self.calendar.covered_years)
+        several: list[tuple[int, Session]] = []
+        unusual = self._unusual_days(days, covered) if daily else None
+        for k, number in enumerate(days.tolist()):
+            day = _EPOCH + timedelta(days=number)
+            if day.year not in covered:
+                self.uncovered.add(day.year)
+            if unusual is not None and day.weekday() < 5 and day not in unusual:
+                continue  # an ordinary weekday: a daily bar needs no session times
+            session = self.calendar.session(day, segment)
+            if session is None:
+                closes[k] = opens[k]  # nothing is in
+                reasons[k] = self._closed_day(day, segment)
+                continue
+            reasons[k] = _outside(session, segment)
+            if not daily:
+                opens[k], closes[k] = session.bounds_ns()
+                if len(session.windows) > 1:
+                    several.append((k, session))
+        t = ts[rows]
+        bad = (t < opens[inverse]) | (t >= closes[inverse])
+        for k, session in several:  # a break between windows (a DR drill): rare, so row by row
+            mine = np.flatnonzero(inverse == k)
+            bad[mine] = [not session.contains(int(x)) for x in t[mine].tolist()]
+        if not bad.any():
+            return
+        if self.allow:
+            self.kept[str(path)] = self.kept.get(str(path), 0) + int(bad.sum())
+            return
+        first = int(np.flatnonzero(bad)[0])
+        stamp = _ist_text(int(ts[rows[first]]), daily)
+        raise DataError(path, f"bar at {stamp} {reasons[int(inverse[first])]}; delete the row, {_ALLOW}",
+                        row=int(rows[first]) + 2)
+
+    def _unusual_days(self, days: np.ndarray, covered: set[int]) -> set[date]:
+        """Holidays and special sessions of the covered years ``days`` (IST day numbers) fall in."""
+        years = {(_EPOCH + timedelta(days=int(n))).year for n in (days[0], days[-1])}
+        out: set[date] = set()
+        for year in range(min(years), max(years) + 1):
+            if year in covered:
+                out.update(self.calendar.holidays(year), self.calendar.special_sessions(year))
+        return out
+
+    def _closed_day(self, day: date, segment: str) -> str:
+        holiday = self.calendar.holiday_name(day)
+        if holiday is not None:
+            return f"falls on an NSE holiday ({holiday})"
+        if day.weekday() >= 5:
+            return f"falls on a {day:%A}, when the {_NAMES[segment]} segment does not trade"
+        return f"falls on a day the {_NAMES[segment]} segment does not trade"
+
+    def warnings(self) -> list[str]:
+        """What to tell the user once: uncovered years not yet said, and off-session bars kept."""
+        out = []
+        new = sorted(self.uncovered - self._said)
+        if new:
+            self._said.update(new)
+            covered = ", ".join(map(str, self.calendar.covered_years)) or "none"
+            years = ", ".join(map(str, new))
+            out.append(f"NSE calendar: {years} {'is' if len(new) == 1 else 'are'} not covered (covered: {covered}); "
+                       "bars on those dates were checked against weekends and the regular session only; add "
+                       f"{self.calendar.user_dir / 'nse_YYYY.csv'} with each year's holidays")
+        for path, n in self.kept.items():
+            out.append(f"{path}: kept {n} bar(s) on NSE holidays or outside the session (data.allow_off_session)")
+        self.kept = {}
+        return out
+
+    def say(self, warn: Callable[[str], None]) -> None:
+        """Pass ``warnings()`` to ``warn``, one line each."""
+        for line in self.warnings():
+            warn(line)
+
+
+def _is_daily(ts: np.ndarray) -> bool:
+    """One bar per IST day (or fewer): a daily file, checked by day alone."""
+    from algocli.data.csv_feed import infer_interval_minutes
+
+    native = infer_interval_minutes(np.sort(ts))
+    if native is None:  # a single bar: daily when stamped at IST midnight, as daily rows are
+        return bool(((ts + IST_OFFSET_NS) % DAY_NS == 0).all())
+    return native >= _DAILY_MINUTES
+
+
+def _outside(session: Session, segment: str) -> str:
+    windows = " and ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in session.windows)
+    what = f"the {session.special} session" if session.special else f"the {_NAMES[segment]} session"
+    return f"is outside {what} ({windows} IST on {session.day})"
+
+
+def _ist_text(ns: int, daily: bool) -> str:
+    local = np.datetime64(ns + IST_OFFSET_NS, "ns").astype("datetime64[m]")
+    text = str(local).replace("T", " ")
+    return text[:10] if daily and text.endswith("00:00") else f"{text} IST"

@@ -1,0 +1,55 @@
+"""The one place TA-Lib is imported.
+
+``talib/__init__.py`` imports pandas and polars when they are installed, to wrap every
+function for their Series. That costs a quarter of a second of every small backtest, and
+the project calls TA-Lib on numpy arrays only. So TA-Lib is imported with both libraries
+hidden: its wrappers are then not installed, and every function takes and returns numpy
+arrays. A program that imports pandas itself later still gets numpy results for numpy
+input; a program that had imported pandas before gets TA-Lib's wrappers, which pass numpy
+input through unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from types import ModuleType
+
+_HIDDEN = ("pandas", "polars")
+
+
+@contextmanager
+def _without_dataframes():
+    """Hide pandas and polars (those not imported yet) for the duration of a TA-Lib import."""
+    # A None entry makes ``import pandas`` raise ImportError, which talib treats as "not installed".
+    hidden = [name for name in _HIDDEN if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+def talib_module() -> ModuleType:
+    """TA-Lib's top-level module, imported without pandas or polars (see the module docstring).
+
+    Returns:
+        The ``talib`` module.
+    """
+    with _without_dataframes():
+        import talib
+    return talib
+
+
+def talib_abstract() -> ModuleType:
+    """``talib.abstract`` (function metadata and the dict-of-arrays interface), imported as ``talib_module``.
+
+    Returns:
+        The ``talib.abstract`` module.
+    """
+    with _without_dataframes():
+        from talib import abstract
+    return abstract

@@ -1,0 +1,65 @@
+"""What a sweep maximises: a statistic of ``results.csv`` by name, or a ``module:function``."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Callable
+
+from algocli.errors import UsageError
+
+
+def statistic_names() -> tuple[str, ...]:
+    """Every statistic of ``results.csv``, by the name it has there."""
+    from algocli.analytics.stats import METRIC_NAMES
+    from algocli.domain.models import CHARGE_FIELDS
+
+    return (*METRIC_NAMES, *(f"charges_{kind}" for kind in CHARGE_FIELDS), "charges_total")
+
+
+class Objective:
+    """Scores a trial from its statistics; higher is better, None when undefined.
+
+    Args:
+        text: A ``results.csv`` statistic (``sharpe_ratio``) or ``package.module:function``; the
+            function receives the trial's statistics as a dict (numbers as floats, durations in
+            days, times as ISO text, undefined ones None) and returns a number.
+
+    Raises:
+        UsageError: An unknown statistic, or a function that cannot be imported.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.function: Callable[[dict], float] | None = None
+        if ":" in text:
+            module, _, name = text.partition(":")
+            try:
+                self.function = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError) as exc:
+                raise UsageError(f"--maximize {text}: cannot import it ({exc}); give package.module:function "
+                                 "importable from PYTHONPATH") from None
+            if not callable(self.function):
+                raise UsageError(f"--maximize {text}: not a function")
+            return
+        names = statistic_names()
+        if text not in names:
+            raise UsageError(f"--maximize {text}: not a statistic of results.csv; use one of "
+                             f"{', '.join(n for n in names if not n.endswith(('_date', 'duration')))}, "
+                             "or package.module:function")
+        if text.endswith(("_date",)):
+            raise UsageError(f"--maximize {text}: a date cannot be maximised; choose a number")
+
+    @property
+    def column(self) -> str | None:
+        """The extra ``trials.csv`` column a function's score needs (a statistic has its own)."""
+        return "objective" if self.function is not None else None
+
+    def score(self, values: dict) -> float | None:
+        """The trial's score, or None when undefined (NaN, no trades)."""
+        raw = self.function(dict(values)) if self.function is not None else values.get(self.text)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(value) else value

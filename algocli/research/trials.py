@@ -1,0 +1,307 @@
+"""Run a sweep of backtests: ``run_trials(config, space, ...) -> TrialsResult``.
+
+A trial is one backtest of the run definition with some strategy parameters set. Its key
+is a SHA-256 of the run definition, the data files' SHA-256s, the package version and the
+parameters, so a finished trial is never run twice: each completed batch is appended to a
+journal in the output folder (fsynced) before anything else happens, and a rerun of the
+same sweep takes those rows from it. Results are ordered by trial number (grid order, or
+the order the seeded search proposed them), never by completion, which makes
+``trials.csv`` the same bytes whatever ran the trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from algocli.errors import AlgoError, UsageError
+from algocli.research.objective import Objective
+from algocli.research.search import METHODS, BayesSearch, admissible, sample
+from algocli.research.space import Space
+from algocli.research.worker import ContextSpec, data_hash, install, load_context, refusal, run_trial
+
+JOURNAL = "trials.journal.jsonl"
+#: A batch should keep a worker busy this long, so the per-batch cost (pickling, scheduling,
+#: 0.2-1 ms on Dask) stays well under 5 % of it.
+BATCH_SECONDS = 0.5
+
+
+def canonical(params: dict) -> str:
+    """Parameters as canonical JSON: the same dict gives the same text in any process."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class Trial:
+    """One evaluated point.
+
+    Attributes:
+        number: Its row in ``trials.csv`` (from 0).
+        params: The parameters it set.
+        key: Its content key (see the module docstring).
+        stats: Each statistic as ``results.csv`` writes it.
+        values: Each statistic as a plain value (``worker.stats_values``).
+        score: The objective, None when undefined.
+        seconds: Wall time of the backtest in its worker.
+        cached: Taken from the journal rather than run now.
+    """
+
+    number: int
+    params: dict
+    key: str
+    stats: dict[str, str]
+    values: dict
+    score: float | None
+    seconds: float
+    cached: bool = False
+
+
+@dataclass
+class TrialsResult:
+    """A finished (or interrupted) sweep."""
+
+    trials: list[Trial]
+    objective: Objective
+    space: Space
+    method: str
+    seed: int
+    config: object
+    source: str
+    data_hash: str
+    refused: list[tuple[dict, str]] = field(default_factory=list)
+    workers: dict[str, float] = field(default_factory=dict)  # worker -> peak RSS MiB
+    ran: int = 0
+    wall_seconds: float = 0.0
+    busy_seconds: float = 0.0  # sum of the trials' own wall times, this call only
+    load_seconds: float = 0.0
+    batch_size: int = 1
+    executor: str = ""
+    interrupted: bool = False
+
+    @property
+    def best(self) -> Trial | None:
+        """The highest score; the earliest trial wins a tie."""
+        scored = [t for t in self.trials if t.score is not None]
+        return max(scored, key=lambda t: (t.score, -t.number)) if scored else None
+
+
+Progress = Callable[[int, int, "Trial | None"], None]
+
+
+class _Journal:
+    """The journal of finished trials: key -> row, appended one batch at a time."""
+
+    def __init__(self, path: Path) -> None:
+        from algocli.persistence.journal import Journal, read_journal
+
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            for record in read_journal(path):
+                if record.get("k") == "trial":
+                    self.rows[record["key"]] = record
+        self._journal = Journal(path)
+
+    def add(self, rows: list[tuple[str, dict, dict]]) -> None:
+        for i, (key, params, row) in enumerate(rows):
+            record = {"key": key, "params": params, **row}
+            self._journal.append("trial", sync=i == len(rows) - 1, **record)
+            self.rows[key] = {"k": "trial", **record}
+
+    def close(self) -> None:
+        self._journal.close()
+
+
+class _Sweep:
+    """The state of one ``run_trials`` call."""
+
+    def __init__(self, result: TrialsResult, spec: ContextSpec, ctx, executor, journal: _Journal,
+                 batch: int | None, progress: Progress | None, total: int) -> None:
+        self.result, self.spec, self.ctx, self.executor = result, spec, ctx, executor
+        self.journal, self.batch, self.progress, self.total = journal, batch, progress, total
+        self.base = hashlib.sha256(canonical({"config": spec.config, "data": spec.data_hash,
+                                              "version": _version()}).encode()).hexdigest()
+        self.done = 0
+        self.per_batch: int | None = None  # trials per batch for BATCH_SECONDS, from the pilot
+        self.best: Trial | None = None
+        self.ran_now: set[str] = set()
+
+    def key(self, params: dict) -> str:
+        return hashlib.sha256((self.base + canonical(params)).encode()).hexdigest()[:32]
+
+    def evaluate(self, points: list[dict]) -> None:
+        """Run the points not in the journal; append a ``Trial`` per point to the result, in order."""
+        keyed = list(dict((self.key(p), p) for p in points).items())
+        todo = [(k, p) for k, p in keyed if k not in self.journal.rows]
+        for key, params in keyed:
+            if key in self.journal.rows:
+                self._count(self.journal.rows[key])
+        size = self.batch
+        if todo and size is None:
+            if self.per_batch is None:
+                self.per_batch = self._pilot(todo.pop(0))
+            # at least 4 batches per worker, so that the last ones do not leave a worker idle
+            size = min(self.per_batch, max(1, -(-len(todo) // (4 * self.executor.workers))))
+        size = self.result.batch_size = size or 1
+        batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+        pending = self.executor.run(self.spec, batches) if batches else iter(())
+        params_of = dict(todo)
+        try:
+            for out in pending:
+                self._take(out, params_of)
+        finally:
+            close = getattr(pending, "close", None)
+            if close:
+                close()
+            self._append_trials(keyed)
+
+    def _pilot(self, item: tuple[str, dict]) -> int:
+        """Run one trial here to time it, and size the batches from it."""
+        key, params = item
+        row = run_trial(self.ctx, params)
+        self._record([(key, params, row)])
+        return max(1, round(BATCH_SECONDS / max(row["seconds"], 1e-6)))
+
+    def _take(self, out: dict, params_of: dict) -> None:
+        self._record([(k, params_of[k], row) for k, row in out["rows"]])
+        if out.get("error"):
+            _, code, message, params = out["error"]
+            err = AlgoError(f"trial {_shown(params)}: {message}")
+            err.exit_code = code
+            raise err
+        self.result.workers[out["worker"]] = max(out["peak_rss_mb"], self.result.workers.get(out["worker"], 0.0))
+        self.result.load_seconds += out["load_seconds"]
+
+    def _record(self, rows: list[tuple[str, dict, dict]]) -> None:
+        if not rows:
+            return
+        self.journal.add(rows)
+        self.result.ran += len(rows)
+        self.result.busy_seconds += sum(row["seconds"] for _, _, row in rows)
+        for key, _, _ in rows:
+            self.ran_now.add(key)
+            self._count(self.journal.rows[key])
+
+    def _count(self, record: dict) -> None:
+        self.done += 1
+        score = self.result.objective.score(record["values"])
+        if score is not None and (self.best is None or score > self.best.score):
+            self.best = Trial(-1, record["params"], record["key"], record["stats"], record["values"], score,
+                              record["seconds"])
+        if self.progress:
+            self.progress(min(self.done, self.total), self.total, self.best)
+
+    def _append_trials(self, keyed: list[tuple[str, dict]]) -> None:
+        seen = {t.key for t in self.result.trials}
+        for key, params in keyed:
+            record = self.journal.rows.get(key)
+            if record is None or key in seen:
+                continue
+            seen.add(key)
+            self.result.trials.append(Trial(
+                len(self.result.trials), params, key, record["stats"], record["values"],
+                self.result.objective.score(record["values"]), record["seconds"], cached=key not in self.ran_now))
+
+
+def _shown(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _version() -> str:
+    from algocli import __version__
+
+    return __version__
+
+
+def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio", method: str = "grid",
+               trials: int | None = None, seed: int = 0, executor=None, out_dir: Path | None = None,
+               batch: int | None = None, progress: Progress | None = None) -> TrialsResult:
+    """Run a sweep of ``config_path``'s backtest over ``space`` and journal every trial.
+
+    Args:
+        config_path: The run definition (YAML).
+        space: Parameters and constraints (``Space.parse``).
+        maximize: A ``results.csv`` statistic or ``package.module:function``.
+        method: ``grid`` (every admissible point), ``random`` (``trials`` of them, seeded) or
+            ``bayes`` (``trials`` points proposed by Optuna's TPE, seeded).
+        trials: Points for ``random`` and ``bayes`` (default 100); ``grid`` ignores it.
+        seed: Seed of the random and Bayesian proposals.
+        executor: Where batches run (``executors.make_executor``); None runs them here.
+        out_dir: Folder of the journal; None keeps no journal (nothing resumes).
+        batch: Trials per batch; None sizes batches from a first trial run here.
+        progress: Called with (done, total, best so far) after each batch.
+
+    Returns:
+        The trials in order; ``interrupted`` when Ctrl-C stopped the sweep (the finished
+        trials are journalled and returned).
+
+    Raises:
+        UsageError: A bad method, objective or space; ConfigError/DataError from the run
+            definition; AlgoError from a trial (its parameters named).
+    """
+    from algocli.config.run import load_run_config
+    from algocli.research.executors import InlineExecutor
+
+    if method not in METHODS:
+        raise UsageError(f"--method {method}: use one of {', '.join(METHODS)}")
+    objective = Objective(maximize)
+    started = time.perf_counter()
+    config = load_run_config(Path(config_path))
+    source = str(config_path)
+    for name in space.names:  # an unknown parameter fails before the data is read
+        _ = _check_param(config, name, source)
+    ctx = load_context(config, source)
+    spec = ContextSpec(config.model_dump(mode="json", by_alias=True), source, data_hash(ctx.data_files))
+    install(spec, ctx)  # before a local pool forks: its workers share these pages
+    result = TrialsResult([], objective, space, method, seed, config, source, spec.data_hash,
+                          load_seconds=ctx.load_seconds)
+    accept = lambda point: refusal(ctx, point)  # noqa: E731
+    executor = executor or InlineExecutor()
+    result.executor = executor.description
+    journal = _Journal(Path(out_dir) / JOURNAL) if out_dir is not None else _MemoryJournal()
+    try:
+        if method == "bayes":
+            search = BayesSearch(space, trials or 100, seed, accept)
+            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, search.trials)
+            while points := search.ask():
+                sweep.evaluate(points)
+                search.tell({canonical(t.params): t.score for t in result.trials})
+        else:
+            points, result.refused = admissible(space, accept)
+            if method == "random":
+                points = sample(points, trials or 100, seed)
+            if not points:
+                raise UsageError("no point of the grid passes the constraints and the strategies' own checks"
+                                 + (f" (first refusal: {result.refused[0][1]})" if result.refused else ""))
+            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points))
+            sweep.evaluate(points)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        journal.close()
+        result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _check_param(config, name: str, source: str) -> None:
+    from algocli.research.worker import with_params
+
+    with_params(config, {name: None}, source)
+
+
+class _MemoryJournal(_Journal):
+    """A journal that keeps rows in memory only (no ``out_dir``)."""
+
+    def __init__(self) -> None:
+        self.rows = {}
+
+    def add(self, rows: list[tuple[str, dict, dict]]) -> None:
+        for key, params, row in rows:
+            self.rows[key] = {"k": "trial", "key": key, "params": params, **row}
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,253 @@
+"""What runs inside a sweep's worker: load the data once, then run batches of trials on it.
+
+A worker process keeps one ``TrialContext`` (the validated run definition, its bars and the
+instrument metadata) for the sweep it serves, so a batch of trials costs only the
+backtests: no CSV is read per trial, and no artifact is written; a trial returns its
+statistics. A local pool forks after the client has loaded the context, so its workers
+share the client's pages; a Dask worker loads it on its first batch and checks that its
+data files hash to what the client saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from algocli.errors import ConfigError, DataError
+
+#: One context per worker process: a worker serves one sweep at a time, and a second
+#: dataset would double its memory.
+_CONTEXTS: dict[str, "TrialContext"] = {}
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """How a worker rebuilds the sweep's context: plain data, cheap to pickle.
+
+    Attributes:
+        config: The run definition as ``RunConfig.model_dump(mode="json", by_alias=True)``,
+            with absolute paths.
+        source: The YAML path, for messages and paths relative to it (charges tables).
+        data_hash: SHA-256 over the data files' SHA-256s, as the client computed it.
+    """
+
+    config: dict
+    source: str
+    data_hash: str
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps([self.config, self.source, self.data_hash], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class TrialContext:
+    """A run definition with its data loaded, ready for many trials."""
+
+    config: object  # RunConfig, instruments named
+    source: str
+    bars: dict
+    instruments: dict
+    data_files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+
+def load_context(config, source: str) -> TrialContext:
+    """Validate ``config``'s plugins and load its data, as ``algo backtest`` does.
+
+    Args:
+        config: A ``RunConfig``.
+        source: The YAML path.
+
+    Raises:
+        ConfigError, DataError: As ``assemble_backtest`` raises them.
+    """
+    from algocli.engine.assemble import assemble_backtest
+
+    started = time.perf_counter()
+    warnings: list[str] = []
+    assembled = assemble_backtest(config, source, warn=warnings.append)
+    bt = assembled.backtest
+    return TrialContext(assembled.config, source, bt.bars, dict(bt.core.instruments), assembled.data_files,
+                        warnings, time.perf_counter() - started)
+
+
+def data_hash(files: list[Path]) -> str:
+    """One SHA-256 over the SHA-256 of each data file, in the order the feed read them."""
+    from algocli.persistence.artifacts import file_sha256
+
+    return hashlib.sha256("\n".join(file_sha256(Path(f)) for f in files).encode()).hexdigest()
+
+
+def install(spec: ContextSpec, ctx: TrialContext) -> None:
+    """Make ``ctx`` this process's context for ``spec`` (a forked pool inherits it)."""
+    _CONTEXTS.clear()
+    _CONTEXTS[spec.key] = ctx
+
+
+def context_for(spec: ContextSpec) -> TrialContext:
+    """This process's context for ``spec``, loaded and checked on first use."""
+    ctx = _CONTEXTS.get(spec.key)
+    if ctx is not None:
+        return ctx
+    from algocli.config.run import RunConfig
+
+    ctx = load_context(RunConfig.model_validate(spec.config), spec.source)
+    seen = data_hash(ctx.data_files)
+    if seen != spec.data_hash:
+        raise DataError(", ".join(map(str, ctx.data_files)),
+                        f"differ on worker {socket.gethostname()} from the client's copy; give every worker "
+                        "the same files (a shared folder)")
+    install(spec, ctx)
+    return ctx
+
+
+def with_params(config, params: dict, source: str):
+    """``config`` with the strategy parameters of ``params`` set.
+
+    A name is ``<param>`` (the strategies whose parameters include it; when several do, it
+    must be qualified) or ``<strategy id>.<param>``.
+
+    Raises:
+        ConfigError: No strategy has that parameter, or several do and the name is bare.
+    """
+    from algocli.registry import resolve
+
+    entries = [e.model_copy(update={"params": dict(e.params)}) for e in config.strategies]
+    for name, value in params.items():
+        sid, _, key = name.rpartition(".")
+        if sid:
+            targets = [e for e in entries if e.id == sid]
+            if not targets:
+                raise ConfigError(f"{source}: --param {name}: no strategy has id {sid!r}; "
+                                  f"ids: {', '.join(e.id for e in entries)}")
+        else:
+            targets = [e for e in entries
+                       if key in resolve("strategy", e.class_, where=f"{source}: strategies").Params.model_fields]
+            if not targets:
+                raise ConfigError(f"{source}: --param {name}: no strategy has a parameter {key!r}; "
+                                  "see `algo strategies` for each strategy's parameters")
+            if len(targets) > 1:
+                raise ConfigError(f"{source}: --param {name}: strategies {', '.join(e.id for e in targets)} all "
+                                  f"have it; write --param <id>.{key}=...")
+        for entry in targets:
+            entry.params[key] = value
+    return config.model_copy(update={"strategies": entries})
+
+
+def refusal(ctx: TrialContext, params: dict) -> str | None:
+    """Why the strategies refuse ``params`` (their own validation), or None when they accept them."""
+    from algocli.config.run import parse_plugin_config
+    from algocli.registry import resolve
+
+    source = ctx.source
+    try:  # only the strategies: the rest of the run definition was checked when the data loaded
+        for i, entry in enumerate(with_params(ctx.config, params, source).strategies):
+            cls = resolve("strategy", entry.class_, where=f"{source}: strategies[{i}].class")
+            cls.from_params(parse_plugin_config(cls.Params, entry.params, source, f"strategies[{i}].params"))
+    except ConfigError as exc:
+        return str(exc)
+    except (TypeError, ValueError) as exc:
+        return f"{source}: strategies: refused {params}: {exc}"
+    return None
+
+
+def run_trial(ctx: TrialContext, params: dict) -> dict:
+    """Run one backtest with ``params`` on the loaded data and return its statistics.
+
+    The run is assembled as ``assemble_backtest`` assembles it, from the bars already in
+    memory (a fresh cost model, strategies and risk controller per trial).
+
+    Returns:
+        ``{"stats": {name: results.csv text}, "values": {name: float or None}, "seconds": s}``.
+    """
+    from algocli.engine.assemble import resolve_plugins
+    from algocli.engine.backtest import Backtest
+    from algocli.persistence.artifacts import charge_totals
+
+    started = time.perf_counter()
+    config = with_params(ctx.config, params, ctx.source)
+    plugins = resolve_plugins(config, ctx.source)
+    broker_cfg = plugins.broker_cfg
+    bt = Backtest(
+        ctx.bars, initial_capital=config.initial_capital, fill_model=plugins.fill_model,
+        cost_model=plugins.new_cost_model(lambda _: None), interval=config.interval, name=config.name,
+        instruments=ctx.instruments, products=dict(getattr(broker_cfg, "products", {})),
+        default_product=getattr(broker_cfg, "product", "INTRADAY"), rules=plugins.product_rules(),
+    )
+    for sid, strategy, instruments in plugins.strategies:
+        bt.add_strategy(strategy, instruments, sid)
+    if config.risk is not None:
+        from algocli.risk import attach_risk
+
+        attach_risk(bt.core, config.risk, state_path=None)
+    result = bt.run()
+    stats = {**result.metrics, **charge_totals(result.fills)}
+    return {"stats": stats_text(stats), "values": stats_values(stats), "seconds": time.perf_counter() - started}
+
+
+def stats_text(stats: dict) -> dict[str, str]:
+    """Each statistic as ``results.csv`` writes it (money to paise, the rest to four places)."""
+    from algocli.persistence.artifacts import MONEY_METRICS, format_metric
+
+    return {k: format_metric(v, 2 if k in MONEY_METRICS or k.startswith("charges_") else 4) for k, v in stats.items()}
+
+
+def stats_values(stats: dict) -> dict[str, float | str | None]:
+    """Each statistic as a plain value: numbers as floats, durations in days, times as ISO text."""
+    out: dict[str, float | str | None] = {}
+    for k, v in stats.items():
+        if isinstance(v, timedelta):
+            out[k] = v.total_seconds() / 86400
+        elif isinstance(v, datetime):
+            out[k] = v.isoformat()
+        elif v is None or type(v).__name__ == "NaTType":
+            out[k] = None
+        else:
+            out[k] = float(v)
+    return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def run_batch(spec: ContextSpec, points: list[tuple[str, dict]]) -> dict:
+    """Run a batch of trials; the task every backend ships to a worker.
+
+    Args:
+        spec: The sweep's context (loaded once per worker process).
+        points: ``(key, params)`` pairs.
+
+    Returns:
+        ``{"rows": [(key, row), ...], "worker": "host:pid", "peak_rss_mb": float,
+        "load_seconds": float, "seconds": float}``.
+    """
+    from algocli.errors import AlgoError
+
+    started = time.perf_counter()
+    fresh = spec.key not in _CONTEXTS
+    out = {"rows": [], "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None}
+    params = {}
+    try:  # an AlgoError travels back as text: its class may not unpickle on the client
+        ctx = context_for(spec)
+        for key, params in points:
+            out["rows"].append((key, run_trial(ctx, params)))
+    except AlgoError as exc:
+        out["error"] = (type(exc).__name__, exc.exit_code, str(exc), params)
+        ctx = None
+    out.update(peak_rss_mb=peak_rss_mb(), seconds=time.perf_counter() - started,
+               load_seconds=ctx.load_seconds if fresh and ctx is not None else 0.0)
+    return out

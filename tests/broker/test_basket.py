@@ -1,0 +1,73 @@
+"""Baskets: legs placed all or none, checked together against margin and risk limits, one common tag.
+
+Margin by hand (``algocli/market/data/margin.csv``): a short option blocks 15 % of strike x quantity,
+a bought one its premium. A short 21000 straddle of one lot (50) blocks 2 x 0.15 x 21000 x 50 = 315,000.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from algocli.broker.fill_models import NextOpen
+from algocli.domain.models import OrderStatus
+from algocli.engine.backtest import Backtest
+from algocli.market.products import ProductRules
+from algocli.risk import attach_risk
+from algocli.risk.config import RiskConfig
+from engine.options_fixtures import LOT, UNDER, chain, index, option_name
+from helpers import Scripted
+
+EXPIRY = date(2024, 1, 4)
+CE, PE = option_name(EXPIRY, 21000, "CE"), option_name(EXPIRY, 21000, "PE")
+WING_CE, WING_PE = option_name(EXPIRY, 21200, "CE"), option_name(EXPIRY, 21100, "PE")
+
+
+def _run(script, capital, risk=None):
+    bars, rows = chain(date(2024, 1, 2), EXPIRY)
+    bt = Backtest(bars, initial_capital=capital, fill_model=NextOpen(), instruments={UNDER: index()},
+                  default_product="MARGIN", rules=ProductRules.build("dhan", squareoff="off"), universe=rows)
+    bt.add_strategy(Scripted(script), [UNDER], "s")
+    if risk is not None:
+        attach_risk(bt.core, risk, state_path=None)
+    return bt.run()
+
+
+def _straddle(ctx, c):
+    return ctx.basket([(CE, "SELL", LOT), (PE, "SELL", LOT)], tag="straddle")
+
+
+def test_a_basket_the_margin_cannot_carry_whole_is_not_placed_in_part():
+    result = _run({0: _straddle}, capital=250_000)  # leg 1 alone (157,500) would fit; both (315,000) do not
+    legs = [o for o in result.orders if o.tag == "straddle"]
+    assert [o.status for o in legs] == [OrderStatus.REJECTED, OrderStatus.REJECTED]
+    assert all(f"leg 2 (SELL {LOT} {PE})" in o.reason and "no leg was placed" in o.reason for o in legs)
+    assert not result.fills
+    # the same legs one by one: the first is placed and fills, which is what a basket must prevent
+    alone = _run({0: lambda ctx, c: (ctx.sell(CE, LOT), ctx.sell(PE, LOT))}, capital=250_000)
+    assert [o.status for o in alone.orders[:2]] == [OrderStatus.FILLED, OrderStatus.REJECTED]
+
+
+def test_a_basket_the_margin_carries_fills_every_leg_with_the_common_tag():
+    def condor(ctx, c):
+        return ctx.basket([(CE, "SELL", LOT), (PE, "SELL", LOT), (WING_CE, "BUY", LOT), (WING_PE, "BUY", LOT)])
+    result = _run({0: condor}, capital=400_000)
+    legs = [o for o in result.orders if o.tag == "basket-1"]
+    assert len(legs) == 4 and all(o.status is OrderStatus.FILLED for o in legs)
+    opened = [f for f in result.fills if f.order_id in {o.order_id for o in legs}]
+    assert {f.bar for f in opened} == {1}  # all four legs fill on the next bar's open
+
+
+def test_a_risk_limit_refusing_one_leg_refuses_the_basket():
+    def legs(ctx, c):
+        return ctx.basket([(WING_CE, "BUY", LOT), (CE, "BUY", 4 * LOT)], tag="calls")
+    result = _run({0: legs}, capital=5_000_000, risk=RiskConfig(max_order_value=10_000))
+    calls = [o for o in result.orders if o.tag == "calls"]
+    assert [o.status for o in calls] == [OrderStatus.REJECTED] * 2
+    assert all(f"leg 2 (BUY {4 * LOT} {CE}) refused: risk: order value" in o.reason for o in calls)
+
+
+def test_a_leg_the_exchange_refuses_names_itself():
+    result = _run({0: lambda ctx, c: ctx.basket([(CE, "SELL", LOT), (PE, "SELL", LOT + 1)], tag="odd")},
+                  capital=5_000_000)
+    assert all("leg 2" in o.reason and "lot" in o.reason for o in result.orders)
+    assert [o.status for o in result.orders] == [OrderStatus.REJECTED] * 2

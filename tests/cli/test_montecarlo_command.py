@@ -1,0 +1,81 @@
+"""``algo montecarlo`` on the output of ``algo backtest configs/sma.yaml``."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def sma_run(cli, base_config, write_yaml, tmp_path):
+    """The sample backtest's artifact folder."""
+    out = tmp_path / "sma"
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", out)
+    assert result.code == 0, result.err
+    return out
+
+
+def _results(folder) -> dict[str, str]:
+    with (folder / "results.csv").open(encoding="utf-8") as fh:
+        return {row[0]: row[1] for row in csv.reader(fh)}
+
+
+def _rows(path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_reshuffled_trades_keep_the_run_return_and_write_table_csv_and_page(cli, sma_run):
+    result = cli("montecarlo", sma_run, "--n", "500", "--seed", "3")
+    assert result.code == 0, result.err
+    stats = _results(sma_run)
+    rows = _rows(sma_run / "montecarlo" / "montecarlo.csv")
+    assert len(rows) == 500 and rows[0].keys() == {"simulation", "total_return_pct", "max_drawdown_pct",
+                                                    "sharpe_ratio", "ruined"}
+    finals = np.array([float(r["total_return_pct"]) for r in rows])
+    assert finals == pytest.approx(np.full(500, float(stats["total_return_pct"])), abs=1e-4)
+    assert len({r["max_drawdown_pct"] for r in rows}) > 50  # the order changes the path
+    assert "Max. Drawdown" in result.out and "probability of ruin (30% below the start)" in result.out
+    page = (sma_run / "montecarlo" / "montecarlo.html").read_text(encoding="utf-8")
+    assert page.count('class="chart"') == 3 and "Plotly.newPlot" in page and 'data-key="ruin"' in page
+
+
+def test_the_run_path_of_a_bar_bootstrap_has_the_backtest_statistics(cli, sma_run, tmp_path):
+    from algocli.research.montecarlo import load_run, simulate
+
+    out = tmp_path / "mc"
+    result = cli("montecarlo", sma_run, "--n", "50", "--method", "bootstrap", "--seed", "1", "--out", out)
+    assert result.code == 0, result.err
+    assert (out / "montecarlo.csv").is_file() and not (sma_run / "montecarlo").exists()
+    stats = _results(sma_run)
+    actual = simulate(load_run(sma_run), 1, method="bootstrap", seed=1).actual  # the "run" column
+    for name in ("total_return_pct", "max_drawdown_pct", "sharpe_ratio"):
+        assert actual[name] == pytest.approx(float(stats[name]), abs=1e-4), name
+    # the same through the trades: the run's trades, in the run's order, compound to its return
+    trades = simulate(load_run(sma_run), 1, method="trades", seed=1).actual
+    assert trades["total_return_pct"] == pytest.approx(float(stats["total_return_pct"]), abs=1e-4)
+
+
+def test_the_same_seed_writes_the_same_bytes(cli, sma_run, tmp_path):
+    written = []
+    for name, seed in (("a", "8"), ("b", "8"), ("c", "9")):
+        assert cli("montecarlo", sma_run, "--n", "300", "--method", "block", "--seed", seed,
+                   "--out", tmp_path / name).code == 0
+        written.append((tmp_path / name / "montecarlo.csv").read_bytes())
+    assert written[0] == written[1] != written[2]
+    assert (tmp_path / "a" / "montecarlo.html").read_bytes() == (tmp_path / "b" / "montecarlo.html").read_bytes()
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, sma_run, tmp_path):
+    empty = tmp_path / "empty"
+    shutil.copytree(sma_run, empty)
+    header = (empty / "trades.csv").read_text(encoding="utf-8").splitlines()[0]
+    (empty / "trades.csv").write_text(header + "\n", encoding="utf-8")
+    for argv, words in (((tmp_path,), "no trades.csv"), ((empty,), "closed no trade"),
+                        ((sma_run, "--n", "0"), "--n 0"), ((sma_run, "--method", "x"), "--method x")):
+        result = cli("montecarlo", *argv)
+        assert result.code == 2, result.out
+        assert len(result.err_lines) == 1 and words in result.err

@@ -1,0 +1,100 @@
+"""``algo optimize``: the artifacts, statistics equal to ``algo backtest``'s, best.yaml runs, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import yaml
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _results(path) -> dict:
+    return {row["metric"]: row["value"] for row in _rows(path)}
+
+
+def _sweep(cli, write_yaml, base_config, out, *extra):
+    run = write_yaml(base_config)
+    res = cli("optimize", run, "--param", "fast_period=5,10", "--param", "slow_period=20:40:10",
+              "--constraint", "fast_period < slow_period", "--workers", "1", "--out", out, "-q", *extra)
+    return run, res
+
+
+def test_optimize_writes_its_artifacts(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    _, res = _sweep(cli, write_yaml, base_config, out)
+    assert res.code == 0, res.err
+    assert {p.name for p in out.iterdir()} >= {"trials.csv", "timings.csv", "best.yaml", "heatmap.html",
+                                               "optimize.json", "trials.journal.jsonl"}
+    rows = _rows(out / "trials.csv")
+    assert [(r["fast_period"], r["slow_period"]) for r in rows] == [
+        ("5", "20"), ("5", "30"), ("5", "40"), ("10", "20"), ("10", "30"), ("10", "40")]
+    assert "sharpe_ratio" in rows[0] and "charges_total" in rows[0] and "seconds" not in rows[0]
+    best = max(rows, key=lambda r: float(r["sharpe_ratio"]))
+    assert f"fast_period={best['fast_period']}, slow_period={best['slow_period']}" in res.out
+    manifest = json.loads((out / "optimize.json").read_text())
+    assert manifest["best"]["trial"] == int(best["trial"]) and manifest["trials"] == 6
+    page = (out / "heatmap.html").read_text()
+    assert '"type":"heatmap"' in page and "Plotly.newPlot" in page
+
+
+def test_every_statistic_equals_algo_backtest(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    _sweep(cli, write_yaml, base_config, out)
+    rows = _rows(out / "trials.csv")
+    for row in (rows[0], rows[4]):  # two trials, run again through `algo backtest`
+        cfg = yaml.safe_load(yaml.safe_dump(base_config))
+        cfg["strategies"][0]["params"].update(fast_period=int(row["fast_period"]), slow_period=int(row["slow_period"]))
+        run = write_yaml(cfg, f"trial{row['trial']}.yaml")
+        res = cli("backtest", run, "-o", tmp_path / f"bt{row['trial']}", "--no-report", "-q")
+        assert res.code == 0, res.err
+        results = _results(tmp_path / f"bt{row['trial']}" / "results.csv")
+        assert {k: row[k] for k in results} == results
+
+
+def test_best_yaml_runs_as_is_and_reproduces_the_best_trial(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    _sweep(cli, write_yaml, base_config, out)
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    rows = _rows(out / "trials.csv")
+    top = max(rows, key=lambda r: float(r["sharpe_ratio"]))
+    assert best["strategies"][0]["params"]["fast_period"] == int(top["fast_period"])
+    res = cli("backtest", out / "best.yaml", "-o", tmp_path / "best-run", "--no-report", "-q")
+    assert res.code == 0, res.err
+    results = _results(tmp_path / "best-run" / "results.csv")
+    assert results["sharpe_ratio"] == top["sharpe_ratio"] and results["final_equity"] == top["final_equity"]
+
+
+def test_rerun_takes_every_trial_from_the_journal(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    _sweep(cli, write_yaml, base_config, out)
+    first = (out / "trials.csv").read_bytes()
+    _, res = _sweep(cli, write_yaml, base_config, out)
+    assert res.code == 0 and "0 run now, 6 from the journal" in " ".join(res.out.split())
+    assert (out / "trials.csv").read_bytes() == first
+
+
+def test_two_workers_write_the_same_trials_csv(cli, write_yaml, base_config, tmp_path):
+    _sweep(cli, write_yaml, base_config, tmp_path / "one")
+    _sweep(cli, write_yaml, base_config, tmp_path / "two", "--workers", "2")
+    assert (tmp_path / "one" / "trials.csv").read_bytes() == (tmp_path / "two" / "trials.csv").read_bytes()
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path):
+    run = write_yaml(base_config)
+    cases = [
+        (["--param", "fast_period=5:10:5", "--constraint", "__import__('os').getcwd()"], "Call is not allowed"),
+        (["--param", "fast_period=5:10:5", "--maximize", "sharpe"], "not a statistic of results.csv"),
+        (["--param", "fast=5:10:5"], "no strategy has a parameter 'fast'"),
+        (["--param", "fast_period=5:10"], "start:stop:step"),
+        (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
+    ]
+    for args, message in cases:
+        res = cli("optimize", run, *args, "--workers", "1", "--out", tmp_path / "x", "-q")
+        assert res.code == 2, (args, res.err)
+        assert len(res.err_lines) == 1 and message in res.err, res.err
+        assert "Traceback" not in res.err

@@ -1,0 +1,25 @@
+"""A strategy the market-rules session tests load by ``module:Class`` from a run definition."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from algocli import BaseStrategy, StrategyParams
+
+
+class OffTickThenRoundTrip(BaseStrategy):
+    """On its first candle: a limit buy off the tick (the exchange would refuse it) and a market
+    buy; on its fourth candle: a market sell of what it bought."""
+
+    class Params(StrategyParams):
+        quantity: int = Field(10, ge=1)
+
+    def on_candle(self, candle):
+        ctx = self.context
+        inst = candle.instrument
+        if candle.index == 0:
+            ctx.buy(inst, self.params.quantity,
+                    limit_price=round(ctx.round_to_tick(inst, candle.close * 0.9, "BUY") + 0.03, 2))
+            ctx.buy(inst, self.params.quantity)
+        elif candle.index == 3:
+            ctx.sell(inst, self.params.quantity)

@@ -1,0 +1,86 @@
+"""Parameter specs and the constraint parser: values as written, and no code ever runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from algocli.errors import UsageError
+from algocli.research.space import Constraint, Space, parse_param
+
+
+def test_range_includes_both_ends_and_keeps_integers():
+    p = parse_param("fast_period=5:50:5")
+    assert p.values == (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
+    assert all(type(v) is int for v in p.values) and p.kind == "range"
+
+
+def test_fractional_range_is_stepped_exactly():
+    assert parse_param("x=0.1:0.3:0.1").values == (0.1, 0.2, 0.3)
+
+
+def test_choices_keep_their_order_and_types():
+    p = parse_param("fast_period=13,5,8")
+    assert p.values == (13, 5, 8) and p.kind == "choice"
+    assert parse_param("mode=fast,slow").values == ("fast", "slow")
+
+
+@pytest.mark.parametrize("text", ["fast_period", "=1:2:1", "x=5:1:1", "x=1:5:0", "x=1:5", "x=a:b:c", "x=1,1",
+                                  "1x=3"])
+def test_bad_specs_are_usage_errors(text):
+    with pytest.raises(UsageError, match="--param"):
+        parse_param(text)
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('true')",
+    "fast_period.__class__",
+    "fast_period[0]",
+    "(lambda: 1)()",
+    "[x for x in ()]",
+    "open('/etc/passwd')",
+    "fast_period if slow_period else 1",
+    "f'{fast_period}'",
+    "import os",
+    "fast_period := 3",
+])
+def test_constraint_refuses_code(text):
+    with pytest.raises(UsageError, match="--constraint"):
+        Constraint(text, ["fast_period", "slow_period"])
+
+
+def test_constraint_refuses_unknown_names():
+    with pytest.raises(UsageError, match="'slow' is not a --param"):
+        Constraint("fast_period < slow", ["fast_period", "slow_period"])
+
+
+def test_constraint_arithmetic_logic_and_chains():
+    c = Constraint("fast_period * 2 <= slow_period and not (slow_period - fast_period > 100) or fast_period == 1",
+                   ["fast_period", "slow_period"])
+    assert c({"fast_period": 10, "slow_period": 20})
+    assert not c({"fast_period": 10, "slow_period": 19})
+    assert not c({"fast_period": 10, "slow_period": 200})
+    assert c({"fast_period": 1, "slow_period": 1000})
+    assert Constraint("1 < a < 3", ["a"])({"a": 2}) and not Constraint("1 < a < 3", ["a"])({"a": 3})
+
+
+def test_constraint_refuses_huge_work():
+    with pytest.raises(UsageError, match="exponent"):
+        Constraint("a ** 1000 > 1", ["a"])({"a": 2})
+    with pytest.raises(UsageError, match="numbers only"):
+        Constraint("'x' * a == 'x'", ["a"])({"a": 10 ** 9})
+
+
+def test_grid_is_filtered_in_product_order():
+    space = Space.parse(["a=1:3:1", "b=1,2,3"], ["a < b"])
+    assert list(space.grid()) == [{"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 2, "b": 3}]
+    assert space.size == 9
+
+
+def test_qualified_names_can_be_constrained_by_their_bare_name():
+    space = Space.parse(["sma.fast_period=1:3:1", "sma.slow_period=2:3:1"], ["fast_period < slow_period"])
+    assert len(list(space.grid())) == 3
+
+
+def test_a_param_given_twice_is_refused():
+    with pytest.raises(UsageError, match="twice"):
+        Space.parse(["a=1:2:1", "a=3"])

@@ -1,0 +1,150 @@
+"""``run_trials``: statistics as a backtest gives them, a journal that resumes, seeded searches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from algocli.errors import UsageError
+from algocli.research import Space, run_trials
+from algocli.research import worker
+from algocli.research.outputs import trials_csv
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_yaml(tmp_path) -> Path:
+    """configs/sma.yaml reading the bundled daily data, writing under tmp_path."""
+    cfg = yaml.safe_load((REPO / "configs" / "sma.yaml").read_text(encoding="utf-8"))
+    cfg["data"]["path"] = str(REPO / "data")
+    cfg["output"]["dir"] = str(tmp_path / "run")
+    path = tmp_path / "sma.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _space(fast="5:15:5", slow="20:40:10"):
+    return Space.parse([f"fast_period={fast}", f"slow_period={slow}"], ["fast_period < slow_period"])
+
+
+@pytest.fixture
+def count_runs(monkeypatch):
+    """Count the backtests this process runs (the inline executor runs them here)."""
+    calls = []
+    real = worker.run_trial
+
+    def counted(ctx, params):
+        calls.append(dict(params))
+        return real(ctx, params)
+
+    monkeypatch.setattr(worker, "run_trial", counted)
+    monkeypatch.setattr("algocli.research.trials.run_trial", counted)
+    return calls
+
+
+def test_a_trial_equals_a_backtest_of_the_same_params(run_yaml):
+    from algocli.config.run import load_run_config
+    from algocli.engine.assemble import assemble_backtest
+    from algocli.research.worker import stats_text
+    from algocli.persistence.artifacts import charge_totals
+
+    result = run_trials(run_yaml, _space())
+    assert [t.params for t in result.trials][:3] == [{"fast_period": 5, "slow_period": 20},
+                                                    {"fast_period": 5, "slow_period": 30},
+                                                    {"fast_period": 5, "slow_period": 40}]
+    trial = result.trials[4]
+    cfg = load_run_config(run_yaml)
+    cfg.strategies[0].params.update(trial.params)
+    bt_result = assemble_backtest(cfg, str(run_yaml)).backtest.run()
+    assert trial.stats == stats_text({**bt_result.metrics, **charge_totals(bt_result.fills)})
+    assert trial.score == pytest.approx(float(bt_result.metrics["sharpe_ratio"]), abs=0)
+
+
+def test_rerun_skips_finished_trials_and_runs_only_new_points(run_yaml, tmp_path, count_runs):
+    out = tmp_path / "opt"
+    first = run_trials(run_yaml, _space(), out_dir=out)
+    assert len(first.trials) == 9 and len(count_runs) == 9 and first.ran == 9
+    count_runs.clear()
+    again = run_trials(run_yaml, _space(), out_dir=out)
+    assert count_runs == [] and again.ran == 0 and all(t.cached for t in again.trials)
+    assert trials_csv(again) == trials_csv(first)
+    wider = run_trials(run_yaml, _space(slow="20:50:10"), out_dir=out)
+    assert sorted(p["slow_period"] for p in count_runs) == [50, 50, 50] and len(wider.trials) == 12
+
+
+def test_changed_data_invalidates_the_journal(run_yaml, tmp_path, count_runs):
+    out = tmp_path / "opt"
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("NSE_EQ_1333.csv", "instruments.csv"):
+        (data / name).write_bytes((REPO / "data" / name).read_bytes())
+    cfg = yaml.safe_load(run_yaml.read_text())
+    cfg["data"]["path"] = str(data)
+    run_yaml.write_text(yaml.safe_dump(cfg))
+    run_trials(run_yaml, _space(fast="5", slow="20"), out_dir=out)
+    with open(data / "NSE_EQ_1333.csv", "a") as fh:
+        fh.write("\n")  # same bars, other bytes: the key is the file's SHA-256
+    count_runs.clear()
+    run_trials(run_yaml, _space(fast="5", slow="20"), out_dir=out)
+    assert len(count_runs) == 1
+
+
+def test_ctrl_c_keeps_finished_trials_and_the_rerun_completes(run_yaml, tmp_path, count_runs):
+    out = tmp_path / "opt"
+    seen = []
+
+    def interrupt(done, total, best):
+        seen.append(done)
+        if done == 4:
+            raise KeyboardInterrupt
+
+    stopped = run_trials(run_yaml, _space(), out_dir=out, batch=2, progress=interrupt)
+    assert stopped.interrupted and len(stopped.trials) == 4 and len(count_runs) == 4
+    count_runs.clear()
+    done = run_trials(run_yaml, _space(), out_dir=out, batch=2)
+    assert not done.interrupted and len(done.trials) == 9 and len(count_runs) == 5
+    assert trials_csv(done) == trials_csv(run_trials(run_yaml, _space()))
+
+
+def test_random_search_is_seeded(run_yaml):
+    space = Space.parse(["fast_period=5:30:5", "slow_period=20:60:10"], ["fast_period < slow_period"])
+    a = run_trials(run_yaml, space, method="random", trials=5, seed=7)
+    b = run_trials(run_yaml, space, method="random", trials=5, seed=7)
+    c = run_trials(run_yaml, space, method="random", trials=5, seed=8)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.params for t in a.trials] != [t.params for t in c.trials]
+    assert len({str(t.params) for t in a.trials}) == 5
+    assert all(t.params["fast_period"] < t.params["slow_period"] for t in a.trials)
+
+
+def test_bayes_search_is_seeded_distinct_and_admissible(run_yaml):
+    space = Space.parse(["fast_period=5:30:5", "slow_period=10,20,40,80"], ["fast_period < slow_period"])
+    a = run_trials(run_yaml, space, method="bayes", trials=10, seed=3)
+    b = run_trials(run_yaml, space, method="bayes", trials=10, seed=3, batch=3)
+    assert trials_csv(a) == trials_csv(b)
+    assert len(a.trials) == 10 and len({str(t.params) for t in a.trials}) == 10
+    assert all(t.params["fast_period"] < t.params["slow_period"] for t in a.trials)
+    assert all(t.params["slow_period"] in (10, 20, 40, 80) for t in a.trials)
+
+
+def test_points_the_strategy_refuses_are_left_out_and_counted(run_yaml):
+    result = run_trials(run_yaml, Space.parse(["fast_period=10,30", "slow_period=20"]))
+    assert [t.params for t in result.trials] == [{"fast_period": 10, "slow_period": 20}]
+    assert len(result.refused) == 1 and "fast_period must be smaller" in result.refused[0][1]
+
+
+def test_a_function_objective_scores_trials(run_yaml):
+    result = run_trials(run_yaml, _space(), maximize="research.objectives:fewest_trades")
+    trades = {t.number: t.values["total_trades"] for t in result.trials}
+    assert result.best.score == -min(trades.values())
+    assert "objective" in trials_csv(result).splitlines()[0].split(",")
+
+
+def test_unknown_statistic_and_param_are_usage_errors(run_yaml):
+    with pytest.raises(UsageError, match="not a statistic of results.csv"):
+        run_trials(run_yaml, _space(), maximize="sharpe")
+    with pytest.raises(UsageError, match="no strategy has a parameter 'fast'"):
+        run_trials(run_yaml, Space.parse(["fast=1:2:1"]))
