@@ -238,7 +238,11 @@ def test_rapid_places_never_exceed_the_order_window_and_share_the_account_limite
                 await two.disconnect()
             times = sorted(box.state.place_times)
             assert len(times) == 30
-            slack = 0.1  # delivery jitter between the client's limiter and the server's clock
+            # Delivery jitter between the client's limiter and the server's clock: the first burst
+            # also opens its connections, which on a loaded 2-core CI host took up to 0.18 s, so a
+            # window that starts with such a request looks shorter. A limiter that does not hold
+            # (one per strategy instead of one per account) puts 11 orders within a few ms.
+            slack = 0.25
             crowded = [times[i + limit] - times[i] for i in range(len(times) - limit)]
             assert min(crowded) >= window - slack, f"{limit + 1} orders arrived within {min(crowded):.3f}s"
             assert times[-1] - times[0] >= (30 - limit) / limit * window - slack
