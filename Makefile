@@ -21,7 +21,7 @@ $(RUN): pyproject.toml
 	touch $@
 
 $(TEST): $(RUN)
-	$(PIP) -e '.[test,research]'
+	$(PIP) -e '.[test,research,options]'
 	touch $@
 
 backtest: $(RUN)

@@ -11,8 +11,8 @@ The model (as OpenAlgo computes its chains' greeks, https://github.com/marketcal
 * **Rate**: ``r`` only discounts the premium (the forward comes from prices). Default 0,
   as OpenAlgo: for options weeks from expiry ``e^(-rT)`` differs from 1 by well under 1 %.
   Pass the 91-day T-bill yield for more (``rate=0.065``).
-* **Library**: ``vollib`` (https://github.com/vollib/vollib; pyproject
-  ``vollib==1.0.11``), whose implied volatility is Peter Jäckel's "Let's be rational".
+* **Library**: ``vollib`` (https://github.com/vollib/vollib; the ``options`` extra,
+  ``vollib==1.0.11``, which brings scipy), whose implied volatility is Peter Jäckel's "Let's be rational".
   Greeks are its analytical Black ones: delta with respect to the forward, theta per
   calendar day, vega per 1 volatility point, as the brokers report them. vollib imports
   scipy (about a second), so it is imported on first use, never at module import.
@@ -57,10 +57,27 @@ def implied_forward(chain: OptionChain, t: float, rate: float = DEFAULT_RATE) ->
     return row.strike + math.exp(rate * t) * (row.ce.ltp - row.pe.ltp)
 
 
+def _vollib():
+    """``vollib``'s Black-76 modules, or a one-line error saying how to install them.
+
+    Raises:
+        ConfigError: vollib (the ``options`` extra, with scipy) is not installed.
+    """
+    try:
+        from vollib.black import black
+        from vollib.black.greeks import analytical
+        from vollib.black.implied_volatility import implied_volatility
+    except ImportError:
+        from algocli.errors import ConfigError
+
+        raise ConfigError("implied volatility and greeks need vollib: pip install -e '.[options]' "
+                          "(`make test` installs it)") from None
+    return black, analytical, implied_volatility
+
+
 def black76(flag: str, forward: float, strike: float, t: float, rate: float, sigma: float) -> float:
     """The Black-76 price of a call (``c``) or put (``p``); ``sigma`` a fraction."""
-    from vollib.black import black
-
+    black, _, _ = _vollib()
     return float(black(flag, forward, strike, t, rate, sigma))
 
 
@@ -72,9 +89,7 @@ def leg_greeks(right: str, price: float, forward: float, strike: float, t: float
         The five values; all None but delta (±1 in the money, else None) when ``price`` has no
         time value over the discounted intrinsic, or vollib finds no volatility.
     """
-    from vollib.black.greeks import analytical
-    from vollib.black.implied_volatility import implied_volatility
-
+    _, analytical, implied_volatility = _vollib()
     flag = "c" if right == "CE" else "p"
     intrinsic = math.exp(-rate * t) * max(0.0, (forward - strike) if flag == "c" else (strike - forward))
     none = {"iv_pct": None, "delta": None, "gamma": None, "theta": None, "vega": None}

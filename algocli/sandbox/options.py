@@ -39,6 +39,7 @@ import numpy as np
 from aiohttp import web
 
 from algocli.domain.session import ist_date, ist_midnight_ns
+from algocli.errors import ConfigError
 from algocli.instruments.model import Instrument
 from algocli.options.chain import Leg, OptionChain, StrikeRow, option_symbol
 from algocli.options.greeks import IST, fill_greeks
@@ -119,7 +120,10 @@ class OptionsSandbox:
             by_name[inst.hrn] = inst
         moment = datetime.fromtimestamp(now / 1e9, IST)
         chain = OptionChain("sandbox", underlying.hrn, expiry, spot["ltp"], moment, list(rows.values()))
-        return fill_greeks(chain), by_name
+        try:
+            return fill_greeks(chain), by_name
+        except ConfigError:  # vollib (the options extra) is not installed: a chain without greeks
+            return chain, by_name
 
     def _quote(self, instrument: str, now: int) -> dict | None:
         bars = self.history.bars.get(instrument)

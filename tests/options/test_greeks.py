@@ -62,3 +62,17 @@ def test_forward_from_parity_and_fill_greeks_recovers_the_volatility():
     fill_greeks(chain)
     assert chain.rows[1].ce.iv_pct == pytest.approx(15.0, abs=0.05)
     assert chain.rows[1].pe.delta == pytest.approx(chain.rows[1].ce.delta - 1, abs=1e-3)
+
+
+def test_without_vollib_greeks_are_a_one_line_error_naming_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['vollib'] = None\n"
+            "from algocli.errors import ConfigError\n"
+            "from algocli.options.greeks import black76\n"
+            "try:\n    black76('c', 100.0, 100.0, 0.5, 0.0, 0.2)\n"
+            "except ConfigError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ("implied volatility and greeks need vollib: pip install -e '.[options]' "
+                                   "(`make test` installs it)")
