@@ -218,7 +218,8 @@ def time_breaks(x: np.ndarray, holidays: Iterable[date] | None = None) -> list[d
     if not weekend_session:
         breaks.append({"bounds": ["sat", "mon"]})
     in_session = (time_of_day >= SESSION_OPEN_NS) & (time_of_day < SESSION_CLOSE_NS)
-    if in_session.all() and len(unique(time_of_day)) > 1:
+    nights = bool(in_session.all() and len(unique(time_of_day)) > 1)
+    if nights:
         breaks.append({"pattern": "hour", "bounds": [SESSION_CLOSE_NS / _HOUR_NS, SESSION_OPEN_NS / _HOUR_NS]})
     if holidays is None:
         shut = np.arange(days[0], days[-1] + 1)
@@ -230,7 +231,13 @@ def time_breaks(x: np.ndarray, holidays: Iterable[date] | None = None) -> list[d
         span = np.arange(days[0], days[-1] + 1)
         shut = union(shut, span[(span + _THURSDAY) % 7 >= 5])
     shut = setdiff(shut, days)
-    if len(shut):
+    if len(shut) and nights:
+        # Plotly draws overlapping breaks wrongly (a week of bars piled onto the next): with the
+        # nights already hidden, a shut day hides only its session, 09:15 to 15:30.
+        starts = (shut * DAY_NS + SESSION_OPEN_NS).astype("datetime64[ns]")
+        breaks.append({"values": np.datetime_as_string(starts, unit="s").tolist(),
+                       "dvalue": (SESSION_CLOSE_NS - SESSION_OPEN_NS) // 1_000_000})
+    elif len(shut):
         breaks.append({"values": np.datetime_as_string(shut.astype("datetime64[D]")).tolist(),
                        "dvalue": DAY_NS // 1_000_000})
     return breaks
