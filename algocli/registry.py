@@ -55,6 +55,12 @@ def _entry_points(path: tuple[str, ...]) -> dict[str, list[EntryPoint]]:
     return _SCANNED[path]
 
 
+def names_with(kind: str, attribute: str) -> list[str]:
+    """The registered plugins of ``kind`` whose class has a true ``attribute`` (for messages that
+    list what would do: the live feeds, the brokers that place real orders)."""
+    return [name for name, ep in registered(kind).items() if getattr(ep.load(), attribute, False)]
+
+
 def resolve(kind: str, name: str, *, where: str) -> type:
     """The class registered as ``name``, or importable as ``package.module:ClassName``.
 

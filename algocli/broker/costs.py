@@ -60,6 +60,11 @@ class CostModel(Protocol):
     def charges(self, ctx: CostContext) -> float: ...
 
 
+def flat_charges(total: float) -> tuple[float, ...]:
+    """``price_fill``'s tuple for a model without a breakdown: all of ``total`` is brokerage."""
+    return (total, total, *_ZERO_KINDS)
+
+
 def price_fill(model: CostModel, ctx: CostContext) -> tuple[float, ...]:
     """One fill's charges: the total, then ``Fill``'s eight kinds in ``CHARGE_FIELDS`` order.
 
@@ -75,8 +80,7 @@ def price_fill(model: CostModel, ctx: CostContext) -> tuple[float, ...]:
     """
     breakdown = getattr(model, "breakdown", None)
     if breakdown is None:
-        total = model.charges(ctx)
-        return (total, total, *_ZERO_KINDS)
+        return flat_charges(model.charges(ctx))
     b = breakdown(ctx)
     return (b.total, b.brokerage, b.stt, b.exchange_txn, b.ipft, b.sebi, b.stamp, b.dp, b.gst)
 

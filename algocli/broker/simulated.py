@@ -11,7 +11,7 @@ import copy
 from typing import TYPE_CHECKING, Callable
 
 from algocli.broker.costs import (
-    AccountConfig, CostContext, CostModel, PercentCommission, price_fill, replay_charges,
+    AccountConfig, CostContext, CostModel, PercentCommission, flat_charges, price_fill, replay_charges,
 )
 from algocli.broker.fill_models import FillModel
 from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
@@ -351,7 +351,7 @@ class SimulatedBroker:
             # below 5 % + Rs 1,000 of the order, so only an order that close to the edge needs one.
             saved = (copy.deepcopy(self.cost_model.book)
                      if self._charges_state and need * 1.05 + 1000.0 > available else None)
-            charges = _flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
+            charges = flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
             need += charges[0]
             if need > available + _EPS and order.order_id not in self._baskets:
                 if saved is not None:
@@ -364,7 +364,7 @@ class SimulatedBroker:
                     self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
                 return
         else:
-            charges = _flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
+            charges = flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
         if fee is not None and fee.total:
             charges = _with_fee(charges, fee)
         # the simulator fills the whole remaining quantity, so one fill per order
@@ -528,11 +528,6 @@ class SimulatedBroker:
                 self.book.set_status(order, OrderStatus.EXPIRED, reason, ts)
                 n += 1
         return n
-
-
-def _flat_charges(total: float) -> tuple[float, ...]:
-    """``price_fill``'s tuple for a flat percent: all of it brokerage."""
-    return (total, total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _with_fee(charges: tuple[float, ...], fee) -> tuple[float, ...]:

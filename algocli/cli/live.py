@@ -17,13 +17,6 @@ from algocli.cli.console import console
 from algocli.cli.main import app
 
 
-def _live_brokers() -> list[str]:
-    """The registered brokers that place real orders."""
-    from algocli.registry import registered
-
-    return [name for name, ep in registered("broker").items() if getattr(ep.load(), "live_broker", False)]
-
-
 @app.command("live")
 def live_command(
     config: Annotated[Path, typer.Argument(help="Run definition with a live feed and a real broker (see `algo strategies`).")],
@@ -42,13 +35,14 @@ def live_command(
     from algocli.engine.runtime import load_live_run, open_session
     from algocli.errors import ConfigError, UsageError
     from algocli.persistence.output import check_output_dir
+    from algocli.registry import names_with
 
     started = time.perf_counter()
     run = load_live_run(config, "live", warn=warn)
     cfg, plugins = run.config, run.plugins
     if not dry_run and not getattr(plugins.broker_cls, "live_broker", False):
         raise ConfigError(f"{config}: broker.name: {cfg.broker.name!r} is simulated; `algo live` needs one of "
-                          f"{', '.join(_live_brokers())} (or use --dry-run, or `algo paper`)")
+                          f"{', '.join(names_with('broker', 'live_broker'))} (or use --dry-run, or `algo paper`)")
     mode = RunMode.DRY_RUN if dry_run else RunMode.LIVE
     check_output_dir(mode.output_dir(cfg.output_dir(output)))  # before the question, not after it
     console.print(_summary(cfg, plugins, dry_run))

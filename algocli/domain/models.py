@@ -206,10 +206,6 @@ class Fill:
         """The total charges in rupees (the same as ``commission``)."""
         return self.commission
 
-    def charges_by_kind(self) -> dict[str, float]:
-        """``brokerage`` ... ``gst`` and ``charges`` (their sum), as ``fills.csv`` names them."""
-        return {**{kind: getattr(self, kind) for kind in CHARGE_FIELDS}, "charges": self.commission}
-
 
 @dataclass(slots=True)
 class Position:

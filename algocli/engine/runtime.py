@@ -140,6 +140,7 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     """
     from algocli.config.run import load_run_config
     from algocli.engine.assemble import declare_instruments, resolve_plugins
+    from algocli.registry import names_with
 
     config = Path(config)
     names = name_live_run(declare_instruments(load_run_config(config), str(config)), config, warn)
@@ -147,16 +148,9 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
         raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
-                          f"`algo {command}` needs one of: {', '.join(_live_feeds())}")
+                          f"`algo {command}` needs one of: {', '.join(names_with('feed', 'live'))}")
     return LiveRun(cfg, plugins, names.ids() if names.instruments else None, config,
                    names.metadata() if names.instruments else None)
-
-
-def _live_feeds() -> list[str]:
-    """The registered feeds that stream live data (they have ``live()``)."""
-    from algocli.registry import registered
-
-    return [name for name, ep in registered("feed").items() if hasattr(ep.load(), "live")]
 
 
 def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):

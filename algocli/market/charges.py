@@ -57,6 +57,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from algocli.domain.models import CHARGE_FIELDS
 from algocli.domain.session import ist_date
 from algocli.errors import ConfigError
 from algocli.market.tables import ChargeTable, Row
@@ -72,7 +73,7 @@ STATUTORY = DATA / "statutory.csv"
 BROKERS = {"dhan": DATA / "brokers" / "dhan.csv", "upstox": DATA / "brokers" / "upstox.csv"}
 ROUNDINGS = ("paise", "contract_note")
 #: The breakdown's charges, in the order of the artifacts' columns.
-FIELDS = ("brokerage", "stt", "exchange_txn", "ipft", "sebi", "stamp", "dp", "gst")
+FIELDS = CHARGE_FIELDS  # the kinds, in the order of ``Fill``'s fields and ``fills.csv``'s columns
 _INTRADAY_PRODUCTS = frozenset({"INTRADAY", "MIS", "I", "CO", "BO"})
 _TAXABLE = ("brokerage", "exchange_txn", "ipft", "sebi", "dp")
 
@@ -109,10 +110,6 @@ class Breakdown:
     @classmethod
     def from_paise(cls, paise: dict[str, int]) -> Breakdown:
         return cls(*(paise[f] / 100 for f in FIELDS), total=sum(paise[f] for f in FIELDS) / 100)
-
-    def as_dict(self) -> dict[str, float]:
-        """The charges by kind plus ``charges`` (the total), as the artifacts' columns name them."""
-        return {**{f: getattr(self, f) for f in FIELDS}, "charges": self.total}
 
 
 ZERO = Breakdown()

@@ -32,7 +32,7 @@ def test_a_replayed_journal_restores_every_charge_of_a_fill_and_its_estimated_ma
     restored = OrderBook(Ledger(100_000), ["NSE:INFY"], lambda fill: None)
     restored.replay(read_journal(tmp_path / "journal.jsonl"))
     assert restored.fills == [fill]  # every field, the breakdown and the estimated mark included
-    assert restored.fills[0].charges_by_kind()["charges"] == 6.43
+    assert restored.fills[0].charges == 6.43
     assert restored.ledger.cash == pytest.approx(100_000 - 15_000 - 6.43)
 
 

@@ -308,7 +308,7 @@ def test_it_is_a_cost_model_and_none_charges_nothing() -> None:
     assert lacks("cost model", IndianCharges) == ""
     assert m.charges(ctx) == 30.34  # the total of the first worked example
     assert IndianCharges("none").charges(ctx) == 0.0
-    assert m.breakdown(ctx).as_dict()["charges"] == 30.34
+    assert m.breakdown(ctx).total == 30.34
 
 
 def test_a_date_before_the_tables_is_reported_once_and_uses_the_earliest_rate() -> None:
