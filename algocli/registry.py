@@ -31,28 +31,34 @@ GROUPS = {
 }
 
 
+# Broker descriptions (``algocli.broker.spec.broker_specs``) are read in the same scan.
+SPEC_GROUP = "algocli.broker_specs"
+
+
 def registered(kind: str) -> dict[str, EntryPoint]:
     """Entry points of one kind, by name."""
-    return {ep.name: ep for ep in sorted(_entry_points(tuple(sys.path))[GROUPS[kind]], key=lambda e: e.name)}
+    return {ep.name: ep for ep in sorted(entry_points_of(GROUPS[kind]), key=lambda e: e.name)}
 
 
 _SCANNED: dict[tuple[str, ...], dict[str, list[EntryPoint]]] = {}
 
 
-def _entry_points(path: tuple[str, ...]) -> dict[str, list[EntryPoint]]:
-    """Every group's entry points, read once per ``sys.path``.
+def entry_points_of(group: str) -> list[EntryPoint]:
+    """The entry points of one of the project's groups, read once per ``sys.path``.
 
     Each ``entry_points(group=...)`` call reads the metadata of every installed distribution;
-    a run resolves five kinds, so one scan serves them all. Keyed on ``sys.path`` so that a
-    distribution put on the path later (a plugin folder, a test's dist-info) is still found.
+    a run resolves five kinds and the broker descriptions, so one scan serves them all. Keyed
+    on ``sys.path`` so that a distribution put on the path later (a plugin folder, a test's
+    dist-info) is still found.
     """
+    path = tuple(sys.path)
     if path not in _SCANNED:
         from importlib.metadata import entry_points
 
         found = entry_points()
         _SCANNED.clear()
-        _SCANNED[path] = {group: list(found.select(group=group)) for group in GROUPS.values()}
-    return _SCANNED[path]
+        _SCANNED[path] = {group: list(found.select(group=group)) for group in (*GROUPS.values(), SPEC_GROUP)}
+    return _SCANNED[path][group]
 
 
 def names_with(kind: str, attribute: str) -> list[str]:

@@ -49,3 +49,15 @@ class Scripted(BaseStrategy):
 
     def on_order_fill(self, fill):
         self.fills.append(fill)
+
+
+def mapped(arr) -> bool:
+    """The array's memory is a file mapping (it came from the CSV cache, not from a parse)."""
+    import mmap
+
+    base = arr
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return True
+        base = getattr(base, "base", None)
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -14,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 ALGO = str(Path(sys.executable).with_name("algo"))
 
+# run against `algo sandbox --data data/options` by test_options_download_commands_against_the_sandbox
+OPTIONS_DOWNLOADS = (
+    'algo download-data "NSE:NIFTY 50" --options --source dhan --expiry current --cycle month '
+    "--strikes ATM-5:ATM+5 --interval 15m --from 2024-06-13 --to 2024-06-27",
+    'algo download-data "NSE:NIFTY 50" --pcr --source upstox --expiry 2024-06-27 --interval 15m '
+    "--from 2024-06-13 --to 2024-06-27",
+)
 KNOWN = {
     "make backtest", "make test", "make bench",
     "algo backtest configs/sma.yaml", "algo backtest configs/sma.yaml --output /tmp/run1",
@@ -26,6 +34,10 @@ KNOWN = {
     "algo instruments refresh", "algo instruments search nifty 26 dec 24000",
     "algo download-data NSE:RELIANCE --interval 5m --from 2024-06-10 --to 2024-06-14 --source dhan",
     "algo backtest configs/downloaded.yaml",
+    *OPTIONS_DOWNLOADS,
+    "algo backtest configs/options-pcr.yaml",
+    # two terminals, run as printed (configs included) by tests/cli/test_options_example.py
+    "algo sandbox --data data/options --speed 0 --wait-for-client", "algo paper configs/options-pcr-paper.yaml",
 }
 
 
@@ -43,9 +55,10 @@ def _wait_healthy(port: int, tries: int = 100) -> None:
 
 
 def _bash_commands() -> set[str]:
+    """Each command of the README's bash blocks, a line ending in a backslash joined to the next."""
     commands = set()
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in block.splitlines():
+        for line in re.sub(r"\\\n\s*", "", block).splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 commands.add(line)
@@ -97,6 +110,7 @@ def test_make_bench_target_runs_the_benchmark_script():
     ["backtest", "configs/sma.yaml", "--output", "/tmp/run1"],
     ["backtest", "configs/multi.yaml", "--no-report"],
     ["--debug", "backtest", "configs/sma.yaml"],
+    ["backtest", "configs/options-pcr.yaml"],
 ])
 def test_algo_commands(args):
     import yaml
@@ -265,9 +279,10 @@ def test_live_commands_dry_run_and_confirmation(tmp_path):
                     proc.kill()
 
 
-def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
-    """The README's instruments and download-data commands, in a copy of the project, with the
-    variables the sandbox prints exported: names resolve, candles land, the backtest reads them."""
+@contextlib.contextmanager
+def _sandbox_project(tmp_path: Path, data: str, start: str):
+    """A copy of the configs and sample data, ``algo sandbox --data DATA`` on a free port replaying from
+    ``start``, and a function that runs ``algo`` there with the variables the sandbox prints exported."""
     import os
     import shutil
     import signal
@@ -275,11 +290,12 @@ def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
 
     work = tmp_path / "project"
     shutil.copytree(ROOT / "configs", work / "configs")
-    shutil.copytree(ROOT / "data", work / "data", ignore=shutil.ignore_patterns("instruments", "[0-9]*", "*.py"))
+    shutil.copytree(ROOT / "data", work / "data",
+                    ignore=shutil.ignore_patterns("instruments", "[0-9]*", "*.py", ".algocli-cache", "NSE_NIFTY_50"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--port", str(port), "--start", "2024-06-14 15:29"],
+    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", data, "--port", str(port), "--start", start],
                                cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "300"})
     try:
@@ -299,6 +315,19 @@ def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
             return subprocess.run([ALGO, *args], cwd=work, env={**env, "COLUMNS": "200"}, capture_output=True,
                                   text=True, timeout=300)
 
+        yield work, algo
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        try:
+            sandbox.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sandbox.kill()
+
+
+def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
+    """The README's instruments and download-data commands, in a copy of the project, with the
+    variables the sandbox prints exported: names resolve, candles land, the backtest reads them."""
+    with _sandbox_project(tmp_path, "data", "2024-06-14 15:29") as (work, algo):
         refresh = algo("instruments", "refresh")
         assert refresh.returncode == 0, refresh.stderr
         assert refresh.stdout.count("\n") == 1 and "dhan: downloaded" in refresh.stdout
@@ -316,12 +345,26 @@ def test_instruments_and_download_commands_against_the_sandbox(tmp_path):
         assert backtest.returncode == 0, backtest.stderr
         trades = pd.read_csv(work / "output" / "sma-downloaded" / "trades.csv")
         assert len(trades) > 0 and set(trades["instrument"]) == {"NSE:RELIANCE"}
-    finally:
-        sandbox.send_signal(signal.SIGINT)
-        try:
-            sandbox.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
+
+
+def test_options_download_commands_against_the_sandbox(tmp_path):
+    """The README's option-candle and PCR downloads, as printed, from the sandbox serving the option sample:
+    the contracts' files are the bundled ones' rows, and PCR rows land beside them."""
+    import shlex
+
+    with _sandbox_project(tmp_path, "data/options", "2024-06-27 15:15") as (work, algo):
+        assert algo("instruments", "refresh").returncode == 0
+        for command in OPTIONS_DOWNLOADS:
+            done = algo(*shlex.split(command)[1:])
+            assert done.returncode == 0, (command, done.stderr)
+        out = work / "data" / "options" / "NSE_NIFTY_50"
+        contracts = sorted(out.glob("NSE_FNO_*.csv"))
+        assert len(contracts) > 10
+        for path in contracts:  # each downloaded row is the bundled contract's row for that time
+            bundled = set((ROOT / "data" / "options" / path.name).read_text().splitlines())
+            assert set(path.read_text().splitlines()) <= bundled, path.name
+        pcr = pd.read_csv(out / "pcr.csv")
+        assert len(pcr) > 100 and (pcr["oi_pcr"] > 0).all() and set(pcr["underlying"]) == {"NSE:NIFTY 50"}
 
 
 def _fresh_clone(tmp_path: Path) -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,8 +77,8 @@ def charges_by_kind(fills: Iterable[Fill]) -> tuple[dict[str, float], float]:
     """Each kind of charge summed over ``fills``, and their total, each fill's amount taken to
     paise first (as ``fills.csv`` writes it), so the sums equal the file's column sums."""
     fills = list(fills)
-    by_kind = {kind: _paise(getattr(f, kind) for f in fills) for kind in CHARGE_FIELDS}
-    return by_kind, _paise(f.commission for f in fills)
+    by_kind = {kind: _paise(map(attrgetter(kind), fills)) for kind in CHARGE_FIELDS}
+    return by_kind, _paise(map(attrgetter("commission"), fills))
 
 
 def charge_summary(result: RunResult) -> ChargeSummary | None:

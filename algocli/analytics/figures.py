@@ -387,7 +387,7 @@ def build_figures(result: RunResult, holidays: Iterable[date] | None = None) -> 
 
     Returns:
         ``(key, figure)`` pairs in page order: ``"equity"``, ``"drawdown"``, ``"charges"`` (only
-        for a run with charges by kind), one ``"candles:<instrument>"`` per instrument, ``"daily_returns"`` (a run shorter than
+        for a run with charges by kind), one ``"candles:<instrument>"`` per instrument (but untraded option contracts), ``"daily_returns"`` (a run shorter than
         ``SHORT_RUN_SESSIONS``) or ``"monthly_returns"``, ``"trade_returns"``.
     """
     holidays = None if holidays is None else list(holidays)
@@ -400,7 +400,9 @@ def build_figures(result: RunResult, holidays: Iterable[date] | None = None) -> 
     trades = result.trade_columns
     shown = largest_trades(trades)
     exits = auto_exit_fills(result)
-    for instrument in result.bars:
+    from algocli.analytics.derivatives import shown_instruments
+
+    for instrument in shown_instruments(result)[0]:
         mine = _rows(shown, shown["instrument"] == instrument)
         total = int((trades["instrument"] == instrument).sum())
         own = {tag: [f for f in fills if f.instrument == instrument] for tag, fills in exits.items()}

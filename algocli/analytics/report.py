@@ -163,6 +163,36 @@ def _charges_html(result: RunResult) -> str:
             f"more means the charges ate the whole gross profit).</p>{estimated}</section>")
 
 
+def _legs_html(result: RunResult) -> str:
+    """The futures and options legs: premium paid and received, charges and expiry settlement."""
+    from algocli.analytics.derivatives import derivative_legs
+
+    legs = derivative_legs(result)
+    if not legs:
+        return ""
+    cols = ("Contract", "Expiry", "Tags", "Bought", "Sold", "Premium paid [₹]", "Premium received [₹]",
+            "Settled at expiry", "Settlement price", "Settlement [₹]", "Charges [₹]", "Net P&amp;L [₹]")
+    head = "".join(f"<th>{c}</th>" for c in cols)
+
+    def cells(leg) -> str:
+        values = (leg.expiry, leg.tags or _MISSING, f"{leg.bought:,}", f"{leg.sold:,}", format_metric(leg.premium_paid),
+                  format_metric(leg.premium_received), f"{leg.settled_qty:,}" if leg.settled_qty else _MISSING,
+                  _MISSING if leg.settlement_price is None else format_metric(leg.settlement_price),
+                  format_metric(leg.settlement_value), format_metric(leg.charges),
+                  "open" if leg.net_pnl is None else format_metric(leg.net_pnl))
+        return "".join(f"<td>{html.escape(v)}</td>" for v in values)
+
+    body = "".join(f'<tr data-contract="{html.escape(leg.instrument)}"><th>{html.escape(leg.instrument)}</th>'
+                   f"{cells(leg)}</tr>" for leg in legs)
+    return ('<section class="legs"><h2>Futures and options legs</h2>'
+            f'<table class="stats legs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            '<p class="note">Premium paid and received are the strategies\' own buys and sells (price × units); '
+            "a position open at expiry is settled by the engine (tag <code>expiry</code>): an option at its "
+            "intrinsic value against the underlying's close on the expiry day (zero when worthless), a future at "
+            "that day's close. Charges include the settlement's (STT on an exercised long option). Net P&amp;L = "
+            "received − paid + settlement − charges.</p></section>")
+
+
 def _notes_html(notes: list[str]) -> str:
     if not notes:
         return ""
@@ -180,6 +210,7 @@ table.stats th,table.stats td{padding:4px 14px;border-bottom:1px solid #eee;text
 table.stats td{text-align:right;font-variant-numeric:tabular-nums}table.stats thead th{background:#f3f4f6}
 table.strategies{margin-top:4px}tr.short-sample td{color:#92400e}sup.mark{color:#b45309;font-weight:bold}
 .note{color:#6b7280;font-size:13px}.pair{display:flex;gap:24px;flex-wrap:wrap}.short-sample-note{color:#92400e}ul.notes{font-size:13px;margin:6px 0 0}
+table.legs td{white-space:nowrap}
 """
 
 
@@ -193,9 +224,13 @@ def _header_html(result: RunResult, mode: RunMode) -> str:
         fmt = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
         first, last = (t.strftime(fmt) for t in ist[[0, -1]].astype("datetime64[us]").tolist())
         lines.append(f"{first} → {last}{'' if daily else ' IST'} · {len(ts):,} bars")
-    names = [result.instruments[i].display_name if i in result.instruments else i for i in result.bars]
+    from algocli.analytics.derivatives import shown_instruments
+
+    shown, untraded = shown_instruments(result)
+    names = [result.instruments[i].display_name if i in result.instruments else i for i in shown]
     if names:
-        lines.append("Instruments: " + ", ".join(html.escape(n) for n in names))
+        more = f" (and {untraded:,} option contracts loaded but not traded)" if untraded else ""
+        lines.append("Instruments: " + ", ".join(html.escape(n) for n in names) + more)
     if result.strategies:
         lines.append("Strategies: " + ", ".join(f"{html.escape(k)} ({html.escape(v)})" for k, v in result.strategies.items()))
     final = f" · final equity {format_metric(float(result.equity[-1]))}" if len(result.equity) else ""
@@ -264,7 +299,7 @@ def _chart_html(index: int, key: str, figure: dict) -> str:
 def _page(result: RunResult, mode: RunMode, holidays: Iterable[date] | None) -> bytes:
     mode = RunMode(mode)
     parts = [f"<section><h2>Statistics</h2>{_stats_table_html(result.metrics)}{_notes_html(result.notes)}"
-             f"{_strategy_table_html(result)}</section>", _charges_html(result)]
+             f"{_strategy_table_html(result)}</section>", _charges_html(result), _legs_html(result)]
     return html_page(f"{mode.title} report — {result.name}", _header_html(result, mode), parts,
                      build_figures(result, holidays))
 

@@ -157,21 +157,18 @@ class OrderBook:
 
     # --- creating --------------------------------------------------------------------
 
-    def next_id(self, strategy_id: str) -> tuple[str, int]:
-        """The next order id of ``strategy_id`` and its sequence number."""
+    def create(self, strategy_id: str, signal: Signal, ts: int, bar: int) -> Order:
+        """A new PENDING order for ``signal`` (id ``<strategy>-<seq>``), journaled and registered (not yet working)."""
         seq = self._seq.get(strategy_id, 0) + 1
         self._seq[strategy_id] = seq
-        return f"{strategy_id}-{seq:06d}", seq
-
-    def create(self, strategy_id: str, signal: Signal, ts: int, bar: int) -> Order:
-        """A new PENDING order for ``signal``, journaled and registered (not yet working)."""
-        order_id, _ = self.next_id(strategy_id)
+        order_id = f"{strategy_id}-{seq:06d}"
         order = Order(order_id, strategy_id, signal.instrument,
                       _BUY if signal.action is _SIGNAL_BUY else _SELL, signal.quantity, signal.order_type,
                       signal.limit_price, _PENDING, ts, bar, ts, tag=signal.tag)
         if self.journal is not None:
             self.journal.order(order)
-        self._register(order)
+        self.orders.append(order)
+        self.by_id[order_id] = order
         return order
 
     def work(self, order: Order, status: OrderStatus = _PENDING) -> None:
@@ -297,14 +294,11 @@ class OrderBook:
                       rec["created_ts"], rec["created_bar"], rec["created_ts"], tag=rec.get("tag"))
         sid, _, seq = order.order_id.rpartition("-")
         self._seq[sid] = max(self._seq.get(sid, 0), int(seq))
-        self._register(order)
+        self.orders.append(order)
+        self.by_id[order.order_id] = order
         self.work(order, _OPEN if order.order_type is _LIMIT else _PENDING)
 
     # --- internals ---------------------------------------------------------------------
-
-    def _register(self, order: Order) -> None:
-        self.orders.append(order)
-        self.by_id[order.order_id] = order
 
     def _book(self, order: Order, fill: Fill) -> None:
         self.ledger.book(fill)

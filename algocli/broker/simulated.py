@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Callable
 
+from algocli.broker.basket import BasketLeg, basket_need, describe_leg
 from algocli.broker.costs import (
     AccountConfig, CostContext, CostModel, PercentCommission, flat_charges, price_fill, replay_charges,
 )
@@ -185,40 +186,29 @@ class SimulatedBroker:
 
     def _basket_refusal(self, orders: list[Order], ts: int) -> str:
         """Why a basket cannot be placed whole (naming the first failing leg), or ""."""
-        net = dict(self.ledger.net)
-        saved = copy.deepcopy(self.cost_model.book) if self._charges_state else None
-        need = 0.0
+        legs = []
+        for k, order in enumerate(orders, 1):
+            inst = order.instrument
+            leg = describe_leg(k, order)
+            h = self.histories.get(inst)
+            if h is None:
+                return f"{leg}: no data for it in this run"
+            reason = self._refusal(order, ts)
+            if reason:
+                return f"{leg}: {reason}"
+            price = order.limit_price if order.limit_price is not None else (
+                h.close_mv[h.cursor] if h.cursor >= 0 else self._last_tick.get(inst))  # paper: the last trade
+            if price is None:
+                return f"{leg}: no price yet to check its margin against; place it from its first bar on"
+            legs.append(BasketLeg(inst, self.instruments.get(inst) or Instrument(inst),
+                                  self.products.get(inst, self.default_product), order.side is _BUY, order.quantity,
+                                  price, ts))
         available = self.available_margin()
-        try:
-            for k, order in enumerate(orders, 1):
-                inst = order.instrument
-                leg = f"leg {k} ({order.side.value} {order.quantity} {inst})"
-                h = self.histories.get(inst)
-                if h is None:
-                    return f"{leg}: no data for it in this run"
-                reason = self._refusal(order, ts)
-                if reason:
-                    return f"{leg}: {reason}"
-                price = order.limit_price if order.limit_price is not None else (
-                    h.close_mv[h.cursor] if h.cursor >= 0 else self._last_tick.get(inst))  # paper: the last trade
-                if price is None:
-                    return f"{leg}: no price yet to check its margin against; place it from its first bar on"
-                buy = order.side is _BUY
-                held = net.get(inst, 0)
-                closing = min(abs(held), order.quantity) if held and (held < 0) == buy else 0
-                leg_need, with_release, _ = self._margin_need(order, inst, buy, closing, order.quantity - closing,
-                                                              price, held)
-                released = with_release - self._margin_available(inst, price)
-                charges = price_fill(self.cost_model, self._cost_context(inst, buy, order.quantity, price, ts))[0]
-                need += leg_need + charges - released
-                net[inst] = held + (order.quantity if buy else -order.quantity)
-                if need > available + _EPS:
-                    return (f"insufficient margin for the whole basket: with {leg} it needs {need:,.2f} "
-                            f"(margin and charges of legs 1-{k}); available margin {available:,.2f}")
-            return ""
-        finally:
-            if saved is not None:
-                self.cost_model.book = saved
+        for k, need in enumerate(basket_need(legs, self.ledger.net, self.rules, self.cost_model), 1):
+            if need > available + _EPS:
+                return (f"insufficient margin for the whole basket: with {describe_leg(k, orders[k - 1])} it needs "
+                        f"{need:,.2f} (margin and charges of legs 1-{k}); available margin {available:,.2f}")
+        return ""
 
     def _refusal(self, order: Order, ts: int) -> str:
         """Why the exchange or broker would refuse ``order`` (lots, ticks, product), or ""."""
@@ -274,7 +264,18 @@ class SimulatedBroker:
     def on_bar(self, instrument: str, i: int, ts: int, timeline_bar: int) -> None:
         """Match the instrument's working orders against its bar ``i`` (backtests)."""
         h = self.histories[instrument]
-        self._match(instrument, i, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i], ts, timeline_bar)
+        o, hi, lo, c = h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i]
+        for order in self.pending[instrument][:]:
+            status = order.status
+            if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
+                continue  # submitted on this bar, or cancelled by a fill callback meanwhile
+            if order.order_type is _MARKET:
+                price = self._market_price(order, o, hi, lo, c, ts)
+            else:
+                price = _limit_price(order.side is _BUY, order.limit_price, o, hi, lo)
+                if price is None:
+                    continue
+            self.fill_at(order, price, ts, timeline_bar)
 
     def on_tick(self, instrument: str, price: float, ts: int, timeline_bar: int) -> None:
         """Match working orders against a live trade price (paper trading).
@@ -309,21 +310,6 @@ class SimulatedBroker:
             resting.discard(order.order_id)
             self.fill_at(order, fill_price, ts, timeline_bar)
 
-    def _match(self, instrument: str, i: int, o: float, hi: float, lo: float, c: float,
-               ts: int, timeline_bar: int) -> None:
-        working = self.pending[instrument]
-        for order in working[:]:
-            status = order.status
-            if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
-                continue  # submitted on this bar, or cancelled by a fill callback meanwhile
-            if order.order_type is _MARKET:
-                price = self._market_price(order, o, hi, lo, c, ts)
-            else:
-                price = _limit_price(order.side is _BUY, order.limit_price, o, hi, lo)
-                if price is None:
-                    continue
-            self.fill_at(order, price, ts, timeline_bar)
-
     def fill_at(self, order: Order, price: float, ts: int, timeline_bar: int, fee=None) -> None:
         """Fill the whole remaining quantity at ``price``, or reject it if the account cannot pay.
 
@@ -341,17 +327,19 @@ class SimulatedBroker:
             self._charges_warm = True
             replay_charges(self.cost_model, (self._cost_context(f.instrument, f.side is _BUY, f.quantity, f.price, f.ts)
                                              for f in self.book.fills))
-        flat = self._flat_rate
-        ctx = None if flat is not None else self._cost_context(inst, buy, qty, price, ts)
         closing, opening = self.ledger.opening_quantity(order.strategy_id, inst, qty if buy else -qty)
+        saved = None
         if opening:
             need, available, what = self._margin_need(order, inst, buy, closing, opening, price)
             # A stateful cost model (Indian charges) books this fill in its day's state: keep a
             # copy to put back if the charges are what the account cannot pay. Charges stay far
             # below 5 % + Rs 1,000 of the order, so only an order that close to the edge needs one.
-            saved = (copy.deepcopy(self.cost_model.book)
-                     if self._charges_state and need * 1.05 + 1000.0 > available else None)
-            charges = flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
+            if self._charges_state and need * 1.05 + 1000.0 > available:
+                saved = copy.deepcopy(self.cost_model.book)
+        flat = self._flat_rate
+        charges = (flat_charges(qty * price * flat) if flat is not None
+                   else price_fill(self.cost_model, self._cost_context(inst, buy, qty, price, ts)))
+        if opening:
             need += charges[0]
             if need > available + _EPS and order.order_id not in self._baskets:
                 if saved is not None:
@@ -363,13 +351,12 @@ class SimulatedBroker:
                 else:
                     self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
                 return
-        else:
-            charges = flat_charges(qty * price * flat) if ctx is None else price_fill(self.cost_model, ctx)
         if fee is not None and fee.total:
             charges = _with_fee(charges, fee)
         # the simulator fills the whole remaining quantity, so one fill per order
-        self.book.apply_fill(order, Fill(order.order_id + "-F1", order.order_id, order.strategy_id, inst,
-                                         order.side, qty, price, charges[0], ts, timeline_bar, *charges[1:]))
+        oid = order.order_id
+        self.book.apply_fill(order, Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price,
+                                         charges[0], ts, timeline_bar, *charges[1:]))
 
     def _cost_context(self, inst: str, buy: bool, qty: int, price: float, ts: int) -> CostContext:
         return CostContext(self.instruments.get(inst) or Instrument(inst),
@@ -396,11 +383,19 @@ class SimulatedBroker:
 
     def _margin_available(self, instrument: str, price: float) -> float:
         """Equity minus the margin open positions block (their whole value without product rules),
-        valuing ``instrument`` at ``price`` and others at their close."""
-        equity = self.ledger.cash
+        valuing ``instrument`` at ``price`` and others at their close.
+
+        Without product rules a long position adds its value to equity and blocks as much, so only
+        shorts change the result: the check walks the ledger's shorts (none, for a long-only
+        strategy), not every open position. Rules block a percentage, so there every position counts.
+        """
+        ledger = self.ledger
+        equity = ledger.cash
         blocked = 0.0
         rules = self.rules
-        for inst, qty in self.ledger.net.items():
+        net = ledger.net
+        for inst in (ledger.shorts if rules is None else net):
+            qty = net[inst]
             if not qty:
                 continue
             if inst == instrument:

@@ -26,14 +26,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 
 from algocli.config.errors import suggest
 from algocli.errors import ConfigError, PluginError
+from algocli.registry import SPEC_GROUP, entry_points_of
 
 __all__ = ["GROUP", "BrokerSpec", "Windows", "broker_spec", "broker_specs"]
 
-GROUP = "algocli.broker_specs"
+GROUP = SPEC_GROUP
 Windows = tuple[tuple[int, float], ...]  # (calls, seconds) sliding windows
 
 
@@ -142,7 +142,7 @@ def broker_specs() -> dict[str, BrokerSpec]:
             registered under another name than its own.
     """
     out: dict[str, BrokerSpec] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    for ep in sorted(entry_points_of(GROUP), key=lambda e: e.name):
         try:
             spec = ep.load()
         except Exception as exc:

@@ -42,12 +42,37 @@ def backtest_command(
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 
+# A run shorter than this shows no progress bar: drawing one (a refresh thread, rich.progress)
+# costs more than such a run and would only flash on screen.
+PROGRESS_AFTER_S = 0.3
+
+
 def _run_with_progress(bt, quiet: bool):
+    """Run the backtest, with a progress bar on stderr once it has lasted ``PROGRESS_AFTER_S``."""
     if quiet:
         return bt.run()
+    started = time.perf_counter()
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            if time.perf_counter() - started < PROGRESS_AFTER_S:
+                return
+            bar = _progress_bar(total)
+        bar[0].update(bar[1], completed=done, total=total)
+
+    try:
+        return bt.run(progress=update)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+
+
+def _progress_bar(total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
-        task = progress.add_task("bars", total=bt.bar_count)
-        return bt.run(progress=lambda done, total: progress.update(task, completed=done, total=total))
+    progress = Progress(TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console, transient=True)
+    progress.start()
+    return progress, progress.add_task("bars", total=total)

@@ -8,6 +8,9 @@ stdout ends with exactly one summary line::
 
     download-data: 2 instruments, 2 ok, 0 failed, 9,840 new bars, 0 duplicates, 3 gaps -> data/5m
 
+``--options``/``--pcr`` download one underlying's option candles and PCR history instead
+(``algocli.data.download_options``); their last line is ``download-data: <underlying> options, ...``.
+
 Exit status: 0 when every instrument is up to date, 1 when any failed (the others are
 still written) or the token was refused, 2 for a usage error (bad date or interval,
 ``--to`` before ``--from``, unknown instrument), before any request is sent.
@@ -35,16 +38,20 @@ def _date(text: str | None, flag: str) -> date | None:
         raise UsageError(f"{flag} {text!r} is not a date; write it as YYYY-MM-DD (IST), e.g. 2024-01-01") from None
 
 
-def _resolver():
-    """The instrument master's ``resolve`` (HRNs such as ``NSE:HDFCBANK`` and broker ids).
+def _master():
+    """The instrument master (its ``resolve`` reads HRNs such as ``NSE:HDFCBANK`` and broker ids).
 
     Only the brokers' own lists are used (the sandbox's, when its URLs are exported): a
     bundled sample list must never choose the contract whose data is downloaded.
     """
     from algocli.instruments import open_master
 
-    master = open_master(warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
-    return master.resolve
+    return open_master(warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
+
+
+def _resolver():
+    """The instrument master's ``resolve``."""
+    return _master().resolve
 
 
 def _record_names(out_dir: Path, instruments) -> None:
@@ -66,14 +73,24 @@ def download_command(
     source: Annotated[str, typer.Option("--source", help="A registered broker: dhan, upstox or one a plugin "
                                         "adds (credentials from its settings, e.g. DHAN_* / UPSTOX_* in the "
                                         "environment or .env).", show_default=False)],
-    interval: Annotated[str, typer.Option("--interval", "-i", help="1m 3m 5m 10m 15m 25m 30m 1h 1d; one the "
-                                          "source lacks is built from 1m.")] = "1d",
+    interval: Annotated[str | None, typer.Option("--interval", "-i", help="1m 3m 5m 10m 15m 25m 30m 1h 1d; one the "
+                                                 "source lacks is built from 1m (default 1d; 1m with --options).",
+                                                 show_default=False)] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last IST date, YYYY-MM-DD (default today).",
                                             show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder of the CSV files (default data/<interval>).",
                                              show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table: only the summary "
                                         "line (and errors on stderr).")] = False,
+    options: Annotated[bool, typer.Option("--options", help="Option candles of the one underlying named: Dhan's "
+                                          "rolling series split into real contracts, or Upstox's expired "
+                                          "contracts; with the underlying's candles and an instruments.csv.")] = False,
+    pcr: Annotated[bool, typer.Option("--pcr", help="Historical PCR of the underlying into pcr.csv (Upstox).")] = False,
+    expiry: Annotated[str, typer.Option("--expiry", help="With --options/--pcr: current, next, far or "
+                                        "YYYY-MM-DD.")] = "current",
+    cycle: Annotated[str | None, typer.Option("--cycle", help="With --options/--pcr: week or month expiries "
+                                              "(default week for NIFTY, else month).", show_default=False)] = None,
+    strikes: Annotated[str, typer.Option("--strikes", help="With --options: ATM offsets, e.g. ATM-5:ATM+5.")] = "ATM",
 ) -> None:
     """Download candles into CSV files the backtester reads; run it again to add only what is missing."""
     import time
@@ -88,6 +105,10 @@ def download_command(
     last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
+    if options or pcr:
+        return _download_options(instruments, source, (interval or "1m").strip(), first, last, out, expiry=expiry,
+                                 cycle=cycle, strikes=strikes, options=options, pcr=pcr)
+    interval = interval or "1d"
     resolve = _resolver()
     with _progress(quiet) as progress:
         result = run_download(instruments, resolve=resolve, source=source, interval=interval.strip(), start=first,
@@ -110,6 +131,27 @@ def download_command(
     if result.aborted is not None:
         raise result.aborted  # the one-line "renew the token" message, exit 1
     if result.failed:
+        raise typer.Exit(1)
+
+
+def _download_options(names: list[str], source: str, interval: str, first: date, last: date, out: Path | None,
+                      **kwargs) -> None:
+    """``--options``/``--pcr``: one underlying's option candles and PCR (``algocli.data.download_options``)."""
+    from algocli.data.download_options import run_download_options
+
+    if len(names) != 1:
+        raise UsageError(f"--options/--pcr take one underlying, not {len(names)}; e.g. 'NSE:NIFTY 50'")
+    master = _master()
+    options, pcr = kwargs.pop("options"), kwargs.pop("pcr")
+    _, result = run_download_options(names[0], resolve=master.resolve, lookup=master.get, source=source,
+                                     interval=interval, start=first, end=last, candles=options, pcr=pcr,
+                                     out_dir=out, **kwargs)
+    for note in result.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if result.error:
+        err_console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+    console.print(result.summary_line(), markup=False, highlight=False, soft_wrap=True)
+    if result.error:
         raise typer.Exit(1)
 
 

@@ -21,15 +21,36 @@ Session
     session's close (an F&O hourly candle from 15:15 ends at 15:40 from 2026-08-03).
 
 Release
-    A candle is released (passed to ``on_candle``) only after it has closed:
+    A candle closes:
 
     - when a tick of the same instrument arrives in a later bucket, or
     - when the exchange clock has passed the bucket end plus ``grace_s`` (2 s by
       default): either ``on_time(now)`` is called with such a ``now``, or a tick of
       *another* instrument arrives with an exchange time that late.
 
+    Candles are released (passed to ``on_candle``) by period, across instruments: a closed
+    candle waits while another instrument still has a candle forming that ends at or before
+    its end, and is released with it once that one has closed too (by its own later tick, or
+    by the clock). The candles released together come in (start, first-seen instrument)
+    order. So when the index's 10:00 candle reaches a strategy, the options' 10:00 candles
+    have been released before it or with it, never after, as every instrument's bar of one
+    instant is in a backtest's history before any strategy runs for it. A live candle can
+    wait up to ``grace_s`` past its end for a quiet instrument of its period.
+
     So a strategy never sees a candle before its end time. The last candle of the day
     ends at the session close (15:30, or 15:40 for F&O from 2026-08-03) and is released by ``on_time`` (or by the next day's first tick).
+
+Grace, live and replayed
+    A live feed interleaves its instruments loosely (an option's tick of 10:14:59 may arrive
+    after the index's of 10:15:00, over another socket or in another packet), so a tick of one
+    instrument closes another's candle only ``grace_s`` after its end: a candle is not closed
+    before its last ticks could arrive. A feed that delivers every tick in exchange-time order
+    across instruments (``ordered=True``: ``algo sandbox``'s replay, whose ticks are merged by
+    time) has no late ticks, so the grace of ticks is 0 there: the first tick at or after a
+    period's end closes every candle of that period, before that tick is matched against
+    orders. That makes a replay deterministic: an order placed on any candle of period t fills
+    on each instrument's first tick of t+1, its open, as a ``next_open`` backtest fills it.
+    ``on_time`` keeps the grace in both cases (its ``now`` is an estimate of the exchange clock).
 
     ``now`` must be on the exchange's clock. Live, that is the wall clock (the default,
     ``time.time_ns``). Against a replay that runs faster than real time or in the past
@@ -167,6 +188,9 @@ class CandleAggregator:
         calendar: The NSE calendar for session hours; default ``default_calendar()``.
         grace_s: Seconds past a bucket's end before the clock (rather than a tick of the
             same instrument) may release it; absorbs feed latency.
+        ordered: The feed delivers ticks in exchange-time order across instruments (a
+            replay): another instrument's tick closes a candle with no grace ("Grace, live
+            and replayed"). Settable later through ``ordered``.
 
     Attributes:
         ticks: Ticks accepted into a candle.
@@ -176,20 +200,22 @@ class CandleAggregator:
         volume_resets: Ticks whose cumulative volume went backwards.
     """
 
-    __slots__ = ("interval", "on_candle", "clock", "grace_ns", "_state", "_pending", "_next_end",
-                 "ticks", "late", "outside", "volume_resets", "dropped", "calendar")
+    __slots__ = ("interval", "on_candle", "clock", "grace_ns", "tick_grace_ns", "_state", "_pending", "_held",
+                 "_next_end", "ticks", "late", "outside", "volume_resets", "dropped", "calendar")
 
     def __init__(self, interval: Interval | str, on_candle: Callable[[ClosedCandle], object], *,
                  clock: Callable[[], int] | None = None, grace_s: float = 2.0,
-                 calendar: NseCalendar | None = None) -> None:
+                 calendar: NseCalendar | None = None, ordered: bool = False) -> None:
         if grace_s < 0:
             raise ValueError(f"grace_s must be zero or positive, got {grace_s!r}")
         self.interval = Interval(interval)
         self.on_candle = on_candle
         self.clock = clock or time.time_ns
         self.grace_ns = round(grace_s * 1e9)
+        self.tick_grace_ns = 0 if ordered else self.grace_ns  # another instrument's tick closes after this
         self._state: dict[str, _Forming] = {}
         self._pending: deque[ClosedCandle] = deque()
+        self._held: list[tuple[int, int, ClosedCandle]] = []  # closed, waiting for their period: (start, seq, c)
         self._next_end = _FOREVER  # earliest end among forming candles: skips the scan on most ticks
         self.ticks = 0
         self.late = 0
@@ -217,7 +243,7 @@ class CandleAggregator:
             if new_start <= state.released or new_start < state.start:
                 self.late += 1
                 return
-        self._release_due(ts - self.grace_ns, None if new_start is None else state)
+        self._release_due(ts - self.tick_grace_ns, None if new_start is None else state)
         if not self._pending:
             self._add(state, tick, new_start)
             return
@@ -309,28 +335,55 @@ class CandleAggregator:
         return state.close_ns if start < state.close_ns < full else full
 
     def _release_due(self, cutoff: int, also: _Forming | None) -> int:
-        """Queue the forming candles that ended by ``cutoff``, and ``also``'s (closed by its own tick)."""
-        if cutoff < self._next_end:
-            if also is None or also.start == _NEVER:
-                return 0
-            due = [also]
-        else:
-            due = [s for s in self._state.values() if s.start != _NEVER and (s is also or s.end <= cutoff)]
-            if len(due) > 1:
-                due.sort(key=lambda s: (s.start, s.seq))
-        released = len(due)
-        for s in due:
+        """Close the forming candles that ended by ``cutoff``, and ``also`` (closed by its own tick);
+        queue every closed candle whose period no forming candle still belongs to ("Release")."""
+        if cutoff < self._next_end and (also is None or also.start == _NEVER):
+            return 0
+        closed = [s for s in self._state.values() if s.start != _NEVER and (s is also or s.end <= cutoff)]
+        for s in closed:
             if s.resumed:  # its bucket passed while nothing ran: its close was never seen
                 self.dropped += 1
-                released -= 1
                 s.resumed = False
                 s.base_day = _NEVER  # nor the volume traded meanwhile: start the base afresh
             else:
-                self._pending.append(s.snapshot())
+                self._held.append((s.start, s.seq, s.snapshot()))
             s.released = s.start
             s.start = s.end = _NEVER
         self._next_end = min((s.end for s in self._state.values() if s.start != _NEVER), default=_FOREVER)
-        return released
+        return self._queue_held()
+
+    def _queue_held(self) -> int:
+        """Queue the held candles that end before every forming one (their period is complete);
+        return how many."""
+        held = self._held
+        if not held:
+            return 0
+        horizon = self._next_end
+        ready = [h for h in held if h[2].end < horizon]
+        if ready:
+            self._held = [h for h in held if h[2].end >= horizon] if len(ready) < len(held) else []
+            ready.sort(key=lambda h: (h[0], h[1]))
+            self._pending.extend(h[2] for h in ready)
+        return len(ready)
+
+    def flush(self) -> int:
+        """Release the closed candles still waiting for their period (at shutdown: no tick can
+        close the forming ones any more, and those stay forming). Returns how many."""
+        horizon, self._next_end = self._next_end, _FOREVER
+        n = self._queue_held()
+        self._next_end = horizon
+        if self._pending:
+            self._deliver()
+        return n
+
+    @property
+    def ordered(self) -> bool:
+        """True when other instruments' ticks close candles with no grace (an in-order replay)."""
+        return self.tick_grace_ns == 0
+
+    @ordered.setter
+    def ordered(self, value: bool) -> None:
+        self.tick_grace_ns = 0 if value else self.grace_ns
 
     def _deliver(self) -> None:
         pending = self._pending

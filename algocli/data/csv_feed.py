@@ -16,18 +16,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from algocli.domain.bars import Bars
 from algocli.domain.models import IST_OFFSET_NS, Interval
 from algocli.domain.session import (  # noqa: F401 - DAY_NS and SESSION_OPEN_MIN re-exported: the grid moved there
-    DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, bucket_starts, ist_midnight_ns,
+    DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, bucket_starts,
 )
 from algocli.data.sessions import SessionCheck, instrument_segment
+from algocli.data.window import cut
 from algocli.errors import DataError, not_utf8
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
@@ -56,8 +57,11 @@ def file_stem(name: str) -> str:
 
 
 def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None = None,
-             sessions: SessionCheck | None = None, segment: str | None = None) -> Bars:
+             sessions: SessionCheck | None = None, segment: str | None = None, cache: bool = True) -> Bars:
     """Load and validate one instrument's bars from a CSV file.
+
+    A large file's checked columns come from its memory-mapped cache entry (``algocli.data.cache``)
+    when it has one; the session check and the time order are checked on every read.
 
     Args:
         path: The CSV file. It is only read, never rewritten.
@@ -66,6 +70,7 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
             Defaults to this module's logger.
         sessions: Checks the bars against the NSE calendar (``algocli.data.sessions``), None not.
         segment: The instrument's calendar segment for ``sessions`` (``EQ``, ``FNO``, ``CURRENCY``).
+        cache: Use the file's cache entry, and write one (``data.cache``).
 
     Returns:
         Bars sorted by time, ``ts`` in UTC nanoseconds of each bar's start.
@@ -73,24 +78,35 @@ def load_csv(path: Path, instrument: str, *, warn: Callable[[str], None] | None 
     Raises:
         DataError: The file is missing, empty or has a row that cannot be trusted.
     """
+    from algocli.data.cache import CsvCache
+
     path = Path(path)
     names = _read_header(path)
-    plain = _read_plain(path, names)
-    if plain is not None:
-        ts, cols, oi = plain
-    else:
-        ts, cols, oi = _read_with_pandas(path, names)
-    if oi is not None and np.isnan(oi).all():
-        oi = None  # an oi column left blank throughout is how cash-equity exports look
-    _check_values(path, cols, oi)
+    store = CsvCache(path, enabled=cache)
+    if (hit := store.load()) is None:
+        ts, cols, oi = _read_columns(path, names)
+        hit = store.store(ts, cols, oi)  # the entry just written, mapped: even a first run shares its pages
+    if hit is not None:
+        ts, cols, oi = hit.ts, hit.cols, hit.oi
     if sessions is not None:
         sessions.check(path, ts, segment)  # before sorting: rows are still the file's lines
-    order = _time_order(path, ts, warn or _log.warning)
+    in_order = hit is not None and hit.in_order
+    order = None if in_order else _time_order(path, ts, warn or _log.warning)
     if order is not None:
         ts = ts[order]
         cols = {c: v[order] for c, v in cols.items()}
         oi = None if oi is None else oi[order]
     return Bars(instrument, ts, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], oi)
+
+
+def _read_columns(path: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+    """Parse the file and check its values (``_check_values``): what the cache keeps."""
+    plain = _read_plain(path, names)
+    ts, cols, oi = plain if plain is not None else _read_with_pandas(path, names)
+    if oi is not None and np.isnan(oi).all():
+        oi = None  # an oi column left blank throughout is how cash-equity exports look
+    _check_values(path, cols, oi)
+    return ts, cols, oi
 
 
 def _read_with_pandas(path: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
@@ -461,12 +477,15 @@ class OptionsUniverse(BaseModel):
         underlying: The underlying's name, e.g. ``NSE:NIFTY 50``; its own file is loaded too.
         path: Folder with the contracts' ``instruments.csv`` and one CSV per contract (named as any
             instrument's file); relative to ``data.path``; default ``data.path`` itself.
+        pcr: A recorded PCR series (a paper or live run's ``pcr.csv``) that ``ctx.pcr`` replays instead
+            of computing PCR from the bars; relative to ``data.path``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     underlying: str
     path: Path | None = None
+    pcr: Path | None = None
 
 
 class CsvFeedConfig(BaseModel):
@@ -482,6 +501,10 @@ class CsvFeedConfig(BaseModel):
         allow_off_session: Keep bars on NSE holidays or outside the instrument's session
             (``algocli.data.sessions``) instead of refusing the file; the run says how many it kept.
         options: The option universe (``OptionsUniverse``); None: no options.
+        cache: Keep a memory-mapped copy of each large file's checked columns beside the data
+            (``algocli.data.cache``), so later runs skip the parse.
+        warmup: Bars of the run's interval before ``start`` that feed the indicators but never
+            trade (``algocli.data.window``); needs ``start``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -491,6 +514,16 @@ class CsvFeedConfig(BaseModel):
     end: date | None = None
     allow_off_session: bool = False
     options: OptionsUniverse | None = None
+    cache: bool = True
+    warmup: int = Field(0, ge=0)
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_needs_start(cls, value: int, info: ValidationInfo) -> int:
+        if value and info.data.get("start") is None:
+            raise ValueError("counts bars before data.start, which is not set; set data.start (the first date "
+                             "that trades) or drop data.warmup")
+        return value
 
 
 class CsvFeed:
@@ -550,10 +583,12 @@ class CsvFeed:
                                       f"{self.directory} (':' and spaces become '_'); check data.path, add the "
                                       "file or run `algo download-data`")
             segment = instrument_segment((instrument, *self.aliases.get(instrument, ())))
-            whole = load_csv(path, instrument, warn=warn, sessions=self._sessions, segment=segment)
+            whole = load_csv(path, instrument, warn=warn, sessions=self._sessions, segment=segment,
+                             cache=self.config.cache)
             # the file's bar length comes from the whole file: a short date range can hold too few bars
             native = infer_interval_minutes(whole.ts)
-            out[instrument] = resample(self._between(path, whole), interval, source=path, native=native)
+            out[instrument] = cut(path, whole, self.config, Interval(interval).value,
+                                  lambda b: resample(b, interval, source=path, native=native))
             if path not in self._used:
                 self._used.append(path)
         self._sessions.say(warn or _log.warning)
@@ -562,16 +597,3 @@ class CsvFeed:
     def files_used(self) -> list[Path]:
         """Files read by ``load`` so far, in first-use order (for the run record)."""
         return list(self._used)
-
-    def _between(self, path: Path, bars: Bars) -> Bars:
-        """Keep bars whose IST date lies in [start, end]."""
-        start, end = self.config.start, self.config.end
-        if start is None and end is None:
-            return bars
-        lo = 0 if start is None else int(np.searchsorted(bars.ts, ist_midnight_ns(start)))
-        hi = len(bars) if end is None else int(np.searchsorted(bars.ts, ist_midnight_ns(end + timedelta(1))))
-        if hi <= lo:
-            have = f"the file covers {_ist(bars.ts[0])[:10]} to {_ist(bars.ts[-1])[:10]}"
-            raise DataError(path, f"no bars between {start or 'the start'} and {end or 'the end'} ({have}); "
-                                  "check data.start/data.end")
-        return bars.slice(lo, hi)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -429,15 +430,9 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         inst = resolve(name)
         instruments.setdefault(inst.hrn, inst)
     result = DownloadResult(source, ival, out)
-    if settings is None:
-        settings = spec.make_settings()
+    settings = spec.make_settings() if settings is None else settings
     limiter = limiter or RateLimiter(spec.download_limits)
-    own_session = session is None
-    if own_session:
-        import aiohttp
-
-        session = aiohttp.ClientSession()
-    try:
+    async with run_session(session) as session:
         src = spec.load(spec.download_source)(session, settings, limiter, today, client_options)
         for inst in instruments.values():
             src.check_listed(inst)
@@ -450,10 +445,19 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
                 continue
             result.files.append(await engine.one(inst))
         result.aborted = engine.aborted
-    finally:
-        if own_session:
-            await session.close()
     return result
+
+
+@asynccontextmanager
+async def run_session(session=None):
+    """``session`` as it is, or a new ``aiohttp.ClientSession`` closed when the block ends."""
+    if session is not None:
+        yield session
+        return
+    import aiohttp
+
+    async with aiohttp.ClientSession() as own:
+        yield own
 
 
 def _source_spec(source: str) -> BrokerSpec:

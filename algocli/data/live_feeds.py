@@ -18,7 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from algocli.broker.live_plugins import InstrumentIds
 
-__all__ = ["SandboxFeed", "SandboxFeedConfig"]
+__all__ = ["LiveOptions", "SandboxFeed", "SandboxFeedConfig"]
+
+
+class LiveOptions(BaseModel):
+    """``data.options`` of a paper or live run: the option contracts ``ctx.option`` may pick and trade.
+
+    They come from the brokers' instrument lists and are subscribed with the run's instruments
+    (``algocli.engine.live_options``).
+
+    Attributes:
+        underlying: The underlying's name, e.g. ``NSE:NIFTY 50``.
+        expiries: Expiry codes (``current``, ``next``, ``current_month``, ``next_month``, a date) among
+            those the feed's broker lists as live when the run starts; their every strike is subscribed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    underlying: str
+    expiries: list[str] = Field(default_factory=lambda: ["current"], min_length=1)
 
 
 class SandboxFeedConfig(BaseModel):
@@ -31,6 +48,7 @@ class SandboxFeedConfig(BaseModel):
     token: SecretStr = Field(SecretStr("sandbox"), description="the token `algo sandbox` accepts")
     mode: Literal["ticker", "quote", "full", "ltpc"] = "quote"
     silence_s: float = Field(60.0, gt=0)
+    options: LiveOptions | None = Field(None, description="option contracts ctx.option picks from")
 
 
 class SandboxFeed:
@@ -45,4 +63,6 @@ class SandboxFeed:
 
         spec = broker_spec(config.protocol, what="data.protocol")
         build = spec.load(spec.sandbox_feed)
-        return build(config.url.rstrip("/"), config.token, config.mode, config.silence_s, instrument_ids)
+        feed = build(config.url.rstrip("/"), config.token, config.mode, config.silence_s, instrument_ids)
+        feed.in_order = True  # the replay publishes ticks merged by exchange time (algocli.sandbox.replay)
+        return feed

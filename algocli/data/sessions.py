@@ -109,7 +109,7 @@ class SessionCheck:
         days, inverse = unique((ts[rows] + IST_OFFSET_NS) // DAY_NS, return_inverse=True)
         opens = np.zeros(len(days), dtype=np.int64)
         closes = np.full(len(days), np.iinfo(np.int64).max)  # a daily file: the whole day is in
-        reasons: dict[int, str] = {}
+        reasons: dict[int, str | Session] = {}
         covered = set(self.calendar.covered_years)
         several: list[tuple[int, Session]] = []
         unusual = self._unusual_days(days, covered) if daily else None
@@ -124,7 +124,7 @@ class SessionCheck:
                 closes[k] = opens[k]  # nothing is in
                 reasons[k] = self._closed_day(day, segment)
                 continue
-            reasons[k] = _outside(session, segment)
+            reasons[k] = session  # worded by _outside only for the bar refused
             if not daily:
                 opens[k], closes[k] = session.bounds_ns()
                 if len(session.windows) > 1:
@@ -141,7 +141,9 @@ class SessionCheck:
             return
         first = int(np.flatnonzero(bad)[0])
         stamp = _ist_text(int(ts[rows[first]]), daily)
-        raise DataError(path, f"bar at {stamp} {reasons[int(inverse[first])]}; delete the row, {_ALLOW}",
+        reason = reasons[int(inverse[first])]
+        reason = reason if isinstance(reason, str) else _outside(reason, segment)
+        raise DataError(path, f"bar at {stamp} {reason}; delete the row, {_ALLOW}",
                         row=int(rows[first]) + 2)
 
     def _unusual_days(self, days: np.ndarray, covered: set[int]) -> set[date]:
@@ -187,7 +189,8 @@ def _is_daily(ts: np.ndarray) -> bool:
     """One bar per IST day (or fewer): a daily file, checked by day alone."""
     from algocli.data.csv_feed import infer_interval_minutes
 
-    native = infer_interval_minutes(np.sort(ts))
+    ordered = len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all())  # files are mostly in order: skip the sort
+    native = infer_interval_minutes(ts if ordered else np.sort(ts))
     if native is None:  # a single bar: daily when stamped at IST midnight, as daily rows are
         return bool(((ts + IST_OFFSET_NS) % DAY_NS == 0).all())
     return native >= _DAILY_MINUTES

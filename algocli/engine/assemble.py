@@ -74,6 +74,13 @@ class Plugins:
         except ConfigError as exc:
             raise ConfigError(f"{self.source}: {exc}") from None
 
+    @property
+    def trade_from(self) -> int | None:
+        """``Backtest``'s ``trade_from``: ``data.start`` when ``data.warmup`` loads bars before it."""
+        from algocli.data.window import trade_from
+
+        return trade_from(self.feed_cfg)
+
     def plugin_configs(self) -> dict[str, dict]:
         return {
             "data": self.feed_cfg.model_dump(mode="json"),
@@ -209,7 +216,9 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
     bars = feed.load(list(dict.fromkeys([*plugins.instruments, *wanted])), config.interval, warn=_warn)
     files = list(feed.files_used())
     if universe:
-        chain = feed.__class__(plugins.feed_cfg.model_copy(update={"path": _options_dir(feed, plugins.feed_cfg)}))
+        # contracts listed after the warm-up began have no bars there: they are loaded from data.start
+        chain = feed.__class__(plugins.feed_cfg.model_copy(update={"path": _options_dir(feed, plugins.feed_cfg),
+                                                                   "warmup": 0}))
         chain.aliases = {r.hrn: tuple(i for i in r.ids() if i != r.hrn) for r in universe}
         traded = [r.hrn for r in universe if chain.file_for(r.hrn).is_file()]
         bars.update(chain.load(traded, config.interval, warn=_warn))
@@ -220,10 +229,15 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         cost_model=cost_model, interval=config.interval, name=config.name,
         instruments=names.metadata(), products=dict(getattr(broker_cfg, "products", {})),
         default_product=getattr(broker_cfg, "product", "INTRADAY"), rules=plugins.product_rules(),
-        universe=universe,
+        universe=universe, trade_from=plugins.trade_from,
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
+    if universe and plugins.feed_cfg.options.pcr is not None:  # ctx.pcr replays a recorded series
+        from algocli.options.source import replay_chains
+
+        bt.core.chains = replay_chains(bt.core, _options_file(feed, plugins.feed_cfg.options.pcr), source)
+        files.append(Path(bt.core.chains.replay.path))
     if config.risk is not None:
         from algocli.risk import attach_risk
 
@@ -233,7 +247,11 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
 
 def _options_dir(feed, cfg) -> Path:
     path = cfg.options.path
-    return feed.directory if path is None else (path if path.is_absolute() else feed.directory / path)
+    return feed.directory if path is None else _options_file(feed, path)
+
+
+def _options_file(feed, path: Path) -> Path:
+    return path if path.is_absolute() else feed.directory / path
 
 
 def _option_universe(feed, cfg, source: str) -> tuple[list, list[str]]:

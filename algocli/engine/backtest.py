@@ -46,6 +46,9 @@ class Backtest:
             config's ``products``; ``default_product`` (its ``product``) for the others.
         rules: Product rules (INTRADAY square-off, margin); None: whole value, no square-off.
         universe: Option contracts ``ctx.option`` picks from (``data.options``); those with bars trade.
+        trade_from: UTC nanoseconds of the first instant that trades (``data.start`` with
+            ``data.warmup``); the bars before it are warm-up: indicators see them, strategies
+            get no ``on_candle`` for them, and the result starts after them. None: every bar trades.
 
     Futures whose expiry falls inside the data are settled at the expiry day's close (tag
     ``expiry``), options at intrinsic value against their underlying's close that day
@@ -70,6 +73,7 @@ class Backtest:
         default_product: str = "INTRADAY",
         rules: ProductRules | None = None,
         universe: list[Instrument] | None = None,
+        trade_from: int | None = None,
     ) -> None:
         self.bars = bars
         self.name = name
@@ -85,8 +89,13 @@ class Backtest:
         )
         self._timeline = _Timeline(bars)
         self.notes: list[str] = []
-        self.available_margin: np.ndarray | None = None
+        self._equity: np.ndarray | None = None
+        self._margin: np.ndarray | None = None  # ``available_margin``, worked out when first read
         self._closed = {"squareoff": 0, "expiry": 0}
+        #: Index in the timeline of the first instant that trades; the loops start there.
+        self.first_bar = 0 if trade_from is None else int(np.searchsorted(self._timeline.ts, trade_from))
+        if self.first_bar >= len(self._timeline.ts):
+            raise ValueError("no bar at or after trade_from: every bar would be warm-up")
 
     def add_strategy(self, strategy: BaseStrategy, instruments: list[str], strategy_id: str | None = None) -> str:
         """Add a strategy trading ``instruments``; returns its id (``<name>-<n>`` by default)."""
@@ -107,6 +116,10 @@ class Backtest:
         """Run to the end of the data and return the result with statistics."""
         from algocli.engine.results import build_result
 
+        if self.first_bar:  # each history's cursor on its last warm-up bar, as if the run had been going
+            start_ns = self._timeline.ts[self.first_bar]
+            for h in self.core.histories.values():
+                h.cursor = int(np.searchsorted(h.column("ts")[:h.length], start_ns)) - 1
         self.core.start()
         tl = self._timeline
         if len(self.bars) == 1:
@@ -115,11 +128,32 @@ class Backtest:
             self._run_multi(progress)
         self._finish()  # close-out fills still reach on_order_fill, then on_stop comes last
         self.core.stop()
-        result = build_result(self, tl.ts)
-        self.available_margin = self._available_margin(result.equity, tl.ts)
+        gc.freeze()  # the run's orders, fills and trades: no collection while the result is built rescans them
+        try:
+            result = build_result(self, tl.ts, self.first_bar)
+        finally:
+            gc.unfreeze()
+        self._equity = result.equity
         if self.core.broker.rules is not None:  # cash and margin differ only when the rules are on
             result.available_margin = self.available_margin
         return result
+
+    def close(self) -> None:
+        """Let go of the finished run's engine: its strategies, broker and order book.
+
+        The parts refer to each other (the broker calls back into the core, each strategy's
+        context reads the core), so on their own they wait for a full garbage collection, which
+        costs a tenth of a second on a million bars; a sweep of many runs frees each one here at
+        once. The result ``run`` returned stays whole; this Backtest cannot run again.
+        """
+        self.core.release()
+
+    @property
+    def available_margin(self) -> np.ndarray | None:
+        """Equity less the margin open positions block, at every instant of the run (None before ``run``)."""
+        if self._margin is None and self._equity is not None:
+            self._margin = self._available_margin(self._equity, self._timeline.ts[self.first_bar:])
+        return self._margin
 
     def _available_margin(self, equity: np.ndarray, ts: np.ndarray) -> np.ndarray:
         from algocli.portfolio.margin import blocked_series
@@ -188,14 +222,19 @@ class Backtest:
     # --- loops ---------------------------------------------------------------------
 
     def _chunks(self, n: int, progress: Progress | None, marks: list[int] = ()):
-        # Orders, fills and trades accumulate as long-lived objects; freezing them at each
-        # chunk keeps the cyclic GC from rescanning them on every young collection.
+        # Orders, fills and trades accumulate as long-lived objects. The cyclic GC is off inside
+        # a chunk of bars, and at its end the chunk's survivors are frozen, so no collection
+        # scans them again (scanning costs about 2 us per order). A chunk that left more than two
+        # container objects per bar (a strategy building garbage cycles) is collected first, so
+        # such garbage never outlives its chunk by much.
         # A chunk also ends before each of the sorted ``marks`` (bars with a square-off or an
         # expiry), so that the loop handles them without a test per bar.
-        step = max(1, min(n, 50_000))
+        step = max(1, min(n, 10_000))
+        garbage = 2 * step * max(1, self.bar_count // max(1, n))  # two per bar; a multi run's instants have several
+        enabled = gc.isenabled()
+        gc.disable()
         try:
-            for start in range(0, n, step):
-                gc.freeze()
+            for start in range(self.first_bar, n, step):  # warm-up bars are never looped over
                 stop = min(n, start + step)
                 a = start
                 for m in marks[bisect_left(marks, start):bisect_left(marks, stop)]:
@@ -203,10 +242,16 @@ class Backtest:
                         yield a, m
                     a = m
                 yield a, stop
+                if enabled:
+                    if gc.get_count()[0] > garbage:
+                        gc.collect(1)
+                    gc.freeze()
                 if progress:
-                    progress(stop, n)
+                    progress(stop - self.first_bar, n - self.first_bar)
         finally:
             gc.unfreeze()
+            if enabled:
+                gc.enable()
 
     def _run_single(self, progress: Progress | None) -> None:
         core = self.core
@@ -214,9 +259,9 @@ class Backtest:
         core.clock = h  # one instrument: its cursor is the run's clock
         working = core.broker.pending[inst]
         on_bar, handle = core.broker.on_bar, core.handle
-        subs = core.subscribers()[inst]
+        sid, on_candle = _fan_out(core.subscribers()[inst], handle)  # no inner loop over subscribers per bar
         ts = h.ts_mv
-        sid, i = "", 0
+        i = 0
         events = self._events().get(inst, {})
         try:
             for start, stop in self._chunks(h.length, progress, sorted(events)):
@@ -225,31 +270,17 @@ class Backtest:
                     if working:
                         on_bar(inst, i, ts[i], i)
                     self._apply_events(inst, i, events[i], i)
-                    candle = Candle((h, i, inst))
-                    for sid, on_candle in subs:
-                        out = on_candle(candle)
-                        if out is not None:
-                            handle(sid, out)
+                    out = on_candle(Candle((h, i, inst)))
+                    if out is not None:
+                        handle(sid, out)
                     start += 1
-                if len(subs) == 1:  # the usual case: no inner loop over subscribers per bar
-                    (sid, on_candle), = subs
-                    for i in range(start, stop):
-                        h.cursor = i
-                        if working:
-                            on_bar(inst, i, ts[i], i)
-                        out = on_candle(Candle((h, i, inst)))
-                        if out is not None:
-                            handle(sid, out)
-                else:
-                    for i in range(start, stop):
-                        h.cursor = i
-                        if working:
-                            on_bar(inst, i, ts[i], i)
-                        candle = Candle((h, i, inst))
-                        for sid, on_candle in subs:
-                            out = on_candle(candle)
-                            if out is not None:
-                                handle(sid, out)
+                for i in range(start, stop):
+                    h.cursor = i
+                    if working:
+                        on_bar(inst, i, ts[i], i)
+                    out = on_candle(Candle((h, i, inst)))
+                    if out is not None:
+                        handle(sid, out)
         except StrategyError:
             raise
         except Exception as exc:
@@ -259,13 +290,17 @@ class Backtest:
         core = self.core
         tl = self._timeline
         core.clock = clock = TimelineClock(tl.ts)
-        hists = [core.histories[inst] for inst in tl.instruments]
-        working = [core.broker.pending[inst] for inst in tl.instruments]
-        subs_by_inst = core.subscribers()
-        subs = [subs_by_inst[inst] for inst in tl.instruments]
-        on_bar, handle = core.broker.on_bar, core.handle
-        ev_slot, ev_idx, groups, tl_ts = tl.ev_slot, tl.ev_idx, tl.group_bounds, tl.ts_list
-        sid, h, i = "", hists[0], 0
+        broker = core.broker
+        on_bar, handle = broker.on_bar, core.handle
+        subs = core.subscribers()
+        # What each instrument's bars need, as one tuple, and a reference to it per event of the
+        # timeline: an instant's events are then two slices, with no per-bar lookups by slot.
+        hists = core.histories
+        slots = [(hists[inst], broker.pending[inst], inst, hists[inst].instrument, *_fan_out(subs[inst], handle))
+                 for inst in tl.instruments]
+        ev_bars = [slots[k] for k in tl.ev_slot]
+        ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
+        sid, h, i = "", slots[0][0], 0
         events: dict[int, list] = {}  # timeline group -> [(instrument, bar, [event, ...])]
         for inst, marks in self._events().items():
             bar_ts = core.histories[inst].ts_mv
@@ -275,40 +310,31 @@ class Backtest:
             for start, stop in self._chunks(len(groups) - 1, progress, sorted(events)):
                 if start in events:  # once per chunk: square-offs or expiries fall in this instant
                     g = clock.cursor = start
-                    a, b, t = groups[g], groups[g + 1], tl_ts[g]
-                    for e in range(a, b):
-                        k, i = ev_slot[e], ev_idx[e]
-                        hists[k].cursor = i
-                        if working[k]:
-                            on_bar(tl.instruments[k], i, t, g)
+                    a, b = groups[g], groups[g + 1]
+                    bars, idx = ev_bars[a:b], ev_idx[a:b]
+                    for (h, working, inst, _, _, _), i in zip(bars, idx):
+                        h.cursor = i
+                        if working:
+                            on_bar(inst, i, tl_ts[g], g)
                     for inst, i, evs in events[g]:
                         self._apply_events(inst, i, evs, g)
-                    for e in range(a, b):
-                        k, i = ev_slot[e], ev_idx[e]
-                        h = hists[k]
-                        candle = Candle((h, i, h.instrument))
-                        for sid, on_candle in subs[k]:
-                            out = on_candle(candle)
-                            if out is not None:
-                                handle(sid, out)
+                    for (h, _, _, name, sid, on_candle), i in zip(bars, idx):
+                        out = on_candle(Candle((h, i, name)))
+                        if out is not None:
+                            handle(sid, out)
                     start += 1
                 for g in range(start, stop):
-                    a, b = groups[g], groups[g + 1]
                     clock.cursor = g
-                    t = tl_ts[g]
-                    for e in range(a, b):  # every bar of this instant opens first ...
-                        k, i = ev_slot[e], ev_idx[e]
-                        hists[k].cursor = i
-                        if working[k]:
-                            on_bar(tl.instruments[k], i, t, g)
-                    for e in range(a, b):  # ... then strategies see the closed bars
-                        k, i = ev_slot[e], ev_idx[e]
-                        h = hists[k]
-                        candle = Candle((h, i, h.instrument))
-                        for sid, on_candle in subs[k]:
-                            out = on_candle(candle)
-                            if out is not None:
-                                handle(sid, out)
+                    a, b = groups[g], groups[g + 1]
+                    bars, idx = ev_bars[a:b], ev_idx[a:b]
+                    for (h, working, inst, _, _, _), i in zip(bars, idx):  # every bar of this instant opens first ...
+                        h.cursor = i
+                        if working:
+                            on_bar(inst, i, tl_ts[g], g)
+                    for (h, _, _, name, sid, on_candle), i in zip(bars, idx):  # ... then strategies see them closed
+                        out = on_candle(Candle((h, i, name)))
+                        if out is not None:
+                            handle(sid, out)
         except StrategyError:
             raise
         except Exception as exc:
@@ -379,6 +405,28 @@ def _underlying(model: Instrument) -> str:
     from algocli.strategy.contracts import underlying_of
 
     return underlying_of(model)
+
+
+def _fan_out(subs: list[tuple[str, Callable]], handle: Callable) -> tuple[str, Callable]:
+    """One ``(strategy id, on_candle)`` pair for an instrument's subscribers, so the bar loops call
+    one function per bar: the only one, or one that calls each in turn and handles its signals
+    before the next runs (as a loop over them would), naming the strategy that raised."""
+    if len(subs) == 1:
+        return subs[0]
+
+    def each(candle: Candle) -> None:
+        for sid, on_candle in subs:
+            try:
+                out = on_candle(candle)
+                if out is not None:
+                    handle(sid, out)
+            except StrategyError:
+                raise
+            except Exception as exc:
+                h, i, inst = candle
+                raise _strategy_error(sid, inst, h, i, exc) from exc
+
+    return "", each
 
 
 def _strategy_error(sid: str, inst: str, h: History, i: int, exc: Exception) -> StrategyError:

@@ -97,6 +97,14 @@ class EngineCore:
         if type(slot.strategy).on_order_fill is not BaseStrategy.on_order_fill:
             self._listeners[slot.id] = slot
 
+    def release(self) -> None:
+        """Drop the references that tie a finished run's parts into cycles (``Backtest.close``):
+        the strategies (whose contexts read this core) and the broker (which calls back into it)."""
+        self.slots = []
+        self._by_id.clear()
+        self._listeners.clear()
+        self.broker = None  # type: ignore[assignment]
+
     def subscribers(self) -> dict[str, list[tuple[str, object]]]:
         """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars."""
         subs: dict[str, list[tuple[str, object]]] = {inst: [] for inst in self.histories}

@@ -38,6 +38,8 @@ from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
 from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
+from algocli.engine.live_basket import resume_baskets, submit_basket
+from algocli.engine.resume import position_gaps
 from algocli.errors import AlgoError, BrokerError
 from algocli.market.ticks import split_quantity
 from algocli.persistence.journal import Journal, crash_point
@@ -125,38 +127,51 @@ class LiveRouter:
             return None
         h = self.histories.get(signal.instrument)
         order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)  # fsync'd
-        product = self.products.get(signal.instrument, self.default_product)
-        pos = self.ledger.position(strategy_id, signal.instrument)
-        reason = order_refusal(self._instrument(signal.instrument), product, order.side is OrderSide.BUY,
-                               order.quantity, order.limit_price, pos.quantity if pos is not None else 0, ts)
-        if reason:  # the exchange would refuse it (lots, ticks) or the broker (a short in CNC): never sent
-            self.book.set_status(order, OrderStatus.REJECTED, reason, ts)
+        legs = self._plan(order, ts)
+        if isinstance(legs, str):  # the exchange would refuse it (lots, ticks) or the broker (a short in CNC)
+            self.book.set_status(order, OrderStatus.REJECTED, legs, ts)  # never sent
             return order
-        try:
-            sizes = split_quantity(self._instrument(signal.instrument), order.quantity)
-        except ValueError as exc:  # a freeze quantity below one lot: no child could be valid
-            self.book.set_status(order, OrderStatus.REJECTED, str(exc), ts)
-            return order
-        seq = int(order.order_id.rpartition("-")[2])
-        request = OrderRequest(client_order_id(self.run, strategy_id, seq), strategy_id, signal.instrument,
-                               order.side, order.quantity, order.order_type, order.limit_price, product,
-                               self.validity)
-        if len(sizes) == 1:
-            legs = [LiveOrderState(order, request.client_id, request)]
-            self.journal.append("client_id", order_id=order.order_id, client_id=request.client_id,
-                                product=request.product, validity=request.validity)
-        else:  # above the freeze quantity: every child's client id is on disk before the first is sent
-            cids = [child_client_id(self.run, strategy_id, seq, k) for k in range(1, len(sizes) + 1)]
-            legs = [LiveOrderState(order, cid, replace(request, client_id=cid, quantity=qty), child=k, of=len(sizes))
-                    for k, (cid, qty) in enumerate(zip(cids, sizes), 1)]
-            self.journal.append("children", order_id=order.order_id, product=request.product,
-                                validity=request.validity,
-                                children=[{"client_id": leg.client_id, "quantity": leg.request.quantity}
-                                          for leg in legs])
+        self._journal_plan(legs)
         crash_point("after_intent_journal")
         self._track(order, legs)
         self._spawn(self._send_all(legs))
         return order
+
+    submit_basket = submit_basket  # several legs placed whole or not at all (``algocli.engine.live_basket``)
+
+    def _plan(self, order: Order, ts: int) -> list[LiveOrderState] | str:
+        """The broker orders ``order`` goes out as (one, or children at the freeze quantity), or why the
+        exchange or the broker would refuse it."""
+        name = order.instrument
+        product, inst = self.products.get(name, self.default_product), self._instrument(name)
+        pos = self.ledger.position(order.strategy_id, name)
+        reason = order_refusal(inst, product, order.side is OrderSide.BUY, order.quantity, order.limit_price,
+                               pos.quantity if pos is not None else 0, ts)
+        if reason:
+            return reason
+        try:
+            sizes = split_quantity(inst, order.quantity)
+        except ValueError as exc:  # a freeze quantity below one lot: no child could be valid
+            return str(exc)
+        strategy_id, seq = order.strategy_id, int(order.order_id.rpartition("-")[2])
+        request = OrderRequest(client_order_id(self.run, strategy_id, seq), strategy_id, name, order.side,
+                               order.quantity, order.order_type, order.limit_price, product, self.validity)
+        if len(sizes) == 1:
+            return [LiveOrderState(order, request.client_id, request)]
+        cids = [child_client_id(self.run, strategy_id, seq, k) for k in range(1, len(sizes) + 1)]
+        return [LiveOrderState(order, cid, replace(request, client_id=cid, quantity=qty), child=k, of=len(sizes))
+                for k, (cid, qty) in enumerate(zip(cids, sizes), 1)]
+
+    def _journal_plan(self, legs: list[LiveOrderState]) -> None:
+        """Journal an order's client id, or every child's (one record) before the first is sent."""
+        first = legs[0]
+        common = {"order_id": first.order.order_id, "product": first.request.product,
+                  "validity": first.request.validity}
+        if first.of == 1:
+            self.journal.append("client_id", client_id=first.client_id, **common)
+        else:
+            self.journal.append("children", children=[{"client_id": leg.client_id, "quantity": leg.request.quantity}
+                                                      for leg in legs], **common)
 
     def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> Order:
         """Record an order the risk controller refused: journaled as REJECTED, never sent."""
@@ -363,6 +378,8 @@ class LiveRouter:
     # --- bookkeeping --------------------------------------------------------------------------
 
     timeline_bar_fn = None
+    rules = None  # the run's ProductRules: the margin a basket's legs need together
+    events: list[str] | None = None  # lines for the operator (a basket that failed and was unwound)
 
     def _instrument(self, name: str) -> Instrument:
         return self.instruments.get(name) or Instrument(name)
@@ -441,31 +458,26 @@ class LiveRouter:
                 else:
                     self._adopt(state, found)
                     notes.append(f"{name}: found at the broker as {found.broker_order_id}")
-        for order in await self.broker.get_orders():
-            self.on_broker_order(order)
+        baseline = next((r["positions"] for r in journal_records if r.get("k") == "baseline"), None)
         before = len(self.fills)
-        for trade in await self.broker.get_trades():
-            if trade.broker_order_id in self._by_broker_id:
-                self.on_broker_fill(trade)
+        for _ in range(3):  # an order still working may fill between the reads of trades and positions
+            for order in await self.broker.get_orders():
+                self.on_broker_order(order)
+            for trade in await self.broker.get_trades():
+                if trade.broker_order_id in self._by_broker_id:
+                    self.on_broker_fill(trade)
+            theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
+            if baseline is None or not position_gaps(instruments, self.ledger.net, theirs, baseline):
+                break
+            await asyncio.sleep(0.5)
         if len(self.fills) > before:
             notes.append(f"booked {len(self.fills) - before} fill(s) the broker made while this run was down")
-        theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
-        baseline = next((r["positions"] for r in journal_records if r.get("k") == "baseline"), None)
         if baseline is None:  # a new run: what the account already holds is not this run's
             baseline = {inst: theirs[inst] for inst in instruments if theirs.get(inst)}
             self.journal.append("baseline", positions=baseline)
             if baseline:
                 notes.append(f"positions held before this run are left alone: {baseline}")
-        self._check_positions(instruments, theirs, baseline)
-        return notes
-
-    def _check_positions(self, instruments: list[str], theirs: dict[str, int], baseline: dict[str, int]) -> None:
-        """The broker must hold what the account held at the start plus this run's fills."""
-        ours: dict[str, int] = dict(baseline)
-        for inst, qty in self.ledger.net.items():
-            ours[inst] = ours.get(inst, 0) + qty
-        gaps = [(inst, ours.get(inst, 0), theirs.get(inst, 0)) for inst in instruments
-                if ours.get(inst, 0) != theirs.get(inst, 0)]
+        gaps = position_gaps(instruments, self.ledger.net, theirs, baseline)
         if gaps:
             lines = "; ".join(f"{inst}: expected {mine:+d} (start + journal), broker {brk:+d}"
                               for inst, mine, brk in gaps)
@@ -473,6 +485,7 @@ class LiveRouter:
                 f"positions differ from the broker and the journal cannot explain it ({lines}); "
                 "trading refused. Square off or adjust the position at the broker, or start with a fresh "
                 "journal if the broker's positions are the truth (--fresh), then run again")
+        return notes + resume_baskets(self, journal_records)
 
     def _restore(self, records: list[dict]) -> None:
         """Orders, fills, statuses and modifications from the journal (``OrderBook.replay``),
@@ -544,6 +557,7 @@ def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, pr
                             default_product=default_product, validity=validity, cost_model=cost_model,
                             instruments=engine.core.instruments)
         router.timeline_bar_fn = lambda: len(engine.clock.ts_mv)
+        router.rules, router.events = kwargs.get("rules"), engine.events
         engine.router = router
         return router
 

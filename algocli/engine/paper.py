@@ -2,8 +2,11 @@
 
 Per tick, in this order:
 
-1. the aggregator releases every candle that has closed; each is journaled, appended to
-   its instrument's history and handed to the strategies, which may place orders;
+1. the aggregator releases every candle that has closed, by period across instruments
+   (``algocli.data.aggregator``, "Release"); period by period, every instrument's candle is
+   journaled and appended to its history first, and then the strategies get them, in the
+   run's instrument order, as a backtest's instant: a strategy on the index's candle reads
+   the options' candles of the same period; strategies may place orders;
 2. the simulated broker matches working orders against the tick's price, so an order
    placed on candle t's close fills on the first tick of t+1, its open, exactly as the
    backtest's ``next_open`` does.
@@ -55,6 +58,14 @@ class ProductEvents:
     (of a later day) at the day's last close, stamped with the square-off time. A future is
     settled at its expiry day's last close once a tick arrives after that day's session.
 
+    An option whose underlying the run trades settles when the underlying's candle that ends at
+    the expiry day's close is released (``on_close``), at its close, before any strategy gets that
+    candle, as the backtest settles on the underlying's last bar of the day before its strategies
+    run; the fill is stamped with that candle's start, as the backtest stamps it with the bar's. No
+    tick comes after the close, so a run stopped later that day settles in ``due_at_stop``, and a
+    run whose expiry day's last candle ended earlier settles on the underlying's first tick of a
+    later day; both at the expiry day's last close.
+
     Args:
         broker: The simulated broker (its ``rules``, products and instruments).
         histories: The run's candle histories (the last close of a day).
@@ -65,8 +76,8 @@ class ProductEvents:
         self.histories = histories
         self.due: dict[str, int] = dict.fromkeys(histories, 0)  # 0: schedule on the first tick
         self._what: dict[str, tuple[str, int]] = {}  # instrument -> (kind, due ns)
-        # underlying -> [(due ns, option)]: an option settles on its underlying's first tick after the
-        # expiry day's close (the option's own ticks stop with the contract), at that day's last close.
+        # underlying -> [(expiry day's close ns, option)]: an option settles with its underlying's candle
+        # (or first tick of a later day) after that close (its own ticks stop with the contract).
         self._options: dict[str, list[tuple[int, str]]] = {}
         for inst in histories:
             model = broker.instruments[inst]
@@ -80,7 +91,7 @@ class ProductEvents:
     def fire(self, inst: str, price: float, ts: int, bar: int) -> None:
         """A tick of ``inst`` at or after its due instant: close what is due, schedule the next."""
         if inst in self._options:
-            self._settle_options(inst, ts, bar)
+            self._settle_options(inst, _next_day(ts) - _DAY_NS - 1, bar)  # expiry days before this tick's
         what = self._what.get(inst)
         if what is not None and ts >= what[1]:
             del self._what[inst]
@@ -95,9 +106,26 @@ class ProductEvents:
                 self.broker.settle_expiry(inst, at, when, bar)
         self._schedule(inst, ts)
 
+    @property
+    def has_options(self) -> bool:
+        """True while an option on an underlying of the run is still to settle."""
+        return any(self._options.values())
+
+    def on_close(self, inst: str, end: int, bar: int) -> None:
+        """``inst``'s candle ending at ``end`` is in its history: settle the options on it whose
+        expiry day closes by ``end`` (before the strategies get the candle)."""
+        if inst in self._options:
+            self._settle_options(inst, end, bar)
+
+    def due_at_stop(self, now: int, bar: int) -> None:
+        """The run stops at exchange time ``now``: settle every option whose expiry day has closed."""
+        for under in list(self._options):
+            self._settle_options(under, now, bar)
+
     def _settle_options(self, under: str, ts: int, bar: int) -> None:
-        """Settle the options on ``under`` whose expiry-day close has passed, at the underlying's last
-        close of that day (``SimulatedBroker.settle_option``)."""
+        """Settle the options on ``under`` whose expiry-day close is at or before ``ts``, at the
+        underlying's last close of that day, stamped with that candle's start, as the backtest
+        (``SimulatedBroker.settle_option``)."""
         from algocli.domain.session import ist_date
 
         due = [(at, opt) for at, opt in self._options[under] if ts >= at]
@@ -110,9 +138,15 @@ class ProductEvents:
             k = h.length - 1
             while k >= 0 and ist_date(int(h.ts_mv[k])) > expiry:
                 k -= 1
-            price = h.close_mv[k] if k >= 0 else h.close_mv[h.length - 1]
-            same_day = (ts + _IST_NS) // _DAY_NS == (at + _IST_NS) // _DAY_NS
-            self.broker.settle_option(opt, price, ts if same_day else at, bar)
+            if k < 0:  # every candle is after the expiry (a resumed run): the last close, as the best there is
+                k = h.length - 1
+            if k < 0:  # no candle of the underlying yet: wait for one
+                self._options[under].append((at, opt))
+                continue
+            on_the_day = ist_date(int(h.ts_mv[k])) == expiry
+            self.broker.settle_option(opt, float(h.close_mv[k]), int(h.ts_mv[k]) if on_the_day else at, bar)
+        if self.due.get(under):  # already scheduled by a tick: the next due instant may have moved
+            self._refresh_due(under)
 
     def _schedule(self, inst: str, ts: int) -> None:
         broker = self.broker
@@ -134,12 +168,20 @@ class ProductEvents:
             self._what[inst] = min(options, key=lambda o: o[1])
         else:
             self._what.pop(inst, None)
+        self._refresh_due(inst)
+
+    def _refresh_due(self, inst: str) -> None:
         dues = [self._what[inst][1]] if inst in self._what else []
-        dues += [at for at, _ in self._options.get(inst, ())]
+        dues += [_next_day(at) for at, _ in self._options.get(inst, ())]
         self.due[inst] = min(dues) if dues else _NEVER
 
     def _settled(self, inst: str) -> bool:
         return not any(p.quantity for (_, i), p in self.broker.ledger.positions.items() if i == inst)
+
+
+def _next_day(ts: int) -> int:
+    """The IST midnight after ``ts`` (UTC ns)."""
+    return (ts + _IST_NS) // _DAY_NS * _DAY_NS - _IST_NS + _DAY_NS
 
 
 def _expiry_close(expiry) -> int:
@@ -210,6 +252,8 @@ class PaperEngine:
         self.core = EngineCore(histories, meta, Ledger(initial_capital))
         self.core.clock = self.clock = LiveClock()
         self.aggregator = CandleAggregator(interval, self._on_candle)
+        self._released: list = []  # candles the aggregator released, taken by ``_take_candles``
+        self._order = {inst: k for k, inst in enumerate(histories)}  # ties within a period: the run's order
         self.stats = PaperStats()
         self.notes: list[str] = []
         self.events: list[str] = []  # lines for the operator, taken by the run loop
@@ -293,6 +337,8 @@ class PaperEngine:
             self._last_tick = (tick.ts, time.monotonic())
         before = len(self.broker.orders)
         self.aggregator.on_tick(tick)
+        if self._released:
+            self._take_candles()
         inst = tick.instrument
         if inst in self.broker.pending:
             self.broker.on_tick(inst, tick.ltp, tick.ts, len(self.clock.ts_mv))
@@ -307,22 +353,57 @@ class PaperEngine:
         ts, at = self._last_tick
         return ts + int((time.monotonic() - at) * 1e9) if ts else 0
 
+    def feed_in_order(self, ordered: bool) -> None:
+        """Say whether the feed delivers ticks in exchange-time order across instruments (``algo
+        sandbox``'s replay): then no grace is waited for before a tick closes other instruments'
+        candles (``algocli.data.aggregator``, "Grace, live and replayed")."""
+        self.aggregator.ordered = ordered
+
     def on_time(self, now_ns: int) -> None:
         """Release candles whose end has passed even if no later tick arrived."""
-        self.aggregator.on_time(now_ns)
+        try:
+            self.aggregator.on_time(now_ns)
+        finally:
+            self._take_candles()
 
     def _on_candle(self, c) -> None:
+        self._released.append(c)
+
+    def _take_candles(self) -> None:
+        """Period by period: journal and append every released candle, settle the options whose
+        expiry closes with it, then hand the candles to the strategies."""
+        batch, self._released = self._released, []
+        if len(batch) > 1:
+            order = self._order
+            batch.sort(key=lambda c: (c.start, order.get(c.instrument, 0)))
+        events = self.product_events
+        k = 0
+        while k < len(batch):
+            start, group = batch[k].start, []
+            while k < len(batch) and batch[k].start == start:
+                c = batch[k]
+                k += 1
+                h = self._store(c)
+                if h is not None:
+                    group.append(h)
+                    if events is not None and events.has_options:
+                        events.on_close(c.instrument, c.end, self.clock.cursor)
+            if self._trading:
+                for h in group:
+                    self._dispatch(h)
+
+    def _store(self, c) -> History | None:
+        """Journal and append one closed candle; None when it is not the run's or already restored."""
         h = self.core.histories.get(c.instrument)
         if h is None or (h.length and c.start <= h.ts_mv[h.length - 1]):
-            return  # not ours, or already restored from the journal
+            return None
         # candles are market data, not money: no fsync of their own on the order path
         self.journal.append("candle", sync=False, instrument=c.instrument, ts=c.start, open=c.open,
                             high=c.high, low=c.low, close=c.close, volume=c.volume)
         crash_point("after_candle_journal")
         self._append_candle(h, c.start, c.open, c.high, c.low, c.close, c.volume)
         self.stats.candles += 1
-        if self._trading:
-            self._dispatch(h)
+        return h
 
     def _append_candle(self, h: History, ts: int, o: float, hi: float, lo: float, c: float, v: float) -> None:
         self.clock.at(ts)
@@ -402,6 +483,10 @@ class PaperEngine:
             self.core.stop()
         if now_ns is not None:
             self.aggregator.on_time(now_ns, grace_s=0)  # no tick can come any more: no grace to wait for
+        self.aggregator.flush()  # closed candles waiting for their period's quiet instruments
+        self._take_candles()
+        if now_ns is not None and self.product_events is not None:
+            self.product_events.due_at_stop(now_ns, len(self.clock.ts_mv) - 1)
         for rec in self.aggregator.open_candles():
             self.journal.append("forming", **rec)
             self.notes.append(f"the {rec['instrument']} candle of {ns_to_ist(rec['start']):%Y-%m-%d %H:%M} IST had "

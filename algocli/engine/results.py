@@ -9,26 +9,42 @@ have every indicator defined (as backtesting.py does for one instrument), and he
 its last bar. ``buy_and_hold_return_pct`` is that portfolio's return; beta and alpha
 regress the account's bar log returns on the log returns of the same portfolio. With one
 instrument all three reduce exactly to backtesting.py's definitions.
+
+A run with warm-up bars (``data.warmup``) is built on the full timeline and cut at its first
+traded instant: the result is what a run starting there would give with the same indicator
+values (buy & hold bought at the earliest there, the fills' bars counted from there).
 """
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from algocli.analytics.result import TRADE_COLUMNS, RunResult, empty_trade_columns
 from algocli.analytics.stats import compute_metrics
+from algocli.domain.models import OrderSide
 from algocli.portfolio.ledger import TRADE_FIELDS
 
 if TYPE_CHECKING:
     from algocli.engine.backtest import Backtest
 
 
-def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
-    """Assemble the ``RunResult`` of a finished backtest."""
+def build_result(bt: Backtest, ts: np.ndarray, first: int = 0) -> RunResult:
+    """Assemble the ``RunResult`` of a finished backtest.
+
+    Args:
+        bt: The finished run (a ``Backtest``, or a paper or live engine).
+        ts: Its timeline, UTC nanoseconds.
+        first: Index in ``ts`` of the first instant that traded: the instants before it were
+            warm-up (``Backtest``'s ``trade_from``), and the result leaves them out, as if the
+            run had started there with the same indicator values.
+    """
     core = bt.core
     ts = np.asarray(ts, dtype=np.int64)
+    opens = _drop_warmup(core, ts, first)
+    ts = ts[first:]
     closes = {inst: _close_on_timeline(h.column("close"), h.column("ts"), ts) for inst, h in core.histories.items()}
     fills = core.broker.fills
     n = len(ts)
@@ -47,21 +63,39 @@ def build_result(bt: Backtest, ts: np.ndarray) -> RunResult:
             pnl += value
             equity += value
         strategy_pnl[slot.id] = pnl
-    trades = trade_columns(core.ledger.trades, n)
-    starts = _buy_and_hold_starts(core)
-    benchmark, bh_return, market = _benchmark(core, closes, starts, bt.initial_capital, ts)
+    trades = trade_columns(core.ledger.trades, n, first)
+    starts = _buy_and_hold_starts(core, opens)
+    benchmark, bh_return, market = _benchmark(core, closes, starts, opens, bt.initial_capital, ts)
     metrics = compute_metrics(
         equity, ts, trades, buy_and_hold_return=bh_return, market_log_returns=market,
-        commissions=float(sum(f.commission for f in fills)), initial_capital=bt.initial_capital,
+        commissions=float(sum(map(attrgetter("commission"), fills))), initial_capital=bt.initial_capital,
     )
     return RunResult(
         name=bt.name, index=ts, equity=equity, cash=cash, benchmark=benchmark,
         strategy_pnl=strategy_pnl, metrics=metrics, trades=trades, orders=core.broker.orders,
-        fills=fills, bars=bt.bars, instruments=core.instruments,
+        fills=fills, bars={k: b.slice(opens[k], len(b)) for k, b in bt.bars.items()} if opens else bt.bars,
+        instruments=core.instruments,
         strategies={s.id: type(s.strategy).__name__ for s in core.slots},
         initial_capital=bt.initial_capital, notes=list(bt.notes),
-        indicators=[read for slot in core.slots for read in slot.context.indicators_read()],
+        indicators=[_read_after(read, opens) for slot in core.slots for read in slot.context.indicators_read()],
     )
+
+
+def _drop_warmup(core, ts: np.ndarray, first: int) -> dict[str, int]:
+    """Per instrument, its first bar at or after ``ts[first]`` (empty when ``first`` is 0); each
+    fill's ``bar`` is moved back by ``first`` onto the result's timeline ``ts[first:]``."""
+    if not first:
+        return {}
+    for fill in core.broker.fills:
+        fill.bar -= first
+    start = ts[first]
+    return {inst: int(np.searchsorted(h.column("ts")[:h.length], start)) for inst, h in core.histories.items()}
+
+
+def _read_after(read, opens: dict[str, int]):
+    """An indicator series without its warm-up bars, so that it lines up with the result's bars."""
+    i = opens.get(read.instrument)
+    return read._replace(outputs={k: v[i:] for k, v in read.outputs.items()}) if i else read
 
 
 def _close_on_timeline(close: np.ndarray, own_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -74,18 +108,26 @@ def _close_on_timeline(close: np.ndarray, own_ts: np.ndarray, ts: np.ndarray) ->
 
 
 class _FillColumns:
-    """The fills of a run as numpy columns, built in one pass."""
+    """The fills of a run as numpy columns, built in one pass per field (no tuple per fill)."""
 
     def __init__(self, fills, n: int) -> None:
         # A fill booked after the last candle closed (a live fill reconciled on a restart when no
         # candle follows) belongs to the last bar: its cash and position count at the last close.
-        self.bar = np.minimum(np.array([f.bar for f in fills], dtype=np.int64), max(n - 1, 0))
-        self.signed = np.array([f.signed_quantity for f in fills], dtype=float)
-        price = np.array([f.price for f in fills], dtype=float)
-        commission = np.array([f.commission for f in fills], dtype=float)
-        self.cash_flow = -self.signed * price - commission
-        self.strategy = np.array([f.strategy_id for f in fills], dtype=object)
-        self.instrument = np.array([f.instrument for f in fills], dtype=object)
+        k = len(fills)
+
+        def column(name: str, dtype) -> np.ndarray:
+            return np.fromiter(map(attrgetter(name), fills), dtype=dtype, count=k)
+
+        self.bar = np.minimum(column("bar", np.int64), max(n - 1, 0))
+        quantity = column("quantity", float)
+        buy = np.fromiter((s is _BUY for s in map(attrgetter("side"), fills)), dtype=bool, count=k)
+        self.signed = np.where(buy, quantity, -quantity)
+        self.cash_flow = -self.signed * column("price", float) - column("commission", float)
+        self.strategy = np.array(list(map(attrgetter("strategy_id"), fills)), dtype=object)
+        self.instrument = np.array(list(map(attrgetter("instrument"), fills)), dtype=object)
+
+
+_BUY = OrderSide.BUY
 
 
 def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
@@ -95,10 +137,11 @@ def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
     return np.cumsum(np.bincount(bars, weights=amounts, minlength=n)[:n])
 
 
-def trade_columns(rows: list[tuple], n: int | None = None) -> dict[str, np.ndarray]:
+def trade_columns(rows: list[tuple], n: int | None = None, first: int = 0) -> dict[str, np.ndarray]:
     """Round trips (ledger tuples, ``TRADE_FIELDS``) as ``RunResult.trade_columns``: numpy columns
     with times and durations in UTC nanoseconds; with ``n`` (the timeline's length) bars past its
-    end are taken as its last bar, as ``_FillColumns`` takes them."""
+    end are taken as its last bar, as ``_FillColumns`` takes them; ``first``, the warm-up
+    instants left out of the timeline (``build_result``), is taken off every bar."""
     if not rows:
         return empty_trade_columns()
     raw = dict(zip(TRADE_FIELDS, zip(*rows)))
@@ -112,29 +155,35 @@ def trade_columns(rows: list[tuple], n: int | None = None) -> dict[str, np.ndarr
         out[name] = np.array(raw[name], dtype=float)
     out["duration"] = out["exit_time"] - out["entry_time"]
     for name in ("entry_bar", "exit_bar"):
-        out[name] = np.array(raw[name], dtype=np.int64)
+        out[name] = np.array(raw[name], dtype=np.int64) - first
         if n is not None:
             out[name] = np.minimum(out[name], max(n - 1, 0))
     return {name: out[name] for name in TRADE_COLUMNS}
 
 
-def _buy_and_hold_starts(core) -> dict[str, int]:
-    """Per instrument, the earliest warm-up bar among the strategies that trade it."""
+def _buy_and_hold_starts(core, opens: dict[str, int]) -> dict[str, int]:
+    """Per instrument, the earliest warm-up bar among the strategies that trade it, at the
+    earliest its first bar after the run's warm-up bars (``opens``)."""
     starts: dict[str, int] = {}
     for slot in core.slots:
         for inst in slot.instruments:
             w = slot.context.warmup.get(inst, 0)
             starts[inst] = min(starts.get(inst, w), w)
     for inst, h in core.histories.items():
-        starts[inst] = min(starts.get(inst, 0), h.length - 1)
+        starts[inst] = min(max(starts.get(inst, 0), opens.get(inst, 0)), h.length - 1)
     return starts
 
 
-def _benchmark(core, closes, starts, capital, ts) -> tuple[np.ndarray, float, np.ndarray]:
+def _benchmark(core, closes, starts, opens, capital, ts) -> tuple[np.ndarray, float, np.ndarray]:
+    """Buy & hold of the strategies' own instruments, equally weighted: the option contracts a
+    strategy picks from (``data.options``) are its trades, not its market."""
     held = []
     market = []
     returns = []
+    listed = {inst for slot in core.slots for inst in slot.instruments}
     for inst, h in core.histories.items():
+        if listed and inst not in listed:
+            continue
         c = h.column("close")
         first = starts[inst]
         entry = c[first]
@@ -144,9 +193,10 @@ def _benchmark(core, closes, starts, capital, ts) -> tuple[np.ndarray, float, np
         rel = np.ones(len(ts))
         rel[begin:] = on_tl[begin:] / entry
         held.append(rel)
-        own0 = int(np.searchsorted(ts, h.ts_mv[0]))
+        i0 = opens.get(inst, 0)  # the instrument's first bar that traded
+        own0 = int(np.searchsorted(ts, h.ts_mv[i0]))
         norm = np.ones(len(ts))
-        norm[own0:] = on_tl[own0:] / c[0]
+        norm[own0:] = on_tl[own0:] / c[i0]
         market.append(norm)
     benchmark = capital * np.mean(held, axis=0)
     mkt = np.mean(market, axis=0)

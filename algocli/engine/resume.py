@@ -38,6 +38,10 @@ class MutedRouter:
     def deny(self, strategy_id: str, signal: Signal, ts: int, reason: str) -> None:
         return None
 
+    def submit_basket(self, strategy_id: str, signals: list[Signal], ts: int, timeline_bar: int,
+                      tag: str) -> list[Order]:
+        return []
+
     def cancel(self, order_id: str, strategy_id: str, ts: int | None = None,
                reason: str = "cancelled by strategy") -> bool:
         return False
@@ -102,3 +106,23 @@ def replay_candles(core: EngineCore, clock, exclude: set[str] = frozenset()) -> 
             h.cursor = h.length - 1
         clock.cursor = len(clock.ts_mv) - 1
     return failed
+
+
+def position_gaps(instruments: list[str], net: dict[str, int], theirs: dict[str, int],
+                  baseline: dict[str, int]) -> list[tuple[str, int, int]]:
+    """Where the broker does not hold what the account held at the start plus this run's fills.
+
+    Args:
+        instruments: The run's instruments.
+        net: This run's net quantity per instrument (its ledger).
+        theirs: The broker's net positions.
+        baseline: What the account held when the run first started.
+
+    Returns:
+        ``(instrument, expected, broker's)`` for each instrument that differs.
+    """
+    ours = dict(baseline)
+    for inst, qty in net.items():
+        ours[inst] = ours.get(inst, 0) + qty
+    return [(inst, ours.get(inst, 0), theirs.get(inst, 0)) for inst in instruments
+            if ours.get(inst, 0) != theirs.get(inst, 0)]

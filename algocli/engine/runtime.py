@@ -29,7 +29,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +92,17 @@ class LiveRun:
     instrument_ids: dict | None
     config_path: Path
     metadata: dict | None = None  # the master's Instrument per name (lots, ticks), when it named them
+    universe: list = field(default_factory=list)  # data.options: the contracts ctx.option picks from
+
+    @property
+    def instruments(self) -> list[str]:
+        """What the run subscribes: the strategies' instruments, then ``data.options``' underlying and contracts."""
+        extra = []
+        if self.universe:
+            from algocli.strategy.contracts import canonical_underlying
+
+            extra = [canonical_underlying(self.plugins.feed_cfg.options.underlying), *(r.hrn for r in self.universe)]
+        return list(dict.fromkeys([*self.plugins.instruments, *extra]))
 
 
 @dataclass
@@ -149,8 +160,28 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     if not hasattr(plugins.feed_cls, "live"):
         raise ConfigError(f"{config}: data.feed: {cfg.data.feed!r} is not a live feed; "
                           f"`algo {command}` needs one of: {', '.join(names_with('feed', 'live'))}")
-    return LiveRun(cfg, plugins, names.ids() if names.instruments else None, config,
-                   names.metadata() if names.instruments else None)
+    run = LiveRun(cfg, plugins, names.ids() if names.instruments else None, config,
+                  names.metadata() if names.instruments else None)
+    _add_options(run, warn)
+    return run
+
+
+def _add_options(run: LiveRun, warn: Callable[[str], None] | None) -> None:
+    """``data.options``: list the contracts on ``run`` (``algocli.engine.live_options``), with their ids and metadata."""
+    from algocli.broker.spec import broker_specs
+    from algocli.engine.live_options import option_universe
+
+    cfg = run.config
+    rows = option_universe(cfg.data.feed, run.plugins.feed_cfg, _master_urls(cfg), str(run.config_path),
+                           warn or (lambda line: log.warning("%s", line)))
+    if not rows:
+        return
+    run.universe = rows
+    run.metadata = {**{r.hrn: r for r in rows}, **(run.metadata or {})}
+    ids = run.instrument_ids or {}
+    for name, spec in broker_specs().items():
+        ids[name] = {**{r.hrn: i for r in rows if (i := spec.instrument_id(r))}, **ids.get(name, {})}
+    run.instrument_ids = ids
 
 
 def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):
@@ -164,14 +195,19 @@ def name_live_run(cfg, config: Path, warn: Callable[[str], None] | None = None):
     """
     from algocli.instruments.naming import name_run
 
+    return name_run(cfg, str(config), urls=_master_urls(cfg), quiet_cache=False,
+                    warn=warn or (lambda line: log.warning("%s", line)))
+
+
+def _master_urls(cfg) -> dict[str, str] | None:
+    """Where a run's instrument lists come from: a sandbox feed's own, else (None) the brokers' settings."""
     from algocli.broker.spec import broker_specs
 
-    urls = None
-    if cfg.data.feed == "sandbox":  # the sandbox serves each broker's list at the broker's own path
-        base = str(cfg.data.plugin_params.get("url", "http://127.0.0.1:8765")).rstrip("/")
-        urls = {name: f"{base}{spec.master_path()}" for name, spec in broker_specs().items() if spec.sandbox_feed}
-    return name_run(cfg, str(config), urls=urls, quiet_cache=False,
-                    warn=warn or (lambda line: log.warning("%s", line)))
+    if cfg.data.feed != "sandbox":
+        return None
+    # the sandbox serves each broker's list at the broker's own path
+    base = str(cfg.data.plugin_params.get("url", "http://127.0.0.1:8765")).rstrip("/")
+    return {name: f"{base}{spec.master_path()}" for name, spec in broker_specs().items() if spec.sandbox_feed}
 
 
 def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fresh: bool = False) -> Session:
@@ -212,15 +248,21 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
 
         _refuse_foreign_journal(journal)
         broker = live_broker(plugins, run.instrument_ids)
-        engine = build_live_engine(plugins.instruments, broker=broker, run_id=cfg.name,
+        engine = build_live_engine(run.instruments, broker=broker, run_id=cfg.name,
                                    validity=plugins.broker_cfg.validity, **common)
     else:
-        engine = PaperEngine(plugins.instruments, fill_model=plugins.fill_model, **common)
+        engine = PaperEngine(run.instruments, fill_model=plugins.fill_model, **common)
+    engine.core.universe = list(run.universe)
     for sid, strategy, instruments in plugins.strategies:
         engine.add_strategy(strategy, instruments, sid)
+    from algocli.options.broker_source import attach_broker_chains  # ctx.option_chain/ctx.pcr; fetches when asked
+
+    attach_broker_chains(engine, cfg.data.feed, plugins.feed_cfg, mode.value, out_dir)
     if cfg.risk is not None:
         _attach_risk(engine, cfg.risk, risk_state_path(cfg, base, mode), fresh)
-    return Session(run, mode, engine, live_feed(plugins, run.instrument_ids), broker, out_dir)
+    feed = live_feed(plugins, run.instrument_ids)
+    engine.feed_in_order(bool(getattr(feed, "in_order", False)))  # a replay's ticks need no grace
+    return Session(run, mode, engine, feed, broker, out_dir)
 
 
 def _products(broker_cfg) -> dict:
@@ -301,7 +343,7 @@ async def run_session(session: Session, *, duration: float | None = None, view: 
     """
     view = view if view is not None else LogView()
     engine, feed, broker = session.engine, session.feed, session.broker
-    instruments = session.run.plugins.instruments
+    instruments = session.run.instruments
     stop = asyncio.Event()
     handled = _install_signals(asyncio.get_running_loop(), stop, engine.core.risk)
     try:

@@ -34,10 +34,14 @@ from typing import Literal
 
 from algocli.options.chain import OptionChain, StrikeRow
 
-__all__ = ["Bands", "DEFAULT_WINDOW", "PcrFigures", "Summary", "atm_strike", "max_pain", "pcr", "ratio",
-           "summarise", "window"]
+__all__ = ["Bands", "DEFAULT_WINDOW", "PCR_COLUMNS", "PcrFigures", "Summary", "atm_strike", "max_pain", "pcr",
+           "ratio", "summarise", "window"]
 
 DEFAULT_WINDOW = 10  # strikes each side of ATM
+# The header of a PCR time series CSV (paper/live snapshots, ``algo download-data --pcr``): timestamp in IST
+# (``YYYY-MM-DD HH:MM:SS``), expiry ``YYYY-MM-DD``; a figure the source does not give is left empty.
+PCR_COLUMNS = ("timestamp", "underlying", "expiry", "spot", "atm_strike", "oi_pcr", "volume_pcr", "change_oi_pcr",
+               "max_pain")
 _BIAS = {  # interpretation → (bias when low, bias when high)
     "writers": ("bearish", "bullish"),
     "contrarian": ("bearish", "bullish"),

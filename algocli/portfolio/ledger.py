@@ -34,6 +34,9 @@ class Ledger:
         self.cash = float(initial_capital)
         self.positions: dict[tuple[str, str], Position] = {}
         self.net: dict[str, int] = {}
+        # Instruments the account is net short in: without margin rules only these make the
+        # available margin depend on prices, so the broker's check walks them, not every position.
+        self.shorts: dict[str, None] = {}  # an ordered set: sums over it run in a fixed order
         self._lots: dict[tuple[str, str], deque[_Lot]] = {}
         # Closed round trips as tuples (see TRADE_FIELDS); tuples keep 30k trades cheap.
         self.trades: list[tuple] = []
@@ -62,14 +65,20 @@ class Ledger:
         price = fill.price
         self.cash -= signed * price + fill.commission
         inst = fill.instrument
-        self.net[inst] = self.net.get(inst, 0) + signed
+        net = self.net
+        now = net[inst] = net.get(inst, 0) + signed
+        if now < 0:
+            self.shorts[inst] = None
+        elif self.shorts:
+            self.shorts.pop(inst, None)
         key = (fill.strategy_id, inst)
         pos = self.positions.get(key)
         if pos is None:
             pos = self.positions[key] = Position(inst)
-            self._lots[key] = deque()
+            lots = self._lots[key] = deque()
+        else:
+            lots = self._lots[key]
         pos.last_price = price
-        lots = self._lots[key]
         remaining = self._close_lots(lots, pos, fill, signed) if lots and lots[0].qty * signed < 0 else signed
         if remaining:
             lots.append(_Lot(remaining, price, fill.ts, fill.bar, fill.commission / qty))
@@ -97,6 +106,10 @@ class Ledger:
             signed += size
             if lot.qty == 0:
                 lots.popleft()
+        if not lots:  # the usual close: the position is flat
+            pos.average_price = 0.0
+            pos.quantity = 0
+            return signed
         held = sum(lot.qty for lot in lots)
         pos.average_price = (sum(lot.qty * lot.price for lot in lots) / held) if held else 0.0
         pos.quantity = held

@@ -49,6 +49,7 @@ class Trial:
         score: The objective, None when undefined.
         seconds: Wall time of the backtest in its worker.
         cached: Taken from the journal rather than run now.
+        returns: Per-period returns of the equity, when the sweep kept them.
     """
 
     number: int
@@ -59,6 +60,7 @@ class Trial:
     score: float | None
     seconds: float
     cached: bool = False
+    returns: list[float] | None = None
 
 
 @dataclass
@@ -123,8 +125,8 @@ class _Sweep:
                  batch: int | None, progress: Progress | None, total: int) -> None:
         self.result, self.spec, self.ctx, self.executor = result, spec, ctx, executor
         self.journal, self.batch, self.progress, self.total = journal, batch, progress, total
-        self.base = hashlib.sha256(canonical({"config": spec.config, "data": spec.data_hash,
-                                              "version": _version()}).encode()).hexdigest()
+        self.base = hashlib.sha256(canonical({"config": spec.config, "data": spec.data_hash, "version": _version(),
+                                              **({"returns": True} if spec.keep_returns else {})}).encode()).hexdigest()
         self.done = 0
         self.per_batch: int | None = None  # trials per batch for BATCH_SECONDS, from the pilot
         self.best: Trial | None = None
@@ -162,7 +164,7 @@ class _Sweep:
     def _pilot(self, item: tuple[str, dict]) -> int:
         """Run one trial here to time it, and size the batches from it."""
         key, params = item
-        row = run_trial(self.ctx, params)
+        row = run_trial(self.ctx, params, **({"keep_returns": True} if self.spec.keep_returns else {}))
         self._record([(key, params, row)])
         return max(1, round(BATCH_SECONDS / max(row["seconds"], 1e-6)))
 
@@ -204,7 +206,8 @@ class _Sweep:
             seen.add(key)
             self.result.trials.append(Trial(
                 len(self.result.trials), params, key, record["stats"], record["values"],
-                self.result.objective.score(record["values"]), record["seconds"], cached=key not in self.ran_now))
+                self.result.objective.score(record["values"]), record["seconds"], cached=key not in self.ran_now,
+                returns=record.get("returns")))
 
 
 def _shown(params: dict) -> str:
@@ -219,7 +222,8 @@ def _version() -> str:
 
 def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio", method: str = "grid",
                trials: int | None = None, seed: int = 0, executor=None, out_dir: Path | None = None,
-               batch: int | None = None, progress: Progress | None = None) -> TrialsResult:
+               batch: int | None = None, progress: Progress | None = None, config=None,
+               keep_returns: bool = False) -> TrialsResult:
     """Run a sweep of ``config_path``'s backtest over ``space`` and journal every trial.
 
     Args:
@@ -234,6 +238,9 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
         out_dir: Folder of the journal; None keeps no journal (nothing resumes).
         batch: Trials per batch; None sizes batches from a first trial run here.
         progress: Called with (done, total, best so far) after each batch.
+        config: The run definition already loaded from ``config_path`` (and changed, e.g. to
+            a date window); None loads it.
+        keep_returns: Keep each trial's per-period returns (``Trial.returns``).
 
     Returns:
         The trials in order; ``interrupted`` when Ctrl-C stopped the sweep (the finished
@@ -250,12 +257,12 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
         raise UsageError(f"--method {method}: use one of {', '.join(METHODS)}")
     objective = Objective(maximize)
     started = time.perf_counter()
-    config = load_run_config(Path(config_path))
+    config = config if config is not None else load_run_config(Path(config_path))
     source = str(config_path)
     for name in space.names:  # an unknown parameter fails before the data is read
         _ = _check_param(config, name, source)
     ctx = load_context(config, source)
-    spec = ContextSpec(config.model_dump(mode="json", by_alias=True), source, data_hash(ctx.data_files))
+    spec = ContextSpec(config.model_dump(mode="json", by_alias=True), source, data_hash(ctx.data_files), keep_returns)
     install(spec, ctx)  # before a local pool forks: its workers share these pages
     result = TrialsResult([], objective, space, method, seed, config, source, spec.data_hash,
                           load_seconds=ctx.load_seconds)

@@ -10,6 +10,7 @@ data files hash to what the client saw.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -26,6 +27,15 @@ from algocli.errors import ConfigError, DataError
 #: One context per worker process: a worker serves one sweep at a time, and a second
 #: dataset would double its memory.
 _CONTEXTS: dict[str, "TrialContext"] = {}
+#: ``load_context`` calls in this process (a forked pool worker inherits the client's one).
+_LOADS = 0
+#: A finished backtest's engine, broker and strategies refer to each other; ``run_trial`` breaks
+#: those cycles (``Backtest.close``), so its orders and fills go by reference counting. Cycles a
+#: strategy makes of its own would still wait for a full collection, which the engine's
+#: ``gc.freeze`` during the next run hides from the collector: a worker collects once its memory
+#: grew this much since the last collection (20-200 ms each), so memory stays bounded.
+GC_SLACK_MB = 64.0
+_rss_after_gc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,13 @@ class ContextSpec:
             with absolute paths.
         source: The YAML path, for messages and paths relative to it (charges tables).
         data_hash: SHA-256 over the data files' SHA-256s, as the client computed it.
+        keep_returns: Trials also return their per-period returns (``run_trial``).
     """
 
     config: dict
     source: str
     data_hash: str
+    keep_returns: bool = False
 
     @property
     def key(self) -> str:
@@ -74,6 +86,8 @@ def load_context(config, source: str) -> TrialContext:
     """
     from algocli.engine.assemble import assemble_backtest
 
+    global _LOADS
+    _LOADS += 1
     started = time.perf_counter()
     warnings: list[str] = []
     assembled = assemble_backtest(config, source, warn=warnings.append)
@@ -83,8 +97,12 @@ def load_context(config, source: str) -> TrialContext:
 
 
 def data_hash(files: list[Path]) -> str:
-    """One SHA-256 over the SHA-256 of each data file, in the order the feed read them."""
-    from algocli.persistence.artifacts import file_sha256
+    """One SHA-256 over the SHA-256 of each data file, in the order the feed read them.
+
+    A file's SHA-256 comes from its CSV cache entry when the file provably has not changed
+    since (``algocli.data.cache.file_sha256``), so a worker does not read the files again.
+    """
+    from algocli.data.cache import file_sha256
 
     return hashlib.sha256("\n".join(file_sha256(Path(f)) for f in files).encode()).hexdigest()
 
@@ -162,14 +180,21 @@ def refusal(ctx: TrialContext, params: dict) -> str | None:
     return None
 
 
-def run_trial(ctx: TrialContext, params: dict) -> dict:
+def run_trial(ctx: TrialContext, params: dict, keep_returns: bool = False) -> dict:
     """Run one backtest with ``params`` on the loaded data and return its statistics.
 
     The run is assembled as ``assemble_backtest`` assembles it, from the bars already in
     memory (a fresh cost model, strategies and risk controller per trial).
 
+    Args:
+        ctx: The loaded run definition.
+        params: The strategy parameters to set.
+        keep_returns: Also return the equity's per-period returns (``pbo.period_returns``),
+            which the overfitting statistics need.
+
     Returns:
-        ``{"stats": {name: results.csv text}, "values": {name: float or None}, "seconds": s}``.
+        ``{"stats": {name: results.csv text}, "values": {name: float or None}, "seconds": s}``,
+        plus ``"returns": [float, ...]`` with ``keep_returns``.
     """
     from algocli.engine.assemble import resolve_plugins
     from algocli.engine.backtest import Backtest
@@ -184,6 +209,7 @@ def run_trial(ctx: TrialContext, params: dict) -> dict:
         cost_model=plugins.new_cost_model(lambda _: None), interval=config.interval, name=config.name,
         instruments=ctx.instruments, products=dict(getattr(broker_cfg, "products", {})),
         default_product=getattr(broker_cfg, "product", "INTRADAY"), rules=plugins.product_rules(),
+        trade_from=plugins.trade_from,
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
@@ -192,8 +218,14 @@ def run_trial(ctx: TrialContext, params: dict) -> dict:
 
         attach_risk(bt.core, config.risk, state_path=None)
     result = bt.run()
+    bt.close()  # frees the run's orders and fills now, without waiting for a full collection
     stats = {**result.metrics, **charge_totals(result.fills)}
-    return {"stats": stats_text(stats), "values": stats_values(stats), "seconds": time.perf_counter() - started}
+    row = {"stats": stats_text(stats), "values": stats_values(stats), "seconds": time.perf_counter() - started}
+    if keep_returns:
+        from algocli.research.pbo import period_returns
+
+        row["returns"] = period_returns(result.equity, result.ts).tolist()
+    return row
 
 
 def stats_text(stats: dict) -> dict[str, str]:
@@ -224,6 +256,39 @@ def peak_rss_mb() -> float:
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
+def current_rss_mb() -> float | None:
+    """This process's resident memory now in MiB (Linux ``/proc``), None where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def release_garbage(seconds: float) -> float | None:
+    """Collect finished trials' garbage when memory grew ``GC_SLACK_MB`` since the last collection.
+
+    Args:
+        seconds: How long the trial just finished took; without a memory reading (not Linux)
+            a trial of a quarter second or more is followed by a collection.
+
+    Returns:
+        Resident memory in MiB afterwards, None where unknown.
+    """
+    global _rss_after_gc
+    rss = current_rss_mb()
+    if rss is None:
+        if seconds >= 0.25:
+            gc.collect()
+        return None
+    if _rss_after_gc is None:  # the first trial sets the baseline
+        _rss_after_gc = rss
+    elif rss - _rss_after_gc > GC_SLACK_MB:
+        gc.collect()
+        rss = _rss_after_gc = current_rss_mb()
+    return rss
+
+
 def run_batch(spec: ContextSpec, points: list[tuple[str, dict]]) -> dict:
     """Run a batch of trials; the task every backend ships to a worker.
 
@@ -233,21 +298,25 @@ def run_batch(spec: ContextSpec, points: list[tuple[str, dict]]) -> dict:
 
     Returns:
         ``{"rows": [(key, row), ...], "worker": "host:pid", "peak_rss_mb": float,
-        "load_seconds": float, "seconds": float}``.
+        "load_seconds": float, "seconds": float, "rss_mb": [resident MiB after each trial],
+        "loads": data loads in this worker process so far}``.
     """
     from algocli.errors import AlgoError
 
     started = time.perf_counter()
     fresh = spec.key not in _CONTEXTS
-    out = {"rows": [], "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None}
+    out = {"rows": [], "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None, "rss_mb": []}
     params = {}
     try:  # an AlgoError travels back as text: its class may not unpickle on the client
         ctx = context_for(spec)
+        extra = {"keep_returns": True} if spec.keep_returns else {}
         for key, params in points:
-            out["rows"].append((key, run_trial(ctx, params)))
+            row = run_trial(ctx, params, **extra)
+            out["rows"].append((key, row))
+            out["rss_mb"].append(release_garbage(row["seconds"]))
     except AlgoError as exc:
         out["error"] = (type(exc).__name__, exc.exit_code, str(exc), params)
         ctx = None
-    out.update(peak_rss_mb=peak_rss_mb(), seconds=time.perf_counter() - started,
+    out.update(peak_rss_mb=peak_rss_mb(), seconds=time.perf_counter() - started, loads=_LOADS,
                load_seconds=ctx.load_seconds if fresh and ctx is not None else 0.0)
     return out

@@ -19,7 +19,8 @@ Speaks what the real ``wss://api-feed.dhan.co`` speaks, closely enough for the o
   when the tick carries OI; Full with depth level 1 from the tick's bid/ask. One packet
   per WebSocket message, LTT as IST wall-clock written as UTC epoch seconds.
 * A sixth socket for one client id disconnects that client's oldest with reason 805.
-* The server pings every ``ping_interval`` seconds (Dhan: 10 s).
+* The server pings every ``ping_interval`` seconds (Dhan: 10 s) and closes a socket that has shown
+  no sign of life for four of them (Dhan: 40 s; ``algocli.sandbox.keepalive``).
 * ``hub.faults``: ``drop_every`` aborts the TCP connection after that many packets on a
   socket; ``silence_after`` stops sending data (the socket stays open and answers pings);
   ``malformed_every`` replaces every Nth packet with one of four kinds of garbage;
@@ -50,6 +51,7 @@ from algocli.adapters.dhan.parsing import (
 from algocli.adapters.dhan.websocket import RedactTokenFilter
 from algocli.domain.models import Tick
 from algocli.sandbox.hub import TickHub
+from algocli.sandbox.keepalive import Keepalive
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class FeedSession:
     dropped: bool = False  # closed by the drop_every fault
     disconnect_requested: bool = False  # the client sent RequestCode 12
     _ws: web.WebSocketResponse | None = field(default=None, repr=False)
+    keepalive: Keepalive | None = field(default=None, repr=False)
     _transport: asyncio.BaseTransport | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -123,7 +126,7 @@ class DhanFeedSandbox:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(heartbeat=None, autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         session = FeedSession(client_id=query.get("clientId", ""), version=query.get("version", ""),
                               token=query.get("token", ""), _ws=ws, _transport=request.transport)
@@ -141,9 +144,12 @@ class DhanFeedSandbox:
             return ws
         await self._limit_connections(session)
         queue = self.hub.register()
+        session.keepalive = Keepalive(ws, self.ping_interval, 4 * self.ping_interval).start()  # Dhan: 10 s, 40 s
         pump = asyncio.get_running_loop().create_task(self._pump(session, queue))
         try:
             async for msg in ws:
+                if await session.keepalive.handled(msg):
+                    continue
                 if msg.type == WSMsgType.TEXT:
                     if not await self._on_request(session, msg.data):
                         break
@@ -152,6 +158,7 @@ class DhanFeedSandbox:
         finally:
             session.open = False
             self.hub.unregister(queue)
+            await session.keepalive.stop()
             pump.cancel()
             await asyncio.wait({pump})
             if not ws.closed:
@@ -250,6 +257,8 @@ class DhanFeedSandbox:
                 await ws.send_bytes(packet)
         except (ConnectionError, RuntimeError):
             return False
+        if session.keepalive is not None:
+            session.keepalive.alive()
         if data and faults.drop_every and session.sent >= faults.drop_every:
             session.dropped = True
             if session._transport is not None:

@@ -41,6 +41,9 @@ Fault injection (``DhanOrderFaults``, at ``app[DHAN_ORDERS_KEY].faults``, or ove
   (0 = never); the event that would have been message N+1 is lost with it.
 * ``duplicate_fills``, ``early_fills`` (bool): forwarded to ``exchange.faults`` (every trade
   event sent twice; the trade event sent before the order's TRADED update).
+* ``reject_sells`` (count): forwarded to ``exchange.faults``: the next N sell orders get an
+  order id and are then REJECTED by the exchange (``orderStatus`` REJECTED, the reason in
+  ``omsErrorDescription``).
 
 Counts go down by one each time the fault fires; numbers may be sent as numeric strings.
 """

@@ -111,10 +111,13 @@ class Account:
 
 @dataclass
 class ExchangeFaults:
-    """Execution faults: repeat every fill event, or announce fills before the acknowledgement."""
+    """Execution faults: repeat every fill event, announce fills before the acknowledgement, or
+    reject the next ``reject_sells`` sell orders (accepted with an order id, then REJECTED with a
+    reason, as a broker's risk check refuses a short it finds no margin for)."""
 
     duplicate_fills: bool = False
     early_fills: bool = False
+    reject_sells: int = 0
 
 
 class Exchange:
@@ -190,6 +193,9 @@ class Exchange:
                          venue=venue)
         acct.orders[order.order_id] = order
         problem = self._check(acct, order)
+        if not problem and order.side == "SELL" and self.faults.reject_sells > 0:
+            self.faults.reject_sells -= 1
+            problem = "RMS: margin exceeds the available funds for this short (sandbox fault reject_sells)"
         if problem:
             order.status, order.reason = "REJECTED", problem
         else:

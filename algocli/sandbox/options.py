@@ -16,6 +16,9 @@ Routes (added by ``add_routes``):
   headers; unknown keys in the body (the SDK adds ``dhanClientId``) are ignored. One request
   per ``min_interval`` (3 s) per client across both routes, else HTTP 429 ``DH-904``.
 
+``algocli.sandbox.option_history`` adds the historical option routes (Dhan's rolling
+options, Upstox's expired contracts and market PCR) on the same state.
+
 What a chain holds at the replay clock ``now`` (the historical routes' clock): each
 contract's bars whose last tick has been replayed. ``ltp`` is the last such close, ``volume``
 the sum over today's bars, ``oi`` the last bar's, ``prev_close``/``prev_oi``/``prev_volume``
@@ -25,6 +28,12 @@ greeks are Black-76 on the parity forward (``algocli.options.greeks``); a leg wi
 value is sent as the brokers send it: ``iv 0``, ``delta ±1``, the other greeks 0. Bid and
 ask are one tick either side of the last price. Live contracts are those expiring on or
 after the clock's IST date.
+
+The replay clock runs ahead of a client that cannot keep up with a fast replay (``--speed 0``),
+so a client may say the exchange time it is at in the ``X-Sandbox-Time`` header (UTC ns; our
+own paper and live runs against the sandbox do, ``algocli.options.broker_source``): the chain
+and expiry routes then answer as of the earlier of that time and the replay clock, which is
+what the brokers answer a client living at that moment. Without the header: the replay clock.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from aiohttp import web
 from algocli.domain.session import ist_date, ist_midnight_ns
 from algocli.errors import ConfigError
 from algocli.instruments.model import Instrument
+from algocli.options.broker_source import SANDBOX_CLOCK_HEADER
 from algocli.options.chain import Leg, OptionChain, StrikeRow, option_symbol
 from algocli.options.greeks import IST, fill_greeks
 from algocli.sandbox.history import HISTORY_KEY, HistorySandbox, _dhan_error, _replayed_count, _upstox_error
@@ -89,17 +99,21 @@ class OptionsSandbox:
         return [i for i in self.instruments if i.option_type is not None and i.exchange == exchange
                 and i.symbol.upper() == symbol and i.expiry is not None and i.expiry >= day]
 
-    def now(self) -> int:
+    def now(self, request: web.Request | None = None) -> int:
+        """The replay clock, or the client's ``X-Sandbox-Time`` when that is earlier (module docstring)."""
         now = self.history.clock()
-        return time.time_ns() if now is None else now
+        now = time.time_ns() if now is None else now
+        said = request.headers.get(SANDBOX_CLOCK_HEADER, "") if request is not None else ""
+        return min(now, int(said)) if said.isdigit() else now
 
-    def chain(self, underlying: Instrument, expiry: date) -> tuple[OptionChain, dict[str, Instrument]]:
-        """The chain at the replay clock, and its legs' instruments by name.
+    def chain(self, underlying: Instrument, expiry: date, now: int | None = None
+              ) -> tuple[OptionChain, dict[str, Instrument]]:
+        """The chain at ``now`` (default the replay clock), and its legs' instruments by name.
 
         Raises:
             NoChain: No contract of that expiry, or nothing replayed yet.
         """
-        now = self.now()
+        now = self.now() if now is None else now
         listed = [i for i in self.contracts(underlying, ist_date(now)) if i.expiry == expiry]
         if not listed:
             raise NoChain(f"no {underlying.hrn} contracts expire on {expiry.isoformat()}")
@@ -173,6 +187,9 @@ def add_routes(app: web.Application, instruments: Sequence[Instrument], *, dhan:
     if dhan:
         app.router.add_post(DHAN_CHAIN_PATH, _dhan_chain)
         app.router.add_post(DHAN_EXPIRY_PATH, _dhan_expiries)
+    from algocli.sandbox import option_history  # rolling and expired option candles, historical PCR
+
+    option_history.add_routes(app, dhan=dhan, upstox=upstox)
     return state
 
 
@@ -217,7 +234,7 @@ async def _upstox_chain(request: web.Request) -> web.Response:
     if expiry is None:
         return _upstox_error(400, "UDAPI1088", "expiry_date must be YYYY-MM-DD")
     try:
-        chain, listed = state.chain(underlying, expiry)
+        chain, listed = state.chain(underlying, expiry, state.now(request))
     except NoChain as exc:
         return _upstox_error(400, "UDAPI1088", str(exc))
     data = []
@@ -247,7 +264,7 @@ async def _upstox_contracts(request: web.Request) -> web.Response:
         return got
     state, query, underlying = got
     wanted = _expiry(query["expiry_date"]) if query.get("expiry_date") else None
-    rows = [_contract_row(i, underlying) for i in state.contracts(underlying, ist_date(state.now()))
+    rows = [_contract_row(i, underlying) for i in state.contracts(underlying, ist_date(state.now(request)))
             if wanted is None or i.expiry == wanted]
     return web.json_response({"status": "success", "data": rows})
 
@@ -299,7 +316,7 @@ async def _dhan_expiries(request: web.Request) -> web.Response:
     if isinstance(got, web.Response):
         return got
     state, underlying, _ = got
-    expiries = sorted({i.expiry for i in state.contracts(underlying, ist_date(state.now()))})
+    expiries = sorted({i.expiry for i in state.contracts(underlying, ist_date(state.now(request)))})
     return web.json_response({"data": [e.isoformat() for e in expiries], "status": "success"})
 
 
@@ -312,7 +329,7 @@ async def _dhan_chain(request: web.Request) -> web.Response:
     if expiry is None:
         return _dhan_error(400, "DH-905", "Input_Exception", "Expiry must be YYYY-MM-DD, one of the expiry list")
     try:
-        chain, listed = state.chain(underlying, expiry)
+        chain, listed = state.chain(underlying, expiry, state.now(request))
     except NoChain as exc:
         return _dhan_error(400, "DH-907", "Data_Error", str(exc))
     oc = {}

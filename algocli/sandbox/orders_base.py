@@ -13,8 +13,8 @@ trades and positions, and what an exchange event becomes on the order-update str
   (``exchange.venue(VENUE)``), so a Dhan client id and an Upstox token never share books.
 * **Fault switches**: counts that go down by one each time they fire (``take``), the
   accepted-then-failed placement faults (``after_accept``), and ``GET``/``POST`` of the
-  switches as JSON (``faults_route``), all or none, the engine's ``duplicate_fills`` and
-  ``early_fills`` among them.
+  switches as JSON (``faults_route``), all or none, the engine's ``duplicate_fills``,
+  ``early_fills`` and ``reject_sells`` among them.
 * **Order-update fan-out**: one exchange listener per account (``watch``); ``fan_out``
   queues a message for every open socket of that account and one task per socket writes
   them, aborting the socket (no close frame) when the broker's drop fault says so.
@@ -37,7 +37,7 @@ from algocli.sandbox.hub import TickHub
 
 __all__ = ["ENGINE_FAULTS", "OrderServer", "Refused", "StreamSession"]
 
-ENGINE_FAULTS = ("duplicate_fills", "early_fills")  # switches of the matching engine, shared by every venue
+ENGINE_FAULTS = ("duplicate_fills", "early_fills", "reject_sells")  # switches of the matching engine, shared by every venue
 _MAX_SECONDS = 3600.0
 
 

@@ -37,6 +37,7 @@ from algocli.adapters.upstox.parsing import is_instrument_key
 from algocli.domain.models import Tick
 from algocli.sandbox.hub import TickHub
 from algocli.sandbox.instruments import UPSTOX_KEYS, UpstoxKeys
+from algocli.sandbox.keepalive import Keepalive
 
 AUTHORIZE_PATH = "/v3/feed/market-data-feed/authorize"
 REDIRECT_PATH = "/v3/feed/market-data-feed"
@@ -137,7 +138,7 @@ def add_routes(app: web.Application, hub: TickHub, *, segment_status: dict[str, 
     async def feed(request: web.Request) -> web.StreamResponse:
         if not sandbox.redeem(request.query.get("code")):
             return web.json_response(error_envelope("UDAPI100057", "Invalid auth code"), status=401)
-        ws = web.WebSocketResponse(heartbeat=sandbox.ping_interval, max_msg_size=16 * 2**20)
+        ws = web.WebSocketResponse(heartbeat=None, autoping=False, max_msg_size=16 * 2**20)  # pings: Keepalive
         await ws.prepare(request)
         sandbox.connections += 1
         await _FeedSession(sandbox, hub, ws, request).run()
@@ -184,11 +185,15 @@ class _FeedSession:
         self.sent = 0
         self.silent = False
         self.vwap: dict[str, tuple[float, int]] = {}  # key → (Σ price·qty, Σ qty) since connect
+        self.keepalive = Keepalive(ws, sandbox.ping_interval, 4 * sandbox.ping_interval)
 
     async def run(self) -> None:
+        self.keepalive.start()
         try:
             await self.emit(_market_info(self.sandbox.segment_status))
             async for msg in self.ws:
+                if await self.keepalive.handled(msg):
+                    continue
                 if msg.type in (web.WSMsgType.BINARY, web.WSMsgType.TEXT):
                     if msg.type == web.WSMsgType.TEXT:
                         self.sandbox.text_requests += 1
@@ -198,6 +203,7 @@ class _FeedSession:
         except (_Dropped, ConnectionError):
             pass
         finally:
+            await self.keepalive.stop()
             if self.writer is not None:
                 self.writer.cancel()
                 await asyncio.gather(self.writer, return_exceptions=True)
@@ -309,6 +315,7 @@ class _FeedSession:
         if garbage:
             frame = b"\x00\xff" + secrets.token_bytes(14)  # field number 0: never valid protobuf
         await self.ws.send_bytes(frame)
+        self.keepalive.alive()
         self.sandbox.frames_sent += 1
         self.sandbox.garbage_sent += garbage
         if faults.silence_after and self.sent >= faults.silence_after:

@@ -50,6 +50,8 @@ The order group (place, modify, cancel) is limited per account as Upstox publish
   HTTP 500 ``UDAPI100500``;
 * ``http_429`` (count): the next N placements answer HTTP 429 ``UDAPI10005`` and place
   nothing;
+* ``reject_sells`` (count): forwarded to ``exchange.faults``: the next N sell orders are
+  accepted (an ``order_id``) and then reported ``rejected`` with the reason;
 * ``duplicate_fills`` / ``early_fills`` (bool): forwarded to ``exchange.faults``. With
   duplicate fills every fill is reported twice on the stream and every trade is listed
   twice by the trade endpoints (same ``trade_id``). With early fills a fill is announced on

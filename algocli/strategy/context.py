@@ -6,6 +6,7 @@ the instrument's whole history up to and including t, and nothing after t is vis
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -17,11 +18,20 @@ from algocli.domain.models import (
 
 if TYPE_CHECKING:
     from algocli.data.history import History
+    from algocli.options.chain import OptionChain
+    from algocli.options.pcr import PcrFigures
     from algocli.strategy.contracts import OptionPick
     from algocli.domain.candle import Candle
     from algocli.engine.core import EngineCore
 
 _NAN = math.nan
+
+
+class _NotRead:
+    length = 0
+
+
+_UNREAD = (_NotRead(), -1, None)  # an SMA entry whose length never matches: read it
 
 
 class IndicatorRead(NamedTuple):
@@ -132,23 +142,24 @@ class StrategyContext:
         return e
 
     def _sma_entry(self, instrument: str, period: int, field: str) -> tuple:
-        e = self._entry(("SMA", instrument, period, field), instrument, "SMA", {"timeperiod": period}, field)
-        self._sma.setdefault(instrument, {})[period if field == "close" else (period, field)] = e
+        h, _, length, values = self._entry(("SMA", instrument, period, field), instrument, "SMA",
+                                           {"timeperiod": period}, field)
+        e = self._sma.setdefault(instrument, {})[period if field == "close" else (period, field)] = (h, length, values)
         return e
 
     def sma(self, instrument: str, period: int, field: str = "close") -> float:
         """Simple moving average of ``field``."""
         # Strategies call this every bar: nested dicts keyed by plain str/int skip building
-        # and hashing a tuple key, which is most of the cost of a cached read.
+        # and hashing a tuple key, which is most of the cost of a cached read, and one unpacking
+        # of a (history, length, values) triple is cheaper than three subscripts.
         try:
-            e = self._sma[instrument][period if field == "close" else (period, field)]
-        except KeyError:
-            e = self._sma_entry(instrument, period, field)
-        h = e[0]
-        if h.length != e[2]:
-            e = self._sma_entry(instrument, period, field)
+            h, length, values = self._sma[instrument][period if field == "close" else (period, field)]
+        except KeyError:  # computed below, outside the handler: an exception raised and kept while
+            h, length, values = _UNREAD  # TA-Lib loads would hold this KeyError and its frames for good
+        if h.length != length:
+            h, length, values = self._sma_entry(instrument, period, field)
         i = h.cursor
-        return e[3][i] if i >= 0 else _NAN
+        return values[i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
@@ -311,8 +322,9 @@ class StrategyContext:
 
         Codes (``algocli.strategy.contracts``): expiry ``current``/``next`` (week), ``current_month``/
         ``next_month`` or a date; strike ``ATM``, ``ATM+N``/``ATM-N`` (listed strikes), ``OTMn``/``ITMn``, a
-        number, or ``delta:X``. Contracts come from the run's option universe (a backtest's
-        ``data.options``), ATM from the underlying's close at the current bar (or ``spot``).
+        number, or ``delta:X`` (the strike whose delta in ``option_chain`` is nearest X, -X for a put;
+        in a backtest it needs vollib, the ``options`` extra). Contracts come from the run's option universe
+        (a backtest's ``data.options``), ATM from the underlying's close at the current bar (or ``spot``).
 
         Args:
             underlying: The underlying's name (``NSE:NIFTY 50``).
@@ -341,11 +353,74 @@ class StrategyContext:
             if h is None or h.cursor < 0:
                 raise ValueError(f"no price for {key} yet: list it among the strategy's instruments (or pass spot=)")
             spot = float(h.close_mv[h.cursor])
-        inst = pick_option(rows, key, spot, ist_date(self._core.now_ns), expiry=expiry, strike=strike, right=right)
+        inst = pick_option(rows, key, spot, ist_date(self._core.now_ns), expiry=expiry, strike=strike, right=right,
+                           chain_for=lambda day: self._chain_source().chain(key, day))
         if inst.hrn not in self._histories:
             raise ValueError(f"{inst.hrn} is listed but has no data in this run; add its CSV beside the options' "
                              "instruments.csv (data.options.path)")
         return OptionPick(inst.hrn, inst.lot_size, inst, spot)
+
+    def _chain_source(self):
+        source = getattr(self._core, "chains", None)
+        if source is None:  # a backtest: chains from the option universe's bars, built when first asked
+            from algocli.options.source import BarChains
+
+            source = self._core.chains = BarChains(self._core)
+        return source
+
+    def option_chain(self, underlying: str, expiry="current", *, max_age: float | None = None) -> OptionChain | None:
+        """The option chain of ``underlying``'s ``expiry`` now, e.g. ``ctx.option_chain("NSE:NIFTY 50")``.
+
+        Per strike (``chain.rows``, ascending) a call and a put leg (``row.ce``/``row.pe``, either may be
+        None) with ``ltp``, ``volume`` (the session's, in units), ``oi``, ``prev_oi`` (the previous
+        session's close), ``change_in_oi``, ``iv_pct`` and ``delta``/``gamma``/``theta``/``vega``
+        (None where not computable), and ``name`` (trade the leg by it); ``chain.spot`` and
+        ``chain.expiry``. Figures from it: ``algocli.options.pcr`` (``summarise``, ``max_pain``,
+        ``atm_strike``). Read it, do not modify it: it is shared by every call in the bar.
+
+        In a backtest it is built at the current bar from ``data.options``' bars (last close, the day's
+        cumulative volume, OI; greeks by Black-76 when vollib, the ``options`` extra, is installed).
+        In paper and live it is the feed's broker's chain, fetched when the last one is older than
+        ``max_age`` seconds and recorded in the run's ``pcr.csv`` (``algocli.options.broker_source``).
+
+        Args:
+            underlying: The underlying's name (``NSE:NIFTY 50``).
+            expiry: Expiry code as for ``option`` (``current``, ``next``, ``current_month``, a date).
+            max_age: Paper and live: seconds a snapshot is reused for (default 60); ignored in backtests.
+
+        Returns:
+            The ``algocli.options.chain.OptionChain``, or None when there is none now (before the first
+            bars of the underlying and its options, or the broker failed and there was no earlier one).
+
+        Raises:
+            ValueError: The underlying has no options in this run, or the expiry code fits none.
+        """
+        return self._chain_source().chain(underlying, expiry, max_age=max_age)
+
+    def pcr(self, underlying: str, expiry="current", window: int | None = None, *,
+            max_age: float | None = None) -> PcrFigures | None:
+        """The put-call ratios of ``underlying``'s ``expiry`` now, e.g. ``ctx.pcr("NSE:NIFTY 50", window=10)``.
+
+        ``oi_pcr`` (Σ put OI / Σ call OI), ``vol_pcr`` (Σ put volume / Σ call volume, today's) and
+        ``chg_oi_pcr`` (Σ put change in OI / Σ call change in OI, None unless both are positive), each
+        None when its denominator is not positive, with the sums behind them (``put_oi``, ``call_oi``...):
+        ``algocli.options.pcr.pcr`` over the chain ``option_chain`` returns. A backtest given
+        ``data.options.pcr`` (a recorded ``pcr.csv``) returns the last recorded row at or before the bar
+        instead.
+
+        Args:
+            underlying: The underlying's name (``NSE:NIFTY 50``).
+            expiry: Expiry code as for ``option``.
+            window: Strikes each side of ATM to count (None: the whole chain).
+            max_age: Paper and live: seconds a snapshot is reused for (default 60).
+
+        Returns:
+            ``algocli.options.pcr.PcrFigures``, or None when there is no chain (or recorded row) yet.
+
+        Raises:
+            ValueError: As ``option_chain``; a bad ``window``; or a replayed file without that window.
+        """
+        return self._chain_source().pcr(underlying, expiry, window, max_age=max_age)
 
     def basket(self, legs, tag: str | None = None) -> list[str]:
         """Submit several legs (a straddle, strangle, spread, iron condor) as one basket.
@@ -353,6 +428,11 @@ class StrategyContext:
         The legs are checked together (exchange rules, risk limits, and the margin of all of them
         at once) and placed all or none: if one fails, every leg is REJECTED with a reason that names
         the failing leg. Every leg carries ``tag`` (default ``basket-N``) in orders.csv and fills.csv.
+
+        Live, the margin is checked against the broker's available funds before any leg is sent, and
+        the legs go out buys first; a leg the broker refuses after others were accepted fails the
+        basket: the others are cancelled and what filled is flattened by market orders tagged
+        ``<tag>-unwind``, with a warning (``algocli.engine.live_basket``).
 
         Args:
             legs: ``Signal``s, or ``(instrument, "BUY"|"SELL", quantity)`` tuples (market orders).
@@ -379,7 +459,7 @@ class StrategyContext:
                     break
         submit = getattr(core.broker, "submit_basket", None)
         if reason is None and submit is None:
-            reason = f"basket {tag}: baskets are not supported live yet; submit the legs one by one"
+            reason = f"basket {tag}: this run's broker places no baskets; submit the legs one by one"
         if reason is not None:
             return [core.deny(sid, signal, ts, reason).order_id for signal in signals]
         return [o.order_id for o in submit(sid, signals, ts, core.timeline_bar, tag)]
@@ -414,14 +494,20 @@ def _describe(signal: Signal) -> str:
 def _check_arguments(name: str, params: dict, price: str | None) -> None:
     """Reject what TA-Lib would silently ignore: a misspelled parameter, or ``price`` on a
     function without a single price input (it would run with its defaults instead)."""
+    parameters, input_names = _ta_signature(name)
+    unknown = sorted(set(params) - set(parameters))
+    if unknown:
+        known = ", ".join(parameters) or "none"
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; {name} takes: {known}")
+    if price is not None and "price" not in input_names:
+        raise ValueError(f"{name} reads {input_names}, so price= does not apply")
+
+
+@functools.cache
+def _ta_signature(name: str) -> tuple[tuple[str, ...], dict]:
+    """A TA-Lib function's parameter names and inputs, read once per process (building the
+    ``abstract.Function`` costs more than a small backtest's indicator)."""
     from algocli.data.ta import talib_abstract
 
-    abstract = talib_abstract()
-
-    fn = abstract.Function(name)
-    unknown = sorted(set(params) - set(fn.parameters))
-    if unknown:
-        known = ", ".join(fn.parameters) or "none"
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; {name} takes: {known}")
-    if price is not None and "price" not in fn.input_names:
-        raise ValueError(f"{name} reads {dict(fn.input_names)}, so price= does not apply")
+    fn = talib_abstract().Function(name)
+    return tuple(fn.parameters), dict(fn.input_names)

@@ -12,7 +12,8 @@
   lists them: 50 apart near the money for NIFTY, wider further out). ``OTM2``/``ITM1`` move
   away from/into the money for the given right (up for a call's OTM, down for a put's). A number
   is that strike. ``delta:0.25`` picks the strike whose delta is nearest 0.25 (0.25 means -0.25 for
-  a put) and needs the option greeks of ``algocli.options``.
+  a put; the lower strike on a tie) in the expiry's chain at that moment: the broker's greeks in paper
+  and live, Black-76 ones (``algocli.options.greeks``, the ``options`` extra) in a backtest.
 - **right**: ``CE`` or ``PE`` (``CALL``/``PUT``/``C``/``P`` too).
 
 Strikes are taken from both rights of the chosen expiry, so ``ATM`` is the same strike for a call
@@ -23,15 +24,18 @@ not by date, and old and new lots trade side by side after a revision.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from algocli.domain.hrn import normalise
 from algocli.domain.instrument import Instrument
 from algocli.instruments.brokers import index_name
 
-__all__ = ["OptionPick", "pick_expiry", "pick_option", "pick_strike", "underlying_of"]
+if TYPE_CHECKING:
+    from algocli.options.chain import OptionChain
+
+__all__ = ["OptionPick", "delta_strike", "pick_expiry", "pick_option", "pick_strike", "underlying_of"]
 
 _RIGHTS = {"CE": "CE", "CALL": "CE", "C": "CE", "PE": "PE", "PUT": "PE", "P": "PE"}
 _WEEK = {"current": 0, "current_week": 0, "week": 0, "next": 1, "next_week": 1}
@@ -149,7 +153,8 @@ def pick_strike(strikes: Iterable[float], spot: float, code: str | float, right:
 
 
 def pick_option(rows: Iterable[Instrument], underlying: str, spot: float, today: date, *, expiry: str | date,
-                strike: str | float, right: str) -> Instrument:
+                strike: str | float, right: str,
+                chain_for: Callable[[date], OptionChain | None] | None = None) -> Instrument:
     """The option of ``rows`` that ``underlying``, ``expiry``, ``strike`` and ``right`` name.
 
     Args:
@@ -158,6 +163,7 @@ def pick_option(rows: Iterable[Instrument], underlying: str, spot: float, today:
         spot: The underlying's last price.
         today: The bar's IST date (expiry codes count from it).
         expiry, strike, right: See the module docstring.
+        chain_for: The chain of an expiry now (for ``delta:`` strikes).
 
     Raises:
         ValueError: No options of ``underlying`` are listed, or a code does not fit them.
@@ -173,10 +179,48 @@ def pick_option(rows: Iterable[Instrument], underlying: str, spot: float, today:
     day = pick_expiry((r.expiry for r in chain), today, expiry)
     same = [r for r in chain if r.expiry == day]
     if isinstance(strike, str) and strike.strip().lower().startswith("delta:"):
-        raise ValueError(f"strike={strike!r}: choosing by delta needs option greeks (algocli.options), which this "
-                         "run does not have; choose by ATM offset (strike='ATM+1')")
-    chosen = pick_strike((r.strike for r in same), spot, strike, kind)
+        if chain_for is None:
+            raise ValueError(f"strike={strike!r}: choosing by delta needs the option chain, which this run does "
+                             "not have; choose by ATM offset (strike='ATM+1')")
+        chosen = delta_strike(chain_for(day), strike, kind)
+    else:
+        chosen = pick_strike((r.strike for r in same), spot, strike, kind)
     for r in same:
         if r.strike == chosen and r.option_type == kind:
             return r
     raise ValueError(f"{want} {day} {chosen:g} {kind} is not listed (the other right is)")
+
+
+def delta_strike(chain: OptionChain | None, code: str, right: str) -> float:
+    """The strike of ``chain`` whose ``right`` leg's delta is nearest ``delta:X`` (``-X`` for a put).
+
+    A chain without any delta on that side gets Black-76 greeks first (``algocli.options.greeks``).
+
+    Raises:
+        ValueError: ``X`` is not between 0 and 1, there is no chain yet, no leg has a delta, or vollib
+            (the ``options`` extra) is needed and missing.
+    """
+    try:
+        target = abs(float(code.split(":", 1)[1]))
+    except ValueError:
+        target = -1.0
+    if not 0 < target < 1:
+        raise ValueError(f"strike={code!r}: delta:X needs X between 0 and 1, e.g. delta:0.25")
+    if chain is None:
+        raise ValueError(f"strike={code!r}: there is no option chain yet to read deltas from")
+    want = target if right == "CE" else -target
+    side = right.lower()
+    legs = [(row.strike, getattr(row, side)) for row in chain.rows if getattr(row, side) is not None]
+    if legs and all(leg.delta is None for _, leg in legs):
+        from algocli.errors import ConfigError
+        from algocli.options.greeks import fill_greeks
+
+        try:
+            fill_greeks(chain)
+        except ConfigError:
+            raise ValueError(f"strike={code!r}: choosing by delta needs option greeks: install the options "
+                             "extra: pip install -e '.[options]'") from None
+    priced = [(abs(leg.delta - want), k) for k, leg in legs if leg.delta is not None]
+    if not priced:
+        raise ValueError(f"strike={code!r}: no {right} of {chain.underlying} {chain.expiry} has a delta")
+    return min(priced)[1]

@@ -7,14 +7,21 @@ a bought one its premium. A short 21000 straddle of one lot (50) blocks 2 x 0.15
 from __future__ import annotations
 
 from datetime import date
+from types import SimpleNamespace
 
+import pytest
+
+from algocli.broker.basket import BasketLeg, basket_need, send_order
+from algocli.broker.costs import PercentCommission
 from algocli.broker.fill_models import NextOpen
-from algocli.domain.models import OrderStatus
+from algocli.domain.models import Interval, OrderSide, OrderStatus, Tick
 from algocli.engine.backtest import Backtest
+from algocli.engine.paper import PaperEngine
 from algocli.market.products import ProductRules
 from algocli.risk import attach_risk
 from algocli.risk.config import RiskConfig
-from engine.options_fixtures import LOT, UNDER, chain, index, option_name
+from algocli.sandbox.replay import bar_ticks
+from engine.options_fixtures import LOT, UNDER, chain, index, option, option_name
 from helpers import Scripted
 
 EXPIRY = date(2024, 1, 4)
@@ -71,3 +78,50 @@ def test_a_leg_the_exchange_refuses_names_itself():
                   capital=5_000_000)
     assert all("leg 2" in o.reason and "lot" in o.reason for o in result.orders)
     assert [o.status for o in result.orders] == [OrderStatus.REJECTED] * 2
+
+
+# --- the shared rules: the order legs go out in, the margin of all of them ------------------------
+
+
+def test_legs_go_out_buys_first_each_side_in_the_strategys_order():
+    sides = [OrderSide.SELL, OrderSide.BUY, OrderSide.SELL, OrderSide.BUY]
+    orders = [SimpleNamespace(side=s) for s in sides]
+    assert send_order(orders) == [1, 3, 0, 2]
+
+
+def test_the_basket_need_adds_each_legs_margin_and_releases_what_a_closing_leg_frees():
+    rules = ProductRules.build("dhan", squareoff="off")
+    ce, pe = option(EXPIRY, 21000, "CE"), option(EXPIRY, 21000, "PE")
+    legs = [BasketLeg(CE, ce, "MARGIN", False, LOT, 100.0, 0),  # a short call: 15 % of 21000 x 50
+            BasketLeg(PE, pe, "MARGIN", True, LOT, 80.0, 0),  # a long put: its premium
+            BasketLeg(CE, ce, "MARGIN", True, LOT, 100.0, 0)]  # buys the short call back: frees its margin
+    totals = basket_need(legs, {}, rules, PercentCommission(0.0))
+    assert totals == pytest.approx([157_500.0, 157_500.0 + 4_000.0, 4_000.0])
+    # without rules an opening leg needs its whole value, and charges count
+    assert basket_need(legs[:1], {}, None, PercentCommission(0.001)) == pytest.approx([5_000.0 + 5.0])
+
+
+def test_a_paper_run_resumed_after_a_basket_rebuilds_without_placing_it_again(tmp_path):
+    bars, rows = chain(date(2024, 1, 2), EXPIRY)
+    meta = {UNDER: index(), **{r.hrn: r for r in rows}}
+
+    def engine():
+        e = PaperEngine(list(bars), interval=Interval.DAY_1, initial_capital=5_000_000, fill_model=NextOpen(),
+                        cost_model=PercentCommission(0.0), journal_path=tmp_path / "j.jsonl", name="t", metadata=meta,
+                        default_product="MARGIN")
+        e.core.universe = rows
+        e.add_strategy(Scripted({0: _straddle}), [UNDER], "s")
+        e.start()
+        return e
+
+    first = engine()
+    ticks = sorted(((bar_ticks(b, segment="FNO").tick(i), k, inst) for k, (inst, b) in enumerate(bars.items())
+                    for i in range(8)), key=lambda x: (x[0].ts, x[1]))  # the first two days
+    for t, _, inst in ticks:
+        first.on_tick(Tick(inst, t.ts, t.ltp, t.ltq, t.volume))
+    assert first.error is None
+    assert [(o.tag, o.status) for o in first.broker.orders] == [("straddle", OrderStatus.FILLED)] * 2
+    again = engine()
+    assert again.resumed and not again.halted  # the replayed on_candle called ctx.basket: muted, not an error
+    assert [(o.order_id, o.status) for o in again.broker.orders] == [(o.order_id, o.status)
+                                                                     for o in first.broker.orders]

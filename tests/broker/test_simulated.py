@@ -349,3 +349,27 @@ def test_an_order_refused_for_its_charges_leaves_no_trace_in_the_days_charges():
     # the sell squares the 5 bought at 1,100, not the refused order: over the day, intraday STT only
     # (0.025 % of 5 x 1,110 = 1.3875 -> 1.39)
     assert bought.stt + sold.stt == pytest.approx(1.39)
+
+
+def test_available_funds_count_shorts_in_other_instruments_at_their_close():
+    # Without product rules a long blocks its value and a short blocks its value again (its sale
+    # proceeds sit in cash): the funds check and available_margin() count both across instruments.
+    a_rows = [(100, 100, 100, 100)] * 4
+    b_rows = [(50, 50, 50, 50), (50, 50, 50, 50), (50, 60, 50, 60), (60, 60, 60, 60)]
+    bt = Backtest({"NSE_EQ:A": make_bars(a_rows, "NSE_EQ:A"), "NSE_EQ:B": make_bars(b_rows, "NSE_EQ:B")},
+                  initial_capital=10_000.0)
+    seen = {}
+    script = {
+        0: lambda ctx, c: c.instrument == "NSE_EQ:B" and ctx.sell("NSE_EQ:B", 50),  # fills at 50 on bar 1
+        1: lambda ctx, c: c.instrument == "NSE_EQ:A" and (ctx.buy("NSE_EQ:A", 80), ctx.buy("NSE_EQ:A", 70)),
+        2: lambda ctx, c: seen.setdefault(c.instrument, bt.core.broker.available_margin()),
+    }
+    bt.add_strategy(Scripted(script), ["NSE_EQ:A", "NSE_EQ:B"], "s")
+    result = bt.run()
+    rejected, bought = result.orders[1:3]
+    # cash 12,500 after the short; equity 12,500 - 2,500 = 10,000; the short blocks 2,500: 7,500 left
+    assert rejected.status is OrderStatus.REJECTED
+    assert rejected.reason == "insufficient funds: needs 8,000.00, available 7,500.00"
+    assert bought.status is OrderStatus.FILLED and bought.quantity == 70
+    # bar 2: cash 5,500, A long 70 x 100 blocks 7,000, B short 50 marked at its close 60 blocks 3,000
+    assert seen == {"NSE_EQ:A": pytest.approx(-500.0), "NSE_EQ:B": pytest.approx(-500.0)}  # 5,500 + 7,000 - 3,000 - 10,000

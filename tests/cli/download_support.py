@@ -74,8 +74,7 @@ class HistoryServer:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         app = web.Application(middlewares=list(self.middlewares))
-        keys = {i.dhan_id: i.upstox_key for i in INSTRUMENTS if i.dhan_id and i.upstox_key}
-        self.state = add_routes(app, self.bars, hub=TickHub(valid_tokens=set(self.tokens)), instrument_keys=keys)
+        self._mount(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -86,6 +85,11 @@ class HistoryServer:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+    def _mount(self, app: web.Application) -> None:
+        """Add the routes served (subclasses add more)."""
+        keys = {i.dhan_id: i.upstox_key for i in INSTRUMENTS if i.dhan_id and i.upstox_key}
+        self.state = add_routes(app, self.bars, hub=TickHub(valid_tokens=set(self.tokens)), instrument_keys=keys)
 
     def __enter__(self) -> HistoryServer:
         self._thread.start()

@@ -498,3 +498,31 @@ def test_a_flat_commission_run_shows_its_commissions_without_a_drag(sma_run):
     assert re.search(r"Commissions \[₹\]\s*│\s*[\d,.]+", sma_run.out)
     assert "Cost drag" not in sma_run.out and "Gross P&L" not in sma_run.out
     assert '<section class="charges">' not in (sma_run.dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_warmup_bars_leave_no_trace_in_any_csv(cli, base_config, write_yaml, tmp_path):
+    """A strategy without indicators: with 100 warm-up bars, every CSV is the run from data.start's."""
+    runs = {}
+    for name, warmup in (("plain", {}), ("warm", {"warmup": 100})):
+        cfg = copy.deepcopy(base_config)
+        cfg["data"].update(start="2021-03-01", end="2021-09-30", **warmup)
+        cfg["strategies"] = [{"class": "engine.warmup_strategies:Weekdays", "instruments": ["NSE:HDFCBANK"]}]
+        runs[name] = tmp_path / name
+        result = cli("backtest", write_yaml(cfg, f"{name}.yaml"), "--output", runs[name], "--quiet", "--no-report")
+        assert result.code == 0, result.err
+    csvs = sorted(p.name for p in runs["plain"].glob("*.csv"))
+    assert {"trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv"} <= set(csvs)
+    assert len((runs["plain"] / "trades.csv").read_text().splitlines()) > 10
+    for name in csvs:
+        assert (runs["warm"] / name).read_bytes() == (runs["plain"] / name).read_bytes(), name
+
+
+def test_too_few_warmup_bars_is_one_line_and_exit_2(cli, base_config, write_yaml):
+    cfg = copy.deepcopy(base_config)
+    cfg["data"].update(start="2019-01-10", warmup=20)
+    # the data begins on 2019-01-01: 7 sessions before the 10th; the 20th is on the 28th (1-4, 7-11, 14-18, 21-25, 28)
+    result = cli("backtest", write_yaml(cfg), "--quiet", "--no-report")
+    assert result.code == 2 and len(result.err_lines) == 1, result.err
+    assert "data.warmup: 20 needs 20 1d bars before data.start 2019-01-10, but the file has 7 (from 2019-01-01); " \
+           "lower data.warmup to 7, set data.start to 2019-01-29 or later" in result.err
+    assert "Traceback" not in result.err

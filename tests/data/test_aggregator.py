@@ -195,11 +195,12 @@ def test_no_early_release_by_ticks_of_the_same_bucket_or_other_instruments():
     agg = CandleAggregator("1m", rec)
     feed(agg, rec, [tick("A", "2024-06-10 09:15:05", 100), tick("B", "2024-06-10 09:15:06", 50)])
     feed(agg, rec, [tick("A", "2024-06-10 09:15:59.9", 101)])
-    feed(agg, rec, [tick("A", "2024-06-10 09:16:01", 102)])  # closes A's 09:15, B's is within grace
-    assert [(c.instrument, c.close) for c in rec.candles] == [("A", 101)]
+    # closes A's 09:15, which waits for B's of the same period (still within grace)
+    feed(agg, rec, [tick("A", "2024-06-10 09:16:01", 102)])
+    assert rec.candles == []
     feed(agg, rec, [tick("A", "2024-06-10 09:16:01.999", 103)])
-    assert len(rec.candles) == 1
-    feed(agg, rec, [tick("A", "2024-06-10 09:16:02", 104)])  # end + grace passed: B closes by time
+    assert rec.candles == []
+    feed(agg, rec, [tick("A", "2024-06-10 09:16:02", 104)])  # end + grace passed: B closes by time, A with it
     assert [(c.instrument, c.close) for c in rec.candles] == [("A", 101), ("B", 50)]
     assert all(seen >= c.end for c, seen in zip(rec.candles, rec.seen_at))
 

@@ -23,3 +23,16 @@ class OffTickThenRoundTrip(BaseStrategy):
             ctx.buy(inst, self.params.quantity)
         elif candle.index == 3:
             ctx.sell(inst, self.params.quantity)
+
+
+class BasketOnce(BaseStrategy):
+    """On candle ``at`` of its first instrument: one basket of ``legs`` (instrument, side, quantity), tagged ``tag``."""
+
+    class Params(StrategyParams):
+        legs: list[tuple[str, str, int]]
+        tag: str = "pair"
+        at: int = Field(1, ge=0)
+
+    def on_candle(self, candle):
+        if candle.instrument == self.instruments[0] and candle.index == self.params.at:
+            self.context.basket(self.params.legs, tag=self.params.tag)

@@ -36,8 +36,10 @@ def _ist(series: pd.Series) -> pd.Series:
 
 def test_the_sample_configs_are_all_here():
     names = {p.name for p in CONFIGS}
-    assert {"sma.yaml", "rsi.yaml", "bollinger.yaml", "multi.yaml", "intraday.yaml", "futures.yaml"} <= names
-    assert {p.name for p in LIVE_CONFIGS} == {"paper.yaml", "live-dhan.yaml", "live-upstox.yaml"}
+    assert {"sma.yaml", "rsi.yaml", "bollinger.yaml", "multi.yaml", "intraday.yaml", "futures.yaml",
+            "options-pcr.yaml"} <= names
+    assert {p.name for p in LIVE_CONFIGS} == {"paper.yaml", "live-dhan.yaml", "live-upstox.yaml",
+                                              "options-pcr-paper.yaml"}
 
 
 @pytest.mark.parametrize("path", LIVE_CONFIGS, ids=[p.stem for p in LIVE_CONFIGS])

@@ -179,3 +179,41 @@ def test_two_strategies_on_the_same_instrument_keep_separate_positions():
     assert trades.loc["short", "size"] == -6 and trades.loc["short", "pnl"] == pytest.approx(6 * (102 - 105))
     assert trades.loc["long", "size"] == 10 and trades.loc["long", "exit_price"] == 107.0  # end-of-data close
     assert result.equity[-1] == pytest.approx(100_000 + 10 * (107 - 102) + 6 * (102 - 105))
+
+
+class _Returns(Scripted):
+    """A strategy whose ``on_candle`` returns what its script's action returns (a Signal or a list)."""
+
+    def on_candle(self, candle):
+        self.seen.append(candle.index)
+        action = self.script.get(candle.index)
+        return None if action is None else action(self.context, candle)
+
+
+@pytest.mark.parametrize("instruments", [[A], [A, B]], ids=["one-instrument", "several"])
+def test_strategies_sharing_an_instrument_run_in_turn_each_signal_handled_before_the_next(instruments):
+    from algocli.domain.models import Signal, SignalAction
+
+    bt = Backtest({i: make_bars(ROWS_A if i == A else ROWS_B, i) for i in instruments}, initial_capital=100_000.0,
+                  fill_model=SameClose())
+    first = _Returns({1: lambda ctx, c: Signal(A, SignalAction.BUY, 10) if c.instrument == A else None})
+    # the second strategy on A sees the first's fill (same-close fills are immediate) on the same bar
+    second = _Returns({1: lambda ctx, c: [Signal(A, SignalAction.SELL, 4)] if ctx.get_position(A) is None
+                       and c.instrument == A and bt.core.ledger.net.get(A) == 10 else None})
+    bt.add_strategy(first, instruments, "first")
+    bt.add_strategy(second, instruments, "second")
+    result = bt.run()
+    assert [(o.strategy_id, o.side.value, o.quantity, o.created_bar) for o in result.orders[:2]] == [
+        ("first", "BUY", 10, 1), ("second", "SELL", 4, 1)]
+    assert first.seen == second.seen  # both saw every candle
+
+
+@pytest.mark.parametrize("instruments", [[A], [A, B]], ids=["one-instrument", "several"])
+def test_an_error_in_the_second_strategy_on_an_instrument_names_that_strategy(instruments):
+    from algocli.errors import StrategyError
+
+    bt = Backtest({i: make_bars(ROWS_A if i == A else ROWS_B, i) for i in instruments}, initial_capital=100_000.0)
+    bt.add_strategy(Scripted({}), instruments, "calm")
+    bt.add_strategy(Scripted({2: lambda ctx, c: 1 / 0}), [A], "broken")
+    with pytest.raises(StrategyError, match=r"strategy broken raised ZeroDivisionError on NSE_EQ:A bar 2024-"):
+        bt.run()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from algocli import BaseStrategy
 from algocli.broker.costs import PercentCommission
 from algocli.broker.fill_models import NextOpen
 from algocli.data.csv_feed import load_csv
 from algocli.domain.models import Interval, OrderStatus, Tick
-from algocli.domain.session import bucket_start
+from algocli.domain.session import bucket_start, ist_midnight_ns
 from algocli.engine.backtest import Backtest
 from algocli.engine.paper import PaperEngine
 from algocli.sandbox.replay import bar_ticks
@@ -382,3 +384,118 @@ def test_a_fill_after_the_last_closed_candle_counts_at_the_last_bar(tmp_path):
     cash = 1_000_000 - buy.quantity * buy.price - buy.commission + sell.quantity * sell.price - sell.commission
     assert result.cash[-1] == pytest.approx(cash) and result.equity[-1] == pytest.approx(cash)
     assert result.metrics["exposure_time_pct"] == pytest.approx(50.0)  # bars 2 and 3 of 4
+
+
+# --- several instruments: every candle of a period before the strategies, options settled at the close -----
+
+OPTIONS = ROOT / "data" / "options"
+UNDER = "NSE:NIFTY 50"
+CALL = "NSE:NIFTY 27 JUN 2024 23500 CE"  # near the money all week
+
+
+def _option_bars(first: str = "2024-06-26"):
+    from algocli.instruments.table import read_instruments
+
+    meta = {i.hrn: i for i in read_instruments(OPTIONS / "instruments.csv") if i.hrn in (UNDER, CALL)}
+    files = {UNDER: "IDX_I_13.csv", CALL: f"NSE_FNO_{meta[CALL].dhan_id.split(':')[1]}.csv"}
+    start = ist_midnight_ns(date.fromisoformat(first))
+    out = {}
+    for inst, name in files.items():
+        b = load_csv(OPTIONS / name, inst)
+        out[inst] = b.slice(int(np.searchsorted(b.ts, start)), len(b))
+    return out, meta
+
+
+def _merged_ticks(bars) -> list[Tick]:
+    """Every instrument's ticks merged by exchange time, ties in the bars' order: ``algo sandbox``'s replay."""
+    merged = []
+    for k, (inst, b) in enumerate(bars.items()):
+        path = bar_ticks(b, segment="FNO")
+        merged += [(int(path.ts[i]), k, path.tick(i)) for i in range(len(path))]
+    return [t for _, _, t in sorted(merged, key=lambda x: x[:2])]
+
+
+class _ReadsTheOption(BaseStrategy):
+    """On each index candle: note the option's last candle and the position; buy the call on the 3rd
+    candle and sell it on the ``exit_at``-th (None: hold it to expiry)."""
+
+    def __init__(self, exit_at: int | None = 6) -> None:
+        super().__init__()
+        self.exit_at = exit_at
+        self.seen: list[tuple] = []
+
+    def on_candle(self, candle):
+        ctx = self.context
+        last, pos = ctx.get_candle(CALL), ctx.get_position(CALL)
+        self.seen.append((candle.timestamp, None if last is None else (last.timestamp, last.close),
+                          None if pos is None else pos.quantity))
+        if len(self.seen) == 3:
+            ctx.buy(CALL, 50, tag="entry")
+        elif len(self.seen) == self.exit_at:
+            ctx.close_position(CALL, tag="exit")
+
+
+def _option_paper(tmp_path: Path, bars, meta, strategy, *, ordered: bool) -> PaperEngine:
+    from algocli.market.charges import IndianCharges
+
+    engine = PaperEngine(list(bars), interval=Interval.MINUTE_15, initial_capital=1_000_000, fill_model=NextOpen(),
+                         cost_model=IndianCharges("dhan"), journal_path=tmp_path / f"j{ordered}.jsonl", name="t",
+                         metadata=meta, default_product="MARGIN")
+    engine.feed_in_order(ordered)
+    engine.add_strategy(strategy, [UNDER], "s")
+    engine.start()
+    return engine
+
+
+def _option_backtest(bars, meta, strategy):
+    from algocli.market.charges import IndianCharges
+
+    bt = Backtest(dict(bars), initial_capital=1_000_000, fill_model=NextOpen(), cost_model=IndianCharges("dhan"),
+                  instruments=meta, default_product="MARGIN")
+    bt.add_strategy(strategy, [UNDER], "s")
+    return bt, bt.run()
+
+
+def _fills(fills, orders) -> list[tuple]:
+    tags = {o.order_id: o.tag for o in orders}
+    return [(f.instrument, f.side.value, f.quantity, round(f.price, 2), f.ts, f.stt, tags[f.order_id]) for f in fills]
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["replay-in-order", "live-with-grace"])
+def test_a_strategy_on_the_index_candle_reads_the_options_candle_of_the_same_period(tmp_path, ordered):
+    bars, meta = _option_bars()
+    bt, result = _option_backtest(bars, meta, bt_strategy := _ReadsTheOption())
+    engine = _option_paper(tmp_path, bars, meta, strategy := _ReadsTheOption(), ordered=ordered)
+    for tick in _merged_ticks(bars):
+        engine.on_tick(tick)
+    engine.stop(int(bars[UNDER].ts[-1]) + 20 * 60 * 10**9)
+    assert engine.error is None
+    # the option's candle of the index candle's own period, as in the backtest (not the one before)
+    assert len(strategy.seen) == len(bars[UNDER]) - 1  # the last candle closes at the stop, with no trading
+    assert strategy.seen == bt_strategy.seen[:-1]
+    assert all(opt[0] == ts for ts, opt, _ in strategy.seen)
+    if ordered:  # an in-order replay also fills each order on the option's next open, the backtest's price
+        assert _fills(engine.broker.fills, engine.broker.orders) == _fills(result.fills, result.orders)
+
+
+@pytest.mark.parametrize("by", ["clock", "stop"])
+def test_options_settle_at_the_expiry_close_as_in_the_backtest(tmp_path, by):
+    bars, meta = _option_bars("2024-06-27")
+    bt, result = _option_backtest(bars, meta, bt_strategy := _ReadsTheOption(exit_at=None))
+    expected = _fills(result.fills, result.orders)
+    assert [r[-1] for r in expected] == ["entry", "expiry"]
+    strategy = _ReadsTheOption(exit_at=None)
+    engine = _option_paper(tmp_path, bars, meta, strategy, ordered=True)
+    for tick in _merged_ticks(bars):  # the replay's last tick: 15:29:59
+        engine.on_tick(tick)
+    close = int(bars[UNDER].ts[-1]) + 15 * 60 * 10**9
+    engine.on_time(close + 1)  # within the grace nothing is released yet
+    assert [f.instrument for f in engine.broker.fills] == [CALL]
+    if by == "clock":  # the run loop's clock passes the grace: the last candle closes, the option settles first
+        engine.on_time(close + 3 * 10**9)
+        assert strategy.seen == bt_strategy.seen  # the strategy saw the position settled, as in the backtest
+    engine.stop(close + 5 * 10**9)  # no tick comes after the close: stopping settles what has expired
+    assert _fills(engine.broker.fills, engine.broker.orders) == expected
+    settled = expected[-1]
+    assert settled[3] == round(max(0.0, float(bars[UNDER].close[-1]) - meta[CALL].strike), 2)
+    assert settled[4] == int(bars[UNDER].ts[-1])  # stamped with the last candle, whose close settles it

@@ -4,6 +4,7 @@ every file names the run's mode where it names one."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -18,7 +19,7 @@ from algocli.config.run import load_run_config
 from algocli.domain.modes import RunMode
 from algocli.engine.assemble import assemble_backtest
 from algocli.errors import ArtifactError
-from algocli.persistence.artifacts import (ARTIFACTS, MONEY_METRICS, RunDescription, file_sha256,
+from algocli.persistence.artifacts import (ARTIFACTS, MONEY_METRICS, RunDescription,
                                            write_run_artifacts)
 from cli.cli_support import REPO_ROOT, SAMPLE_CSV
 
@@ -52,8 +53,8 @@ def test_a_script_writes_every_artifact_of_a_run(tmp_path, finished):
     assert meta["config_hash"] == assembled.config.content_hash()
     assert meta["elapsed_seconds"] == 2.25 and meta["bars"] == len(result.index)
     assert meta["notes"] == [*result.notes, "a warning"]
-    assert {Path(p).resolve(): h for p, h in meta["data_files"].items()} == {SAMPLE_CSV.resolve():
-                                                                           file_sha256(SAMPLE_CSV)}
+    assert {Path(p).resolve(): h for p, h in meta["data_files"].items()} == {
+        SAMPLE_CSV.resolve(): hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()}
     assert yaml.safe_load((out / "config.resolved.yaml").read_text(encoding="utf-8")) == assembled.resolved()
     assert len((out / "trades.csv").read_text(encoding="utf-8").splitlines()) == len(result.trades) + 1
 
@@ -67,6 +68,20 @@ def test_run_json_and_the_report_name_the_mode(tmp_path, finished, mode, title):
     assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["mode"] == mode.value
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert f"<title>{title} — {result.name}</title>" in page and "Backtest report" not in page
+
+
+def test_run_json_records_the_installed_versions(tmp_path, finished):
+    from importlib import metadata
+
+    result, assembled = finished
+    write_run_artifacts(result, tmp_path, _description(assembled, RunMode.BACKTEST))
+    packages = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["packages"]
+    for dist, version in packages.items():
+        try:
+            assert version == metadata.version(dist), dist
+        except metadata.PackageNotFoundError:
+            assert version is None, dist
+    assert packages["numpy"] == metadata.version("numpy") and packages["rich"] is not None
 
 
 def test_without_the_report_the_rest_is_written(tmp_path, finished):

@@ -51,7 +51,7 @@ def test_a_short_run_writes_inline_and_a_long_one_forks_the_same_files(tmp_path,
     write_run_artifacts(result, tmp_path / "inline", description, report=False)
     started = _forks(monkeypatch)
     write_run_artifacts(result, tmp_path / "forked", description, report=False)
-    assert started == ["equity_curve.csv and run.json"]
+    assert started == ["equity_curve.csv, fills.csv and run.json"]
     assert _files(tmp_path / "forked") == _files(tmp_path / "inline")
 
 
@@ -64,7 +64,7 @@ def test_ctrl_c_while_the_child_writes_the_curve_leaves_the_older_set(tmp_path, 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(artifacts, "write_fills", interrupted)
+    monkeypatch.setattr(artifacts, "write_orders", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_run_artifacts(result, tmp_path, description, report=False)
     assert started and _files(tmp_path) == older  # nothing new, nothing lost, no staging folder left

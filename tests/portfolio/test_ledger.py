@@ -187,3 +187,17 @@ def test_cash_is_initial_minus_signed_value_minus_commission_over_many_fills():
     assert sum(t["commission"] for t in trades(led)) == pytest.approx(commissions)
     # the open short valued at its own entry price: cash change is exactly the realised P&L
     assert led.cash + pos.quantity * 98.0 - 25_000 == pytest.approx(gross - commissions)
+
+
+def test_shorts_are_the_instruments_the_account_is_net_short_in_across_strategies():
+    led = Ledger(100_000)
+    led.book(fill(SELL, 5, 100.0, inst="A"))
+    led.book(fill(BUY, 10, 50.0, inst="B"))
+    led.book(fill(SELL, 4, 50.0, inst="B", strategy="other"))  # B nets to +6: a strategy's short is not the account's
+    assert list(led.shorts) == ["A"]
+    led.book(fill(SELL, 20, 50.0, inst="B", strategy="other"))  # B nets to -14
+    assert list(led.shorts) == ["A", "B"]
+    led.book(fill(BUY, 5, 99.0, inst="A"))  # A flat
+    assert list(led.shorts) == ["B"]
+    led.book(fill(BUY, 30, 49.0, inst="B", strategy="other"))  # B reversed to +16
+    assert list(led.shorts) == [] and led.net == {"A": 0, "B": 16}

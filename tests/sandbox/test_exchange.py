@@ -115,3 +115,15 @@ def test_an_order_above_the_freeze_quantity_is_rejected_and_a_modify_above_it_re
     assert at_limit.quantity == 40
     other = ex.place("A", instrument="NSE_EQ:2885", side="BUY", quantity=1000, order_type="LIMIT", price=1.0)
     assert other.status == "PENDING"  # an instrument without a freeze quantity takes any
+
+
+def test_the_reject_sells_fault_rejects_the_next_sells_after_giving_them_an_id():
+    ex = Exchange()
+    ex.on_tick(tick(100.0))
+    ex.faults.reject_sells = 1
+    buy = ex.place("A", instrument=INST, side="BUY", quantity=1, order_type="MARKET")
+    refused = ex.place("A", instrument=INST, side="SELL", quantity=1, order_type="MARKET", client_id="c")
+    sell = ex.place("A", instrument=INST, side="SELL", quantity=1, order_type="MARKET")
+    assert (buy.status, refused.status, sell.status) == ("PENDING", "REJECTED", "PENDING")
+    assert refused.order_id and "reject_sells" in refused.reason and ex.find("A", "c") is refused
+    assert ex.faults.reject_sells == 0

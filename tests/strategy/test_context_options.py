@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+import math
+import sys
+from datetime import date, datetime
+from pathlib import Path
 
 import pytest
+import yaml
+from scipy.optimize import brentq
+from scipy.stats import norm
+
+from algocli.config.run import load_run_config
+from algocli.engine.assemble import assemble_backtest
 
 from algocli.broker.fill_models import NextOpen
 from algocli.engine.backtest import Backtest
@@ -63,8 +73,8 @@ def test_ctx_option_picks_atm_offsets_from_the_underlyings_close_with_the_contra
         picks["spot"] = ctx.option(UNDER, expiry="current", strike="ATM", right="CE", spot=21180)
         with pytest.raises(ValueError, match="11 JAN 2024 21100 CE is listed but has no data"):
             ctx.option(UNDER, expiry="current_month", strike="ATM", right="CE")
-        with pytest.raises(ValueError, match="needs option greeks"):
-            ctx.option(UNDER, strike="delta:0.25")
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            ctx.option(UNDER, strike="delta:1.5")
         return ctx.buy(picks["atm"].name, picks["atm"].lot_size)
     strategy = _run({0: pick})
     # bar 0 (2024-01-02): NIFTY 50 closed at 21040 -> ATM 21000 (strikes 21000/21100/21200)
@@ -80,3 +90,171 @@ def test_the_lot_size_is_the_contracts_own():
     old = pick_option(rows, UNDER, 24010.0, date(2024, 11, 21), expiry="current", strike="ATM", right="CE")
     new = pick_option(rows, UNDER, 24010.0, date(2024, 11, 21), expiry="next", strike="ATM", right="CE")
     assert (old.lot_size, new.lot_size) == (25, 75)  # after 2024-11-20 old and new lots trade side by side
+
+
+# --- chains and PCR at the bar, from the bundled option sample (data/options) --------------------
+
+OPTIONS_DATA = Path(__file__).resolve().parents[2] / "data" / "options"
+AT = (0, 37, 120, 200, 249)  # bars of the sample (09:15 on the first day, mid-session, the last bar)
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """A backtest over data/options whose strategy reads the chain and PCR (window 5) on every bar."""
+    tmp = tmp_path_factory.mktemp("chains")
+    doc = {"name": "chains", "interval": "15m", "initial_capital": 1_000_000,
+           "data": {"path": str(OPTIONS_DATA), "options": {"underlying": UNDER}},
+           "broker": {"name": "simulated"},
+           "strategies": [{"class": "options.chain_strategies:ReadChains", "instruments": [UNDER]}]}
+    (tmp / "run.yaml").write_text(yaml.safe_dump(doc))
+    assembled = assemble_backtest(load_run_config(tmp / "run.yaml"), str(tmp / "run.yaml"))
+    assembled.backtest.run()
+    return assembled.backtest.core.slots[0].strategy.seen
+
+
+def _raw_files():
+    """instruments.csv's option rows, each with the rows of its own CSV file (plain csv, no algocli)."""
+    with open(OPTIONS_DATA / "instruments.csv", newline="") as fh:
+        listed = [r for r in csv.DictReader(fh) if r["kind"] in ("CE", "PE")]
+    for r in listed:
+        with open(OPTIONS_DATA / (r["dhan_id"].replace(":", "_") + ".csv"), newline="") as fh:
+            yield float(r["strike"]), r["kind"], r["hrn"], list(csv.DictReader(fh))
+
+
+def _by_hand(at: datetime) -> dict:
+    """The chain at the bar starting ``at`` (naive IST) worked out from the CSV rows."""
+    day = at.strftime("%Y-%m-%d")
+    legs = {}
+    for strike, kind, name, rows in _raw_files():
+        seen = [r for r in rows if datetime.fromisoformat(r["timestamp"]) <= at]
+        if not seen:
+            continue
+        today = [r for r in seen if r["timestamp"][:10] == day]
+        before = [r for r in rows if r["timestamp"][:10] < day]
+        legs[(strike, kind)] = {"name": name, "ltp": float(seen[-1]["close"]), "oi": int(seen[-1]["oi"]),
+                                "volume": int(sum(float(r["volume"]) for r in today)),
+                                "prev_oi": int(before[-1]["oi"] if before else rows[0]["oi"])}
+    with open(OPTIONS_DATA / "IDX_I_13.csv", newline="") as fh:
+        spot = float([r for r in csv.DictReader(fh) if datetime.fromisoformat(r["timestamp"]) <= at][-1]["close"])
+    return {"legs": legs, "spot": spot}
+
+
+def _pcr_by_hand(legs: dict, strikes: list[float]) -> tuple:
+    def total(kind, field):
+        return sum(v["oi"] - v["prev_oi"] if field == "chg" else v[field]
+                   for (k, r), v in legs.items() if r == kind and k in strikes)
+    put_chg, call_chg = total("PE", "chg"), total("CE", "chg")
+    return (total("PE", "oi") / total("CE", "oi"), total("PE", "volume") / total("CE", "volume"),
+            put_chg / call_chg if put_chg > 0 and call_chg > 0 else None)
+
+
+@pytest.mark.parametrize("k", AT)
+def test_the_backtest_chain_and_pcr_equal_the_sample_files_worked_by_hand(sample_run, k):
+    now, chain, whole, part = sample_run[k]
+    want = _by_hand(now.replace(tzinfo=None))
+    assert chain.spot == want["spot"] and chain.fetched_at == now
+    got = {(row.strike, kind): leg for row in chain.rows for kind, leg in (("CE", row.ce), ("PE", row.pe)) if leg}
+    assert set(got) == set(want["legs"])
+    for key, leg in got.items():
+        w = want["legs"][key]
+        assert (leg.name, leg.ltp, leg.oi, leg.volume, leg.prev_oi) == (w["name"], w["ltp"], w["oi"], w["volume"],
+                                                                      w["prev_oi"]), key
+    strikes = sorted({s for s, _ in want["legs"]})
+    assert (whole.oi_pcr, whole.vol_pcr, whole.chg_oi_pcr) == pytest.approx(_pcr_by_hand(want["legs"], strikes))
+    atm = min(range(len(strikes)), key=lambda i: (abs(strikes[i] - want["spot"]), strikes[i]))
+    near = strikes[max(0, atm - 5): atm + 6]
+    assert (part.oi_pcr, part.vol_pcr, part.chg_oi_pcr) == pytest.approx(_pcr_by_hand(want["legs"], near))
+
+
+def test_reads_in_one_bar_share_one_chain_and_the_next_bar_builds_its_own():
+    got = []
+
+    def read(ctx, c):
+        got.append((ctx.option_chain(UNDER), ctx.option_chain(UNDER, "current"), ctx.pcr(UNDER)))
+
+    _sample_backtest({5: read, 6: read})
+    (a, b, pcr5), (c, _, _) = got
+    assert a is b and a is not c and c.fetched_at > a.fetched_at
+    assert pcr5.oi_pcr == sum(r.pe.oi for r in a.rows if r.pe) / sum(r.ce.oi for r in a.rows if r.ce)
+
+
+def _black76_delta(right: str, price: float, forward: float, strike: float, t: float) -> float | None:
+    """Delta of a Black-76 option priced ``price`` (rate 0), IV found by bisection; None without time value."""
+    intrinsic = max(0.0, forward - strike if right == "CE" else strike - forward)
+    if price <= intrinsic + 1e-9:
+        return None
+
+    def price_at(sigma):
+        d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
+        d2 = d1 - sigma * math.sqrt(t)
+        call = forward * norm.cdf(d1) - strike * norm.cdf(d2)
+        return call if right == "CE" else call - forward + strike
+
+    sigma = brentq(lambda s: price_at(s) - price, 1e-4, 5.0, xtol=1e-12)
+    d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
+    return norm.cdf(d1) if right == "CE" else norm.cdf(d1) - 1.0
+
+
+@pytest.mark.parametrize("right,target", [("CE", 0.25), ("PE", 0.25), ("CE", 0.5), ("PE", 0.1)])
+def test_a_delta_strike_is_the_one_whose_black76_delta_is_nearest(right, target):
+    picked = {}
+
+    def on_bar(ctx, c):
+        picked["pick"] = ctx.option(UNDER, strike=f"delta:{target}", right=right)
+        picked["now"] = ctx.now.replace(tzinfo=None)
+
+    _sample_backtest({60: on_bar})
+    want = _by_hand(picked["now"])
+    legs = want["legs"]
+    strikes = sorted({s for s, _ in legs})
+    atm = min(strikes, key=lambda k: (abs(k - want["spot"]), k))
+    forward = atm + legs[(atm, "CE")]["ltp"] - legs[(atm, "PE")]["ltp"]  # put-call parity at rate 0
+    t = (datetime(2024, 6, 27, 15, 30) - picked["now"]).total_seconds() / (365 * 86_400)
+    deltas = {k: _black76_delta(right, legs[(k, right)]["ltp"], forward, k, t) for k in strikes if (k, right) in legs}
+    want_delta = target if right == "CE" else -target
+    best = min((abs(d - want_delta), k) for k, d in deltas.items() if d is not None)[1]
+    assert picked["pick"].strike == best and picked["pick"].instrument.option_type == right
+
+
+def _sample_backtest(script: dict):
+    from algocli.data.csv_feed import CsvFeed, CsvFeedConfig
+    from algocli.domain.models import Interval
+    from algocli.instruments.table import read_instruments
+
+    rows = [r for r in read_instruments(OPTIONS_DATA / "instruments.csv") if r.option_type is not None]
+    feed = CsvFeed(CsvFeedConfig(path=OPTIONS_DATA))
+    feed.aliases = {r.hrn: tuple(i for i in r.ids() if i != r.hrn) for r in rows}
+    feed.aliases[UNDER] = ("IDX_I:13",)
+    bars = feed.load([UNDER, *(r.hrn for r in rows)], Interval.MINUTE_15)
+    bt = Backtest(bars, initial_capital=5_000_000, instruments={UNDER: index()}, universe=rows)
+    strategy = Scripted(script)
+    bt.add_strategy(strategy, [UNDER], "s")
+    bt.run()
+    return strategy
+
+
+def test_a_delta_strike_without_vollib_says_how_to_install_it(monkeypatch):
+    for name in ("vollib", "vollib.black", "vollib.black.greeks", "vollib.black.implied_volatility"):
+        monkeypatch.setitem(sys.modules, name, None)  # import vollib fails as when the extra is missing
+    errors = []
+
+    def on_bar(ctx, c):
+        assert ctx.option_chain(UNDER).rows[0].ce.delta is None  # the chain itself still comes, without greeks
+        with pytest.raises(ValueError, match=r"install the options extra: pip install -e '\.\[options\]'") as exc:
+            ctx.option(UNDER, strike="delta:0.25", right="CE")
+        errors.append(str(exc.value))
+
+    _sample_backtest({10: on_bar})
+    assert len(errors) == 1
+
+
+def test_an_unknown_underlying_or_window_is_a_clear_error():
+    def on_bar(ctx, c):
+        with pytest.raises(ValueError, match="no options of NSE:NIFTY BANK are listed"):
+            ctx.option_chain("NSE:NIFTY BANK")
+        with pytest.raises(ValueError, match="window=-1"):
+            ctx.pcr(UNDER, window=-1)
+        with pytest.raises(ValueError, match="expiry 2024-07-04 is not listed"):
+            ctx.pcr(UNDER, expiry="2024-07-04")
+
+    assert _sample_backtest({3: on_bar}).seen

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from algocli.broker.live_plugins import InstrumentIds, LiveBrokerPlugin
+from algocli.data.live_feeds import LiveOptions
 
 __all__ = ["DhanBrokerPlugin", "DhanFeed", "DhanFeedConfig", "sandbox_feed"]
 
@@ -46,6 +47,7 @@ class DhanFeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     mode: Literal["ticker", "quote", "full"] = Field("quote", description="packet type to subscribe to")
     silence_s: float = Field(60.0, gt=0, description="reconnect after this long without data in market hours")
+    options: LiveOptions | None = Field(None, description="option contracts ctx.option picks from")
 
 
 class DhanFeed:

@@ -40,6 +40,13 @@ from algocli.errors import ConfigError
 _log = logging.getLogger(__name__)
 _FATAL_HTTP = (401, 403)
 _EMPTY_SESSIONS_HINT = 3  # quick closes in a row before the error suggests checking the login
+# Keepalive under a backlog: the server's ping (and the pong to ours) sits behind the ticks sent before
+# it. The socket is read ahead of the handler, up to _MAX_QUEUE messages (about 6 MB of packets), and the
+# handler yields to the event loop every _YIELD_EVERY messages, so control frames are answered when they
+# arrive rather than after the backlog ahead of them has been handled (which a replay at --speed 0, or a
+# slow strategy, can make longer than the server's patience).
+_MAX_QUEUE = 1 << 16
+_YIELD_EVERY = 256
 
 
 class RedactTokenFilter(logging.Filter):
@@ -218,7 +225,7 @@ class DhanFeedSocket(ReconnectingSocket):
             raise FeedAuthError("DHAN_CLIENT_ID is empty; set it to your Dhan client id")
         self.secrets = (token, client_id)
         try:
-            ws = await connect(build_feed_url(base, token, client_id), compression=None, max_queue=1024,
+            ws = await connect(build_feed_url(base, token, client_id), compression=None, max_queue=_MAX_QUEUE,
                                logger=_wire_log, **self._connect_options)
         except InvalidStatus as exc:
             code = exc.response.status_code
@@ -249,6 +256,8 @@ class DhanFeedSocket(ReconnectingSocket):
                 if msg.__class__ is str:
                     continue  # the v2 feed only sends binary packets
                 messages += 1
+                if not messages % _YIELD_EVERY:
+                    await asyncio.sleep(0)  # let the socket read on (and answer pings) during a backlog
                 touch()
                 stop = on_message(msg, now_ns())
                 if stop is not None:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from algocli.broker.live_plugins import InstrumentIds, LiveBrokerPlugin
+from algocli.data.live_feeds import LiveOptions
 
 __all__ = ["UpstoxBrokerPlugin", "UpstoxFeed", "UpstoxFeedConfig", "sandbox_feed"]
 
@@ -59,6 +60,7 @@ class UpstoxFeedConfig(BaseModel):
     backoff_initial: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
     connect_timeout: float = Field(30.0, gt=0)
+    options: LiveOptions | None = Field(None, description="option contracts ctx.option picks from")
 
 
 def _with_ids(config: UpstoxFeedConfig, instrument_ids: InstrumentIds | None) -> UpstoxFeedConfig:

@@ -1,0 +1,454 @@
+"""``algo download-data --options``: historical option candles and PCR into a folder a backtest reads.
+
+The folder (default ``data/options/<underlying file stem>``) gets what ``data.options``
+needs: the underlying's candles (``download``, the same file as a plain download), one CSV per
+real contract (``timestamp,open,high,low,close,volume,oi``, named by the source broker's id
+of the contract as elsewhere in ``data/``, else by its HRN), an ``instruments.csv`` with one
+row per file, and with ``--pcr`` a ``pcr.csv`` (``algocli.options.pcr.PCR_COLUMNS``).
+Running it again merges into what is there (one bar per start, the new answer wins).
+
+**Dhan** (``POST /v2/charts/rollingoption``) serves *rolling* series: "the ``ATM+k`` call of
+the current (or next, far) weekly or monthly expiry", which silently changes contract in two
+ways. At each expiry the current contract becomes the next one; and ATM follows the spot, so
+``ATM+2`` is a different strike whenever the spot crosses a strike. Each candle carries the
+real strike it was taken from (``strike``), and its contract's expiry follows from the day
+and the expiry code (``algocli.data.expiries``: the expiring contract is current through its
+expiry day's close). So every candle of every asked ``(offset, side)`` series is filed under
+the contract ``(expiry, strike, side)`` it came from, and a real contract's series is the
+**union** of the candles where that strike was at any of the asked offsets. It has holes
+where the strike was outside the asked window: an outer strike's file starts and stops as
+the spot moves, which is what Dhan has, not a download fault. Two offsets never name the same
+strike at one time, so a repeated bar start means a repeated answer (counted, first kept).
+``--expiry DATE`` keeps only that expiry's contract: each day is asked with the code that
+names DATE on that day (0 in its own week or month, 1 before that, 2 before that).
+
+**Upstox** (``/v2/expired-instruments/...``, Upstox Plus) serves exact contracts, so there
+is nothing to split: the expiry's contracts are listed, ATM at each of the underlying's
+candles is the listed strike nearest its close (the lower one on a tie, as
+``algocli.options.pcr.atm_strike``), and every contract that was within ``--strikes`` of ATM at
+some candle is downloaded whole over the range (up to its expiry).
+
+Historical PCR comes from Upstox's ``GET /v2/market/pcr`` only (Dhan has no such endpoint):
+one row per bucket (the interval's minutes, 60 for daily) per trading day.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from algocli.data.csv_feed import file_stem, load_csv
+from algocli.data.download import merge_bars, render_csv
+from algocli.data.history import Bars
+from algocli.domain.hrn import derivative_hrn
+from algocli.domain.models import IST_OFFSET_NS, Interval
+from algocli.errors import AlgoError, UsageError
+from algocli.instruments.model import Instrument
+from algocli.persistence.artifacts import atomic_write_bytes
+
+__all__ = ["OptionsResult", "StrikeWindow", "contract_file", "expiry_spec", "split_rolling", "strike_window",
+           "write_contracts", "write_pcr"]
+
+_DAY_NS = 86_400 * 1_000_000_000
+_OFFSET = re.compile(r"^ATM(?:([+-])(\d+))?$")
+_COLS = ("open", "high", "low", "close", "volume", "oi")
+
+
+@dataclass(frozen=True, slots=True)
+class StrikeWindow:
+    """ATM offsets ``lo..hi`` (both included): ``ATM-5:ATM+5`` is ``(-5, 5)``."""
+
+    lo: int
+    hi: int
+
+    @property
+    def offsets(self) -> range:
+        return range(self.lo, self.hi + 1)
+
+
+def _offset(text: str) -> int:
+    m = _OFFSET.match(text.strip().upper().replace(" ", ""))
+    if m is None:
+        raise UsageError(f"--strikes {text!r}: write ATM, ATM+k or ATM-k, or a range such as ATM-5:ATM+5")
+    return 0 if m[1] is None else int(m[2]) * (1 if m[1] == "+" else -1)
+
+
+def strike_window(text: str) -> StrikeWindow:
+    """``ATM-5:ATM+5``, ``ATM``, ``ATM+2`` → ``StrikeWindow``.
+
+    Raises:
+        UsageError: Not that form, or the low end above the high one.
+    """
+    lo, _, hi = text.partition(":")
+    window = StrikeWindow(_offset(lo), _offset(hi) if hi else _offset(lo))
+    if window.lo > window.hi:
+        raise UsageError(f"--strikes {text!r}: the first offset is above the second; write e.g. ATM-5:ATM+5")
+    return window
+
+
+def expiry_spec(text: str) -> str | date:
+    """``current``, ``next``, ``far`` or a ``YYYY-MM-DD`` date.
+
+    Raises:
+        UsageError: Anything else.
+    """
+    key = text.strip().lower()
+    if key in ("current", "next", "far"):
+        return key
+    try:
+        return date.fromisoformat(key)
+    except ValueError:
+        raise UsageError(f"--expiry {text!r} is not current, next, far or a date YYYY-MM-DD") from None
+
+
+@dataclass
+class OptionsResult:
+    """What an options download wrote.
+
+    Attributes:
+        contracts: Contract → bars in its file now.
+        new_bars: Bars the files did not have before.
+        duplicates: Repeated bar starts in the answers, dropped.
+        pcr_rows: Rows in ``pcr.csv`` now (None without ``--pcr``).
+        requests: Requests sent for options and PCR (the underlying's are its own).
+        error: Why the download stopped early (what was fetched is written).
+        notes: Things the user should know (lot sizes guessed, days skipped).
+    """
+
+    source: str
+    underlying: str
+    out_dir: Path
+    contracts: dict[str, int] = field(default_factory=dict)
+    new_bars: int = 0
+    duplicates: int = 0
+    pcr_rows: int | None = None
+    requests: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        """``download-data: NSE:NIFTY 50 options, 44 contracts, 9,840 new bars, 0 duplicates -> data/...``."""
+        n, new = len(self.contracts), self.new_bars
+        pcr = "" if self.pcr_rows is None else f", {self.pcr_rows:,} PCR row{'s' if self.pcr_rows != 1 else ''}"
+        return (f"download-data: {self.underlying} options, {n:,} contract{'s' if n != 1 else ''}, "
+                f"{new:,} new bar{'s' if new != 1 else ''}, {self.duplicates:,} duplicate"
+                f"{'s' if self.duplicates != 1 else ''}{pcr}{', failed' if self.error else ''} -> {self.out_dir}")
+
+
+# --- splitting Dhan's rolling series ------------------------------------------------------
+
+def _ist_days(ts: np.ndarray) -> np.ndarray:
+    return (ts + IST_OFFSET_NS) // _DAY_NS
+
+
+def split_rolling(answers: list[tuple[dict[str, np.ndarray], str, int]],
+                  expiry_of: Callable[[date, int], date], keep: Callable[[date], bool] = lambda e: True,
+                  ) -> tuple[dict[tuple[date, float, str], dict[str, np.ndarray]], int]:
+    """File every candle of Dhan's rolling answers under the real contract it came from.
+
+    Args:
+        answers: ``(columns, side, expiry code)`` per answer; columns as ``rolling.parse`` gives.
+        expiry_of: ``(IST day, code)`` → the expiry that code names on that day.
+        keep: Which expiries to keep (``--expiry DATE`` keeps one).
+
+    Returns:
+        ``(expiry, strike, side)`` → columns ``ts, open .. oi`` sorted by bar start, one bar per
+        start (the first answer's); and how many repeated starts were dropped.
+    """
+    parts: dict[tuple[date, float, str], list[dict[str, np.ndarray]]] = {}
+    epoch = date(1970, 1, 1)
+    for cols, side, code in answers:
+        if not len(cols["ts"]):
+            continue
+        days = _ist_days(cols["ts"])
+        expiry_by_day = {d: expiry_of(epoch + timedelta(days=int(d)), code) for d in np.unique(days)}
+        expiries = np.array([expiry_by_day[d] for d in days.tolist()], dtype=object)
+        strikes = cols["strike"]
+        for expiry, strike in {(e, float(s)) for e, s in zip(expiries.tolist(), strikes.tolist())}:
+            if not keep(expiry):
+                continue
+            mask = (expiries == expiry) & (strikes == strike)
+            parts.setdefault((expiry, strike, side), []).append({k: cols[k][mask] for k in ("ts", *_COLS)})
+    out, dropped = {}, 0
+    for key, chunks in parts.items():
+        cols = {k: np.concatenate([c[k] for c in chunks]) for k in ("ts", *_COLS)}
+        order = np.argsort(cols["ts"], kind="stable")  # equal starts keep the first answer's bar first
+        ts = cols["ts"][order]
+        first = np.ones(len(ts), dtype=bool)
+        first[1:] = ts[1:] != ts[:-1]
+        dropped += int((~first).sum())
+        out[key] = {k: v[order][first] for k, v in cols.items()}
+    return out, dropped
+
+
+def contract_instrument(symbol: str, expiry: date, strike: float, side: str,
+                        lookup: Callable[[str], Instrument | None]) -> tuple[Instrument, bool]:
+    """The contract's row: the instrument master's when it knows the HRN, else one built from the
+    name (lot size 1, flagged by the second value being False)."""
+    hrn = derivative_hrn("NSE", symbol, expiry, side, strike)
+    known = lookup(hrn)
+    if known is not None:
+        return known, True
+    return Instrument(hrn, exchange="NSE", kind=side, symbol=symbol, name=symbol, expiry=expiry, strike=strike,
+                      dhan_instrument="OPTIDX"), False
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def contract_file(out: Path, inst: Instrument, source: str) -> Path:
+    """``<out>/<source broker's id as a file stem>.csv``, or the HRN's stem when it has none."""
+    ident = {"dhan": inst.dhan_id, "upstox": inst.upstox_key}.get(source) or inst.hrn
+    return out / f"{file_stem(ident)}.csv"
+
+
+def write_contracts(out: Path, source: str, contracts: dict[Instrument, dict[str, np.ndarray]],
+                    daily: bool, result: OptionsResult) -> None:
+    """Merge each contract's bars into its file and list the contracts in ``instruments.csv``."""
+    from algocli.instruments.master import merge
+    from algocli.instruments.table import read_instruments, write_instruments
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for inst, cols in contracts.items():
+        if not len(cols["ts"]):
+            continue
+        path = contract_file(out, inst, source)
+        new = Bars(inst.hrn, cols["ts"].astype(np.int64), *(np.asarray(cols[k], dtype=np.float64) for k in _COLS))
+        old = load_csv(path, inst.hrn) if path.is_file() else None
+        merged, overlap = merge_bars(old, new)
+        atomic_write_bytes(path, render_csv(merged, daily=daily))
+        result.contracts[inst.hrn] = len(merged)
+        result.new_bars += len(merged) - (len(old) if old is not None else 0)
+        written.append(inst)
+    if written:
+        listing = out / "instruments.csv"
+        have = read_instruments(listing) if listing.is_file() else []
+        write_instruments(listing, merge(written, have))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def write_pcr(path: Path, rows: list[dict]) -> int:
+    """Merge ``rows`` into the PCR CSV at ``path`` (one row per timestamp and expiry, the new one
+    wins), sorted; return the rows in the file."""
+    import csv
+    import io
+
+    from algocli.options.pcr import PCR_COLUMNS
+
+    table: dict[tuple[str, str], dict] = {}
+    if path.is_file():
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                table[(row["timestamp"], row["expiry"])] = row
+    for row in rows:
+        table[(row["timestamp"], row["expiry"])] = {k: _cell(row.get(k)) for k in PCR_COLUMNS}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PCR_COLUMNS)
+    for key in sorted(table):
+        writer.writerow([table[key].get(k, "") for k in PCR_COLUMNS])
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return len(table)
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``UsageError(message)`` unless ``condition`` (checks made before any request)."""
+    if not condition:
+        raise UsageError(message)
+
+
+class OptionsError(AlgoError):
+    """An options download could not go on (the broker's answer said why)."""
+
+
+# --- the run ------------------------------------------------------------------------------
+
+# The brokers that serve option history: module:function of their option and PCR downloads.
+_CANDLES = {"dhan": "algocli.adapters.dhan.rolling:download", "upstox": "algocli.adapters.upstox.expired:download"}
+_INTERVALS = {"dhan": "algocli.adapters.dhan.rolling:INTERVALS", "upstox": "algocli.adapters.upstox.expired:INTERVALS"}
+_PCR = {"upstox": "algocli.adapters.upstox.expired:download_pcr"}
+
+
+@dataclass
+class OptionsJob:
+    """One options download, as the broker parts see it.
+
+    Attributes:
+        underlying: The underlying's row (its broker ids say what to ask for).
+        symbol: The options' symbol (``NIFTY`` for ``NSE:NIFTY 50``).
+        expiry: ``current``, ``next``, ``far`` or a date.
+        cycle: ``week`` or ``month``.
+        window: The ATM offsets asked for.
+        days: The trading days of the range.
+        lookup: HRN → the instrument master's row, or None.
+        under_bars: The underlying's candles over the range (for ATM), once downloaded.
+        contracts: What the broker part fetched: contract → columns ``ts, open .. oi``.
+    """
+
+    underlying: Instrument
+    symbol: str
+    expiry: str | date
+    cycle: str
+    window: StrikeWindow
+    interval: Interval
+    start: date
+    end: date
+    days: list[date]
+    lookup: Callable[[str], Instrument | None]
+    result: OptionsResult
+    under_bars: Bars | None = None
+    contracts: dict[Instrument, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def option_intervals(source: str) -> dict:
+    from algocli.broker.spec import broker_spec
+
+    return broker_spec(source).load(_INTERVALS[source])
+
+
+async def download_options(underlying: str, *, resolve: Callable[[str], Instrument],
+                           lookup: Callable[[str], Instrument | None], source: str, interval: Interval | str,
+                           start: date, end: date, expiry: str = "current", cycle: str | None = None,
+                           strikes: str = "ATM", candles: bool = True, pcr: bool = False, out_dir: Path | None = None,
+                           settings=None, session=None, today: date | None = None, limiter=None, calendar=None,
+                           **client_options):
+    """Download option candles (and PCR) of ``underlying`` for ``[start, end]`` into one folder.
+
+    Args:
+        underlying: The underlying's name (``NSE:NIFTY 50``).
+        resolve: Name → ``Instrument`` (raises ``ConfigError`` for an unknown one).
+        lookup: HRN → the master's row or None (a contract's broker ids and lot size).
+        source: ``dhan`` or ``upstox`` (``pcr``: ``upstox`` only).
+        interval: Bar interval; one the source serves for options.
+        start, end: IST dates, both included.
+        expiry: ``current``, ``next``, ``far`` or ``YYYY-MM-DD``.
+        cycle: ``week`` or ``month`` (default week where there are weeklies, else month).
+        strikes: ``ATM-5:ATM+5`` and the like.
+        candles: Download the contracts' candles (and the underlying's).
+        pcr: Download historical PCR into ``pcr.csv``.
+        out_dir: The folder; default ``data/options/<underlying file stem>``.
+        settings, session, today, limiter, client_options: As for ``download``.
+        calendar: The ``NseCalendar`` of expiry and trading days (default the shipped one).
+
+    Returns:
+        ``(DownloadResult of the underlying or None, OptionsResult)``.
+
+    Raises:
+        UsageError: Bad input, found before any request.
+        ConfigError: An unknown underlying.
+        FeedAuthError: The broker refused the token.
+    """
+    import time
+
+    from algocli.broker.ratelimit import RateLimiter
+    from algocli.broker.spec import broker_spec
+    from algocli.data.download import _source_spec, download, run_session
+    from algocli.data.expiries import WEEKLY_SYMBOLS, expiry_days
+    from algocli.domain.session import ist_date
+    from algocli.options.chain import option_symbol
+
+    spec = _source_spec(source)
+    require(source in _CANDLES, f"--source {source}: option history comes from {' or '.join(_CANDLES)}")
+    require(not pcr or source in _PCR, f"--pcr: {broker_spec(source).title} has no historical PCR; "
+                                       f"use --source {' or '.join(_PCR)}")
+    require(candles or pcr, "nothing to download: give --options, --pcr or both")
+    try:
+        ival = Interval(interval)
+    except ValueError:
+        raise UsageError(f"--interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    served = option_intervals(source)
+    require(ival in served or not candles, f"--interval {ival.value}: {spec.title}'s option history comes in "
+                                           f"{', '.join(i.value for i in served)}")
+    today = today or ist_date(time.time_ns())
+    require(end >= start, f"--to {end} is before --from {start}")
+    require(start <= today, f"--from {start} is after today ({today} IST): there is no data yet")
+    end = min(end, today)
+    window, wanted = strike_window(strikes), expiry_spec(expiry)
+    inst = resolve(underlying)
+    require(inst.kind in ("INDEX", "EQ"), f"{inst.hrn} is a {inst.kind}, not an underlying: name an index or a "
+                                          "stock, e.g. 'NSE:NIFTY 50'")
+    symbol = option_symbol(inst.hrn)[1]
+    cycle = cycle or ("week" if symbol in WEEKLY_SYMBOLS else "month")
+    expiry_days(cycle, start, start, symbol=symbol, cal=calendar)  # an unknown cycle stops here
+    if isinstance(wanted, date) and source == "dhan":
+        require(expiry_days(cycle, wanted, wanted, symbol=symbol, cal=calendar) == [wanted],
+                f"--expiry {wanted}: not a {cycle}ly {symbol} expiry day; pick one of "
+                + ", ".join(d.isoformat() for d in expiry_days(cycle, wanted - timedelta(days=35),
+                                                               wanted + timedelta(days=35), symbol=symbol,
+                                                               cal=calendar)))
+    if source == "dhan":
+        from algocli.adapters.dhan.rolling import check_window
+
+        check_window(inst, window)
+    out = Path(out_dir) if out_dir is not None else Path("data") / "options" / file_stem(inst.hrn)
+    if calendar is None:
+        from algocli.market.calendar import default_calendar
+
+        calendar = default_calendar()
+    days = calendar.trading_days(start, end, "FNO")
+    result = OptionsResult(source, inst.hrn, out)
+    job = OptionsJob(inst, symbol, wanted, cycle, window, ival, start, end, days, lookup, result)
+    settings = spec.make_settings() if settings is None else settings
+    limiter = limiter or RateLimiter(spec.download_limits)
+    under = None
+    async with run_session(session) as session:
+        if candles:
+            under = await download([inst.hrn], resolve=resolve, source=source, interval=ival, start=start, end=end,
+                                   out_dir=out, settings=settings, session=session, today=today, limiter=limiter,
+                                   **client_options)
+            if under.aborted is not None:
+                raise under.aborted
+            got = under.files[0]
+            if got.error:
+                result.notes.append(f"{inst.hrn}: {got.error}")
+            if got.path.is_file():
+                job.under_bars = load_csv(got.path, inst.hrn)
+        await _run(job, spec, session, settings, limiter, client_options, candles=candles, pcr=pcr, out=out)
+    return under, result
+
+
+async def _run(job: OptionsJob, spec, session, settings, limiter, options: dict, *, candles: bool, pcr: bool,
+               out: Path) -> None:
+    """The broker parts, writing whatever they fetched even when one of them fails."""
+    from algocli.data.feed import FeedAuthError
+
+    result = job.result
+    try:
+        if candles:
+            await spec.load(_CANDLES[result.source])(job, session, settings, limiter, options)
+        if pcr:
+            rows = await spec.load(_PCR[result.source])(job, session, settings, limiter, options)
+            result.pcr_rows = write_pcr(out / "pcr.csv", rows) if rows or (out / "pcr.csv").is_file() else 0
+    except FeedAuthError:
+        raise
+    except AlgoError as exc:
+        result.error = str(exc)
+    finally:
+        if job.contracts:
+            write_contracts(out, result.source, job.contracts, job.interval is Interval.DAY_1, result)
+            _list_underlying(out, job.underlying)
+
+
+def _list_underlying(out: Path, inst: Instrument) -> None:
+    from algocli.instruments.master import merge
+    from algocli.instruments.table import read_instruments, write_instruments
+
+    listing = out / "instruments.csv"
+    write_instruments(listing, merge(read_instruments(listing) if listing.is_file() else [], [inst]))
+
+
+def run_download_options(underlying: str, **kwargs):
+    """``download_options`` on a fresh event loop (for the CLI)."""
+    import asyncio
+
+    return asyncio.run(download_options(underlying, **kwargs))

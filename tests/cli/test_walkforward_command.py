@@ -1,0 +1,153 @@
+"""``algo walkforward``: the artifacts, each window's OOS run equal to ``algo backtest`` on its dates,
+a continuous stitched curve, the same bytes on 1 and 2 workers, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+ARGS = ("--param", "fast_period=5,10", "--param", "slow_period=20,30", "--constraint", "fast_period < slow_period",
+        "--train", "24M", "--test", "12M", "--gap", "5D", "--cscv-splits", "8", "-q")
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _results(path) -> dict:
+    return {row["metric"]: row["value"] for row in _rows(path)}
+
+
+@pytest.fixture
+def walked(cli, write_yaml, base_config, tmp_path):
+    """configs/sma.yaml (2019-2024, daily) walked forward on one worker into tmp_path/wf."""
+    run = write_yaml(base_config)
+    out = tmp_path / "wf"
+    res = cli("walkforward", run, *ARGS, "--workers", "1", "--out", out)
+    assert res.code == 0, res.err
+    return run, out, res
+
+
+def test_walkforward_writes_its_artifacts_and_reports(walked):
+    _, out, res = walked
+    assert {p.name for p in out.iterdir()} >= {"windows.csv", "oos_equity.csv", "results.csv", "walkforward.json",
+                                               "report.html", "trials.journal.jsonl"}
+    rows = _rows(out / "windows.csv")
+    # the day after the 30 warm-up bars (the grid's largest integer; the 30th bar is on 2019-02-11)
+    # + 24 months + 5 days, then every 12 months, the last one ending at the data's last date
+    assert [(r["train_start"], r["train_end"], r["test_start"], r["test_end"]) for r in rows] == [
+        ("2019-02-12", "2021-02-11", "2021-02-17", "2022-02-16"),
+        ("2020-02-12", "2022-02-11", "2022-02-17", "2023-02-16"),
+        ("2021-02-12", "2023-02-11", "2023-02-17", "2024-02-16"),
+        ("2022-02-12", "2024-02-11", "2024-02-17", "2024-12-31"),
+    ]
+    assert all(r["trials"] == "4" and r["fast_period"] in ("5", "10") for r in rows)
+    summary = json.loads((out / "walkforward.json").read_text())
+    assert (summary["warmup_bars"], summary["warmup_from"]) == (30, "the largest integer in the grid")
+    assert summary["windows"] == 4 and summary["pbo"]["splits"] == 8 and summary["pbo"]["combinations"] == 70
+    assert 0 <= summary["pbo"]["value"] <= 1 and summary["grid_trials"] == 4
+    assert summary["oos_sharpe_t_stat"] == pytest.approx(summary["oos_sharpe_per_period"]
+                                                         * summary["oos_periods"] ** 0.5, abs=1e-5)
+    results = _results(out / "results.csv")
+    assert list(results)[:4] == ["start_date", "end_date", "duration", "total_return_pct"]
+    assert results["start_date"].startswith("2021-02-17") and results["end_date"].startswith("2024-12-31")
+    assert "charges_total" in results
+    text = " ".join(res.out.split())
+    assert "walk-forward efficiency" in text and "PBO" in text and "t =" in text
+    page = (out / "report.html").read_text()
+    for key in ("windows", "equity", "returns", "pbo"):
+        assert f'data-key="{key}"' in page
+    assert "Plotly.newPlot" in page and "Walk-forward efficiency" in page
+
+
+def test_each_window_equals_algo_backtest_on_its_test_dates(walked, cli, write_yaml, base_config, tmp_path):
+    _, out, _ = walked
+    rows = _rows(out / "windows.csv")
+    curve = _rows(out / "oos_equity.csv")
+    for row in (rows[0], rows[2]):
+        cfg = yaml.safe_load(yaml.safe_dump(base_config))
+        cfg["data"].update(start=row["test_start"], end=row["test_end"], warmup=30)
+        cfg["strategies"][0]["params"].update(fast_period=int(row["fast_period"]), slow_period=int(row["slow_period"]))
+        folder = tmp_path / f"bt{row['window']}"
+        res = cli("backtest", write_yaml(cfg, f"w{row['window']}.yaml"), "-o", folder, "--no-report", "-q")
+        assert res.code == 0, res.err
+        results = _results(folder / "results.csv")
+        assert row["oos_sharpe_ratio"] == results["sharpe_ratio"]
+        assert row["oos_total_return_pct"] == results["total_return_pct"]
+        assert row["oos_trades"] == results["total_trades"]
+        # the window's part of the stitched curve is its backtest's curve, scaled to start where the last ended
+        own = [r for r in curve if r["window"] == row["window"]]
+        equity = _rows(folder / "equity_curve.csv")
+        assert [r["timestamp"] for r in own] == [r["timestamp"] for r in equity]
+        scale = float(row["oos_start_equity"]) / float(equity[0]["equity"])
+        for mine, theirs in zip(own, equity):
+            assert float(mine["equity"]) == pytest.approx(float(theirs["equity"]) * scale, abs=0.011)
+
+
+def test_the_stitched_curve_is_continuous_across_windows(walked):
+    _, out, _ = walked
+    curve = _rows(out / "oos_equity.csv")
+    rows = _rows(out / "windows.csv")
+    for prev, row in zip(rows, rows[1:]):
+        assert row["oos_start_equity"] == prev["oos_end_equity"]
+        first = next(r for r in curve if r["window"] == row["window"])
+        last = [r for r in curve if r["window"] == prev["window"]][-1]
+        assert first["equity"] == last["equity"] == row["oos_start_equity"]
+    assert curve[-1]["equity"] == rows[-1]["oos_end_equity"]
+    final = _results(out / "results.csv")["final_equity"]
+    assert final == rows[-1]["oos_end_equity"]
+
+
+def test_one_and_two_workers_write_the_same_bytes(walked, cli, tmp_path):
+    run, out, _ = walked
+    res = cli("walkforward", run, *ARGS, "--workers", "2", "--out", tmp_path / "two")
+    assert res.code == 0, res.err
+    for name in ("windows.csv", "oos_equity.csv", "results.csv", "walkforward.json"):
+        assert (tmp_path / "two" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_rerun_takes_every_trial_from_the_journal(walked, cli, monkeypatch, tmp_path):
+    from algocli.research import trials, worker
+
+    run, out, _ = walked
+    first = (out / "windows.csv").read_bytes()
+    ran = []
+    real = worker.run_trial
+
+    def counted(*args, **kwargs):
+        ran.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "run_trial", counted)
+    monkeypatch.setattr(trials, "run_trial", counted)
+    res = cli("walkforward", run, *ARGS, "--workers", "1", "--out", out)
+    assert res.code == 0 and ran == []
+    assert (out / "windows.csv").read_bytes() == first
+    res = cli("walkforward", run, *ARGS, "--workers", "1", "--out", tmp_path / "fresh")
+    assert res.code == 0 and len(ran) == 4 * 4 + 4  # the counter sees trials: 4 windows and the whole range
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path):
+    run = write_yaml(base_config)
+    grid = ["--param", "fast_period=5,10", "--param", "slow_period=20,30"]
+    cases = [
+        (["--train", "12X", "--test", "3M"], "--train '12X'"),
+        (["--train", "12M", "--test", "0M"], "--test '0M'"),
+        (["--train", "12M", "--test", "3M", "--gap", "five"], "--gap 'five'"),
+        (["--train", "10Y", "--test", "3M"], "too short for one window"),
+        (["--train", "12M", "--test", "3M", "--cscv-splits", "3"], "--cscv-splits 3"),
+        (["--train", "12M", "--test", "3M", "--maximize", "sharpe"], "not a statistic of results.csv"),
+        (["--train", "12M", "--test", "3M", "--param", "fast=5,6"], "no strategy has a parameter 'fast'"),
+        (["--train", "12M", "--test", "3M", "--warmup", "1488"], "--warmup 1488: NSE:HDFCBANK has 1488 bars in all"),
+        (["--train", "12M", "--test", "3M", "--warmup", "-1"], "--warmup"),
+    ]
+    for args, message in cases:
+        res = cli("walkforward", run, *grid, *args, "--workers", "1", "--out", tmp_path / "x", "-q")
+        assert res.code == 2, (args, res.err)
+        assert len(res.err_lines) == 1 and message in res.err, (args, res.err)
+        assert "Traceback" not in res.err
+    assert not (tmp_path / "x" / "windows.csv").exists()
