@@ -16,6 +16,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,12 @@ def test_kill_9_between_the_legs_never_sends_the_second_and_the_restart_flattens
         rest = BrokerRest(broker, box.port)
         before = read_journal(tmp_path / "out" / "journal.jsonl")
         assert [(o.side, o.quantity) for o in _ours(rest, before)] == [("BUY", 20)]  # the buy went, then the crash
+        # This case is the leg that filled while the run was down: wait for the fill (a leg still working at the
+        # restart is cancelled instead, with nothing to unwind; which one happens depends on the next tick).
+        deadline = time.monotonic() + 10
+        while _ours(rest, before)[0].filled < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ours(rest, before)[0].filled == 20
         for key, value in broker_env(broker, box.port).items():
             monkeypatch.setenv(key, value)
         session, view = _run(cfg, 3.0)
