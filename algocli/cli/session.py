@@ -38,4 +38,5 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
         return
     console.print(summary(result))
     paths = write_session_artifacts(session, result, report=report, elapsed_s=time.perf_counter() - started)
-    console.print(f"artifacts: [bold]{shown(session.out_dir)}[/] ({', '.join(p.name for p in paths)}, journal.jsonl)")
+    kept = [name for name in ("journal.jsonl", "pcr.csv") if (session.out_dir / name).exists()]  # appended during the run
+    console.print(f"artifacts: [bold]{shown(session.out_dir)}[/] ({', '.join([*(p.name for p in paths), *kept])})")

@@ -13,6 +13,8 @@ sessions, to keep the two near a minute.
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def test_pcr_cross_paper_against_the_sandbox_places_the_backtests_orders(tmp_pat
                      interval=0.5, child=paper)
             assert paper.interrupt(timeout=30) == 0, paper.err
     assert "disconnected" not in paper.err  # the feed kept up with the replay's backlog
+    assert re.search(r"artifacts: .*journal\.jsonl,\s+pcr\.csv\)", paper.out, flags=re.S)
     got = read_csv(paper_out / "orders.csv")
     # every order field: the PCR confirmed the same crosses, the ATM pick chose the same contracts, the stop
     # read the option's candle of the decision's own period, each order filled at the option's next open (the
