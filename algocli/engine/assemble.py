@@ -265,14 +265,14 @@ def _option_universe(feed, cfg, source: str) -> tuple[list, list[str]]:
     if options is None:
         return [], []
     from algocli.instruments.table import read_instruments
-    from algocli.strategy.contracts import canonical_underlying, underlying_of
+    from algocli.strategy.contracts import canonical_underlying, options_on
 
     listing = _options_dir(feed, cfg) / "instruments.csv"
     if not listing.is_file():
         raise ConfigError(f"{source}: data.options.path: {listing} does not exist; put the contracts' "
                           "instruments.csv (and one CSV per contract) there")
     under = canonical_underlying(options.underlying)
-    rows = [r for r in read_instruments(listing) if r.option_type is not None and underlying_of(r) == under]
+    rows = options_on(read_instruments(listing), under)
     if not rows:
         raise ConfigError(f"{source}: data.options.underlying: {listing} lists no option of {under}")
     return rows, [under]

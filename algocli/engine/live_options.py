@@ -40,7 +40,7 @@ def option_universe(feed: str, feed_cfg, urls: dict[str, str] | None, source: st
         return []
     from algocli.instruments.cache import open_master
     from algocli.options.broker_source import fetcher_for
-    from algocli.strategy.contracts import canonical_underlying, pick_expiry, underlying_of
+    from algocli.strategy.contracts import canonical_underlying, options_on, pick_expiry
 
     key = canonical_underlying(options.underlying)
     fetcher = fetcher_for(feed, feed_cfg)
@@ -62,7 +62,7 @@ def option_universe(feed: str, feed_cfg, urls: dict[str, str] | None, source: st
         raise ConfigError(f"{source}: data.options.expiries: {exc}") from None
     # the sandbox's list changes with its --data: read it afresh rather than from a cache of today
     master = open_master(refresh="always" if feed == "sandbox" else "auto", urls=urls, warn=warn)
-    rows = [r for r in master if r.option_type is not None and r.expiry in wanted and underlying_of(r) == key]
+    rows = [r for r in options_on(master, key) if r.expiry in wanted]
     if not rows:
         days = ", ".join(sorted(d.isoformat() for d in wanted))
         raise ConfigError(f"{source}: data.options: the instrument lists ({master.source}) have no {key} option "

@@ -120,11 +120,10 @@ class BarChains(ChainSource):
     def _listing(self, key: str) -> dict[date, list[_Contract]]:
         found = self._contracts.get(key)
         if found is None:
-            from algocli.strategy.contracts import underlying_of
+            from algocli.strategy.contracts import options_on
 
             hists = self._core.histories
-            rows = [r for r in self._core.universe if r.option_type is not None and r.expiry is not None
-                    and underlying_of(r) == key]
+            rows = options_on(self._core.universe, key)
             if not rows:
                 raise ValueError(f"no options of {key} are listed in this run (add data.options with underlying "
                                  f"{key!r} and its contracts' instruments.csv)")

@@ -341,13 +341,13 @@ class StrategyContext:
                 contract has no data in this run.
         """
         from algocli.domain.session import ist_date
-        from algocli.strategy.contracts import OptionPick, canonical_underlying, pick_option, underlying_of
+        from algocli.strategy.contracts import OptionPick, canonical_underlying, options_on, pick_option
 
         key = canonical_underlying(underlying)
         rows = self._chains.get(key)
         if rows is None:
             universe = getattr(self._core, "universe", None) or self._core.instruments.values()
-            rows = self._chains[key] = [r for r in universe if r.option_type is not None and underlying_of(r) == key]
+            rows = self._chains[key] = options_on(universe, key)
         if spot is None:
             h = self._histories.get(key) or self._histories.get(underlying)
             if h is None or h.cursor < 0:

@@ -71,6 +71,11 @@ def underlying_of(instrument: Instrument) -> str:
     return f"{instrument.exchange}:{index_name(instrument.symbol)}"
 
 
+def options_on(rows: Iterable[Instrument], underlying: str) -> list[Instrument]:
+    """The option contracts among ``rows`` on ``underlying`` (spelt as ``canonical_underlying`` gives it)."""
+    return [r for r in rows if r.option_type is not None and r.expiry is not None and underlying_of(r) == underlying]
+
+
 def canonical_underlying(name: str) -> str:
     """``NSE:NIFTY``, ``nse:nifty 50`` → ``NSE:NIFTY 50`` (the spelling ``underlying_of`` gives)."""
     exchange, sep, rest = normalise(name).partition(":")
@@ -172,7 +177,7 @@ def pick_option(rows: Iterable[Instrument], underlying: str, spot: float, today:
     if kind is None:
         raise ValueError(f"right={right!r} is not CE or PE")
     want = canonical_underlying(underlying)
-    chain = [r for r in rows if r.option_type is not None and r.expiry is not None and underlying_of(r) == want]
+    chain = options_on(rows, want)
     if not chain:
         raise ValueError(f"no options of {want} are listed in this run (add data.options with underlying "
                          f"{want!r} and its contracts' instruments.csv)")
