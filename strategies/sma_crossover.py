@@ -11,7 +11,9 @@ class SmaCrossover(BaseStrategy):
     """Long-only moving-average crossover.
 
     Buys ``quantity`` when the fast SMA closes above the slow SMA having been at or below
-    it on the previous bar, and sells the whole position on the opposite cross.
+    it on the previous bar, and sells the whole position on the opposite cross. The averages
+    are indicator lines, and ``wake_on`` asks for ``on_candle`` only on the bars where they
+    cross: the others cannot change what this strategy does, and a backtest skips them.
     """
 
     class Params(StrategyParams):
@@ -26,28 +28,24 @@ class SmaCrossover(BaseStrategy):
             return self
 
     def on_init(self) -> None:
-        self._prev: dict[str, list[float]] = {}  # instrument -> [fast, slow] on the previous bar
-        self._fast = self.params.fast_period
-        self._slow = self.params.slow_period
+        ctx = self.context
+        self._lines = {}  # instrument -> (fast SMA, slow SMA)
+        for inst in self.instruments:
+            fast = ctx.line("SMA", inst, timeperiod=self.params.fast_period)
+            slow = ctx.line("SMA", inst, timeperiod=self.params.slow_period)
+            self._lines[inst] = (fast, slow)
+            ctx.wake_on(fast.crossing(slow))  # on_candle only on the bars where the averages cross
 
     def on_candle(self, candle):
         inst = candle.instrument
-        ctx = self.context
-        fast = ctx.sma(inst, self._fast)
-        slow = ctx.sma(inst, self._slow)
-        prev = self._prev.get(inst)
-        if prev is None:
-            self._prev[inst] = [fast, slow]
-            return None
-        pf, ps = prev  # NaN during warm-up: every comparison below is False
-        prev[0] = fast
-        prev[1] = slow
-        if pf <= ps and fast > slow:
-            pos = ctx.get_position(inst)
+        fast, slow = self._lines[inst]
+        cross = fast.cross(slow)  # 1 crossed above on this bar, -1 below (NaN during warm-up: 0)
+        if cross > 0:
+            pos = self.context.get_position(inst)
             if pos is None or pos.quantity <= 0:
                 return Signal(inst, SignalAction.BUY, self.params.quantity)
-        elif pf >= ps and fast < slow:
-            pos = ctx.get_position(inst)
+        elif cross < 0:
+            pos = self.context.get_position(inst)
             if pos is not None and pos.quantity > 0:
                 return Signal(inst, SignalAction.SELL, pos.quantity)
         return None

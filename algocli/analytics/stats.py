@@ -283,8 +283,9 @@ def _risk_block(s: dict, equity: np.ndarray, ts: np.ndarray, market: np.ndarray,
     eq_log = np.log(equity[1:] / equity[:-1])
     beta = np.nan
     if len(eq_log) > 1 and len(market) > 1:
-        cov = np.cov(eq_log, market)
-        beta = cov[0, 1] / cov[1, 1]
+        # cov(equity, market) / var(market), as np.cov's [0, 1] / [1, 1] (same n - 1), without stacking copies
+        m = market - market.mean()
+        beta = np.dot(eq_log - eq_log.mean(), m) / np.dot(m, m)
     s["alpha_pct"] = s["total_return_pct"] - rf * 100 - beta * (s["buy_and_hold_return_pct"] - rf * 100)
     s["beta"] = beta
     s["max_drawdown_pct"] = max_dd * 100

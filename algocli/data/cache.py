@@ -35,10 +35,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["CACHE_DIR", "CsvCache", "Cached", "file_sha256"]
+__all__ = ["CACHE_DIR", "CsvCache", "Cached", "build_aside", "file_sha256"]
 
 CACHE_DIR = ".algocli-cache"
 #: Smaller files (under ~4,500 minute bars) are parsed about as fast as an entry is mapped.
@@ -230,6 +231,47 @@ class CsvCache:
                 path.unlink(missing_ok=True)
             except OSError:  # Windows refuses to delete a file another process maps: next time
                 pass
+
+
+def build_aside(paths: list[Path], parse: Callable[[Path], tuple], min_bytes: int = MIN_BYTES) -> None:
+    """Build the missing entries of the files of ``min_bytes`` or more in one forked child: for
+    each, ``parse(path)`` (returning ``(ts, cols, oi)``, checked) and ``CsvCache.store``. The
+    caller's reads then map them as hits.
+
+    A big file's parse holds a Python string per timestamp and imports pandas: in a child,
+    neither that peak (about 230 MB for 1M bars) nor pandas lands in the reading process,
+    which maps the entries exactly as a second run would. Only where a child can be forked
+    safely (a POSIX machine, one thread); a file the child could not store (a bad row, a
+    read-only folder) is parsed again by the caller, which is how it gets its error.
+    """
+    import sys
+    import threading
+
+    if disabled_by_env() or not hasattr(os, "fork") or threading.active_count() != 1:
+        return
+    jobs = []
+    for path in paths:
+        try:
+            store = CsvCache(path)
+            if os.stat(path).st_size >= max(min_bytes, MIN_BYTES) and store.load() is None:
+                jobs.append((store, path))
+        except OSError:
+            continue  # the caller words a missing or unreadable file
+    if not jobs:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: parse and store each, never return
+        try:
+            for store, path in jobs:
+                try:
+                    store.store(*parse(path))
+                except BaseException:  # noqa: BLE001 - the parent parses this one again and words it
+                    pass
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def _is_entry_name(name: str, stem: str) -> bool:

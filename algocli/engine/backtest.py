@@ -259,7 +259,11 @@ class Backtest:
         core.clock = h  # one instrument: its cursor is the run's clock
         working = core.broker.pending[inst]
         on_bar, handle = core.broker.on_bar, core.handle
-        sid, on_candle = _fan_out(core.subscribers()[inst], handle)  # no inner loop over subscribers per bar
+        masks = core.wake_masks()
+        # no inner loop over subscribers per bar
+        sid, on_candle = _fan_out(core.subscribers(masked=set(masks))[inst], handle)
+        wakes = memoryview(masks[inst]) if masks else None  # Python bools, one per bar
+        woken = np.flatnonzero(masks[inst]).tolist() if masks else []  # the bars they are true on
         ts = h.ts_mv
         i = 0
         events = self._events().get(inst, {})
@@ -270,10 +274,30 @@ class Backtest:
                     if working:
                         on_bar(inst, i, ts[i], i)
                     self._apply_events(inst, i, events[i], i)
-                    out = on_candle(Candle((h, i, inst)))
-                    if out is not None:
-                        handle(sid, out)
+                    if wakes is None or wakes[i]:
+                        out = on_candle(Candle((h, i, inst)))
+                        if out is not None:
+                            handle(sid, out)
                     start += 1
+                if wakes is not None:  # a bar that neither fills an order nor wakes the strategy changes nothing:
+                    i = start  # go from one woken bar to the next, bar by bar only while an order works
+                    for w in woken[bisect_left(woken, start):bisect_left(woken, stop)]:
+                        while working and i < w:
+                            h.cursor = i
+                            on_bar(inst, i, ts[i], i)
+                            i += 1
+                        i = h.cursor = w
+                        if working:
+                            on_bar(inst, i, ts[i], i)
+                        out = on_candle(Candle((h, i, inst)))
+                        if out is not None:
+                            handle(sid, out)
+                        i += 1
+                    while working and i < stop:
+                        h.cursor = i
+                        on_bar(inst, i, ts[i], i)
+                        i += 1
+                    continue
                 for i in range(start, stop):
                     h.cursor = i
                     if working:
@@ -292,11 +316,14 @@ class Backtest:
         core.clock = clock = TimelineClock(tl.ts)
         broker = core.broker
         on_bar, handle = broker.on_bar, core.handle
-        subs = core.subscribers()
+        masks = core.wake_masks()
+        subs = core.subscribers(masked=set(masks))
         # What each instrument's bars need, as one tuple, and a reference to it per event of the
         # timeline: an instant's events are then two slices, with no per-bar lookups by slot.
+        # The last item is the instrument's ``wake_on`` bars (None: every bar calls on_candle).
         hists = core.histories
-        slots = [(hists[inst], broker.pending[inst], inst, hists[inst].instrument, *_fan_out(subs[inst], handle))
+        slots = [(hists[inst], broker.pending[inst], inst, hists[inst].instrument, *_fan_out(subs[inst], handle),
+                  memoryview(masks[inst]) if inst in masks else None)
                  for inst in tl.instruments]
         ev_bars = [slots[k] for k in tl.ev_slot]
         ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
@@ -312,29 +339,32 @@ class Backtest:
                     g = clock.cursor = start
                     a, b = groups[g], groups[g + 1]
                     bars, idx = ev_bars[a:b], ev_idx[a:b]
-                    for (h, working, inst, _, _, _), i in zip(bars, idx):
+                    for (h, working, inst, _, _, _, _), i in zip(bars, idx):
                         h.cursor = i
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
                     for inst, i, evs in events[g]:
                         self._apply_events(inst, i, evs, g)
-                    for (h, _, _, name, sid, on_candle), i in zip(bars, idx):
-                        out = on_candle(Candle((h, i, name)))
-                        if out is not None:
-                            handle(sid, out)
+                    for (h, _, _, name, sid, on_candle, wakes), i in zip(bars, idx):
+                        if wakes is None or wakes[i]:
+                            out = on_candle(Candle((h, i, name)))
+                            if out is not None:
+                                handle(sid, out)
                     start += 1
                 for g in range(start, stop):
                     clock.cursor = g
                     a, b = groups[g], groups[g + 1]
                     bars, idx = ev_bars[a:b], ev_idx[a:b]
-                    for (h, working, inst, _, _, _), i in zip(bars, idx):  # every bar of this instant opens first ...
+                    # every bar of this instant opens first, then strategies see them closed
+                    for (h, working, inst, _, _, _, _), i in zip(bars, idx):
                         h.cursor = i
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
-                    for (h, _, _, name, sid, on_candle), i in zip(bars, idx):  # ... then strategies see them closed
-                        out = on_candle(Candle((h, i, name)))
-                        if out is not None:
-                            handle(sid, out)
+                    for (h, _, _, name, sid, on_candle, wakes), i in zip(bars, idx):
+                        if wakes is None or wakes[i]:
+                            out = on_candle(Candle((h, i, name)))
+                            if out is not None:
+                                handle(sid, out)
         except StrategyError:
             raise
         except Exception as exc:

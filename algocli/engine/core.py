@@ -100,26 +100,61 @@ class EngineCore:
     def release(self) -> None:
         """Drop the references that tie a finished run's parts into cycles (``Backtest.close``):
         the strategies (whose contexts read this core) and the broker (which calls back into it)."""
+        for slot in self.slots:
+            if slot.context is not None:
+                slot.context.wake.clear()  # its conditions' lines read the context back
         self.slots = []
         self._by_id.clear()
         self._listeners.clear()
         self.broker = None  # type: ignore[assignment]
 
-    def subscribers(self) -> dict[str, list[tuple[str, object]]]:
-        """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars."""
+    def subscribers(self, masked: frozenset[str] | set[str] = frozenset()) -> dict[str, list[tuple[str, object]]]:
+        """For each instrument, the (strategy id, bound ``on_candle``) pairs that want its bars.
+
+        A strategy's ``wake_on`` conditions are checked before its ``on_candle``, except for the
+        ``masked`` instruments, whose driver skips the bars itself (``wake_masks``).
+        """
         subs: dict[str, list[tuple[str, object]]] = {inst: [] for inst in self.histories}
         risk = self.risk
         for slot in self.slots:
-            on_candle = slot.strategy.on_candle
-            if risk is not None:  # the daily loss and the square-off are measured per candle first
-                on_candle = _risk_first(risk.on_bar, on_candle)
+            wake = slot.context.wake if slot.context is not None else {}
             for inst in slot.instruments:
+                on_candle = slot.strategy.on_candle
+                if inst in wake and inst not in masked:
+                    on_candle = _woken(wake[inst], on_candle)
+                if risk is not None:  # the daily loss and the square-off are measured per candle first
+                    on_candle = _risk_first(risk.on_bar, on_candle)
                 subs[inst].append((slot.id, on_candle))
         return subs
+
+    def wake_masks(self) -> dict[str, object]:
+        """Per instrument a driver may gate itself, one bool per bar: where its strategy wakes.
+
+        That is an instrument whose one subscriber gave ``wake_on`` conditions for it, in a run
+        without a risk controller (which must see every candle). Pass the keys to ``subscribers``.
+        """
+        if self.risk is not None:
+            return {}
+        readers: dict[str, list[StrategySlot]] = {}
+        for slot in self.slots:
+            for inst in slot.instruments:
+                readers.setdefault(inst, []).append(slot)
+        masks = {}
+        for inst, slots in readers.items():
+            conds = slots[0].context.wake.get(inst) if len(slots) == 1 and slots[0].context is not None else None
+            if conds:
+                mask = conds[0].mask()
+                for c in conds[1:]:
+                    mask |= c.mask()
+                masks[inst] = mask
+        return masks
 
     def start(self) -> None:
         for slot in self.slots:
             self._guard(slot.id, "on_init", slot.strategy.on_init)
+        for slot in self.slots:
+            if slot.context is not None:
+                slot.context.started = True
 
     def stop(self) -> None:
         for slot in self.slots:
@@ -192,6 +227,24 @@ class EngineCore:
                 h = self.histories[inst]
                 total += qty * h.close_mv[h.cursor]
         return total
+
+
+def _woken(conditions: list, on_candle):
+    """``on_candle`` called only on the bars where one of the ``wake_on`` conditions holds."""
+    if len(conditions) == 1:
+        holds = conditions[0].holds
+
+        def woken(candle):
+            if holds():
+                return on_candle(candle)
+            return None
+        return woken
+
+    def woken_any(candle):
+        if any(c.holds() for c in conditions):
+            return on_candle(candle)
+        return None
+    return woken_any
 
 
 def _risk_first(on_bar, on_candle):

@@ -52,9 +52,11 @@ def build_result(bt: Backtest, ts: np.ndarray, first: int = 0) -> RunResult:
     cash = bt.initial_capital + _cumulative(cols.bar, cols.cash_flow, n)
     equity = cash.copy()
     strategy_pnl: dict[str, np.ndarray] = {}
+    alone = len(core.slots) == 1
     for slot in core.slots:
         own = cols.strategy == slot.id
-        pnl = _cumulative(cols.bar[own], cols.cash_flow[own], n)
+        # one strategy books every fill: its cash flows are the account's
+        pnl = cash - bt.initial_capital if alone and own.all() else _cumulative(cols.bar[own], cols.cash_flow[own], n)
         # value every instrument the strategy traded, subscribed or not
         traded = dict.fromkeys([*slot.instruments, *cols.instrument[own].tolist()])
         for inst in traded:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from algocli.options.chain import OptionChain
     from algocli.options.pcr import PcrFigures
     from algocli.strategy.contracts import OptionPick
+    from algocli.strategy.lines import Crossing, Line
     from algocli.domain.candle import Candle
     from algocli.engine.core import EngineCore
 
@@ -61,7 +62,8 @@ class IndicatorRead(NamedTuple):
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
-    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_sma", "_read", "_chains", "_baskets")
+    __slots__ = ("_core", "_histories", "_strategy_id", "warmup", "_cache", "_sma", "_read", "_chains", "_baskets",
+                 "wake", "started")
 
     def __init__(self, core: EngineCore, strategy_id: str) -> None:
         self._core = core
@@ -77,6 +79,8 @@ class StrategyContext:
         self._read: dict[tuple, tuple] = {}
         self._chains: dict[str, list] = {}  # underlying -> its option rows, listed once per run
         self._baskets = 0
+        self.wake: dict[str, list[Crossing]] = {}  # instrument -> the conditions that call on_candle (wake_on)
+        self.started = False  # set once every on_init has run
 
     @property
     def strategy_id(self) -> str:
@@ -207,6 +211,45 @@ class StrategyContext:
         i = e[0].cursor
         vals = tuple(o[i] if i >= 0 else _NAN for o in e[1])
         return vals[0] if len(vals) == 1 else vals
+
+    def line(self, name: str, instrument: str, *, output: int = 0, price: str | None = None, **params) -> Line:
+        """A TA-Lib output to read every bar by bars-ago: ``line[0]`` now, ``line[-1]`` the bar before.
+
+        Ask for it once (in ``on_init``) and read it in ``on_candle``: a read costs an index,
+        where ``sma``/``indicator`` look the series up on every call. Example::
+
+            self.fast = self.context.line("SMA", inst, timeperiod=10)
+            ...
+            if self.fast.cross(self.slow) > 0: ...  # crossed above on this bar
+        """
+        from algocli.strategy.lines import Line
+
+        name = name.upper()
+        self._history(instrument)  # names the instrument when the run has no data for it
+        try:  # at once, not on the first bar's read: a misspelt name or parameter is a setup error
+            _check_arguments(name, params, price)
+        except Exception as exc:
+            raise ValueError(f"indicator line {name}({params}) on {instrument} failed: {exc}") from exc
+        return Line(self, (name, instrument, price, tuple(sorted(params.items()))), instrument, name,
+                    dict(params), price, output)
+
+    def wake_on(self, *conditions: Crossing) -> None:
+        """Call ``on_candle`` for a condition's instrument only on the bars where one of the
+        conditions given for it holds, e.g. ``ctx.wake_on(fast.crossing(slow))``.
+
+        For a strategy that acts only on such bars: the others cost it nothing, and a backtest
+        skips them without calling into Python. Orders still fill on every bar. Call it in
+        ``on_init``; an instrument without a condition gets every bar.
+        """
+        from algocli.strategy.lines import Crossing
+
+        if self.started:
+            raise RuntimeError("wake_on belongs in on_init: the run has already decided which bars call on_candle")
+        for c in conditions:
+            if not isinstance(c, Crossing):
+                raise TypeError(f"wake_on takes conditions such as line.crossing(other), not {type(c).__name__}")
+            self._history(c.instrument)  # names the instrument when the run has no data for it
+            self.wake.setdefault(c.instrument, []).append(c)
 
     def indicator_series(self, name: str, instrument: str, periods: int, *, output: int = 0,
                          price: str | None = None, **params) -> np.ndarray:

@@ -287,3 +287,39 @@ def test_the_disable_switch(tmp_path, monkeypatch):
 
 def test_gitignore_names_the_cache_folder():
     assert f"{CACHE_DIR}/" in (ROOT / ".gitignore").read_text().split()
+
+
+BIG_ROWS = 22_000  # about 1.2 MB: above csv_feed.PLAIN_READ_MAX_BYTES, so pandas parses it
+
+
+def test_a_big_first_read_parses_in_a_child_and_maps_its_entry(tmp_path):
+    """The parse's peak and pandas stay out of the reading process, which gets the mapped entry."""
+    path = write_bars(tmp_path / "NSE_EQ_1333.csv", rows=BIG_ROWS, oi=True)
+    assert path.stat().st_size > csv_feed.PLAIN_READ_MAX_BYTES
+    expected = parse_with_csv_module(path)
+    code = ("import sys, os, resource; from algocli.data.csv_feed import CsvFeed, CsvFeedConfig; "
+            f"feed = CsvFeed(CsvFeedConfig(path={str(tmp_path)!r}, allow_off_session=True)); "
+            "b = feed.load(['NSE_EQ:1333'], '1m', warn=lambda _: None)['NSE_EQ:1333']; import numpy as np; "
+            f"np.save({str(tmp_path / 'out.npy')!r}, np.vstack([b.ts.astype(float), b.open, b.high, b.low, b.close, "
+            "b.volume, b.oi])); print('pandas' in sys.modules, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True"]  # no pandas here; a child did the work
+    got = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(got[0].astype(np.int64), expected["ts"])
+    for k, name in enumerate(("open", "high", "low", "close", "volume", "oi"), 1):
+        np.testing.assert_array_equal(got[k], expected[name])
+    assert [n for n in entries(tmp_path) if n.endswith(".npy")] == [f"NSE_EQ_1333-{file_sha256(path)[:24]}.npy"]
+
+
+def test_a_big_bad_file_gets_its_error_from_this_process_and_no_entry(tmp_path):
+    path = write_bars(tmp_path / "NSE_EQ_1333.csv", rows=BIG_ROWS)
+    lines = path.read_text().splitlines()
+    fields = lines[20_001].split(",")
+    fields[4] = "abc"  # a close that is not a number
+    lines[20_001] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    feed = CsvFeed(CsvFeedConfig(path=tmp_path, allow_off_session=True))
+    with pytest.raises(DataError, match=r"NSE_EQ_1333.csv, row 20002: close is not a number \('abc'\)"):
+        feed.load(["NSE_EQ:1333"], "1m")  # line 20,002 of the file, the header being line 1
+    assert not [n for n in entries(tmp_path) if n.endswith(".npy")]

@@ -455,7 +455,7 @@ def test_minute_generator_length_and_session():
 ], ids=["clean", "oi", "iso-t-and-blank-tail", "reversed"])
 def test_small_files_are_read_without_pandas_as_pandas_reads_them(tmp_path, monkeypatch, lines):
     """A small file takes the plain reader; forcing pandas' C parser gives the same bars."""
-    import algocli.data.csv_feed as feed
+    import algocli.data.csv_parse as feed
 
     path = write(tmp_path, lines)
     assert feed._read_plain(path, feed._read_header(path)) is not None
