@@ -50,7 +50,9 @@ class PcrCross(BaseStrategy):
             return self
 
     def on_init(self) -> None:
-        self._prev: tuple[float, float] | None = None  # (fast, slow) on the previous candle
+        p, ctx = self.params, self.context
+        self._averages = {inst: (ctx.line("SMA", inst, timeperiod=p.fast_period),
+                                 ctx.line("SMA", inst, timeperiod=p.slow_period)) for inst in self.instruments}
         self._held: str | None = None  # the option held (or written), by name
         self._bullish = False  # the signal the position was opened on
         self._entry = 0.0
@@ -58,16 +60,13 @@ class PcrCross(BaseStrategy):
     def on_candle(self, candle):
         ctx, p = self.context, self.params
         under = candle.instrument
-        fast, slow = ctx.sma(under, p.fast_period), ctx.sma(under, p.slow_period)
-        prev, self._prev = self._prev, (fast, slow)
+        fast, slow = self._averages[under]
         if self._held is not None and ctx.get_position(self._held) is None:
             self._held = None  # settled at expiry
         if self._held is not None and self._stopped():
             return self._exit("stop")
-        if prev is None:
-            return None
-        up = prev[0] <= prev[1] and fast > slow  # NaN while warming up: both False
-        down = prev[0] >= prev[1] and fast < slow
+        cross = fast.cross(slow)  # 0 while warming up; every candle is read, for the stop
+        up, down = cross > 0, cross < 0
         if self._held is not None:
             if (self._bullish and down) or (not self._bullish and up):
                 return self._exit("reverse")

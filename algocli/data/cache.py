@@ -253,8 +253,8 @@ def build_aside(paths: list[Path], parse: Callable[[Path], tuple], min_bytes: in
     for path in paths:
         try:
             store = CsvCache(path)
-            if os.stat(path).st_size >= max(min_bytes, MIN_BYTES) and store.load() is None:
-                jobs.append((store, path))
+            if os.stat(path).st_size >= max(min_bytes, MIN_BYTES) and not store._entry(store.digest()).is_file():
+                jobs.append((store, path))  # digest() also sets what store() checks the parse against
         except OSError:
             continue  # the caller words a missing or unreadable file
     if not jobs:

@@ -335,22 +335,9 @@ class Backtest:
                 events.setdefault(int(np.searchsorted(tl.ts, bar_ts[i])), []).append((inst, i, evs))
         try:
             for start, stop in self._chunks(len(groups) - 1, progress, sorted(events)):
-                if start in events:  # once per chunk: square-offs or expiries fall in this instant
-                    g = clock.cursor = start
-                    a, b = groups[g], groups[g + 1]
-                    bars, idx = ev_bars[a:b], ev_idx[a:b]
-                    for (h, working, inst, _, _, _, _), i in zip(bars, idx):
-                        h.cursor = i
-                        if working:
-                            on_bar(inst, i, tl_ts[g], g)
-                    for inst, i, evs in events[g]:
-                        self._apply_events(inst, i, evs, g)
-                    for (h, _, _, name, sid, on_candle, wakes), i in zip(bars, idx):
-                        if wakes is None or wakes[i]:
-                            out = on_candle(Candle((h, i, name)))
-                            if out is not None:
-                                handle(sid, out)
-                    start += 1
+                # A chunk's square-offs and expiries fall on its first instant; one test per instant
+                # (not per bar) keeps a single copy of the loop.
+                marked = start if start in events else -1
                 for g in range(start, stop):
                     clock.cursor = g
                     a, b = groups[g], groups[g + 1]
@@ -360,6 +347,9 @@ class Backtest:
                         h.cursor = i
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
+                    if g == marked:
+                        for inst, i, evs in events[g]:
+                            self._apply_events(inst, i, evs, g)
                     for (h, _, _, name, sid, on_candle, wakes), i in zip(bars, idx):
                         if wakes is None or wakes[i]:
                             out = on_candle(Candle((h, i, name)))

@@ -267,9 +267,8 @@ async def _upstox_candles(request: web.Request) -> web.Response:
     box.requests.append((request.path, info))
     if not _authorised(box, request):
         return _upstox_error(401, "UDAPI100050", "Invalid token used to access API")
-    base, _, when = info["key"].rpartition("|")
-    found = [i for i in box.instruments if i.option_type is not None and i.upstox_key == base
-             and i.expiry is not None and f"{i.expiry:%d-%m-%Y}" == when and i.expiry < _today(box)]
+    found = [i for i in box.instruments if i.option_type is not None and i.expiry is not None
+             and i.expiry < _today(box) and _expired_key(i) == info["key"]]
     if not found or found[0].dhan_id not in box.history.bars:
         return _upstox_error(400, "UDAPI100011", "Invalid expired instrument key")
     interval = _UPSTOX_INTERVALS.get(info["interval"])

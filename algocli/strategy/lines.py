@@ -112,14 +112,6 @@ class Line:
                              "two lines of one instrument (or a line and a number)")
         return Crossing(self, other)
 
-    def crossed_above(self, other: Line | float) -> bool:
-        """Whether this line crossed above ``other`` on this bar (see ``cross``)."""
-        return self.cross(other) > 0
-
-    def crossed_below(self, other: Line | float) -> bool:
-        """Whether this line crossed below ``other`` on this bar (see ``cross``)."""
-        return self.cross(other) < 0
-
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
         return f"Line({self._name}({params}) on {self._instrument})"
