@@ -63,10 +63,15 @@ class ChargeSummary:
     estimated_fills: int = 0
 
 
+# What a flat commission leaves at zero (it books all of itself as brokerage).
+_ITEMISED = ("estimated", *(kind for kind in CHARGE_FIELDS if kind != "brokerage"))
+
+
 def is_itemised(fills: Iterable[Fill]) -> bool:
     """Do ``fills`` carry charges by kind (statutory charges, or an estimate), not a flat commission?"""
-    return any(f.estimated or f.stt or f.exchange_txn or f.stamp or f.sebi or f.ipft or f.dp or f.gst
-               for f in fills)
+    fills = fills if isinstance(fills, list) else list(fills)
+    # a pass per field: a flat commission's fills are all looked at, and map stays in C
+    return any(any(map(attrgetter(name), fills)) for name in _ITEMISED)
 
 
 def _paise(values: Iterable[float]) -> float:

@@ -64,6 +64,8 @@ def derivative_legs(result: RunResult) -> list[LegRow]:
     Returns:
         One ``LegRow`` per contract with an expiry; empty for a run without derivatives.
     """
+    if not any(getattr(inst, "expiry", None) for inst in result.instruments.values()):
+        return []  # an equity run: no fill to look at
     tags = {o.order_id: o.tag for o in result.orders}
     acc: dict[str, dict] = {}
     for f in result.fills:

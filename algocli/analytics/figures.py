@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from algocli.analytics.charges import CHARGE_LABELS, ChargeSummary, charge_summary, cumulative_charges
+from algocli.analytics.charges import CHARGE_LABELS, ChargeSummary, cumulative_charges
 from algocli.analytics.plotdata import (
     LINE_POINT_CAP, aggregate_bars, candle_buckets, column_to_ist, daily_grid, drawdown_pct, largest_trades,
     minmax_indices, monthly_grid, ns_to_ist, time_breaks, time_labels,
@@ -126,11 +126,12 @@ def drawdown_figure(result: RunResult, x: np.ndarray, breaks: list[dict]) -> Fig
 
 def _trade_hover(trades: Trades, price_col: str, label: str) -> list[str]:
     pnl = np.asarray(trades["pnl"], dtype=np.float64)
+    names = {s: html.escape(str(s)) for s in set(trades["strategy"])}
     return [
-        f"{label} {'long' if size > 0 else 'short'} · {html.escape(str(strategy))}<br>"
+        f"{label} {'long' if size > 0 else 'short'} · {names[strategy]}<br>"
         f"size {size:+,.10g} @ {price:,.2f}<br>P&L {p:,.2f}"
-        for strategy, size, price, p in zip(trades["strategy"], np.asarray(trades["size"], dtype=np.float64),
-                                            np.asarray(trades[price_col], dtype=np.float64), pnl)
+        for strategy, size, price, p in zip(trades["strategy"], np.asarray(trades["size"], dtype=np.float64).tolist(),
+                                            np.asarray(trades[price_col], dtype=np.float64).tolist(), pnl.tolist())
     ]
 
 
@@ -166,6 +167,8 @@ def auto_exit_fills(result: RunResult) -> dict[str, list]:
     """The fills of orders the engine made by itself, by the tag in ``AUTO_EXITS``."""
     tags = {o.order_id: o.tag for o in result.orders if o.tag in AUTO_EXITS}
     out: dict[str, list] = {}
+    if not tags:
+        return out
     for fill in result.fills:
         tag = tags.get(fill.order_id)
         if tag is not None:
@@ -393,7 +396,7 @@ def build_figures(result: RunResult, holidays: Iterable[date] | None = None) -> 
     holidays = None if holidays is None else list(holidays)
     x = ns_to_ist(result.ts)
     breaks = time_breaks(x, holidays)
-    charges = charge_summary(result)
+    charges = result.charges
     figures = [("equity", equity_figure(result, x, breaks, charges)), ("drawdown", drawdown_figure(result, x, breaks))]
     if charges is not None:
         figures.append(("charges", charges_figure(charges)))

@@ -218,7 +218,7 @@ def time_breaks(x: np.ndarray, holidays: Iterable[date] | None = None) -> list[d
     if not weekend_session:
         breaks.append({"bounds": ["sat", "mon"]})
     in_session = (time_of_day >= SESSION_OPEN_NS) & (time_of_day < SESSION_CLOSE_NS)
-    nights = bool(in_session.all() and len(unique(time_of_day)) > 1)
+    nights = bool(in_session.all() and (time_of_day != time_of_day[0]).any())
     if nights:
         breaks.append({"pattern": "hour", "bounds": [SESSION_CLOSE_NS / _HOUR_NS, SESSION_OPEN_NS / _HOUR_NS]})
     if holidays is None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from algocli.analytics.charges import CHARGE_LABELS, charge_summary
+from algocli.analytics.charges import CHARGE_LABELS
 from algocli.analytics.figures import build_figures
 from algocli.analytics.plotdata import ns_to_ist
 from algocli.analytics.result import strategy_rows
@@ -140,7 +140,7 @@ def _strategy_table_html(result: RunResult) -> str:
 
 def _charges_html(result: RunResult) -> str:
     """The charges by kind, gross against net P&L and the cost drag; "" for a run without them."""
-    charges = charge_summary(result)
+    charges = result.charges
     if charges is None:
         return ""
     kinds = "".join(f'<tr data-key="{k}"><th>{CHARGE_LABELS[k]}</th><td>{format_metric(v)}</td></tr>'

@@ -10,6 +10,7 @@ writers then read.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from algocli.domain.models import Fill, Instrument, Order
 if TYPE_CHECKING:
     import pandas as pd
 
+    from algocli.analytics.charges import ChargeSummary
     from algocli.strategy.context import IndicatorRead
 
 TRADE_COLUMNS = [
@@ -87,6 +89,14 @@ class RunResult:
         if isinstance(raw, np.ndarray):
             return raw
         return raw.as_unit("ns").asi8
+
+    @functools.cached_property
+    def charges(self) -> ChargeSummary | None:
+        """``analytics.charges.charge_summary`` of the run, worked out once: the summary table, the
+        report's charges section and its equity chart all read it, and it looks at every fill."""
+        from algocli.analytics.charges import charge_summary
+
+        return charge_summary(self)
 
     @property
     def trade_columns(self) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from algocli.analytics.charges import ChargeSummary, charge_summary
+from algocli.analytics.charges import ChargeSummary
 from algocli.analytics.result import RunResult, strategy_rows
 from algocli.analytics.stats import ANNUALISED, LABELS, short_sample_note
 from algocli.analytics.timefmt import timedelta_text
@@ -43,7 +43,7 @@ def metrics_table(result: RunResult) -> Table:
     and net P&L and the cost drag (``algocli.analytics.charges``).
     """
     note = short_sample_note(result.metrics)
-    charges = charge_summary(result)
+    charges = result.charges
     table = Table(title=f"{result.name}: results", title_justify="left",
                   caption=f"{SHORT_SAMPLE_MARK} {note}" if note else None, caption_justify="left")
     table.add_column("statistic")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -46,6 +47,9 @@ Refresh = Literal["auto", "always", "never"]
 _CONNECT_TIMEOUT = 10.0  # seconds; short, so that an offline machine falls back to the cache at once
 
 
+_DEFAULT_DIR = Path("data/instruments")
+
+
 @functools.cache
 def _settings_class() -> type:
     # pydantic_settings costs about 0.1 s of start-up, and a backtest whose data folder names every
@@ -57,14 +61,35 @@ def _settings_class() -> type:
 
         model_config = SettingsConfigDict(env_prefix="ALGO_", env_file=".env", extra="ignore")
 
-        instruments_dir: Path = Path("data/instruments")
+        instruments_dir: Path = _DEFAULT_DIR
 
     return InstrumentSettings
 
 
 def _cache_dir(directory: Path | None) -> Path:
-    """``directory``, else ``ALGO_INSTRUMENTS_DIR`` (read only when no folder is given)."""
-    return Path(directory or _settings_class()().instruments_dir)
+    """``directory``, else ``ALGO_INSTRUMENTS_DIR``: read through the settings class when the
+    environment or ``.env`` mentions it at all, else the default without building the class."""
+    if directory:
+        return Path(directory)
+    if not _mentioned("ALGO_INSTRUMENTS_DIR"):
+        return _DEFAULT_DIR
+    return Path(_settings_class()().instruments_dir)
+
+
+def _mentioned(name: str) -> bool:
+    """Whether the environment has ``name`` or ``.env`` holds its text anywhere (settings names are
+    not case-sensitive); a false yes only costs the settings class."""
+    name = name.upper()
+    if any(key.upper() == name for key in os.environ):
+        return True
+    try:
+        return name in Path(".env").read_text(encoding="utf-8", errors="replace").upper()
+    except OSError:
+        return False
+
+
+def _nothing_cached(directory: Path) -> MasterUnavailable:
+    return MasterUnavailable(f"no instrument list is cached in {directory}; `algo instruments refresh` downloads one")
 
 
 class MasterUnavailable(BrokerError):
@@ -219,8 +244,7 @@ def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
     merged = cache.merged()
     raws = [cache.raw(s) for s in sorted(cache.urls) if cache.raw(s).is_file()]
     if not raws and not merged.is_file():
-        raise MasterUnavailable(f"no instrument list is cached in {cache.directory}; `algo instruments refresh` "
-                                "downloads one")
+        raise _nothing_cached(cache.directory)
     if rebuild or not merged.is_file() or any(r.stat().st_mtime_ns > merged.stat().st_mtime_ns for r in raws):
         sources: list[list[Instrument]] = []
         for source in sorted(cache.urls):
@@ -252,8 +276,11 @@ def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, ext
         MasterUnavailable: Nothing cached, and (unless ``never``) nothing downloadable.
     """
     extras = [read_instruments(p) for p in extra if Path(p).is_file()]
-    cache = _Cache(_cache_dir(directory), urls or _urls())
+    directory = _cache_dir(directory)
     try:
+        if refresh == "never" and not (directory.is_dir() and any(directory.iterdir())):
+            raise _nothing_cached(directory)  # before the brokers' settings are read for their URLs
+        cache = _Cache(directory, urls or _urls())
         if refresh == "never":
             master = _load(cache, rebuild=False)
         else:

@@ -38,7 +38,9 @@ from algocli.domain.arrays import unique
 from algocli.domain.models import CHARGE_FIELDS, IST_OFFSET_NS, OrderSide, OrderStatus, OrderType
 from algocli.domain.modes import RunMode
 from algocli.errors import AlgoError
-from algocli.persistence.csvtext import fixed2_bytes, ist_bytes, mapped_text, quoted, rows_bytes, table_text
+from algocli.persistence.csvtext import (
+    field_matrix, fixed_bytes, ist_bytes, mapped_matrix, rounded_bytes, rows_bytes, table_bytes, text_matrix,
+)
 
 _IST_SUFFIX = "+05:30"
 _UMASK = os.umask(0o022)
@@ -52,7 +54,6 @@ ARTIFACTS = ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "resul
 #: Metrics in rupees (written to paise); every other float metric is written to four places.
 MONEY_METRICS = frozenset({"initial_capital", "final_equity", "peak_equity", "commissions"})
 DEFAULT_TICK = 0.05  # NSE equities
-_COMMISSION = attrgetter("commission")
 #: Bars from which the equity curve and ``run.json`` are written in a forked child: below it the
 #: fork (about 5 ms for this process) costs more than writing the curve inline.
 FORK_MIN_BARS = 20_000
@@ -60,18 +61,8 @@ FORK_MIN_BARS = 20_000
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, _FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _AtomicFile(path) as fh:
+        fh.write(data)
     return path
 
 
@@ -98,7 +89,8 @@ def ist_strings(ns: np.ndarray) -> np.ndarray:
 
 
 class _AtomicFile:
-    """A text file written under a temporary name and renamed into place on success."""
+    """A file written (in bytes) under a temporary name, flushed to disk and renamed into place on
+    success; removed on failure."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -107,7 +99,7 @@ class _AtomicFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.fchmod(fd, _FILE_MODE)
-        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.fh = os.fdopen(fd, "wb")
         return self.fh
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -123,37 +115,17 @@ class _AtomicFile:
             Path(self.tmp).unlink(missing_ok=True)
 
 
-def write_table(path: Path, columns: dict[str, list]) -> Path:
-    """Write equal-length columns as CSV (quoted where needed); floats in their shortest form (the
-    writers round them first: ``rounded``, ``money``, ``price``)."""
-    with _AtomicFile(path) as fh:
-        fh.write(table_text(list(columns), [_field_texts(c) for c in columns.values()]))
-    return path
+def write_table(path: Path, columns: dict[str, list | np.ndarray]) -> Path:
+    """Write equal-length columns as CSV, as ``csv.writer`` writes them.
 
-
-def _field_texts(values) -> list[str]:
-    """One column's values as ``csv.writer`` writes them, a whole column of one type at a time."""
-    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    kinds = set(map(type, values))
-    if kinds <= {str}:
-        return quoted(values)
-    if kinds <= {int}:
-        return list(map(repr, values))
-    if kinds <= {float}:  # the text str() gives, which is what csv.writer writes, once per distinct value
-        texts = {v: repr(v) for v in dict.fromkeys(values)}
-        if 0.0 in texts:  # 0.0 and -0.0 are one key: it holds for both only when every zero has one sign
-            array = np.array(values)
-            signs = np.signbit(array[array == 0.0])
-            if signs.any() and not signs.all():
-                return list(map(repr, values))
-        return list(map(texts.__getitem__, values))
-    return [_csv_text(v) for v in values]
-
-
-def _csv_text(value) -> str:
-    if value is None:
-        return ""
-    return quoted([value])[0] if isinstance(value, str) else str(value)
+    Args:
+        path: The file.
+        columns: Name to column: a list (or 1-D array) of values (``csvtext.field_matrix``: floats in
+            their shortest form, which is why the writers round them first) or field texts made
+            already (a ``csvtext.text_matrix``).
+    """
+    matrices = [c if isinstance(c, np.ndarray) and c.ndim == 2 else field_matrix(c) for c in columns.values()]
+    return atomic_write_bytes(path, table_bytes(list(columns), matrices))
 
 
 def _write_series(path: Path, header: list[str], times: np.ndarray, columns: list, chunk: int = 100_000) -> Path:
@@ -165,16 +137,16 @@ def _write_series(path: Path, header: list[str], times: np.ndarray, columns: lis
     """
     fmt = "%s," + ",".join("%.2f" for _ in columns) + "\n"
     with _AtomicFile(path) as fh:
-        fh.write(",".join(header) + "\n")
+        fh.write((",".join(header) + "\n").encode("utf-8"))
         for start in range(0, len(times), chunk):
             stop = start + chunk
-            fields = [ist_bytes(times[start:stop]), *(fixed2_bytes(c[start:stop]) for c in columns)]
+            fields = [ist_bytes(times[start:stop]), *(fixed_bytes(c[start:stop]) for c in columns)]
             if all(f is not None for f in fields):  # the usual case: formatted as arrays, 10x faster
-                fh.write(rows_bytes(fields).decode("ascii"))
+                fh.write(rows_bytes(fields))
                 continue
             parts = [ist_strings(times[start:stop]).tolist()] + [_no_negative_zero(c[start:stop]).tolist()
                                                                   for c in columns]
-            fh.write("".join(map(fmt.__mod__, zip(*parts))))  # %-formatting beats str.format here
+            fh.write("".join(map(fmt.__mod__, zip(*parts))).encode("ascii"))  # %-formatting beats str.format
     return path
 
 
@@ -196,14 +168,6 @@ def fixed(value: float, places: int) -> str:
     return f"{rounded(value, places):.{places}f}"
 
 
-def money(values) -> list[float]:
-    """Rupee amounts to paise (a column of zeros, such as a flat-commission run's STT, at once)."""
-    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if not any(values):
-        return [0.0] * len(values)
-    return [round(v, 2) + 0.0 for v in values]
-
-
 @functools.lru_cache(maxsize=64)
 def tick_places(tick: float) -> int:
     """Decimals a price on ``tick`` needs: 2 for 0.05 (at least paise), 4 for 0.0025."""
@@ -216,23 +180,51 @@ def price(value: float, tick: float = DEFAULT_TICK, *, snap: bool = True) -> flo
     return round(round(value / tick) * tick if snap else value, tick_places(tick)) + 0.0
 
 
-def _prices(values: list[float], ticks: list[float], *, snap: bool = True) -> list[float]:
-    """``price`` of each value on its row's tick, worked out once per distinct value when every row
-    has the same tick (a run on one exchange segment)."""
-    if len(set(ticks)) > 1:
-        return [price(v, tick, snap=snap) for v, tick in zip(values, ticks)]
-    tick = ticks[0] if ticks else DEFAULT_TICK
-    done = {v: price(v, tick, snap=snap) for v in dict.fromkeys(values)}
-    return list(map(done.__getitem__, values))
+def _price_matrix(result: RunResult, values, instruments, *, snap: bool = True) -> np.ndarray:
+    """Each value as ``price`` writes it on its row's instrument's tick (``snap``, or only to the tick's
+    decimals), NaN as an empty field: table text, made with array operations when every row has the
+    same tick (a run on one exchange segment) and one on paise."""
+    values = np.asarray(values, dtype=np.float64)
+    known = _tick_sizes(result)
+    ticks = {known.get(i, DEFAULT_TICK) for i in set(instruments)}
+    if len(ticks) > 1:
+        return text_matrix([_price_text(v, known.get(i, DEFAULT_TICK), snap)
+                            for v, i in zip(values.tolist(), instruments)])
+    tick = ticks.pop() if ticks else DEFAULT_TICK
+    places = tick_places(tick)
+    missing = np.isnan(values)
+    # ``price``: round(round(v / tick) * tick, places); numpy's round to whole ticks is Python's (half to even)
+    matrix = rounded_bytes(np.where(missing, 0.0, np.round(values / tick) * tick if snap else values), places)
+    if matrix is None:
+        return mapped_matrix(values, lambda v: _price_text(v, tick, snap))
+    matrix[missing] = 0
+    return matrix
 
 
-def _ticks(result: RunResult, instruments) -> list[float]:
-    """The tick size of each row's instrument (``DEFAULT_TICK`` when not known)."""
+def _price_text(value: float, tick: float, snap: bool) -> str:
+    return "" if value != value else repr(price(value, tick, snap=snap))
+
+
+def _money_matrix(values) -> np.ndarray:
+    """Rupee amounts to paise (``0.0``, ``43.66``), as table text."""
+    return _rounded_matrix(values, 2)
+
+
+def _rounded_matrix(values, places: int) -> np.ndarray:
+    """``repr(rounded(v, places))`` of each value, as table text; with array operations where they
+    give exactly that (``csvtext.rounded_bytes``), else once per distinct value."""
+    values = np.asarray(values, dtype=np.float64)
+    matrix = rounded_bytes(values, places)
+    return matrix if matrix is not None else mapped_matrix(values, lambda v: repr(rounded(v, places)))
+
+
+def _tick_sizes(result: RunResult) -> dict[str, float]:
+    """The tick size of each instrument of the run that has a known one."""
     known: dict[str, float] = {}
     for key, inst in result.instruments.items():
         tick = getattr(inst, "tick_size", None) if inst is not None else None
         known[key] = tick if tick and tick > 0 else DEFAULT_TICK
-    return [known.get(i, DEFAULT_TICK) for i in instruments]
+    return known
 
 
 def _broker_ids(result: RunResult, instrument: str) -> str:
@@ -252,8 +244,26 @@ def _expiry_column(result: RunResult, instruments: list[str]) -> dict[str, list[
     return {"expiry": [(e.isoformat() if (e := expiries.get(i)) else "") for i in instruments]}
 
 
-def _times(ns: np.ndarray) -> list[str]:
-    return ist_strings(ns).tolist() if len(ns) else []
+def _time_matrix(ns) -> np.ndarray:
+    """UTC nanoseconds as IST ISO table text."""
+    ns = np.asarray(ns, dtype=np.int64)
+    matrix = ist_bytes(ns)
+    return matrix if matrix is not None else text_matrix(ist_strings(ns).tolist() if len(ns) else [])
+
+
+def _columns(objects: list, *names: str) -> list[list]:
+    """Attributes ``names`` of each of ``objects``, as one list per name (a pass per name beats one pass
+    that builds a tuple per object and transposes them)."""
+    return [list(map(attrgetter(name), objects)) for name in names]
+
+
+def _numbers(objects: list, *names: str) -> list[np.ndarray]:
+    """Float attributes ``names`` of each of ``objects``, as one array per name."""
+    return [np.fromiter(map(attrgetter(name), objects), dtype=np.float64, count=len(objects)) for name in names]
+
+
+def _texts(values, texts: dict) -> list[str]:
+    return list(map(texts.__getitem__, values))
 
 
 def write_trades(result: RunResult, path: Path) -> Path:
@@ -261,66 +271,62 @@ def write_trades(result: RunResult, path: Path) -> Path:
     t = result.trade_columns
     names = {k: (v.display_name if v else k) for k, v in result.instruments.items()}
     instruments = t["instrument"].tolist()
-    ticks = _ticks(result, instruments)
     ids = {x: _broker_ids(result, x) for x in set(instruments)}
     return write_table(path, {
-        "instrument": [names.get(x, x) for x in instruments],
+        "instrument": mapped_matrix(t["instrument"], lambda x: names.get(x, x)),
         **_expiry_column(result, instruments),
-        "instrument_id": [ids[x] for x in instruments],
+        "instrument_id": mapped_matrix(t["instrument"], ids.__getitem__),
         "strategy": t["strategy"].tolist(),
         "side": t["side"].tolist(),
-        "size": [abs(int(x)) for x in t["size"]],
-        "entry_time": _times(t["entry_time"]),
-        "entry_price": _prices(t["entry_price"].tolist(), ticks),
-        "exit_time": _times(t["exit_time"]),
-        "exit_price": _prices(t["exit_price"].tolist(), ticks),
-        "gross_pnl": money((np.asarray(t["pnl"], dtype=float) + t["commission"]).tolist()),
-        "charges": money(t["commission"].tolist()),
-        "pnl": money(t["pnl"].tolist()),
-        "return_pct": [rounded(x, 4) for x in (np.asarray(t["return_pct"], dtype=float) * 100).tolist()],
-        "duration": mapped_text(t["duration"], timedelta_text),
+        "size": mapped_matrix(np.abs(np.asarray(t["size"], dtype=np.int64)), repr),
+        "entry_time": _time_matrix(t["entry_time"]),
+        "entry_price": _price_matrix(result, t["entry_price"], instruments),
+        "exit_time": _time_matrix(t["exit_time"]),
+        "exit_price": _price_matrix(result, t["exit_price"], instruments),
+        "gross_pnl": _money_matrix(np.asarray(t["pnl"], dtype=float) + t["commission"]),
+        "charges": _money_matrix(t["commission"]),
+        "pnl": _money_matrix(t["pnl"]),
+        "return_pct": _rounded_matrix(np.asarray(t["return_pct"], dtype=float) * 100, 4),
+        "duration": mapped_matrix(t["duration"], timedelta_text),
     })
 
 
 def write_orders(result: RunResult, path: Path) -> Path:
     """Every order with its final status; rejected and expired ones carry the reason."""
-    o = result.orders
-    ticks = _ticks(result, [x.instrument for x in o])
+    (ids, strategies, instruments, sides, types, quantities, limits, statuses, filled, averages, commissions,
+     created, updated, tags, reasons) = _columns(
+        result.orders, "order_id", "strategy_id", "instrument", "side", "order_type", "quantity", "limit_price",
+        "status", "filled_quantity", "average_price", "commission", "created_ts", "updated_ts", "tag", "reason")
+    averages = np.where(np.asarray(filled, dtype=np.int64) > 0, np.asarray(averages, dtype=np.float64), np.nan)
     return write_table(path, {
-        "order_id": [x.order_id for x in o], "strategy": [x.strategy_id for x in o],
-        "instrument": [x.instrument for x in o], **_expiry_column(result, [x.instrument for x in o]),
-        "side": [_TEXT[x.side] for x in o],
-        "order_type": [_TEXT[x.order_type] for x in o], "quantity": [x.quantity for x in o],
-        "limit_price": ["" if x.limit_price is None else price(x.limit_price, tick) for x, tick in zip(o, ticks)],
-        "status": [_TEXT[x.status] for x in o], "filled_quantity": [x.filled_quantity for x in o],
-        "average_price": [p if x.filled_quantity else "" for x, p in
-                          zip(o, _prices([x.average_price for x in o], ticks, snap=False))],
-        "commission": money(map(_COMMISSION, o)),
-        "created_time": _ist_list([x.created_ts for x in o]),
-        "updated_time": _ist_list([x.updated_ts for x in o]),
-        "tag": [x.tag or "" for x in o], "reason": [x.reason for x in o],
+        "order_id": ids, "strategy": strategies, "instrument": instruments,
+        **_expiry_column(result, instruments),
+        "side": _texts(sides, _TEXT), "order_type": _texts(types, _TEXT), "quantity": quantities,
+        "limit_price": _price_matrix(result, np.array(limits, dtype=np.float64), instruments),  # None: NaN, empty
+        "status": _texts(statuses, _TEXT), "filled_quantity": filled,
+        "average_price": _price_matrix(result, averages, instruments, snap=False),
+        "commission": _money_matrix(commissions),
+        "created_time": _time_matrix(created), "updated_time": _time_matrix(updated),
+        "tag": [x or "" for x in tags], "reason": reasons,
     })
-
-
-def _ist_list(ns: list[int]) -> list[str]:
-    return ist_strings(np.array(ns, dtype=np.int64)).tolist() if ns else []
 
 
 def write_fills(result: RunResult, path: Path) -> Path:
     """Every fill in booking order, with its order's tag (a basket's legs share one)."""
-    f = result.fills
-    tags = {o.order_id: o.tag or "" for o in result.orders}
+    tags = {o.order_id: o.tag for o in result.orders if o.tag}  # usually none: a basket's legs have one
+    ids, orders, strategies, instruments, sides, quantities, estimated, times = _columns(
+        result.fills, "fill_id", "order_id", "strategy_id", "instrument", "side", "quantity", "estimated", "ts")
+    prices, commissions, *charges = _numbers(result.fills, "price", "commission", *CHARGE_FIELDS)
     return write_table(path, {
-        "fill_id": [x.fill_id for x in f], "order_id": [x.order_id for x in f],
-        "strategy": [x.strategy_id for x in f], "tag": [tags.get(x.order_id, "") for x in f],
-        "instrument": [x.instrument for x in f],
-        **_expiry_column(result, [x.instrument for x in f]),
-        "side": [_TEXT[x.side] for x in f], "quantity": [x.quantity for x in f],
-        "price": _prices([x.price for x in f], _ticks(result, [x.instrument for x in f])),
-        **{kind: money(map(attrgetter(kind), f)) for kind in CHARGE_FIELDS},
-        "charges": money(map(_COMMISSION, f)),
-        "estimated": ["yes" if x.estimated else "" for x in f],
-        "time": _ist_list([x.ts for x in f]),
+        "fill_id": ids, "order_id": orders, "strategy": strategies,
+        "tag": [tags.get(x, "") for x in orders] if tags else [""] * len(orders), "instrument": instruments,
+        **_expiry_column(result, instruments),
+        "side": _texts(sides, _TEXT), "quantity": quantities,
+        "price": _price_matrix(result, prices, instruments),
+        **{kind: _money_matrix(column) for kind, column in zip(CHARGE_FIELDS, charges)},
+        "charges": _money_matrix(commissions),
+        "estimated": ["yes" if x else "" for x in estimated],
+        "time": _time_matrix(times),
     })
 
 

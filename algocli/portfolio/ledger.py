@@ -13,17 +13,9 @@ from collections import deque
 from algocli.domain.models import Fill, OrderSide, Position
 
 _BUY = OrderSide.BUY
-
-
-class _Lot:
-    __slots__ = ("qty", "price", "ts", "bar", "comm_per_unit")
-
-    def __init__(self, qty: int, price: float, ts: int, bar: int, comm_per_unit: float) -> None:
-        self.qty = qty  # signed
-        self.price = price
-        self.ts = ts
-        self.bar = bar
-        self.comm_per_unit = comm_per_unit
+# An open lot is a list, [signed quantity, price, ts, bar, commission per unit]: made and changed once
+# per fill, a list costs a fraction of an object with attributes.
+_QTY, _PRICE, _TS, _BAR, _COMM = range(5)
 
 
 class Ledger:
@@ -72,46 +64,49 @@ class Ledger:
         elif self.shorts:
             self.shorts.pop(inst, None)
         key = (fill.strategy_id, inst)
-        pos = self.positions.get(key)
-        if pos is None:
+        lots = self._lots.get(key)
+        if lots is None:
             pos = self.positions[key] = Position(inst)
             lots = self._lots[key] = deque()
         else:
-            lots = self._lots[key]
+            pos = self.positions[key]
         pos.last_price = price
-        remaining = self._close_lots(lots, pos, fill, signed) if lots and lots[0].qty * signed < 0 else signed
-        if remaining:
-            lots.append(_Lot(remaining, price, fill.ts, fill.bar, fill.commission / qty))
-            held = pos.quantity
-            pos.average_price = (pos.average_price * held + remaining * price) / (held + remaining)
-            pos.quantity = held + remaining
+        if lots and lots[0][_QTY] * signed < 0:
+            signed = self._close_lots(lots, pos, fill, signed)
+            if not signed:
+                return
+        lots.append([signed, price, fill.ts, fill.bar, fill.commission / qty])
+        held = pos.quantity
+        pos.average_price = (pos.average_price * held + signed * price) / (held + signed)
+        pos.quantity = held + signed
 
-    def _close_lots(self, lots: deque[_Lot], pos: Position, fill: Fill, signed: int) -> int:
+    def _close_lots(self, lots: deque[list], pos: Position, fill: Fill, signed: int) -> int:
         """Close lots first-in first-out against ``signed``; return the part left to open."""
         exit_comm_per_unit = fill.commission / fill.quantity
         price = fill.price
-        while signed and lots and lots[0].qty * signed < 0:
+        while signed and lots and lots[0][_QTY] * signed < 0:
             lot = lots[0]
-            qty = min(abs(lot.qty), abs(signed))
-            size = qty if lot.qty > 0 else -qty
-            commission = qty * (lot.comm_per_unit + exit_comm_per_unit)
-            pnl = size * (price - lot.price) - commission
-            ret = (1.0 if size > 0 else -1.0) * (price / lot.price - 1) - commission / (qty * lot.price)
+            lot_qty, lot_price = lot[_QTY], lot[_PRICE]
+            qty = min(abs(lot_qty), abs(signed))
+            size = qty if lot_qty > 0 else -qty
+            commission = qty * (lot[_COMM] + exit_comm_per_unit)
+            pnl = size * (price - lot_price) - commission
+            ret = (1.0 if size > 0 else -1.0) * (price / lot_price - 1) - commission / (qty * lot_price)
             self.trades.append((
-                fill.strategy_id, fill.instrument, size, lot.ts, fill.ts, lot.price,
-                price, pnl, ret, commission, lot.bar, fill.bar,
+                fill.strategy_id, fill.instrument, size, lot[_TS], fill.ts, lot_price,
+                price, pnl, ret, commission, lot[_BAR], fill.bar,
             ))
             pos.realized_pnl += pnl
-            lot.qty -= size
+            lot[_QTY] = lot_qty - size
             signed += size
-            if lot.qty == 0:
+            if lot_qty == size:
                 lots.popleft()
         if not lots:  # the usual close: the position is flat
             pos.average_price = 0.0
             pos.quantity = 0
             return signed
-        held = sum(lot.qty for lot in lots)
-        pos.average_price = (sum(lot.qty * lot.price for lot in lots) / held) if held else 0.0
+        held = sum(lot[_QTY] for lot in lots)
+        pos.average_price = (sum(lot[_QTY] * lot[_PRICE] for lot in lots) / held) if held else 0.0
         pos.quantity = held
         return signed
 

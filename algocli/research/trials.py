@@ -81,6 +81,10 @@ class TrialsResult:
     wall_seconds: float = 0.0
     busy_seconds: float = 0.0  # sum of the trials' own wall times, this call only
     load_seconds: float = 0.0
+    # From the start until the first batch went out: the data, the points' checks and the pilot
+    # trial (``pilot_seconds`` of ``busy_seconds``), a fixed cost whatever the number of trials.
+    setup_seconds: float = 0.0
+    pilot_seconds: float = 0.0
     batch_size: int = 1
     executor: str = ""
     interrupted: bool = False
@@ -122,8 +126,9 @@ class _Sweep:
     """The state of one ``run_trials`` call."""
 
     def __init__(self, result: TrialsResult, spec: ContextSpec, ctx, executor, journal: _Journal,
-                 batch: int | None, progress: Progress | None, total: int) -> None:
+                 batch: int | None, progress: Progress | None, total: int, started: float) -> None:
         self.result, self.spec, self.ctx, self.executor = result, spec, ctx, executor
+        self.started = started
         self.journal, self.batch, self.progress, self.total = journal, batch, progress, total
         self.base = hashlib.sha256(canonical({"config": spec.config, "data": spec.data_hash, "version": _version(),
                                               **({"returns": True} if spec.keep_returns else {})}).encode()).hexdigest()
@@ -150,6 +155,8 @@ class _Sweep:
             size = min(self.per_batch, max(1, -(-len(todo) // (4 * self.executor.workers))))
         size = self.result.batch_size = size or 1
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+        if batches and not self.result.setup_seconds:
+            self.result.setup_seconds = time.perf_counter() - self.started
         pending = self.executor.run(self.spec, batches) if batches else iter(())
         params_of = dict(todo)
         try:
@@ -165,6 +172,7 @@ class _Sweep:
         """Run one trial here to time it, and size the batches from it."""
         key, params = item
         row = run_trial(self.ctx, params, **({"keep_returns": True} if self.spec.keep_returns else {}))
+        self.result.pilot_seconds += row["seconds"]
         self._record([(key, params, row)])
         return max(1, round(BATCH_SECONDS / max(row["seconds"], 1e-6)))
 
@@ -273,7 +281,7 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
     try:
         if method == "bayes":
             search = BayesSearch(space, trials or 100, seed, accept)
-            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, search.trials)
+            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, search.trials, started)
             while points := search.ask():
                 sweep.evaluate(points)
                 search.tell({canonical(t.params): t.score for t in result.trials})
@@ -284,7 +292,7 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
             if not points:
                 raise UsageError("no point of the grid passes the constraints and the strategies' own checks"
                                  + (f" (first refusal: {result.refused[0][1]})" if result.refused else ""))
-            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points))
+            sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points), started)
             sweep.evaluate(points)
     except KeyboardInterrupt:
         result.interrupted = True

@@ -95,3 +95,34 @@ def test_another_source_url_never_stands_in(server, tmp_path):
     other = {"dhan": server.url("/other.csv"), "upstox": server.url("/other.json.gz")}
     with pytest.raises(MasterUnavailable):
         open_master(directory=tmp_path, urls=other)  # 404s, and the cached files are another source's
+
+
+_WHERE = """
+import sys
+from algocli.instruments.cache import MasterUnavailable, open_master
+try:
+    print(open_master(refresh="never").source)
+except MasterUnavailable as exc:
+    print(exc)
+print("pydantic_settings" in sys.modules)
+"""
+
+
+def _where(cwd, env_file: str | None = None) -> list[str]:
+    import subprocess
+    import sys
+
+    if env_file is not None:
+        (cwd / ".env").write_text(env_file)
+    env = {k: v for k, v in os.environ.items() if k.upper() != "ALGO_INSTRUMENTS_DIR"}
+    return subprocess.run([sys.executable, "-c", _WHERE], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def test_the_cache_folder_setting_is_read_only_where_it_is_set(tmp_path):
+    # unset anywhere: the default folder, and with nothing cached no settings class at all (a backtest's case)
+    lines = _where(tmp_path)
+    assert lines[0].startswith("no instrument list is cached in data/instruments;") and lines[1] == "False"
+    # set in .env, in any case: read through the settings class
+    lines = _where(tmp_path, f"algo_instruments_dir={tmp_path / 'lists'}\n")
+    assert lines[0].startswith(f"no instrument list is cached in {tmp_path / 'lists'};") and lines[1] == "True"
