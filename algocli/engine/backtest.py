@@ -318,16 +318,20 @@ class Backtest:
         on_bar, handle = broker.on_bar, core.handle
         masks = core.wake_masks()
         subs = core.subscribers(masked=set(masks))
-        # What each instrument's bars need, as one tuple, and a reference to it per event of the
-        # timeline: an instant's events are then two slices, with no per-bar lookups by slot.
-        # The last item is the instrument's ``wake_on`` bars (None: every bar calls on_candle).
+        # What each instrument's bars need to open (its history, working orders and name) and to
+        # close (history, candle name, strategy id, on_candle), and a reference to those per event
+        # of the timeline: an instant's events are then slices, with no per-bar lookups by slot.
         hists = core.histories
-        slots = [(hists[inst], broker.pending[inst], inst, hists[inst].instrument, *_fan_out(subs[inst], handle),
-                  memoryview(masks[inst]) if inst in masks else None)
-                 for inst in tl.instruments]
-        ev_bars = [slots[k] for k in tl.ev_slot]
+        opens = [(hists[inst], broker.pending[inst], inst) for inst in tl.instruments]
+        closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], handle)) for inst in tl.instruments]
+        ev_open = [opens[k] for k in tl.ev_slot]
+        ev_close = [closes[k] for k in tl.ev_slot]
         ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
-        sid, h, i = "", slots[0][0], 0
+        # With ``wake_on`` strategies, the events whose on_candle runs, found before the loop; an
+        # instant's start in that list is ``call_from[g]`` (None: every event of every instant runs).
+        calls, call_from = _woken_events(tl, [masks.get(inst, True if subs[inst] else False)
+                                              for inst in tl.instruments]) if masks else (None, None)
+        sid, h, i = "", opens[0][0], 0
         events: dict[int, list] = {}  # timeline group -> [(instrument, bar, [event, ...])]
         for inst, marks in self._events().items():
             bar_ts = core.histories[inst].ts_mv
@@ -338,23 +342,33 @@ class Backtest:
                 # A chunk's square-offs and expiries fall on its first instant; one test per instant
                 # (not per bar) keeps a single copy of the loop.
                 marked = start if start in events else -1
+                c = call_from[start] if calls is not None else 0
                 for g in range(start, stop):
                     clock.cursor = g
                     a, b = groups[g], groups[g + 1]
-                    bars, idx = ev_bars[a:b], ev_idx[a:b]
                     # every bar of this instant opens first, then strategies see them closed
-                    for (h, working, inst, _, _, _, _), i in zip(bars, idx):
+                    for (h, working, inst), i in zip(ev_open[a:b], ev_idx[a:b]):
                         h.cursor = i
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
-                    for (h, _, _, name, sid, on_candle, wakes), i in zip(bars, idx):
-                        if wakes is None or wakes[i]:
+                    if calls is None:
+                        for (h, name, sid, on_candle), i in zip(ev_close[a:b], ev_idx[a:b]):
                             out = on_candle(Candle((h, i, name)))
                             if out is not None:
                                 handle(sid, out)
+                        continue
+                    end = call_from[g + 1]
+                    while c < end:
+                        e = calls[c]
+                        c += 1
+                        h, name, sid, on_candle = ev_close[e]
+                        i = ev_idx[e]
+                        out = on_candle(Candle((h, i, name)))
+                        if out is not None:
+                            handle(sid, out)
         except StrategyError:
             raise
         except Exception as exc:
@@ -413,8 +427,10 @@ class _Timeline:
         when = np.concatenate(pos)
         order = np.lexsort((slot, when))
         when = when[order]
-        self.ev_slot = slot[order].tolist()
-        self.ev_idx = idx[order].tolist()
+        self.ev_slot_array, self.ev_idx_array = slot[order], idx[order]
+        self.ev_slot = self.ev_slot_array.tolist()
+        self.ev_idx = self.ev_idx_array.tolist()
+        self.bar_counts = [len(p) for p in pos]
         self.group_bounds = np.r_[np.flatnonzero(np.diff(when, prepend=-1)), len(when)].tolist()
         self.ts_list = self.ts.tolist()
         self.n_events = len(when)
@@ -425,6 +441,22 @@ def _underlying(model: Instrument) -> str:
     from algocli.strategy.contracts import underlying_of
 
     return underlying_of(model)
+
+
+def _woken_events(tl: _Timeline, wakes: list) -> tuple[list[int], list[int]]:
+    """The timeline's events whose ``on_candle`` runs, and per instant where its events start in them.
+
+    Args:
+        tl: The run's timeline.
+        wakes: Per instrument (``tl.instruments`` order), its ``wake_on`` bars (one bool each),
+            True (every bar: a strategy without ``wake_on``) or False (no strategy reads it).
+    """
+    lengths = [len(w) if not isinstance(w, bool) else n for w, n in zip(wakes, tl.bar_counts)]
+    flat = np.concatenate([np.full(n, w, dtype=bool) if isinstance(w, bool) else np.asarray(w, dtype=bool)
+                           for w, n in zip(wakes, lengths)])
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    events = np.flatnonzero(flat[offsets[tl.ev_slot_array] + tl.ev_idx_array])
+    return events.tolist(), np.searchsorted(events, tl.group_bounds).tolist()
 
 
 def _fan_out(subs: list[tuple[str, Callable]], handle: Callable) -> tuple[str, Callable]:

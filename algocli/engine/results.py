@@ -53,14 +53,17 @@ def build_result(bt: Backtest, ts: np.ndarray, first: int = 0) -> RunResult:
     equity = cash.copy()
     strategy_pnl: dict[str, np.ndarray] = {}
     alone = len(core.slots) == 1
+    codes = None
     for slot in core.slots:
         own = cols.strategy == slot.id
         # one strategy books every fill: its cash flows are the account's
         pnl = cash - bt.initial_capital if alone and own.all() else _cumulative(cols.bar[own], cols.cash_flow[own], n)
         # value every instrument the strategy traded, subscribed or not
         traded = dict.fromkeys([*slot.instruments, *cols.instrument[own].tolist()])
+        if len(traded) > 1 and codes is None:
+            codes = cols.instrument_codes()
         for inst in traded:
-            mine = own & (cols.instrument == inst)
+            mine = own if len(traded) == 1 else own & (codes[0] == codes[1].get(inst, -1))
             value = _cumulative(cols.bar[mine], cols.signed[mine], n) * closes[inst]
             pnl += value
             equity += value
@@ -127,6 +130,14 @@ class _FillColumns:
         self.cash_flow = -self.signed * column("price", float) - column("commission", float)
         self.strategy = np.array(list(map(attrgetter("strategy_id"), fills)), dtype=object)
         self.instrument = np.array(list(map(attrgetter("instrument"), fills)), dtype=object)
+
+    def instrument_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        """Each fill's instrument as a small integer, and the integer of each instrument: selecting
+        a run's fills by instrument then compares integers, not one object per fill and instrument."""
+        code_of: dict[str, int] = {}
+        codes = np.fromiter((code_of.setdefault(i, len(code_of)) for i in self.instrument.tolist()), dtype=np.intp,
+                            count=len(self.instrument))
+        return codes, code_of
 
 
 _BUY = OrderSide.BUY

@@ -147,6 +147,30 @@ def test_waking_only_on_crossings_changes_no_order_fill_or_figure():
     np.testing.assert_array_equal(runs[0]._equity, runs[1]._equity)
 
 
+def test_in_a_run_of_several_instruments_only_the_woken_bars_call_and_trading_is_unchanged():
+    # INST read by a woken strategy, OTHER (interleaved) by one called on every bar, a third by none
+    other = random_bars(N // 2, seed=12, inst=OTHER)
+    other = type(other)(OTHER, other.ts + DAY_NS // 2, other.open, other.high, other.low, other.close, other.volume)
+    bars = {INST: BARS, OTHER: other, "NSE_EQ:3": random_bars(N, seed=13, inst="NSE_EQ:3")}
+    woken, every = Reader(wake=True), Reader(wake=False)
+    bt = Backtest(bars, initial_capital=100_000.0)
+    bt.add_strategy(woken, [INST], "w")
+    bt.add_strategy(every, [OTHER], "e")
+    bt.run()
+    assert [i for _, i, *_ in woken.seen] == _crossings(talib.SMA(BARS.close, 5), talib.SMA(BARS.close, 12))
+    assert [(inst, i) for inst, i, *_ in every.seen] == [(OTHER, i) for i in range(N // 2)]
+    runs = []
+    for wake in (False, True):
+        bt = Backtest(bars, initial_capital=100_000.0)
+        bt.add_strategy(Crossover(wake), [INST], "c")
+        bt.add_strategy(Reader(wake=False), [OTHER], "r")
+        bt.run()
+        runs.append(bt)
+    orders = [[(o.side, o.quantity, o.created_bar, o.average_price) for o in bt.core.broker.orders] for bt in runs]
+    assert len(orders[0]) > 10 and orders[0] == orders[1]
+    np.testing.assert_array_equal(runs[0]._equity, runs[1]._equity)
+
+
 class LimitCrossover(Crossover):
     """On a cross, a limit order 0.4 % through the close that may rest for bars; the other bars it
     ignores itself when it is not woken only on crossings."""
