@@ -324,12 +324,13 @@ class Backtest:
         hists = core.histories
         opens = [(hists[inst], broker.pending[inst], inst) for inst in tl.instruments]
         closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], handle)) for inst in tl.instruments]
-        ev_open = [opens[k] for k in tl.ev_slot]
-        ev_close = [closes[k] for k in tl.ev_slot]
+        ev_slot = tl.ev_slot.tolist()
+        ev_open = [opens[k] for k in ev_slot]
+        ev_close = [closes[k] for k in ev_slot]
         ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
         # With ``wake_on`` strategies, the events whose on_candle runs, found before the loop; an
         # instant's start in that list is ``call_from[g]`` (None: every event of every instant runs).
-        calls, call_from = _woken_events(tl, [masks.get(inst, True if subs[inst] else False)
+        calls, call_from = _woken_events(tl, [masks.get(inst, bool(subs[inst]))
                                               for inst in tl.instruments]) if masks else (None, None)
         sid, h, i = "", opens[0][0], 0
         events: dict[int, list] = {}  # timeline group -> [(instrument, bar, [event, ...])]
@@ -427,9 +428,8 @@ class _Timeline:
         when = np.concatenate(pos)
         order = np.lexsort((slot, when))
         when = when[order]
-        self.ev_slot_array, self.ev_idx_array = slot[order], idx[order]
-        self.ev_slot = self.ev_slot_array.tolist()
-        self.ev_idx = self.ev_idx_array.tolist()
+        self.ev_slot, self.ev_idx_array = slot[order], idx[order]  # arrays, for vectorised work
+        self.ev_idx = self.ev_idx_array.tolist()  # and a list, which the bar loop indexes faster
         self.bar_counts = [len(p) for p in pos]
         self.group_bounds = np.r_[np.flatnonzero(np.diff(when, prepend=-1)), len(when)].tolist()
         self.ts_list = self.ts.tolist()
@@ -455,7 +455,7 @@ def _woken_events(tl: _Timeline, wakes: list) -> tuple[list[int], list[int]]:
     flat = np.concatenate([np.full(n, w, dtype=bool) if isinstance(w, bool) else np.asarray(w, dtype=bool)
                            for w, n in zip(wakes, lengths)])
     offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
-    events = np.flatnonzero(flat[offsets[tl.ev_slot_array] + tl.ev_idx_array])
+    events = np.flatnonzero(flat[offsets[tl.ev_slot] + tl.ev_idx_array])
     return events.tolist(), np.searchsorted(events, tl.group_bounds).tolist()
 
 
