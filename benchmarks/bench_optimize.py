@@ -10,7 +10,9 @@ Reported per case: trials/s per worker; speed-up of 2 workers over 1 and paralle
 efficiency (speed-up / 2); overhead per trial = (workers x wall - time inside the
 backtests) / trials, counted from when the batches went out (dispatch, pickling, memory
 checks, idle tails), and beside it the same with the sweep's setup (checking the points,
-the pilot trial; the data's load is left out of both); peak RSS of each worker. The figures vary with the host's load: on a shared 2-core machine other
+the pilot trial, which the pool's processes start beside; the data's load is left out of
+both); peak RSS of each worker. Batches shrink towards the end of a sweep
+(``trials.guided``), so that the workers finish together. The figures vary with the host's load: on a shared 2-core machine other
 processes take the second core.
 """
 

@@ -141,14 +141,15 @@ class OrderBook:
             (fsync) before they take effect; None in backtests.
     """
 
-    __slots__ = ("ledger", "orders", "fills", "by_id", "pending", "journal", "_seq", "_on_fill")
+    __slots__ = ("ledger", "orders", "fills", "_by_id", "_indexed", "pending", "journal", "_seq", "_on_fill")
 
     def __init__(self, ledger: Ledger, instruments: Iterable[str], on_fill: Callable[[Fill], None],
                  journal: Journal | None = None) -> None:
         self.ledger = ledger
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
-        self.by_id: dict[str, Order] = {}
+        self._by_id: dict[str, Order] = {}  # ``by_id`` of the first ``_indexed`` orders
+        self._indexed = 0
         # Per-instrument lists of working orders; drivers hold references to these lists.
         self.pending: dict[str, list[Order]] = {inst: [] for inst in instruments}
         self.journal = journal
@@ -161,15 +162,24 @@ class OrderBook:
         """A new PENDING order for ``signal`` (id ``<strategy>-<seq>``), journaled and registered (not yet working)."""
         seq = self._seq.get(strategy_id, 0) + 1
         self._seq[strategy_id] = seq
-        order_id = f"{strategy_id}-{seq:06d}"
+        order_id = strategy_id + "-" + str(seq).zfill(6)  # as f"{seq:06d}", in half the time
         order = Order(order_id, strategy_id, signal.instrument,
                       _BUY if signal.action is _SIGNAL_BUY else _SELL, signal.quantity, signal.order_type,
                       signal.limit_price, _PENDING, ts, bar, ts, tag=signal.tag)
         if self.journal is not None:
             self.journal.order(order)
         self.orders.append(order)
-        self.by_id[order_id] = order
         return order
+
+    @property
+    def by_id(self) -> dict[str, Order]:
+        """Every order by id. Indexed when asked for (``orders`` only grows): a backtest that never
+        looks an order up by id spends nothing on it per order."""
+        index, orders = self._by_id, self.orders
+        if self._indexed < len(orders):
+            index.update((o.order_id, o) for o in orders[self._indexed:])
+            self._indexed = len(orders)
+        return index
 
     def work(self, order: Order, status: OrderStatus = _PENDING) -> None:
         """Put ``order`` among its instrument's working orders with ``status``."""
@@ -251,8 +261,8 @@ class OrderBook:
             Counts of restored ``orders`` and ``fills``.
         """
         counts = {"orders": 0, "fills": 0}
-        by_id = self.by_id
         for rec in records:
+            by_id = self.by_id  # with the orders restored so far
             kind = rec.get("k")
             if kind == "order":
                 self._restore_order(rec)
@@ -295,7 +305,6 @@ class OrderBook:
         sid, _, seq = order.order_id.rpartition("-")
         self._seq[sid] = max(self._seq.get(sid, 0), int(seq))
         self.orders.append(order)
-        self.by_id[order.order_id] = order
         self.work(order, _OPEN if order.order_type is _LIMIT else _PENDING)
 
     # --- internals ---------------------------------------------------------------------

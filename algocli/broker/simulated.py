@@ -270,7 +270,8 @@ class SimulatedBroker:
             if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
                 continue  # submitted on this bar, or cancelled by a fill callback meanwhile
             if order.order_type is _MARKET:
-                price = self._market_price(order, o, hi, lo, c, ts)
+                price = (self._market_price(order, o, hi, lo, c, ts) if self._to_tick
+                         else self.fill_model.market_price(order.side is _BUY, o, hi, lo, c))
             else:
                 price = _limit_price(order.side is _BUY, order.limit_price, o, hi, lo)
                 if price is None:
@@ -337,26 +338,35 @@ class SimulatedBroker:
             if self._charges_state and need * 1.05 + 1000.0 > available:
                 saved = copy.deepcopy(self.cost_model.book)
         flat = self._flat_rate
-        charges = (flat_charges(qty * price * flat) if flat is not None
-                   else price_fill(self.cost_model, self._cost_context(inst, buy, qty, price, ts)))
+        if flat is not None:  # all of it brokerage (``flat_charges``): the tuple is made only for a fee
+            total = qty * price * flat
+            charges = None
+        else:
+            charges = price_fill(self.cost_model, self._cost_context(inst, buy, qty, price, ts))
+            total = charges[0]
         if opening:
-            need += charges[0]
+            need += total
             if need > available + _EPS and order.order_id not in self._baskets:
                 if saved is not None:
                     self.cost_model.book = saved
                 if what:
-                    self._reject(order, ts, f"insufficient margin: needs {need:,.2f} = {what} + {charges[0]:,.2f} "
+                    self._reject(order, ts, f"insufficient margin: needs {need:,.2f} = {what} + {total:,.2f} "
                                             f"charges; available margin {available:,.2f} (cash "
                                             f"{self.ledger.cash:,.2f})")
                 else:
                     self._reject(order, ts, f"insufficient funds: needs {need:,.2f}, available {available:,.2f}")
                 return
         if fee is not None and fee.total:
-            charges = _with_fee(charges, fee)
+            charges = _with_fee(charges or flat_charges(total), fee)
         # the simulator fills the whole remaining quantity, so one fill per order
         oid = order.order_id
-        self.book.apply_fill(order, Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price,
-                                         charges[0], ts, timeline_bar, *charges[1:]))
+        if charges is None:
+            fill = Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price, total, ts, timeline_bar,
+                        total)
+        else:
+            fill = Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price, charges[0], ts,
+                        timeline_bar, *charges[1:])
+        self.book.apply_fill(order, fill)
 
     def _cost_context(self, inst: str, buy: bool, qty: int, price: float, ts: int) -> CostContext:
         return CostContext(self.instruments.get(inst) or Instrument(inst),

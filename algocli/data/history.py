@@ -25,7 +25,7 @@ class History:
     __slots__ = (
         "instrument", "interval", "length", "cursor", "_cols", "_cap",
         "ts_mv", "open_mv", "high_mv", "low_mv", "close_mv", "volume_mv", "oi_mv",
-        "indicators", "first_valid", "_functions",
+        "indicators", "first_valid",
     )
 
     def __init__(self, instrument: str, interval=None, capacity: int = 1024) -> None:
@@ -36,7 +36,6 @@ class History:
         # key -> tuple of memoryviews, one per TA-Lib output; cleared when a bar is appended
         self.indicators: dict[tuple, tuple[memoryview, ...]] = {}
         self.first_valid: dict[tuple, int] = {}
-        self._functions: dict = {}
         self._cap = 0
         self._cols: dict[str, np.ndarray] = {}
         self._allocate(capacity, with_oi=False)
@@ -51,7 +50,6 @@ class History:
         h.cursor = -1
         h.indicators = {}
         h.first_valid = {}
-        h._functions = {}
         h._cap = len(bars)
         h._cols = {"ts": bars.ts, "open": bars.open, "high": bars.high, "low": bars.low,
                    "close": bars.close, "volume": bars.volume}
@@ -127,14 +125,9 @@ class History:
         return outputs
 
     def _compute(self, name: str, params: dict, price: str | None) -> tuple[tuple[memoryview, ...], int]:
-        from algocli.data.ta import talib_abstract
+        from algocli.data.ta import ta_function
 
-        abstract = talib_abstract()
-
-        fn = self._functions.get(name)
-        if fn is None:
-            fn = abstract.Function(name)
-            self._functions[name] = fn
+        fn = ta_function(name)
         inputs = {f: self.column(f) for f in FIELDS}
         kwargs = dict(params)
         if price is not None:

@@ -62,3 +62,22 @@ def talib_abstract() -> ModuleType:
     with _without_dataframes():
         from talib import abstract
     return abstract
+
+
+_FUNCTIONS: dict[tuple[str, int], object] = {}
+
+
+def ta_function(name: str):
+    """TA-Lib's ``abstract.Function`` for ``name``, made once per thread.
+
+    A run on 50 instruments asked for one per instrument and indicator, and once more per
+    series for its metadata at the end. A Function keeps the inputs and parameters of its last
+    call until the next, so threads (a Dask worker's) never share one.
+    """
+    import threading
+
+    key = (name, threading.get_ident())
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        fn = _FUNCTIONS[key] = talib_abstract().Function(name)
+    return fn

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
+from itertools import compress
+from operator import attrgetter
 from typing import Callable
 
 import numpy as np
@@ -18,11 +20,11 @@ from algocli.broker.costs import CostModel, PercentCommission
 from algocli.broker.fill_models import FillModel, NextOpen
 from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
-from algocli.domain.arrays import unique
 from algocli.domain.candle import Candle
 from algocli.domain.models import Instrument, Interval, OrderStatus, OrderType, Signal, SignalAction
 from algocli.domain.session import ist_date
 from algocli.engine.core import EngineCore, StrategySlot, TimelineClock
+from algocli.engine.timeline import Timeline, woken_events
 from algocli.errors import StrategyError
 from algocli.market.products import ProductRules, expiry_bar, squareoff_bars
 from algocli.portfolio.ledger import Ledger
@@ -87,7 +89,7 @@ class Backtest:
             self.core.on_fill, instruments=meta, products=products, default_product=default_product,
             rules=rules,
         )
-        self._timeline = _Timeline(bars)
+        self._timeline = Timeline(bars)
         self.notes: list[str] = []
         self._equity: np.ndarray | None = None
         self._margin: np.ndarray | None = None  # ``available_margin``, worked out when first read
@@ -313,31 +315,87 @@ class Backtest:
     def _run_multi(self, progress: Progress | None) -> None:
         core = self.core
         tl = self._timeline
-        core.clock = clock = TimelineClock(tl.ts)
+        core.clock = TimelineClock(tl.ts)
         broker = core.broker
-        on_bar, handle = broker.on_bar, core.handle
         masks = core.wake_masks()
         subs = core.subscribers(masked=set(masks))
         # What each instrument's bars need to open (its history, working orders and name) and to
-        # close (history, candle name, strategy id, on_candle), and a reference to those per event
-        # of the timeline: an instant's events are then slices, with no per-bar lookups by slot.
+        # close (history, candle name, strategy id, on_candle), in slot order.
         hists = core.histories
         opens = [(hists[inst], broker.pending[inst], inst) for inst in tl.instruments]
-        closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], handle)) for inst in tl.instruments]
-        ev_slot = tl.ev_slot.tolist()
-        ev_open = [opens[k] for k in ev_slot]
-        ev_close = [closes[k] for k in ev_slot]
-        ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
-        # With ``wake_on`` strategies, the events whose on_candle runs, found before the loop; an
-        # instant's start in that list is ``call_from[g]`` (None: every event of every instant runs).
-        calls, call_from = _woken_events(tl, [masks.get(inst, bool(subs[inst]))
-                                              for inst in tl.instruments]) if masks else (None, None)
-        sid, h, i = "", opens[0][0], 0
-        events: dict[int, list] = {}  # timeline group -> [(instrument, bar, [event, ...])]
+        closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], core.handle)) for inst in tl.instruments]
+        # With ``wake_on`` strategies, what runs on_candle, found before the loop; an instant's start
+        # in ``calls`` is ``call_from[g]`` (None: every event of every instant runs).
+        calls, call_from = woken_events(tl, [masks.get(inst, bool(subs[inst]))
+                                             for inst in tl.instruments]) if masks else (None, None)
+        events: dict[int, list] = {}  # instant -> [(instrument, bar, [event, ...])]
         for inst, marks in self._events().items():
             bar_ts = core.histories[inst].ts_mv
             for i, evs in marks.items():
                 events.setdefault(int(np.searchsorted(tl.ts, bar_ts[i])), []).append((inst, i, evs))
+        loop = self._aligned_loop if tl.aligned else self._merged_loop
+        loop(progress, opens, closes, calls, call_from, events)
+
+    def _aligned_loop(self, progress, opens, closes, calls, call_from, events) -> None:
+        """Instant ``g`` is bar ``g`` of every instrument: no per-event lists, and an instant
+        with no working order sets the cursors in one plain loop."""
+        core, tl = self.core, self._timeline
+        clock, on_bar, handle = core.clock, core.broker.on_bar, core.handle
+        hists = [h for h, _, _ in opens]
+        pendings = [working for _, working, _ in opens]
+        names = [inst for _, _, inst in opens]
+        slots = range(len(opens))
+        tl_ts = tl.ts_list
+        sid, h, g = "", hists[0], 0
+        try:
+            for start, stop in self._chunks(len(tl_ts), progress, sorted(events)):
+                marked = start if start in events else -1  # square-offs and expiries: a chunk's first instant
+                for g in range(start, stop):
+                    clock.cursor = g
+                    # Every bar of this instant opens first, in slot order: an instrument's working
+                    # orders are matched once the cursors up to its own have moved, before the rest.
+                    if any(pendings):
+                        done = 0
+                        for k in compress(slots, pendings):
+                            for h in hists[done:k + 1]:
+                                h.cursor = g
+                            done = k + 1
+                            on_bar(names[k], g, tl_ts[g], g)
+                        for h in hists[done:]:
+                            h.cursor = g
+                    else:
+                        for h in hists:
+                            h.cursor = g
+                    if g == marked:
+                        for inst, i, evs in events[g]:
+                            self._apply_events(inst, i, evs, g)
+                    if calls is None:
+                        for h, name, sid, on_candle in closes:
+                            out = on_candle(Candle((h, g, name)))
+                            if out is not None:
+                                handle(sid, out)
+                        continue
+                    c, end = call_from[g], call_from[g + 1]
+                    for k in calls[c:end]:
+                        h, name, sid, on_candle = closes[k]
+                        out = on_candle(Candle((h, g, name)))
+                        if out is not None:
+                            handle(sid, out)
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise _strategy_error(sid, h.instrument, h, g, exc) from exc
+
+    def _merged_loop(self, progress, opens, closes, calls, call_from, events) -> None:
+        """Instruments with bars at different instants: each instant's events are slices of
+        per-event references to ``opens`` and ``closes``, with no per-bar lookups by slot."""
+        core, tl = self.core, self._timeline
+        clock, on_bar, handle = core.clock, core.broker.on_bar, core.handle
+        ev_slot = tl.ev_slot.tolist()
+        ev_open = list(map(opens.__getitem__, ev_slot))
+        ev_close = list(map(closes.__getitem__, ev_slot))
+        ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
+        sid, h, i = "", opens[0][0], 0
         try:
             for start, stop in self._chunks(len(groups) - 1, progress, sorted(events)):
                 # A chunk's square-offs and expiries fall on its first instant; one test per instant
@@ -384,9 +442,11 @@ class Backtest:
         expired = broker.expire_all(last_ts, "backtest ended before the order could fill")
         if expired:
             self.notes.append(f"{expired} working order(s) expired at the end of the data")
-        rejected = [o for o in broker.orders if o.status is OrderStatus.REJECTED]
+        statuses = list(map(attrgetter("status"), broker.orders))
+        rejected = statuses.count(OrderStatus.REJECTED)
         if rejected:
-            self.notes.append(f"{len(rejected)} order(s) were rejected (see orders.csv); first: {rejected[0].reason}")
+            first = broker.orders[statuses.index(OrderStatus.REJECTED)]
+            self.notes.append(f"{rejected} order(s) were rejected (see orders.csv); first: {first.reason}")
         if self._closed["squareoff"]:
             self.notes.append(f"{self._closed['squareoff']} INTRADAY position(s) were squared off by the broker at "
                               "its square-off time, with its fee (tag auto-squareoff in orders.csv)")
@@ -410,53 +470,10 @@ class Backtest:
                 f"{closed} open position(s) were closed at the last close and are counted in the statistics")
 
 
-class _Timeline:
-    """The merged bar sequence of all instruments, grouped by instant."""
-
-    def __init__(self, bars: dict[str, Bars]) -> None:
-        self.instruments = list(bars)
-        if len(bars) == 1:
-            (b,) = bars.values()
-            self.ts = b.ts
-            self.n_events = len(b)
-            self.last_bar = {self.instruments[0]: len(b) - 1}
-            return
-        self.ts = unique(np.concatenate([b.ts for b in bars.values()]))
-        pos = [np.searchsorted(self.ts, b.ts) for b in bars.values()]
-        slot = np.concatenate([np.full(len(p), k, dtype=np.int64) for k, p in enumerate(pos)])
-        idx = np.concatenate([np.arange(len(p)) for p in pos])
-        when = np.concatenate(pos)
-        order = np.lexsort((slot, when))
-        when = when[order]
-        self.ev_slot, self.ev_idx_array = slot[order], idx[order]  # arrays, for vectorised work
-        self.ev_idx = self.ev_idx_array.tolist()  # and a list, which the bar loop indexes faster
-        self.bar_counts = [len(p) for p in pos]
-        self.group_bounds = np.r_[np.flatnonzero(np.diff(when, prepend=-1)), len(when)].tolist()
-        self.ts_list = self.ts.tolist()
-        self.n_events = len(when)
-        self.last_bar = {inst: int(p[-1]) for inst, p in zip(self.instruments, pos)}
-
-
 def _underlying(model: Instrument) -> str:
     from algocli.strategy.contracts import underlying_of
 
     return underlying_of(model)
-
-
-def _woken_events(tl: _Timeline, wakes: list) -> tuple[list[int], list[int]]:
-    """The timeline's events whose ``on_candle`` runs, and per instant where its events start in them.
-
-    Args:
-        tl: The run's timeline.
-        wakes: Per instrument (``tl.instruments`` order), its ``wake_on`` bars (one bool each),
-            True (every bar: a strategy without ``wake_on``) or False (no strategy reads it).
-    """
-    lengths = [len(w) if not isinstance(w, bool) else n for w, n in zip(wakes, tl.bar_counts)]
-    flat = np.concatenate([np.full(n, w, dtype=bool) if isinstance(w, bool) else np.asarray(w, dtype=bool)
-                           for w, n in zip(wakes, lengths)])
-    offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
-    events = np.flatnonzero(flat[offsets[tl.ev_slot] + tl.ev_idx_array])
-    return events.tolist(), np.searchsorted(events, tl.group_bounds).tolist()
 
 
 def _fan_out(subs: list[tuple[str, Callable]], handle: Callable) -> tuple[str, Callable]:

@@ -17,7 +17,8 @@ values (buy & hold bought at the earliest there, the fills' bars counted from th
 
 from __future__ import annotations
 
-from operator import attrgetter
+from itertools import count, repeat
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -125,7 +126,7 @@ class _FillColumns:
 
         self.bar = np.minimum(column("bar", np.int64), max(n - 1, 0))
         quantity = column("quantity", float)
-        buy = np.fromiter((s is _BUY for s in map(attrgetter("side"), fills)), dtype=bool, count=k)
+        buy = np.fromiter(map(is_, map(attrgetter("side"), fills), repeat(_BUY)), dtype=bool, count=k)
         self.signed = np.where(buy, quantity, -quantity)
         self.cash_flow = -self.signed * column("price", float) - column("commission", float)
         self.strategy = np.array(list(map(attrgetter("strategy_id"), fills)), dtype=object)
@@ -134,13 +135,14 @@ class _FillColumns:
     def instrument_codes(self) -> tuple[np.ndarray, dict[str, int]]:
         """Each fill's instrument as a small integer, and the integer of each instrument: selecting
         a run's fills by instrument then compares integers, not one object per fill and instrument."""
-        code_of: dict[str, int] = {}
-        codes = np.fromiter((code_of.setdefault(i, len(code_of)) for i in self.instrument.tolist()), dtype=np.intp,
+        code_of: dict[str, int] = {}  # an instrument's code: the row of its first fill
+        codes = np.fromiter(map(code_of.setdefault, self.instrument.tolist(), count()), dtype=np.intp,
                             count=len(self.instrument))
         return codes, code_of
 
 
 _BUY = OrderSide.BUY
+_SIDES = np.array(["SHORT", "LONG"], dtype=object)
 
 
 def _cumulative(bars: np.ndarray, amounts: np.ndarray, n: int) -> np.ndarray:
@@ -160,7 +162,7 @@ def trade_columns(rows: list[tuple], n: int | None = None, first: int = 0) -> di
     raw = dict(zip(TRADE_FIELDS, zip(*rows)))
     out = {name: np.array(raw[name], dtype=object) for name in ("strategy", "instrument")}
     size = np.array(raw["size"], dtype=np.int64)
-    out["side"] = np.where(size > 0, "LONG", "SHORT").astype(object)
+    out["side"] = _SIDES[(size > 0).view(np.int8)]  # two shared str objects, not one per trade
     out["size"] = size
     out["entry_time"] = np.array(raw["entry_ts"], dtype=np.int64)
     out["exit_time"] = np.array(raw["exit_ts"], dtype=np.int64)
@@ -202,15 +204,19 @@ def _benchmark(core, closes, starts, opens, capital, ts) -> tuple[np.ndarray, fl
         entry = c[first]
         returns.append(c[-1] / entry - 1)
         on_tl = closes[inst]
-        begin = int(np.searchsorted(ts, h.ts_mv[first]))
-        rel = np.ones(len(ts))
-        rel[begin:] = on_tl[begin:] / entry
-        held.append(rel)
+        held.append(_relative(on_tl, int(np.searchsorted(ts, h.ts_mv[first])), entry))
         i0 = opens.get(inst, 0)  # the instrument's first bar that traded
-        own0 = int(np.searchsorted(ts, h.ts_mv[i0]))
-        norm = np.ones(len(ts))
-        norm[own0:] = on_tl[own0:] / c[i0]
-        market.append(norm)
-    benchmark = capital * np.mean(held, axis=0)
-    mkt = np.mean(market, axis=0)
+        market.append(_relative(on_tl, int(np.searchsorted(ts, h.ts_mv[i0])), c[i0]))
+    # one instrument's mean is itself: no (1, n) copy and reduction of a million bars
+    benchmark = capital * (held[0] if len(held) == 1 else np.mean(held, axis=0))
+    mkt = market[0] if len(market) == 1 else np.mean(market, axis=0)
     return benchmark, float(np.mean(returns)), np.log(mkt[1:] / mkt[:-1])
+
+
+def _relative(values: np.ndarray, begin: int, base: float) -> np.ndarray:
+    """``values / base`` from ``begin`` on, 1 before it."""
+    if begin == 0:
+        return values / base
+    out = np.ones(len(values))
+    out[begin:] = values[begin:] / base
+    return out

@@ -29,6 +29,26 @@ JOURNAL = "trials.journal.jsonl"
 #: A batch should keep a worker busy this long, so the per-batch cost (pickling, scheduling,
 #: 0.2-1 ms on Dask) stays well under 5 % of it.
 BATCH_SECONDS = 0.5
+#: The last batches shrink down to this, so that no worker waits long for the others at the end.
+MIN_BATCH_SECONDS = 0.01
+
+
+def guided(todo: list, largest: int, smallest: int, workers: int) -> list[list]:
+    """Split ``todo`` into batches that shrink as the sweep goes on (guided self-scheduling).
+
+    Each batch takes a share of what is left, ``left / (2 * workers)``, between ``smallest``
+    and ``largest``. Equal batches would leave one worker idle for up to a whole batch while
+    the other finishes (trials of different parameters take different times); shrinking
+    ones end the sweep on batches of ``smallest`` trials. Pools take batches in the order
+    given, so the big ones run first. Polychronopoulos & Kuck, "Guided self-scheduling",
+    IEEE Trans. Computers 36(12), 1987.
+    """
+    batches, i = [], 0
+    while i < len(todo):
+        size = max(smallest, min(largest, -(-(len(todo) - i) // (2 * workers))))
+        batches.append(todo[i:i + size])
+        i += size
+    return batches
 
 
 def canonical(params: dict) -> str:
@@ -82,7 +102,8 @@ class TrialsResult:
     busy_seconds: float = 0.0  # sum of the trials' own wall times, this call only
     load_seconds: float = 0.0
     # From the start until the first batch went out: the data, the points' checks and the pilot
-    # trial (``pilot_seconds`` of ``busy_seconds``), a fixed cost whatever the number of trials.
+    # trial (``pilot_seconds`` of ``busy_seconds``), while the pool's processes start (``Executor.start``):
+    # a fixed cost whatever the number of trials.
     setup_seconds: float = 0.0
     pilot_seconds: float = 0.0
     batch_size: int = 1
@@ -134,6 +155,7 @@ class _Sweep:
                                               **({"returns": True} if spec.keep_returns else {})}).encode()).hexdigest()
         self.done = 0
         self.per_batch: int | None = None  # trials per batch for BATCH_SECONDS, from the pilot
+        self.min_batch = 1  # trials per batch for MIN_BATCH_SECONDS
         self.best: Trial | None = None
         self.ran_now: set[str] = set()
 
@@ -147,14 +169,13 @@ class _Sweep:
         for key, params in keyed:
             if key in self.journal.rows:
                 self._count(self.journal.rows[key])
-        size = self.batch
-        if todo and size is None:
-            if self.per_batch is None:
+        if self.batch is not None:
+            batches = [todo[i:i + self.batch] for i in range(0, len(todo), self.batch)]
+        else:
+            if todo and self.per_batch is None:
                 self.per_batch = self._pilot(todo.pop(0))
-            # at least 4 batches per worker, so that the last ones do not leave a worker idle
-            size = min(self.per_batch, max(1, -(-len(todo) // (4 * self.executor.workers))))
-        size = self.result.batch_size = size or 1
-        batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+            batches = guided(todo, self.per_batch or 1, self.min_batch, self.executor.workers)
+        self.result.batch_size = max(self.result.batch_size, len(batches[0]) if batches else 1)
         if batches and not self.result.setup_seconds:
             self.result.setup_seconds = time.perf_counter() - self.started
         pending = self.executor.run(self.spec, batches) if batches else iter(())
@@ -174,6 +195,7 @@ class _Sweep:
         row = run_trial(self.ctx, params, **({"keep_returns": True} if self.spec.keep_returns else {}))
         self.result.pilot_seconds += row["seconds"]
         self._record([(key, params, row)])
+        self.min_batch = max(1, round(MIN_BATCH_SECONDS / max(row["seconds"], 1e-6)))
         return max(1, round(BATCH_SECONDS / max(row["seconds"], 1e-6)))
 
     def _take(self, out: dict, params_of: dict) -> None:
@@ -276,6 +298,7 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
                           load_seconds=ctx.load_seconds)
     accept = lambda point: refusal(ctx, point)  # noqa: E731
     executor = executor or InlineExecutor()
+    executor.start()
     result.executor = executor.description
     journal = _Journal(Path(out_dir) / JOURNAL) if out_dir is not None else _MemoryJournal()
     try:

@@ -267,15 +267,13 @@ class StrategyContext:
         Called once when the run ends; a series the history dropped since (paper and live
         append bars) is computed again over the full length.
         """
-        from algocli.data.ta import talib_abstract
-
-        abstract = talib_abstract()
+        from algocli.data.ta import ta_function
 
         reads = []
         for (instrument, hkey), (name, params, price) in self._read.items():
             h = self._histories[instrument]
             outputs = h.indicator(hkey, name, params, price)
-            fn = abstract.Function(name)
+            fn = ta_function(name)  # its metadata
             flags = fn.info.get("output_flags", {})
             names = list(fn.output_names)
             reads.append(IndicatorRead(
@@ -288,7 +286,7 @@ class StrategyContext:
 
     def get_position(self, instrument: str) -> Position | None:
         """This strategy's open position in ``instrument``, or None when flat."""
-        pos = self._core.ledger.position(self._strategy_id, instrument)
+        pos = self._core.ledger.positions.get((self._strategy_id, instrument))
         if pos is None or pos.quantity == 0:
             return None
         h = self._histories.get(instrument)
@@ -550,7 +548,7 @@ def _check_arguments(name: str, params: dict, price: str | None) -> None:
 def _ta_signature(name: str) -> tuple[tuple[str, ...], dict]:
     """A TA-Lib function's parameter names and inputs, read once per process (building the
     ``abstract.Function`` costs more than a small backtest's indicator)."""
-    from algocli.data.ta import talib_abstract
+    from algocli.data.ta import ta_function
 
-    fn = talib_abstract().Function(name)
+    fn = ta_function(name)
     return tuple(fn.parameters), dict(fn.input_names)

@@ -79,21 +79,20 @@ class Line:
                              "use 0 for this bar and -1, -2 ... for earlier ones")
         return _NAN
 
-    def _now(self) -> tuple[memoryview, int]:
-        """The series and the current bar, reading the series again when the history grew."""
-        if self._h.length != self._length:
-            self._refresh()
-        return self._values, self._h.cursor
-
     def cross(self, other: Line | float) -> int:
         """1 if this line closed above ``other`` on this bar having been at or below it on the
         previous one, -1 for the opposite cross, 0 otherwise (also while either is NaN)."""
-        v, i = self._now()
+        # ``_now()`` inlined: a crossover strategy asks this on every bar it sees
+        if self._h.length != self._length:
+            self._refresh()
+        v, i = self._values, self._h.cursor
         if i < 1:
             return 0
         now, before = v[i], v[i - 1]
         if type(other) is Line:
-            ov, j = other._now()
+            if other._h.length != other._length:
+                other._refresh()
+            ov, j = other._values, other._h.cursor
             if j < 1:
                 return 0
             o_now, o_before = ov[j], ov[j - 1]

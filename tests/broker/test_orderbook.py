@@ -67,3 +67,25 @@ def test_a_modify_off_the_lot_or_tick_raises_with_the_reason():
     with pytest.raises(ValueError, match="tick of 0.05"):
         check_modify(BANKNIFTY_OPT, None, 100.01, TS)
     check_modify(BANKNIFTY_OPT, 60, 100.05, TS)  # whole lots, on the tick: accepted
+
+
+def test_orders_are_found_by_id_whenever_they_were_made_and_after_a_replay(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    book = OrderBook(Ledger(100_000), ["NSE:INFY"], lambda fill: None, journal)
+    first = [book.create("s", Signal("NSE:INFY", SignalAction.BUY, 1), TS, 0) for _ in range(3)]
+    assert [book.by_id[o.order_id] for o in first] == first
+    later = [book.create("t", Signal("NSE:INFY", SignalAction.SELL, 2), TS, 1) for _ in range(2)]
+    for o in first + later:
+        book.work(o)
+    # the index built at the first lookup takes in the orders made since
+    assert book.working(later[1].order_id, "t") is later[1] and book.working(later[1].order_id, "s") is None
+    assert sorted(book.by_id) == sorted(o.order_id for o in first + later) and len(book.by_id) == 5
+    book.set_status(later[0], later[0].status.CANCELLED, "by test", TS)
+    journal.close()
+    restored = OrderBook(Ledger(100_000), ["NSE:INFY"], lambda fill: None)
+    counts = restored.replay(read_journal(tmp_path / "journal.jsonl"))
+    assert counts["orders"] == 5
+    # a status record after its order was restored finds it; the order ids carry on from the last
+    assert restored.by_id[later[0].order_id].status is later[0].status.CANCELLED
+    assert restored.working(later[0].order_id, "t") is None and restored.working(later[1].order_id, "t")
+    assert restored.create("t", Signal("NSE:INFY", SignalAction.BUY, 1), TS, 2).order_id == "t-000003"

@@ -74,3 +74,12 @@ def test_cluster_and_workers_together_are_refused():
 
     with pytest.raises(UsageError, match="not both"):
         make_executor(workers=2, cluster="tcp://127.0.0.1:1")
+
+
+def test_local_pool_with_guided_batches_gives_the_same_trials_csv(run_yaml, inline_csv):
+    executor = make_executor(workers=2)
+    try:
+        result = run_trials(run_yaml, Space.parse(*SPACE), executor=executor)  # batches sized from the pilot
+    finally:
+        executor.close()
+    assert trials_csv(result) == inline_csv

@@ -148,3 +148,20 @@ def test_unknown_statistic_and_param_are_usage_errors(run_yaml):
         run_trials(run_yaml, _space(), maximize="sharpe")
     with pytest.raises(UsageError, match="no strategy has a parameter 'fast'"):
         run_trials(run_yaml, Space.parse(["fast=1:2:1"]))
+
+
+@pytest.mark.parametrize("n, largest, smallest, workers", [(399, 250, 5, 2), (1000, 40, 3, 4), (7, 100, 1, 2),
+                                                           (3, 1, 1, 2), (0, 10, 1, 2)])
+def test_guided_batches_cover_every_point_in_order_and_shrink_to_the_smallest(n, largest, smallest, workers):
+    from algocli.research.trials import guided
+
+    todo = list(range(n))
+    batches = guided(todo, largest, smallest, workers)
+    assert [x for b in batches for x in b] == todo
+    sizes = [len(b) for b in batches]
+    assert sizes == sorted(sizes, reverse=True)  # the big batches go out first
+    assert all(size <= max(largest, smallest) for size in sizes)
+    assert all(size >= smallest for size in sizes[:-1])  # only the remainder may be smaller
+    if n > 4 * workers * smallest:
+        # the last batch is a few trials, not a quarter of a worker's share as equal batches would be
+        assert sizes[-1] <= smallest and len(batches) > 2 * workers

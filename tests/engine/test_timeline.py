@@ -1,0 +1,159 @@
+"""A multi-instrument run's instants: instruments with a bar at every instant (aligned) or not (merged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algocli import BaseStrategy, OrderType, Signal, SignalAction
+from algocli.data.history import Bars
+from algocli.engine.backtest import Backtest
+from algocli.engine.timeline import Timeline, woken_events
+from helpers import random_bars
+
+INSTS = ["NSE_EQ:11", "NSE_EQ:12", "NSE_EQ:13", "NSE_EQ:14"]
+N = 300
+CAPITAL = 10_000_000.0  # no order is ever short of funds, in the run of all or of one
+
+
+def _bars() -> dict[str, Bars]:
+    return {inst: random_bars(N, seed=20 + k, inst=inst) for k, inst in enumerate(INSTS)}
+
+
+def _without(b: Bars, i: int) -> Bars:
+    return Bars(b.instrument, *(np.delete(col, i) for col in (b.ts, b.open, b.high, b.low, b.close, b.volume)))
+
+
+def test_the_same_instants_make_an_aligned_timeline_and_one_missing_bar_a_merged_one():
+    bars = _bars()
+    tl = Timeline(bars)
+    assert tl.aligned and tl.n_events == 4 * N and tl.bar_counts == [N] * 4
+    assert tl.last_bar == dict.fromkeys(INSTS, N - 1)
+    assert not hasattr(tl, "ev_slot")  # the merged events of every bar are not built
+    gap = {**bars, INSTS[1]: _without(bars[INSTS[1]], 7)}
+    merged = Timeline(gap)
+    assert not merged.aligned and merged.n_events == 4 * N - 1 and len(merged.group_bounds) == N + 1
+    assert merged.last_bar[INSTS[1]] == N - 1 and merged.bar_counts[1] == N - 1
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["aligned", "merged"])
+def test_woken_events_list_each_instants_woken_instruments_in_slot_order(gap):
+    rng = np.random.default_rng(5)
+    bars = _bars()
+    if gap:
+        bars[INSTS[1]] = _without(bars[INSTS[1]], 7)
+    tl = Timeline(bars)
+    counts = [len(b.ts) for b in bars.values()]
+    wakes = [rng.random(counts[0]) < 0.3, True, False, rng.random(counts[3]) < 0.1]
+    calls, call_from = woken_events(tl, wakes)
+    # by hand: at instant g, the instruments with a bar there whose mask (or flag) holds for that bar
+    expected = []
+    for g, t in enumerate(tl.ts):
+        row = []
+        for k, b in enumerate(bars.values()):
+            i = int(np.searchsorted(b.ts, t))
+            if i < len(b.ts) and b.ts[i] == t and (wakes[k] if isinstance(wakes[k], bool) else wakes[k][i]):
+                row.append((k, i))
+        expected.append(row)
+    if tl.aligned:  # a call is a slot, its bar the instant's own
+        got = [[(k, g) for k in calls[call_from[g]:call_from[g + 1]]] for g in range(len(tl.ts))]
+    else:  # a call is an event of the merged timeline
+        got = [[(int(tl.ev_slot[e]), tl.ev_idx[e]) for e in calls[call_from[g]:call_from[g + 1]]]
+               for g in range(len(tl.ts))]
+    assert got == expected
+    assert sum(map(len, expected)) > N  # the masks woke a fair share of the bars
+
+
+class WokenCross(BaseStrategy):
+    """Market orders on SMA(5/12) crossings, ``on_candle`` woken only there; records its fills."""
+
+    def __init__(self, inst: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.inst, self.fills = inst, []
+
+    def on_init(self) -> None:
+        ctx = self.context
+        self.fast, self.slow = ctx.line("SMA", self.inst, timeperiod=5), ctx.line("SMA", self.inst, timeperiod=12)
+        ctx.wake_on(self.fast.crossing(self.slow))
+
+    def on_candle(self, candle):
+        cross = self.fast.cross(self.slow)
+        pos = self.context.get_position(self.inst)
+        held = pos.quantity if pos is not None else 0
+        if cross > 0 and held <= 0:
+            return Signal(self.inst, SignalAction.BUY, 10)
+        if cross < 0 and held > 0:
+            return Signal(self.inst, SignalAction.SELL, held)
+        return None
+
+    def on_order_fill(self, fill) -> None:
+        self.fills.append((fill.bar, fill.price, self.context.get_balance()))
+
+
+class RestingLimits(BaseStrategy):
+    """Called on every bar: a limit order 1 % through the close that may rest for bars, then the other way."""
+
+    def __init__(self, inst: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.inst = inst
+
+    def on_candle(self, candle):
+        ctx = self.context
+        if ctx.open_orders(self.inst):
+            return None
+        pos = ctx.get_position(self.inst)
+        if pos is None:
+            price = ctx.round_to_tick(self.inst, candle.close * 0.99, SignalAction.BUY)
+            return Signal(self.inst, SignalAction.BUY, 5, OrderType.LIMIT, limit_price=price)
+        price = ctx.round_to_tick(self.inst, candle.close * 1.01, SignalAction.SELL)
+        return Signal(self.inst, SignalAction.SELL, pos.quantity, OrderType.LIMIT, limit_price=price)
+
+
+def _strategies() -> list[tuple[str, str, BaseStrategy]]:
+    # INSTS[2] is loaded but read by no strategy
+    return [("w0", INSTS[0], WokenCross(INSTS[0])), ("l1", INSTS[1], RestingLimits(INSTS[1])),
+            ("w3", INSTS[3], WokenCross(INSTS[3]))]
+
+
+def _orders(bt: Backtest, sid: str) -> list[tuple]:
+    return [(o.side, o.quantity, o.order_type, o.limit_price, o.status, o.created_bar, o.updated_ts, o.average_price)
+            for o in bt.core.broker.orders if o.strategy_id == sid]
+
+
+def test_an_aligned_run_trades_each_instrument_as_a_run_of_that_instrument_alone():
+    bars = _bars()
+    together = Backtest(bars, initial_capital=CAPITAL)
+    strategies = _strategies()
+    for sid, inst, strategy in strategies:
+        together.add_strategy(strategy, [inst], sid)
+    result = together.run()
+    assert together._timeline.aligned
+    for (sid, inst, strategy), (_, _, alone_strategy) in zip(strategies, _strategies()):
+        alone = Backtest({inst: bars[inst]}, initial_capital=CAPITAL)
+        alone.add_strategy(alone_strategy, [inst], sid)
+        alone_result = alone.run()
+        orders = _orders(together, sid)
+        assert len(orders) > 10 and orders == _orders(alone, sid)
+        assert [(f.bar, f.price, f.quantity) for f in result.fills if f.strategy_id == sid] == [
+            (f.bar, f.price, f.quantity) for f in alone_result.fills]
+        np.testing.assert_allclose(result.strategy_pnl[sid], alone_result.equity - CAPITAL, rtol=0, atol=1e-6)
+        if isinstance(strategy, WokenCross):  # a fill's callback ran at the same bar and price
+            assert [f[:2] for f in strategy.fills] == [f[:2] for f in alone_strategy.fills]
+    assert any(o.updated_ts - o.created_ts > 86_400 * 10**9 for o in together.core.broker.orders
+               if o.strategy_id == "l1")  # some limits rested across instants
+
+
+def test_an_error_on_an_aligned_timeline_names_the_strategy_instrument_and_bar():
+    class Fails(BaseStrategy):
+        def on_candle(self, candle):
+            if candle.index == 42:
+                raise ZeroDivisionError("boom")
+
+    bt = Backtest(_bars(), initial_capital=CAPITAL)
+    bt.add_strategy(Fails(), [INSTS[2]], "fails")
+    with pytest.raises(Exception, match=r"fails.*boom") as err:
+        bt.run()
+    from algocli.domain.candle import ns_to_ist
+
+    when = ns_to_ist(int(_bars()[INSTS[2]].ts[42])).isoformat()
+    assert INSTS[2] in str(err.value) and when in str(err.value)
