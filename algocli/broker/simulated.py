@@ -358,15 +358,12 @@ class SimulatedBroker:
                 return
         if fee is not None and fee.total:
             charges = _with_fee(charges or flat_charges(total), fee)
+            total = charges[0]
+        kinds = (total,) if charges is None else charges[1:]  # a flat rate's is all brokerage, the rest 0
         # the simulator fills the whole remaining quantity, so one fill per order
         oid = order.order_id
-        if charges is None:
-            fill = Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price, total, ts, timeline_bar,
-                        total)
-        else:
-            fill = Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price, charges[0], ts,
-                        timeline_bar, *charges[1:])
-        self.book.apply_fill(order, fill)
+        self.book.apply_fill(order, Fill(oid + "-F1", oid, order.strategy_id, inst, order.side, qty, price, total,
+                                         ts, timeline_bar, *kinds))
 
     def _cost_context(self, inst: str, buy: bool, qty: int, price: float, ts: int) -> CostContext:
         return CostContext(self.instruments.get(inst) or Instrument(inst),

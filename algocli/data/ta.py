@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -74,8 +75,6 @@ def ta_function(name: str):
     series for its metadata at the end. A Function keeps the inputs and parameters of its last
     call until the next, so threads (a Dask worker's) never share one.
     """
-    import threading
-
     key = (name, threading.get_ident())
     fn = _FUNCTIONS.get(key)
     if fn is None:

@@ -324,10 +324,9 @@ class Backtest:
         hists = core.histories
         opens = [(hists[inst], broker.pending[inst], inst) for inst in tl.instruments]
         closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], core.handle)) for inst in tl.instruments]
-        # With ``wake_on`` strategies, what runs on_candle, found before the loop; an instant's start
-        # in ``calls`` is ``call_from[g]`` (None: every event of every instant runs).
-        calls, call_from = woken_events(tl, [masks.get(inst, bool(subs[inst]))
-                                             for inst in tl.instruments]) if masks else (None, None)
+        # What runs on_candle (the ``wake_on`` bars, every bar of an instrument a strategy reads
+        # without it), found before the loop; an instant's start in ``calls`` is ``call_from[g]``.
+        calls, call_from = woken_events(tl, [masks.get(inst, bool(subs[inst])) for inst in tl.instruments])
         events: dict[int, list] = {}  # instant -> [(instrument, bar, [event, ...])]
         for inst, marks in self._events().items():
             bar_ts = core.histories[inst].ts_mv
@@ -369,12 +368,6 @@ class Backtest:
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
-                    if calls is None:
-                        for h, name, sid, on_candle in closes:
-                            out = on_candle(Candle((h, g, name)))
-                            if out is not None:
-                                handle(sid, out)
-                        continue
                     c, end = call_from[g], call_from[g + 1]
                     for k in calls[c:end]:
                         h, name, sid, on_candle = closes[k]
@@ -401,7 +394,7 @@ class Backtest:
                 # A chunk's square-offs and expiries fall on its first instant; one test per instant
                 # (not per bar) keeps a single copy of the loop.
                 marked = start if start in events else -1
-                c = call_from[start] if calls is not None else 0
+                c = call_from[start]
                 for g in range(start, stop):
                     clock.cursor = g
                     a, b = groups[g], groups[g + 1]
@@ -413,12 +406,6 @@ class Backtest:
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
-                    if calls is None:
-                        for (h, name, sid, on_candle), i in zip(ev_close[a:b], ev_idx[a:b]):
-                            out = on_candle(Candle((h, i, name)))
-                            if out is not None:
-                                handle(sid, out)
-                        continue
                     end = call_from[g + 1]
                     while c < end:
                         e = calls[c]
