@@ -1,25 +1,34 @@
 """Benchmark: ``run_trials`` throughput on one and two local workers, and per-trial overhead.
 
-Runs an SMA-crossover grid on the bundled daily data (``configs/sma.yaml``) and on a
-generated series of one-minute bars (``data/generate_sample.py``, as ``bench_sma.py``), each
-once in this process (1 worker) and once on a pool of 2 processes, with no journal. Usage::
+Runs an SMA-crossover grid on the bundled daily data (``configs/sma.yaml``, ``--repeat``
+sweeps per case, medians shown) and on a generated series of one-minute bars
+(``data/generate_sample.py``, as ``bench_sma.py``, one sweep), each in this process (1 worker)
+and on a pool of 2 processes, with no journal. Usage::
 
-    python benchmarks/bench_optimize.py [--bars 1000000] [--points 200] [--daily-only]
+    python benchmarks/bench_optimize.py [--bars 1000000] [--points 200] [--daily-only] [--repeat 5]
 
 Reported per case: trials/s per worker; speed-up of 2 workers over 1 and parallel
-efficiency (speed-up / 2); overhead per trial = (workers x wall - time inside the
-backtests) / trials, counted from when the batches went out (dispatch, pickling, memory
-checks, idle tails), and beside it the same with the sweep's setup (checking the points,
-the pilot trial, which the pool's processes start beside; the data's load is left out of
-both); peak RSS of each worker. Batches shrink towards the end of a sweep
-(``trials.guided``), so that the workers finish together. The figures vary with the host's load: on a shared 2-core machine other
-processes take the second core.
+efficiency (speed-up / 2). The workers' time beyond their backtests, once the batches went
+out, is split (``trials.overhead``, from each batch's start and end in the worker) into:
+
+- per-trial overhead: what grows with the trials, the cost of batching them (bookkeeping
+  between a batch's trials; results going back and the next batch coming in between batches);
+- once a sweep: the first batches reaching the workers and the tail (each worker's last
+  batch to the last result back), and before the batches the setup (checking the points,
+  the pilot trials, starting the pool's processes; the data's load is left out);
+- all told: workers x wall - time inside the backtests, per trial, from when the batches
+  went out, and with the setup.
+
+Batches shrink towards the end of a sweep (``trials.guided``), so that the workers finish
+together. Peak RSS of each worker is shown. The figures vary with the host's load: on a
+shared 2-core machine the client process and other processes take time from the workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +52,7 @@ def _grid(points: int) -> tuple[list[str], list[str]]:
 def _sweep(config: Path, params: list[str], constraints: list[str], workers: int) -> dict:
     from algocli.research import Space, run_trials
     from algocli.research.executors import make_executor
+    from algocli.research.trials import overhead
 
     executor = make_executor(workers=workers)
     try:
@@ -51,32 +61,43 @@ def _sweep(config: Path, params: list[str], constraints: list[str], workers: int
         executor.close()
     n = len(result.trials)
     wall = result.wall_seconds - result.load_seconds  # the client's load is the same for both
-    # Per trial: what the workers spent beyond the trials once the batches went out (dispatch,
-    # pickling, memory checks, idle tails). The setup before (the points' checks, the pilot trial)
-    # is a fixed cost of the sweep, shown on its own; the whole is the overhead of the sweep.
-    batched = max(1, n - 1)  # all but the pilot
-    after = max(0.0, workers * (result.wall_seconds - result.setup_seconds) - (result.busy_seconds
-                                                                               - result.pilot_seconds)) / batched
-    whole = max(0.0, workers * wall - result.busy_seconds) / n
     trial = result.busy_seconds / n
-    return {"trials": n, "wall": wall, "per_worker": n / wall / workers, "overhead_ms": after * 1e3,
-            "overhead_pct": 100 * after / trial, "whole_pct": 100 * whole / trial,
+    # Once the batches went out: what the workers spent beyond their trials, and of that what grows
+    # with the trials (batching: bookkeeping inside batches, results going back and batches coming
+    # in between them) against what a sweep pays once (the first batches arriving, the tail).
+    batched = max(1, n - int(round(result.pilot_seconds / trial)) if trial else n)  # all but the pilots
+    after = max(0.0, workers * (result.wall_seconds - result.setup_seconds) - (result.busy_seconds
+                                                                               - result.pilot_seconds))
+    split = overhead(result)
+    per_trial = (split["in_batch"] + split["between"]) / batched
+    whole = max(0.0, workers * wall - result.busy_seconds) / n
+    return {"trials": n, "wall": wall, "per_worker": n / wall / workers, "per_trial_ms": per_trial * 1e3,
+            "per_trial_pct": 100 * per_trial / trial, "once_ms": 1e3 * (split["start"] + split["tail"]),
+            "after_pct": 100 * after / batched / trial, "whole_pct": 100 * whole / trial,
             "setup": result.setup_seconds - result.load_seconds, "batch": result.batch_size,
-            "rss": max(result.workers.values(), default=0.0), "best": result.best.params if result.best else None}
+            "rss": max(result.workers.values(), default=0.0)}
 
 
-def _case(label: str, config: Path, grid: tuple, baseline_grid: tuple) -> None:
-    """Time ``grid`` on 2 workers and ``baseline_grid`` (the same or a part of it) on 1; the
-    speed-up compares throughputs (trials/s)."""
-    one = _sweep(config, *baseline_grid, 1)
-    two = _sweep(config, *grid, 2)
+def _median(runs: list[dict]) -> dict:
+    """Each figure's median over repeated sweeps (the host's load moves single runs by a few %)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def _case(label: str, config: Path, grid: tuple, baseline_grid: tuple, repeat: int) -> None:
+    """Time ``grid`` on 2 workers and ``baseline_grid`` (the same or a part of it) on 1, ``repeat``
+    times each, alternating; the speed-up compares throughputs (trials/s)."""
+    ones, twos = [], []
+    for _ in range(repeat):
+        ones.append(_sweep(config, *baseline_grid, 1))
+        twos.append(_sweep(config, *grid, 2))
+    one, two = _median(ones), _median(twos)
     speedup = 2 * two["per_worker"] / one["per_worker"]
-    print(label)
+    print(label + (f" (medians of {repeat} sweeps)" if repeat > 1 else ""))
     for name, r in (("1 worker ", one), ("2 workers", two)):
-        print(f"  {name}  {r['trials']:4d} trials {r['wall']:8.2f} s  {r['per_worker']:8.2f} trials/s/worker  "
-              f"batch {r['batch']:4d}  "
-              f"overhead {r['overhead_ms']:7.2f} ms/trial ({r['overhead_pct']:4.1f} %; with the "
-              f"{r['setup'] * 1e3:.0f} ms setup {r['whole_pct']:4.1f} %)"
+        print(f"  {name}  {r['trials']:4.0f} trials {r['wall']:8.2f} s  {r['per_worker']:8.2f} trials/s/worker  "
+              f"batch {r['batch']:4.0f}  per-trial overhead {r['per_trial_ms']:6.3f} ms ({r['per_trial_pct']:4.1f} %)"
+              f"  once a sweep: {r['once_ms']:4.1f} ms start and tail, {r['setup'] * 1e3:.0f} ms setup"
+              f"  all told {r['after_pct']:4.1f} % ({r['whole_pct']:4.1f} % with the setup)"
               + (f"  peak RSS/worker {r['rss']:.0f} MiB" if r["rss"] else ""))
     print(f"  speed-up {speedup:.2f}x   parallel efficiency {100 * speedup / 2:.0f} %")
 
@@ -88,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=int, default=20,
                         help="grid points of the 1-worker run on the minute series (it is long)")
     parser.add_argument("--daily-only", action="store_true", help="skip the minute series")
+    parser.add_argument("--repeat", type=int, default=5, help="sweeps of the daily data per case (medians shown)")
     args = parser.parse_args(argv)
     # One trial first, so that importing the engine (once per process) is not counted as per-trial overhead.
     _sweep(ROOT / "configs" / "sma.yaml", ["fast_period=10", "slow_period=30"], [], 1)
     daily = _grid(400)
-    _case("bundled daily data (configs/sma.yaml)", ROOT / "configs" / "sma.yaml", daily, daily)
+    _case("bundled daily data (configs/sma.yaml)", ROOT / "configs" / "sma.yaml", daily, daily, args.repeat)
     if args.daily_only:
         return 0
     from generate_sample import generate_minute_bars, write_csv
@@ -105,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         config = tmp_path / "bench.yaml"
         config.write_text(MINUTE_CONFIG.format(data=data, out=tmp_path / "out", capital=1_000_000,
                                                instruments='["NSE_EQ:1333"]'))
-        _case(f"{args.bars:,} one-minute bars", config, _grid(args.points), _grid(args.baseline))
+        _case(f"{args.bars:,} one-minute bars", config, _grid(args.points), _grid(args.baseline), 1)
     return 0
 
 

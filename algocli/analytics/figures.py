@@ -26,8 +26,8 @@ import numpy as np
 
 from algocli.analytics.charges import CHARGE_LABELS, ChargeSummary, cumulative_charges
 from algocli.analytics.plotdata import (
-    LINE_POINT_CAP, aggregate_bars, candle_buckets, column_to_ist, daily_grid, drawdown_pct, largest_trades,
-    minmax_indices, monthly_grid, ns_to_ist, time_breaks, time_labels,
+    CANDLE_CAP, LINE_POINT_CAP, aggregate_bars, candle_buckets, candle_cap, column_to_ist, daily_grid, drawdown_pct,
+    largest_trades, minmax_indices, monthly_grid, ns_to_ist, time_breaks, time_labels,
 )
 from algocli.analytics.stats import SHORT_RUN_SESSIONS, sessions_spanned
 from algocli.broker.simulated import EXPIRY_TAG, SQUAREOFF_TAG
@@ -249,12 +249,13 @@ def _pane_lines(read: IndicatorRead, yaxis: str) -> list[dict]:
 
 
 def instrument_figure(result: RunResult, instrument: str, shown: Trades, total: int,
-                      holidays: Iterable[date] | None = None, auto_exits: dict[str, list] | None = None) -> Figure:
-    """Candles, the indicators the strategies read, volume and trade markers of one instrument
-    (``auto_exits``: its fills by ``AUTO_EXITS`` tag, marked apart)."""
+                      holidays: Iterable[date] | None = None, auto_exits: dict[str, list] | None = None,
+                      cap: int = CANDLE_CAP) -> Figure:
+    """Candles (at most ``cap``), the indicators the strategies read, volume and trade markers of
+    one instrument (``auto_exits``: its fills by ``AUTO_EXITS`` tag, marked apart)."""
     raw = result.bars[instrument]
-    bars = aggregate_bars(raw)
-    _, lasts = candle_buckets(len(raw))  # an aggregated candle shows its last bar's indicator values
+    bars = aggregate_bars(raw, cap)
+    _, lasts = candle_buckets(len(raw), cap)  # an aggregated candle shows its last bar's indicator values
     ist = ns_to_ist(bars.ts)
     x = time_labels(ist)
     reads = _unique_reads(result, instrument, len(raw))
@@ -390,8 +391,9 @@ def build_figures(result: RunResult, holidays: Iterable[date] | None = None) -> 
 
     Returns:
         ``(key, figure)`` pairs in page order: ``"equity"``, ``"drawdown"``, ``"charges"`` (only
-        for a run with charges by kind), one ``"candles:<instrument>"`` per instrument (but untraded option contracts), ``"daily_returns"`` (a run shorter than
-        ``SHORT_RUN_SESSIONS``) or ``"monthly_returns"``, ``"trade_returns"``.
+        for a run with charges by kind), one ``"candles:<instrument>"`` per instrument (but
+        untraded option contracts; they share ``CANDLE_BUDGET``), ``"daily_returns"`` (a run
+        shorter than ``SHORT_RUN_SESSIONS``) or ``"monthly_returns"``, ``"trade_returns"``.
     """
     holidays = None if holidays is None else list(holidays)
     x = ns_to_ist(result.ts)
@@ -405,12 +407,14 @@ def build_figures(result: RunResult, holidays: Iterable[date] | None = None) -> 
     exits = auto_exit_fills(result)
     from algocli.analytics.derivatives import shown_instruments
 
-    for instrument in shown_instruments(result)[0]:
+    charted = shown_instruments(result)[0]
+    cap = candle_cap(len(charted))
+    for instrument in charted:
         mine = _rows(shown, shown["instrument"] == instrument)
         total = int((trades["instrument"] == instrument).sum())
         own = {tag: [f for f in fills if f.instrument == instrument] for tag, fills in exits.items()}
         figures.append((f"candles:{instrument}", instrument_figure(result, instrument, mine, total, holidays,
-                                                                  {t: f for t, f in own.items() if f})))
+                                                                  {t: f for t, f in own.items() if f}, cap)))
     figures.append(returns_grid_figure(result))
     figures.append(("trade_returns", trade_returns_figure(trades)))
     return figures

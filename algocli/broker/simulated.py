@@ -267,8 +267,8 @@ class SimulatedBroker:
         o, hi, lo, c = h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i]
         for order in self.pending[instrument][:]:
             status = order.status
-            if order.created_bar >= i or (status is not _PENDING and status is not _OPEN):
-                continue  # submitted on this bar, or cancelled by a fill callback meanwhile
+            if order.created_bar >= i or order.created_ts >= ts or (status is not _PENDING and status is not _OPEN):
+                continue  # submitted on this bar or at this instant, or cancelled by a fill callback meanwhile
             if order.order_type is _MARKET:
                 price = (self._market_price(order, o, hi, lo, c, ts) if self._to_tick
                          else self.fill_model.market_price(order.side is _BUY, o, hi, lo, c))

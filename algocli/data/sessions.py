@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -84,6 +85,9 @@ class SessionCheck:
         self.kept: dict[str, int] = {}
         self.uncovered: set[int] = set()
         self._said: set[int] = set()
+        # (IST day number, segment) -> (its session or None, the session's bounds): a basket's
+        # files share their days, so each day is looked up in the calendar once, not once a file
+        self._sessions: dict[tuple[int, str], tuple[Session | None, tuple[int, int] | None]] = {}
 
     def check(self, path: object, ts: np.ndarray, segment: str | None) -> None:
         """Check one file's bars, in file order (row ``i + 2`` of the file is ``ts[i]``).
@@ -119,14 +123,14 @@ class SessionCheck:
                 self.uncovered.add(day.year)
             if unusual is not None and day.weekday() < 5 and day not in unusual:
                 continue  # an ordinary weekday: a daily bar needs no session times
-            session = self.calendar.session(day, segment)
+            session, bounds = self._session(number, day, segment)
             if session is None:
                 closes[k] = opens[k]  # nothing is in
                 reasons[k] = self._closed_day(day, segment)
                 continue
             reasons[k] = session  # worded by _outside only for the bar refused
             if not daily:
-                opens[k], closes[k] = session.bounds_ns()
+                opens[k], closes[k] = bounds
                 if len(session.windows) > 1:
                     several.append((k, session))
         t = ts[rows]
@@ -145,6 +149,13 @@ class SessionCheck:
         reason = reason if isinstance(reason, str) else _outside(reason, segment)
         raise DataError(path, f"bar at {stamp} {reason}; delete the row, {_ALLOW}",
                         row=int(rows[first]) + 2)
+
+    def _session(self, number: int, day: date, segment: str) -> tuple[Session | None, tuple[int, int] | None]:
+        known = self._sessions.get((number, segment))
+        if known is None:
+            session = self.calendar.session(day, segment)
+            known = self._sessions[number, segment] = (session, session.bounds_ns() if session else None)
+        return known
 
     def _unusual_days(self, days: np.ndarray, covered: set[int]) -> set[date]:
         """Holidays and special sessions of the covered years ``days`` (IST day numbers) fall in."""
@@ -174,8 +185,7 @@ class SessionCheck:
             out.append(f"NSE calendar: {years} {'is' if len(new) == 1 else 'are'} not covered (covered: {covered}); "
                        "bars on those dates were checked against weekends and the regular session only; add "
                        f"{self.calendar.user_dir / 'nse_YYYY.csv'} with each year's holidays")
-        for path, n in self.kept.items():
-            out.append(f"{path}: kept {n} bar(s) on NSE holidays or outside the session (data.allow_off_session)")
+        out.extend(_kept_lines(self.kept))
         self.kept = {}
         return out
 
@@ -183,6 +193,22 @@ class SessionCheck:
         """Pass ``warnings()`` to ``warn``, one line each."""
         for line in self.warnings():
             warn(line)
+
+
+#: More files than this with off-session bars kept are told of in one line, not one line each.
+KEPT_LINES = 3
+
+
+def _kept_lines(kept: dict[str, int]) -> list[str]:
+    """The off-session bars kept, per file, or for a basket of many files in one line."""
+    what = "on NSE holidays or outside the session (data.allow_off_session)"
+    if len(kept) <= KEPT_LINES:
+        return [f"{path}: kept {n} bar(s) {what}" for path, n in kept.items()]
+    low, high = min(kept.values()), max(kept.values())
+    folders = {str(Path(path).parent) for path in kept}
+    where = f"in {folders.pop()}" if len(folders) == 1 else f"in {len(folders)} folders"
+    each = f"{low} each" if low == high else f"{low} to {high} each"
+    return [f"{len(kept)} files {where} (first {next(iter(kept))}): kept {sum(kept.values())} bar(s), {each}, {what}"]
 
 
 def _is_daily(ts: np.ndarray) -> bool:

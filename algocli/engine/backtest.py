@@ -272,9 +272,10 @@ class Backtest:
         try:
             for start, stop in self._chunks(h.length, progress, sorted(events)):
                 if start in events:  # once per chunk: the broker's square-off or an expiry falls here
-                    i = h.cursor = start
+                    i = start
                     if working:
                         on_bar(inst, i, ts[i], i)
+                    h.cursor = i
                     self._apply_events(inst, i, events[i], i)
                     if wakes is None or wakes[i]:
                         out = on_candle(Candle((h, i, inst)))
@@ -285,25 +286,26 @@ class Backtest:
                     i = start  # go from one woken bar to the next, bar by bar only while an order works
                     for w in woken[bisect_left(woken, start):bisect_left(woken, stop)]:
                         while working and i < w:
-                            h.cursor = i
                             on_bar(inst, i, ts[i], i)
+                            h.cursor = i
                             i += 1
-                        i = h.cursor = w
+                        i = w
                         if working:
                             on_bar(inst, i, ts[i], i)
+                        h.cursor = i
                         out = on_candle(Candle((h, i, inst)))
                         if out is not None:
                             handle(sid, out)
                         i += 1
                     while working and i < stop:
-                        h.cursor = i
                         on_bar(inst, i, ts[i], i)
+                        h.cursor = i
                         i += 1
                     continue
                 for i in range(start, stop):
-                    h.cursor = i
                     if working:
                         on_bar(inst, i, ts[i], i)
+                    h.cursor = i
                     out = on_candle(Candle((h, i, inst)))
                     if out is not None:
                         handle(sid, out)
@@ -336,8 +338,8 @@ class Backtest:
         loop(progress, opens, closes, calls, call_from, events)
 
     def _aligned_loop(self, progress, opens, closes, calls, call_from, events) -> None:
-        """Instant ``g`` is bar ``g`` of every instrument: no per-event lists, and an instant
-        with no working order sets the cursors in one plain loop."""
+        """Instant ``g`` is bar ``g`` of every instrument: no per-event lists, the cursors set in
+        one plain loop."""
         core, tl = self.core, self._timeline
         clock, on_bar, handle = core.clock, core.broker.on_bar, core.handle
         hists = [h for h, _, _ in opens]
@@ -351,20 +353,10 @@ class Backtest:
                 marked = start if start in events else -1  # square-offs and expiries: a chunk's first instant
                 for g in range(start, stop):
                     clock.cursor = g
-                    # Every bar of this instant opens first, in slot order: an instrument's working
-                    # orders are matched once the cursors up to its own have moved, before the rest.
-                    if any(pendings):
-                        done = 0
-                        for k in compress(slots, pendings):
-                            for h in hists[done:k + 1]:
-                                h.cursor = g
-                            done = k + 1
-                            on_bar(names[k], g, tl_ts[g], g)
-                        for h in hists[done:]:
-                            h.cursor = g
-                    else:
-                        for h in hists:
-                            h.cursor = g
+                    for k in compress(slots, pendings):  # working orders match first (see _merged_loop)
+                        on_bar(names[k], g, tl_ts[g], g)
+                    for h in hists:
+                        h.cursor = g
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
@@ -398,11 +390,18 @@ class Backtest:
                 for g in range(start, stop):
                     clock.cursor = g
                     a, b = groups[g], groups[g + 1]
-                    # every bar of this instant opens first, then strategies see them closed
-                    for (h, working, inst), i in zip(ev_open[a:b], ev_idx[a:b]):
-                        h.cursor = i
+                    # Working orders match against the bars that open here while every cursor is
+                    # still on its last closed bar: a fill's funds check values other positions at
+                    # their last close, and its on_order_fill reads closed bars only, whatever the
+                    # order the instruments were listed in (the broker holds an order placed during
+                    # this instant for its instrument's next bar). Then the bars close and the
+                    # strategies see them.
+                    here = ev_open[a:b]
+                    for (h, working, inst), i in zip(here, ev_idx[a:b]):
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
+                    for (h, _, _), i in zip(here, ev_idx[a:b]):
+                        h.cursor = i
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)

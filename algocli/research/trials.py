@@ -31,6 +31,8 @@ JOURNAL = "trials.journal.jsonl"
 BATCH_SECONDS = 0.5
 #: The last batches shrink down to this, so that no worker waits long for the others at the end.
 MIN_BATCH_SECONDS = 0.01
+#: A first trial quicker than this is timed again (see ``_Sweep._pilot``).
+PILOT_SECONDS = 0.1
 
 
 def guided(todo: list, largest: int, smallest: int, workers: int) -> list[list]:
@@ -101,14 +103,20 @@ class TrialsResult:
     wall_seconds: float = 0.0
     busy_seconds: float = 0.0  # sum of the trials' own wall times, this call only
     load_seconds: float = 0.0
-    # From the start until the first batch went out: the data, the points' checks and the pilot
-    # trial (``pilot_seconds`` of ``busy_seconds``), while the pool's processes start (``Executor.start``):
-    # a fixed cost whatever the number of trials.
+    # From the start until the first batch went out: the data, the points' checks, the pilot
+    # trials (``pilot_seconds`` of ``busy_seconds``) and starting the pool's processes
+    # (``Executor.start``): a fixed cost whatever the number of trials.
     setup_seconds: float = 0.0
     pilot_seconds: float = 0.0
     batch_size: int = 1
     executor: str = ""
     interrupted: bool = False
+    #: Per batch run now: worker, (start, end) in its clock, its trials' own seconds. With
+    #: ``dispatched``/``finished`` (the client's ``time.time()`` when the first batch went out
+    #: and when the last came back) they split a local sweep's overhead (``overhead``).
+    batches: list[tuple[str, tuple[float, float], float]] = field(default_factory=list)
+    dispatched: float = 0.0
+    finished: float = 0.0
 
     @property
     def best(self) -> Trial | None:
@@ -173,11 +181,16 @@ class _Sweep:
             batches = [todo[i:i + self.batch] for i in range(0, len(todo), self.batch)]
         else:
             if todo and self.per_batch is None:
-                self.per_batch = self._pilot(todo.pop(0))
+                self._pilot(todo)
             batches = guided(todo, self.per_batch or 1, self.min_batch, self.executor.workers)
+        if batches:
+            # A local pool forks now, after the pilot imported and warmed up what a trial uses: its
+            # processes inherit that instead of each paying it in its first trial.
+            self.executor.start()
         self.result.batch_size = max(self.result.batch_size, len(batches[0]) if batches else 1)
         if batches and not self.result.setup_seconds:
             self.result.setup_seconds = time.perf_counter() - self.started
+            self.result.dispatched = time.time()
         pending = self.executor.run(self.spec, batches) if batches else iter(())
         params_of = dict(todo)
         try:
@@ -189,14 +202,26 @@ class _Sweep:
                 close()
             self._append_trials(keyed)
 
-    def _pilot(self, item: tuple[str, dict]) -> int:
-        """Run one trial here to time it, and size the batches from it."""
-        key, params = item
-        row = run_trial(self.ctx, params, **({"keep_returns": True} if self.spec.keep_returns else {}))
-        self.result.pilot_seconds += row["seconds"]
-        self._record([(key, params, row)])
-        self.min_batch = max(1, round(MIN_BATCH_SECONDS / max(row["seconds"], 1e-6)))
-        return max(1, round(BATCH_SECONDS / max(row["seconds"], 1e-6)))
+    def _pilot(self, todo: list[tuple[str, dict]]) -> None:
+        """Run the first points of ``todo`` here (taking them out of it) to time a trial, and
+        size the batches from that.
+
+        A process's first trial also imports and warms up what trials use, which can make it
+        several times slower than the rest; when it was quick (under ``PILOT_SECONDS``) a
+        second one is timed, so that tiny trials are not sized as if each took the first's time.
+        """
+        extra = {"keep_returns": True} if self.spec.keep_returns else {}
+        seconds = 1.0
+        for _ in range(2):
+            key, params = todo.pop(0)
+            row = run_trial(self.ctx, params, **extra)
+            self.result.pilot_seconds += row["seconds"]
+            self._record([(key, params, row)])
+            seconds = max(row["seconds"], 1e-6)
+            if seconds >= PILOT_SECONDS or not todo:
+                break
+        self.min_batch = max(1, round(MIN_BATCH_SECONDS / seconds))
+        self.per_batch = max(1, round(BATCH_SECONDS / seconds))
 
     def _take(self, out: dict, params_of: dict) -> None:
         self._record([(k, params_of[k], row) for k, row in out["rows"]])
@@ -207,6 +232,8 @@ class _Sweep:
             raise err
         self.result.workers[out["worker"]] = max(out["peak_rss_mb"], self.result.workers.get(out["worker"], 0.0))
         self.result.load_seconds += out["load_seconds"]
+        self.result.batches.append((out["worker"], out["span"], sum(row["seconds"] for _, row in out["rows"])))
+        self.result.finished = time.time()
 
     def _record(self, rows: list[tuple[str, dict, dict]]) -> None:
         if not rows:
@@ -238,6 +265,31 @@ class _Sweep:
                 len(self.result.trials), params, key, record["stats"], record["values"],
                 self.result.objective.score(record["values"]), record["seconds"], cached=key not in self.ran_now,
                 returns=record.get("returns")))
+
+
+def overhead(result: TrialsResult) -> dict[str, float]:
+    """Where the workers' time beyond their trials went, from ``result.batches`` (their clocks
+    must agree with the client's: a local pool, or inline).
+
+    Returns:
+        Seconds summed over the workers: ``in_batch`` (inside batches, between trials: timing,
+        memory readings, rows), ``between`` (between a worker's batches: its results going back,
+        the next batch coming in), ``start`` (from the first batch's dispatch to each worker's
+        first batch) and ``tail`` (from each worker's last batch to the last result's arrival).
+        The first two grow with the trials (the cost of batching them); start and tail are
+        paid once a sweep.
+    """
+    spans: dict[str, list[tuple[float, float, float]]] = {}
+    for worker, (start, end), trials in result.batches:
+        spans.setdefault(worker, []).append((start, end, trials))
+    out = dict.fromkeys(("in_batch", "between", "start", "tail"), 0.0)
+    for own in spans.values():
+        own.sort()
+        out["in_batch"] += sum(max(0.0, end - start - trials) for start, end, trials in own)
+        out["between"] += sum(max(0.0, b[0] - a[1]) for a, b in zip(own, own[1:]))
+        out["start"] += max(0.0, own[0][0] - result.dispatched)
+        out["tail"] += max(0.0, result.finished - own[-1][1])
+    return out
 
 
 def _shown(params: dict) -> str:
@@ -298,7 +350,6 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
                           load_seconds=ctx.load_seconds)
     accept = lambda point: refusal(ctx, point)  # noqa: E731
     executor = executor or InlineExecutor()
-    executor.start()
     result.executor = executor.description
     journal = _Journal(Path(out_dir) / JOURNAL) if out_dir is not None else _MemoryJournal()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 import os
 import resource
 import socket
@@ -35,7 +36,11 @@ _LOADS = 0
 #: ``gc.freeze`` during the next run hides from the collector: a worker collects once its memory
 #: grew this much since the last collection (20-200 ms each), so memory stays bounded.
 GC_SLACK_MB = 64.0
+#: Memory is read once this much trial time has passed since the last reading: after every trial
+#: of a millisecond it would cost some 15 us (reading ``/proc`` just after a run freed its arrays).
+RSS_EVERY_SECONDS = 0.02
 _rss_after_gc: float | None = None
+_since_rss = math.inf  # trial seconds since the last reading (the first trial is read)
 
 
 @dataclass(frozen=True)
@@ -134,33 +139,57 @@ def with_params(config, params: dict, source: str):
     """``config`` with the strategy parameters of ``params`` set.
 
     A name is ``<param>`` (the strategies whose parameters include it; when several do, it
-    must be qualified) or ``<strategy id>.<param>``.
+    must be qualified) or ``<strategy id>.<param>``. Which strategies a name sets is worked
+    out once per run definition and names (every trial of a sweep asks the same).
 
     Raises:
         ConfigError: No strategy has that parameter, or several do and the name is bare.
     """
+    targets = _targets(config, tuple(params), source)
+    updates: dict[int, dict] = {}
+    for (name, value), where in zip(params.items(), targets):
+        key = name.rpartition(".")[2]
+        for k in where:
+            updates.setdefault(k, {})[key] = value
+    entries = [e.model_copy(update={"params": {**e.params, **updates[k]}}) if k in updates else e
+               for k, e in enumerate(config.strategies)]
+    return config.model_copy(update={"strategies": entries})
+
+
+#: (id of a run definition, parameter names) -> (that run definition, per name the strategies it sets)
+_TARGETS: dict[tuple[int, tuple[str, ...]], tuple[object, list[tuple[int, ...]]]] = {}
+
+
+def _targets(config, names: tuple[str, ...], source: str) -> list[tuple[int, ...]]:
+    """Per parameter name, the indices of the strategies it sets (see ``with_params``)."""
+    cached = _TARGETS.get((id(config), names))
+    if cached is not None and cached[0] is config:
+        return cached[1]
     from algocli.registry import resolve
 
-    entries = [e.model_copy(update={"params": dict(e.params)}) for e in config.strategies]
-    for name, value in params.items():
+    entries = config.strategies
+    found = []
+    for name in names:
         sid, _, key = name.rpartition(".")
         if sid:
-            targets = [e for e in entries if e.id == sid]
-            if not targets:
+            where = tuple(k for k, e in enumerate(entries) if e.id == sid)
+            if not where:
                 raise ConfigError(f"{source}: --param {name}: no strategy has id {sid!r}; "
                                   f"ids: {', '.join(e.id for e in entries)}")
         else:
-            targets = [e for e in entries
-                       if key in resolve("strategy", e.class_, where=f"{source}: strategies").Params.model_fields]
-            if not targets:
+            where = tuple(k for k, e in enumerate(entries)
+                          if key in resolve("strategy", e.class_, where=f"{source}: strategies").Params.model_fields)
+            if not where:
                 raise ConfigError(f"{source}: --param {name}: no strategy has a parameter {key!r}; "
                                   "see `algo strategies` for each strategy's parameters")
-            if len(targets) > 1:
-                raise ConfigError(f"{source}: --param {name}: strategies {', '.join(e.id for e in targets)} all "
-                                  f"have it; write --param <id>.{key}=...")
-        for entry in targets:
-            entry.params[key] = value
-    return config.model_copy(update={"strategies": entries})
+            if len(where) > 1:
+                raise ConfigError(f"{source}: --param {name}: strategies {', '.join(entries[k].id for k in where)} "
+                                  f"all have it; write --param <id>.{key}=...")
+        found.append(where)
+    if len(_TARGETS) > 64:  # a long walk-forward makes a run definition per window
+        _TARGETS.clear()
+    _TARGETS[(id(config), names)] = (config, found)
+    return found
 
 
 def refusal(ctx: TrialContext, params: dict) -> str | None:
@@ -285,14 +314,21 @@ def current_rss_mb() -> float | None:
 def release_garbage(seconds: float) -> float | None:
     """Collect finished trials' garbage when memory grew ``GC_SLACK_MB`` since the last collection.
 
+    Memory is read after a trial once ``RSS_EVERY_SECONDS`` of trials have run since the
+    last reading.
+
     Args:
         seconds: How long the trial just finished took; without a memory reading (not Linux)
             a trial of a quarter second or more is followed by a collection.
 
     Returns:
-        Resident memory in MiB afterwards, None where unknown.
+        Resident memory in MiB afterwards, None where not read or unknown.
     """
-    global _rss_after_gc
+    global _rss_after_gc, _since_rss
+    _since_rss += seconds
+    if _since_rss < RSS_EVERY_SECONDS:
+        return None
+    _since_rss = 0.0
     rss = current_rss_mb()
     if rss is None:
         if seconds >= 0.25:
@@ -315,11 +351,14 @@ def run_batch(spec: ContextSpec, points: list[tuple[str, dict]]) -> dict:
 
     Returns:
         ``{"rows": [(key, row), ...], "worker": "host:pid", "peak_rss_mb": float,
-        "load_seconds": float, "seconds": float, "rss_mb": [resident MiB after each trial],
-        "loads": data loads in this worker process so far}``.
+        "load_seconds": float, "seconds": float, "rss_mb": [resident MiB after each trial, None
+        where not read (``release_garbage``)],
+        "loads": data loads in this worker process so far, "span": (start, end) in the
+        worker's clock (``time.time()``)}``.
     """
     from algocli.errors import AlgoError
 
+    began = time.time()
     started = time.perf_counter()
     fresh = spec.key not in _CONTEXTS
     out = {"rows": [], "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None, "rss_mb": []}
@@ -334,6 +373,7 @@ def run_batch(spec: ContextSpec, points: list[tuple[str, dict]]) -> dict:
     except AlgoError as exc:
         out["error"] = (type(exc).__name__, exc.exit_code, str(exc), params)
         ctx = None
-    out.update(peak_rss_mb=peak_rss_mb(), seconds=time.perf_counter() - started, loads=_LOADS,
+    seconds = time.perf_counter() - started
+    out.update(peak_rss_mb=peak_rss_mb(), seconds=seconds, loads=_LOADS, span=(began, began + seconds),
                load_seconds=ctx.load_seconds if fresh and ctx is not None else 0.0)
     return out

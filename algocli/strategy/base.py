@@ -157,7 +157,12 @@ class BaseStrategy(ABC):
         """React to a closed candle; return signals, or submit orders through the context."""
 
     def on_order_fill(self, fill: Fill) -> None:
-        """React to one of this strategy's fills."""
+        """React to one of this strategy's fills.
+
+        In a backtest orders are matched against a bar before it closes: here every instrument's
+        current candle is still its last closed bar, and an order placed here waits for its
+        instrument's next bar.
+        """
 
     def on_stop(self) -> None:
         """Release resources at the end of the run."""

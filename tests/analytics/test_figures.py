@@ -232,3 +232,20 @@ def test_a_strategys_own_exit_is_not_marked_as_automatic():
     result = with_charges(make_result(n_bars=60, n_trades=2), tag="my-stop")
     candles = dict(build_figures(result))[f"candles:{INSTRUMENTS[0]}"]
     assert not [t for t in candles["data"] if t.get("meta")]
+
+
+@pytest.mark.parametrize("n, per_chart", [(1, 2_000), (5, 2_000), (8, 1_250), (20, 500), (40, 500)])
+def test_many_instruments_share_the_candle_budget(n, per_chart):
+    """Worked by hand from CANDLE_CAP 2,000, CANDLE_BUDGET 10,000 and CANDLE_FLOOR 500: each of
+    ``n`` charts gets 10,000 // n candles, between the two."""
+    names = tuple(f"NSE_EQ:{3000 + k}" for k in range(n))
+    result = make_result(n_bars=10_000, n_trades=0, intraday=True, instruments=names)
+    figs = dict(build_figures(result))
+    for name in names:
+        candles = figs[f"candles:{name}"]["data"][0]
+        assert len(candles["x"]) == per_chart, name
+        # equal-count buckets of the 10,000 bars: the first candle opens at bar 0, the last closes at the last bar
+        bars = result.bars[name]
+        size = 10_000 // per_chart
+        assert candles["open"][0] == bars.open[0] and candles["close"][-1] == bars.close[-1]
+        assert candles["high"][0] == bars.high[:size].max()

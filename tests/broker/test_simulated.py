@@ -351,13 +351,16 @@ def test_an_order_refused_for_its_charges_leaves_no_trace_in_the_days_charges():
     assert bought.stt + sold.stt == pytest.approx(1.39)
 
 
-def test_available_funds_count_shorts_in_other_instruments_at_their_close():
+@pytest.mark.parametrize("b_first", [False, True], ids=["A-then-B", "B-then-A"])
+def test_available_funds_count_shorts_in_other_instruments_at_their_close(b_first):
     # Without product rules a long blocks its value and a short blocks its value again (its sale
     # proceeds sit in cash): the funds check and available_margin() count both across instruments.
+    # At the open of bar 2, where A's orders fill, B's last close is bar 1's 50 (its bar 2 closes at
+    # 60 later), in whichever order the two were listed.
     a_rows = [(100, 100, 100, 100)] * 4
     b_rows = [(50, 50, 50, 50), (50, 50, 50, 50), (50, 60, 50, 60), (60, 60, 60, 60)]
-    bt = Backtest({"NSE_EQ:A": make_bars(a_rows, "NSE_EQ:A"), "NSE_EQ:B": make_bars(b_rows, "NSE_EQ:B")},
-                  initial_capital=10_000.0)
+    bars = {"NSE_EQ:A": make_bars(a_rows, "NSE_EQ:A"), "NSE_EQ:B": make_bars(b_rows, "NSE_EQ:B")}
+    bt = Backtest(dict(reversed(bars.items())) if b_first else bars, initial_capital=10_000.0)
     seen = {}
     script = {
         0: lambda ctx, c: c.instrument == "NSE_EQ:B" and ctx.sell("NSE_EQ:B", 50),  # fills at 50 on bar 1

@@ -561,3 +561,16 @@ def test_the_bundled_daily_sample_trades_on_nse_trading_days_only():
         assert "2024-01-22" not in days and "2024-06-17" not in days and "2024-11-20" not in days  # holidays
         assert "2024-01-20" in days  # the Saturday special session
 
+
+
+def test_a_basket_of_files_with_off_session_bars_is_told_of_in_one_line(tmp_path):
+    """Fifty files each with a holiday bar gave fifty warnings; more than ``KEPT_LINES`` files make one."""
+    names = [f"NSE_EQ_{2001 + k}" for k in range(5)]
+    for k, name in enumerate(names):
+        # 2024-01-26 (Republic Day) in every file; the last file also has Saturday 2024-01-27
+        _bars_file(tmp_path, name, ["2024-01-25", "2024-01-26", *(["2024-01-27"] if k == 4 else []), "2024-01-29"])
+    said: list[str] = []
+    CsvFeed(CsvFeedConfig(path=tmp_path, allow_off_session=True)).load(
+        [n.replace("NSE_EQ_", "NSE_EQ:") for n in names], Interval.DAY_1, warn=said.append)
+    assert said == [f"5 files in {tmp_path} (first {tmp_path / 'NSE_EQ_2001.csv'}): kept 6 bar(s), 1 to 2 each, "
+                    "on NSE holidays or outside the session (data.allow_off_session)"]

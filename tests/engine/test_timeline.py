@@ -157,3 +157,83 @@ def test_an_error_on_an_aligned_timeline_names_the_strategy_instrument_and_bar()
 
     when = ns_to_ist(int(_bars()[INSTS[2]].ts[42])).isoformat()
     assert INSTS[2] in str(err.value) and when in str(err.value)
+
+
+class HedgeOnFill(BaseStrategy):
+    """Buys A on its 50th candle; each fill of A records where both instruments stand and buys B."""
+
+    def __init__(self, a: str, b: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.a, self.b, self.seen = a, b, []
+
+    def on_candle(self, candle):
+        if candle.instrument == self.a and candle.index == 50:
+            return Signal(self.a, SignalAction.BUY, 10)
+        return None
+
+    def on_order_fill(self, fill) -> None:
+        ctx = self.context
+        self.seen.append((fill.instrument, fill.ts, ctx.get_candle(self.a).ts, ctx.get_candle(self.b).ts))
+        if fill.instrument == self.a:
+            ctx.buy(self.b, 5)
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["aligned", "merged"])
+@pytest.mark.parametrize("b_first", [False, True], ids=["A-then-B", "B-then-A"])
+def test_a_fill_sees_every_instrument_at_its_last_close_whatever_their_order(gap, b_first):
+    """Working orders match against the bars that open at an instant while every instrument still
+    shows its last closed bar: a fill's callback reads closed bars only (the bar that opened has not
+    closed), and an order it places waits for its instrument's next bar, in whichever order the
+    instruments were loaded. Before, an instrument loaded before the filled one already showed the
+    bar that had just opened (its close, not yet known), and one loaded after it the previous bar,
+    where an order from the callback then filled at the same instant."""
+    bars = _bars()
+    a, b, other = INSTS[0], INSTS[1], INSTS[2]
+    if gap:
+        bars[other] = _without(bars[other], 100)  # a third instrument's missing bar: a merged timeline
+    loaded = {k: bars[k] for k in ([b, a, other] if b_first else [a, b, other])}
+    bt = Backtest(loaded, initial_capital=CAPITAL)
+    strategy = HedgeOnFill(a, b)
+    bt.add_strategy(strategy, [a, b], "hedge")
+    bt.run()
+    assert bt._timeline.aligned is not gap
+    ts = bars[a].ts  # a and b share every instant
+    fill_a, fill_b = strategy.seen[:2]  # (the run closes both positions at its end)
+    assert fill_a[0] == a and fill_a[1] == ts[51]  # the order of candle 50 fills at the next open
+    assert fill_a[2:] == (ts[50], ts[50])  # both instruments at their last close
+    assert fill_b[0] == b and fill_b[1] == ts[52]  # the callback's order: at B's next bar, not the same instant
+    assert fill_b[2:] == (ts[51], ts[51])
+
+
+@pytest.mark.parametrize("woken", [False, True], ids=["every-bar", "wake_on"])
+def test_one_instrument_fill_sees_its_last_close_too(woken):
+    """The single-instrument loops keep the same order: a fill at bar 11's open reads bar 10 as the
+    current candle, and an order its callback places fills at bar 12, with or without ``wake_on``."""
+
+    class Once(BaseStrategy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = []
+
+        def on_init(self) -> None:
+            if woken:  # woken on bar 10 only: the loop then steps bar by bar while orders work
+                line = self.context.line("SMA", INSTS[0], timeperiod=1)
+                self.context.wake_on(line.crossing(float(_bars()[INSTS[0]].close[9:11].mean())))
+
+        def on_candle(self, candle):
+            if candle.index == 10 and not self.seen:
+                return Signal(INSTS[0], SignalAction.BUY, 10)
+            return None
+
+        def on_order_fill(self, fill) -> None:
+            self.seen.append((fill.ts, self.context.get_candle(INSTS[0]).ts))
+            if len(self.seen) == 1:
+                self.context.buy(INSTS[0], 5)
+
+    bars = {INSTS[0]: _bars()[INSTS[0]]}
+    bt = Backtest(bars, initial_capital=CAPITAL)
+    strategy = Once()
+    bt.add_strategy(strategy, [INSTS[0]], "once")
+    bt.run()
+    ts = bars[INSTS[0]].ts
+    assert strategy.seen[:2] == [(ts[11], ts[10]), (ts[12], ts[11])]

@@ -10,6 +10,7 @@ import yaml
 from algocli.research import Space, run_trials
 from algocli.research.executors import DaskExecutor, LocalExecutor, make_executor
 from algocli.research.outputs import trials_csv
+from algocli.research.trials import overhead
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = (["fast_period=5:25:5", "slow_period=20:60:20"], ["fast_period < slow_period"])
@@ -83,3 +84,13 @@ def test_local_pool_with_guided_batches_gives_the_same_trials_csv(run_yaml, inli
     finally:
         executor.close()
     assert trials_csv(result) == inline_csv
+    # every batch ran in a worker between the first dispatch and the last result, and held its trials
+    workers = {worker for worker, _, _ in result.batches}
+    assert workers <= set(result.workers) and len(result.batches) >= 2
+    for _, (start, end), trials in result.batches:
+        assert result.dispatched <= start <= end <= result.finished and 0 < trials <= end - start
+    split = overhead(result)
+    assert all(v >= 0 for v in split.values())
+    # each worker's time from the dispatch to the last result: its trials plus the four parts
+    window = len(workers) * (result.finished - result.dispatched)
+    assert sum(split.values()) + sum(t for _, _, t in result.batches) == pytest.approx(window, abs=1e-5)

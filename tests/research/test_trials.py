@@ -165,3 +165,63 @@ def test_guided_batches_cover_every_point_in_order_and_shrink_to_the_smallest(n,
     if n > 4 * workers * smallest:
         # the last batch is a few trials, not a quarter of a worker's share as equal batches would be
         assert sizes[-1] <= smallest and len(batches) > 2 * workers
+
+
+class _Recorded:
+    """The inline executor, noting when the pool would start and when batches go out."""
+
+    workers = 2
+    description = "recorded"
+
+    def __init__(self, events: list) -> None:
+        from algocli.research.executors import InlineExecutor
+
+        self.events, self._inline = events, InlineExecutor()
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def run(self, spec, batches):
+        self.events.append(f"run {sum(map(len, batches))}")
+        self.sizes = [len(b) for b in batches]
+        return self._inline.run(spec, batches)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pilot_seconds, pilots", [(10.0, 2), (0.0, 1)])
+def test_the_pool_starts_after_the_pilot_and_a_quick_first_trial_is_timed_again(run_yaml, monkeypatch,
+                                                                                  pilot_seconds, pilots):
+    """The pilot warms up this process before a local pool forks from it; a first trial quicker
+    than ``PILOT_SECONDS`` (it paid for imports) is followed by a second that sizes the batches."""
+    from algocli.research import trials
+
+    monkeypatch.setattr(trials, "PILOT_SECONDS", pilot_seconds)
+    events: list = []
+    real = trials.run_trial
+    monkeypatch.setattr(trials, "run_trial", lambda ctx, params: events.append("pilot") or real(ctx, params))
+    executor = _Recorded(events)
+    result = run_trials(run_yaml, _space(), executor=executor)
+    total = len(result.trials)
+    assert total > pilots + 1
+    assert events == ["pilot"] * pilots + ["start", f"run {total - pilots}"]
+    seconds = [t.seconds for t in result.trials[:pilots]]
+    sized = trials.guided(list(range(total - pilots)), max(1, round(trials.BATCH_SECONDS / seconds[-1])),
+                          max(1, round(trials.MIN_BATCH_SECONDS / seconds[-1])), 2)
+    assert executor.sizes == [len(b) for b in sized]  # sized from the last pilot
+    assert result.pilot_seconds == pytest.approx(sum(seconds))
+
+
+def test_overhead_splits_the_workers_time_beyond_their_trials():
+    """Worked by hand: two workers from the dispatch at t=100 s to the last result at t=101 s."""
+    from algocli.research.trials import TrialsResult, overhead
+
+    result = TrialsResult([], None, _space(), "grid", 0, None, "", "", dispatched=100.0, finished=101.0)
+    result.batches = [("w1", (100.52, 100.99), 0.46), ("w1", (100.01, 100.51), 0.49),  # in completion order
+                      ("w2", (100.02, 100.95), 0.90)]
+    split = overhead(result)
+    # w1: start 0.01, inside its batches 0.01 + 0.01, between them 0.01, tail 0.01;
+    # w2: start 0.02, inside 0.03, tail 0.05
+    assert split == pytest.approx({"in_batch": 0.05, "between": 0.01, "start": 0.03, "tail": 0.06})
+    assert sum(split.values()) + 0.46 + 0.49 + 0.90 == pytest.approx(2 * 1.0)

@@ -139,3 +139,37 @@ def test_a_trial_frees_its_engine_without_a_garbage_collection(run_yaml, monkeyp
         gc.enable()
     assert float(row["stats"]["total_trades"]) > 1000  # thousands of orders and fills were made ...
     assert left == [(None, None)]  # ... and their engine and broker are gone, by reference counting alone
+
+
+def test_memory_is_read_once_enough_trial_time_has_passed(monkeypatch):
+    """Reading ``/proc`` after every millisecond-long trial cost more than the rest of a batch's
+    bookkeeping: it is read once ``RSS_EVERY_SECONDS`` of trials ran since the last reading."""
+    monkeypatch.setattr(worker, "RSS_EVERY_SECONDS", 0.01)
+    monkeypatch.setattr(worker, "_since_rss", float("inf"))
+    readings = [worker.release_garbage(s) for s in (0.004, 0.004, 0.004, 0.004, 0.004, 0.004, 0.05, 0.001)]
+    read = [r is not None for r in readings]
+    # the first trial sets the baseline; then every 0.012 s of trials, or one long trial alone
+    assert read == [True, False, False, True, False, False, True, False]
+    assert all(r > 1 for r in readings if r is not None)  # resident MiB of this process
+
+
+def test_with_params_sets_each_named_strategy_and_leaves_the_run_definition_alone():
+    """``configs/multi.yaml``: ``quantity`` is in both strategies (it must be qualified), ``period``
+    in one. The strategies a name sets are worked out once per run definition; each call still
+    makes its own copies."""
+    from algocli.errors import ConfigError
+
+    base = load_run_config(REPO / "configs" / "multi.yaml")
+    before = [dict(e.params) for e in base.strategies]
+    for value in (7, 9):  # a second call takes the names' targets from the first
+        cfg = worker.with_params(base, {"period": value, "sma-hdfcbank.quantity": value * 10}, "multi.yaml")
+        sma, rsi = cfg.strategies
+        assert rsi.params["period"] == value and sma.params["quantity"] == value * 10
+        assert sma.params["fast_period"] == 10 and rsi.params["quantity"] == 80  # the rest as they were
+    assert [dict(e.params) for e in base.strategies] == before  # the loaded run definition is untouched
+    other = base.model_copy(update={"strategies": base.strategies[1:]})  # a different run definition
+    assert worker.with_params(other, {"period": 5}, "x").strategies[0].params["period"] == 5
+    with pytest.raises(ConfigError, match="strategies sma-hdfcbank, rsi-infosys all have it"):
+        worker.with_params(base, {"quantity": 1}, "multi.yaml")
+    with pytest.raises(ConfigError, match="no strategy has id 'nope'"):
+        worker.with_params(other, {"nope.period": 1}, "x")
