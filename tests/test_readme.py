@@ -156,29 +156,37 @@ output: {{dir: {tmp_path / 'out'}}}
     assert len(trades) > 0 and set(trades["strategy"]) == {"Breakout-0"}
 
 
-def test_sandbox_and_paper_commands_in_two_terminals():
+def test_sandbox_and_paper_commands_in_two_terminals(tmp_path):
+    """The README's two terminals, as printed, in a scratch folder holding configs/paper.yaml and
+    the bundled data, on a free port (``--port`` added, the config's url moved to it), so that
+    the suite passes beside a running sandbox and leaves the repository's output/ alone."""
     import json
     import signal
-    import socket
     import time
     import urllib.request
 
-    with socket.socket() as probe:  # the README's commands use the default port
-        assert probe.connect_ex(("127.0.0.1", 8765)) != 0, "port 8765 is busy; stop what holds it"
-    env_file = ROOT / "output" / "sandbox.env"
-    env_file.unlink(missing_ok=True)
-    sandbox = subprocess.Popen([ALGO, "sandbox", "--data", "data", "--wait-for-client", "--env-file",
-                                "output/sandbox.env"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    section = README.split("## Paper trading: `algo sandbox` and `algo paper`", 1)[1]
+    sandbox_cmd = "algo sandbox --data data --wait-for-client --env-file output/sandbox.env"
+    assert sandbox_cmd in section and "source output/sandbox.env" in section
+    assert "algo paper configs/paper.yaml" in section
+    port = _free_port()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "output").mkdir()
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    paper_yaml = (ROOT / "configs" / "paper.yaml").read_text(encoding="utf-8")
+    assert "http://127.0.0.1:8765" in paper_yaml
+    (tmp_path / "configs" / "paper.yaml").write_text(paper_yaml.replace(":8765", f":{port}"), encoding="utf-8")
+    env_file = tmp_path / "output" / "sandbox.env"
+    sandbox = subprocess.Popen([ALGO, *sandbox_cmd.split()[1:], "--port", str(port)], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     paper = None
     try:
-        _wait_healthy(8765)
-        assert "export DHAN_FEED_URL=" in env_file.read_text(encoding="utf-8")
-        journal = ROOT / "output" / "paper-reliance" / "journal.jsonl"
-        journal.unlink(missing_ok=True)  # a journal from an earlier run would be resumed
+        _wait_healthy(port)
+        assert f"export DHAN_FEED_URL=ws://127.0.0.1:{port}/" in env_file.read_text(encoding="utf-8")
+        journal = tmp_path / "output" / "paper-reliance" / "journal.jsonl"
         # terminal 2, as printed: source the variables, then algo paper
         paper = subprocess.Popen(["bash", "-c", f"source output/sandbox.env && exec {ALGO} paper configs/paper.yaml"],
-                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait for a few closed candles (one a second at 60x)
             if journal.exists() and journal.read_text().count('"k":"candle"') >= 5:
@@ -189,8 +197,8 @@ def test_sandbox_and_paper_commands_in_two_terminals():
         assert paper.returncode == 0, err
         assert "Traceback" not in err and "Sharpe Ratio" in out
         for name in ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv", "report.html"):
-            assert (ROOT / "output" / "paper-reliance" / name).is_file()
-        health = json.load(urllib.request.urlopen("http://127.0.0.1:8765/health", timeout=1))
+            assert (tmp_path / "output" / "paper-reliance" / name).is_file()
+        health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1))
         assert health["ticks_published"] > 0
     finally:
         for proc in (paper, sandbox):
@@ -201,6 +209,14 @@ def test_sandbox_and_paper_commands_in_two_terminals():
                 except subprocess.TimeoutExpired:
                     proc.kill()
     assert sandbox.returncode == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_risk_section_and_halt_commands(tmp_path):

@@ -34,14 +34,15 @@ def backtest_command(
     from algocli.domain.modes import RunMode
     from algocli.persistence.artifacts import RunDescription, write_run_artifacts
 
-    console.print(summary(result))
     description = RunDescription(RunMode.BACKTEST, str(config), assembled.config.content_hash(),
                                  assembled.resolved(), assembled.data_files, assembled.warnings)
     from algocli.engine.heap import keep_heap
 
     keep_heap(bt.bar_count)  # after the run: its peak would hold on to more of the heap
+    # the artifacts first: what the terminal shows can be lost (a closed pipe, a closed window)
     paths = write_run_artifacts(result, out_dir, description, report=report,
                                 elapsed_s=time.perf_counter() - started)
+    console.print(summary(result))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 

@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     if debug:  # accepted anywhere on the line, not only before the command
         args = ["--debug"] + [a for a in args if a != "--debug"]
     _register(args)
+    from algocli.cli.console import guard_stdout
+
+    restore = guard_stdout()
     try:
         status = app(args=args, prog_name="algo", standalone_mode=False)
         # Without standalone mode click returns a ``typer.Exit``'s code instead of raising it.
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
             highlight=False, soft_wrap=True)
         return 1
+    finally:
+        restore()
 
 
 def run() -> None:

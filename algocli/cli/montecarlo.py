@@ -39,9 +39,9 @@ def montecarlo_command(
     data = mc.load_run(run)
     sims = mc.simulate(data, n, method=method, seed=seed, ruin=ruin, replace=replace, block_size=block_size,
                        block_kind=block_kind, trade_returns=trade_returns)
-    console.print(_table(sims, data))
     out_dir = out if out is not None else Path(run) / "montecarlo"
     paths = mc.write_outputs(sims, data, out_dir)
+    console.print(_table(sims, data))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 

@@ -92,3 +92,21 @@ def test_a_mistyped_command_is_matched_against_every_command(cli):
     result = cli("backtst")
     assert result.code == 2
     assert "No such command 'backtst'. Did you mean 'backtest'?" in result.err
+
+
+def test_a_closed_output_pipe_does_not_fail_the_command_or_lose_its_artifacts(tmp_path):
+    """``algo backtest cfg | head -1``: the reader goes away; the command still writes every
+    artifact and exits 0, with nothing on stderr about the pipe."""
+    import subprocess
+
+    from cli.cli_support import ALGO_EXE, REPO_ROOT
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(ALGO_EXE), "backtest", "configs/sma.yaml", "--output", str(out), "--quiet"],
+                            cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has printed anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"error" not in err and b"Traceback" not in err
+    for name in ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv", "report.html", "run.json"):
+        assert (out / name).is_file(), name

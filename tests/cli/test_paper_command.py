@@ -162,6 +162,35 @@ def test_ctrl_c_mid_replay_stops_cleanly_without_a_report(tmp_path, one_day):
     assert 100 <= rows < 375
 
 
+def test_ctrl_c_after_the_output_pipe_closed_still_writes_the_artifacts(tmp_path, one_day):
+    """``algo paper cfg | tee log`` stopped with Ctrl-C: the terminal stops ``tee`` too, so the run
+    finds its standard output closed as it ends. It still writes its artifacts and exits 0 (it
+    printed the summary first and failed there with exit 1, writing nothing)."""
+    import subprocess
+
+    from cli.paper_support import ALGO_EXE, REPO_ROOT
+
+    with sandbox(one_day, tmp_path / "logs", speed=6000) as box:
+        cfg = write_paper_yaml(tmp_path / "paper.yaml", port=box.port, out_dir=tmp_path / "out")
+        with open(tmp_path / "paper.err", "wb") as err:
+            proc = subprocess.Popen([str(ALGO_EXE), "paper", str(cfg), "--no-report"], cwd=REPO_ROOT,
+                                    env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+            try:
+                box.wait_published(100 * 4, timeout=30)
+                proc.stdout.close()  # tee is gone
+                proc.send_signal(signal.SIGINT)
+                code = proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+    errors = (tmp_path / "paper.err").read_text(encoding="utf-8")
+    assert code == 0, errors
+    _no_traceback(errors)
+    for name in ARTIFACTS:
+        assert (tmp_path / "out" / name).is_file(), name
+
+
 def _fifteen_minutes(tmp_path: Path, port: int, out_dir: Path) -> Path:
     cfg = write_paper_yaml(tmp_path / f"paper-{port}.yaml", port=port, out_dir=out_dir)
     definition = yaml.safe_load(cfg.read_text(encoding="utf-8"))
