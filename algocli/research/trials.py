@@ -184,8 +184,9 @@ class _Sweep:
                 self._pilot(todo)
             batches = guided(todo, self.per_batch or 1, self.min_batch, self.executor.workers)
         if batches:
-            # A local pool forks now, after the pilot imported and warmed up what a trial uses: its
-            # processes inherit that instead of each paying it in its first trial.
+            # A local pool forks once the pilot imported and warmed up what a trial uses (in
+            # ``_pilot``, or here without one): its processes inherit that instead of each paying
+            # it in its first trial.
             self.executor.start()
         self.result.batch_size = max(self.result.batch_size, len(batches[0]) if batches else 1)
         if batches and not self.result.setup_seconds:
@@ -218,6 +219,8 @@ class _Sweep:
             self.result.pilot_seconds += row["seconds"]
             self._record([(key, params, row)])
             seconds = max(row["seconds"], 1e-6)
+            # Warm now: a local pool forks, and its processes start up while a second pilot runs.
+            self.executor.start()
             if seconds >= PILOT_SECONDS or not todo:
                 break
         self.min_batch = max(1, round(MIN_BATCH_SECONDS / seconds))
