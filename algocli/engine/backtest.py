@@ -396,11 +396,11 @@ class Backtest:
                     # order the instruments were listed in (the broker holds an order placed during
                     # this instant for its instrument's next bar). Then the bars close and the
                     # strategies see them.
-                    here = ev_open[a:b]
-                    for (h, working, inst), i in zip(here, ev_idx[a:b]):
+                    here, bars = ev_open[a:b], ev_idx[a:b]
+                    for (h, working, inst), i in zip(here, bars):
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
-                    for (h, _, _), i in zip(here, ev_idx[a:b]):
+                    for (h, _, _), i in zip(here, bars):
                         h.cursor = i
                     if g == marked:
                         for inst, i, evs in events[g]:

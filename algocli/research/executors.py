@@ -56,9 +56,9 @@ class InlineExecutor:
 class LocalExecutor:
     """A pool of ``workers`` processes on this machine.
 
-    On Linux the pool forks after the client loaded the data and ran its pilot trials, so the
-    workers share its pages (copy-on-write) instead of each reading the files again, and
-    inherit the modules and caches the pilot warmed up instead of each paying for them
+    On Linux the pool forks after the client loaded the data and ran its first pilot trial, so
+    the workers share its pages (copy-on-write) instead of each reading the files again, and
+    inherit the modules and caches that trial warmed up instead of each paying for them
     (5-30 ms) in its first trial.
     """
 
