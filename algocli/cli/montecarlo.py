@@ -33,13 +33,14 @@ def montecarlo_command(
 
     Writes montecarlo.csv (one row per simulation) and montecarlo.html (histograms).
     """
-    from algocli.persistence.output import shown
+    from algocli.persistence.output import check_output_dir, shown
     from algocli.research import montecarlo as mc
 
     data = mc.load_run(run)
+    # before any work: a folder that cannot be written fails now, not after the simulations
+    out_dir = check_output_dir(out if out is not None else Path(run) / "montecarlo", fix="pass another --out")
     sims = mc.simulate(data, n, method=method, seed=seed, ruin=ruin, replace=replace, block_size=block_size,
                        block_kind=block_kind, trade_returns=trade_returns)
-    out_dir = out if out is not None else Path(run) / "montecarlo"
     paths = mc.write_outputs(sims, data, out_dir)
     console.print(_table(sims, data))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")

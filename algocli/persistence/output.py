@@ -21,7 +21,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -180,6 +180,30 @@ class ArtifactSet:
             raise file_error(self.out_dir / READY, exc) from exc
         _publish(self.out_dir / READY, self.out_dir)
         return [self.out_dir / n for n in names]
+
+
+def publish_files(out_dir: Path, known: Iterable[str], contents: Mapping[str, bytes]) -> list[Path]:
+    """Write ``contents`` (artifact name to bytes) into ``out_dir`` as one ``ArtifactSet``.
+
+    Args:
+        out_dir: The output folder (created if missing).
+        known: Every artifact name the command may write; those of an older set missing from
+            ``contents`` are removed.
+        contents: The files, in the order they are written.
+
+    Returns:
+        The published paths.
+
+    Raises:
+        ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
+    """
+    from algocli.persistence.artifacts import atomic_write_bytes
+
+    with ArtifactSet(out_dir, known) as staged:
+        for name, data in contents.items():
+            with staged.writing(name) as path:
+                atomic_write_bytes(path, data)
+        return staged.publish()
 
 
 def file_error(path: Path, exc: OSError, outcome: str = "no artifact in the folder was replaced") -> ArtifactError:

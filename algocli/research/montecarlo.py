@@ -501,8 +501,12 @@ def page_bytes(sims: Simulations, run: RunData) -> bytes:
     return html_page(title, header, [_summary_html(sims)], _figures(sims))
 
 
+#: The files ``write_outputs`` writes.
+ARTIFACTS = ("montecarlo.csv", "montecarlo.html")
+
+
 def write_outputs(sims: Simulations, run: RunData, out_dir: Path) -> list[Path]:
-    """Write ``montecarlo.csv`` and ``montecarlo.html`` into ``out_dir``, each atomically.
+    """Write ``montecarlo.csv`` and ``montecarlo.html`` into ``out_dir`` as one set.
 
     Args:
         sims: The simulations.
@@ -511,9 +515,11 @@ def write_outputs(sims: Simulations, run: RunData, out_dir: Path) -> list[Path]:
 
     Returns:
         The paths written.
-    """
-    from algocli.persistence.artifacts import atomic_write_bytes
 
-    out_dir = Path(out_dir)
-    return [atomic_write_bytes(out_dir / "montecarlo.csv", csv_text(sims).encode("utf-8")),
-            atomic_write_bytes(out_dir / "montecarlo.html", page_bytes(sims, run))]
+    Raises:
+        ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
+    """
+    from algocli.persistence.output import publish_files
+
+    return publish_files(out_dir, ARTIFACTS, {"montecarlo.csv": csv_text(sims).encode("utf-8"),
+                                              "montecarlo.html": page_bytes(sims, run)})

@@ -14,7 +14,6 @@ import io
 import json
 from pathlib import Path
 
-from algocli.persistence.artifacts import atomic_write_bytes, atomic_write_text
 from algocli.research.trials import Trial, TrialsResult
 
 
@@ -45,10 +44,12 @@ def timings_csv(result: TrialsResult) -> str:
                      [[t.number, t.key, f"{t.seconds:.6f}", "yes" if t.cached else ""] for t in result.trials])
 
 
-def best_yaml(result: TrialsResult, best: Trial) -> str:
+def best_yaml(result: TrialsResult, best: Trial, out_dir: Path) -> str:
     """The run definition with the best parameters, runnable as it is (``algo backtest best.yaml``).
 
-    Relative paths become absolute, since the file lives in another folder than the original.
+    Relative paths become absolute, since the file lives in another folder than the original. Its
+    output folder is ``out_dir/best``: running it must not replace the artifacts of the run it
+    was tuned from (``output.dir``, whose ``optimize/`` the sweep's folder usually is).
     """
     import yaml
 
@@ -61,6 +62,7 @@ def best_yaml(result: TrialsResult, best: Trial) -> str:
     tuned = with_params(result.config, best.params, result.source)
     for entry, new in zip(raw["strategies"], tuned.strategies):
         entry["params"] = dict(new.params)
+    raw["output"] = {**(raw.get("output") or {}), "dir": str(Path(out_dir).absolute() / "best")}
     shown = ", ".join(f"{k}={v}" for k, v in best.params.items())
     head = (f"# algo optimize {result.source}: best of {len(result.trials)} trials ({result.method}) by "
             f"{result.objective.text} = {best.score:.6g} at {shown}\n")
@@ -136,15 +138,27 @@ def manifest(result: TrialsResult) -> dict:
     }
 
 
+#: Every file ``write_outputs`` may write; an older sweep's file this one did not write (``heatmap.html``
+#: of a two-parameter sweep, after a one-parameter one) is removed.
+ARTIFACTS = ("trials.csv", "timings.csv", "best.yaml", "heatmap.html", "optimize.json")
+
+
 def write_outputs(result: TrialsResult, out_dir: Path) -> list[Path]:
-    """Write every artifact of ``result`` into ``out_dir``; returns the written paths."""
+    """Write every artifact of ``result`` into ``out_dir`` as one set; returns the published paths.
+
+    The folder's ``trials.journal.jsonl`` is not an artifact: it is left alone.
+
+    Raises:
+        ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
+    """
+    from algocli.persistence.output import publish_files
+
     out_dir = Path(out_dir)
-    paths = [atomic_write_text(out_dir / "trials.csv", trials_csv(result)),
-             atomic_write_text(out_dir / "timings.csv", timings_csv(result))]
+    contents = {"trials.csv": trials_csv(result).encode(), "timings.csv": timings_csv(result).encode()}
     best = result.best
     if best is not None:
-        paths.append(atomic_write_text(out_dir / "best.yaml", best_yaml(result, best)))
+        contents["best.yaml"] = best_yaml(result, best, out_dir).encode()
     if len(result.space.params) >= 2 and result.trials:
-        paths.append(atomic_write_bytes(out_dir / "heatmap.html", heatmap_page(result)))
-    paths.append(atomic_write_text(out_dir / "optimize.json", json.dumps(manifest(result), indent=2) + "\n"))
-    return paths
+        contents["heatmap.html"] = heatmap_page(result)
+    contents["optimize.json"] = (json.dumps(manifest(result), indent=2) + "\n").encode()
+    return publish_files(out_dir, ARTIFACTS, contents)

@@ -241,15 +241,10 @@ def write_outputs(wf: WalkForward, out_dir: Path) -> list[Path]:
     Raises:
         ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
     """
-    from algocli.persistence.artifacts import atomic_write_bytes
-    from algocli.persistence.output import ArtifactSet
+    from algocli.persistence.output import publish_files
 
-    contents = {"windows.csv": windows_csv(wf).encode(), "oos_equity.csv": oos_equity_csv(wf).encode(),
-                "results.csv": results_csv(wf).encode(),
-                "walkforward.json": (json.dumps(summary(wf), indent=2, ensure_ascii=False) + "\n").encode(),
-                "report.html": page_bytes(wf)}
-    with ArtifactSet(out_dir, ARTIFACTS) as staged:
-        for name, data in contents.items():
-            with staged.writing(name) as path:
-                atomic_write_bytes(path, data)
-        return staged.publish()
+    return publish_files(out_dir, ARTIFACTS, {
+        "windows.csv": windows_csv(wf).encode(), "oos_equity.csv": oos_equity_csv(wf).encode(),
+        "results.csv": results_csv(wf).encode(),
+        "walkforward.json": (json.dumps(summary(wf), indent=2, ensure_ascii=False) + "\n").encode(),
+        "report.html": page_bytes(wf)})

@@ -79,3 +79,12 @@ def test_bad_input_is_one_line_and_exit_2(cli, sma_run, tmp_path):
         result = cli("montecarlo", *argv)
         assert result.code == 2, result.out
         assert len(result.err_lines) == 1 and words in result.err
+
+
+def test_an_output_folder_that_is_a_file_fails_before_simulating(cli, sma_run, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine\n", encoding="utf-8")
+    result = cli("montecarlo", sma_run, "--n", "50", "--out", taken)
+    assert result.code == 2, result.out
+    assert result.err_lines == [f"error: {taken}: is a file, not a folder; pass another --out"]
+    assert taken.read_text(encoding="utf-8") == "mine\n" and "Statistic" not in result.out

@@ -58,15 +58,30 @@ def test_every_statistic_equals_algo_backtest(cli, write_yaml, base_config, tmp_
 
 def test_best_yaml_runs_as_is_and_reproduces_the_best_trial(cli, write_yaml, base_config, tmp_path):
     out = tmp_path / "opt"
-    _sweep(cli, write_yaml, base_config, out)
+    run, _ = _sweep(cli, write_yaml, base_config, out)
+    assert cli("backtest", run, "--no-report", "-q").code == 0  # the run the sweep tunes, in output.dir
+    tuned_from = (tmp_path / "yaml_out" / "results.csv").read_bytes()
     best = yaml.safe_load((out / "best.yaml").read_text())
     rows = _rows(out / "trials.csv")
     top = max(rows, key=lambda r: float(r["sharpe_ratio"]))
     assert best["strategies"][0]["params"]["fast_period"] == int(top["fast_period"])
-    res = cli("backtest", out / "best.yaml", "-o", tmp_path / "best-run", "--no-report", "-q")
+    res = cli("backtest", out / "best.yaml", "--no-report", "-q")
     assert res.code == 0, res.err
-    results = _results(tmp_path / "best-run" / "results.csv")
+    results = _results(out / "best" / "results.csv")
     assert results["sharpe_ratio"] == top["sharpe_ratio"] and results["final_equity"] == top["final_equity"]
+    assert (tmp_path / "yaml_out" / "results.csv").read_bytes() == tuned_from
+
+
+def test_a_sweep_replaces_the_older_sweeps_whole_set(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    _sweep(cli, write_yaml, base_config, out)
+    assert (out / "heatmap.html").is_file()
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    assert not (out / "heatmap.html").exists()  # one parameter: the two-parameter sweep's page would mislead
+    assert len(_rows(out / "trials.csv")) == 2 and json.loads((out / "optimize.json").read_text())["trials"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "optimize.json", "timings.csv", "trials.csv",
+                                                     "trials.journal.jsonl"]
 
 
 def test_rerun_takes_every_trial_from_the_journal(cli, write_yaml, base_config, tmp_path):

@@ -151,3 +151,24 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         assert len(res.err_lines) == 1 and message in res.err, (args, res.err)
         assert "Traceback" not in res.err
     assert not (tmp_path / "x" / "windows.csv").exists()
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_the_table_keeps_every_figure_whatever_the_terminal_width(cli, write_yaml, base_config, tmp_path,
+                                                                   monkeypatch, columns):
+    from algocli.cli.console import console
+
+    monkeypatch.setattr(console, "width", columns)
+    out = tmp_path / "wf"
+    res = cli("walkforward", write_yaml(base_config), *ARGS, "--workers", "1", "--out", out)
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    assert max(map(len, lines)) <= columns and "…" not in res.out
+    for r in _rows(out / "windows.csv"):
+        window = f"{r['test_start']} → {r['test_end']}" if columns == 200 else r["test_start"]
+        row = next(line.split() for line in lines if line.split()[:2] == [r["window"], window.split()[0]])
+        assert " ".join(row[1:len(window.split()) + 1]) == window
+        # the chosen parameters, then IS and OOS returns to two places as windows.csv has them
+        figures = row[len(window.split()) + 1:]
+        assert figures[:2] == [r["fast_period"], r["slow_period"]]
+        assert figures[4:6] == [f"{float(r['is_total_return_pct']):.2f}", f"{float(r['oos_total_return_pct']):.2f}"]
