@@ -210,7 +210,7 @@ table.stats th,table.stats td{padding:4px 14px;border-bottom:1px solid #eee;text
 table.stats td{text-align:right;font-variant-numeric:tabular-nums}table.stats thead th{background:#f3f4f6}
 table.strategies{margin-top:4px}tr.short-sample td{color:#92400e}sup.mark{color:#b45309;font-weight:bold}
 .note{color:#6b7280;font-size:13px}.pair{display:flex;gap:24px;flex-wrap:wrap}.short-sample-note{color:#92400e}ul.notes{font-size:13px;margin:6px 0 0}
-table.legs td{white-space:nowrap}
+table.legs td,table.wide td{white-space:nowrap}
 """
 
 

@@ -50,7 +50,7 @@ def _table(sims, data):
     from rich.table import Table
 
     from algocli.analytics.report import format_metric
-    from algocli.research.montecarlo import LABELS, PERCENTILES, describe
+    from algocli.research.montecarlo import LABELS, PERCENTILES, describe, same_everywhere
 
     table = Table(title=describe(sims, data), title_justify="left")
     table.add_column("Statistic")
@@ -59,6 +59,8 @@ def _table(sims, data):
     for name, row in sims.summary().items():
         table.add_row(LABELS[name], *(format_metric(row[c]) for c in ("mean", *(f"p{p}" for p in PERCENTILES))),
                       format_metric(sims.actual[name]))
-    table.caption = f"probability of ruin ({sims.ruin:.0%} below the start): {sims.ruin_probability:.2%}"
+    note = same_everywhere(sims)
+    table.caption = (f"probability of ruin ({sims.ruin:.0%} below the start): {sims.ruin_probability:.2%}"
+                     + (f"\n{note}" if note else ""))
     table.caption_justify = "left"
     return table

@@ -448,12 +448,19 @@ def describe(sims: Simulations, run: RunData) -> str:
             f"seed {sims.seed}; ruin = equity {sims.ruin:.0%} below the start")
 
 
+def constant(values: np.ndarray) -> bool:
+    """Whether every simulation gave the same figure (up to float rounding): reshuffling trades never
+    changes their compounded return, nor the mean and spread a Sharpe ratio of trade returns uses."""
+    values = values[np.isfinite(values)]
+    return len(values) > 0 and float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.max(np.abs(values))))
+
+
 def _figures(sims: Simulations) -> list[tuple[str, dict]]:
     figures = []
     for name in STATISTICS:
         values = sims.values[name]
         values = values[np.isfinite(values)]
-        if not len(values):
+        if not len(values) or constant(values):  # one bar of rounding noise would only mislead
             continue
         marks = [(f"p{p}", float(q), "#6b7280") for p, q in zip(PERCENTILES[::2], np.percentile(values, PERCENTILES[::2]))]
         if math.isfinite(sims.actual[name]):
@@ -472,13 +479,24 @@ def _figures(sims: Simulations) -> list[tuple[str, dict]]:
     return figures
 
 
+def same_everywhere(sims: Simulations) -> str:
+    """A sentence naming the statistics every simulation gave alike (no histogram is drawn for them),
+    or ``""``."""
+    same = [LABELS[name] for name in STATISTICS if constant(sims.values[name])]
+    if not same:
+        return ""
+    why = (" (reshuffling changes the order of the trades, not the trades: --replace draws them with replacement)"
+           if sims.method == "trades" and not sims.replace else "")
+    return f"{' and '.join(same)}: the same in every simulation{why}."
+
+
 def _summary_html(sims: Simulations) -> str:
     import html
 
     from algocli.analytics.report import format_metric
 
     cols = ["mean", *(f"p{p}" for p in PERCENTILES)]
-    head = "".join(f"<th>{c if c == 'mean' else c[1:] + ' %'}</th>" for c in ("Statistic", *cols, "run"))
+    head = "".join(f"<th>{c}</th>" for c in ("Statistic", "mean", *(f"{p} %" for p in PERCENTILES), "run"))
     rows = "".join(
         f'<tr data-key="{name}"><th>{html.escape(LABELS[name])}</th>'
         + "".join(f"<td>{format_metric(row[c])}</td>" for c in cols)
@@ -486,7 +504,9 @@ def _summary_html(sims: Simulations) -> str:
         for name, row in sims.summary().items())
     return (f'<section><h2>Distribution</h2><table class="stats"><thead><tr>{head}</tr></thead><tbody>{rows}'
             f'</tbody></table><p class="note" data-key="ruin">Probability of ruin (equity {sims.ruin:.0%} below the '
-            f"start at any point): <b>{sims.ruin_probability:.2%}</b></p></section>")
+            f"start at any point): <b>{sims.ruin_probability:.2%}</b></p>"
+            + (f'<p class="note" data-key="constant">{html.escape(note)}</p>' if (note := same_everywhere(sims)) else "")
+            + "</section>")
 
 
 def page_bytes(sims: Simulations, run: RunData) -> bytes:

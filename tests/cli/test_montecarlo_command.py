@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import render_page  # noqa: E402
 
 
 @pytest.fixture
@@ -39,8 +44,16 @@ def test_reshuffled_trades_keep_the_run_return_and_write_table_csv_and_page(cli,
     assert finals == pytest.approx(np.full(500, float(stats["total_return_pct"])), abs=1e-4)
     assert len({r["max_drawdown_pct"] for r in rows}) > 50  # the order changes the path
     assert "Max. Drawdown" in result.out and "probability of ruin (30% below the start)" in result.out
+    assert "Return [%] and Sharpe Ratio: the same in every simulation" in " ".join(result.out.split())
+    shown = render_page(sma_run / "montecarlo" / "montecarlo.html")
+    assert shown["errors"] == [] and shown["title"] == "Monte Carlo — sma"
+    # a histogram of the drawdown only: a reshuffle gives every path the same return and Sharpe ratio
+    assert shown["plots"] == shown["plots_rendered"] == 1 and shown["traces"] == [1]
+    head, *lines = shown["tables"][0].splitlines()
+    assert head.split("\t") == ["Statistic", "mean", "5 %", "25 %", "50 %", "75 %", "95 %", "run"]
+    assert [line.split("\t")[0] for line in lines] == ["Return [%]", "Max. Drawdown [%]", "Sharpe Ratio"]
     page = (sma_run / "montecarlo" / "montecarlo.html").read_text(encoding="utf-8")
-    assert page.count('class="chart"') == 3 and "Plotly.newPlot" in page and 'data-key="ruin"' in page
+    assert 'data-key="ruin"' in page and 'data-key="constant"' in page
 
 
 def test_the_run_path_of_a_bar_bootstrap_has_the_backtest_statistics(cli, sma_run, tmp_path):
@@ -57,6 +70,9 @@ def test_the_run_path_of_a_bar_bootstrap_has_the_backtest_statistics(cli, sma_ru
     # the same through the trades: the run's trades, in the run's order, compound to its return
     trades = simulate(load_run(sma_run), 1, method="trades", seed=1).actual
     assert trades["total_return_pct"] == pytest.approx(float(stats["total_return_pct"]), abs=1e-4)
+    shown = render_page(out / "montecarlo.html")  # bar returns drawn anew: every statistic varies
+    assert shown["errors"] == [] and shown["plots"] == shown["plots_rendered"] == 3
+    assert "the same in every simulation" not in result.out
 
 
 def test_the_same_seed_writes_the_same_bytes(cli, sma_run, tmp_path):

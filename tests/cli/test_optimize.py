@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import render_page  # noqa: E402
 
 
 def _rows(path) -> list[dict]:
@@ -40,6 +45,8 @@ def test_optimize_writes_its_artifacts(cli, write_yaml, base_config, tmp_path):
     assert manifest["best"]["trial"] == int(best["trial"]) and manifest["trials"] == 6
     page = (out / "heatmap.html").read_text()
     assert '"type":"heatmap"' in page and "Plotly.newPlot" in page
+    shown = render_page(out / "heatmap.html")
+    assert shown["errors"] == [] and shown["plots"] == shown["plots_rendered"] == 1 and shown["traces"] == [1]
 
 
 def test_every_statistic_equals_algo_backtest(cli, write_yaml, base_config, tmp_path):

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import render_page  # noqa: E402
 
 ARGS = ("--param", "fast_period=5,10", "--param", "slow_period=20,30", "--constraint", "fast_period < slow_period",
         "--train", "24M", "--test", "12M", "--gap", "5D", "--cscv-splits", "8", "-q")
@@ -62,6 +67,10 @@ def test_walkforward_writes_its_artifacts_and_reports(walked):
     for key in ("windows", "equity", "returns", "pbo"):
         assert f'data-key="{key}"' in page
     assert "Plotly.newPlot" in page and "Walk-forward efficiency" in page
+    shown = render_page(out / "report.html")
+    assert shown["errors"] == [] and shown["plots"] == shown["plots_rendered"] == 4, shown["plots"]
+    windows = next(t for t in shown["tables"] if t.startswith("window"))
+    assert [line.split("\t")[3] for line in windows.splitlines()[1:]] == [r["test_start"] for r in rows]
 
 
 def test_each_window_equals_algo_backtest_on_its_test_dates(walked, cli, write_yaml, base_config, tmp_path):
