@@ -67,10 +67,10 @@ def _summary(result) -> str:
     best = result.best
     cached = sum(t.cached for t in result.trials)
     memory = max(result.workers.values(), default=0.0)
-    lines = [f"{len(result.trials)} trials ({result.method}; {result.ran} run now, {cached} from the journal) "
-             f"on {result.executor} in {result.wall_seconds:.1f} s"]
+    lines = [f"{_count(len(result.trials), 'trial')} ({result.method}; {result.ran} run now, {cached} from the "
+             f"journal) on {result.executor} in {result.wall_seconds:.1f} s"]
     if result.refused:
-        lines.append(f"{len(result.refused)} points refused by the strategy's own checks (first: "
+        lines.append(f"{_count(len(result.refused), 'point')} refused by the strategy's own checks (first: "
                      f"{result.refused[0][1]})")
     if result.workers:
         lines.append(f"peak memory per worker: {memory:.0f} MiB ({len(result.workers)} workers)")
@@ -80,6 +80,10 @@ def _summary(result) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in best.params.items())
         lines.append(f"best {result.objective.text} = [bold]{best.score:.4f}[/] at {shown} (trial {best.number})")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 class _progress:

@@ -6,6 +6,7 @@ import importlib
 import math
 from typing import Callable
 
+from algocli.config.errors import suggest
 from algocli.errors import UsageError
 
 
@@ -44,7 +45,7 @@ class Objective:
             return
         names = statistic_names()
         if text not in names:
-            raise UsageError(f"--maximize {text}: not a statistic of results.csv; use one of "
+            raise UsageError(f"--maximize {text}: not a statistic of results.csv{suggest(text, names)}; use one of "
                              f"{', '.join(n for n in names if not n.endswith(('_date', 'duration')))}, "
                              "or package.module:function")
         if text.endswith(("_date",)):
@@ -57,7 +58,15 @@ class Objective:
 
     def score(self, values: dict) -> float | None:
         """The trial's score, or None when undefined (NaN, no trades)."""
-        raw = self.function(dict(values)) if self.function is not None else values.get(self.text)
+        if self.function is None:
+            raw = values.get(self.text)
+        else:
+            try:
+                raw = self.function(dict(values))
+            except Exception as exc:  # the user's code: say whose fault it is, not an internal error
+                raise UsageError(f"--maximize {self.text}: the function raised {type(exc).__name__}: {exc}; it is "
+                                 "called with the statistics as a dict (as results.csv names them) and returns "
+                                 "a number") from exc
         try:
             value = float(raw)
         except (TypeError, ValueError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Iterator
 
+from algocli.config.errors import suggest
 from algocli.errors import UsageError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -140,7 +141,7 @@ def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool)):
         raise UsageError(f"--constraint {text!r}: {node.value!r} is not a number or a string")
     if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
-        raise UsageError(f"--constraint {text!r}: {node.id!r} is not a --param; "
+        raise UsageError(f"--constraint {text!r}: {node.id!r} is not a --param{suggest(node.id, names)}; "
                          f"name one of {', '.join(names)}")
 
 
@@ -195,7 +196,9 @@ class Space:
         if dup:
             raise UsageError(f"--param {dup} is given twice; give each parameter once")
         bare = [n.rsplit(".", 1)[-1] for n in names]
-        return cls(parsed, [Constraint(c, names + [b for b in bare if bare.count(b) == 1]) for c in constraints])
+        # a bare name too, where only one strategy has it (``fast_period`` for ``sma.fast_period``)
+        usable = list(dict.fromkeys(names + [b for b in bare if bare.count(b) == 1]))
+        return cls(parsed, [Constraint(c, usable) for c in constraints])
 
     @property
     def names(self) -> list[str]:

@@ -110,7 +110,13 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
     run = write_yaml(base_config)
     cases = [
         (["--param", "fast_period=5:10:5", "--constraint", "__import__('os').getcwd()"], "Call is not allowed"),
-        (["--param", "fast_period=5:10:5", "--maximize", "sharpe"], "not a statistic of results.csv"),
+        (["--param", "fast_period=5:10:5", "--maximize", "sharpe"], "not a statistic of results.csv; did you mean "
+                                                                     "`sharpe_ratio`?"),
+        (["--param", "fast_period=5:10:5", "--maximize", "research.objectives:misread"],
+         "--maximize research.objectives:misread: the function raised KeyError: 'sharpe'; it is called with the "
+         "statistics as a dict"),
+        (["--param", "fast_period=5:10:5", "--constraint", "fast < 9"],
+         "'fast' is not a --param; name one of fast_period\n"),
         (["--param", "fast=5:10:5"], "no strategy has a parameter 'fast'"),
         (["--param", "fast_period=5:10"], "start:stop:step"),
         (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
