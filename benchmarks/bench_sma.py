@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,22 +121,26 @@ def _per_bar_class():
 def _ours(data: Path, n: int, repeat: int, per_bar: bool = False) -> tuple[float, int]:
     """Best engine time and trade count: the bundled ``sma_crossover`` (indicator lines, woken on
     crossings), or with ``per_bar`` the same rules called on every bar."""
+    bars, _ = _load(data, n)
+    runs = [_engine(bars, n, per_bar) for _ in range(repeat)]
+    return min(t for t, _ in runs), runs[-1][1]
+
+
+def _engine(bars: dict, n: int, per_bar: bool = False) -> tuple[float, int]:
+    """One engine run (and its statistics) on loaded ``bars``: seconds and trades."""
     from algocli.broker.fill_models import NextOpen
     from algocli.engine.backtest import Backtest
     from strategies.sma_crossover import SmaCrossover
 
     strategy = _per_bar_class() if per_bar else SmaCrossover
-    bars, _ = _load(data, n)
-    best, trades = float("inf"), 0
-    for _ in range(repeat):
-        bt = Backtest(bars, initial_capital=CAPITAL * n, fill_model=NextOpen())
-        bt.add_strategy(strategy(fast_period=10, slow_period=20, quantity=100), _names(n))
-        gc.collect()
-        t = time.perf_counter()
-        result = bt.run()
-        best = min(best, time.perf_counter() - t)
-        trades = int(result.metrics["total_trades"])
-    return best, trades
+    bt = Backtest(bars, initial_capital=CAPITAL * n, fill_model=NextOpen())
+    bt.add_strategy(strategy(fast_period=10, slow_period=20, quantity=100), _names(n))
+    gc.collect()
+    t = time.perf_counter()
+    result = bt.run()
+    seconds = time.perf_counter() - t
+    bt.close()
+    return seconds, int(result.metrics["total_trades"])
 
 
 def _theirs(csv: Path, repeat: int) -> tuple[float, int]:
@@ -188,30 +193,45 @@ def _command(config: Path, repeat: int) -> tuple[float, float, float, float]:
     """The first run's wall time (parse, cache written), the best of the ``repeat`` later runs
     (cache read), and the peak RSS of the first run and the largest of the later ones (each run's
     own, with the processes it forked)."""
+    runs = [_run_command(config) for _ in range(repeat + 1)]
+    return runs[0][0], min(t for t, _ in runs[1:]), runs[0][1], max(p for _, p in runs[1:])
+
+
+def _run_command(config: Path) -> tuple[float, float]:
+    """One ``algo backtest`` of ``config``: wall seconds and peak RSS (MiB)."""
     algo = str(Path(sys.executable).with_name("algo"))
-    times, peaks = [], []
-    for _ in range(repeat + 1):
-        out = subprocess.run([sys.executable, "-c", _LAUNCHER, algo, "backtest", str(config), "--quiet"],
-                             check=True, capture_output=True, text=True).stdout.split()
-        if out[0] != "0":
-            raise SystemExit(f"algo backtest {config} failed")
-        times.append(float(out[1]))
-        peaks.append(int(out[2]) / 1024)  # KiB on Linux
-    return times[0], min(times[1:]), peaks[0], max(peaks[1:])
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, algo, "backtest", str(config), "--quiet"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    if out[0] != "0":
+        raise SystemExit(f"algo backtest {config} failed")
+    return float(out[1]), int(out[2]) / 1024  # KiB on Linux
+
+
+def _setup(tmp_path: Path, bars: int, n: int) -> tuple[Path, Path]:
+    """The data folder and run definition of ``n`` instruments of ``bars // n`` bars each."""
+    data = tmp_path / f"data-{n}"
+    _write_data(data, bars, n)
+    config = tmp_path / f"bench-{n}.yaml"
+    config.write_text(CONFIG.format(capital=CAPITAL * n, data=data, out=tmp_path / f"out-{n}",
+                                    instruments=json.dumps(_names(n))))
+    return data, config
+
+
+def _parse(data: Path, n: int) -> float:
+    """Seconds to load every file with the cache off (parsing the CSVs)."""
+    os.environ["ALGOCLI_NO_CSV_CACHE"] = "1"
+    try:
+        return _load(data, n)[1]
+    finally:
+        del os.environ["ALGOCLI_NO_CSV_CACHE"]
 
 
 def _case(tmp_path: Path, bars: int, n: int, repeat: int) -> dict:
     """Data, command and engine figures of ``n`` instruments of ``bars // n`` bars each."""
     from algocli.data.cache import CACHE_DIR
 
-    data = tmp_path / f"data-{n}"
-    _write_data(data, bars, n)
-    config = tmp_path / f"bench-{n}.yaml"
-    config.write_text(CONFIG.format(capital=CAPITAL * n, data=data, out=tmp_path / f"out-{n}",
-                                    instruments=json.dumps(_names(n))))
-    os.environ["ALGOCLI_NO_CSV_CACHE"] = "1"
-    _, parse_s = _load(data, n)
-    del os.environ["ALGOCLI_NO_CSV_CACHE"]
+    data, config = _setup(tmp_path, bars, n)
+    parse_s = _parse(data, n)
     first_s, cmd_s, first_peak_mib, peak_mib = _command(config, repeat)
     cached_s = min(_load(data, n)[1] for _ in range(repeat))
     read_s = min(_read_cache(data) for _ in range(repeat))
@@ -221,6 +241,50 @@ def _case(tmp_path: Path, bars: int, n: int, repeat: int) -> dict:
     return {"n": n, "bars": bars // n * n, "parse_s": parse_s, "cached_s": cached_s, "first_s": first_s,
             "read_s": read_s, "cmd_s": cmd_s, "peak_mib": peak_mib, "first_peak_mib": first_peak_mib,
             "ours_s": ours_s, "per_bar_s": per_bar_s, "trades": trades, "cached": (data / CACHE_DIR).is_dir()}
+
+
+def _compare(tmp_path: Path, bars: int, n: int, repeat: int) -> tuple[dict, dict, dict[str, list[float]]]:
+    """One instrument against ``n``, measured in alternating rounds.
+
+    The host's speed drifts by a fifth over minutes, so measuring one case after the other
+    would put the drift into their ratio. Each round runs every measurement of both cases,
+    the first case first in even rounds and last in odd ones; each case keeps its best time,
+    and each round gives a ratio per bar of the two.
+
+    Returns:
+        The two cases (as ``_case``) and each measurement's per-round ratios (``n`` over one).
+    """
+    from algocli.data.cache import CACHE_DIR
+
+    cases = []
+    for k in (1, n):
+        data, config = _setup(tmp_path, bars, k)
+        first_s, first_peak = _run_command(config)  # parses the CSVs and writes the cache
+        cases.append({"n": k, "bars": bars // k * k, "data": data, "config": config, "first_s": first_s,
+                      "first_peak_mib": first_peak, "parse_s": _parse(data, k), "cached": (data / CACHE_DIR).is_dir(),
+                      "loaded": _load(data, k)[0], "times": {}, "peak_mib": 0.0})
+    measures = ("ours_s", "per_bar_s", "cmd_s", "cached_s", "read_s")
+    rounds: dict[str, list[float]] = {m: [] for m in measures}
+    for r in range(repeat):
+        timed = {}
+        for c in (cases if r % 2 == 0 else cases[::-1]):
+            k, data = c["n"], c["data"]
+            ours_s, trades = _engine(c["loaded"], k)
+            per_bar_s, per_bar_trades = _engine(c["loaded"], k, per_bar=True)
+            assert per_bar_trades == trades, "the per-bar crossover and sma_crossover must trade alike"
+            cmd_s, peak = _run_command(c["config"])
+            c["peak_mib"] = max(c["peak_mib"], peak)
+            c["trades"] = trades
+            timed[k] = {"ours_s": ours_s, "per_bar_s": per_bar_s, "cmd_s": cmd_s,
+                        "cached_s": _load(data, k)[1], "read_s": _read_cache(data)}
+        one, many = timed[1], timed[n]
+        for m in measures:
+            rounds[m].append((many[m] / cases[1]["bars"]) / (one[m] / cases[0]["bars"]))
+            for c in cases:
+                c["times"].setdefault(m, []).append(timed[c["n"]][m])
+    for c in cases:
+        c.update({m: min(c["times"][m]) for m in measures})
+    return cases[0], cases[1], rounds
 
 
 def _read_cache(data: Path) -> float:
@@ -245,25 +309,29 @@ def _print_case(c: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best time is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (with --instruments, "
+                        "alternating rounds of both cases); the best time is kept")
     parser.add_argument("--instruments", type=int, default=1,
                         help="also run N instruments of bars/N bars each and compare per bar (e.g. 50)")
     args = parser.parse_args(argv)
     if args.instruments > 1:
         with tempfile.TemporaryDirectory(prefix="algo-bench-") as tmp:
-            cases = [_case(Path(tmp), args.bars, n, args.repeat) for n in (1, args.instruments)]
-        for c in cases:
+            one, many, rounds = _compare(Path(tmp), args.bars, args.instruments, args.repeat)
+        for c in (one, many):
             _print_case(c)
-        one, many = cases
-        per_bar = lambda c, k: c[k] / c["bars"]  # noqa: E731
+
+        def ratio(key: str) -> str:  # best against best, then the median and range of the rounds' ratios
+            best = (many[key] / many["bars"]) / (one[key] / one["bars"])
+            r = sorted(rounds[key])
+            return f"{best:.2f} (rounds: median {statistics.median(r):.2f}, {r[0]:.2f}-{r[-1]:.2f})"
+
         # The bar is the run's: the engine and the whole command. Loading is part of the command; on
         # its own, opening N files costs N times a file's fixed cost, shown for what it is.
-        print(f"per bar, {many['n']} instruments / 1:   engine {per_bar(many, 'ours_s') / per_bar(one, 'ours_s'):.2f}"
-              f" (per-bar crossover {per_bar(many, 'per_bar_s') / per_bar(one, 'per_bar_s'):.2f})"
-              f"   command {per_bar(many, 'cmd_s') / per_bar(one, 'cmd_s'):.2f}   (bar: <= 1);   loading: parse"
-              f" {per_bar(many, 'parse_s') / per_bar(one, 'parse_s'):.2f}"
-              f"   cache {per_bar(many, 'read_s') / per_bar(one, 'read_s'):.2f}"
-              f"   cached load {per_bar(many, 'cached_s') / per_bar(one, 'cached_s'):.2f}")
+        print(f"per bar, {many['n']} instruments / 1, best of {args.repeat} alternating rounds (bar: <= 1):")
+        print(f"  engine {ratio('ours_s')};  per-bar crossover {ratio('per_bar_s')}")
+        print(f"  command {ratio('cmd_s')}")
+        print(f"  loading: parse {(many['parse_s'] / one['parse_s']):.2f};  cache {ratio('read_s')};  "
+              f"cached load {ratio('cached_s')}")
         return 0
 
     with tempfile.TemporaryDirectory(prefix="algo-bench-") as tmp:

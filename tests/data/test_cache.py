@@ -191,6 +191,22 @@ def test_a_file_that_fails_the_value_checks_is_never_cached(tmp_path):
     assert not [n for n in entries(tmp_path) if n.endswith(".npy")]
 
 
+def test_a_process_takes_a_quiet_files_digest_from_memory_after_the_first_look(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "HOT_NS", 0)  # quiet at once
+    path = write_bars(tmp_path / "NSE_EQ_1333.csv")
+    first = CsvCache(path).digest()
+    (tmp_path / CACHE_DIR / "NSE_EQ_1333.json").unlink(missing_ok=True)  # no stored proof, and no new hash
+
+    def no_hash(_):
+        raise AssertionError("hashed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(cache_mod, "_hash", no_hash)
+        assert CsvCache(path).digest() == first
+    path.write_text(path.read_text().replace("\n", "\r\n", 1))  # a changed file is hashed again
+    assert CsvCache(path).digest() != first
+
+
 def test_file_sha256_equals_hashing_the_bytes(tmp_path):
     import hashlib
 
