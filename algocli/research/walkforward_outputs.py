@@ -212,7 +212,9 @@ def _summary_html(wf: WalkForward) -> str:
 def _windows_html(wf: WalkForward) -> str:
     rows = list(csv.reader(io.StringIO(windows_csv(wf))))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    # an undefined figure (a window without trades has no Sharpe ratio) reads as in the terminal's table
+    body = "".join("<tr>" + "".join(f"<td>{'—' if c == 'nan' else html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in rows[1:])
     return (f'<section><h2>Windows</h2><div style="overflow-x:auto"><table class="stats wide"><thead><tr>{head}</tr>'
             f"</thead><tbody>{body}</tbody></table></div></section>")
 

@@ -169,10 +169,19 @@ def test_the_table_keeps_every_figure_whatever_the_terminal_width(cli, write_yam
 
     monkeypatch.setattr(console, "width", columns)
     out = tmp_path / "wf"
-    res = cli("walkforward", write_yaml(base_config), *ARGS, "--workers", "1", "--out", out)
+    short = [a if a != "12M" else "3M" for a in ARGS]  # 16 test windows, two of them without a trade
+    res = cli("walkforward", write_yaml(base_config), *short, "--workers", "1", "--out", out)
     assert res.code == 0, res.err
     lines = res.out.splitlines()
     assert max(map(len, lines)) <= columns and "…" not in res.out
+    undefined = [r["window"] for r in _rows(out / "windows.csv") if r["oos_sharpe_ratio"] == "nan"]
+    assert undefined
+    if columns != 80:
+        return
+    page = render_page(out / "report.html")["tables"]  # the page shows them as the terminal does
+    windows = next(t for t in page if t.startswith("window")).splitlines()[1:]
+    assert [w.split("\t")[0] for w in windows if "nan" in w.split("\t")] == []
+    assert [w.split("\t")[0] for w in windows if w.split("\t")[11] == "—"] == undefined
     for r in _rows(out / "windows.csv"):
         window = f"{r['test_start']} → {r['test_end']}" if columns == 200 else r["test_start"]
         row = next(line.split() for line in lines if line.split()[:2] == [r["window"], window.split()[0]])
