@@ -47,20 +47,16 @@ def montecarlo_command(
 
 
 def _table(sims, data):
-    from rich.table import Table
-
     from algocli.analytics.report import format_metric
+    from algocli.cli.tables import figure_table
     from algocli.research.montecarlo import LABELS, PERCENTILES, describe, same_everywhere
 
-    table = Table(title=describe(sims, data), title_justify="left")
-    table.add_column("Statistic")
-    for head in ("mean", *(f"{p} %" for p in PERCENTILES), "run"):
-        table.add_column(head, justify="right")
-    for name, row in sims.summary().items():
-        table.add_row(LABELS[name], *(format_metric(row[c]) for c in ("mean", *(f"p{p}" for p in PERCENTILES))),
-                      format_metric(sims.actual[name]))
+    columns = ("mean", *(f"p{p}" for p in PERCENTILES))
+    rows = [(LABELS[name], *(format_metric(row[c]) for c in columns), format_metric(sims.actual[name]))
+            for name, row in sims.summary().items()]
     note = same_everywhere(sims)
-    table.caption = (f"probability of ruin ({sims.ruin:.0%} below the start): {sims.ruin_probability:.2%}"
-                     + (f"\n{note}" if note else ""))
-    table.caption_justify = "left"
+    table, _ = figure_table(("Statistic", "mean", *(f"{p} %" for p in PERCENTILES), "run"), rows,
+                            width=console.width, left=(0,), wrap=(0,), title=describe(sims, data),
+                            caption=f"probability of ruin ({sims.ruin:.0%} below the start): "
+                                    f"{sims.ruin_probability:.2%}" + (f"\n{note}" if note else ""))
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 
 from rich.console import Group
@@ -86,3 +87,62 @@ def summary(result: RunResult) -> Group:
         parts.append(strategy_table(result))
     parts.extend(Text.assemble(("note:", "cyan"), f" {note}") for note in result.notes)
     return Group(*parts)
+
+
+_GAP = 2  # between two columns of a figure table (collapsed padding, no rule)
+
+
+def figure_table(heads: tuple[str, ...], rows: list[tuple[str, ...]], *, width: int, left: tuple[int, ...] = (),
+                 wrap: tuple[int, ...] = (), **table: object) -> tuple[Table, bool]:
+    """A table of figures whose numbers are never cut short at ``width`` columns.
+
+    Rich fits a wide table to the terminal by cutting cells ("13.…"), so on a narrow terminal or
+    in a CI log's 80 columns a figure would be lost. Here each column is as wide as its widest
+    cell; when that is too wide the headers wrap after spaces and underscores, and the ``wrap``
+    columns (labels) wrap their words.
+
+    Args:
+        heads: Column headers.
+        rows: Cell texts.
+        width: Columns available.
+        left: Columns aligned left (the others are figures, aligned right).
+        wrap: Label columns that may wrap onto several lines.
+        **table: Passed to ``rich.table.Table`` (title, caption...).
+
+    Returns:
+        The table and whether it fits ``width`` (when it does not, Rich will crop it).
+    """
+    from rich import box
+
+    cells = [max((len(r[k]) for r in rows), default=1) for k in range(len(heads))]
+    lines = [[h] for h in heads]
+    widths = [max(c, len(h)) for c, h in zip(cells, heads)]
+    if sum(widths) + _GAP * (len(widths) - 1) > width:
+        lines = [_wrapped(h, c) for h, c in zip(heads, cells)]
+        widths = [max(c, *map(len, ls)) for c, ls in zip(cells, lines)]
+        for k in wrap:  # as narrow as its longest word, then as wide as the room left allows
+            words = [w for r in rows for w in r[k].split()] + [w for ls in lines[k] for w in ls.split()]
+            narrow = max(map(len, words), default=1)
+            room = width - _GAP * (len(widths) - 1) - sum(w for j, w in enumerate(widths) if j != k)
+            widths[k] = max(narrow, min(widths[k], room))
+    fits = sum(widths) + _GAP * (len(widths) - 1) <= width
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, title_justify="left",
+                caption_justify="left", **table)
+    for k, (head, fit) in enumerate(zip(lines, widths)):
+        out.add_column("\n".join(head), justify="left" if k in left else "right", no_wrap=k not in wrap, width=fit)
+    for row in rows:
+        out.add_row(*row)
+    return out, fits
+
+
+def _wrapped(head: str, cell: int) -> list[str]:
+    """``head`` on lines as wide as its column's cells (or its longest word), broken after spaces and
+    underscores: "IS sharpe_ratio" -> "IS", "sharpe_", "ratio"."""
+    words = re.findall(r"[^ _]*_|[^ _]+", head)
+    fit, lines = max(cell, *map(len, words)), [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + len(word) + (not lines[-1].endswith("_")) > fit:
+            lines.append(word)
+        else:
+            lines[-1] += word if not lines[-1] or lines[-1].endswith("_") else " " + word
+    return lines

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -84,11 +83,9 @@ def walkforward_command(
 def _table(wf, width: int | None = None):
     """The windows as a table ``width`` columns wide (the console's by default) whose figures are
     never cut short: on a narrow terminal or a CI log's 80 columns the headers wrap, and then the
-    test windows show their first day only, rather than numbers ending in "…"."""
-    from rich import box
-    from rich.table import Table
-
+    test windows show their first day only."""
     from algocli.analytics.report import format_metric
+    from algocli.cli.tables import figure_table
     from algocli.research.walkforward_outputs import objective_column, summary
 
     name = objective_column(wf)
@@ -100,22 +97,16 @@ def _table(wf, width: int | None = None):
                         format_metric(w.oos_score), _pct(is_stats.get("total_return_pct")),
                         _pct(w.oos_stats.get("total_return_pct")), format_metric(w.wfe)))
     heads = (*wf.space.names, f"IS {name}", f"OOS {name}", "IS return %", "OOS return %", "WFE")
-    width = width or console.width
+    title = (f"walk-forward of {wf.config.name}: {len(wf.windows)} windows (train {wf.train}, test {wf.test}"
+             f"{f', gap {wf.gap}' if wf.gap else ''}, {'anchored' if wf.anchored else 'rolling'}, warm-up "
+             f"{wf.warmup} bars from {wf.warmup_source})")
     for window_head, window in (("test window", lambda win: f"{win.test_start} → {win.test_end}"),
                                 ("test from", lambda win: str(win.test_start))):
         rows = [(str(w.window.number), window(w.window), *f) for w, f in zip(wf.windows, figures)]
-        columns = _fit(("#", window_head, *heads), rows, width)
-        widths = [max(cells, *map(len, lines)) for lines, cells in columns]
-        if sum(widths) + _GAP * (len(widths) - 1) <= width:
+        table, fits = figure_table(("#", window_head, *heads), rows, width=width or console.width, left=(1,),
+                                   title=title)
+        if fits:
             break
-    table = Table(title=f"walk-forward of {wf.config.name}: {len(wf.windows)} windows (train {wf.train}, test "
-                        f"{wf.test}{f', gap {wf.gap}' if wf.gap else ''}, {'anchored' if wf.anchored else 'rolling'}, "
-                        f"warm-up {wf.warmup} bars from {wf.warmup_source})",
-                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    for k, ((lines, _), fit) in enumerate(zip(columns, widths)):
-        table.add_column("\n".join(lines), justify="left" if k == 1 else "right", no_wrap=True, width=fit)
-    for row in rows:
-        table.add_row(*row)
     s = summary(wf)
     pbo = "—" if wf.pbo is None else f"{wf.pbo.pbo:.1%} ({wf.pbo.splits} blocks, {wf.pbo.combinations:,} combinations)"
     table.caption = (f"stitched OOS: return {format_metric(wf.stitched.stats['total_return_pct'])} %, Sharpe "
@@ -126,29 +117,6 @@ def _table(wf, width: int | None = None):
                      f"{wf.profitable} of {len(wf.windows)} windows profitable; PBO {pbo}")
     table.caption_justify = "left"
     return table
-
-
-_GAP = 2  # between two columns of the table (collapsed padding, no rule)
-
-
-def _fit(heads: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> list[tuple[list[str], int]]:
-    """Each column's header lines and its widest cell: the headers on one line when the table fits
-    ``width`` so, else wrapped after spaces and underscores to their column's cells (or their longest
-    word)."""
-    cells = [max((len(r[k]) for r in rows), default=1) for k in range(len(heads))]
-    if sum(max(c, len(h)) for c, h in zip(cells, heads)) + _GAP * (len(heads) - 1) <= width:
-        return [([h], c) for h, c in zip(heads, cells)]
-    columns = []
-    for head, cell in zip(heads, cells):
-        words = re.findall(r"[^ _]*_|[^ _]+", head)  # "IS sharpe_ratio" -> "IS", "sharpe_", "ratio"
-        fit, lines = max(cell, *map(len, words)), [""]
-        for word in words:
-            if lines[-1] and len(lines[-1]) + len(word) + (not lines[-1].endswith("_")) > fit:
-                lines.append(word)
-            else:
-                lines[-1] += word if not lines[-1] or lines[-1].endswith("_") else " " + word
-        columns.append((lines, cell))
-    return columns
 
 
 def _pct(value) -> str:

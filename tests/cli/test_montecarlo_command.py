@@ -104,3 +104,19 @@ def test_an_output_folder_that_is_a_file_fails_before_simulating(cli, sma_run, t
     assert result.code == 2, result.out
     assert result.err_lines == [f"error: {taken}: is a file, not a folder; pass another --out"]
     assert taken.read_text(encoding="utf-8") == "mine\n" and "Statistic" not in result.out
+
+
+def test_the_table_keeps_every_figure_in_a_narrow_terminal(cli, sma_run, tmp_path, monkeypatch):
+    from algocli.cli.console import console
+
+    monkeypatch.setattr(console, "width", 72)
+    out = tmp_path / "mc"
+    result = cli("montecarlo", sma_run, "--n", "400", "--seed", "4", "--replace", "--out", out)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert max(map(len, lines)) <= 72 and "…" not in result.out
+    drawdowns = np.array([float(r["max_drawdown_pct"]) for r in _rows(out / "montecarlo.csv")])
+    row = next(line.split() for line in lines if line.startswith("Max."))
+    # mean, then the 5, 25, 50, 75 and 95 % percentiles, as numpy computes them from montecarlo.csv
+    expected = [drawdowns.mean(), *np.percentile(drawdowns, [5, 25, 50, 75, 95])]
+    assert [float(x) for x in row[-7:-1]] == pytest.approx(expected, abs=0.006)
