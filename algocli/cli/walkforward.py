@@ -80,10 +80,10 @@ def walkforward_command(
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 
-def _table(wf, width: int | None = None):
-    """The windows as a table ``width`` columns wide (the console's by default) whose figures are
-    never cut short: on a narrow terminal or a CI log's 80 columns the headers wrap, and then the
-    test windows show their first day only."""
+def _table(wf):
+    """The windows as a table as wide as the console whose figures are never cut short: on a narrow
+    terminal or a CI log's 80 columns the headers wrap, and then the test windows show their first
+    day only."""
     from algocli.analytics.report import format_metric
     from algocli.cli.tables import figure_table
     from algocli.research.walkforward_outputs import objective_column, summary
@@ -103,7 +103,7 @@ def _table(wf, width: int | None = None):
     for window_head, window in (("test window", lambda win: f"{win.test_start} → {win.test_end}"),
                                 ("test from", lambda win: str(win.test_start))):
         rows = [(str(w.window.number), window(w.window), *f) for w, f in zip(wf.windows, figures)]
-        table, fits = figure_table(("#", window_head, *heads), rows, width=width or console.width, left=(1,),
+        table, fits = figure_table(("#", window_head, *heads), rows, width=console.width, left=(1,),
                                    title=title)
         if fits:
             break

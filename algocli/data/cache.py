@@ -159,15 +159,15 @@ class CsvCache:
             self._stat, self._sha = None, sha
             return sha
         self._stat, self._sha = st, sha
-        if st.st_ctime_ns + HOT_NS <= self._hashed_ns:  # a hot file is hashed again next time
-            _KNOWN[key] = (sha, self._hashed_ns)
         self._remember()
         return sha
 
     def _remember(self) -> None:
-        """Write ``<stem>.json`` (atomically) when the file was quiet before it was hashed."""
+        """Keep the digest, in this process and in ``<stem>.json`` (atomically), when the file was quiet
+        before it was hashed."""
         if self._stat is None or self._stat.st_ctime_ns + HOT_NS > self._hashed_ns:
             return  # a hot file is hashed again next time anyway
+        _KNOWN[(str(self.path), *_stat_key(self._stat))] = (self._sha, self._hashed_ns)
         if not self.root.is_dir():
             return  # only beside an entry: hashing alone never creates the cache folder
         meta = {"version": VERSION, "file": self.path.name, "stat": _stat_key(self._stat), "sha256": self._sha,
