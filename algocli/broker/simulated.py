@@ -133,7 +133,7 @@ class SimulatedBroker:
         if signal.action is _HOLD:
             return None
         h = self.histories.get(signal.instrument)
-        order = self.book.create(strategy_id, signal, ts, h.cursor if h is not None else -1)
+        order = self.book.create(strategy_id, signal, ts, h.clock.cursor if h is not None else -1)
         if h is None:
             self._reject(order, ts, f"no data for {signal.instrument} in this run; add it to the strategy's instruments")
             return order
@@ -149,7 +149,7 @@ class SimulatedBroker:
         if order.order_type is _LIMIT:
             self.book.work(order, _OPEN)
         elif self.fill_model.immediate:
-            i = h.cursor
+            i = h.clock.cursor
             price = self._market_price(order, h.open_mv[i], h.high_mv[i], h.low_mv[i], h.close_mv[i], ts)
             self.fill_at(order, price, ts, timeline_bar)
         else:

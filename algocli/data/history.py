@@ -3,6 +3,10 @@
 A backtest loads the whole series up front and moves ``cursor`` forward; paper and live
 append bars as they close. Either way a strategy sees only ``[0, cursor]``.
 
+The cursor is held by the history's ``clock``, a ``Cursor``: its own, or one it shares with
+other histories (a backtest whose instruments all have a bar at every instant moves one
+cursor per instant for all of them, not one per instrument).
+
 Indicators are TA-Lib functions evaluated over the whole loaded series once and then
 read at the cursor. That is exact, not an approximation: every TA-Lib function is
 causal, so its value at bar t over the full array equals its value over the prefix
@@ -16,14 +20,35 @@ import numpy as np
 
 from algocli.domain.bars import FIELDS, Bars  # Bars is re-exported: it moved to domain
 
-__all__ = ["FIELDS", "Bars", "History"]
+__all__ = ["FIELDS", "Bars", "Cursor", "History"]
+
+_NO_TS = np.zeros(0, np.int64)
+
+
+class Cursor:
+    """A position in a series of bar starts: ``ts_mv[cursor]`` is the bar being processed (-1: none yet).
+
+    It is a run's clock, and each history's position: a history's own, or shared by histories
+    that have the same bar starts (``History.share``).
+    """
+
+    __slots__ = ("ts_mv", "cursor")
+
+    def __init__(self, ts) -> None:
+        self.ts_mv = memoryview(ts)
+        self.cursor = -1
 
 
 class History:
-    """Growable OHLCV columns with memoryview accessors for fast scalar reads."""
+    """Growable OHLCV columns with memoryview accessors for fast scalar reads.
+
+    Attributes:
+        clock: The ``Cursor`` holding this history's position (``cursor``). Code run per bar
+            reads ``clock.cursor``, one attribute lookup cheaper than the ``cursor`` property.
+    """
 
     __slots__ = (
-        "instrument", "interval", "length", "cursor", "_cols", "_cap",
+        "instrument", "interval", "length", "clock", "_cols", "_cap",
         "ts_mv", "open_mv", "high_mv", "low_mv", "close_mv", "volume_mv", "oi_mv",
         "indicators", "first_valid",
     )
@@ -32,12 +57,12 @@ class History:
         self.instrument = instrument
         self.interval = interval
         self.length = 0
-        self.cursor = -1
         # key -> tuple of memoryviews, one per TA-Lib output; cleared when a bar is appended
         self.indicators: dict[tuple, tuple[memoryview, ...]] = {}
         self.first_valid: dict[tuple, int] = {}
         self._cap = 0
         self._cols: dict[str, np.ndarray] = {}
+        self.clock = Cursor(_NO_TS)
         self._allocate(capacity, with_oi=False)
 
     @classmethod
@@ -47,7 +72,6 @@ class History:
         h.instrument = bars.instrument
         h.interval = interval
         h.length = len(bars)
-        h.cursor = -1
         h.indicators = {}
         h.first_valid = {}
         h._cap = len(bars)
@@ -57,8 +81,24 @@ class History:
             h._cols["oi"] = bars.oi
         for arr in h._cols.values():
             arr.flags.writeable = False
+        h.clock = Cursor(_NO_TS)
         h._bind()
         return h
+
+    @property
+    def cursor(self) -> int:
+        """Index of the current bar (-1 before the first): the last one a strategy may read."""
+        return self.clock.cursor
+
+    @cursor.setter
+    def cursor(self, i: int) -> None:
+        self.clock.cursor = i
+
+    def share(self, clock: Cursor) -> None:
+        """Read this history's position from ``clock``, whose bar starts are this history's own
+        (a backtest's instruments with a bar at every instant: one cursor moves them all)."""
+        clock.cursor = self.clock.cursor
+        self.clock = clock
 
     def _allocate(self, capacity: int, with_oi: bool) -> None:
         cols = {"ts": np.zeros(capacity, np.int64)}
@@ -72,7 +112,7 @@ class History:
 
     def _bind(self) -> None:
         c = self._cols
-        self.ts_mv = memoryview(c["ts"])
+        self.ts_mv = self.clock.ts_mv = memoryview(c["ts"])
         self.open_mv = memoryview(c["open"])
         self.high_mv = memoryview(c["high"])
         self.low_mv = memoryview(c["low"])
@@ -97,7 +137,7 @@ class History:
         if oi is not None:
             cols["oi"][i] = oi
         self.length = i + 1
-        self.cursor = i
+        self.clock.cursor = i
         self.indicators.clear()  # recomputed over the longer series on next use
         return i
 

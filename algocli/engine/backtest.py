@@ -19,11 +19,11 @@ from algocli.analytics.result import RunResult
 from algocli.broker.costs import CostModel, PercentCommission
 from algocli.broker.fill_models import FillModel, NextOpen
 from algocli.broker.simulated import SimulatedBroker
-from algocli.data.history import Bars, History
+from algocli.data.history import Bars, Cursor, History
 from algocli.domain.candle import Candle
 from algocli.domain.models import Instrument, Interval, OrderStatus, OrderType, Signal, SignalAction
 from algocli.domain.session import ist_date
-from algocli.engine.core import EngineCore, StrategySlot, TimelineClock
+from algocli.engine.core import EngineCore, StrategySlot
 from algocli.engine.timeline import Timeline, woken_events
 from algocli.errors import StrategyError
 from algocli.market.products import ProductRules, expiry_bar, squareoff_bars
@@ -90,6 +90,10 @@ class Backtest:
             rules=rules,
         )
         self._timeline = Timeline(bars)
+        if self._timeline.aligned:  # the same bar starts everywhere: one cursor moves every history
+            shared = Cursor(self._timeline.ts)
+            for h in histories.values():
+                h.share(shared)
         self.notes: list[str] = []
         self._equity: np.ndarray | None = None
         self._margin: np.ndarray | None = None  # ``available_margin``, worked out when first read
@@ -258,7 +262,7 @@ class Backtest:
     def _run_single(self, progress: Progress | None) -> None:
         core = self.core
         (inst, h), = core.histories.items()
-        core.clock = h  # one instrument: its cursor is the run's clock
+        core.clock = clock = h.clock  # one instrument: its cursor is the run's clock
         working = core.broker.pending[inst]
         on_bar, handle = core.broker.on_bar, core.handle
         masks = core.wake_masks()
@@ -275,7 +279,7 @@ class Backtest:
                     i = start
                     if working:
                         on_bar(inst, i, ts[i], i)
-                    h.cursor = i
+                    clock.cursor = i
                     self._apply_events(inst, i, events[i], i)
                     if wakes is None or wakes[i]:
                         out = on_candle(Candle((h, i, inst)))
@@ -287,25 +291,25 @@ class Backtest:
                     for w in woken[bisect_left(woken, start):bisect_left(woken, stop)]:
                         while working and i < w:
                             on_bar(inst, i, ts[i], i)
-                            h.cursor = i
+                            clock.cursor = i
                             i += 1
                         i = w
                         if working:
                             on_bar(inst, i, ts[i], i)
-                        h.cursor = i
+                        clock.cursor = i
                         out = on_candle(Candle((h, i, inst)))
                         if out is not None:
                             handle(sid, out)
                         i += 1
                     while working and i < stop:
                         on_bar(inst, i, ts[i], i)
-                        h.cursor = i
+                        clock.cursor = i
                         i += 1
                     continue
                 for i in range(start, stop):
                     if working:
                         on_bar(inst, i, ts[i], i)
-                    h.cursor = i
+                    clock.cursor = i
                     out = on_candle(Candle((h, i, inst)))
                     if out is not None:
                         handle(sid, out)
@@ -317,14 +321,14 @@ class Backtest:
     def _run_multi(self, progress: Progress | None) -> None:
         core = self.core
         tl = self._timeline
-        core.clock = TimelineClock(tl.ts)
+        core.clock = Cursor(tl.ts)
         broker = core.broker
         masks = core.wake_masks()
         subs = core.subscribers(masked=set(masks))
-        # What each instrument's bars need to open (its history, working orders and name) and to
-        # close (history, candle name, strategy id, on_candle), in slot order.
+        # What each instrument's bars need to open (its history's cursor, working orders and name)
+        # and to close (history, candle name, strategy id, on_candle), in slot order.
         hists = core.histories
-        opens = [(hists[inst], broker.pending[inst], inst) for inst in tl.instruments]
+        opens = [(hists[inst].clock, broker.pending[inst], inst) for inst in tl.instruments]
         closes = [(hists[inst], hists[inst].instrument, *_fan_out(subs[inst], core.handle)) for inst in tl.instruments]
         # What runs on_candle (the ``wake_on`` bars, every bar of an instrument a strategy reads
         # without it), found before the loop; an instant's start in ``calls`` is ``call_from[g]``.
@@ -338,34 +342,54 @@ class Backtest:
         loop(progress, opens, closes, calls, call_from, events)
 
     def _aligned_loop(self, progress, opens, closes, calls, call_from, events) -> None:
-        """Instant ``g`` is bar ``g`` of every instrument: no per-event lists, the cursors set in
-        one plain loop."""
+        """Instant ``g`` is bar ``g`` of every instrument, and the histories share one cursor
+        (``History.share``): as in ``_run_single``, an instant costs nothing unless a strategy
+        wakes, an order works or the broker squares off or settles."""
         core, tl = self.core, self._timeline
         clock, on_bar, handle = core.clock, core.broker.on_bar, core.handle
-        hists = [h for h, _, _ in opens]
+        bars = opens[0][0]  # the cursor every history reads
         pendings = [working for _, working, _ in opens]
         names = [inst for _, _, inst in opens]
-        slots = range(len(opens))
+        slots = list(range(len(opens)))  # compress over a range would make an int per slot
         tl_ts = tl.ts_list
-        sid, h, g = "", hists[0], 0
+        woken = np.flatnonzero(np.diff(call_from)).tolist()  # the instants with an on_candle
+        if events:
+            woken = sorted({*woken, *events})
+
+        def match(g: int, end: int) -> int:
+            """Instants ``g`` to ``end - 1``, where nobody wakes: match working orders while there are any."""
+            while g < end and any(pendings):
+                clock.cursor = g
+                bars.cursor = g - 1
+                for k in compress(slots, pendings):
+                    on_bar(names[k], g, tl_ts[g], g)
+                bars.cursor = g
+                g += 1
+            return end
+
+        sid, h, g = "", closes[0][0], 0
         try:
             for start, stop in self._chunks(len(tl_ts), progress, sorted(events)):
                 marked = start if start in events else -1  # square-offs and expiries: a chunk's first instant
-                for g in range(start, stop):
+                g = start
+                for w in woken[bisect_left(woken, start):bisect_left(woken, stop)]:
+                    if g < w:  # (most often the next instant wakes)
+                        g = match(g, w)
                     clock.cursor = g
-                    for k in compress(slots, pendings):  # working orders match first (see _merged_loop)
+                    bars.cursor = g - 1  # working orders match first, on the bars' last close (see _merged_loop)
+                    for k in compress(slots, pendings):
                         on_bar(names[k], g, tl_ts[g], g)
-                    for h in hists:
-                        h.cursor = g
+                    bars.cursor = g
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
-                    c, end = call_from[g], call_from[g + 1]
-                    for k in calls[c:end]:
+                    for k in calls[call_from[g]:call_from[g + 1]]:
                         h, name, sid, on_candle = closes[k]
                         out = on_candle(Candle((h, g, name)))
                         if out is not None:
                             handle(sid, out)
+                    g += 1
+                g = match(g, stop)
         except StrategyError:
             raise
         except Exception as exc:
@@ -380,7 +404,7 @@ class Backtest:
         ev_open = list(map(opens.__getitem__, ev_slot))
         ev_close = list(map(closes.__getitem__, ev_slot))
         ev_idx, groups, tl_ts = tl.ev_idx, tl.group_bounds, tl.ts_list
-        sid, h, i = "", opens[0][0], 0
+        sid, h, i = "", closes[0][0], 0
         try:
             for start, stop in self._chunks(len(groups) - 1, progress, sorted(events)):
                 # A chunk's square-offs and expiries fall on its first instant; one test per instant
@@ -397,11 +421,11 @@ class Backtest:
                     # this instant for its instrument's next bar). Then the bars close and the
                     # strategies see them.
                     here, bars = ev_open[a:b], ev_idx[a:b]
-                    for (h, working, inst), i in zip(here, bars):
+                    for (_, working, inst), i in zip(here, bars):
                         if working:
                             on_bar(inst, i, tl_ts[g], g)
-                    for (h, _, _), i in zip(here, bars):
-                        h.cursor = i
+                    for (at, _, _), i in zip(here, bars):
+                        at.cursor = i
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)

@@ -28,22 +28,13 @@ _HOLD = SignalAction.HOLD
 class Clock(Protocol):
     """Where the run is in time: a timeline of bar starts and the current position in it.
 
-    A single-instrument backtest uses the instrument's history itself as the clock, so the
-    loop moves one cursor per bar and the clock follows for free.
+    A ``algocli.data.history.Cursor``: over a merged timeline (several instruments), or in a
+    single-instrument backtest the instrument's own (``History.clock``), so the loop moves one
+    cursor per bar and the clock follows for free.
     """
 
     ts_mv: memoryview
     cursor: int
-
-
-class TimelineClock:
-    """A clock over a merged timeline (several instruments)."""
-
-    __slots__ = ("ts_mv", "cursor")
-
-    def __init__(self, ts) -> None:
-        self.ts_mv = memoryview(ts)
-        self.cursor = -1
 
 
 @dataclass
@@ -225,7 +216,7 @@ class EngineCore:
         for inst, qty in self.ledger.net.items():
             if qty:
                 h = self.histories[inst]
-                total += qty * h.close_mv[h.cursor]
+                total += qty * h.close_mv[h.clock.cursor]
         return total
 
 

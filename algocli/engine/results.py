@@ -17,7 +17,7 @@ values (buy & hold bought at the earliest there, the fills' bars counted from th
 
 from __future__ import annotations
 
-from itertools import count, repeat
+from itertools import repeat
 from operator import attrgetter, is_
 from typing import TYPE_CHECKING
 
@@ -54,18 +54,16 @@ def build_result(bt: Backtest, ts: np.ndarray, first: int = 0) -> RunResult:
     equity = cash.copy()
     strategy_pnl: dict[str, np.ndarray] = {}
     alone = len(core.slots) == 1
-    codes = None
     for slot in core.slots:
         own = cols.strategy == slot.id
         # one strategy books every fill: its cash flows are the account's
-        pnl = cash - bt.initial_capital if alone and own.all() else _cumulative(cols.bar[own], cols.cash_flow[own], n)
+        everything = alone and own.all()
+        pnl = cash - bt.initial_capital if everything else _cumulative(cols.bar[own], cols.cash_flow[own], n)
         # value every instrument the strategy traded, subscribed or not
-        traded = dict.fromkeys([*slot.instruments, *cols.instrument[own].tolist()])
-        if len(traded) > 1 and codes is None:
-            codes = cols.instrument_codes()
-        for inst in traded:
-            mine = own if len(traded) == 1 else own & (codes[0] == codes[1].get(inst, -1))
-            value = _cumulative(cols.bar[mine], cols.signed[mine], n) * closes[inst]
+        bars, signed = (cols.bar, cols.signed) if everything else (cols.bar[own], cols.signed[own])
+        for inst, b, q in _by_instrument(cols.instrument if everything else cols.instrument[own],
+                                         slot.instruments, bars, signed):
+            value = _cumulative(b, q, n) * closes[inst]
             pnl += value
             equity += value
         strategy_pnl[slot.id] = pnl
@@ -132,13 +130,25 @@ class _FillColumns:
         self.strategy = np.array(list(map(attrgetter("strategy_id"), fills)), dtype=object)
         self.instrument = np.array(list(map(attrgetter("instrument"), fills)), dtype=object)
 
-    def instrument_codes(self) -> tuple[np.ndarray, dict[str, int]]:
-        """Each fill's instrument as a small integer, and the integer of each instrument: selecting
-        a run's fills by instrument then compares integers, not one object per fill and instrument."""
-        code_of: dict[str, int] = {}  # an instrument's code: the row of its first fill
-        codes = np.fromiter(map(code_of.setdefault, self.instrument.tolist(), count()), dtype=np.intp,
-                            count=len(self.instrument))
-        return codes, code_of
+
+def _by_instrument(instrument: np.ndarray, listed, bars: np.ndarray, amounts: np.ndarray):
+    """``(instrument, bars, amounts)`` for each listed instrument, then each other one with fills,
+    in order of first fill: the fills grouped by instrument with one stable sort, not one scan of
+    every fill per instrument."""
+    names = instrument.tolist()
+    order = dict.fromkeys([*listed, *names])
+    if len(order) == 1:
+        inst, = order
+        yield inst, bars, amounts
+        return
+    code_of = {inst: k for k, inst in enumerate(order)}
+    codes = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
+    by = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by], np.arange(len(order) + 1))
+    bars, amounts = bars[by], amounts[by]
+    for k, inst in enumerate(order):
+        a, b = bounds[k], bounds[k + 1]
+        yield inst, bars[a:b], amounts[a:b]
 
 
 _BUY = OrderSide.BUY
@@ -207,10 +217,21 @@ def _benchmark(core, closes, starts, opens, capital, ts) -> tuple[np.ndarray, fl
         held.append(_relative(on_tl, int(np.searchsorted(ts, h.ts_mv[first])), entry))
         i0 = opens.get(inst, 0)  # the instrument's first bar that traded
         market.append(_relative(on_tl, int(np.searchsorted(ts, h.ts_mv[i0])), c[i0]))
-    # one instrument's mean is itself: no (1, n) copy and reduction of a million bars
-    benchmark = capital * (held[0] if len(held) == 1 else np.mean(held, axis=0))
-    mkt = market[0] if len(market) == 1 else np.mean(market, axis=0)
+    benchmark = capital * _mean(held)
+    mkt = _mean(market)
     return benchmark, float(np.mean(returns)), np.log(mkt[1:] / mkt[:-1])
+
+
+def _mean(series: list[np.ndarray]) -> np.ndarray:
+    """The element-wise mean of equal-length series, added in order as ``np.mean(series, axis=0)``
+    adds them (the same bits) without first copying them into one (instruments, bars) array."""
+    if len(series) == 1:
+        return series[0]
+    total = series[0] + series[1]
+    for s in series[2:]:
+        total += s
+    total /= len(series)
+    return total
 
 
 def _relative(values: np.ndarray, begin: int, base: float) -> np.ndarray:

@@ -104,7 +104,7 @@ class StrategyContext:
         from algocli.domain.candle import Candle
 
         h = self._history(instrument)
-        i = h.cursor + offset
+        i = h.clock.cursor + offset
         if offset > 0 or i < 0:
             return None
         return Candle((h, i, h.instrument))
@@ -162,23 +162,23 @@ class StrategyContext:
             h, length, values = _UNREAD  # TA-Lib loads would hold this KeyError and its frames for good
         if h.length != length:
             h, length, values = self._sma_entry(instrument, period, field)
-        i = h.cursor
+        i = h.clock.cursor
         return values[i] if i >= 0 else _NAN
 
     def ema(self, instrument: str, period: int, field: str = "close") -> float:
         """Exponential moving average, seeded exactly as TA-Lib seeds it over the full history."""
         e = self._outputs(("EMA", instrument, period, field), instrument, "EMA", {"timeperiod": period}, field)
-        i = e[0].cursor
+        i = e[0].clock.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def rsi(self, instrument: str, period: int = 14) -> float:
         """Relative strength index of closes."""
         e = self._outputs(("RSI", instrument, period), instrument, "RSI", {"timeperiod": period}, None)
-        i = e[0].cursor
+        i = e[0].clock.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def _triple(self, e: tuple) -> tuple[float, float, float]:
-        i = e[0].cursor
+        i = e[0].clock.cursor
         if i < 0:
             return (_NAN, _NAN, _NAN)
         a, b, c = e[1]
@@ -197,7 +197,7 @@ class StrategyContext:
     def atr(self, instrument: str, period: int = 14) -> float:
         """Average true range."""
         e = self._outputs(("ATR", instrument, period), instrument, "ATR", {"timeperiod": period}, None)
-        i = e[0].cursor
+        i = e[0].clock.cursor
         return e[3][i] if i >= 0 else _NAN
 
     def indicator(self, name: str, instrument: str, *, price: str | None = None, **params) -> float | tuple[float, ...]:
@@ -208,7 +208,7 @@ class StrategyContext:
         """
         name = name.upper()
         e = self._outputs((name, instrument, price, tuple(sorted(params.items()))), instrument, name, params, price)
-        i = e[0].cursor
+        i = e[0].clock.cursor
         vals = tuple(o[i] if i >= 0 else _NAN for o in e[1])
         return vals[0] if len(vals) == 1 else vals
 
@@ -256,7 +256,7 @@ class StrategyContext:
         """The last ``periods`` values of a TA-Lib output up to the current bar (read-only)."""
         name = name.upper()
         e = self._outputs((name, instrument, price, tuple(sorted(params.items()))), instrument, name, params, price)
-        end = e[0].cursor + 1
+        end = e[0].clock.cursor + 1
         arr = np.frombuffer(e[1][output], dtype=np.float64)[max(0, end - periods): end]
         arr.flags.writeable = False  # a view into the cache: writing would corrupt later reads
         return arr
@@ -290,8 +290,8 @@ class StrategyContext:
         if pos is None or pos.quantity == 0:
             return None
         h = self._histories.get(instrument)
-        if h is not None and h.cursor >= 0:
-            pos.last_price = h.close_mv[h.cursor]  # mark to the current close
+        if h is not None and h.clock.cursor >= 0:
+            pos.last_price = h.close_mv[h.clock.cursor]  # mark to the current close
         return pos
 
     def get_balance(self) -> float:

@@ -32,6 +32,7 @@ class _Unresolved:
 
 
 _UNRESOLVED = _Unresolved()
+_Unresolved.clock = _UNRESOLVED  # read as a history's clock too: no bar yet
 
 
 class Line:
@@ -68,7 +69,7 @@ class Line:
         if h.length != self._length:
             self._refresh()
             h = self._h
-        i = h.cursor + ago
+        i = h.clock.cursor + ago
         if i < 0 or ago > 0:
             return self._outside(ago)
         return self._values[i]
@@ -85,14 +86,14 @@ class Line:
         # ``_now()`` inlined: a crossover strategy asks this on every bar it sees
         if self._h.length != self._length:
             self._refresh()
-        v, i = self._values, self._h.cursor
+        v, i = self._values, self._h.clock.cursor
         if i < 1:
             return 0
         now, before = v[i], v[i - 1]
         if type(other) is Line:
             if other._h.length != other._length:
                 other._refresh()
-            ov, j = other._values, other._h.cursor
+            ov, j = other._values, other._h.clock.cursor
             if j < 1:
                 return 0
             o_now, o_before = ov[j], ov[j - 1]

@@ -237,3 +237,58 @@ def test_one_instrument_fill_sees_its_last_close_too(woken):
     bt.run()
     ts = bars[INSTS[0]].ts
     assert strategy.seen[:2] == [(ts[11], ts[10]), (ts[12], ts[11])]
+
+
+class WokenLimits(BaseStrategy):
+    """Woken only where SMA(5/12) cross: a buy limit 2 % under the close on a cross up, a sell limit
+    2 % over it on a cross down (replacing a working one); the limits rest across the instants where
+    nothing wakes. Records each fill's bar and whether the strategy woke there."""
+
+    def __init__(self, inst: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.inst, self.woke, self.fill_bars = inst, set(), []
+
+    def on_init(self) -> None:
+        ctx = self.context
+        self.fast, self.slow = ctx.line("SMA", self.inst, timeperiod=5), ctx.line("SMA", self.inst, timeperiod=12)
+        ctx.wake_on(self.fast.crossing(self.slow))
+
+    def on_candle(self, candle):
+        ctx, inst = self.context, self.inst
+        self.woke.add(candle.index)
+        for order in ctx.open_orders(inst):
+            ctx.cancel_order(order.order_id)
+        pos = ctx.get_position(inst)
+        held = pos.quantity if pos is not None else 0
+        if self.fast.cross(self.slow) > 0:
+            price = ctx.round_to_tick(inst, candle.close * 0.98, SignalAction.BUY)
+            return Signal(inst, SignalAction.BUY, 10, OrderType.LIMIT, limit_price=price)
+        if held > 0:
+            price = ctx.round_to_tick(inst, candle.close * 1.02, SignalAction.SELL)
+            return Signal(inst, SignalAction.SELL, held, OrderType.LIMIT, limit_price=price)
+        return None
+
+    def on_order_fill(self, fill) -> None:
+        self.fill_bars.append(fill.bar)
+
+
+def test_an_aligned_run_matches_resting_orders_between_the_instants_that_wake():
+    """The aligned loop skips the instants where no strategy wakes and no order works; an order
+    resting there still fills at the first bar it can, exactly as the instrument's run alone fills it."""
+    bars = _bars()
+    together = Backtest(bars, initial_capital=CAPITAL)
+    pairs = [(WokenLimits(INSTS[0]), WokenLimits(INSTS[0])), (WokenCross(INSTS[3]), WokenCross(INSTS[3]))]
+    for k, (strategy, _) in enumerate(pairs):
+        together.add_strategy(strategy, [strategy.inst], f"s{k}")
+    result = together.run()
+    assert together._timeline.aligned
+    for k, (strategy, alone_strategy) in enumerate(pairs):
+        alone = Backtest({strategy.inst: bars[strategy.inst]}, initial_capital=CAPITAL)
+        alone.add_strategy(alone_strategy, [strategy.inst], f"s{k}")
+        alone_result = alone.run()
+        assert _orders(together, f"s{k}") == _orders(alone, f"s{k}")
+        assert [(f.bar, f.price, f.quantity) for f in result.fills if f.strategy_id == f"s{k}"] == [
+            (f.bar, f.price, f.quantity) for f in alone_result.fills]
+    limits = pairs[0][0]
+    quiet = [b for b in limits.fill_bars if b not in limits.woke and b - 1 not in limits.woke]
+    assert len(limits.fill_bars) > 4 and quiet  # some limits filled after resting through quiet instants
