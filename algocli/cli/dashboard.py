@@ -203,14 +203,15 @@ def _valuation(engine) -> tuple[float, float]:
 def _feed_table(status, engine, rate: float, now: float | None) -> Table:
     now = time.monotonic() if now is None else now
     age = "—" if status.last_tick_monotonic is None else f"{now - status.last_tick_monotonic:.1f} s"
-    t = Table(title="feed", title_justify="left")
-    for col in ("feed", "state", "ticks/s", "last tick", "ticks", "candles", "malformed", "reconnects"):
+    # Six columns fit an 80-column terminal whole (with eight, Rich cut "connected" to "connec…");
+    # the health counters and the last error go under the table.
+    t = Table(title="feed", title_justify="left", caption_justify="left")
+    for col in ("feed", "state", "ticks/s", "last tick", "ticks", "candles"):
         t.add_column(col, justify="right" if col not in ("feed", "state") else "left")
     state = "[green]connected[/]" if status.connected else "[red]disconnected[/]"
-    t.add_row(status.name, state, f"{rate:.1f}", age, str(engine.stats.ticks), str(engine.stats.candles),
-              str(status.malformed), str(status.reconnects))
-    if status.last_error:
-        t.caption = f"last error: {status.last_error}"
+    t.add_row(status.name, state, f"{rate:.1f}", age, str(engine.stats.ticks), str(engine.stats.candles))
+    health = f"malformed {status.malformed} · reconnects {status.reconnects}"
+    t.caption = Text(f"{health}\nlast error: {status.last_error}" if status.last_error else health)  # no markup
     return t
 
 

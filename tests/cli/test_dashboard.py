@@ -59,8 +59,8 @@ def state(tmp_path_factory):
     return engine, bars, closed
 
 
-def _text(renderable) -> str:
-    console = Console(file=StringIO(), width=140, force_terminal=True, color_system=None)
+def _text(renderable, width: int = 140) -> str:
+    console = Console(file=StringIO(), width=width, force_terminal=True, color_system=None)
     console.print(renderable)
     return console.file.getvalue()
 
@@ -136,7 +136,8 @@ def test_dashboard_shows_account_feed_pnl_positions_orders_and_fills(state, monk
     text = _text(render(engine, status, 12.34, mode=RunMode.PAPER, now=now))
 
     feed = _section(text, "feed")
-    assert feed == [["sandbox (dhan)", "connected", "12.3", "2.5 s", str(engine.stats.ticks), str(closed), "3", "2"]]
+    assert feed == [["sandbox (dhan)", "connected", "12.3", "2.5 s", str(engine.stats.ticks), str(closed)]]
+    assert "malformed 3 · reconnects 2" in text
     assert engine.stats.candles == closed
 
     books, last_close = _expected_books(engine, bars, closed)
@@ -178,7 +179,21 @@ def test_dashboard_shows_a_disconnected_feed_and_its_last_error(state):
     text = _text(render(engine, status, 0.0, mode=RunMode.PAPER, now=now))
     row = _section(text, "feed")[0]
     assert row[1:4] == ["disconnected", "0.0", "61.0 s"]
-    assert "last error: connection lost (ConnectionClosedError)" in text
+    words = " ".join(text.split())  # the caption wraps at the table's width
+    assert "malformed 3 · reconnects 2 last error: connection lost (ConnectionClosedError)" in words
+
+
+@pytest.mark.parametrize("connected", [True, False], ids=["connected", "disconnected"])
+def test_the_feed_table_keeps_every_word_and_figure_in_80_columns(state, connected):
+    """A tmux pane or a CI log is 80 columns wide: the feed's state and counters are never cut ("connec…")."""
+    engine, _, _ = state
+    status, now = _status(connected=connected, error="" if connected else "connection lost (ConnectionClosedError)")
+    text = _text(render(engine, status, 1234.5, mode=RunMode.PAPER, now=now), width=80)
+    row = _section(text, "feed")[0]
+    assert row == ["sandbox (dhan)", "connected" if connected else "disconnected", "1234.5", "2.5 s",
+                   str(engine.stats.ticks), str(engine.stats.candles)]
+    assert "…" not in "".join(row) and "malformed 3 · reconnects 2" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_dashboard_before_the_first_tick(tmp_path):
@@ -189,7 +204,8 @@ def test_dashboard_before_the_first_tick(tmp_path):
     text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.PAPER, now=5.0))
     million = format_value(1_000_000.0)
     assert _section(text, "empty: paper trading") == [["—", "yes", million, million, million]]  # no clock yet
-    assert _section(text, "feed") == [["dhan", "disconnected", "0.0", "—", "0", "0", "0", "0"]]
+    assert _section(text, "feed") == [["dhan", "disconnected", "0.0", "—", "0", "0"]]
+    assert "malformed 0 · reconnects 0" in text
     zero = format_value(0.0)
     assert _section(text, "P&L per strategy") == [["sma", zero, zero, zero, "0", "0"]]
     for title in ("positions", "open orders", "last fills"):
