@@ -56,13 +56,12 @@ def build_result(bt: Backtest, ts: np.ndarray, first: int = 0) -> RunResult:
     alone = len(core.slots) == 1
     for slot in core.slots:
         own = cols.strategy == slot.id
-        # one strategy books every fill: its cash flows are the account's
         everything = alone and own.all()
+        mine = slice(None) if everything else own  # every fill: views, not copies
+        # one strategy books every fill: its cash flows are the account's
         pnl = cash - bt.initial_capital if everything else _cumulative(cols.bar[own], cols.cash_flow[own], n)
         # value every instrument the strategy traded, subscribed or not
-        bars, signed = (cols.bar, cols.signed) if everything else (cols.bar[own], cols.signed[own])
-        for inst, b, q in _by_instrument(cols.instrument if everything else cols.instrument[own],
-                                         slot.instruments, bars, signed):
+        for inst, b, q in _by_instrument(cols.instrument[mine], slot.instruments, cols.bar[mine], cols.signed[mine]):
             value = _cumulative(b, q, n) * closes[inst]
             pnl += value
             equity += value
