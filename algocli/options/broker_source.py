@@ -25,6 +25,7 @@ and token, the chain endpoints of ``data.protocol``).
 from __future__ import annotations
 
 import csv
+import io
 import threading
 import time
 from collections.abc import Callable
@@ -167,6 +168,7 @@ class BrokerChains(ChainSource):
         self._snaps: dict[tuple[str, date], tuple[int, OptionChain]] = {}
         self._expiries: dict[str, tuple[date, list[date]]] = {}  # underlying -> (IST day, expiries)
         self.fetches = 0
+        self._cut = False  # a torn last row of the record is cut once, before this run's first append
 
     def _now(self) -> int:
         return self._clock() or time.time_ns()
@@ -222,6 +224,13 @@ class BrokerChains(ChainSource):
         return super().pcr(underlying, expiry, n, max_age=max_age)
 
     def _append(self, chain: OptionChain, now: int) -> None:
+        """Append the snapshot's row to ``record`` so that a reader never sees a half-written header.
+
+        A run's ``pcr.csv`` is read while the run appends to it (``tail``, a backtest's
+        ``data.options.pcr``), and a reader can catch a write half done. So the header comes into
+        being with the first row by a rename, each later row is one ``write`` of a whole line, and a
+        row a killed run left torn is cut before the first append (``read_pcr_csv`` skips one).
+        """
         if self.record is None:
             return
         from algocli.domain.candle import ns_to_ist
@@ -229,12 +238,23 @@ class BrokerChains(ChainSource):
         clock = getattr(self._core, "clock", None)
         bar = ns_to_ist(self._core.now_ns) if clock is not None and clock.ts_mv and clock.cursor >= 0 else None
         row = pcr_row(summarise(chain, self.window), taken_at=ns_to_ist(now), bar=bar, mode=self.mode)
-        new = not self.record.exists() or self.record.stat().st_size == 0
-        with open(self.record, "a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            if new:
-                writer.writeheader()
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+        if not self._cut:
+            from algocli.persistence.journal import cut_torn_tail
+
+            cut_torn_tail(self.record)
+            self._cut = True
+        if not self.record.exists() or self.record.stat().st_size == 0:
+            from algocli.persistence.artifacts import atomic_write_text
+
+            writer.writeheader()
             writer.writerow(row)
+            atomic_write_text(self.record, text.getvalue())
+            return
+        writer.writerow(row)
+        with open(self.record, "ab", buffering=0) as fh:
+            fh.write(text.getvalue().encode("utf-8"))
 
 
 def attach_broker_chains(engine, feed: str, feed_config: object, mode: str, out_dir: Path) -> None:

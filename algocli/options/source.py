@@ -30,6 +30,7 @@ file has it, else ``timestamp``.
 from __future__ import annotations
 
 import csv
+import io
 from bisect import bisect_right
 from datetime import date, datetime
 from pathlib import Path
@@ -248,6 +249,9 @@ class _Series:
 def read_pcr_csv(path: Path) -> dict[str, dict[date, _Series]]:
     """A ``pcr.csv`` as underlying → expiry → rows in time order.
 
+    A run's record (it has a ``mode`` column) read while the run appends to it, or left by a killed
+    run, can end in a row without its line end: that row is not complete and is skipped.
+
     Raises:
         ConfigError: The file is missing or unreadable, lacks a column, or a row has a bad time,
             expiry or number (named with its line).
@@ -258,29 +262,33 @@ def read_pcr_csv(path: Path) -> dict[str, dict[date, _Series]]:
 
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("timestamp", "underlying", "expiry", "oi_pcr") if c not in (reader.fieldnames or ())]
-            if missing:
-                raise ConfigError(f"{path}: no {', '.join(missing)} column; a PCR series has the columns "
-                                  f"{', '.join(PCR_COLUMNS)} (a paper or live run's pcr.csv)")
-            out: dict[str, dict[date, _Series]] = {}
-            for line, row in enumerate(reader, 2):
-                try:
-                    when = datetime.strptime(row.get("bar") or row["timestamp"], _TIME)
-                    expiry = date.fromisoformat(row["expiry"])
-                    for name in ("oi_pcr", "volume_pcr", "change_oi_pcr", "window_oi_pcr"):
-                        _number(row.get(name))
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"{path}: line {line}: {exc}; fix or remove the row") from None
-                ns = ist_midnight_ns(when.date()) + (when.hour * 3600 + when.minute * 60 + when.second) * 10**9
-                series = out.setdefault(canonical_underlying(row["underlying"]), {}).setdefault(expiry, _Series())
-                if series.at and ns < series.at[-1]:
-                    raise ConfigError(f"{path}: line {line}: {when} is earlier than the row before; a PCR series "
-                                      "is in time order")
-                series.at.append(ns)
-                series.rows.append(row)
+            text = fh.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the PCR series: {exc.strerror or exc}; fix data.options.pcr") from None
+    header, newline, _ = text.partition("\n")
+    if newline and not text.endswith("\n") and "mode" in header.rstrip("\r").split(","):
+        text = text[:text.rfind("\n") + 1]  # a run's row being written or cut by a kill: each row it writes ends a line
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in ("timestamp", "underlying", "expiry", "oi_pcr") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ConfigError(f"{path}: no {', '.join(missing)} column; a PCR series has the columns "
+                          f"{', '.join(PCR_COLUMNS)} (a paper or live run's pcr.csv)")
+    out: dict[str, dict[date, _Series]] = {}
+    for line, row in enumerate(reader, 2):
+        try:
+            when = datetime.strptime(row.get("bar") or row["timestamp"], _TIME)
+            expiry = date.fromisoformat(row["expiry"])
+            for name in ("oi_pcr", "volume_pcr", "change_oi_pcr", "window_oi_pcr"):
+                _number(row.get(name))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: line {line}: {exc}; fix or remove the row") from None
+        ns = ist_midnight_ns(when.date()) + (when.hour * 3600 + when.minute * 60 + when.second) * 10**9
+        series = out.setdefault(canonical_underlying(row["underlying"]), {}).setdefault(expiry, _Series())
+        if series.at and ns < series.at[-1]:
+            raise ConfigError(f"{path}: line {line}: {when} is earlier than the row before; a PCR series "
+                              "is in time order")
+        series.at.append(ns)
+        series.rows.append(row)
     return out
 
 

@@ -44,7 +44,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_torn_tail(self.path)
+        cut_torn_tail(self.path)
         self._fh = open(self.path, "ab", buffering=0)
         self.records = 0
 
@@ -85,8 +85,12 @@ class Journal:
         self._fh.close()
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a torn last line before appending: run on from it, the next records would be unreadable."""
+def cut_torn_tail(path: Path) -> None:
+    """Drop a torn last line before appending: run on from it, the next records would be unreadable.
+
+    For any append-only file of lines (the journal, a run's ``pcr.csv``): what a killed write left
+    unfinished was never acted on, since records are written before they take effect.
+    """
     if not path.exists():
         return
     with open(path, "rb+") as fh:

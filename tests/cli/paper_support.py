@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -251,8 +252,10 @@ def algo(args: list[str], timeout: float = 60.0, env: dict[str, str] | None = No
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The complete rows of a CSV file, which a running process may be appending to (a torn last line is left out)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        text = fh.read()
+    return list(csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1], newline="")))
 
 
 def read_journal(path: Path) -> list[dict]:
