@@ -14,8 +14,9 @@ from algocli.cli.main import app
 @app.command("optimize")
 def optimize_command(
     config: Annotated[Path, typer.Argument(help="Run definition, e.g. configs/sma.yaml.")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=start:stop:step or name=a,b,c "
-                                             "(a strategy parameter; <strategy id>.name when several have it).")],
+    param: Annotated[list[str], typer.Option(
+        "--param", "-p", help="name=start:stop:step (start:stop: step 1) or name=a,b,c "
+                              "(a strategy parameter; <strategy id>.name when several have it).")],
     constraint: Annotated[list[str] | None, typer.Option(
         "--constraint", "-c", help="Expression over params, e.g. \"fast_period < slow_period\".")] = None,
     maximize: Annotated[str, typer.Option("--maximize", "-m", help="A results.csv statistic or "

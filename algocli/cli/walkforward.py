@@ -14,8 +14,9 @@ from algocli.cli.main import app
 @app.command("walkforward")
 def walkforward_command(
     config: Annotated[Path, typer.Argument(help="Run definition, e.g. configs/sma.yaml.")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=start:stop:step or name=a,b,c "
-                                             "(a strategy parameter; <strategy id>.name when several have it).")],
+    param: Annotated[list[str], typer.Option(
+        "--param", "-p", help="name=start:stop:step (start:stop: step 1) or name=a,b,c "
+                              "(a strategy parameter; <strategy id>.name when several have it).")],
     train: Annotated[str, typer.Option("--train", help="In-sample length: <n>D, <n>W, <n>M or <n>Y, e.g. 12M.")],
     test: Annotated[str, typer.Option("--test", help="Out-of-sample length (and step), e.g. 3M.")],
     constraint: Annotated[list[str] | None, typer.Option(

@@ -1,7 +1,7 @@
 """The search space of a sweep: parameter specs from the command line and safe constraints.
 
-A parameter is ``name=start:stop:step`` (both ends included), ``name=a,b,c`` (a list of
-choices) or ``name=value``. Constraints are expressions over parameter names
+A parameter is ``name=start:stop:step`` (both ends included; ``start:stop`` steps whole
+numbers by one), ``name=a,b,c`` (a list of choices) or ``name=value``. Constraints are expressions over parameter names
 (``fast_period < slow_period``) parsed with :mod:`ast` and evaluated by a small
 interpreter that knows names, numbers, strings, comparisons, arithmetic and
 ``and``/``or``/``not``: no call, attribute, subscript or lambda ever runs.
@@ -42,7 +42,7 @@ class Param:
 
 
 def parse_param(text: str) -> Param:
-    """Parse ``name=start:stop:step``, ``name=a,b,c`` or ``name=value``.
+    """Parse ``name=start:stop:step``, ``name=start:stop`` (whole numbers, step 1), ``name=a,b,c`` or ``name=value``.
 
     Integers stay integers; a range with a fractional part is stepped exactly (decimal
     arithmetic, so ``0.1:0.3:0.1`` gives three values).
@@ -58,12 +58,16 @@ def parse_param(text: str) -> Param:
     spec = spec.strip()
     if ":" in spec:
         parts = spec.split(":")
-        if len(parts) != 3:
-            raise UsageError(f"--param {text!r}: a range needs start:stop:step; {fix}")
+        if len(parts) not in (2, 3):
+            raise UsageError(f"--param {text!r}: a range is start:stop:step (or start:stop for whole numbers); {fix}")
         try:
-            start, stop, step = (Decimal(p.strip()) for p in parts)
+            start, stop, *step = (Decimal(p.strip()) for p in parts)
         except InvalidOperation:
             raise UsageError(f"--param {text!r}: start, stop and step must be numbers; {fix}") from None
+        if not step and not (start == start.to_integral_value() and stop == stop.to_integral_value()):
+            raise UsageError(f"--param {text!r}: a range of fractional values needs its step; "
+                             f"write --param {name}={parts[0].strip()}:{parts[1].strip()}:0.1 (start:stop:step)")
+        step = step[0] if step else Decimal(1)  # whole numbers step by one, as range() and slices do
         if step <= 0 or stop < start:
             raise UsageError(f"--param {text!r}: needs start <= stop and a positive step; {fix}")
         count = int((stop - start) / step) + 1

@@ -18,13 +18,21 @@ def test_fractional_range_is_stepped_exactly():
     assert parse_param("x=0.1:0.3:0.1").values == (0.1, 0.2, 0.3)
 
 
+def test_a_range_of_whole_numbers_without_a_step_steps_by_one_and_a_fractional_one_asks_for_its_step():
+    p = parse_param("fast_period=5:10")
+    assert p.values == tuple(range(5, 11)) and all(type(v) is int for v in p.values) and p.kind == "range"
+    with pytest.raises(UsageError, match=r"'x=0.5:2': a range of fractional values needs its step; "
+                                         r"write --param x=0.5:2:0.1"):
+        parse_param("x=0.5:2")
+
+
 def test_choices_keep_their_order_and_types():
     p = parse_param("fast_period=13,5,8")
     assert p.values == (13, 5, 8) and p.kind == "choice"
     assert parse_param("mode=fast,slow").values == ("fast", "slow")
 
 
-@pytest.mark.parametrize("text", ["fast_period", "=1:2:1", "x=5:1:1", "x=1:5:0", "x=1:5", "x=a:b:c", "x=1,1",
+@pytest.mark.parametrize("text", ["fast_period", "=1:2:1", "x=5:1:1", "x=1:5:0", "x=1:2:3:4", "x=a:b:c", "x=1,1",
                                   "1x=3"])
 def test_bad_specs_are_usage_errors(text):
     with pytest.raises(UsageError, match="--param"):
