@@ -161,14 +161,21 @@ def _fit(head: list[Table], tails: list, height: int, console: Console, options:
 
 
 def _account_table(engine, mode: RunMode) -> Table:
-    """The title, the exchange clock, trading or HALTED, and the money."""
-    t = Table(title=f"{engine.name}: {mode.title.lower()}", title_justify="left")
-    for col in ("exchange time (IST)", "trading", "equity [₹]", "cash [₹]", "available [₹]"):
-        t.add_column(col, justify="left" if col in ("exchange time (IST)", "trading") else "right")
-    ns = engine.exchange_now()
-    clock = ns_to_ist(ns).strftime("%Y-%m-%d %H:%M:%S") if ns else "—"
+    """The title (HALTED in it when the risk controls have stopped trading), the exchange clock and the money.
+
+    Four columns keep a ₹100-crore account's figures whole in an 80-column terminal; with a fifth
+    ("trading: yes"), Rich wrapped the headers from ₹1 crore and cut ₹123 crore to "1,234,567,890…".
+    """
     risk = engine.core.risk
     halted = risk is not None and risk.halted
+    title = Text(f"{engine.name}: {mode.title.lower()}")
+    if halted:
+        title.append(" · HALTED", "bold red")
+    t = Table(title=title, title_justify="left")
+    for col in ("exchange time (IST)", "equity [₹]", "cash [₹]", "available [₹]"):
+        t.add_column(col, justify="left" if col == "exchange time (IST)" else "right")
+    ns = engine.exchange_now()
+    clock = ns_to_ist(ns).strftime("%Y-%m-%d %H:%M:%S") if ns else "—"
     equity, exposure = _valuation(engine)
     if mode is RunMode.LIVE:  # the broker's own figure; the runtime reads it now and then
         funds = getattr(engine, "broker_funds", None)
@@ -177,8 +184,7 @@ def _account_table(engine, mode: RunMode) -> Table:
         broker = engine.broker
         margin = broker.available_margin() if getattr(broker, "rules", None) is not None else equity - exposure
         available = format_value(margin)
-    t.add_row(clock, Text("HALTED", "bold red") if halted else Text("yes", "green"), format_value(equity),
-              format_value(engine.core.ledger.cash), available)
+    t.add_row(clock, format_value(equity), format_value(engine.core.ledger.cash), available)
     if halted:
         state = risk.state
         since = f" since {state.halted_at[:19].replace('T', ' ')}" if state.halted_at else ""

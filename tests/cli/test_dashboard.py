@@ -147,7 +147,7 @@ def test_dashboard_shows_account_feed_pnl_positions_orders_and_fills(state, monk
     held = sum(b["held"] for b in books.values())
     equity = cash + held * last_close
     assert _section(text, "dash-run: paper trading") == [
-        [EXCHANGE_NOW, "yes", format_value(equity), format_value(cash), format_value(equity - held * last_close)]]
+        [EXCHANGE_NOW, format_value(equity), format_value(cash), format_value(equity - held * last_close)]]
     assert "HALTED" not in text
     assert books["sma"]["held"] == 10 and books["manual"]["held"] == 5
     assert books["sma"]["realised"] != 0 and books["sma"]["unrealised"] != 0 and books["manual"]["unrealised"] != 0
@@ -196,6 +196,23 @@ def test_the_feed_table_keeps_every_word_and_figure_in_80_columns(state, connect
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+def test_the_account_of_a_hundred_crore_run_keeps_its_figures_whole_in_80_columns(tmp_path, monkeypatch):
+    """Money is never cut short ("10,000,0…"): a big account's equity, cash and available fit 80 columns."""
+    from algocli.risk import RiskConfig, RiskController
+
+    engine = PaperEngine([INST], interval=Interval.MINUTE_1, initial_capital=1_234_567_890.12, fill_model=NextOpen(),
+                         cost_model=PercentCommission(0.0003), journal_path=tmp_path / "j.jsonl", name="big")
+    engine.add_strategy(SmaCrossover(), [INST], "sma")
+    RiskController(RiskConfig(), state_path=None, clock_ns=lambda: None).attach(engine.core).halt("desk")
+    engine.start()
+    _exchange_now(monkeypatch, engine, "2024-06-10 10:02:05")
+    text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.DRY_RUN, now=5.0), width=80)
+    money = "1,234,567,890.12"
+    assert text.splitlines()[0].strip() == "big: live trading (dry run) · HALTED"
+    assert _section(text, "big: live trading (dry run)") == [["2024-06-10 10:02:05", money, money, money]]
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_dashboard_before_the_first_tick(tmp_path):
     engine = PaperEngine([INST], interval=Interval.MINUTE_1, initial_capital=1_000_000, fill_model=NextOpen(),
                          cost_model=PercentCommission(0.0003), journal_path=tmp_path / "j.jsonl", name="empty")
@@ -203,7 +220,7 @@ def test_dashboard_before_the_first_tick(tmp_path):
     engine.start()
     text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.PAPER, now=5.0))
     million = format_value(1_000_000.0)
-    assert _section(text, "empty: paper trading") == [["—", "yes", million, million, million]]  # no clock yet
+    assert _section(text, "empty: paper trading") == [["—", million, million, million]]  # no clock yet
     assert _section(text, "feed") == [["dhan", "disconnected", "0.0", "—", "0", "0"]]
     assert "malformed 0 · reconnects 0" in text
     zero = format_value(0.0)
@@ -262,7 +279,8 @@ def test_a_halt_shows_on_the_dashboard_with_its_reason_and_how_to_lift_it(tmp_pa
     risk.state.halted_at = "2024-06-10T10:02:00+05:30"
     engine.halted["sma"] = "strategy sma raised ValueError"
     text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0))
-    assert _section(text, "calm: live trading")[0][:2] == ["2024-06-10 10:02:05", "HALTED"]
+    assert text.splitlines()[0].strip() == "calm: live trading · HALTED"
+    assert _section(text, "calm: live trading")[0][0] == "2024-06-10 10:02:05"
     assert ("HALTED since 2024-06-10 10:02:00 (manual stop [desk 2]): open orders cancelled, only orders that "
             "reduce a position are allowed; `algo halt CONFIG --clear` lifts it") in " ".join(text.split())
     assert _section(text, "P&L per strategy")[0][0] == "sma (halted)"
@@ -272,12 +290,12 @@ def test_live_shows_the_brokers_funds_and_paper_what_the_simulated_broker_allows
     engine = _fresh(tmp_path, "acct")
     engine.start()
     assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0)),
-                    "acct: live trading")[0][4] == "—"  # not read from the broker yet
+                    "acct: live trading")[0][3] == "—"  # not read from the broker yet
     engine.broker_funds = 123_456.78
     assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0)),
-                    "acct: live trading")[0][4] == "123,456.78"
+                    "acct: live trading")[0][3] == "123,456.78"
     assert _section(_text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.DRY_RUN, now=5.0)),
-                    "acct: live trading (dry run)")[0][4] == format_value(1_000_000.0)
+                    "acct: live trading (dry run)")[0][3] == format_value(1_000_000.0)
 
 
 @pytest.mark.parametrize("height", [60, 36, 30, 24, 20, 12])
