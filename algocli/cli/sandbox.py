@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -169,10 +168,11 @@ def env_lines(host: str, port: int, protocols, fixed_token: bool) -> list[str]:
 def _emit_env(lines: list[str], env_file: Path | None) -> None:
     """The export lines on stdout, and in ``env_file`` (readable by its owner only) when given."""
     if env_file is not None:
-        try:
-            fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write("# written by algo sandbox; `source` it to use the sandbox\n" + "\n".join(lines) + "\n")
+        from algocli.persistence.artifacts import atomic_write_text
+
+        try:  # by a rename: a terminal sourcing it meanwhile reads the old lines or the new, never half
+            atomic_write_text(env_file, "# written by algo sandbox; `source` it to use the sandbox\n"
+                              + "\n".join(lines) + "\n", mode=0o600)
         except OSError as exc:
             raise UsageError(f"--env-file {env_file}: cannot write it ({exc.strerror or exc}); "
                              "name another file") from None

@@ -59,15 +59,16 @@ DEFAULT_TICK = 0.05  # NSE equities
 FORK_MIN_BARS = 20_000
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename."""
-    with _AtomicFile(path) as fh:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` via a temp file, fsync and rename; ``mode`` (e.g. 0o600 for a
+    file holding a token) instead of the umask's."""
+    with _AtomicFile(path, mode) as fh:
         fh.write(data)
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
 def ist_strings(ns: np.ndarray) -> np.ndarray:
@@ -92,13 +93,14 @@ class _AtomicFile:
     """A file written (in bytes) under a temporary name, flushed to disk and renamed into place on
     success; removed on failure."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mode: int | None = None) -> None:
         self.path = path
+        self.mode = _FILE_MODE if mode is None else mode
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, self.mode)
         self.fh = os.fdopen(fd, "wb")
         return self.fh
 
