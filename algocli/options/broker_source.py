@@ -238,23 +238,24 @@ class BrokerChains(ChainSource):
         clock = getattr(self._core, "clock", None)
         bar = ns_to_ist(self._core.now_ns) if clock is not None and clock.ts_mv and clock.cursor >= 0 else None
         row = pcr_row(summarise(chain, self.window), taken_at=ns_to_ist(now), bar=bar, mode=self.mode)
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
         if not self._cut:
             from algocli.persistence.journal import cut_torn_tail
 
             cut_torn_tail(self.record)
             self._cut = True
-        if not self.record.exists() or self.record.stat().st_size == 0:
+        new = not self.record.exists() or self.record.stat().st_size == 0
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        if new:
             from algocli.persistence.artifacts import atomic_write_text
 
-            writer.writeheader()
-            writer.writerow(row)
             atomic_write_text(self.record, text.getvalue())
-            return
-        writer.writerow(row)
-        with open(self.record, "ab", buffering=0) as fh:
-            fh.write(text.getvalue().encode("utf-8"))
+        else:
+            with open(self.record, "ab", buffering=0) as fh:
+                fh.write(text.getvalue().encode("utf-8"))
 
 
 def attach_broker_chains(engine, feed: str, feed_config: object, mode: str, out_dir: Path) -> None:
