@@ -45,9 +45,9 @@ class Objective:
             return
         names = statistic_names()
         if text not in names:
-            raise UsageError(f"--maximize {text}: not a statistic of results.csv{suggest(text, names)}; use one of "
-                             f"{', '.join(n for n in names if not n.endswith(('_date', 'duration')))}, "
-                             "or package.module:function")
+            raise UsageError(f"--maximize {text}: not a statistic of results.csv{suggest(text, names)} (the "
+                             f"statistics: {', '.join(n for n in names if not n.endswith(('_date', 'duration')))}; "
+                             "or package.module:function)")
         if text.endswith(("_date",)):
             raise UsageError(f"--maximize {text}: a date cannot be maximised; choose a number")
 

@@ -145,8 +145,8 @@ def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool)):
         raise UsageError(f"--constraint {text!r}: {node.value!r} is not a number or a string")
     if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
-        raise UsageError(f"--constraint {text!r}: {node.id!r} is not a --param{suggest(node.id, names)}; "
-                         f"name one of {', '.join(names)}")
+        raise UsageError(f"--constraint {text!r}: {node.id!r} is not a --param{suggest(node.id, names)} "
+                         f"(the params: {', '.join(names)})")
 
 
 def _evaluate(node: ast.AST, params: dict):

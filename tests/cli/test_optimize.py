@@ -116,7 +116,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
          "--maximize research.objectives:misread: the function raised KeyError: 'sharpe'; it is called with the "
          "statistics as a dict"),
         (["--param", "fast_period=5:10:5", "--constraint", "fast < 9"],
-         "'fast' is not a --param; name one of fast_period\n"),
+         "'fast' is not a --param (the params: fast_period)\n"),
         (["--param", "fast=5:10:5"], "no strategy has a parameter 'fast'"),
         (["--param", "fast_period=5:10:5:1"], "a range is start:stop:step (or start:stop for whole numbers)"),
         (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
