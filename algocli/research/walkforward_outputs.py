@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from algocli.domain.models import CHARGE_FIELDS
 from algocli.research.walkforward import WalkForward
 
 ARTIFACTS = ("windows.csv", "oos_equity.csv", "results.csv", "walkforward.json", "report.html")
@@ -230,11 +231,21 @@ def page_bytes(wf: WalkForward) -> bytes:
                 f"maximising {wf.objective.text} over {wf.grid_trials} grid points")
     header = f"<header><h1>{html.escape(title)}</h1><p>{html.escape(settings)}</p></header>"
     parts = [_summary_html(wf), _windows_html(wf),
-             f"<section><h2>Stitched out-of-sample statistics</h2>{_stats_table_html(wf.stitched.stats)}</section>"]
+             f"<section><h2>Stitched out-of-sample statistics</h2>{_stats_table_html(_shown_stats(wf.stitched.stats))}"
+             "</section>"]
     figures = [("windows", _windows_figure(wf)), ("equity", _equity_figure(wf)), ("returns", _returns_figure(wf))]
     if wf.pbo is not None:
         figures.append(("pbo", _pbo_figure(wf)))
     return html_page(title, header, parts, figures)
+
+
+def _shown_stats(stats: dict) -> dict:
+    """The statistics the page lists: a flat commission's charge rows only repeat ``Commissions``
+    (each fill's rounded to paise, so they could differ from it by a paisa), and the backtest
+    report leaves them out too; ``results.csv`` keeps them all."""
+    if any(stats.get(f"charges_{kind}") for kind in CHARGE_FIELDS if kind != "brokerage"):
+        return stats
+    return {k: v for k, v in stats.items() if not k.startswith("charges_")}
 
 
 def write_outputs(wf: WalkForward, out_dir: Path) -> list[Path]:

@@ -67,10 +67,21 @@ def test_walkforward_writes_its_artifacts_and_reports(walked):
     for key in ("windows", "equity", "returns", "pbo"):
         assert f'data-key="{key}"' in page
     assert "Plotly.newPlot" in page and "Walk-forward efficiency" in page
+    # a flat commission: the page shows it once, not again as charge rows a paisa apart from it
+    assert 'data-key="commissions"' in page and 'data-key="charges_' not in page
     shown = render_page(out / "report.html")
     assert shown["errors"] == [] and shown["plots"] == shown["plots_rendered"] == 4, shown["plots"]
     windows = next(t for t in shown["tables"] if t.startswith("window"))
     assert [line.split("\t")[3] for line in windows.splitlines()[1:]] == [r["test_start"] for r in rows]
+
+
+def test_the_page_lists_itemised_charges_by_kind():
+    from algocli.research.walkforward_outputs import _shown_stats
+
+    flat = {"commissions": 935.97, "charges_brokerage": 935.98, "charges_stt": 0.0, "charges_total": 935.98}
+    assert list(_shown_stats(flat)) == ["commissions"]
+    itemised = {**flat, "charges_stt": 120.5, "charges_total": 1056.48}
+    assert _shown_stats(itemised) == itemised
 
 
 def test_each_window_equals_algo_backtest_on_its_test_dates(walked, cli, write_yaml, base_config, tmp_path):
