@@ -87,6 +87,7 @@ class BayesSearch:
             else:
                 self._dists[p.name] = optuna.distributions.CategoricalDistribution(list(p.values))
         self.seen: dict[str, dict] = {}  # canonical params -> point, in the order first proposed
+        self.refused: dict[str, tuple[dict, str]] = {}  # canonical params -> (point, why the strategies refuse it)
         self._pending: list = []
 
     def _point(self, trial) -> dict:
@@ -110,10 +111,13 @@ class BayesSearch:
             stale += 1
             trial = self.study.ask(self._dists)
             point = self._point(trial)
-            if not self.space.admits(point) or self.accept(point) is not None:
+            key = canonical(point)
+            why = self.accept(point) if self.space.admits(point) else ""
+            if why is not None:
+                if why:
+                    self.refused.setdefault(key, (point, why))
                 self.study.tell(trial, state=state.FAIL)
                 continue
-            key = canonical(point)
             self._pending.append((trial, key))
             if key not in self.seen and all(canonical(q) != key for q in new):
                 new.append(point)

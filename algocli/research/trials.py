@@ -17,13 +17,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from algocli.errors import AlgoError, UsageError
 from algocli.research.objective import Objective
 from algocli.research.search import METHODS, BayesSearch, admissible, sample
 from algocli.research.space import Space
 from algocli.research.worker import ContextSpec, data_hash, install, load_context, refusal, run_trial
+
+if TYPE_CHECKING:
+    from algocli.persistence.journal import Journal
 
 JOURNAL = "trials.journal.jsonl"
 #: A batch should keep a worker busy this long, so the per-batch cost (pickling, scheduling,
@@ -128,27 +131,38 @@ class TrialsResult:
 Progress = Callable[[int, int, "Trial | None"], None]
 
 
+def _none_admissible(refused: list[tuple[dict, str]]) -> str:
+    return ("no point of the grid passes the constraints and the strategies' own checks"
+            + (f" (first refusal: {refused[0][1]})" if refused else ""))
+
+
 class _Journal:
     """The journal of finished trials: key -> row, appended one batch at a time."""
 
     def __init__(self, path: Path) -> None:
-        from algocli.persistence.journal import Journal, read_journal
+        from algocli.persistence.journal import read_journal
 
         self.rows: dict[str, dict] = {}
         if path.exists():
             for record in read_journal(path):
                 if record.get("k") == "trial":
                     self.rows[record["key"]] = record
-        self._journal = Journal(path)
+        self._path = path
+        self._journal: Journal | None = None  # opened at the first trial: a refused sweep leaves no file
 
     def add(self, rows: list[tuple[str, dict, dict]]) -> None:
+        if self._journal is None:
+            from algocli.persistence.journal import Journal
+
+            self._journal = Journal(self._path)
         for i, (key, params, row) in enumerate(rows):
             record = {"key": key, "params": params, **row}
             self._journal.append("trial", sync=i == len(rows) - 1, **record)
             self.rows[key] = {"k": "trial", **record}
 
     def close(self) -> None:
-        self._journal.close()
+        if self._journal is not None:
+            self._journal.close()
 
 
 class _Sweep:
@@ -362,13 +376,15 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
             while points := search.ask():
                 sweep.evaluate(points)
                 search.tell({canonical(t.params): t.score for t in result.trials})
+            result.refused = list(search.refused.values())
+            if not search.seen:
+                raise UsageError(_none_admissible(result.refused))
         else:
             points, result.refused = admissible(space, accept)
             if method == "random":
                 points = sample(points, trials or 100, seed)
             if not points:
-                raise UsageError("no point of the grid passes the constraints and the strategies' own checks"
-                                 + (f" (first refusal: {result.refused[0][1]})" if result.refused else ""))
+                raise UsageError(_none_admissible(result.refused))
             sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points), started)
             sweep.evaluate(points)
     except KeyboardInterrupt:

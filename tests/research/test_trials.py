@@ -136,6 +136,23 @@ def test_points_the_strategy_refuses_are_left_out_and_counted(run_yaml):
     assert len(result.refused) == 1 and "fast_period must be smaller" in result.refused[0][1]
 
 
+def test_bayes_counts_the_points_the_strategy_refuses(run_yaml):
+    result = run_trials(run_yaml, Space.parse(["fast_period=10,30", "slow_period=20"]), method="bayes", trials=4)
+    assert [t.params for t in result.trials] == [{"fast_period": 10, "slow_period": 20}]
+    assert [p for p, _ in result.refused] == [{"fast_period": 30, "slow_period": 20}]
+    assert "fast_period must be smaller" in result.refused[0][1]
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayes"])
+def test_a_space_the_strategy_refuses_whole_is_a_usage_error_that_writes_nothing(run_yaml, tmp_path, method):
+    """Not a sweep "interrupted before any trial finished" (exit 130), nor an empty journal left behind."""
+    out = tmp_path / "sweep"
+    with pytest.raises(UsageError, match=r"no point .* passes .*first refusal: .*fast_period must be smaller"):
+        run_trials(run_yaml, Space.parse(["fast_period=30,40", "slow_period=20"]), method=method, trials=4,
+                   out_dir=out)
+    assert not out.exists()
+
+
 def test_a_function_objective_scores_trials(run_yaml):
     result = run_trials(run_yaml, _space(), maximize="research.objectives:fewest_trades")
     trades = {t.number: t.values["total_trades"] for t in result.trials}
