@@ -391,6 +391,7 @@ def simulate(run: RunData, n: int, *, method: str = "trades", seed: int | None =
         UsageError: A value out of range.
     """
     _check(n, method, ruin, block_size, block_kind, trade_returns)
+    _check_method_options(method, replace, block_size, block_kind, trade_returns)
     seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
     setup = _setup(run, method, trade_returns)
     n_obs = len(setup.returns)
@@ -421,6 +422,19 @@ def _check(n: int, method: str, ruin: float, block_size: float | None, block_kin
         raise UsageError(f"--ruin {ruin}: give the loss as a fraction of the starting equity, e.g. 0.3 for 30%")
     if block_size is not None and block_size < 1:
         raise UsageError(f"--block-size {block_size}: a block holds at least 1 bar")
+
+
+def _check_method_options(method: str, replace: bool, block_size: float | None, block_kind: str,
+                          trade_returns: str) -> None:
+    """An option of another method would be ignored without a word: refuse it instead."""
+    given = {"--replace": replace, "--trade-returns": trade_returns != "equity",
+             "--block-size": block_size is not None, "--block-kind": block_kind != "stationary"}
+    owner = {"--replace": "trades", "--trade-returns": "trades", "--block-size": "block", "--block-kind": "block"}
+    for flag, used in given.items():
+        if used and owner[flag] != method:
+            hint = " (bootstrap draws bar returns with replacement already)" if flag == "--replace" else ""
+            raise UsageError(f"{flag} applies to --method {owner[flag]}, not {method}{hint}; "
+                             f"drop it or pass --method {owner[flag]}")
 
 
 # --------------------------------------------------------------------------- artifacts

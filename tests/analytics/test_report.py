@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -79,14 +78,12 @@ def test_write_report_is_self_contained_and_atomic(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
 
-def test_a_large_result_writes_a_small_page_fast(tmp_path):
+def test_a_large_result_writes_a_small_page(tmp_path):
+    """(How fast it is written is measured with the command by benchmarks/bench_sma.py.)"""
     result = make_result(n_bars=200_000, n_trades=TRADE_MARKER_CAP + 1_000, intraday=True)
-    start = time.perf_counter()
     out = write_report(result, tmp_path / "big.html", mode=RunMode.BACKTEST)
-    elapsed = time.perf_counter() - start
     size = out.stat().st_size
     assert size < 8_000_000, f"{size:,} bytes"
-    assert elapsed < 2.0, f"{elapsed:.2f}s"
     equity = page_figures(out.read_text(encoding="utf-8"))["equity"]["data"][0]
     assert equity["y"]["dtype"] == "f8"  # numbers travel as typed arrays, not decimal text
     assert max(np.frombuffer(__import__("base64").b64decode(equity["y"]["bdata"]))) == result.equity.max()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -74,10 +73,8 @@ def test_recording_is_not_paid_per_bar():
     bt.run()
     ctx = bt.core.slots[0].context
     ctx._read.clear()
-    before = time.perf_counter()
     for _ in range(1_000):
         ctx.sma(INST, 10)
-    assert time.perf_counter() - before < 0.5
     assert ctx._read == {} and ctx.indicators_read() == []
 
 
