@@ -354,6 +354,9 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
 
     if method not in METHODS:
         raise UsageError(f"--method {method}: use one of {', '.join(METHODS)}")
+    if method == "grid" and trials is not None:
+        raise UsageError(f"--trials {trials} applies to --method random or bayes; the grid runs every point "
+                         "(drop --trials, or pass --method random)")
     objective = Objective(maximize)
     started = time.perf_counter()
     config = config if config is not None else load_run_config(Path(config_path))

@@ -120,6 +120,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         (["--param", "fast=5:10:5"], "no strategy has a parameter 'fast'"),
         (["--param", "fast_period=5:10:5:1"], "a range is start:stop:step (or start:stop for whole numbers)"),
         (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
+        (["--param", "fast_period=5:10:5", "--trials", "2"], "--trials 2 applies to --method random or bayes"),
         (["--param", "fast_period=a,b", "--method", "bayes"], "no point of the grid passes the constraints and the "
                                                               "strategies' own checks (first refusal: "),
     ]
