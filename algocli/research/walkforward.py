@@ -97,7 +97,9 @@ def parse_span(text: str, flag: str, *, zero: bool = False) -> Span:
         UsageError: Anything else.
     """
     match = _SPAN.match(text or "")
-    if not match or (int(match.group(1)) == 0 and not zero):
+    if match and int(match.group(1)) == 0 and not zero:
+        raise UsageError(f"{flag} {text!r}: a window needs a length of 1 or more, e.g. {flag} 12M")
+    if not match:
         raise UsageError(f"{flag} {text!r}: write a length as <n>D (days), <n>W, <n>M (months) or <n>Y, e.g. "
                          f"{flag} {'5D' if zero else '12M'}")
     return Span(int(match.group(1)), match.group(2).upper())

@@ -33,9 +33,11 @@ def test_spans_parse_and_bad_ones_name_the_flag():
     assert parse_span("12M", "--train") == Span(12, "M")
     assert parse_span("5d", "--gap", zero=True) == Span(5, "D")
     assert parse_span("0D", "--gap", zero=True) == Span(0, "D")
-    for text in ("12", "M12", "3X", "1.5M", "", "0M"):
-        with pytest.raises(UsageError, match="--train"):
+    for text in ("12", "M12", "3X", "1.5M", ""):
+        with pytest.raises(UsageError, match="--train .*: write a length as <n>D"):
             parse_span(text, "--train")
+    with pytest.raises(UsageError, match="--test '0M': a window needs a length of 1 or more"):
+        parse_span("0M", "--test")
 
 
 def test_months_clamp_at_month_end():
