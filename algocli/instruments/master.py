@@ -174,7 +174,7 @@ class InstrumentMaster:
         inst = self.get(text)
         if inst is not None:
             return inst
-        near = self._near(text)
+        near = self.near(text)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise ConfigError(f"{field}: {text!r} is not in the {self.source}{hint} "
                           "(`algo instruments search TEXT` lists names; `algo instruments refresh` updates the list)")
@@ -243,7 +243,8 @@ class InstrumentMaster:
                       f"{chosen.hrn} (write the year to choose another)")
         return chosen
 
-    def _near(self, text: str) -> list[str]:
+    def near(self, text: str) -> list[str]:
+        """Up to three listed names close to ``text``, the closest first."""
         wanted = normalise(text)
         head = wanted.partition(":")[2][:3] or wanted[:3]
         pool = [h for h in self._frame["hrn"].tolist() if head and head in h][:5000]

@@ -104,7 +104,9 @@ def name_run(config: RunConfig, source: str, *, refresh: Refresh = "auto", extra
             if any(not is_broker_id(n) for n in missing):
                 wanted = next(n for n in missing if not is_broker_id(n))
                 why = f"there is no folder {', '.join(folders)} (check data.path)" if folders else str(exc)
-                raise ConfigError(f"{source}: instrument {wanted!r} is a name, and {why}") from None
+                near = local.near(wanted) if local is not None else []
+                hint = f" (did you mean {' or '.join(repr(n) for n in near)}, in {local.source}?)" if near else ""
+                raise ConfigError(f"{source}: instrument {wanted!r} is a name{hint}, and {why}") from None
             # Only a data folder's run says so (its list should name its files); a missing folder the feed reports.
             if warn is not None and extra and not folders:
                 where = f"{local.source} does not list it, and " if local is not None else ""

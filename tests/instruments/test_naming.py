@@ -54,6 +54,14 @@ def test_a_name_no_list_knows_is_an_error_naming_it(offline):
         name_run(_config("NSE:HDFCBANK", "NSE:TCS"), "run.yaml", extra=[BUNDLED_LIST])
 
 
+def test_a_misspelt_name_offline_gets_the_data_folders_near_miss(offline):
+    hint = r"'NSE:HDFCBNK' is a name \(did you mean 'NSE:HDFCBANK', in .*instruments.csv\?\), and"
+    with pytest.raises(ConfigError, match=hint):
+        name_run(_config("NSE:HDFCBNK"), "run.yaml", extra=[BUNDLED_LIST])
+    with pytest.raises(ConfigError, match=r"'NSE:TCS' is a name, and"):  # nothing near it: no hint
+        name_run(_config("NSE:TCS"), "run.yaml", extra=[BUNDLED_LIST])
+
+
 def test_a_yearless_contract_of_only_expired_ones_is_named_in_one_line(offline):
     warnings: list[str] = []
     config = _config("NSE:NIFTY 26 DEC 24000 CE")
