@@ -57,19 +57,27 @@ def optimize_command(
         err_console.print("interrupted before any trial finished")
         raise typer.Exit(130)
     paths = write_outputs(result, out_dir)
-    console.print(_summary(result))
+    console.print(_summary(result, trials))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
     if result.interrupted:
         err_console.print(f"interrupted: {len(result.trials)} trials kept; run the same command to continue")
         raise typer.Exit(130)
 
 
-def _summary(result) -> str:
+def _summary(result, requested: int | None) -> str:
     best = result.best
     cached = sum(t.cached for t in result.trials)
     memory = max(result.workers.values(), default=0.0)
     lines = [f"{_count(len(result.trials), 'trial')} ({result.method}; {result.ran} run now, {cached} from the "
              f"journal) on {result.executor} in {result.wall_seconds:.1f} s"]
+    from algocli.research.search import DEFAULT_TRIALS
+
+    wanted = (requested or DEFAULT_TRIALS) if result.method != "grid" else 0
+    if len(result.trials) < wanted and not result.interrupted:
+        lines.append(f"--trials {wanted}: " + (
+            f"the space holds only {_count(len(result.trials), 'point')} the constraints and the strategies "
+            "accept, and every one ran" if result.method == "random" else
+            "the search found no new point the constraints and the strategies accept"))
     if result.refused:
         lines.append(f"{_count(len(result.refused), 'point')} refused by the strategy's own checks (first: "
                      f"{result.refused[0][1]})")

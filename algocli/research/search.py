@@ -16,6 +16,8 @@ from algocli.errors import UsageError
 from algocli.research.space import Space
 
 METHODS = ("grid", "random", "bayes")
+#: Points random and Bayesian search try when ``--trials`` is not given.
+DEFAULT_TRIALS = 100
 #: Points per Bayesian round: larger rounds use more workers at once, smaller ones learn sooner.
 BAYES_ROUND = 8
 

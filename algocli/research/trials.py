@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from algocli.errors import AlgoError, UsageError
 from algocli.research.objective import Objective
-from algocli.research.search import METHODS, BayesSearch, admissible, sample
+from algocli.research.search import DEFAULT_TRIALS, METHODS, BayesSearch, admissible, sample
 from algocli.research.space import Space
 from algocli.research.worker import ContextSpec, data_hash, install, load_context, refusal, run_trial
 
@@ -374,7 +374,7 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
     journal = _Journal(Path(out_dir) / JOURNAL) if out_dir is not None else _MemoryJournal()
     try:
         if method == "bayes":
-            search = BayesSearch(space, trials or 100, seed, accept)
+            search = BayesSearch(space, trials or DEFAULT_TRIALS, seed, accept)
             sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, search.trials, started)
             while points := search.ask():
                 sweep.evaluate(points)
@@ -385,7 +385,7 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
         else:
             points, result.refused = admissible(space, accept)
             if method == "random":
-                points = sample(points, trials or 100, seed)
+                points = sample(points, trials or DEFAULT_TRIALS, seed)
             if not points:
                 raise UsageError(_none_admissible(result.refused))
             sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points), started)

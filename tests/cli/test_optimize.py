@@ -129,3 +129,14 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         assert res.code == 2, (args, res.err)
         assert len(res.err_lines) == 1 and message in res.err, res.err
         assert "Traceback" not in res.err
+
+
+def test_fewer_points_than_trials_is_said_once_and_a_grid_says_nothing(cli, write_yaml, base_config, tmp_path):
+    _, res = _sweep(cli, write_yaml, base_config, tmp_path / "random", "--method", "random", "--trials", "50")
+    assert res.code == 0, res.err
+    said = " ".join(res.out.split())
+    assert "6 trials (random;" in said
+    assert "--trials 50: the space holds only 6 points the constraints and the strategies accept, and every one ran" \
+        in said
+    _, res = _sweep(cli, write_yaml, base_config, tmp_path / "grid")
+    assert res.code == 0 and "--trials" not in res.out
