@@ -49,9 +49,23 @@ def _master():
     return open_master(warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
 
 
-def _resolver():
-    """The instrument master's ``resolve``."""
-    return _master().resolve
+class _Lazy:
+    """The instrument master's ``resolve`` and ``get``, opening it at the first name looked up: the
+    download checks its flags first, so a bad one is reported without waiting on the network."""
+
+    def __init__(self) -> None:
+        self._master = None
+
+    def _open(self):
+        if self._master is None:
+            self._master = _master()
+        return self._master
+
+    def resolve(self, name: str):
+        return self._open().resolve(name)
+
+    def get(self, name: str):
+        return self._open().get(name)
 
 
 def _record_names(out_dir: Path, instruments) -> None:
@@ -100,7 +114,15 @@ def download_command(
 
     source = source.strip().lower()
     if source not in sources():
-        raise UsageError(f"--source {source!r} is not one of {', '.join(sources())} (the registered brokers)")
+        from algocli.config.errors import suggest
+
+        raise UsageError(f"--source {source!r} is not one of {', '.join(sources())} (the registered brokers)"
+                         f"{suggest(source, sources())}")
+    if not (options or pcr):
+        for flag, given in (("--expiry", expiry != "current"), ("--cycle", cycle is not None),
+                            ("--strikes", strikes != "ATM")):
+            if given:
+                raise UsageError(f"{flag} applies with --options or --pcr; add one, or drop {flag}")
     first = _date(start, "--from")
     last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
     if last < first:
@@ -109,7 +131,7 @@ def download_command(
         return _download_options(instruments, source, (interval or "1m").strip(), first, last, out, expiry=expiry,
                                  cycle=cycle, strikes=strikes, options=options, pcr=pcr)
     interval = interval or "1d"
-    resolve = _resolver()
+    resolve = _Lazy().resolve
     with _progress(quiet) as progress:
         result = run_download(instruments, resolve=resolve, source=source, interval=interval.strip(), start=first,
                               end=last, out_dir=out, progress=progress)
@@ -141,7 +163,7 @@ def _download_options(names: list[str], source: str, interval: str, first: date,
 
     if len(names) != 1:
         raise UsageError(f"--options/--pcr take one underlying, not {len(names)}; e.g. 'NSE:NIFTY 50'")
-    master = _master()
+    master = _Lazy()
     options, pcr = kwargs.pop("options"), kwargs.pop("pcr")
     _, result = run_download_options(names[0], resolve=master.resolve, lookup=master.get, source=source,
                                      interval=interval, start=first, end=last, candles=options, pcr=pcr,

@@ -143,15 +143,22 @@ def test_a_refused_token_exits_1_with_the_renew_message(cli, srv, monkeypatch):
     (("--from", "2024-06-14", "--to", "2024-06-10"), "--to 2024-06-10 is before --from 2024-06-14"),
     (("--from", "2024-06-10", "-i", "2m"), "--interval '2m' is not one of 1m, 3m, 5m, 10m"),
     (("--from", "2024-06-10", "--source", "zerodha"), "--source 'zerodha' is not one of dhan, upstox"),
+    (("--from", "2024-06-10", "--source", "dhn"), "(the registered brokers); did you mean `dhan`?"),
+    (("--from", "2024-06-10", "--expiry", "next"), "--expiry applies with --options or --pcr"),
+    (("--from", "2024-06-10", "--strikes", "ATM-2:ATM+2"), "--strikes applies with --options or --pcr"),
+    (("--from", "2024-06-10", "--options", "--strikes", "ATM+2:ATM-2"), "the first offset is above the second"),
+    (("--from", "2024-06-10", "--options", "-i", "2m"), "--interval '2m' is not one of 1m"),
     (("NSE:NOPE", "--from", "2024-06-10"), "'NSE:NOPE' is not in the test instrument list"),
 ])
-def test_usage_errors_exit_2_before_any_request(cli, srv, monkeypatch, args, message):
+def test_usage_errors_exit_2_before_any_request(cli, srv, monkeypatch, _setup, args, message):
     use(monkeypatch, srv, "dhan")
     defaults = {"--source": "dhan", "--to": "2024-06-14"}
     rest = [word for flag, value in defaults.items() if flag not in args for word in (flag, value)]
-    r = cli("download-data", "NSE:RELIANCE", *args, *rest)
+    r = cli("download-data", *([] if "NSE:NOPE" in args else ["NSE:RELIANCE"]), *args, *rest)
     assert r.code == 2, (r.out, r.err)
     assert message in r.err and srv.requests() == []
+    if "NSE:NOPE" not in args:  # a bad flag is found before the instrument list is even opened (a download)
+        assert _setup == []
 
 
 def test_a_3m_download_from_dhan_runs_in_a_backtest(cli, srv, monkeypatch, tmp_path):
