@@ -8,6 +8,7 @@ and exit status 1; a bad underlying or expiry with status 2.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -45,6 +46,11 @@ def pcr_command(
         bands = Bands(low, high, reading)  # type: ignore[arg-type]
     except ValueError as exc:
         raise UsageError(f"{exc}; fix --low/--high/--reading") from None
+    if expiry.strip().lower() not in ("current", "next"):
+        try:
+            date.fromisoformat(expiry.strip())
+        except ValueError:  # a listed date is checked on the first fetch, against the broker's expiries
+            raise UsageError(f"--expiry {expiry!r} is not current, next or a YYYY-MM-DD date") from None
     chosen = _source(source)
     asyncio.run(_run(chosen, underlying, expiry, window, bands, watch=watch, interval=interval, json_out=json_out))
 
@@ -54,7 +60,9 @@ def _source(source: str | None) -> str:
 
     if source is not None:
         if source.lower() not in SOURCES:
-            raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+            from algocli.config.errors import suggest
+
+            raise UsageError(f"--source {source!r} is not one of {', '.join(SOURCES)}{suggest(source.lower(), SOURCES)}")
         return source.lower()
     from algocli.adapters.dhan.settings import DhanSettings
     from algocli.adapters.upstox.settings import UpstoxSettings

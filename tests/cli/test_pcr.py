@@ -102,3 +102,12 @@ def test_broker_failure_is_one_line_and_a_bad_expiry_is_a_usage_error():
     assert "expired" not in refused[2]  # the token is never printed
     assert no_next[0] == 2 and "no next expiry" in no_next[2]
     assert table[0] == 0 and "OI PCR" in table[1] and "max pain" in table[1]
+
+
+def test_bad_flags_are_usage_errors_before_any_token_or_request():
+    """No token is set and no server runs: a malformed --expiry or an unknown --source is said first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DHAN_", "UPSTOX_"))}
+    bad_expiry = asyncio.run(_algo(env, "--expiry", "nxt"))
+    assert bad_expiry[0] == 2 and "--expiry 'nxt' is not current, next or a YYYY-MM-DD date" in bad_expiry[2]
+    bad_source = asyncio.run(_algo(env, "--source", "dhn"))
+    assert bad_source[0] == 2 and "did you mean `dhan`?" in bad_source[2]
