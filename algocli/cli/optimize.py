@@ -82,7 +82,8 @@ def _summary(result, requested: int | None) -> str:
         lines.append(f"{_count(len(result.refused), 'point')} refused by the strategy's own checks (first: "
                      f"{result.refused[0][1]})")
     if result.workers:
-        lines.append(f"peak memory per worker: {memory:.0f} MiB ({_count(len(result.workers), 'worker')})")
+        lines.append(f"peak memory per worker: {memory:.0f} MiB (of the {_count(len(result.workers), 'worker')} "
+                     "that ran trials)")
     if best is None:
         lines.append(f"no trial has a defined {result.objective.text} (no trades?)")
     else:
