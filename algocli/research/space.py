@@ -20,7 +20,8 @@ from typing import Iterator
 from algocli.config.errors import suggest
 from algocli.errors import UsageError
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+# ``<param>`` or ``<strategy id>.<param>``; an id may hold letters, digits, ``_ . -`` (``config.run``'s pattern)
+_NAME = re.compile(r"^([A-Za-z0-9_.-]+\.)?[A-Za-z_][A-Za-z0-9_]*$")
 #: Largest grid enumerated; a larger one is a typo more often than a plan (use --method random).
 MAX_GRID = 5_000_000
 
@@ -106,6 +107,10 @@ _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 
 
+#: What is left of ``<strategy id>.<param>`` once the known ones are placeholders: a misspelt one
+_QUALIFIED = re.compile(r"(?<![\w.-])[A-Za-z_][\w-]*(?:\.[\w-]+)*\.[A-Za-z_]\w*")
+
+
 class Constraint:
     """A boolean expression over parameters, checked before any trial runs.
 
@@ -121,16 +126,31 @@ class Constraint:
 
     def __init__(self, text: str, names: list[str]) -> None:
         self.text = text
+        # ``sma-hdfcbank.quantity`` is no Python name: each qualified parameter stands in the
+        # expression as a placeholder, the longest first so that no name eats part of another
+        self._alias: dict[str, str] = {}
+        expr = text.strip()
+        for k, name in enumerate(sorted((n for n in names if not n.isidentifier()), key=len, reverse=True)):
+            token = f"_param_{k}_"
+            expr, found = re.subn(rf"(?<![\w.-]){re.escape(name)}(?!\w)", token, expr)
+            if found:
+                self._alias[token] = name
+        unknown = _QUALIFIED.search(expr)
+        if unknown:
+            raise UsageError(f"--constraint {text!r}: {unknown[0]!r} is not a --param{suggest(unknown[0], names)} "
+                             f"(the params: {', '.join(names)})")
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            tree = ast.parse(expr, mode="eval")
         except SyntaxError:
             raise UsageError(f"--constraint {text!r}: not an expression; write e.g. "
                              "\"fast_period < slow_period\"") from None
         for node in ast.walk(tree):
-            _check_node(node, text, names)
+            _check_node(node, text, [*names, *self._alias])
         self._body = tree.body
 
     def __call__(self, params: dict) -> bool:
+        if self._alias:
+            params = {**params, **{token: params[name] for token, name in self._alias.items()}}
         return bool(_evaluate(self._body, params))
 
 

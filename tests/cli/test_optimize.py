@@ -140,3 +140,23 @@ def test_fewer_points_than_trials_is_said_once_and_a_grid_says_nothing(cli, writ
         in said
     _, res = _sweep(cli, write_yaml, base_config, tmp_path / "grid")
     assert res.code == 0 and "--trials" not in res.out
+
+
+def test_params_of_the_bundled_multi_strategy_config_by_hyphenated_id(cli, write_yaml, tmp_path):
+    """configs/multi.yaml names its strategies sma-hdfcbank and rsi-infosys: ``<id>.<param>`` reaches each,
+    constraints name them, and best.yaml runs."""
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "configs" / "multi.yaml").read_text())
+    cfg["data"]["path"], cfg["output"]["dir"] = str(root / "data"), str(tmp_path / "run")
+    out = tmp_path / "opt"
+    res = cli("optimize", write_yaml(cfg), "--param", "sma-hdfcbank.quantity=10,20", "--param",
+              "rsi-infosys.period=10,14", "--constraint", "sma-hdfcbank.quantity * 2 > rsi-infosys.period + 12",
+              "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    rows = _rows(out / "trials.csv")
+    assert [(r["sma-hdfcbank.quantity"], r["rsi-infosys.period"]) for r in rows] == [("20", "10"), ("20", "14")]
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    params = {s["id"]: s["params"] for s in best["strategies"]}
+    assert params["sma-hdfcbank"]["quantity"] == 20 and params["rsi-infosys"]["period"] in (10, 14)
+    assert params["rsi-infosys"]["quantity"] == cfg["strategies"][1]["params"]["quantity"]  # untouched
+    assert cli("backtest", out / "best.yaml", "--no-report", "-q").code == 0

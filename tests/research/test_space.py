@@ -89,6 +89,20 @@ def test_qualified_names_can_be_constrained_by_their_bare_name():
     assert len(list(space.grid())) == 3
 
 
+def test_a_strategy_id_with_hyphens_and_dots_qualifies_a_param_and_constraints_name_it():
+    """Run definitions name strategies ``sma-hdfcbank`` (configs/multi.yaml) and ids may hold dots."""
+    space = Space.parse(["sma-hdfcbank.quantity=10,20", "rsi.v2.period=10,14", "period=1"],
+                        ["sma-hdfcbank.quantity * 2 > rsi.v2.period + 12 and period == 1"])
+    assert [p.name for p in space.params] == ["sma-hdfcbank.quantity", "rsi.v2.period", "period"]
+    assert list(space.grid()) == [{"sma-hdfcbank.quantity": 20, "rsi.v2.period": 10, "period": 1},
+                                  {"sma-hdfcbank.quantity": 20, "rsi.v2.period": 14, "period": 1}]
+    # a qualified name that ends another one is not taken for part of it
+    space = Space.parse(["a.x=1,2", "aa.x=1,2"], ["aa.x > a.x"])
+    assert list(space.grid()) == [{"a.x": 1, "aa.x": 2}]
+    with pytest.raises(UsageError, match=r"'sma-hdfcbank.qty' is not a --param; did you mean `sma-hdfcbank.quantity`"):
+        Space.parse(["sma-hdfcbank.quantity=10,20"], ["sma-hdfcbank.qty > 5"])
+
+
 def test_a_param_given_twice_is_refused():
     with pytest.raises(UsageError, match="twice"):
         Space.parse(["a=1:2:1", "a=3"])
