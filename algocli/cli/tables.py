@@ -136,13 +136,15 @@ def figure_table(heads: tuple[str, ...], rows: list[tuple[str, ...]], *, width: 
 
 
 def _wrapped(head: str, cell: int) -> list[str]:
-    """``head`` on lines as wide as its column's cells (or its longest word), broken after spaces and
-    underscores: "IS sharpe_ratio" -> "IS", "sharpe_", "ratio"."""
-    words = re.findall(r"[^ _]*_|[^ _]+", head)
+    """``head`` on lines as wide as its column's cells (or its longest word), broken after spaces,
+    underscores, dots and hyphens: "IS sharpe_ratio" -> "IS", "sharpe_", "ratio"; a swept
+    "sma-hdfcbank.fast_period" -> "sma-", "hdfcbank.", "fast_", "period"."""
+    words = re.findall(r"[^ _.-]*[_.-]|[^ _.-]+", head)
     fit, lines = max(cell, *map(len, words)), [""]
     for word in words:
-        if lines[-1] and len(lines[-1]) + len(word) + (not lines[-1].endswith("_")) > fit:
+        joined = lines[-1].endswith(("_", ".", "-"))
+        if lines[-1] and len(lines[-1]) + len(word) + (not joined) > fit:
             lines.append(word)
         else:
-            lines[-1] += word if not lines[-1] or lines[-1].endswith("_") else " " + word
+            lines[-1] += word if not lines[-1] or joined else " " + word
     return lines

@@ -201,3 +201,22 @@ def test_the_table_keeps_every_figure_whatever_the_terminal_width(cli, write_yam
         figures = row[len(window.split()) + 1:]
         assert figures[:2] == [r["fast_period"], r["slow_period"]]
         assert figures[4:6] == [f"{float(r['is_total_return_pct']):.2f}", f"{float(r['oos_total_return_pct']):.2f}"]
+
+
+def test_hyphenated_strategy_ids_fit_80_columns_with_every_figure(cli, write_yaml, tmp_path, monkeypatch):
+    """configs/multi.yaml's params are named sma-hdfcbank.fast_period and rsi-infosys.period: their
+    headers break after the hyphen and the dot rather than push the figures into "0.51…"."""
+    from algocli.cli.console import console
+
+    monkeypatch.setattr(console, "width", 80)
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "configs" / "multi.yaml").read_text())
+    cfg["data"]["path"], cfg["output"]["dir"] = str(root / "data"), str(tmp_path / "run")
+    out = tmp_path / "wf"
+    res = cli("walkforward", write_yaml(cfg), "-p", "sma-hdfcbank.fast_period=5,10", "-p", "rsi-infosys.period=10,14",
+              "--train", "24M", "--test", "12M", "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    assert max(map(len, res.out.splitlines())) <= 80 and "…" not in res.out
+    for r in _rows(out / "windows.csv"):
+        row = next(line.split() for line in res.out.splitlines() if line.split()[:2] == [r["window"], r["test_start"]])
+        assert row[2:4] == [r["sma-hdfcbank.fast_period"], r["rsi-infosys.period"]]
