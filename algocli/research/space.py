@@ -165,6 +165,10 @@ def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool)):
         raise UsageError(f"--constraint {text!r}: {node.value!r} is not a number or a string")
     if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
+        several = [n for n in names if n.rpartition(".")[2] == node.id]
+        if len(several) > 1:
+            raise UsageError(f"--constraint {text!r}: {node.id!r} is a parameter of several strategies; "
+                             f"name one: {' or '.join(several)}")
         raise UsageError(f"--constraint {text!r}: {node.id!r} is not a --param{suggest(node.id, names)} "
                          f"(the params: {', '.join(names)})")
 

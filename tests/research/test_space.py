@@ -103,6 +103,12 @@ def test_a_strategy_id_with_hyphens_and_dots_qualifies_a_param_and_constraints_n
         Space.parse(["sma-hdfcbank.quantity=10,20"], ["sma-hdfcbank.qty > 5"])
 
 
+def test_a_bare_name_two_strategies_share_asks_which_one():
+    with pytest.raises(UsageError, match="'quantity' is a parameter of several strategies; name one: "
+                                         "sma-hdfcbank.quantity or rsi-infosys.quantity"):
+        Space.parse(["sma-hdfcbank.quantity=10,20", "rsi-infosys.quantity=10,20"], ["quantity > 10"])
+
+
 def test_a_param_given_twice_is_refused():
     with pytest.raises(UsageError, match="twice"):
         Space.parse(["a=1:2:1", "a=3"])
