@@ -42,6 +42,15 @@ def test_the_sample_configs_are_all_here():
                                               "options-pcr-paper.yaml"}
 
 
+@pytest.mark.parametrize("name", ["live-dhan", "live-upstox"])
+def test_the_live_configs_book_their_brokers_charges(name):
+    """A live or dry-run P&L without brokerage and STT would look better than the account will."""
+    from algocli.config.run import load_run_config
+
+    cfg = load_run_config(REPO / "configs" / f"{name}.yaml")
+    assert cfg.broker.name == name.split("-")[1] and cfg.broker.charges == cfg.broker.name
+
+
 @pytest.mark.parametrize("path", LIVE_CONFIGS, ids=[p.stem for p in LIVE_CONFIGS])
 def test_backtest_refuses_a_live_config_with_one_line(path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
