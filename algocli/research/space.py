@@ -145,7 +145,7 @@ class Constraint:
             raise UsageError(f"--constraint {text!r}: not an expression; write e.g. "
                              "\"fast_period < slow_period\"") from None
         for node in ast.walk(tree):
-            _check_node(node, text, [*names, *self._alias])
+            _check_node(node, text, names, self._alias)
         self._body = tree.body
 
     def __call__(self, params: dict) -> bool:
@@ -158,13 +158,14 @@ _ALLOWED = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast
             ast.And, ast.Or, *_BINARY, *_COMPARE, *_UNARY)
 
 
-def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
+def _check_node(node: ast.AST, text: str, names: list[str], placeholders: dict[str, str]) -> None:
     if not isinstance(node, _ALLOWED):
         raise UsageError(f"--constraint {text!r}: {type(node).__name__} is not allowed; use parameter names, "
                          "numbers, comparisons, + - * / // % **, and, or, not")
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool)):
         raise UsageError(f"--constraint {text!r}: {node.value!r} is not a number or a string")
-    if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
+    if isinstance(node, ast.Name) and node.id not in names and node.id not in placeholders \
+            and node.id not in ("True", "False"):
         several = [n for n in names if n.rpartition(".")[2] == node.id]
         if len(several) > 1:
             raise UsageError(f"--constraint {text!r}: {node.id!r} is a parameter of several strategies; "

@@ -99,6 +99,8 @@ def test_a_strategy_id_with_hyphens_and_dots_qualifies_a_param_and_constraints_n
     # a qualified name that ends another one is not taken for part of it
     space = Space.parse(["a.x=1,2", "aa.x=1,2"], ["aa.x > a.x"])
     assert list(space.grid()) == [{"a.x": 1, "aa.x": 2}]
+    with pytest.raises(UsageError, match=r"'foo' is not a --param \(the params: sma-hdfcbank.quantity, quantity\)$"):
+        Space.parse(["sma-hdfcbank.quantity=10,20"], ["sma-hdfcbank.quantity > foo"])
     with pytest.raises(UsageError, match=r"'sma-hdfcbank.qty' is not a --param; did you mean `sma-hdfcbank.quantity`"):
         Space.parse(["sma-hdfcbank.quantity=10,20"], ["sma-hdfcbank.qty > 5"])
 
