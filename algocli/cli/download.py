@@ -49,23 +49,26 @@ def _master():
     return open_master(warn=lambda line: err_console.print(f"warning: {line}", markup=False, highlight=False))
 
 
-class _Lazy:
-    """The instrument master's ``resolve`` and ``get``, opening it at the first name looked up: the
-    download checks its flags first, so a bad one is reported without waiting on the network."""
+def _resolver():
+    """The instrument master's ``resolve``."""
+    return _master().resolve
 
-    def __init__(self) -> None:
-        self._master = None
 
-    def _open(self):
-        if self._master is None:
-            self._master = _master()
-        return self._master
+def _check_flags(interval: str, options: bool, expiry: str, cycle: str | None, strikes: str) -> None:
+    """What the flags alone can show, before the instrument list is opened (a download when it is
+    stale): a bad one is said at once, not after a network error that would hide it."""
+    from algocli.data.download import parse_interval
 
-    def resolve(self, name: str):
-        return self._open().resolve(name)
+    parse_interval(interval)
+    if not options:
+        return
+    from algocli.data.download_options import expiry_spec, strike_window
+    from algocli.data.expiries import CYCLES
 
-    def get(self, name: str):
-        return self._open().get(name)
+    strike_window(strikes)
+    expiry_spec(expiry)
+    if cycle is not None and cycle not in CYCLES:
+        raise UsageError(f"--cycle {cycle!r} is not one of {', '.join(CYCLES)}")
 
 
 def _record_names(out_dir: Path, instruments) -> None:
@@ -127,11 +130,12 @@ def download_command(
     last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
+    _check_flags((interval or ("1m" if options or pcr else "1d")).strip(), options or pcr, expiry, cycle, strikes)
     if options or pcr:
         return _download_options(instruments, source, (interval or "1m").strip(), first, last, out, expiry=expiry,
                                  cycle=cycle, strikes=strikes, options=options, pcr=pcr)
     interval = interval or "1d"
-    resolve = _Lazy().resolve
+    resolve = _resolver()
     with _progress(quiet) as progress:
         result = run_download(instruments, resolve=resolve, source=source, interval=interval.strip(), start=first,
                               end=last, out_dir=out, progress=progress)
@@ -163,7 +167,7 @@ def _download_options(names: list[str], source: str, interval: str, first: date,
 
     if len(names) != 1:
         raise UsageError(f"--options/--pcr take one underlying, not {len(names)}; e.g. 'NSE:NIFTY 50'")
-    master = _Lazy()
+    master = _master()
     options, pcr = kwargs.pop("options"), kwargs.pop("pcr")
     _, result = run_download_options(names[0], resolve=master.resolve, lookup=master.get, source=source,
                                      interval=interval, start=first, end=last, candles=options, pcr=pcr,

@@ -65,13 +65,13 @@ def optimize_command(
 
 
 def _summary(result, requested: int | None) -> str:
+    from algocli.research.search import DEFAULT_TRIALS
+
     best = result.best
     cached = sum(t.cached for t in result.trials)
     memory = max(result.workers.values(), default=0.0)
     lines = [f"{_count(len(result.trials), 'trial')} ({result.method}; {result.ran} run now, {cached} from the "
              f"journal) on {result.executor} in {result.wall_seconds:.1f} s"]
-    from algocli.research.search import DEFAULT_TRIALS
-
     wanted = (requested or DEFAULT_TRIALS) if result.method != "grid" else 0
     if len(result.trials) < wanted and not result.interrupted:
         lines.append(f"--trials {wanted}: " + (

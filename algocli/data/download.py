@@ -76,6 +76,18 @@ def download_limits(source: str) -> tuple[tuple[int, float], ...]:
     return broker_spec(source, what="--source").download_limits
 
 
+def parse_interval(interval: Interval | str) -> Interval:
+    """``--interval``'s value as an ``Interval``.
+
+    Raises:
+        UsageError: Not one of the intervals.
+    """
+    try:
+        return Interval(interval)
+    except ValueError:
+        raise UsageError(f"--interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+
+
 def default_out_dir(interval: Interval | str) -> Path:
     """``data/<interval>``, e.g. ``data/5m``."""
     return Path("data") / Interval(interval).value
@@ -413,10 +425,7 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         ConfigError: An unknown instrument, or one the source does not list (before any request).
     """
     spec = _source_spec(source)
-    try:
-        ival = Interval(interval)
-    except ValueError:
-        raise UsageError(f"--interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    ival = parse_interval(interval)
     now_ns = time.time_ns() if now_ns is None else now_ns
     today = today or ist_date(now_ns)
     if end < start:

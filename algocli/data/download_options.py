@@ -352,7 +352,7 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
 
     from algocli.broker.ratelimit import RateLimiter
     from algocli.broker.spec import broker_spec
-    from algocli.data.download import _source_spec, download, run_session
+    from algocli.data.download import _source_spec, download, parse_interval, run_session
     from algocli.data.expiries import WEEKLY_SYMBOLS, expiry_days
     from algocli.domain.session import ist_date
     from algocli.options.chain import option_symbol
@@ -362,10 +362,7 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
     require(not pcr or source in _PCR, f"--pcr: {broker_spec(source).title} has no historical PCR; "
                                        f"use --source {' or '.join(_PCR)}")
     require(candles or pcr, "nothing to download: give --options, --pcr or both")
-    try:
-        ival = Interval(interval)
-    except ValueError:
-        raise UsageError(f"--interval {interval!r} is not one of {', '.join(i.value for i in Interval)}") from None
+    ival = parse_interval(interval)
     served = option_intervals(source)
     require(ival in served or not candles, f"--interval {ival.value}: {spec.title}'s option history comes in "
                                            f"{', '.join(i.value for i in served)}")
