@@ -189,6 +189,7 @@ def _chase_config(tmp_path: Path, broker: str, out_dir: Path) -> Path:
     """A live run definition of ``RaiseAndChase`` with a percent commission."""
     cfg = write_live_yaml(tmp_path / "live.yaml", broker, out_dir, strategies=[MODIFY_STRATEGY])
     definition = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    definition["broker"].pop("charges", None)  # the bundled configs book the broker's charges; a flat rate here
     definition["broker"]["commission_rate"] = COMMISSION
     cfg.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
     return cfg
