@@ -56,11 +56,16 @@ def _resolver():
 
 def _check_flags(interval: str, options: bool, expiry: str, cycle: str | None, strikes: str) -> None:
     """What the flags alone can show, before the instrument list is opened (a download when it is
-    stale): a bad one is said at once, not after a network error that would hide it."""
+    stale): a bad one is said at once, not after a network error that would hide it. ``options``:
+    --options or --pcr was given; without them their flags would be ignored, so they are refused."""
     from algocli.data.download import parse_interval
 
     parse_interval(interval)
     if not options:
+        for flag, given in (("--expiry", expiry != "current"), ("--cycle", cycle is not None),
+                            ("--strikes", strikes != "ATM")):
+            if given:
+                raise UsageError(f"{flag} applies with --options or --pcr; add one, or drop {flag}")
         return
     from algocli.data.download_options import expiry_spec, strike_window
     from algocli.data.expiries import CYCLES
@@ -121,23 +126,18 @@ def download_command(
 
         raise UsageError(f"--source {source!r} is not one of {', '.join(sources())} (the registered brokers)"
                          f"{suggest(source, sources())}")
-    if not (options or pcr):
-        for flag, given in (("--expiry", expiry != "current"), ("--cycle", cycle is not None),
-                            ("--strikes", strikes != "ATM")):
-            if given:
-                raise UsageError(f"{flag} applies with --options or --pcr; add one, or drop {flag}")
+    interval = (interval or ("1m" if options or pcr else "1d")).strip()
+    _check_flags(interval, options or pcr, expiry, cycle, strikes)
     first = _date(start, "--from")
     last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
-    _check_flags((interval or ("1m" if options or pcr else "1d")).strip(), options or pcr, expiry, cycle, strikes)
     if options or pcr:
-        return _download_options(instruments, source, (interval or "1m").strip(), first, last, out, expiry=expiry,
+        return _download_options(instruments, source, interval, first, last, out, expiry=expiry,
                                  cycle=cycle, strikes=strikes, options=options, pcr=pcr)
-    interval = interval or "1d"
     resolve = _resolver()
     with _progress(quiet) as progress:
-        result = run_download(instruments, resolve=resolve, source=source, interval=interval.strip(), start=first,
+        result = run_download(instruments, resolve=resolve, source=source, interval=interval, start=first,
                               end=last, out_dir=out, progress=progress)
     done = [resolve(f.name) for f in result.files if f.ok]
     if done:

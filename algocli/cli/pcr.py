@@ -8,7 +8,6 @@ and exit status 1; a bad underlying or expiry with status 2.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
@@ -46,11 +45,12 @@ def pcr_command(
         bands = Bands(low, high, reading)  # type: ignore[arg-type]
     except ValueError as exc:
         raise UsageError(f"{exc}; fix --low/--high/--reading") from None
-    if expiry.strip().lower() not in ("current", "next"):
-        try:
-            date.fromisoformat(expiry.strip())
-        except ValueError:  # a listed date is checked on the first fetch, against the broker's expiries
-            raise UsageError(f"--expiry {expiry!r} is not current, next or a YYYY-MM-DD date") from None
+    from algocli.options.chain import parse_expiry
+
+    try:
+        parse_expiry(expiry)  # whether the broker lists it is known at the first fetch
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
     chosen = _source(source)
     asyncio.run(_run(chosen, underlying, expiry, window, bands, watch=watch, interval=interval, json_out=json_out))
 

@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from algocli.domain.hrn import derivative_hrn
 
-__all__ = ["INDEX_OPTION_SYMBOLS", "Leg", "OptionChain", "StrikeRow", "option_symbol", "resolve_expiry"]
+__all__ = ["INDEX_OPTION_SYMBOLS", "Leg", "OptionChain", "StrikeRow", "option_symbol", "parse_expiry", "resolve_expiry"]
 
 # The index's name in our HRN → the symbol its options trade under (NSE/BSE contract specs,
 # https://www.nseindia.com/products-services/equity-derivatives-nifty50-index-options).
@@ -36,25 +36,38 @@ def option_symbol(underlying: str) -> tuple[str, str]:
     return exchange.upper(), INDEX_OPTION_SYMBOLS.get(name, name)
 
 
+def parse_expiry(spec: str | date) -> str | date:
+    """``current`` or ``next`` (lower-cased), or the date ``spec`` names; checkable before any broker is asked.
+
+    Raises:
+        ValueError: Neither.
+    """
+    if isinstance(spec, date):
+        return spec
+    text = str(spec).strip().lower()
+    if text in ("current", "next"):
+        return text
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expiry {spec!r} is not current, next or a YYYY-MM-DD date") from None
+
+
 def resolve_expiry(spec: str | date, expiries: list[date]) -> date:
     """``current`` (the nearest live expiry), ``next`` (the one after) or a date that is listed.
 
     Raises:
-        ValueError: The broker lists no (or too few) expiries, or the date is not one of them;
-            the message lists the ones it has.
+        ValueError: ``spec`` is none of these (``parse_expiry``), the broker lists no (or too few)
+            expiries, or the date is not one of them; the message lists the ones it has.
     """
+    wanted = parse_expiry(spec)
     listed = sorted(expiries)
     have = ", ".join(d.isoformat() for d in listed[:8]) or "none"
-    text = spec.isoformat() if isinstance(spec, date) else str(spec).strip().lower()
-    if text in ("current", "next"):
-        i = 0 if text == "current" else 1
+    if isinstance(wanted, str):
+        i = 0 if wanted == "current" else 1
         if len(listed) <= i:
-            raise ValueError(f"no {text} expiry: the broker lists {have}")
+            raise ValueError(f"no {wanted} expiry: the broker lists {have}")
         return listed[i]
-    try:
-        wanted = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"expiry {spec!r} is not current, next or a YYYY-MM-DD date") from None
     if wanted not in listed:
         raise ValueError(f"no contracts expire on {wanted.isoformat()}; live expiries: {have}")
     return wanted
