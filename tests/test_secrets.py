@@ -134,7 +134,7 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
         assert codes[label] == 0, captured[label]
     assert codes["debug"] == 1, captured["debug"]
     assert codes["crash"] == -signal.SIGKILL
-    assert "sma-hdfcbank: results" in captured["backtest"][0]
+    assert "sma-hdfcbank: backtest results" in captured["backtest"][0]
     assert "sma_crossover" in captured["strategies"][0]
     assert "halted live-dhan" in captured["halt"][0]
     for label in ("paper", "live-dhan", "live-upstox"):

@@ -42,7 +42,7 @@ def backtest_command(
     # the artifacts first: what the terminal shows can be lost (a closed pipe, a closed window)
     paths = write_run_artifacts(result, out_dir, description, report=report,
                                 elapsed_s=time.perf_counter() - started)
-    console.print(summary(result))
+    console.print(summary(result, RunMode.BACKTEST))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
 
 

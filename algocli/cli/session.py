@@ -38,6 +38,6 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
         return
     # the artifacts first: what the terminal shows can be lost (a closed pipe, a closed window)
     paths = write_session_artifacts(session, result, report=report, elapsed_s=time.perf_counter() - started)
-    console.print(summary(result))
+    console.print(summary(result, session.mode))
     kept = [name for name in ("journal.jsonl", "pcr.csv") if (session.out_dir / name).exists()]  # appended during the run
     console.print(f"artifacts: [bold]{shown(session.out_dir)}[/] ({', '.join([*(p.name for p in paths), *kept])})")

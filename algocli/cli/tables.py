@@ -14,6 +14,7 @@ from algocli.analytics.charges import ChargeSummary
 from algocli.analytics.result import RunResult, strategy_rows
 from algocli.analytics.stats import ANNUALISED, LABELS, short_sample_note
 from algocli.analytics.timefmt import timedelta_text
+from algocli.domain.modes import RunMode
 
 SHORT_SAMPLE_MARK = "*"
 
@@ -35,8 +36,9 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def metrics_table(result: RunResult) -> Table:
-    """The statistics of a run, labelled as backtesting.py labels them.
+def metrics_table(result: RunResult, mode: RunMode) -> Table:
+    """The statistics of a run, labelled as backtesting.py labels them, under a title that names
+    the run and its ``mode`` (``sma-hdfcbank: backtest results``).
 
     Annualised figures of a run shorter than ``SHORT_RUN_SESSIONS`` carry ``*`` and the
     table's caption says why. A run with charges by kind (``charges: dhan``...) shows its
@@ -45,7 +47,7 @@ def metrics_table(result: RunResult) -> Table:
     """
     note = short_sample_note(result.metrics)
     charges = result.charges
-    table = Table(title=f"{result.name}: results", title_justify="left",
+    table = Table(title=f"{result.name}: {mode.title.lower()} results", title_justify="left",
                   caption=f"{SHORT_SAMPLE_MARK} {note}" if note else None, caption_justify="left")
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -79,10 +81,10 @@ def strategy_table(result: RunResult) -> Table:
     return table
 
 
-def summary(result: RunResult) -> Group:
-    """What a finished run prints: its statistics, the per-strategy table when there are
-    several strategies, and its notes."""
-    parts: list = [metrics_table(result)]
+def summary(result: RunResult, mode: RunMode) -> Group:
+    """What a finished run of ``mode`` prints: its statistics, the per-strategy table when there
+    are several strategies, and its notes."""
+    parts: list = [metrics_table(result, mode)]
     if len(result.strategies) > 1:
         parts.append(strategy_table(result))
     parts.extend(Text.assemble(("note:", "cyan"), f" {note}") for note in result.notes)

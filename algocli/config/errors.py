@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from datetime import date, datetime
 
 from pydantic import BaseModel, ValidationError
 
@@ -74,8 +75,14 @@ def describe(err: dict, model: type[BaseModel], prefix: str = "") -> str:
     for prefix_text in ("Value error, ", "Assertion failed, "):  # pydantic's wrapper text
         if msg.startswith(prefix_text):
             msg = msg[len(prefix_text):]
-    shown = f" (got {value!r})" if value is not None and not isinstance(value, (dict, list)) else ""
+    shown = "" if value is None or isinstance(value, (dict, list)) else _as_written(value)
+    shown = f" (got {shown})" if shown and not msg.startswith(shown) else ""  # a message may open with the value
     return f"{where}: {msg[0].lower() + msg[1:] if msg else msg}{shown}"
+
+
+def _as_written(value: object) -> str:
+    """``value`` as the YAML wrote it: a date as ``2018-12-31``, not ``datetime.date(2018, 12, 31)``."""
+    return str(value) if isinstance(value, (date, datetime)) else repr(value)
 
 
 def config_error(exc: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> ConfigError:

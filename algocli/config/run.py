@@ -7,6 +7,7 @@ mistake is reported against the YAML key that caused it.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -164,7 +165,7 @@ def load_run_config(path: Path) -> RunConfig:
     """
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such run definition; pass the path of a YAML file, e.g. configs/sma.yaml")
+        raise UsageError(_not_a_run_file(path))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -181,6 +182,21 @@ def load_run_config(path: Path) -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, RunConfig, str(path)) from None
+
+
+def _not_a_run_file(path: Path) -> str:
+    """Why ``path`` is no run definition, naming the YAML files of the folder meant or its near miss."""
+    folder = path if path.is_dir() else path.parent
+    yamls = sorted(p.name for p in folder.glob("*.y*ml")) if folder.is_dir() else []
+    if path.is_dir():
+        some = ", ".join(str(folder / name) for name in yamls[:3]) + (", ..." if len(yamls) > 3 else "")
+        return (f"{path}: is a folder; pass one of its run definitions ({some})" if yamls else
+                f"{path}: is a folder with no run definition in it; pass the path of a YAML file, e.g. "
+                "configs/sma.yaml")
+    stems = {Path(name).stem: name for name in yamls}  # the shared ".yaml" would make any two names look alike
+    near = difflib.get_close_matches(path.stem, list(stems), n=1, cutoff=0.6)
+    hint = f"; did you mean {folder / stems[near[0]]}?" if near else "; pass the path of a YAML file, e.g. configs/sma.yaml"
+    return f"{path}: no such run definition{hint}"
 
 
 def _paths_beside(raw: dict, folder: Path) -> None:

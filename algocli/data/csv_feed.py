@@ -244,6 +244,14 @@ class CsvFeedConfig(BaseModel):
     cache: bool = True
     warmup: int = Field(0, ge=0)
 
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"{value} is before data.start {start}; swap them, or set end on or after start")
+        return value
+
     @field_validator("warmup")
     @classmethod
     def _warmup_needs_start(cls, value: int, info: ValidationInfo) -> int:

@@ -85,7 +85,10 @@ def _read_plain(path: Path, names: list[str]) -> tuple[np.ndarray, dict[str, np.
     stamps = [cell.strip() for cell in columns[names.index("timestamp")]]
     if not all(map(_PLAIN_TIME.fullmatch, stamps)):
         return None
-    local = np.array(stamps, dtype="datetime64[ns]")
+    try:
+        local = np.array(stamps, dtype="datetime64[ns]")
+    except ValueError:  # shaped like a date but not one (month 13): the pandas reader names the row
+        return None
     if ((local < _EARLIEST) | (local > _LATEST)).any():
         return None
     try:

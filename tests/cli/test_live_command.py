@@ -91,7 +91,7 @@ def test_a_live_day_on_the_sandbox_matches_the_brokers_books(full_day_live, brok
     assert run["code"] == 0, run["err"]
     _no_traceback(run["out"], run["err"])
     assert "LIVE TRADING" in run["out"]
-    assert f"live-{broker}: results" in run["out"]
+    assert f"live-{broker}: live trading results" in run["out"]
     assert RESULTS.search(run["out"]), run["out"]
     assert "artifacts:" in run["out"] and "report.html" in run["out"]
     for name in LIVE_ARTIFACTS:
@@ -164,7 +164,7 @@ def test_kill_9_during_an_order_then_restart_reconciles_without_doubling(tmp_pat
             code = again.wait(timeout=40)
         assert code == 0, again.err
         _no_traceback(again.out, again.err)
-        assert f"live-{broker}: results" in again.out
+        assert f"live-{broker}: live trading results" in again.out
         seen = check_against_broker(out_dir, rest)
         book_after = rest.orders()
     assert book_after == book_before, "the restart placed, changed or cancelled broker orders"
@@ -294,7 +294,7 @@ def test_without_yes_and_without_a_terminal_nothing_is_sent_and_dry_run_sends_no
             code = dry.interrupt(timeout=30)
         assert code == 0, dry.err
         _no_traceback(dry.out, dry.err)
-        assert "DRY RUN" in dry.out and "live-dhan: results" in dry.out
+        assert "DRY RUN" in dry.out and "live-dhan: live trading (dry run) results" in dry.out
         assert rest.orders() == [] and rest.trades() == [] and rest.net_position() == 0
     fills = read_csv(out_dir / "dry-run" / "fills.csv")
     assert len(fills) >= 5

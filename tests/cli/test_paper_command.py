@@ -134,7 +134,7 @@ def test_ctrl_c_prints_the_summary_and_writes_the_artifacts_and_report(full_day_
     run = full_day_paper("dhan")
     assert run.code == 0, run.err
     _no_traceback(run.out, run.err)
-    assert "paper-test: results" in run.out
+    assert "paper-test: paper trading results" in run.out
     assert re.search(r"Equity Final \[₹\]\s+│\s+[\d,]+\.\d\d", run.out)
     assert re.search(r"# Trades\s+│\s+\d+", run.out)
     assert "artifacts:" in run.out and "report.html" in run.out
@@ -154,7 +154,7 @@ def test_ctrl_c_mid_replay_stops_cleanly_without_a_report(tmp_path, one_day):
     assert code == 0, paper.err
     assert published < TICKS_PER_DAY  # it really was mid-replay
     _no_traceback(paper.out, paper.err)
-    assert "paper-test: results" in paper.out and "artifacts:" in paper.out
+    assert "paper-test: paper trading results" in paper.out and "artifacts:" in paper.out
     for name in ARTIFACTS:
         assert (tmp_path / "out" / name).is_file(), name
     assert not (tmp_path / "out" / "report.html").exists()
@@ -442,7 +442,7 @@ def test_dropped_connections_and_garbage_packets_do_not_stop_paper(tmp_path, one
             code = paper.interrupt(timeout=30)
     assert code == 0, paper.err
     _no_traceback(paper.out, paper.err)
-    assert "paper-test: results" in paper.out
+    assert "paper-test: paper trading results" in paper.out
     for name in ARTIFACTS:
         assert (tmp_path / "out" / name).is_file(), name
     candles = [r for r in read_journal(tmp_path / "out" / "journal.jsonl") if r["k"] == "candle"]

@@ -291,7 +291,19 @@ def test_yaml_that_is_not_a_mapping(cli, write_yaml, text):
 
 
 def test_config_path_that_is_a_directory(cli, tmp_path):
-    assert_one_line_error(cli("backtest", tmp_path), "no such run definition", source=tmp_path)
+    assert_one_line_error(cli("backtest", tmp_path), "is a folder with no run definition in it", source=tmp_path)
+    (tmp_path / "sma.yaml").write_text("name: x\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("", encoding="utf-8")
+    assert_one_line_error(cli("backtest", tmp_path), f"is a folder; pass one of its run definitions "
+                          f"({tmp_path / 'sma.yaml'})", source=tmp_path)
+
+
+def test_a_misspelt_config_path_names_its_near_miss(cli, tmp_path):
+    (tmp_path / "live-dhan.yaml").write_text("name: x\n", encoding="utf-8")
+    assert_one_line_error(cli("backtest", tmp_path / "live-dahn.yaml"),
+                          f"no such run definition; did you mean {tmp_path / 'live-dhan.yaml'}?")
+    assert_one_line_error(cli("backtest", tmp_path / "nonexist.yaml"), "no such run definition; pass the path of "
+                          "a YAML file")
 
 
 def test_config_that_is_not_utf8_names_the_byte(cli, tmp_path):

@@ -92,6 +92,10 @@ CORRUPTIONS = [
     ("truncated_last_line", lambda lines: lines[:-1] + [lines[-1][:25]], LAST,
      ["last line has 2 of 6 fields", "interrupted download", "re-download the file or delete that line"]),
     ("bad_timestamp", edit(4, TS, "2024-06-1x 09:20:00"), 4, ["timestamp '2024-06-1x 09:20:00'", "not a valid"]),
+    # shaped like an ISO date, so the reader without pandas takes it up first
+    ("month_13", edit(4, TS, "2024-13-11 09:20:00"), 4, ["timestamp '2024-13-11 09:20:00'", "not a valid"]),
+    ("february_30", edit(4, TS, "2024-02-30 09:20:00"), 4, ["timestamp '2024-02-30 09:20:00'", "not a valid"]),
+    ("hour_25", edit(4, TS, "2024-06-11 25:20:00"), 4, ["timestamp '2024-06-11 25:20:00'", "not a valid"]),
     ("mixed_tz", edit(5, TS, field(5, TS) + "+05:30"), 5, ["UTC offset", "one form for the whole file"]),
     ("short_middle_row", lambda lines: lines[:6] + [lines[6][:25]] + lines[7:], 7, ["row has 2 of 6 fields"]),
     ("extra_field", lambda lines: lines[:2] + [lines[2] + ",7"] + lines[3:], 3,
@@ -353,6 +357,20 @@ def test_feed_errors(tmp_path, data_dir):
     assert info.value.exit_code == 2
     with pytest.raises(DataError, match="daily bars and cannot be turned into 5m"):
         CsvFeed(CsvFeedConfig(path=data_dir, allow_off_session=True)).load(["NSE_EQ:1333"], Interval.MINUTE_5)
+
+
+def test_an_end_before_the_start_is_a_config_error_that_names_both_dates(tmp_path):
+    from algocli.config.run import parse_plugin_config
+    from algocli.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_plugin_config(CsvFeedConfig, {"path": str(tmp_path), "start": date(2019, 1, 1), "end": date(2018, 12, 31)},
+                            "run.yaml", "data")
+    assert str(err.value) == ("run.yaml: data.end: 2018-12-31 is before data.start 2019-01-01; swap them, or set "
+                              "end on or after start")
+    assert err.value.exit_code == 2
+    one_day = CsvFeedConfig(path=tmp_path, start=date(2019, 1, 1), end=date(2019, 1, 1))  # the same day is a range
+    assert one_day.start == one_day.end
 
 
 def test_a_daily_run_over_a_week_with_a_holiday_reads_daily_bars(data_dir):
