@@ -58,14 +58,21 @@ def search_command(
     data: _Data = _DATA,
 ) -> None:
     """List instruments whose name or ids contain every word of TEXT, e.g. `nifty 26 dec 24000`."""
-    master = _master(offline, data)
+    from algocli.errors import UsageError
+
     query = " ".join(text)
-    rows = master.search(query, limit=limit)
+    if not query.strip():
+        raise UsageError("TEXT is empty; give a word of the name, symbol or id, e.g. `algo instruments search "
+                         "hdfc`")
+    master = _master(offline, data)
+    rows = master.search(query, limit=limit + 1)  # one more tells whether the list was cut
     if not rows:
-        console.print(f"no instrument matches {query!r} in the {master.source}", markup=False, highlight=False)
+        console.print(f"no instrument matches {query!r} in {master.source}", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print(_table(rows))
-    console.print(f"{len(rows)} shown; from the {master.source}", markup=False, highlight=False, style="dim")
+    more = " (more match: add a word, or raise --limit)" if len(rows) > limit else ""
+    console.print(_table(rows[:limit]))
+    console.print(f"{min(len(rows), limit)} shown{more}, from {master.source}", markup=False, highlight=False,
+                  style="dim")
 
 
 @instruments_app.command("show")

@@ -25,6 +25,7 @@ run writes to ``<output>/dry-run/``, so it is never replayed as a live run's his
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -237,6 +238,8 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
     base = cfg.output_dir(output)
     out_dir = check_output_dir(mode.output_dir(base))  # before any work: the journal and artifacts go there
     journal = out_dir / "journal.jsonl"
+    if mode is RunMode.PAPER:
+        _refuse_live_folder(out_dir)  # even with --fresh: that would set the live run's journal aside
     if fresh and journal.exists():
         journal.rename(out_dir / f"journal.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     common = dict(interval=cfg.interval, initial_capital=cfg.initial_capital, journal_path=journal, name=cfg.name,
@@ -290,6 +293,32 @@ def _refuse_foreign_journal(journal: Path) -> None:
     if has_records:
         raise ConfigError(f"{journal}: this journal was not written by a live run (it has no run key: `algo paper` "
                           "or a dry run wrote it); move it away, or pass --fresh to set it aside and start anew")
+
+
+def _refuse_live_folder(out_dir: Path) -> None:
+    """A paper run never writes into a live run's folder.
+
+    Paper and live runs of one run definition share its output folder. A paper run there would
+    replay the live journal (its real positions becoming simulated ones), append simulated fills
+    that a resumed live run would then replay as real, and overwrite the live run's artifacts.
+
+    Raises:
+        ConfigError: The folder's journal has a live run's ``run`` record, or its ``run.json``
+            names a live run.
+    """
+    from algocli.persistence.journal import read_journal
+
+    journal = out_dir / "journal.jsonl"
+    live = any(rec.get("k") == "run" for rec in read_journal(journal))
+    if not live:
+        try:
+            live = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("mode") == RunMode.LIVE.value
+        except (OSError, ValueError, AttributeError):
+            live = False  # no run.json, or not ours: nothing says a live run wrote here
+    if live:
+        raise ConfigError(f"{out_dir}: `algo live` trades from this folder, and a paper run here would mix its "
+                          "simulated orders into the live run's journal and artifacts; paper-trade into another "
+                          "folder with --output, e.g. --output " + str(out_dir.parent / f"{out_dir.name}-paper"))
 
 
 def risk_state_path(cfg, base_dir: Path, mode: RunMode) -> Path:

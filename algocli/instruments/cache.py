@@ -252,7 +252,7 @@ def _load(cache: _Cache, *, rebuild: bool) -> InstrumentMaster:
                 sources.append(_read(source, cache.raw(source))[0])
         write_instruments(merged, merge(*sources))
     day = cache.fetched_on(merged)
-    return InstrumentMaster(read_frame(merged), source=f"instrument list of {day} in {cache.directory}")
+    return InstrumentMaster(read_frame(merged), source=f"the instrument list of {day} in {cache.directory}")
 
 
 def open_master(*, refresh: Refresh = "auto", directory: Path | None = None, extra: Iterable[Path] = (),

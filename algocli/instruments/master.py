@@ -107,12 +107,13 @@ class InstrumentMaster:
     Args:
         instruments: The rows (one per HRN, see ``merge``), or a frame of strings as
             ``table.read_frame`` returns, whose rows become ``Instrument`` only when used.
-        source: Where they came from, for messages (``cache of 2026-11-21``, a path, ...).
+        source: Where they came from, as messages name it after "in" (``the instrument list of 2026-11-21 in
+                data/instruments``, a path, ...).
         today: The IST date used to pick a year-less contract; defaults to today.
         warn: Receives one line when a year-less contract names only expired ones.
     """
 
-    def __init__(self, instruments: Iterable[Instrument] | pd.DataFrame, source: str = "instrument master",
+    def __init__(self, instruments: Iterable[Instrument] | pd.DataFrame, source: str = "the instrument master",
                  today: date | None = None, warn: Callable[[str], None] | None = None) -> None:
         self.source = source
         self.today = today or ist_today()
@@ -176,7 +177,7 @@ class InstrumentMaster:
             return inst
         near = self.near(text)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-        raise ConfigError(f"{field}: {text!r} is not in the {self.source}{hint} "
+        raise ConfigError(f"{field}: {text!r} is not in {self.source}{hint} "
                           "(`algo instruments search TEXT` lists names; `algo instruments refresh` updates the list)")
 
     def broker_id(self, text: str, broker: str) -> str:
@@ -189,7 +190,7 @@ class InstrumentMaster:
         spec = broker_spec(broker)
         value = spec.instrument_id(inst)
         if not value:
-            raise ConfigError(f"instrument {inst.hrn!r} is not listed by {spec.title} in the {self.source}; "
+            raise ConfigError(f"instrument {inst.hrn!r} is not listed by {spec.title} in {self.source}; "
                               f"trade it through another broker or refresh the list")
         return value
 

@@ -38,7 +38,7 @@ def _setup(srv, monkeypatch, tmp_path):
 
     def open_master(**kwargs):
         opened.append(kwargs)
-        return InstrumentMaster(INSTRUMENTS, source="test instrument list")
+        return InstrumentMaster(INSTRUMENTS, source="the test instrument list")
 
     monkeypatch.setattr(algocli.instruments, "open_master", open_master)
     monkeypatch.chdir(tmp_path)  # no stray .env; the default --out lands here

@@ -23,7 +23,7 @@ SAMPLE = ["--from", "2024-06-13", "--to", "2024-06-27", "--interval", "15m", "--
 
 def _setup(monkeypatch, srv, source: str, tmp_path) -> None:
     monkeypatch.setattr(algocli.instruments, "open_master",
-                        lambda **kw: InstrumentMaster(srv.listed, source="test instrument list"))
+                        lambda **kw: InstrumentMaster(srv.listed, source="the test instrument list"))
     monkeypatch.chdir(tmp_path)
     for key, value in srv.env(source).items():
         monkeypatch.setenv(key, value)

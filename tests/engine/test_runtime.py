@@ -179,3 +179,28 @@ def test_a_live_session_refuses_a_journal_no_live_run_wrote(tmp_path, monkeypatc
     session = open_session(run, RunMode.LIVE, fresh=True)  # --fresh sets it aside
     assert session.broker is not None
     assert [p.name.startswith("journal.") for p in (tmp_path / "out").glob("journal.*.jsonl")] == [True]
+
+
+def test_a_paper_session_refuses_the_folder_a_live_run_trades_from(tmp_path, monkeypatch):
+    """`algo paper` of a live run definition shares its output folder with `algo live`: it must
+    neither replay nor extend the live journal, nor overwrite the live artifacts, even with --fresh."""
+    for key, value in broker_env("dhan", 9).items():
+        monkeypatch.setenv(key, value)
+    cfg_path = write_live_yaml(tmp_path / "live.yaml", "dhan", tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
+    journal = out / "journal.jsonl"
+    live_journal = '{"k":"run","run_key":"abc","name":"live-dhan"}\n'
+    journal.write_text(live_journal, encoding="utf-8")
+    run = load_live_run(cfg_path, "paper")
+    for fresh in (False, True):
+        with pytest.raises(ConfigError, match=r"out: `algo live` trades from this folder.*--output .*out-paper$"):
+            open_session(run, RunMode.PAPER, fresh=fresh)
+    assert journal.read_text(encoding="utf-8") == live_journal and list(out.glob("journal.*")) == [journal]
+    journal.unlink()  # a live run's journal set aside by `algo live --fresh`: its run.json still says live
+    (out / "run.json").write_text(json.dumps({"mode": "live"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="`algo live` trades from this folder"):
+        open_session(run, RunMode.PAPER)
+    (out / "run.json").write_text(json.dumps({"mode": "paper"}), encoding="utf-8")
+    assert open_session(run, RunMode.PAPER).out_dir == out  # a paper run's own folder resumes as before
+    assert open_session(run, RunMode.PAPER, output=tmp_path / "elsewhere").out_dir == tmp_path / "elsewhere"

@@ -76,3 +76,18 @@ def test_a_fresh_clone_offline_searches_the_sample_list_and_refresh_says_why(tmp
     assert "dhan:" in refresh.stderr and "upstox:" in refresh.stderr and "run `algo instruments" not in refresh.stderr
     missing = _algo(["instruments", "search", "nifty", "--data", "nowhere"], env, cwd=tmp_path)
     assert missing.returncode == 2 and "nowhere/instruments.csv" in missing.stderr
+
+
+def test_search_says_when_the_limit_cut_the_list_and_refuses_empty_text(tmp_path):
+    (tmp_path / "data").mkdir()
+    shutil.copyfile(REPO_ROOT / "data" / "instruments.csv", tmp_path / "data" / "instruments.csv")
+    env = _refused_urls()
+    listed = sum(1 for line in (tmp_path / "data" / "instruments.csv").read_text().splitlines()[1:]
+                 if "NSE" in line.upper())  # NSE's rows, and BSE:SENSEX
+    cut = _algo(["instruments", "search", "nse", "--offline", "-n", "2"], env, cwd=tmp_path)
+    assert cut.returncode == 0, cut.stderr
+    assert "2 shown (more match: add a word, or raise --limit), from data/instruments.csv" in cut.stdout
+    whole = _algo(["instruments", "search", "nse", "--offline", "-n", str(listed)], env, cwd=tmp_path)
+    assert f"{listed} shown, from data/instruments.csv" in whole.stdout and "more match" not in whole.stdout
+    empty = _algo(["instruments", "search", " ", "--offline"], env, cwd=tmp_path)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: TEXT is empty") and "warning" not in empty.stderr
