@@ -238,11 +238,11 @@ def test_risk_section_and_halt_commands(tmp_path):
     halt, clear = sorted((c for c in KNOWN if c.startswith("algo halt")), key=lambda c: "--clear" in c)
     proc = subprocess.run([ALGO, *shlex.split(halt)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("halted paper-reliance (manual stop)")
+    assert proc.stdout.startswith("halted the paper or live run paper-reliance (manual stop)")
     assert '"state": "HALTED"' in state.read_text(encoding="utf-8")
     proc = subprocess.run([ALGO, *shlex.split(clear)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("cleared the halt of paper-reliance")
+    assert proc.stdout.startswith("cleared the halt of the paper or live run paper-reliance")
     assert '"state": "ACTIVE"' in state.read_text(encoding="utf-8")
 
 

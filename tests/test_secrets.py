@@ -136,7 +136,7 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
     assert codes["crash"] == -signal.SIGKILL
     assert "sma-hdfcbank: backtest results" in captured["backtest"][0]
     assert "sma_crossover" in captured["strategies"][0]
-    assert "halted live-dhan" in captured["halt"][0]
+    assert "halted the paper or live run live-dhan" in captured["halt"][0]
     for label in ("paper", "live-dhan", "live-upstox"):
         assert "results" in captured[label][0] and "artifacts:" in captured[label][0], captured[label]
     assert [r for r in (out / "live-upstox" / "fills.csv").read_text().splitlines()[1:] if r.startswith("T:")]

@@ -36,30 +36,46 @@ def halt_command(
     if cfg.risk is None:
         raise ConfigError(f"{config}: no risk: section, so a run of it would not notice a halt; "
                           "add `risk: {}` (or limits) to the run definition and restart the run")
-    path = risk_state_path(cfg, cfg.output_dir(output), RunMode.DRY_RUN if dry_run else RunMode.LIVE)
+    mode = RunMode.DRY_RUN if dry_run else RunMode.LIVE
+    path = risk_state_path(cfg, cfg.output_dir(output), mode)
+    run = f"the {_mode_of(mode.output_dir(cfg.output_dir(output)), dry_run)} run {cfg.name}"
     state = read_state(path)
     if clear:
         if state is None or not state.halted:
-            console.print(f"{cfg.name} is not halted ({path}); nothing to clear", markup=False, highlight=False,
+            console.print(f"{run} is not halted ({path}); nothing to clear", markup=False, highlight=False,
                           soft_wrap=True)
             return
         was = state.reason
         # the day's baseline stays: a clear must not renew the day's loss budget (a new day does)
         state.state, state.reason, state.source, state.halted_at, state.flattened = ACTIVE, "", "", "", False
         write_state(path, state)
-        console.print(f"cleared the halt of {cfg.name} (was: {was}) in {path}; the run trades again"
+        console.print(f"cleared the halt of {run} (was: {was}) in {path}; the run trades again"
                       + _baseline_note(state), markup=False, highlight=False, soft_wrap=True)
         return
     if state is not None and state.halted:
-        console.print(f"{cfg.name} is already halted since {state.halted_at or '?'} ({state.reason}); "
+        console.print(f"{run} is already halted since {state.halted_at or '?'} ({state.reason}); "
                       f"nothing changed in {path}", markup=False, highlight=False, soft_wrap=True)
         return
     state = state or RiskState()
     state.state, state.reason, state.source, state.flattened = HALTED, reason, "operator", False
     state.halted_at = ns_to_ist(time.time_ns()).isoformat(timespec="seconds")  # wall time: no engine clock here
     write_state(path, state)
-    console.print(f"halted {cfg.name} ({reason}) in {path}: a running engine cancels its open orders and "
+    console.print(f"halted {run} ({reason}) in {path}: a running engine cancels its open orders and "
                   "refuses new positions; `algo halt --clear` lifts it", markup=False, highlight=False, soft_wrap=True)
+
+
+def _mode_of(folder: Path, dry_run: bool) -> str:
+    """Which run the halt reaches: ``live dry``, or the mode the folder's ``run.json`` names
+    (paper and live runs of one definition share its folder), else ``paper or live``."""
+    import json
+
+    if dry_run:
+        return "live dry"
+    try:
+        mode = json.loads((folder / "run.json").read_text(encoding="utf-8"))["mode"]
+    except (OSError, ValueError, KeyError, TypeError):
+        mode = None  # no run finished there yet
+    return mode if mode in ("paper", "live") else "paper or live"
 
 
 def _baseline_note(state) -> str:

@@ -24,7 +24,8 @@ def montecarlo_command(
     block_size: Annotated[float | None, typer.Option("--block-size", help="block: mean (stationary) or fixed "
                                                      "block length in bars; estimated when omitted.")] = None,
     block_kind: Annotated[str, typer.Option("--block-kind", help="block: stationary or circular.")] = "stationary",
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed; the same seed gives the same files.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed; the same seed gives the same files.")
+                    ] = None,
     ruin: Annotated[float, typer.Option("--ruin", help="Loss below the starting equity that counts as "
                                         "ruin, as a fraction.")] = 0.3,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default RUN/montecarlo).")] = None,

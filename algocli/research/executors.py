@@ -106,6 +106,7 @@ class DaskExecutor:
             raise UsageError("--cluster needs Dask distributed; install it with "
                              "pip install 'algocli[research]'") from None
         if client is None:
+            _check_address(address)
             try:
                 client = Client(address, timeout="10s")
             except OSError as exc:
@@ -136,6 +137,28 @@ class DaskExecutor:
     def close(self) -> None:
         if self._owned:
             self.client.close()
+
+
+def _check_address(address: str | None) -> None:
+    """Refuse a scheduler address Dask cannot parse, before connecting.
+
+    Raises:
+        UsageError: No port, a port that is no number, or a protocol Dask does not speak.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        protocol, location = parse_address(address or "")
+        if protocol not in backends:
+            raise ValueError(f"Dask speaks {', '.join(sorted(backends))}, not {protocol!r}")
+        _, colon, port = location.rpartition(":")
+        if colon and port and not port.isdigit():
+            raise ValueError(f"the port {port!r} is not a number")
+        parse_host_port(location)
+    except ValueError as exc:
+        raise UsageError(f"--cluster {address}: not a scheduler address ({exc}); write it as tcp://HOST:PORT, "
+                         "e.g. tcp://127.0.0.1:8786") from None
 
 
 def _batch_key(batch: Batch) -> str:

@@ -141,8 +141,7 @@ def load_run(folder: Path) -> RunData:
     folder = Path(folder)
     for name in ("trades.csv", "equity_curve.csv"):
         if not (folder / name).is_file():
-            raise UsageError(f"{folder}: no {name}; pass the folder of a finished run "
-                             "(algo backtest writes one, e.g. output/sma-hdfcbank)")
+            raise UsageError(_which_run(folder, name))
     trades = _read_columns(folder / "trades.csv", ("exit_time", "pnl", "return_pct"))
     if not len(trades["exit_time"]):
         raise UsageError(f"{folder / 'trades.csv'}: the run closed no trade; nothing to resample")
@@ -169,6 +168,27 @@ def _equity_returns(pnl: np.ndarray, initial: float) -> np.ndarray:
     """
     before = initial + np.r_[0.0, np.cumsum(pnl)[:-1]]
     return pnl / before
+
+
+def _which_run(path: Path, missing: str) -> str:
+    """Why RUN is no finished run (it lacks ``missing``), and the fix: the folder its run definition
+    writes, the finished runs inside it, or how to get one."""
+    from algocli.persistence.output import shown
+
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from algocli.config.run import load_run_config
+        from algocli.errors import AlgoError
+
+        try:
+            out = shown(load_run_config(path).output_dir())
+            return f"{path}: is a run definition, not a finished run; pass the folder its run writes, {out}"
+        except AlgoError:
+            pass  # not a valid one: the general hint below
+    runs = sorted(shown(p.parent) for p in path.glob("*/trades.csv")) if path.is_dir() else []
+    if runs:
+        some = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+        return f"{path}: no {missing}; pass one of the finished runs in it: {some}"
+    return f"{path}: no {missing}; pass the folder of a finished run (algo backtest writes one, e.g. output/sma-hdfcbank)"
 
 
 def _read_columns(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -97,6 +97,20 @@ def test_bad_input_is_one_line_and_exit_2(cli, sma_run, tmp_path):
         assert len(result.err_lines) == 1 and words in result.err
 
 
+def test_a_run_that_is_not_a_finished_run_is_told_which_is(cli, sma_run, base_config, write_yaml, tmp_path):
+    """The folder holding runs names them; a run definition names the folder its run writes."""
+    holding = cli("montecarlo", tmp_path)
+    assert holding.code == 2 and holding.err_lines == [
+        f"error: {tmp_path}: no trades.csv; pass one of the finished runs in it: {sma_run}"]
+    definition = write_yaml({**base_config, "output": {"dir": str(tmp_path / "elsewhere")}}, "def.yaml")
+    told = cli("montecarlo", definition)
+    assert told.code == 2 and told.err_lines == [
+        f"error: {definition}: is a run definition, not a finished run; pass the folder its run writes, "
+        f"{tmp_path / 'elsewhere'}"]
+    negative = cli("montecarlo", sma_run, "--seed", "-1")
+    assert negative.code == 2 and "--seed" in negative.err and "internal error" not in negative.err
+
+
 def test_an_output_folder_that_is_a_file_fails_before_simulating(cli, sma_run, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("mine\n", encoding="utf-8")

@@ -77,6 +77,20 @@ def test_cluster_and_workers_together_are_refused():
         make_executor(workers=2, cluster="tcp://127.0.0.1:1")
 
 
+@pytest.mark.parametrize("address,why", [
+    ("localhost", "missing port number in address 'localhost'"),
+    ("tcp://127.0.0.1:abc", "the port 'abc' is not a number"),
+    ("http://127.0.0.1:8786", "Dask speaks inproc, tcp, tls"),
+])
+def test_a_malformed_scheduler_address_is_a_usage_error_before_connecting(address, why):
+    from algocli.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        make_executor(cluster=address)
+    assert str(err.value).startswith(f"--cluster {address}: not a scheduler address (") and why in str(err.value)
+    assert str(err.value).endswith("write it as tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786")
+
+
 def test_local_pool_with_guided_batches_gives_the_same_trials_csv(run_yaml, inline_csv):
     executor = make_executor(workers=2)
     try:

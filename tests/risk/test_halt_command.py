@@ -17,7 +17,7 @@ def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, 
     done = cli("halt", cfg, "--reason", "fat finger [desk 2]")
     assert done.code == 0, done.err
     assert done.out.strip().splitlines() == [
-        f"halted sma-hdfcbank (fat finger [desk 2]) in {state_path}: a running engine cancels its open orders "
+        f"halted the paper or live run sma-hdfcbank (fat finger [desk 2]) in {state_path}: a running engine cancels its open orders "
         "and refuses new positions; `algo halt --clear` lifts it"]
     state = read_state(state_path)
     assert (state.state, state.reason, state.source) == ("HALTED", "fat finger [desk 2]", "operator")
@@ -29,7 +29,7 @@ def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, 
 
     cleared = cli("halt", cfg, "--clear")
     assert cleared.code == 0, cleared.err
-    assert cleared.out.strip() == (f"cleared the halt of sma-hdfcbank (was: fat finger [desk 2]) in {state_path}; "
+    assert cleared.out.strip() == (f"cleared the halt of the paper or live run sma-hdfcbank (was: fat finger [desk 2]) in {state_path}; "
                                    "the run trades again")
     state = read_state(state_path)
     assert (state.state, state.reason, state.day_start_equity) == ("ACTIVE", "", None)
@@ -47,9 +47,26 @@ def test_clear_keeps_the_days_loss_baseline(cli, base_config, write_yaml, tmp_pa
     assert (state.state, state.day, state.day_start_equity, state.square_off_day) == (
         "ACTIVE", "2024-06-10", 1_000_000.0, "2024-06-10")
     assert " ".join(done.out.split()) == (
-        f"cleared the halt of sma-hdfcbank (was: manual stop) in {state_path}; the run trades again; the day's loss "
+        f"cleared the halt of the paper or live run sma-hdfcbank (was: manual stop) in {state_path}; the run trades again; the day's loss "
         "is still counted from 1,000,000.00, the equity at the start of 2024-06-10 (a clear does not renew the "
         "day's loss budget; the next trading day does)")
+
+
+@pytest.mark.parametrize("written,named", [("paper", "the paper run"), ("live", "the live run"),
+                                           ("backtest", "the paper or live run")])
+def test_halt_names_the_mode_of_the_run_it_reaches(cli, base_config, write_yaml, tmp_path, written, named):
+    """Paper and live runs of one definition share its folder; its run.json says which ran there.
+    A dry run keeps its own state, and is named so."""
+    import json
+
+    cfg = write_yaml({**base_config, "risk": {}})
+    (tmp_path / "yaml_out").mkdir()
+    (tmp_path / "yaml_out" / "run.json").write_text(json.dumps({"mode": written}), encoding="utf-8")
+    assert cli("halt", cfg).out.startswith(f"halted {named} sma-hdfcbank (halted by the operator) in "
+                                           f"{tmp_path / 'yaml_out' / 'risk_state.json'}")
+    dry = cli("halt", cfg, "--dry-run")
+    assert dry.out.startswith(f"halted the live dry run sma-hdfcbank (halted by the operator) in "
+                              f"{tmp_path / 'yaml_out' / 'dry-run' / 'risk_state.json'}")
 
 
 def test_halt_output_help_names_every_mode_that_takes_it():
