@@ -65,17 +65,14 @@ def halt_command(
 
 
 def _mode_of(folder: Path, dry_run: bool) -> str:
-    """Which run the halt reaches: ``live dry``, or the mode the folder's ``run.json`` names
-    (paper and live runs of one definition share its folder), else ``paper or live``."""
-    import json
+    """Which run the halt reaches: ``live dry``, or the mode of the run whose state the folder holds
+    (paper and live runs of one definition share it), else ``paper or live``."""
+    from algocli.engine.runtime import folder_mode
 
     if dry_run:
         return "live dry"
-    try:
-        mode = json.loads((folder / "run.json").read_text(encoding="utf-8"))["mode"]
-    except (OSError, ValueError, KeyError, TypeError):
-        mode = None  # no run finished there yet
-    return mode if mode in ("paper", "live") else "paper or live"
+    mode = folder_mode(folder)
+    return mode.value if mode is not None else "paper or live"
 
 
 def _baseline_note(state) -> str:

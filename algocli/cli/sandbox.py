@@ -36,8 +36,9 @@ def sandbox_command(
     start: Annotated[str | None, typer.Option("--start", help='Replay from this IST time, e.g. "2024-06-10 09:15".')]
     = None,
     instrument: Annotated[list[str] | None, typer.Option("--instrument", "-i",
-                                                         help="Instrument to replay (repeatable); default: "
-                                                              "every CSV in --data.")] = None,
+                                                         help="Instrument to replay, a name (NSE:INFY) or id "
+                                                              "(NSE_EQ:1594); repeatable. Default: every CSV "
+                                                              "in --data.")] = None,
     token: Annotated[list[str] | None, typer.Option("--token", help="Access token to accept (repeatable); "
                                                                     "default: any token.")] = None,
     drop_every: Annotated[int, typer.Option("--drop-every", min=0,

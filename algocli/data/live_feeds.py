@@ -65,4 +65,20 @@ class SandboxFeed:
         build = spec.load(spec.sandbox_feed)
         feed = build(config.url.rstrip("/"), config.token, config.mode, config.silence_s, instrument_ids)
         feed.in_order = True  # the replay publishes ticks merged by exchange time (algocli.sandbox.replay)
+        feed.connect = _sandbox_hint(feed.connect, feed, config.url)
         return feed
+
+
+def _sandbox_hint(connect, feed, url: str):
+    """``connect`` whose failure says to start ``algo sandbox``: the broker feed's own message names
+    the broker's network settings, which a sandbox feed does not read."""
+    from algocli.errors import BrokerError
+
+    async def connect_to_sandbox() -> None:
+        try:
+            await connect()
+        except (BrokerError, ConnectionError) as exc:
+            why = getattr(getattr(feed, "status", None), "last_error", None) or str(exc)
+            raise BrokerError(f"no `algo sandbox` answered at {url} ({why}); start it in another terminal with "
+                              "`algo sandbox --data data`, or set data.url to where it listens") from None
+    return connect_to_sandbox

@@ -295,27 +295,39 @@ def _refuse_foreign_journal(journal: Path) -> None:
                           "or a dry run wrote it); move it away, or pass --fresh to set it aside and start anew")
 
 
-def _refuse_live_folder(out_dir: Path) -> None:
-    """A paper run never writes into a live run's folder.
+def folder_mode(out_dir: Path) -> RunMode | None:
+    """The mode of the run whose state ``out_dir`` holds, or None when none ran there.
 
-    Paper and live runs of one run definition share its output folder. A paper run there would
-    replay the live journal (its real positions becoming simulated ones), append simulated fills
-    that a resumed live run would then replay as real, and overwrite the live run's artifacts.
-
-    Raises:
-        ConfigError: The folder's journal has a live run's ``run`` record, or its ``run.json``
-            names a live run.
+    Paper and live runs of one run definition share its folder (a dry run has its own). A live
+    run's journal carries its ``run`` record (the run key), and each run's ``run.json`` names its mode.
     """
     from algocli.persistence.journal import read_journal
 
-    journal = out_dir / "journal.jsonl"
-    live = any(rec.get("k") == "run" for rec in read_journal(journal))
-    if not live:
-        try:
-            live = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("mode") == RunMode.LIVE.value
-        except (OSError, ValueError, AttributeError):
-            live = False  # no run.json, or not ours: nothing says a live run wrote here
-    if live:
+    has_records = False
+    for rec in read_journal(out_dir / "journal.jsonl"):
+        if rec.get("k") == "run":
+            return RunMode.LIVE
+        has_records = True
+    try:
+        written = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("mode")
+    except (OSError, ValueError, AttributeError):
+        written = None  # no run.json, or not ours
+    if written == RunMode.LIVE.value:
+        return RunMode.LIVE  # its journal set aside by `algo live --fresh`
+    return RunMode.PAPER if has_records or written == RunMode.PAPER.value else None
+
+
+def _refuse_live_folder(out_dir: Path) -> None:
+    """A paper run never writes into a live run's folder.
+
+    A paper run there would replay the live journal (its real positions becoming simulated ones),
+    append simulated fills that a resumed live run would then replay as real, and overwrite the
+    live run's artifacts.
+
+    Raises:
+        ConfigError: ``folder_mode`` finds a live run there.
+    """
+    if folder_mode(out_dir) is RunMode.LIVE:
         raise ConfigError(f"{out_dir}: `algo live` trades from this folder, and a paper run here would mix its "
                           "simulated orders into the live run's journal and artifacts; paper-trade into another "
                           "folder with --output, e.g. --output " + str(out_dir.parent / f"{out_dir.name}-paper"))

@@ -178,7 +178,7 @@ def load_bars(data_dir: Path, instruments: list[str] | None = None,
             raise DataError(data_dir, "holds no *.csv files; add NSE_EQ_1333.csv-style candle files")
         pairs = [(instrument_for(f), f) for f in files]
     else:
-        pairs = [(i, data_dir / f"{i.replace(':', '_')}.csv") for i in instruments]
+        pairs = [_data_file(data_dir, i) for i in instruments]
     out: dict[str, Bars] = {}
     for instrument, path in pairs:
         if not path.is_file():
@@ -187,6 +187,25 @@ def load_bars(data_dir: Path, instruments: list[str] | None = None,
     if instruments is None and prefer_intraday:
         out = _prefer_intraday(out, warn)
     return out
+
+
+def _data_file(data_dir: Path, instrument: str) -> tuple[str, Path]:
+    """The id and candle file of ``instrument``: a broker id's own file (``NSE_EQ:1333`` is
+    ``NSE_EQ_1333.csv``), or for a name (``NSE:HDFCBANK``) the file of one of its ids that the
+    folder's ``instruments.csv`` lists.
+
+    Raises:
+        ConfigError: A name the list does not hold (with its near miss).
+    """
+    own = data_dir / f"{instrument.replace(':', '_')}.csv"
+    listed, _ = load_instruments(data_dir)
+    if own.is_file() or not listed:
+        return instrument, own
+    from algocli.instruments.master import InstrumentMaster
+
+    inst = InstrumentMaster(listed, source=str(data_dir / INSTRUMENTS_FILE)).resolve(instrument, field="--instrument")
+    files = [(ident, data_dir / f"{ident.replace(':', '_')}.csv") for ident in inst.ids() if ident != inst.hrn]
+    return next(((i, p) for i, p in files if p.is_file()), files[0] if files else (instrument, own))
 
 
 def _prefer_intraday(bars: dict[str, Bars], warn: Callable[[str], None] | None) -> dict[str, Bars]:

@@ -52,16 +52,22 @@ def test_clear_keeps_the_days_loss_baseline(cli, base_config, write_yaml, tmp_pa
         "day's loss budget; the next trading day does)")
 
 
-@pytest.mark.parametrize("written,named", [("paper", "the paper run"), ("live", "the live run"),
-                                           ("backtest", "the paper or live run")])
-def test_halt_names_the_mode_of_the_run_it_reaches(cli, base_config, write_yaml, tmp_path, written, named):
-    """Paper and live runs of one definition share its folder; its run.json says which ran there.
-    A dry run keeps its own state, and is named so."""
+@pytest.mark.parametrize("journal,written,named", [
+    (None, "paper", "the paper run"), (None, "live", "the live run"), (None, "backtest", "the paper or live run"),
+    ('{"k":"run","run_key":"k1","name":"x"}', None, "the live run"),  # a live run still running
+    ('{"k":"order","order_id":"1"}', None, "the paper run"),  # a paper run still running
+])
+def test_halt_names_the_mode_of_the_run_it_reaches(cli, base_config, write_yaml, tmp_path, journal, written, named):
+    """Paper and live runs of one definition share its folder: a live run's journal carries its run
+    key, and a finished run's run.json names its mode. A dry run keeps its own state, and is named so."""
     import json
 
     cfg = write_yaml({**base_config, "risk": {}})
     (tmp_path / "yaml_out").mkdir()
-    (tmp_path / "yaml_out" / "run.json").write_text(json.dumps({"mode": written}), encoding="utf-8")
+    if written:
+        (tmp_path / "yaml_out" / "run.json").write_text(json.dumps({"mode": written}), encoding="utf-8")
+    if journal:
+        (tmp_path / "yaml_out" / "journal.jsonl").write_text(journal + "\n", encoding="utf-8")
     assert cli("halt", cfg).out.startswith(f"halted {named} sma-hdfcbank (halted by the operator) in "
                                            f"{tmp_path / 'yaml_out' / 'risk_state.json'}")
     dry = cli("halt", cfg, "--dry-run")

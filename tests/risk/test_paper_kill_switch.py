@@ -85,7 +85,7 @@ def test_halt_clear_and_sigusr1_stop_and_resume_a_running_paper_run(setup):
             # 1. algo halt: the open orders are cancelled within a few seconds, new ones refused
             done = algo(["halt", cfg, "--reason", "manual stop"], env=env)
             assert done.returncode == 0, done.stderr
-            assert len(done.stdout.strip().splitlines()) == 1 and done.stdout.startswith("halted paper-test")
+            assert len(done.stdout.strip().splitlines()) == 1 and done.stdout.startswith("halted the paper run paper-test")
             halted = time.monotonic()
             wait_for(lambda: _count(journal, "CANCELLED", FIRST) >= 4 and _open(journal) == 0, 5,
                      "the open orders to be cancelled", child=paper)
@@ -95,7 +95,7 @@ def test_halt_clear_and_sigusr1_stop_and_resume_a_running_paper_run(setup):
 
             # 2. --clear: orders rest again
             cleared = algo(["halt", cfg, "--clear"], env=env)
-            assert cleared.returncode == 0 and cleared.stdout.startswith("cleared the halt of paper-test")
+            assert cleared.returncode == 0 and cleared.stdout.startswith("cleared the halt of the paper run paper-test")
             wait_for(lambda: _open(journal) >= 3, 30, "resting orders after the clear", child=paper)
 
             # 3. SIGUSR1 does what algo halt does, and writes the state file

@@ -158,6 +158,21 @@ def test_load_bars_reads_every_csv_or_the_named_ones(tmp_path):
         load_bars(empty)
 
 
+def test_load_bars_finds_a_named_instrument_by_the_ids_instruments_csv_lists(tmp_path):
+    """`algo sandbox -i NSE:RELIANCE` replays NSE_EQ_2885.csv, as a run definition's name finds it."""
+    from algocli.errors import ConfigError
+
+    folder = small_data(tmp_path)
+    shutil.copyfile(ROOT / "data" / "instruments.csv", folder / "instruments.csv")
+    by_name = load_bars(folder, ["NSE:RELIANCE"])
+    assert list(by_name) == ["NSE_EQ:2885"] and len(by_name["NSE_EQ:2885"]) == 30
+    with pytest.raises(ConfigError, match=r"^--instrument: 'NSE:RELINCE' is not in .*instruments.csv; did you "
+                                          r"mean 'NSE:RELIANCE'\?"):
+        load_bars(folder, ["NSE:RELINCE"])
+    with pytest.raises(DataError, match=r"no data file for NSE_EQ:1333; expected NSE_EQ_1333.csv"):
+        load_bars(folder, ["NSE:HDFCBANK"])  # listed, but its candles are not in the folder
+
+
 def test_serve_listens_replays_and_stops_on_cancel(tmp_path):
     folder = small_data(tmp_path)
     ready: list[Listening] = []

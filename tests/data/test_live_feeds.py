@@ -1,0 +1,37 @@
+"""``feed: sandbox``: either broker's feed protocol against ``algo sandbox``."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from algocli.data.live_feeds import SandboxFeed, SandboxFeedConfig
+from algocli.errors import BrokerError
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: every connection is refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("protocol", ["dhan", "upstox"])
+def test_no_sandbox_listening_says_to_start_one(protocol):
+    """The broker feed's own message names the broker's network settings (DHAN_FEED_URL), which a
+    sandbox feed never reads; the run definition's data.url is what to check."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    feed = SandboxFeed.live(SandboxFeedConfig(url=url, protocol=protocol))
+    if protocol == "dhan":
+        feed._connect_timeout = 0.5
+    else:
+        feed.config = feed.config.model_copy(update={"connect_timeout": 0.5})
+    with pytest.raises(BrokerError) as err:
+        asyncio.run(feed.connect())
+    message = str(err.value)
+    assert message.startswith(f"no `algo sandbox` answered at {url} (")
+    assert "refused" in message.lower() or "connect call failed" in message.lower()
+    assert message.endswith("start it in another terminal with `algo sandbox --data data`, or set data.url to "
+                            "where it listens")
+    assert "DHAN_FEED_URL" not in message
