@@ -103,7 +103,8 @@ def name_run(config: RunConfig, source: str, *, refresh: Refresh = "auto", extra
             folders = [str(p.parent) for p in extra if not p.parent.is_dir()]
             if any(not is_broker_id(n) for n in missing):
                 wanted = next(n for n in missing if not is_broker_id(n))
-                why = f"there is no folder {', '.join(folders)} (check data.path)" if folders else str(exc)
+                why = (f"there is no folder {', '.join(folders)}; check data.path, or fill the folder with "
+                       "`algo download-data`") if folders else str(exc)
                 near = local.near(wanted) if local is not None else []
                 hint = f" (did you mean {' or '.join(repr(n) for n in near)}, in {local.source}?)" if near else ""
                 raise ConfigError(f"{source}: instrument {wanted!r} is a name{hint}, and {why}") from None

@@ -54,6 +54,14 @@ def test_a_name_no_list_knows_is_an_error_naming_it(offline):
         name_run(_config("NSE:HDFCBANK", "NSE:TCS"), "run.yaml", extra=[BUNDLED_LIST])
 
 
+def test_a_name_in_a_data_folder_not_yet_downloaded_says_how_to_fill_it(offline, tmp_path):
+    folder = tmp_path / "data" / "5m"  # configs/downloaded.yaml's, before `algo download-data` ran
+    with pytest.raises(ConfigError) as err:
+        name_run(_config("NSE:RELIANCE"), "run.yaml", extra=[folder / "instruments.csv"])
+    assert str(err.value) == (f"run.yaml: instrument 'NSE:RELIANCE' is a name, and there is no folder {folder}; "
+                              "check data.path, or fill the folder with `algo download-data`")
+
+
 def test_a_misspelt_name_offline_gets_the_data_folders_near_miss(offline):
     hint = r"'NSE:HDFCBNK' is a name \(did you mean 'NSE:HDFCBANK', in .*instruments.csv\?\), and"
     with pytest.raises(ConfigError, match=hint):
