@@ -59,6 +59,13 @@ class IndicatorRead(NamedTuple):
     styles: dict[str, str]
 
 
+def _shared(a: str, b: str) -> int:
+    """Length of the longest run of characters ``a`` and ``b`` share."""
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).find_longest_match().size
+
+
 class StrategyContext:
     """The strategy's window onto the run. One context per strategy."""
 
@@ -81,6 +88,18 @@ class StrategyContext:
         self._baskets = 0
         self.wake: dict[str, list[Crossing]] = {}  # instrument -> the conditions that call on_candle (wake_on)
         self.started = False  # set once every on_init has run
+
+    def __getattr__(self, name: str):
+        """Only reached for a name the context lacks: say which one a strategy may have meant."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        import difflib
+
+        public = [n for n in dir(type(self)) if not n.startswith("_")]
+        near = difflib.get_close_matches(name, public, n=1, cutoff=0.6) or [
+            n for n in public if _shared(name, n) >= min(5, len(name))]  # `history`: `get_historical`
+        hint = f"did you mean {' or '.join(f'`{n}`' for n in near[:2])}?" if near else f"it has {', '.join(public)}"
+        raise AttributeError(f"the strategy context has no `{name}`; {hint}")
 
     @property
     def strategy_id(self) -> str:

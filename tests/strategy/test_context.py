@@ -421,3 +421,22 @@ def test_round_to_tick_names_the_run_instruments_for_an_unknown_one():
 
     _run({0: ask})
     assert seen == {"ok": True}
+
+
+@pytest.mark.parametrize("name,hint", [
+    ("get_postion", "did you mean `get_position`?"),
+    ("history", "did you mean `get_historical`?"),  # no close spelling, but a shared word
+    ("zzzq", "it has atr, basket, bollinger_bands, buy,"),
+])
+def test_a_missing_context_attribute_names_what_was_meant(name, hint):
+    ctx = StrategyContext(EngineCore({}, {}, Ledger(100_000.0)), "s")
+    with pytest.raises(AttributeError) as err:
+        getattr(ctx, name)
+    assert str(err.value).startswith(f"the strategy context has no `{name}`; {hint}")
+    assert not hasattr(ctx, "_nothing") and hasattr(ctx, "sma")  # private lookups stay plain
+
+
+def test_a_strategy_calling_a_missing_context_method_is_told_the_near_miss():
+    with pytest.raises(StrategyError, match=r"raised AttributeError on .*the strategy context has no `get_postion`; "
+                                            r"did you mean `get_position`\?"):
+        _run({0: lambda ctx, candle: ctx.get_postion(INST)})
