@@ -140,8 +140,18 @@ class RunConfig(_Strict):
 
     def output_dir(self, override: Path | None = None) -> Path:
         """The run's output folder: ``override`` (``--output``, relative to the current folder), else
-        ``output.dir`` (made relative to the config's folder by ``load_run_config``), else ``output/<name>``."""
-        return override or self.output.dir or Path("output") / self.name
+        ``output.dir`` (made relative to the config's folder by ``load_run_config``), else ``output/<name>``.
+
+        Raises:
+            UsageError: It is the run's data folder, where the artifacts' CSV files would pass for
+                candle files (``algo sandbox --data`` replays every CSV there).
+        """
+        out = override or self.output.dir or Path("output") / self.name
+        data = self.data.plugin_params.get("path")
+        if isinstance(data, str) and os.path.realpath(out) == os.path.realpath(data):
+            raise UsageError(f"{out}: is the run's data folder (data.path); the artifacts' CSV files would mix with "
+                             "the candle files there; pass another --output or change output.dir")
+        return out
 
     def content_hash(self) -> str:
         """A stable id of this run definition's content."""

@@ -375,6 +375,18 @@ def test_output_naming_a_file_fails_before_the_run(cli, base_config, write_yaml,
     assert taken.read_text() == "keep me\n"
 
 
+def test_output_naming_the_data_folder_is_refused_before_the_run(cli, base_config, write_yaml, data_dir):
+    before = sorted(p.name for p in data_dir.iterdir())
+    for config in (base_config, {**base_config, "output": {"dir": base_config["data"]["path"]}}):
+        result = cli("backtest", write_yaml(config), "--quiet", *(() if config is not base_config else
+                                                                   ("--output", data_dir)))
+        assert result.code == 2, result.err
+        assert result.err_lines == [f"error: {data_dir}: is the run's data folder (data.path); the artifacts' CSV "
+                                    "files would mix with the candle files there; pass another --output or change "
+                                    "output.dir"]
+    assert sorted(p.name for p in data_dir.iterdir()) == before  # no artifact joined the candle files
+
+
 def test_a_full_disk_is_refused_before_the_run(base_config, write_yaml, tmp_path):
     proc = _algo_capped(write_yaml(base_config), tmp_path / "out", limit=1024)
     assert proc.returncode == 2, proc.stderr
