@@ -25,13 +25,9 @@ grid (look-back periods are what grids search: ``slow_period=20:200:10`` warms u
 The first window starts at the first bar that has ``warmup`` bars before it (and at or after
 ``data.start``); a note names the OOS windows whose indicators still lacked bars.
 
-Stitching (``stitch``): returns are compounded. Window k's equity curve is scaled so that
-it starts at the stitched equity where window k-1 ended (the first window unscaled), so the
-stitched return is the product of the windows' returns; the money figures of window k
-(trade P&L, commissions, charges) are scaled by the same factor, so the statistics agree
-with the curve. The buy & hold curve is stitched the same way, and alpha and beta regress
-on its bar log returns (flat while indicators lack bars). A window whose IS sweep
-has no trial with a defined objective stays in cash.
+Stitching (``algocli.research.stitching``): returns are compounded, window after window; buy
+& hold is one holding from the first OOS bar to the last. A window whose IS sweep has no
+trial with a defined objective stays in cash.
 
 The summary figures:
 
@@ -60,6 +56,7 @@ import numpy as np
 
 from algocli.errors import UsageError
 from algocli.research.space import Space
+from algocli.research.stitching import Piece, Stitched, buy_and_hold, stitch
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([DWMYdwmy])\s*$")
 _UNITS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
@@ -218,90 +215,6 @@ def first_warm_day(bars: dict, warmup: int) -> date:
     return max(days)
 
 
-# --------------------------------------------------------------------------- stitching
-
-
-@dataclass
-class Piece:
-    """What one OOS window adds to the stitched curve."""
-
-    ts: np.ndarray
-    equity: np.ndarray
-    benchmark: np.ndarray
-    trades: dict[str, np.ndarray]
-    commissions: float
-    charges: dict[str, float]
-
-    @classmethod
-    def of_run(cls, result) -> Piece:
-        """The piece of a finished OOS backtest (``RunResult``)."""
-        from algocli.persistence.artifacts import charge_totals
-
-        return cls(np.asarray(result.ts, dtype=np.int64), np.asarray(result.equity, dtype=float),
-                   np.asarray(result.benchmark, dtype=float), result.trade_columns,
-                   float(result.metrics["commissions"]), charge_totals(result.fills))
-
-    @classmethod
-    def in_cash(cls, ts: np.ndarray, capital: float, charge_names: list[str]) -> Piece:
-        """A window spent in cash: flat equity and buy & hold, no trade."""
-        from algocli.analytics.result import empty_trade_columns
-
-        flat = np.full(len(ts), float(capital))
-        return cls(np.asarray(ts, dtype=np.int64), flat, flat.copy(), empty_trade_columns(), 0.0,
-                   dict.fromkeys(charge_names, 0.0))
-
-
-@dataclass
-class Stitched:
-    """The OOS windows as one run."""
-
-    ts: np.ndarray
-    equity: np.ndarray
-    benchmark: np.ndarray
-    window: np.ndarray  # the window number of each bar
-    factors: list[float]  # the scale of each window's money
-    stats: dict  # results.csv's statistics, raw values (``compute_metrics`` + charges)
-
-
-def stitch(pieces: list[Piece], initial_capital: float) -> Stitched:
-    """Compound the pieces into one curve and compute its statistics (module docstring).
-
-    Args:
-        pieces: The OOS windows in time order.
-        initial_capital: The run definition's starting cash.
-    """
-    from algocli.analytics.stats import compute_metrics
-
-    equity, bench, trades, factors = [], [], [], []
-    offset, end_eq, end_bh = 0, None, None
-    for piece in pieces:
-        k = 1.0 if end_eq is None else end_eq / piece.equity[0]
-        # growth times the previous end, so each window starts exactly where the last one ended
-        equity.append(piece.equity if end_eq is None else piece.equity / piece.equity[0] * end_eq)
-        bench.append(piece.benchmark if end_bh is None else piece.benchmark / piece.benchmark[0] * end_bh)
-        end_eq, end_bh = equity[-1][-1], bench[-1][-1]
-        cols = dict(piece.trades)
-        for name in ("entry_bar", "exit_bar"):
-            cols[name] = np.asarray(cols[name], dtype=np.int64) + offset
-        for name in ("pnl", "commission"):
-            cols[name] = np.asarray(cols[name], dtype=float) * k
-        trades.append(cols)
-        factors.append(k)
-        offset += len(piece.ts)
-    ts = np.concatenate([p.ts for p in pieces])
-    eq, bh = np.concatenate(equity), np.concatenate(bench)
-    merged = {name: np.concatenate([t[name] for t in trades]) for name in trades[0]}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        market = np.log(bh[1:] / bh[:-1])
-    stats = compute_metrics(eq, ts, merged, buy_and_hold_return=float(bh[-1] / bh[0] - 1), market_log_returns=market,
-                            commissions=sum(p.commissions * k for p, k in zip(pieces, factors)),
-                            initial_capital=initial_capital)
-    for name in dict.fromkeys(k for p in pieces for k in p.charges):
-        stats[name] = sum(p.charges.get(name, 0.0) * k for p, k in zip(pieces, factors))
-    window = np.concatenate([np.full(len(p.ts), i + 1) for i, p in enumerate(pieces)])
-    return Stitched(ts, eq, bh, window, factors, stats)
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -427,7 +340,7 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
     if warmup is None:
         warmup, why = default_warmup(feed_cfg, space)
     _check_warmup_field(config, feed_cfg, warmup, source)
-    ts = _tradable_bars(config, feed_cfg, warmup, source)
+    ts, bars, traded = _tradable_bars(config, feed_cfg, warmup, source)
     days = bar_days(ts)
     first, last = (date(1970, 1, 1) + timedelta(days=int(d)) for d in (days[0], days[-1]))
     planned = check_windows(plan_windows(first, last, train, test, gap, anchored), days)
@@ -442,7 +355,8 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
         result.train_bars, result.test_bars = n_is, n_oos
         windows.append(result)
         pieces.append(piece)
-    stitched = stitch(pieces, config.initial_capital)
+    oos = np.concatenate([p.ts for p in pieces])
+    stitched = stitch(pieces, config.initial_capital, buy_and_hold(bars, traded, oos, config.initial_capital))
     if run.idle:
         run.notes.append(f"{len(run.idle)} of {len(planned)} windows made no trade out of sample (windows "
                          f"{', '.join(map(str, run.idle))}): " + (
@@ -472,23 +386,24 @@ def _check_feed(config, source: str):
     return parse_plugin_config(feed.Config, config.data.plugin_params, source, "data")
 
 
-def _tradable_bars(config, feed_cfg, warmup: int, source: str) -> np.ndarray:
+def _tradable_bars(config, feed_cfg, warmup: int, source: str) -> tuple[np.ndarray, dict, list[str]]:
     """The starts of the run definition's bars (all instruments) that windows may hold: from
     ``data.start``, and from the first with ``warmup`` bars before it (loaded from before
-    ``data.start`` where the file has them)."""
+    ``data.start`` where the file has them); with the loaded bars and the strategies'
+    instruments (not the option contracts they pick from), for the buy & hold."""
     from algocli.research.worker import load_context
 
     ctx = load_context(windowed(config, None, feed_cfg.end) if warmup else config, source)
     ts = np.unique(np.concatenate([np.asarray(b.ts, dtype=np.int64) for b in ctx.bars.values()]))
+    traded = list(dict.fromkeys(inst for entry in ctx.config.strategies for inst in entry.instruments))
     if not warmup:
-        return ts
-    traded = {inst for entry in ctx.config.strategies for inst in entry.instruments}
+        return ts, ctx.bars, traded
     lower = first_warm_day({k: b for k, b in ctx.bars.items() if k in traded}, warmup)
     kept = ts[bar_days(ts) >= _day(max(lower, feed_cfg.start or lower))]
     if not len(kept):
         raise UsageError(f"--warmup {warmup}: no bar is left after the warm-up (the first would be on {lower}); "
                          "give a smaller --warmup or more data")
-    return kept
+    return kept, ctx.bars, traded
 
 
 def _check_warmup_field(config, feed_cfg, warmup: int, source: str) -> None:
