@@ -109,7 +109,9 @@ def _metric_label(name: str) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def _stats_table_html(metrics: dict[str, object]) -> str:
+def _stats_table_html(metrics: dict[str, object], itemised: bool = False) -> str:
+    """The statistics; with ``itemised`` charges (``charges: dhan``...) the commissions row is their
+    total, labelled ``Charges [₹]`` as the terminal labels it (the charges section itemises it)."""
     if not metrics:
         return '<p class="note">No statistics were computed for this run.</p>'
     note = short_sample_note(metrics)
@@ -119,7 +121,8 @@ def _stats_table_html(metrics: dict[str, object]) -> str:
         marked = note is not None and k in ANNUALISED and text != _MISSING
         cell = html.escape(text) + (f' <sup class="mark">{_MARK}</sup>' if marked else "")
         attrs = f' data-key="{html.escape(str(k))}"' + (' class="short-sample"' if marked else "")
-        rows.append(f"<tr{attrs}><th>{html.escape(_metric_label(k))}</th><td>{cell}</td></tr>")
+        label = "Charges [₹]" if itemised and k == "commissions" else _metric_label(k)
+        rows.append(f"<tr{attrs}><th>{html.escape(label)}</th><td>{cell}</td></tr>")
     footnote = f'<p class="note short-sample-note">{_MARK} {html.escape(note)}</p>' if note else ""
     return (f'<table class="stats"><thead><tr><th>Statistic</th><th>Value</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>{footnote}')
@@ -164,13 +167,14 @@ def _charges_html(result: RunResult) -> str:
 
 
 def _legs_html(result: RunResult) -> str:
-    """The futures and options legs: premium paid and received, charges and expiry settlement."""
+    """The futures and options legs: paid and received (premium, or a future's contract value),
+    charges and expiry settlement."""
     from algocli.analytics.derivatives import derivative_legs
 
     legs = derivative_legs(result)
     if not legs:
         return ""
-    cols = ("Contract", "Expiry", "Tags", "Bought", "Sold", "Premium paid [₹]", "Premium received [₹]",
+    cols = ("Contract", "Expiry", "Tags", "Bought", "Sold", "Paid [₹]", "Received [₹]",
             "Settled at expiry", "Settlement price", "Settlement [₹]", "Charges [₹]", "Net P&amp;L [₹]")
     head = "".join(f"<th>{c}</th>" for c in cols)
 
@@ -186,7 +190,8 @@ def _legs_html(result: RunResult) -> str:
                    f"{cells(leg)}</tr>" for leg in legs)
     return ('<section class="legs"><h2>Futures and options legs</h2>'
             f'<table class="stats legs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-            '<p class="note">Premium paid and received are the strategies\' own buys and sells (price × units); '
+            '<p class="note">Paid and received are the strategies\' own buys and sells, price × units: an '
+            "option's premium, a future's contract value. "
             "a position open at expiry is settled by the engine (tag <code>expiry</code>): an option at its "
             "intrinsic value against the underlying's close on the expiry day (zero when worthless), a future at "
             "that day's close. Charges include the settlement's (STT on an exercised long option). Net P&amp;L = "
@@ -298,7 +303,7 @@ def _chart_html(index: int, key: str, figure: dict) -> str:
 
 def _page(result: RunResult, mode: RunMode, holidays: Iterable[date] | None) -> bytes:
     mode = RunMode(mode)
-    parts = [f"<section><h2>Statistics</h2>{_stats_table_html(result.metrics)}{_notes_html(result.notes)}"
+    parts = [f"<section><h2>Statistics</h2>{_stats_table_html(result.metrics, result.charges is not None)}{_notes_html(result.notes)}"
              f"{_strategy_table_html(result)}</section>", _charges_html(result), _legs_html(result)]
     return html_page(f"{mode.title} report — {result.name}", _header_html(result, mode), parts,
                      build_figures(result, holidays))

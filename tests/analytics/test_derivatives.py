@@ -67,6 +67,7 @@ def test_the_report_shows_the_legs_and_a_run_without_derivatives_does_not(run, t
     _, result = run
     page = render_html(result, mode=RunMode.BACKTEST)
     assert "Futures and options legs" in page and f'data-contract="{CE}"' in page
+    assert "<th>Paid [₹]</th><th>Received [₹]</th>" in page and "a future's contract value" in page
     row = page.split(f'data-contract="{CE}"')[1].split("</tr>")[0]
     assert f"{round(234.55 * LOT, 2):,.2f}" in row and "straddle" in row  # the settlement value, the tag
     # the chain's 6 contracts were loaded; only the 2 traded are charted and named

@@ -249,6 +249,7 @@ def test_the_time_axis_hides_the_nse_holidays_and_keeps_a_data_gap(tmp_path):
 def test_a_run_with_charges_shows_them_by_kind_with_gross_against_net(tmp_path):
     result = with_charges(make_result(n_bars=60, n_trades=2))
     result.equity = np.full(60, result.initial_capital + 60.24)  # gross 120.48, net 60.24: a drag of 50%
+    result.metrics = {**result.metrics, "commissions": 60.24}
     text = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
     table = re.search(r'<section class="charges">(.*?)</section>', text, re.DOTALL).group(1)
     cells = dict(re.findall(r'<tr data-key="([^"]+)"><th>[^<]*</th><td>([^<]*)</td>', table))
@@ -258,6 +259,8 @@ def test_a_run_with_charges_shows_them_by_kind_with_gross_against_net(tmp_path):
     assert cells["cost_drag"] == "60.24" and cells["cost_drag_pct"] == "50.00%"
     assert "estimated" not in table
     assert page_figures(text)["charges"]["data"][0]["type"] == "waterfall"
+    # the statistics' commissions row is the charges' total, named as the terminal names it
+    assert re.search(r'<tr data-key="commissions"><th>Charges \[₹\]</th>', text)
 
 
 def test_estimated_live_charges_are_said_to_be_estimates(tmp_path):
@@ -267,6 +270,8 @@ def test_estimated_live_charges_are_said_to_be_estimates(tmp_path):
 
 
 def test_a_flat_commission_run_has_no_charges_section(tmp_path):
-    text = write_report(make_result(n_bars=60, n_trades=2), tmp_path / "r.html",
-                        mode=RunMode.BACKTEST).read_text(encoding="utf-8")
+    result = make_result(n_bars=60, n_trades=2)
+    result.metrics = {**result.metrics, "commissions": 12.5}
+    text = write_report(result, tmp_path / "r.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
     assert '<section class="charges">' not in text and "charges" not in page_figures(text)
+    assert re.search(r'<tr data-key="commissions"><th>Commissions \[₹\]</th>', text)
