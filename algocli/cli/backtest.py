@@ -39,11 +39,26 @@ def backtest_command(
     from algocli.engine.heap import keep_heap
 
     keep_heap(bt.bar_count)  # after the run: its peak would hold on to more of the heap
+    before = _inputs(out_dir)
     # the artifacts first: what the terminal shows can be lost (a closed pipe, a closed window)
     paths = write_run_artifacts(result, out_dir, description, report=report,
                                 elapsed_s=time.perf_counter() - started)
     console.print(summary(result, RunMode.BACKTEST))
     console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+    if before is not None and before != _inputs(out_dir) and (out_dir / "montecarlo").is_dir():
+        console.print(f"[cyan]note:[/] {shown(out_dir / 'montecarlo')} resampled the earlier run in this folder; "
+                      f"`algo montecarlo {shown(out_dir)}` resamples this one", highlight=False)
+
+
+def _inputs(out_dir: Path) -> tuple | None:
+    """What the run in ``out_dir`` was made of (its run.json's config hash and data files), or None."""
+    import json
+
+    try:
+        written = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+        return written.get("config_hash"), written.get("data_files")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # A run shorter than this shows no progress bar: drawing one (a refresh thread, rich.progress)

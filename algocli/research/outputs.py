@@ -92,14 +92,33 @@ def heatmap_figure(result: TrialsResult, x: str, y: str) -> dict:
     }
 
 
+def line_figure(result: TrialsResult, x: str) -> dict:
+    """The objective over the one swept parameter, as a Plotly figure dict (a sweep of one has no
+    pair to draw a heatmap of)."""
+    param = next(p for p in result.space.params if p.name == x)
+    score = {t.params[x]: t.score for t in result.trials}
+    xs = [v for v in param.values if v in score]
+    label = result.objective.text
+    return {
+        "data": [{"type": "scatter", "mode": "lines+markers", "x": [str(v) for v in xs],
+                  "y": [score[v] for v in xs], "name": label,
+                  "hovertemplate": f"{x}=%{{x}}<br>{label}=%{{y:.4f}}<extra></extra>"}],
+        "layout": {"title": {"text": f"{label} by {x}"}, "height": 450,
+                   "xaxis": {"title": {"text": x}, "type": "category"}, "yaxis": {"title": {"text": label}}},
+    }
+
+
 def heatmap_page(result: TrialsResult) -> bytes:
-    """A self-contained HTML page with one heatmap per pair of parameters (plotly.js inline),
-    written without importing plotly's Python package, as ``analytics.report`` writes its page."""
+    """A self-contained HTML page with one heatmap per pair of parameters, or the objective's line
+    over the one parameter of a sweep of one (plotly.js inline), written without importing plotly's
+    Python package, as ``analytics.report`` writes its page."""
     from algocli.analytics.report import _CSS, _PLOT_CONFIG, _TEMPLATE, _chart_html, _plotly_file
 
     names = result.space.names
     pairs = [(names[j], names[i]) for i in range(len(names)) for j in range(i + 1, len(names))]
     charts = "".join(_chart_html(k, f"{x}-{y}", heatmap_figure(result, x, y)) for k, (x, y) in enumerate(pairs))
+    if len(names) == 1:
+        charts = _chart_html(0, names[0], line_figure(result, names[0]))
     best = result.best
     summary = (f"<p>best {html.escape(result.objective.text)} = {best.score:.6g} at "
                f"{html.escape(', '.join(f'{k}={v}' for k, v in best.params.items()))}</p>") if best else ""
@@ -138,8 +157,8 @@ def manifest(result: TrialsResult) -> dict:
     }
 
 
-#: Every file ``write_outputs`` may write; an older sweep's file this one did not write (``heatmap.html``
-#: of a two-parameter sweep, after a one-parameter one) is removed.
+#: Every file ``write_outputs`` may write; an older sweep's file this one did not write (``best.yaml``
+#: when no trial has a defined score) is removed.
 ARTIFACTS = ("trials.csv", "timings.csv", "best.yaml", "heatmap.html", "optimize.json")
 
 
@@ -158,7 +177,7 @@ def write_outputs(result: TrialsResult, out_dir: Path) -> list[Path]:
     best = result.best
     if best is not None:
         contents["best.yaml"] = best_yaml(result, best, out_dir).encode()
-    if len(result.space.params) >= 2 and result.trials:
+    if result.trials:
         contents["heatmap.html"] = heatmap_page(result)
     contents["optimize.json"] = (json.dumps(manifest(result), indent=2) + "\n").encode()
     return publish_files(out_dir, ARTIFACTS, contents)

@@ -111,6 +111,19 @@ def test_a_run_that_is_not_a_finished_run_is_told_which_is(cli, sma_run, base_co
     assert negative.code == 2 and "--seed" in negative.err and "internal error" not in negative.err
 
 
+def test_a_backtest_that_replaces_the_resampled_run_says_its_montecarlo_is_stale(cli, sma_run, base_config,
+                                                                                 write_yaml):
+    assert cli("montecarlo", sma_run, "--n", "50", "--seed", "1").code == 0
+    again = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", sma_run)
+    assert again.code == 0 and "montecarlo" not in again.out  # the same run: its resampling still holds
+    changed = {**base_config, "strategies": [{**base_config["strategies"][0],
+                                              "params": {"fast_period": 12, "slow_period": 20, "quantity": 100}}]}
+    other = cli("backtest", write_yaml(changed, "changed.yaml"), "--quiet", "--no-report", "--output", sma_run)
+    assert other.code == 0
+    assert (f"note: {sma_run / 'montecarlo'} resampled the earlier run in this folder; `algo montecarlo {sma_run}` "
+            "resamples this one") in " ".join(other.out.split())
+
+
 def test_an_output_folder_that_is_a_file_fails_before_simulating(cli, sma_run, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("mine\n", encoding="utf-8")

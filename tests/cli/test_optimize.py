@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -85,10 +87,18 @@ def test_a_sweep_replaces_the_older_sweeps_whole_set(cli, write_yaml, base_confi
     assert (out / "heatmap.html").is_file()
     res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "--out", out, "-q")
     assert res.code == 0, res.err
-    assert not (out / "heatmap.html").exists()  # one parameter: the two-parameter sweep's page would mislead
-    assert len(_rows(out / "trials.csv")) == 2 and json.loads((out / "optimize.json").read_text())["trials"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "optimize.json", "timings.csv", "trials.csv",
-                                                     "trials.journal.jsonl"]
+    # one parameter: the page draws the objective's line over it, not the older sweep's heatmap
+    page = (out / "heatmap.html").read_text()
+    assert '"data":[{"type":"heatmap"' not in page and '"data":[{"type":"scatter"' in page
+    assert "sharpe_ratio by fast_period" in page
+    rows = _rows(out / "trials.csv")
+    line = json.loads(re.search(r'"y":(\[[^\]]*\])', page).group(1))
+    assert line == pytest.approx([float(r["sharpe_ratio"]) for r in rows], abs=5e-5)  # trials.csv: 4 places
+    shown = render_page(out / "heatmap.html")
+    assert shown["errors"] == [] and shown["plots"] == shown["plots_rendered"] == 1 and shown["traces"] == [1]
+    assert len(rows) == 2 and json.loads((out / "optimize.json").read_text())["trials"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "heatmap.html", "optimize.json", "timings.csv",
+                                                     "trials.csv", "trials.journal.jsonl"]
 
 
 def test_rerun_takes_every_trial_from_the_journal(cli, write_yaml, base_config, tmp_path):
