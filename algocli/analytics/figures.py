@@ -264,24 +264,29 @@ def instrument_figure(result: RunResult, instrument: str, shown: Trades, total: 
     skipped = panes[MAX_INDICATOR_PANES:]
     panes = panes[:MAX_INDICATOR_PANES]
     rising = (bars.close >= bars.open).astype(np.int8)  # numeric colours encode compactly
+    traded = bool(np.any(bars.volume))  # an index has no volume: no empty pane for it
     data = [
         {"type": "candlestick", "name": "Price", "x": x, "open": bars.open, "high": bars.high, "low": bars.low,
          "close": bars.close, "increasing": {"line": {"color": UP}}, "decreasing": {"line": {"color": DOWN}}},
-        {"type": "bar", "name": "Volume", "x": x, "y": bars.volume, "yaxis": "y2", "showlegend": False,
-         "marker": {"color": rising, "colorscale": [[0, DOWN], [1, UP]], "cmin": 0, "cmax": 1, "line": {"width": 0}}},
     ]
+    if traded:
+        data.append({"type": "bar", "name": "Volume", "x": x, "y": bars.volume, "yaxis": "y2", "showlegend": False,
+                     "marker": {"color": rising, "colorscale": [[0, DOWN], [1, UP]], "cmin": 0, "cmax": 1,
+                                "line": {"width": 0}}})
     colors = iter(_PALETTE * 4)
     for read in overlays:
         data.extend(_indicator_traces(read, x, lasts, "y", next(colors)))
     data.extend(_trade_traces(shown))
     data.extend(_auto_exit_traces(auto_exits or {}))
-    weights = [0.6] + [0.2] * len(panes) + [0.15]
+    weights = [0.6] + [0.2] * len(panes) + ([0.15] if traded else [])
     domains = _stacked_domains(weights)
+    bottom = "y2" if traded else f"y{len(panes) + 2}" if panes else "y"  # the x axis sits under the lowest pane
     layout = {"height": 640 + 170 * len(panes), "bargap": 0, "legend": {"orientation": "h", "y": -0.08},
               "margin": {"t": 80}, "shapes": [],
-              "xaxis": {**_time_axis(time_breaks(ist, holidays), "y2"), "rangeslider": {"visible": False}},
-              "yaxis": {"domain": domains[0], "title": _title("Price")},
-              "yaxis2": {"domain": domains[-1], "title": _title("Volume")}}
+              "xaxis": {**_time_axis(time_breaks(ist, holidays), bottom), "rangeslider": {"visible": False}},
+              "yaxis": {"domain": domains[0], "title": _title("Price")}}
+    if traded:
+        layout["yaxis2"] = {"domain": domains[-1], "title": _title("Volume")}
     for k, read in enumerate(panes, start=3):
         axis = f"y{k}"
         data.extend(_indicator_traces(read, x, lasts, axis, next(colors)))

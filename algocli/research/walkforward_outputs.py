@@ -143,7 +143,7 @@ def _windows_figure(wf: WalkForward) -> dict:
             y += [win.number, win.number, None]
         traces.append({"type": "scatter", "mode": "lines", "name": label, "x": x, "y": y,
                        "line": {"color": color, "width": 10}, "hovertemplate": "%{x}<extra>" + label + "</extra>"})
-    return {"data": traces, "layout": {"title": {"text": "Windows"}, "height": max(260, 40 + 22 * len(wf.windows)),
+    return {"data": traces, "layout": {"title": {"text": "Windows"}, "height": 180 + 28 * len(wf.windows),
                                        "xaxis": {"type": "date"},
                                        "yaxis": {"title": {"text": "window"}, "autorange": "reversed", "dtick": 1}}}
 

@@ -72,6 +72,20 @@ def test_zero_trades():
     assert [t["type"] for t in figs[f"candles:{INSTRUMENTS[0]}"]["data"]] == ["candlestick", "bar"]
 
 
+def test_an_instrument_without_volume_gets_no_volume_pane():
+    """An index (NIFTY 50, the underlying of an options run) has no volume: no empty pane below it."""
+    result = make_result(n_trades=0)
+    traded, index = INSTRUMENTS[0], INSTRUMENTS[1]
+    bars = result.bars[index]
+    result.bars[index] = type(bars)(bars.instrument, bars.ts, bars.open, bars.high, bars.low, bars.close,
+                                    np.zeros(len(bars.ts)), bars.oi)
+    figs = dict(build_figures(result))
+    assert [t["type"] for t in figs[f"candles:{index}"]["data"]] == ["candlestick"]
+    layout = figs[f"candles:{index}"]["layout"]
+    assert "yaxis2" not in layout and layout["xaxis"]["anchor"] == "y" and layout["yaxis"]["domain"] == [0.0, 1.0]
+    assert [t["type"] for t in figs[f"candles:{traded}"]["data"]] == ["candlestick", "bar"]  # the other keeps it
+
+
 def test_large_result_is_thinned():
     result = make_result(n_bars=200_000, n_trades=TRADE_MARKER_CAP + 1_000, intraday=True)
     figures = build_figures(result)
