@@ -50,12 +50,12 @@ def montecarlo_command(
 def _table(sims, data):
     from algocli.analytics.report import format_metric
     from algocli.cli.tables import figure_table
-    from algocli.research.montecarlo import LABELS, PERCENTILES, describe, same_everywhere
+    from algocli.research.montecarlo import LABELS, PERCENTILES, describe, run_column_note, same_everywhere
 
     columns = ("mean", *(f"p{p}" for p in PERCENTILES))
     rows = [(LABELS[name], *(format_metric(row[c]) for c in columns), format_metric(sims.actual[name]))
             for name, row in sims.summary().items()]
-    note = same_everywhere(sims)
+    note = "\n".join(n for n in (same_everywhere(sims), run_column_note(sims)) if n)
     table, _ = figure_table(("Statistic", "mean", *(f"{p} %" for p in PERCENTILES), "run"), rows,
                             width=console.width, left=(0,), wrap=(0,), title=describe(sims, data),
                             caption=f"probability of ruin ({sims.ruin:.0%} below the start): "

@@ -524,6 +524,22 @@ def same_everywhere(sims: Simulations) -> str:
     return f"{' and '.join(same)}: the same in every simulation{why}."
 
 
+def run_column_note(sims: Simulations) -> str:
+    """What the ``run`` column measures, when it is not ``results.csv``'s figure: ``trades``
+    resamples a curve of one point per closed trade, and so the run's column is measured on it."""
+    if sims.method != "trades":
+        return ""
+    return ("run: the run's own trades in their order, measured as the simulations are, on the equity after each "
+            "closed trade; results.csv measures every bar, so its drawdown and Sharpe differ.")
+
+
+def _run_note_html(sims: Simulations) -> str:
+    import html
+
+    note = run_column_note(sims)
+    return f'<p class="note" data-key="run">{html.escape(note)}</p>' if note else ""
+
+
 def _summary_html(sims: Simulations) -> str:
     import html
 
@@ -537,7 +553,7 @@ def _summary_html(sims: Simulations) -> str:
         + f"<td>{format_metric(sims.actual[name])}</td></tr>"
         for name, row in sims.summary().items())
     return (f'<section><h2>Distribution</h2><table class="stats"><thead><tr>{head}</tr></thead><tbody>{rows}'
-            f'</tbody></table><p class="note" data-key="ruin">Probability of ruin (equity {sims.ruin:.0%} below the '
+            f'</tbody></table>{_run_note_html(sims)}<p class="note" data-key="ruin">Probability of ruin (equity {sims.ruin:.0%} below the '
             f"start at any point): <b>{sims.ruin_probability:.2%}</b></p>"
             + (f'<p class="note" data-key="constant">{html.escape(note)}</p>' if (note := same_everywhere(sims)) else "")
             + "</section>")

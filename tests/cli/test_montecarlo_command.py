@@ -147,3 +147,19 @@ def test_the_table_keeps_every_figure_in_a_narrow_terminal(cli, sma_run, tmp_pat
     # mean, then the 5, 25, 50, 75 and 95 % percentiles, as numpy computes them from montecarlo.csv
     expected = [drawdowns.mean(), *np.percentile(drawdowns, [5, 25, 50, 75, 95])]
     assert [float(x) for x in row[-7:-1]] == pytest.approx(expected, abs=0.006)
+
+
+def test_the_trades_methods_run_column_says_it_is_measured_per_trade(cli, sma_run, tmp_path):
+    """Its drawdown is on the equity after each closed trade, not results.csv's every bar: both differ."""
+    results = _results(sma_run)
+    trades = cli("montecarlo", sma_run, "--n", "50", "--seed", "1", "--out", tmp_path / "t")
+    joined = " ".join(trades.out.split())
+    assert "run: the run's own trades in their order" in joined and "results.csv measures every bar" in joined
+    page = (tmp_path / "t" / "montecarlo.html").read_text(encoding="utf-8")
+    assert 'data-key="run">run: the run&#x27;s own trades in their order' in page
+    row = next(line for line in trades.out.splitlines() if line.startswith("Max. Drawdown"))
+    assert f"{float(results['max_drawdown_pct']):.2f}" != row.split()[-1]  # why the note is needed
+    boot = cli("montecarlo", sma_run, "--n", "50", "--seed", "1", "--method", "bootstrap", "--out", tmp_path / "b")
+    assert "run: the run's own trades" not in boot.out
+    row = next(line for line in boot.out.splitlines() if line.startswith("Max. Drawdown"))
+    assert f"{float(results['max_drawdown_pct']):.2f}" == row.split()[-1]  # every bar: results.csv's figure
