@@ -443,7 +443,12 @@ class SimulatedBroker:
 
     def settle_expiry(self, instrument: str, price: float, ts: int, timeline_bar: int) -> int:
         """Settle a future on its expiry day: cancel its working orders and close every position at
-        ``price`` (the expiry day's close) with the charges of a fill, tagged ``expiry``."""
+        ``price`` (the expiry day's close) with the charges of a fill, tagged ``expiry``.
+
+        Brokers differ in public answers here; Zerodha's support says open futures "will be closed at
+        the settlement price on expiry. Normal brokerage and charges apply"
+        (https://tradingqna.com/t/brokerage-charged-if-f-o-contracts-held-till-expiry/47517), and a
+        charged close is the cautious figure for a backtest."""
         return self._close_all(instrument, ts, EXPIRY_TAG, "the contract expired",
                                lambda order: self.fill_at(order, price, ts, timeline_bar, None))
 
