@@ -65,6 +65,7 @@ class BrokerSpec:
         sandbox_feed: ``module:function`` building its feed against ``algo sandbox``
             (``(base_url, token, mode, silence_s, instrument_ids)``), or empty when the
             sandbox does not speak the broker's protocol.
+        credentials: The settings fields its feed and orders cannot work without (``access_token``).
     """
 
     name: str
@@ -82,6 +83,7 @@ class BrokerSpec:
     download_source: str
     broker: str
     sandbox_feed: str = ""
+    credentials: tuple[str, ...] = ()
     _compiled: re.Pattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +118,19 @@ class BrokerSpec:
     def make_settings(self):
         """The broker's settings, read from the environment and ``.env``."""
         return self.load(self.settings)()
+
+    def missing_credentials(self) -> list[str]:
+        """The environment variables of ``credentials`` (settings fields) that are empty, e.g.
+        ``["DHAN_ACCESS_TOKEN"]``, so a run can refuse to start before it shows or loads anything."""
+        settings = self.make_settings()
+        prefix = type(settings).model_config.get("env_prefix", "")
+        missing = []
+        for name in self.credentials:
+            value = getattr(settings, name, "")
+            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            if not str(value or "").strip():
+                missing.append(f"{prefix}{name}".upper())
+        return missing
 
     def master_url(self) -> str:
         """Where the broker publishes its instrument list (from its settings)."""

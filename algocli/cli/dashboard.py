@@ -50,8 +50,10 @@ class Dashboard:
         err_console: Where the notes go.
     """
 
-    def __init__(self, mode: RunMode, *, show: bool, console: Console, err_console: Console) -> None:
+    def __init__(self, mode: RunMode, *, show: bool, console: Console, err_console: Console,
+                 clear_command: str = "algo halt CONFIG --clear") -> None:
         self.mode = mode
+        self.clear_command = clear_command
         self.show = show
         self.console = console
         self.err_console = err_console
@@ -73,7 +75,8 @@ class Dashboard:
             width, height = self.console.size
             room = self.console.options.update_width(max(20, width - 2))
             dashboard = render(engine, feed_status, self._rate.update(engine.stats.ticks), mode=self.mode,
-                               height=height - 1, console=self.console, options=room)
+                               height=height - 1, console=self.console, options=room,
+                               clear_command=self.clear_command)
             self._live.update(Constrain(dashboard, room.max_width))
 
     def stopped(self) -> None:
@@ -94,7 +97,8 @@ FILL_ROWS = 5
 
 
 def render(engine, status, rate: float, *, mode: RunMode, now: float | None = None, height: int | None = None,
-           console: Console | None = None, options: ConsoleOptions | None = None) -> Group:
+           console: Console | None = None, options: ConsoleOptions | None = None,
+           clear_command: str = "algo halt CONFIG --clear") -> Group:
     """Build the dashboard: the account (exchange clock, trading or HALTED, equity, cash, available
     funds), the feed, P&L per strategy, positions, open orders and last fills.
 
@@ -109,8 +113,9 @@ def render(engine, status, rate: float, *, mode: RunMode, now: float | None = No
             shortened (with a "+N more" line) or left out to fit. None: everything.
         console: Measures the lines when ``height`` is given.
         options: The width to measure at; ``console``'s own by default.
+        clear_command: The ``algo halt ... --clear`` that lifts this session's halt.
     """
-    head = [_account_table(engine, mode), _feed_table(status, engine, rate, now), _pnl_table(engine)]
+    head = [_account_table(engine, mode, clear_command), _feed_table(status, engine, rate, now), _pnl_table(engine)]
     positions = _open_positions(engine)
     orders = engine.broker.open_orders()
     fills = engine.broker.fills[::-1]
@@ -160,7 +165,7 @@ def _fit(head: list[Table], tails: list, height: int, console: Console, options:
     return shown
 
 
-def _account_table(engine, mode: RunMode) -> Table:
+def _account_table(engine, mode: RunMode, clear_command: str) -> Table:
     """The title (HALTED in it when the risk controls have stopped trading), the exchange clock and the money.
 
     Four columns keep a ₹100-crore account's figures whole in an 80-column terminal; with a fifth
@@ -189,7 +194,7 @@ def _account_table(engine, mode: RunMode) -> Table:
         state = risk.state
         since = f" since {state.halted_at[:19].replace('T', ' ')}" if state.halted_at else ""
         t.caption = Text(f"HALTED{since} ({state.reason}): open orders cancelled, only orders that reduce a "
-                         "position are allowed; `algo halt CONFIG --clear` lifts it", "bold red")  # no markup
+                         f"position are allowed; `{clear_command}` lifts it", "bold red")  # no markup
         t.caption_justify = "left"
     return t
 

@@ -27,8 +27,8 @@ def halt_command(
     """Halt the run of CONFIG: it cancels its open orders and opens no new positions until --clear."""
     from algocli.config.run import load_run_config
     from algocli.domain.candle import ns_to_ist
-    from algocli.errors import ConfigError
     from algocli.domain.modes import RunMode
+    from algocli.errors import ConfigError, UsageError
     from algocli.engine.runtime import risk_state_path
     from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, write_state
 
@@ -37,8 +37,12 @@ def halt_command(
         raise ConfigError(f"{config}: no risk: section, so a run of it would not notice a halt; "
                           "add `risk: {}` (or limits) to the run definition and restart the run")
     mode = RunMode.DRY_RUN if dry_run else RunMode.LIVE
-    path = risk_state_path(cfg, cfg.output_dir(output), mode)
-    run = f"the {_mode_of(mode.output_dir(cfg.output_dir(output)), dry_run)} run {cfg.name}"
+    base = cfg.output_dir(output)
+    if output is not None and not base.is_dir():  # a mistyped --output must not halt nothing, silently
+        raise UsageError(f"--output {output}: no such folder; give the --output the run was started with")
+    path = risk_state_path(cfg, base, mode)
+    run = f"the {_mode_of(mode.output_dir(base), dry_run)} run {cfg.name}"
+    lift = mode.halt_command(config, output, clear=True)
     state = read_state(path)
     if clear:
         if state is None or not state.halted:
@@ -61,7 +65,26 @@ def halt_command(
     state.halted_at = ns_to_ist(time.time_ns()).isoformat(timespec="seconds")  # wall time: no engine clock here
     write_state(path, state)
     console.print(f"halted {run} ({reason}) in {path}: a running engine cancels its open orders and "
-                  "refuses new positions; `algo halt --clear` lifts it", markup=False, highlight=False, soft_wrap=True)
+                  f"refuses new positions; `{lift}` lifts it", markup=False, highlight=False, soft_wrap=True)
+    _warn_if_unread(config, output, mode, base)
+
+
+def _warn_if_unread(config: Path, output: Path | None, mode, base: Path) -> None:
+    """Say so when no run of this mode has a journal where the halt was written, naming the other
+    mode's run when it has one: a dry run and a live run keep their risk states apart."""
+    from algocli.cli.console import err_console
+    from algocli.domain.modes import RunMode
+    from algocli.persistence.output import shown
+
+    if (mode.output_dir(base) / "journal.jsonl").is_file():
+        return
+    other = RunMode.LIVE if mode is RunMode.DRY_RUN else RunMode.DRY_RUN
+    there = (f"; the {'live dry run' if other is RunMode.DRY_RUN else 'paper or live run'} of it has one in "
+             f"{shown(other.output_dir(base))}: `{other.halt_command(config, output)}` halts that one"
+             if (other.output_dir(base) / "journal.jsonl").is_file() else "")
+    err_console.print(f"warning: no {'live dry run' if mode is RunMode.DRY_RUN else 'paper or live run'} of "
+                      f"{config} has a journal in {shown(mode.output_dir(base))}, so none may be reading this halt (one "
+                      f"started later starts halted){there}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _mode_of(folder: Path, dry_run: bool) -> str:

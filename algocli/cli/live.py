@@ -38,11 +38,13 @@ def live_command(
     from algocli.registry import names_with
 
     started = time.perf_counter()
-    run = load_live_run(config, "live", warn=warn)
+    run = load_live_run(config, "live", warn=warn, real_broker=not dry_run)
     cfg, plugins = run.config, run.plugins
-    if not dry_run and not getattr(plugins.broker_cls, "live_broker", False):
+    if not getattr(plugins.broker_cls, "live_broker", False):
+        fix = ("; a dry run rehearses a live broker's run: paper-trade this one with `algo paper`" if dry_run else
+               " (or use `algo paper`)")
         raise ConfigError(f"{config}: broker.name: {cfg.broker.name!r} is simulated; `algo live` needs one of "
-                          f"{', '.join(names_with('broker', 'live_broker'))} (or use --dry-run, or `algo paper`)")
+                          f"{', '.join(names_with('broker', 'live_broker'))}{fix}")
     mode = RunMode.DRY_RUN if dry_run else RunMode.LIVE
     check_output_dir(mode.output_dir(cfg.output_dir(output)))  # before the question, not after it
     console.print(_summary(cfg, plugins, dry_run))

@@ -30,7 +30,8 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
     from algocli.engine.runtime import finish_session, run_session, write_session_artifacts
     from algocli.persistence.output import shown
 
-    view = Dashboard(session.mode, show=dashboard, console=console, err_console=err_console)
+    view = Dashboard(session.mode, show=dashboard, console=console, err_console=err_console,
+                     clear_command=session.halt_command(clear=True))
     asyncio.run(run_session(session, duration=duration, view=view))
     result = finish_session(session)
     if result is None:

@@ -34,14 +34,24 @@ class RunMode(str, Enum):
         """This mode's folder under the run definition's output folder ``base``."""
         return Path(base) / self.folder if self.folder else Path(base)
 
-    def resume_command(self, config: str | Path) -> str | None:
-        """The command that resumes a stopped run of ``config`` in this mode (None for a backtest)."""
-        return {
+    def resume_command(self, config: str | Path, output: str | Path | None = None) -> str | None:
+        """The command that resumes a stopped run of ``config`` in this mode (None for a backtest),
+        with the ``--output`` it was given: without it, the command would resume another folder's run."""
+        command = {
             RunMode.BACKTEST: None,
             RunMode.PAPER: f"algo paper {config}",
             RunMode.DRY_RUN: f"algo live {config} --dry-run",
             RunMode.LIVE: f"algo live {config}",
         }[self]
+        return command if command is None or output is None else f"{command} --output {output}"
+
+    def halt_command(self, config: str | Path, output: str | Path | None = None, *, clear: bool = False) -> str | None:
+        """The ``algo halt`` that reaches a run of ``config`` in this mode (None for a backtest, which
+        keeps its risk state in memory): ``--dry-run`` for a dry run, and the run's ``--output``."""
+        if self is RunMode.BACKTEST:
+            return None
+        flags = (" --dry-run" if self is RunMode.DRY_RUN else "") + (f" --output {output}" if output else "")
+        return f"algo halt {config}{flags}{' --clear' if clear else ''}"
 
 
 _TITLES = {

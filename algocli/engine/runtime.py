@@ -118,6 +118,7 @@ class Session:
         feed: The live feed.
         broker: The real broker (live only; None otherwise).
         out_dir: This mode's folder: journal, risk state and artifacts.
+        output: The ``--output`` the command was given (None: the run definition's folder).
     """
 
     run: LiveRun
@@ -126,6 +127,15 @@ class Session:
     feed: Any
     broker: Any
     out_dir: Path
+    output: Path | None = None
+
+    def resume_command(self) -> str:
+        """The command that resumes this session, as the operator typed it."""
+        return self.mode.resume_command(self.run.config_path, self.output)
+
+    def halt_command(self, *, clear: bool = False) -> str:
+        """The ``algo halt`` (``--clear``) that reaches this session."""
+        return self.mode.halt_command(self.run.config_path, self.output, clear=clear)
 
     @property
     def journal_path(self) -> Path:
@@ -135,7 +145,8 @@ class Session:
 # --- opening a session ----------------------------------------------------------------------
 
 
-def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] | None = None) -> LiveRun:
+def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] | None = None, *,
+                  real_broker: bool = False) -> LiveRun:
     """Read the run definition of ``algo paper``/``algo live``: validated, its instruments named
     (``name_live_run``) and its plugins resolved.
 
@@ -143,19 +154,24 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
         config: The YAML run definition.
         command: ``paper`` or ``live``, for the error message.
         warn: Receives warnings about instrument names (default: logged).
+        real_broker: Orders go to the run definition's broker (``algo live`` without --dry-run),
+            whose credentials are then needed too.
 
     Returns:
         The run, ready for ``open_session``.
 
     Raises:
-        ConfigError: The YAML is invalid, a name is unknown, or the feed is not a live one.
+        ConfigError: The YAML is invalid, a name is unknown, the feed is not a live one, or the
+            feed's (or the real broker's) credentials are not set.
     """
     from algocli.config.run import load_run_config
     from algocli.engine.assemble import declare_instruments, resolve_plugins
     from algocli.registry import names_with
 
     config = Path(config)
-    names = name_live_run(declare_instruments(load_run_config(config), str(config)), config, warn)
+    loaded = load_run_config(config)
+    _check_credentials(loaded, config, real_broker)  # before the instrument list, the journal or the screen
+    names = name_live_run(declare_instruments(loaded, str(config)), config, warn)
     cfg = names.config
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
@@ -165,6 +181,23 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
                   names.metadata() if names.instruments else None)
     _add_options(run, warn)
     return run
+
+
+def _check_credentials(cfg, config: Path, real_broker: bool) -> None:
+    """Refuse a run whose live feed, or real broker, has no credentials in the environment or ``.env``.
+
+    Raises:
+        ConfigError: Naming the variables to set.
+    """
+    from algocli.broker.spec import broker_specs
+
+    specs = broker_specs()
+    used = [cfg.data.feed] + ([cfg.broker.name] if real_broker else [])
+    missing = list(dict.fromkeys(v for name in used if name in specs for v in specs[name].missing_credentials()))
+    if missing:
+        raise ConfigError(f"{config}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; set "
+                          f"{'it' if len(missing) == 1 else 'them'} in the environment or .env (for `algo sandbox`: "
+                          "`set -a; source FILE; set +a` with the file its --env-file wrote)")
 
 
 def _add_options(run: LiveRun, warn: Callable[[str], None] | None) -> None:
@@ -265,7 +298,7 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
         _attach_risk(engine, cfg.risk, risk_state_path(cfg, base, mode), fresh)
     feed = live_feed(plugins, run.instrument_ids)
     engine.feed_in_order(bool(getattr(feed, "in_order", False)))  # a replay's ticks need no grace
-    return Session(run, mode, engine, feed, broker, out_dir)
+    return Session(run, mode, engine, feed, broker, out_dir, output)
 
 
 def _products(broker_cfg) -> dict:
@@ -504,7 +537,7 @@ def finish_session(session: Session) -> RunResult | None:
     open_positions = sum(1 for p in engine.core.ledger.positions.values() if p.quantity)
     if open_positions:
         result.notes.append(f"{open_positions} position(s) are still open, valued at the last close; run "
-                            f"`{session.mode.resume_command(session.run.config_path)}` again to resume them")
+                            f"`{session.resume_command()}` again to resume them")
     return result
 
 

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -189,10 +190,15 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
             url, target = cache.urls[source], cache.raw(source)
             try:
                 body = await _download(session, url, timeout)
-                scratch = target.with_name(target.name + ".check")
+                # a name of its own: two runs starting together each check their own download
+                scratch = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.check")
                 atomic_write_bytes(scratch, body)
                 try:
                     rows, _ = _read(source, scratch)  # parse before the old file is replaced
+                except DataError as exc:
+                    why = str(exc).removeprefix(f"{scratch}: ").removesuffix("; delete it and refresh")
+                    raise BrokerError(f"{url} sent no usable instrument list: {why}; check the URL, or try "
+                                      "again later") from None
                 finally:
                     scratch.unlink(missing_ok=True)
                 if not rows:

@@ -278,11 +278,12 @@ def test_a_halt_shows_on_the_dashboard_with_its_reason_and_how_to_lift_it(tmp_pa
     assert risk.halt("manual stop [desk 2]")
     risk.state.halted_at = "2024-06-10T10:02:00+05:30"
     engine.halted["sma"] = "strategy sma raised ValueError"
-    text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0))
+    text = _text(render(engine, FeedStatus("dhan"), 0.0, mode=RunMode.LIVE, now=5.0,
+                        clear_command=RunMode.LIVE.halt_command("configs/live.yaml", clear=True)))
     assert text.splitlines()[0].strip() == "calm: live trading · HALTED"
     assert _section(text, "calm: live trading")[0][0] == "2024-06-10 10:02:05"
     assert ("HALTED since 2024-06-10 10:02:00 (manual stop [desk 2]): open orders cancelled, only orders that "
-            "reduce a position are allowed; `algo halt CONFIG --clear` lifts it") in " ".join(text.split())
+            "reduce a position are allowed; `algo halt configs/live.yaml --clear` lifts it") in " ".join(text.split())
     assert _section(text, "P&L per strategy")[0][0] == "sma (halted)"
 
 

@@ -356,12 +356,48 @@ def test_algo_halt_dry_run_halts_the_dry_runs_state_and_not_the_live_runs(tmp_pa
     cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", out_dir)
     done = cli("halt", cfg, "--dry-run", "--reason", "checking the dry run")
     assert done.code == 0, done.err
-    assert "halted live-dhan (checking the dry run)" in done.out
+    assert "halted the live dry run live-dhan (checking the dry run)" in done.out
     state = json.loads((out_dir / "dry-run" / "risk_state.json").read_text(encoding="utf-8"))
     assert (state["state"], state["reason"]) == ("HALTED", "checking the dry run")
     assert not (out_dir / "risk_state.json").exists()
     assert cli("halt", cfg, "--dry-run", "--clear").code == 0
     assert json.loads((out_dir / "dry-run" / "risk_state.json").read_text(encoding="utf-8"))["state"] == "ACTIVE"
+
+
+@pytest.mark.parametrize(("broker", "args", "unset", "named"), [
+    ("dhan", ("--yes",), ("DHAN_ACCESS_TOKEN",), "DHAN_ACCESS_TOKEN is not set; set it"),
+    ("dhan", ("--dry-run",), ("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN"), "DHAN_CLIENT_ID and DHAN_ACCESS_TOKEN are not "
+                                                                      "set; set them"),
+    ("upstox", ("--yes",), ("UPSTOX_ACCESS_TOKEN",), "UPSTOX_ACCESS_TOKEN is not set; set it"),
+])
+def test_missing_credentials_are_one_line_before_anything_is_shown_or_loaded(tmp_path, cli, monkeypatch, broker,
+                                                                             args, unset, named):
+    for key, value in broker_env(broker, 9).items():  # port 9: nothing is ever contacted
+        monkeypatch.setenv(key, value)
+    for key in unset:
+        monkeypatch.setenv(key, "")
+    out_dir = tmp_path / "out"
+    done = cli("live", write_live_yaml(tmp_path / "live.yaml", broker, out_dir), *args, "--no-dashboard")
+    assert done.code == 2, done.err
+    assert len(done.err_lines) == 1 and named in done.err and "LIVE" not in done.out and done.out == ""
+    assert not out_dir.exists()  # no journal, no folder
+
+
+def test_a_dry_run_of_a_simulated_broker_is_refused(tmp_path, cli, monkeypatch):
+    """A dry run rehearses a live broker's run; with the simulated broker it would be paper trading
+    under another name (its screen said `account simulated`, `INTRADAY / DAY`)."""
+    for key, value in broker_env("dhan", 9).items():
+        monkeypatch.setenv(key, value)
+    import yaml
+
+    cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", tmp_path / "out")
+    doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    doc["broker"] = {"name": "simulated"}
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    done = cli("live", cfg, "--dry-run", "--no-dashboard")
+    assert done.code == 2 and done.err_lines == [
+        f"error: {cfg}: broker.name: 'simulated' is simulated; `algo live` needs one of dhan, upstox; a dry run "
+        "rehearses a live broker's run: paper-trade this one with `algo paper`"]
 
 
 # --- e. a rejected token ----------------------------------------------------------------------

@@ -135,12 +135,17 @@ def _position_engine(tmp_path: Path) -> PaperEngine:
     return engine
 
 
-@pytest.mark.parametrize(("mode", "hint"), [(RunMode.PAPER, "algo paper cfg.yaml"),
-                                            (RunMode.DRY_RUN, "algo live cfg.yaml --dry-run"),
-                                            (RunMode.LIVE, "algo live cfg.yaml")])
-def test_the_open_positions_note_names_the_command_that_resumes_this_mode(tmp_path, mode, hint):
+@pytest.mark.parametrize(("mode", "output", "hint"), [
+    (RunMode.PAPER, None, "algo paper cfg.yaml"),
+    (RunMode.DRY_RUN, None, "algo live cfg.yaml --dry-run"),
+    (RunMode.LIVE, None, "algo live cfg.yaml"),
+    # the --output it was given: without it the hint would resume (or start) another folder's run
+    (RunMode.PAPER, Path("runs/mine"), "algo paper cfg.yaml --output runs/mine"),
+    (RunMode.LIVE, Path("runs/mine"), "algo live cfg.yaml --output runs/mine"),
+])
+def test_the_open_positions_note_names_the_command_that_resumes_this_mode(tmp_path, mode, output, hint):
     engine = _position_engine(tmp_path)
-    session = Session(LiveRun(None, None, None, Path("cfg.yaml")), mode, engine, None, None, tmp_path)
+    session = Session(LiveRun(None, None, None, Path("cfg.yaml")), mode, engine, None, None, tmp_path, output)
     result = finish_session(session)
     notes = [n for n in result.notes if "still open" in n]
     assert notes == [f"1 position(s) are still open, valued at the last close; run `{hint}` again to resume them"]

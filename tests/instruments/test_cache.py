@@ -61,6 +61,15 @@ def test_a_bad_download_does_not_replace_a_good_file(server, tmp_path):
     assert master.resolve("NSE:HDFCBANK").upstox_key == "NSE_EQ|INE040A01034"
 
 
+def test_a_bad_download_names_the_url_not_a_scratch_file_and_leaves_none(server, tmp_path):
+    server.files[DHAN_PATH] = b"not,a,scrip,master\n1,2,3,4\n"
+    _, outcome = refresh_master(directory=tmp_path, urls=_urls(server))
+    line = str(outcome["dhan"])
+    assert f"{server.url(DHAN_PATH)} sent no usable instrument list: is not Dhan's compact scrip master" in line
+    assert "; check the URL, or try again later)" in line and ".check" not in line and "delete it" not in line
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".check")] == []
+
+
 def test_nothing_cached_and_offline_is_a_clear_error(server, tmp_path):
     server.fail_status = 500
     with pytest.raises(MasterUnavailable, match=r"dhan: HTTP 500 from 127\.0\.0\.1:\d+; upstox: HTTP 500"):

@@ -17,8 +17,10 @@ def test_halt_writes_the_state_and_clear_lifts_it(cli, base_config, write_yaml, 
     done = cli("halt", cfg, "--reason", "fat finger [desk 2]")
     assert done.code == 0, done.err
     assert done.out.strip().splitlines() == [
-        f"halted the paper or live run sma-hdfcbank (fat finger [desk 2]) in {state_path}: a running engine cancels its open orders "
-        "and refuses new positions; `algo halt --clear` lifts it"]
+        f"halted the paper or live run sma-hdfcbank (fat finger [desk 2]) in {state_path}: a running engine cancels "
+        f"its open orders and refuses new positions; `algo halt {cfg} --clear` lifts it"]
+    # no run has a journal there yet: the halt may reach nothing running, and the command says so
+    assert done.err.startswith(f"warning: no paper or live run of {cfg} has a journal in ")
     state = read_state(state_path)
     assert (state.state, state.reason, state.source) == ("HALTED", "fat finger [desk 2]", "operator")
     assert state.halted_at.endswith("+05:30")
@@ -75,6 +77,28 @@ def test_halt_names_the_mode_of_the_run_it_reaches(cli, base_config, write_yaml,
                               f"{tmp_path / 'yaml_out' / 'dry-run' / 'risk_state.json'}")
 
 
+def test_halt_reaching_no_run_names_the_one_it_meant_and_a_mistyped_output_is_refused(cli, base_config, write_yaml,
+                                                                                     tmp_path):
+    """A dry run keeps its own risk state: halting the live one while only a dry run runs names the
+    command that halts the dry run; a mistyped --output halts nothing and creates no folder."""
+    cfg = write_yaml({**base_config, "risk": {}})
+    dry = tmp_path / "yaml_out" / "dry-run"
+    dry.mkdir(parents=True)
+    (dry / "journal.jsonl").write_text('{"k":"candle"}\n', encoding="utf-8")
+    live = cli("halt", cfg)
+    assert live.code == 0 and f"`algo halt {cfg} --dry-run` halts that one" in " ".join(live.err.split())
+    halted_dry = cli("halt", cfg, "--dry-run")
+    assert halted_dry.code == 0 and halted_dry.err == ""  # a dry run has a journal there: no warning
+    assert f"`algo halt {cfg} --dry-run --clear` lifts it" in halted_dry.out
+    wrong = cli("halt", cfg, "--output", tmp_path / "nope")
+    assert wrong.code == 2 and wrong.err_lines == [
+        f"error: --output {tmp_path / 'nope'}: no such folder; give the --output the run was started with"]
+    assert not (tmp_path / "nope").exists()
+    assert cli("halt", cfg, "--dry-run", "--clear").code == 0
+    there = cli("halt", cfg, "--output", tmp_path / "yaml_out", "--dry-run")
+    assert f"`algo halt {cfg} --dry-run --output {tmp_path / 'yaml_out'} --clear` lifts it" in there.out
+
+
 def test_halt_output_help_names_every_mode_that_takes_it():
     from typer.testing import CliRunner
 
@@ -91,6 +115,7 @@ def test_halt_uses_the_configured_state_file_or_the_output_override(cli, base_co
     assert cli("halt", cfg).code == 0
     assert read_state(custom).halted
     plain = write_yaml({**base_config, "risk": {}}, name="plain.yaml")
+    (tmp_path / "over").mkdir()  # the folder a run given --output made
     assert cli("halt", plain, "--output", tmp_path / "over").code == 0
     assert read_state(tmp_path / "over" / "risk_state.json").halted
     assert not (tmp_path / "yaml_out" / "risk_state.json").exists()

@@ -26,6 +26,7 @@ SPEC = BrokerSpec(
     id_field="dhan_id",
     id_example="NSE_EQ:1333",
     id_pattern=r"[A-Z_]+:\d+",
+    credentials=("client_id", "access_token"),
     settings="algocli.adapters.dhan.settings:DhanSettings",
     master_url_field="scrip_master_url",
     master_suffix="csv",

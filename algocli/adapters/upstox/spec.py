@@ -28,6 +28,7 @@ SPEC = BrokerSpec(
     id_field="upstox_key",
     id_example="NSE_EQ|INE040A01034",
     id_pattern=r"[A-Z_]+\|.+",
+    credentials=("access_token",),
     settings="algocli.adapters.upstox.settings:UpstoxSettings",
     master_url_field="instruments_url",
     master_suffix="json.gz",
