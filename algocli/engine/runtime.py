@@ -534,6 +534,9 @@ def finish_session(session: Session) -> RunResult | None:
         return None
     engine.bars = engine.snapshot_bars()
     result = build_result(engine, ts)
+    from algocli.engine.feed_report import feed_notes
+
+    result.notes.extend(feed_notes(getattr(session.feed, "status", None), engine.bars, engine.interval.minutes))
     open_positions = sum(1 for p in engine.core.ledger.positions.values() if p.quantity)
     if open_positions:
         result.notes.append(f"{open_positions} position(s) are still open, valued at the last close; run "
