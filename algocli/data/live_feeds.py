@@ -13,8 +13,9 @@ protocol it speaks and its ticks carry the names; without it instruments must be
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from algocli.broker.live_plugins import InstrumentIds
 
@@ -49,6 +50,19 @@ class SandboxFeedConfig(BaseModel):
     mode: Literal["ticker", "quote", "full", "ltpc"] = "quote"
     silence_s: float = Field(60.0, gt=0)
     options: LiveOptions | None = Field(None, description="option contracts ctx.option picks from")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            port = None  # not a number: refused below
+        if parts.scheme not in ("http", "https") or not parts.hostname or (":" in parts.netloc and port is None):
+            raise ValueError(f"{value!r} is not the http://HOST:PORT address `algo sandbox` prints, e.g. "
+                             "http://127.0.0.1:8765")
+        return value.strip()
 
 
 class SandboxFeed:

@@ -171,6 +171,7 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     config = Path(config)
     loaded = load_run_config(config)
     _check_credentials(loaded, config, real_broker)  # before the instrument list, the journal or the screen
+    _check_feed_section(loaded, config)  # its URLs name where the instrument list is fetched from
     names = name_live_run(declare_instruments(loaded, str(config)), config, warn)
     cfg = names.config
     plugins = resolve_plugins(cfg, str(config))
@@ -181,6 +182,20 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
                   names.metadata() if names.instruments else None)
     _add_options(run, warn)
     return run
+
+
+def _check_feed_section(cfg, config: Path) -> None:
+    """Validate the ``data:`` section by its feed's own model, before anything is fetched with it.
+
+    Raises:
+        ConfigError: A key or value the feed refuses (``data.url: 'not a url' is not ...``).
+    """
+    from algocli.config.run import parse_plugin_config
+    from algocli.registry import resolve
+
+    feed = resolve("feed", cfg.data.feed, where=f"{config}: data.feed")
+    if hasattr(feed, "Config"):
+        parse_plugin_config(feed.Config, cfg.data.plugin_params, str(config), "data")
 
 
 def _check_credentials(cfg, config: Path, real_broker: bool) -> None:
