@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +20,15 @@ def _instrument_cache(tmp_path_factory):
         os.environ.pop("ALGO_INSTRUMENTS_DIR", None)
     else:
         os.environ["ALGO_INSTRUMENTS_DIR"] = old
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user may enter (pytest's own tmp folders are owner-only)."""
+    folder = Path(tempfile.mkdtemp(prefix="algo-test-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(folder)

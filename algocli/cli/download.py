@@ -13,11 +13,16 @@ stdout ends with exactly one summary line::
 
 Exit status: 0 when every instrument is up to date, 1 when any failed (the others are
 still written) or the token was refused, 2 for a usage error (bad date or interval,
-``--to`` before ``--from``, unknown instrument), before any request is sent.
+``--to`` before ``--from``, unknown instrument, an ``--out`` that cannot be written, an existing
+file there that cannot be resumed), before any request is sent. 130 when Ctrl-C or SIGTERM
+(``timeout``, cron, systemd) stopped it: what was fetched is written, one line says how much,
+and the same command resumes.
 """
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +31,9 @@ import typer
 
 from algocli.cli.console import console, err_console
 from algocli.cli.main import app
-from algocli.errors import UsageError
+from algocli.errors import AlgoError, UsageError
+
+_OUT_FIX = "pass another --out"
 
 
 def _date(text: str | None, flag: str) -> date | None:
@@ -76,6 +83,76 @@ def _check_flags(interval: str, options: bool, expiry: str, cycle: str | None, s
         raise UsageError(f"--cycle {cycle!r} is not one of {', '.join(CYCLES)}")
 
 
+class Interrupted(AlgoError):
+    """SIGINT (Ctrl-C) or SIGTERM stopped the download after what it fetched was written.
+
+    Attributes:
+        signum: The signal.
+    """
+
+    exit_code = 130
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+def run_until_signal(main: Callable[[], Awaitable]):
+    """``main()`` on a fresh event loop, cancelled by SIGINT or SIGTERM.
+
+    A cancelled download writes what it fetched on its way out (its ``except BaseException`` and
+    ``finally`` blocks run), so one stopped by Ctrl-C, or by the SIGTERM of ``timeout``, cron or
+    systemd, keeps its progress. Off the main thread, where no handler can be set, this is
+    plain ``asyncio.run``.
+
+    Raises:
+        Interrupted: A signal stopped ``main``.
+    """
+    import asyncio
+
+    caught: list[int] = []
+
+    async def guarded():
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop(signum: int) -> None:
+            caught.append(signum)
+            task.cancel()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            try:
+                loop.add_signal_handler(sig, stop, sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no support
+                continue
+            installed.append((sig, previous))
+        try:
+            return await main()
+        finally:
+            for sig, previous in installed:
+                loop.remove_signal_handler(sig)
+                if previous is not None:
+                    signal.signal(sig, previous)
+
+    try:
+        return asyncio.run(guarded())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if caught:
+            raise Interrupted(caught[0]) from None
+        raise
+
+
+def _interrupted(new_bars: int, out_dir: Path | None) -> typer.Exit:
+    """Say what an interrupted download kept, in one line; the exit status 130."""
+    from algocli.persistence.output import shown
+
+    where = f" in {shown(out_dir)}" if out_dir is not None else ""
+    err_console.print(f"interrupted: {new_bars:,} new bar{'s' if new_bars != 1 else ''} saved{where}; run the same "
+                      "command to resume", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(130)
+
+
 def _record_names(out_dir: Path, instruments) -> None:
     """Add the downloaded instruments to ``<out>/instruments.csv``, so a backtest on the folder
     names them offline, whatever the master holds later."""
@@ -117,7 +194,7 @@ def download_command(
     """Download candles into CSV files the backtester reads; run it again to add only what is missing."""
     import time
 
-    from algocli.data.download import run_download, sources
+    from algocli.data.download import check_range, download, sources
     from algocli.domain.session import ist_date
 
     source = source.strip().lower()
@@ -128,17 +205,29 @@ def download_command(
                          f"{suggest(source, sources())}")
     interval = (interval or ("1m" if options or pcr else "1d")).strip()
     _check_flags(interval, options or pcr, expiry, cycle, strikes)
+    today = ist_date(time.time_ns())  # today in India
     first = _date(start, "--from")
-    last = _date(end, "--to") or ist_date(time.time_ns())  # today in India
-    if last < first:
-        raise UsageError(f"--to {last} is before --from {first}")
+    last = _date(end, "--to") or today
+    check_range(first, last, today)
+    if out is not None:  # before the instrument list is opened (a download): the default is checked later
+        from algocli.persistence.output import check_output_dir
+
+        check_output_dir(out, fix=_OUT_FIX)
     if options or pcr:
         return _download_options(instruments, source, interval, first, last, out, expiry=expiry,
                                  cycle=cycle, strikes=strikes, options=options, pcr=pcr)
     resolve = _resolver()
-    with _progress(quiet) as progress:
-        result = run_download(instruments, resolve=resolve, source=source, interval=interval, start=first,
-                              end=last, out_dir=out, progress=progress)
+    started: list = []
+    try:
+        with _progress(quiet) as progress:
+            result = run_until_signal(lambda: download(instruments, resolve=resolve, source=source, interval=interval,
+                                                       start=first, end=last, out_dir=out, progress=progress,
+                                                       report=started.append))
+    except Interrupted:
+        result = started[0] if started else None
+        if result is not None:
+            _record_names(result.out_dir, [resolve(f.name) for f in result.files if f.bars])
+        raise _interrupted(result.new_bars if result else 0, result.out_dir if result else out) from None
     done = [resolve(f.name) for f in result.files if f.ok]
     if done:
         _record_names(result.out_dir, done)
@@ -149,10 +238,12 @@ def download_command(
     if not quiet:
         console.print(_table(result))
         for f in result.files:  # gaps and holidays in words, below the table where long lines do not squeeze it
-            if f.ok and f.quality is not None and (f.quality.gaps or f.quality.holidays):
-                label = "gaps" if f.quality.gaps else "holidays"
-                console.print(f"{f.name} {label}: " + "; ".join(f.quality.describe(3)), markup=False,
-                              highlight=False, soft_wrap=True)
+            if not f.ok or f.quality is None:
+                continue
+            for label, items in (("gaps", f.quality.describe(3)), ("holidays", f.quality.describe_holidays(3))):
+                if items:
+                    console.print(f"{f.name} {label}: " + "; ".join(items), markup=False, highlight=False,
+                                  soft_wrap=True)
     console.print(result.summary_line(), markup=False, highlight=False, soft_wrap=True)
     if result.aborted is not None:
         raise result.aborted  # the one-line "renew the token" message, exit 1
@@ -163,15 +254,20 @@ def download_command(
 def _download_options(names: list[str], source: str, interval: str, first: date, last: date, out: Path | None,
                       **kwargs) -> None:
     """``--options``/``--pcr``: one underlying's option candles and PCR (``algocli.data.download_options``)."""
-    from algocli.data.download_options import run_download_options
+    from algocli.data.download_options import download_options
 
     if len(names) != 1:
         raise UsageError(f"--options/--pcr take one underlying, not {len(names)}; e.g. 'NSE:NIFTY 50'")
     master = _master()
     options, pcr = kwargs.pop("options"), kwargs.pop("pcr")
-    _, result = run_download_options(names[0], resolve=master.resolve, lookup=master.get, source=source,
-                                     interval=interval, start=first, end=last, candles=options, pcr=pcr,
-                                     out_dir=out, **kwargs)
+    started: list = []
+    try:
+        _, result = run_until_signal(lambda: download_options(
+            names[0], resolve=master.resolve, lookup=master.get, source=source, interval=interval, start=first,
+            end=last, candles=options, pcr=pcr, out_dir=out, report=started.append, **kwargs))
+    except Interrupted:
+        result = started[0] if started else None
+        raise _interrupted(result.saved_bars if result else 0, result.out_dir if result else out) from None
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if result.error:

@@ -12,19 +12,24 @@ bars always give the same bytes.
 
 Per instrument:
 
-1. Read the existing file, if any, to see what is stored.
-2. Fetch only what is missing from the asked range: the days before the first stored bar,
-   and from the day of the last stored bar on (that day again unless it is complete, so a
-   day stored mid-session is finished). Requests follow each API's span limit (for example
-   Dhan intraday 90 days; Upstox one month for 1-15 minute candles, a quarter for longer
-   ones, ten years for days), and one rate limiter per source paces every request of the run.
-3. Merge: one bar per start, the new answer wins where it overlaps the file. Repeated bar
-   starts in the API's answers and re-fetched bars already in the file are both counted as
-   duplicates dropped.
+1. Read the existing file, if any, to see what is stored (a file with only its header counts as
+   empty). Every instrument's file is read, and the output folder checked, before the first
+   request: a file that cannot be resumed is a usage error (exit 2), not a failure found after
+   the download.
+2. Fetch every trading day of the asked range that has no stored bar (the NSE calendar,
+   ``quality.NseTradingCalendar``, says which days trade), and the last stored day again unless
+   it is complete (so a day stored mid-session is finished). Missing days with no stored day
+   between them (weekends and holidays do not separate them) are one stretch, asked for in as
+   few requests as the API's span limit allows (for example Dhan intraday 90 days; Upstox one
+   month for 1-15 minute candles, a quarter for longer ones, ten years for days); daily
+   stretches that fit one request together are asked for together, the few stored days between
+   them included. One rate limiter per source paces every request of the run.
+3. Merge, oldest stretch first: one bar per start, the new answer wins where it overlaps the
+   file. Repeated bar starts in the API's answers and re-fetched bars already in the file are
+   both counted as duplicates dropped.
 4. Write atomically (temp file, fsync, rename): during the download every ``checkpoint_s``
-   seconds and whenever it stops, so a long download that dies keeps what it fetched and
-   the next run resumes after it. The ranges before the stored data are fetched newest
-   first, so what is written stays one contiguous stretch.
+   seconds and whenever it stops (an error, Ctrl-C or SIGTERM), so a long download that dies
+   keeps what it fetched and the next run fetches only the days still missing.
 5. Check the result against the NSE session (``algocli.data.quality``).
 
 An interval the source lacks (Dhan has no 3, 10 or 30 minutes) is fetched as 1-minute
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,17 +59,24 @@ from algocli.broker.spec import BrokerSpec, broker_spec, broker_specs
 from algocli.data.csv_feed import file_stem, infer_interval_minutes, load_csv, resample
 from algocli.data.feed import FeedAuthError
 from algocli.data.history import Bars
-from algocli.data.quality import Quality, TradingCalendar, check, session_grid
+from algocli.data.quality import NseTradingCalendar, Quality, TradingCalendar, check, session_grid
 from algocli.domain.models import IST_OFFSET_NS, Interval
-from algocli.domain.session import ist_date, ist_midnight_ns
+from algocli.domain.session import DAY_NS, ist_date, ist_midnight_ns
 from algocli.errors import AlgoError, ConfigError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["DownloadResult", "FileResult", "HistorySource", "NoData", "default_out_dir", "download",
-           "download_limits", "file_stem", "merge_bars", "render_csv", "repeats", "sources", "split_range"]
+__all__ = ["NSE_FIRST_DAY", "DownloadResult", "FileResult", "HistorySource", "NoData", "check_range", "default_out_dir",
+           "download", "download_limits", "file_stem", "merge_bars", "read_stored", "render_csv", "repeats", "sources",
+           "split_range"]
 
 Progress = Callable[[str, int, int], None]  # (instrument, requests done, requests planned)
+
+#: NSE's first trading day in its equity (Capital Market) segment, 3 November 1994: no broker has
+#: candles before it ("The Capital Market (Equities) segment commenced operations in November 1994",
+#: https://www.iloveindia.com/finance/nse/index.html; NSE's history:
+#: https://www.nseindia.com/national-stock-exchange/about-nse-company).
+NSE_FIRST_DAY = date(1994, 11, 3)
 
 
 def sources() -> tuple[str, ...]:
@@ -93,6 +106,22 @@ def default_out_dir(interval: Interval | str) -> Path:
     return Path("data") / Interval(interval).value
 
 
+def check_range(start: date, end: date, today: date) -> date:
+    """Refuse a range no broker can serve; return ``end`` cut at today.
+
+    Raises:
+        UsageError: ``start`` before ``NSE_FIRST_DAY`` or after ``today``, or ``end`` before ``start``.
+    """
+    if start < NSE_FIRST_DAY:
+        raise UsageError(f"--from {start} is before {NSE_FIRST_DAY}, NSE's first trading day: there is no data "
+                         f"before it; write a later date, e.g. --from {NSE_FIRST_DAY}")
+    if start > today:
+        raise UsageError(f"--from {start} is after today ({today} IST): there is no data yet")
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
+    return min(end, today)
+
+
 @dataclass
 class FileResult:
     """What happened to one instrument's file.
@@ -101,15 +130,16 @@ class FileResult:
         name: The instrument's HRN.
         path: The CSV file.
         error: Why it failed (None if it did not); what was fetched before is still written.
-        bars: Bars in the file now.
+        bars: Bars in the file now (on disk: a write that failed adds none).
         first_ns, last_ns: First and last bar start in the file (UTC ns).
-        new_bars: Bars the file did not have before.
+        new_bars: Bars the file did not have before (written to it).
         duplicates: Repeated bar starts in the API's answers, dropped.
         overlap: Fetched bars the file already had (replaced by the new answer).
         requests: Pieces of the range fetched (one request each within the API's span limit; an
             Upstox piece that ends today adds the intraday request). Retries are not counted.
         planned: Pieces planned.
-        fetched: The date ranges asked for (before the stored bars, and from the last stored day).
+        fetched: The date ranges asked for: each stretch of trading days without a stored bar
+            (and the last stored day when it is incomplete), oldest first.
         quality: Gaps against the NSE session over the asked range.
     """
 
@@ -143,6 +173,8 @@ class DownloadResult:
 
     Attributes:
         aborted: A refused token that stopped the run (the CLI re-raises it), else None.
+        interrupted: Ctrl-C or SIGTERM stopped the run; ``files`` holds the instruments done and
+            the one in progress (what it fetched is written), not those never started.
     """
 
     source: str
@@ -150,15 +182,21 @@ class DownloadResult:
     out_dir: Path
     files: list[FileResult] = field(default_factory=list)
     aborted: FeedAuthError | None = None
+    interrupted: bool = False
 
     @property
     def failed(self) -> int:
         return sum(1 for f in self.files if not f.ok)
 
+    @property
+    def new_bars(self) -> int:
+        """Bars written that the files did not have before."""
+        return sum(f.new_bars for f in self.files)
+
     def summary_line(self) -> str:
         """``download-data: 2 instruments, 2 ok, 0 failed, 9,840 new bars, 0 duplicates, 3 gaps -> data/5m``."""
         n = len(self.files)
-        new = sum(f.new_bars for f in self.files)
+        new = self.new_bars
         dropped = sum(f.dropped for f in self.files)
         gaps = sum(len(f.quality.gaps) for f in self.files if f.quality is not None)
         return (f"download-data: {n} instrument{'s' if n != 1 else ''}, {n - self.failed} ok, {self.failed} failed, "
@@ -273,37 +311,107 @@ class NoData(AlgoError):
 
 # --- the engine -----------------------------------------------------------------------------
 
-def _plan(stored: Bars | None, interval: Interval, start: date, end: date,
-          today: date) -> tuple[tuple[date, date] | None, tuple[date, date] | None]:
-    """The ranges to fetch: before the first stored bar, and from the last stored day on."""
+def _plan(stored: Bars | None, interval: Interval, start: date, end: date, today: date,
+          calendar: TradingCalendar) -> list[tuple[date, date]]:
+    """The stretches of ``[start, end]`` to fetch, oldest first.
+
+    Nothing stored: the whole range. Else each stretch between two stored days (or a stored day
+    and an end of the range) that holds a trading day without a bar, or the last stored day when
+    it is incomplete (not over yet, or its last grid bar missing); weekends and holidays inside a
+    stretch are asked for with it, so one request covers the whole hole.
+    """
     if stored is None or not len(stored):
-        return None, (start, end)
-    first, last = ist_date(int(stored.ts[0])), ist_date(int(stored.ts[-1]))
-    before = (start, min(end, first - timedelta(days=1))) if start < first else None
-    # The last stored day is complete once it is over and its last grid bar is there.
+        return [(start, end)]
+    ts = np.asarray(stored.ts, dtype=np.int64)
+    inside = ts[(ts >= ist_midnight_ns(start)) & (ts < ist_midnight_ns(end + timedelta(days=1)))]
+    epoch = date(1970, 1, 1)
+    have = [epoch + timedelta(days=int(d)) for d in np.unique((inside + IST_OFFSET_NS) // DAY_NS)]
+    need = set(calendar.sessions(start, end)) - set(have)
+    last = ist_date(int(ts[-1]))
     last_grid = ist_midnight_ns(last) + int(session_grid(interval)[-1])
-    complete = last < today and (interval is Interval.DAY_1 or int(stored.ts[-1]) >= last_grid)
-    resume = max(start, last + timedelta(days=1) if complete else last)
-    return before, ((resume, end) if resume <= end else None)
+    if start <= last <= end and not (last < today and (interval is Interval.DAY_1 or int(ts[-1]) >= last_grid)):
+        need.add(last)  # stored mid-session: finish it
+        have.remove(last)
+    need_sorted = sorted(need)
+    bounds = [start - timedelta(days=1), *have, end + timedelta(days=1)]
+    out = []
+    for before, after in zip(bounds, bounds[1:]):
+        lo, hi = before + timedelta(days=1), after - timedelta(days=1)
+        k = bisect_left(need_sorted, lo)
+        if lo <= hi and k < len(need_sorted) and need_sorted[k] <= hi:
+            out.append((lo, hi))
+    return out
 
 
-def _read_existing(path: Path, name: str, interval: Interval) -> tuple[Bars | None, bytes | None]:
+def _batch(stretches: list[tuple[date, date]], fits: Callable[[date, date], bool]) -> list[tuple[date, date]]:
+    """Join consecutive stretches, and the stored days between, while ``fits(first, last)`` (one request).
+    For daily bars: before the years the NSE calendar covers, each holiday is a hole, and a long
+    history would cost a request per holiday on every run; the days between are a few rows."""
+    out: list[tuple[date, date]] = []
+    for lo, hi in stretches:
+        if out and fits(out[-1][0], hi):
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def read_stored(path: Path, name: str, interval: Interval | None = None) -> tuple[Bars | None, bytes | None]:
+    """The bars a download resumes from and the file's bytes: no bars for a missing file or one with only
+    its header (the download rewrites it).
+
+    Raises:
+        DataError: A row of the file cannot be trusted (the file, row and fix are named).
+        UsageError: The file holds bars of another interval than ``interval``.
+    """
+    path = Path(path)
     if not path.is_file():
         return None, None
     raw = path.read_bytes()
+    if not raw.partition(b"\n")[2].strip():
+        return None, raw
     bars = load_csv(path, name)
     minutes = infer_interval_minutes(bars.ts)
-    if minutes is not None and minutes != interval.minutes:
+    if interval is not None and minutes is not None and minutes != interval.minutes:
         have = "daily" if minutes == Interval.DAY_1.minutes else f"{minutes}-minute"
         raise UsageError(f"{path} holds {have} bars, not {interval.value}; download into another folder (--out) "
                          "or move the file away")
     return bars, raw
 
 
+def _write_error(path: Path, exc: OSError) -> str:
+    return f"cannot write {path}: {exc.strerror or exc}; free disk space or fix the folder's permissions, then rerun"
+
+
+class _File:
+    """One instrument's file during its download: the bars merged so far and what is on disk."""
+
+    def __init__(self, path: Path, stored: Bars | None, raw: bytes | None, daily: bool) -> None:
+        self.path, self.daily = path, daily
+        self.before = len(stored) if stored is not None else 0
+        self.merged = self.on_disk = stored
+        self.written = raw
+
+    def add(self, bars: Bars) -> int:
+        """Merge ``bars`` in; return how many of them were stored already."""
+        self.merged, overlap = merge_bars(self.merged, bars)
+        return overlap
+
+    def save(self) -> None:
+        """Write the merged bars atomically, unless the file already holds exactly these bytes."""
+        if self.merged is None or not len(self.merged):
+            return  # never leave a header-only file
+        data = render_csv(self.merged, daily=self.daily)
+        if data != self.written:
+            atomic_write_bytes(self.path, data)
+            self.written = data
+        self.on_disk = self.merged
+
+
 class _Downloader:
     def __init__(self, source: HistorySource, native: frozenset[str], interval: Interval, start: date, end: date,
                  out_dir: Path, *, progress: Progress | None, checkpoint_s: float,
-                 calendar: TradingCalendar | None, now_ns: int) -> None:
+                 calendar: TradingCalendar, now_ns: int) -> None:
         self.source = source
         self.interval = interval
         self.fetch_interval = interval if interval.value in native else Interval.MINUTE_1
@@ -314,27 +422,26 @@ class _Downloader:
         self.calendar = calendar
         self.now_ns = now_ns
         self.aborted: FeedAuthError | None = None
+        self.current: FileResult | None = None  # the instrument being downloaded
 
     async def one(self, inst: Instrument) -> FileResult:
-        """Download one instrument; a failure is recorded in the result (a refused token also in ``aborted``)."""
-        res = FileResult(inst.hrn, self.out_dir / f"{file_stem(inst.hrn)}.csv")
+        """Download one instrument; a failure is recorded in the result (a refused token also in ``aborted``);
+        cancelled (Ctrl-C, SIGTERM), it writes what it fetched, counts it in ``current`` and re-raises."""
+        res = self.current = FileResult(inst.hrn, self.out_dir / f"{file_stem(inst.hrn)}.csv")
         try:
-            stored, raw = _read_existing(res.path, inst.hrn, self.interval)
-        except AlgoError as exc:
+            stored, raw = read_stored(res.path, inst.hrn, self.interval)
+        except AlgoError as exc:  # changed since it was checked before the run
             res.error = f"cannot resume from the existing file: {exc}"
             self.progress(inst.hrn, 0, 0)
             return res
-        before, after = _plan(stored, self.interval, self.start, self.end, self.source.today)
-        pieces = []
-        if before is not None:  # newest first: each checkpoint extends the stored stretch backwards
-            pieces += reversed(self.source.pieces(self.fetch_interval, *before))
-        if after is not None:
-            pieces += self.source.pieces(self.fetch_interval, *after)
+        res.fetched = _plan(stored, self.interval, self.start, self.end, self.source.today, self.calendar)
+        if self.interval is Interval.DAY_1:  # cheap to fetch again: one request over several holes beats one each
+            res.fetched = _batch(res.fetched, lambda lo, hi: len(self.source.pieces(self.fetch_interval, lo, hi)) <= 1)
+        pieces = [piece for lo, hi in res.fetched for piece in self.source.pieces(self.fetch_interval, lo, hi)]
         res.planned = len(pieces)
-        res.fetched = [r for r in (before, after) if r is not None]
         self.progress(inst.hrn, 0, len(pieces))
-        merged, written, last_write = stored, raw, time.monotonic()
-        dups_before, no_data = self.source.duplicates, None
+        file = _File(res.path, stored, raw, daily=self.interval is Interval.DAY_1)
+        last_write, dups_before, no_data = time.monotonic(), self.source.duplicates, None
         try:
             for lo, hi in pieces:
                 try:
@@ -346,55 +453,52 @@ class _Downloader:
                 if bars is not None and len(bars):
                     if self.fetch_interval is not self.interval:
                         bars = resample(bars, self.interval)
-                    merged, overlap = merge_bars(merged, bars)
-                    res.overlap += overlap
+                    res.overlap += file.add(bars)
                 self.progress(inst.hrn, res.requests, len(pieces))
                 if time.monotonic() - last_write >= self.checkpoint_s:
-                    written, last_write = self._write(res.path, merged, written), time.monotonic()
-            if no_data is not None and (merged is None or not len(merged)):
+                    file.save()
+                    last_write = time.monotonic()
+            if no_data is not None and (file.merged is None or not len(file.merged)):
                 raise no_data  # every piece said "no data" and nothing is stored: most likely a wrong id
         except AlgoError as exc:
             res.error = str(exc)
             if isinstance(exc, FeedAuthError):
                 self.aborted = exc
-        except BaseException:
-            self._write(res.path, merged, written)  # keep what was fetched, even on Ctrl-C
+        except OSError as exc:  # a checkpoint could not be written
+            res.error = _write_error(res.path, exc)
+        except BaseException:  # Ctrl-C or SIGTERM: keep what was fetched, then stop
+            self._finish(res, inst, file, dups_before, checked=False)
             raise
-        self._finish(res, inst, stored, merged, written, dups_before)
+        self._finish(res, inst, file, dups_before)
         return res
 
-    def _finish(self, res: FileResult, inst: Instrument, stored: Bars | None, merged: Bars | None,
-                written: bytes | None, dups_before: int) -> None:
+    def _finish(self, res: FileResult, inst: Instrument, file: _File, dups_before: int, checked: bool = True) -> None:
+        """Write the file and count what is on disk; ``checked``: also check its gaps."""
         try:
-            self._write(res.path, merged, written)
+            file.save()
         except OSError as exc:
-            res.error = res.error or f"cannot write {res.path}: {exc}"
+            res.error = res.error or _write_error(res.path, exc)
         res.duplicates = self.source.duplicates - dups_before
-        if merged is not None and len(merged):
-            res.bars, res.first_ns, res.last_ns = len(merged), int(merged.ts[0]), int(merged.ts[-1])
-            res.new_bars = len(merged) - (len(stored) if stored is not None else 0)
-            res.quality = check(merged, self.interval, self.start, self.end, calendar=self.calendar,
-                                now_ns=self.now_ns)
+        disk = file.on_disk
+        if disk is not None and len(disk):
+            res.bars, res.first_ns, res.last_ns = len(disk), int(disk.ts[0]), int(disk.ts[-1])
+            res.new_bars = len(disk) - file.before
+        if not checked:
+            return
+        if disk is not None and len(disk):
+            res.quality = check(disk, self.interval, self.start, self.end, calendar=self.calendar, now_ns=self.now_ns)
         elif res.ok:  # nothing at all in the range: every trading day is a gap
             empty = np.zeros(0)
             res.quality = check(Bars(inst.hrn, np.zeros(0, dtype=np.int64), empty, empty, empty, empty, empty),
                                 self.interval, self.start, self.end, calendar=self.calendar, now_ns=self.now_ns)
-
-    def _write(self, path: Path, bars: Bars | None, written: bytes | None) -> bytes | None:
-        """Write ``bars`` atomically unless the file already holds exactly these bytes; return what is on disk."""
-        if bars is None or not len(bars):
-            return written  # never leave a header-only file: load_csv would refuse it
-        data = render_csv(bars, daily=self.interval is Interval.DAY_1)
-        if data != written:
-            atomic_write_bytes(path, data)
-        return data
 
 
 async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument], source: str,
                    interval: Interval | str, start: date, end: date, out_dir: Path | None = None,
                    settings=None, session=None, progress: Progress | None = None, today: date | None = None,
                    now_ns: int | None = None, limiter: RateLimiter | None = None, checkpoint_s: float = 30.0,
-                   calendar: TradingCalendar | None = None, **client_options) -> DownloadResult:
+                   calendar: TradingCalendar | None = None, report: Callable[[DownloadResult], None] | None = None,
+                   **client_options) -> DownloadResult:
     """Bring each instrument's CSV file up to date for ``[start, end]``.
 
     Args:
@@ -413,7 +517,10 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         now_ns: The current time for the gap check (bars not finished yet are not expected).
         limiter: Paces every request of the run; default one built from ``download_limits(source)``.
         checkpoint_s: Least seconds between two writes of a file during its download.
-        calendar: Trading days for the gap check; default the NSE calendar (``NseTradingCalendar``).
+        calendar: Trading days, for what is missing and for the gap check; default the NSE
+            calendar (``NseTradingCalendar``).
+        report: Called before the first request with the ``DownloadResult`` then filled in: a
+            caller still has it when the run is cancelled.
         **client_options: ``DhanRest``/``UpstoxRest`` options (``retries``, ``backoff``,
             ``timeout``, Dhan's ``pace``).
 
@@ -421,24 +528,29 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         One ``FileResult`` per distinct instrument; ``aborted`` is set if the token was refused.
 
     Raises:
-        UsageError: Bad source, interval or dates.
+        UsageError: Bad source, interval or dates, an output folder that cannot be written, a file
+            there that cannot be resumed (``DataError``: a bad row), all before any request.
         ConfigError: An unknown instrument, or one the source does not list (before any request).
+        asyncio.CancelledError: Cancelled, after writing what was fetched (``report``'s result says).
     """
+    from algocli.persistence.output import check_output_dir
+
     spec = _source_spec(source)
     ival = parse_interval(interval)
     now_ns = time.time_ns() if now_ns is None else now_ns
     today = today or ist_date(now_ns)
-    if end < start:
-        raise UsageError(f"--to {end} is before --from {start}")
-    if start > today:
-        raise UsageError(f"--from {start} is after today ({today} IST): there is no data yet")
-    end = min(end, today)
+    end = check_range(start, end, today)
     out = Path(out_dir) if out_dir is not None else default_out_dir(ival)
     instruments: dict[str, Instrument] = {}
     for name in names:  # every name first, so a typo stops the run before any request
         inst = resolve(name)
         instruments.setdefault(inst.hrn, inst)
+    check_output_dir(out, fix="pass another --out")
+    for inst in instruments.values():  # a file that cannot be resumed is said now, not after the download
+        read_stored(out / f"{file_stem(inst.hrn)}.csv", inst.hrn, ival)
     result = DownloadResult(source, ival, out)
+    if report is not None:
+        report(result)
     settings = spec.make_settings() if settings is None else settings
     limiter = limiter or RateLimiter(spec.download_limits)
     async with run_session(session) as session:
@@ -446,13 +558,19 @@ async def download(names: Sequence[str], *, resolve: Callable[[str], Instrument]
         for inst in instruments.values():
             src.check_listed(inst)
         engine = _Downloader(src, spec.native_intervals, ival, start, end, out, progress=progress,
-                             checkpoint_s=checkpoint_s, calendar=calendar, now_ns=now_ns)
-        for inst in instruments.values():
-            if engine.aborted is not None:  # every later request would be refused as well
-                result.files.append(FileResult(inst.hrn, out / f"{file_stem(inst.hrn)}.csv",
-                                               error="not tried: the token was refused"))
-                continue
-            result.files.append(await engine.one(inst))
+                             checkpoint_s=checkpoint_s, calendar=calendar or NseTradingCalendar(), now_ns=now_ns)
+        try:
+            for inst in instruments.values():
+                if engine.aborted is not None:  # every later request would be refused as well
+                    result.files.append(FileResult(inst.hrn, out / f"{file_stem(inst.hrn)}.csv",
+                                                   error="not tried: the token was refused"))
+                    continue
+                result.files.append(await engine.one(inst))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            result.interrupted = True
+            if engine.current is not None and all(f is not engine.current for f in result.files):
+                result.files.append(engine.current)
+            raise
         result.aborted = engine.aborted
     return result
 
@@ -477,6 +595,5 @@ def _source_spec(source: str) -> BrokerSpec:
 
 
 def run_download(names: Sequence[str], **kwargs) -> DownloadResult:
-    """``download`` on a fresh event loop (for the CLI)."""
+    """``download`` on a fresh event loop."""
     return asyncio.run(download(names, **kwargs))
-

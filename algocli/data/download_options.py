@@ -5,7 +5,10 @@ needs: the underlying's candles (``download``, the same file as a plain download
 real contract (``timestamp,open,high,low,close,volume,oi``, named by the source broker's id
 of the contract as elsewhere in ``data/``, else by its HRN), an ``instruments.csv`` with one
 row per file, and with ``--pcr`` a ``pcr.csv`` (``algocli.options.pcr.PCR_COLUMNS``).
-Running it again merges into what is there (one bar per start, the new answer wins).
+Running it again merges into what is there (one bar per start, the new answer wins); a row of
+``instruments.csv`` already there keeps its values (a lot size the user set stays), only a
+placeholder lot size of 1 yields to a real one the broker's list knows, and new contracts are
+added. The folder and the files already in it are checked before the first request.
 
 **Dhan** (``POST /v2/charts/rollingoption``) serves *rolling* series: "the ``ATM+k`` call of
 the current (or next, far) weekly or monthly expiry", which silently changes contract in two
@@ -43,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from algocli.data.csv_feed import file_stem, load_csv
-from algocli.data.download import merge_bars, render_csv
+from algocli.data.download import merge_bars, read_stored, render_csv
 from algocli.data.history import Bars
 from algocli.domain.hrn import derivative_hrn
 from algocli.domain.models import IST_OFFSET_NS, Interval
@@ -51,8 +54,8 @@ from algocli.errors import AlgoError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["OptionsResult", "StrikeWindow", "contract_file", "expiry_spec", "split_rolling", "strike_window",
-           "write_contracts", "write_pcr"]
+__all__ = ["OptionsResult", "StrikeWindow", "contract_file", "expiry_spec", "list_contracts", "split_rolling",
+           "strike_window", "write_contracts", "write_pcr"]
 
 _DAY_NS = 86_400 * 1_000_000_000
 _OFFSET = re.compile(r"^ATM(?:([+-])(\d+))?$")
@@ -118,6 +121,7 @@ class OptionsResult:
         requests: Requests sent for options and PCR (the underlying's are its own).
         error: Why the download stopped early (what was fetched is written).
         notes: Things the user should know (lot sizes guessed, days skipped).
+        under: The underlying's ``DownloadResult`` (None without candles, or before it started).
     """
 
     source: str
@@ -130,6 +134,12 @@ class OptionsResult:
     requests: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    under: object | None = None
+
+    @property
+    def saved_bars(self) -> int:
+        """New bars written: the contracts' and the underlying's."""
+        return self.new_bars + (self.under.new_bars if self.under is not None else 0)
 
     def summary_line(self) -> str:
         """``download-data: NSE:NIFTY 50 options, 44 contracts, 9,840 new bars, 0 duplicates -> data/...``."""
@@ -209,7 +219,6 @@ def contract_file(out: Path, inst: Instrument, source: str) -> Path:
 def write_contracts(out: Path, source: str, contracts: dict[Instrument, dict[str, np.ndarray]],
                     daily: bool, result: OptionsResult) -> None:
     """Merge each contract's bars into its file and list the contracts in ``instruments.csv``."""
-    from algocli.instruments.master import merge
     from algocli.instruments.table import read_instruments, write_instruments
 
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +228,7 @@ def write_contracts(out: Path, source: str, contracts: dict[Instrument, dict[str
             continue
         path = contract_file(out, inst, source)
         new = Bars(inst.hrn, cols["ts"].astype(np.int64), *(np.asarray(cols[k], dtype=np.float64) for k in _COLS))
-        old = load_csv(path, inst.hrn) if path.is_file() else None
+        old = read_stored(path, inst.hrn)[0]
         merged, overlap = merge_bars(old, new)
         atomic_write_bytes(path, render_csv(merged, daily=daily))
         result.contracts[inst.hrn] = len(merged)
@@ -228,7 +237,33 @@ def write_contracts(out: Path, source: str, contracts: dict[Instrument, dict[str
     if written:
         listing = out / "instruments.csv"
         have = read_instruments(listing) if listing.is_file() else []
-        write_instruments(listing, merge(written, have))
+        write_instruments(listing, list_contracts(have, written))
+
+
+def list_contracts(have: list[Instrument], found: list[Instrument]) -> list[Instrument]:
+    """The folder's rows after a download: ``have`` (the folder's ``instruments.csv``) keeps its values
+    and gets only the fields it lacks, except that a placeholder lot size of 1 takes a real one (>1)
+    from ``found`` (the broker's list); contracts new to the folder are added."""
+    from dataclasses import replace
+
+    from algocli.instruments.master import merge
+
+    real = {inst.hrn: inst.lot_size for inst in found if inst.lot_size > 1}
+    return [replace(row, lot_size=real[row.hrn]) if row.lot_size == 1 and row.hrn in real else row
+            for row in merge(have, found)]
+
+
+def check_folder(out: Path) -> None:
+    """Read the candle files already in ``out`` (not its ``instruments.csv`` or ``pcr.csv``), so a file a
+    re-run could not merge into stops it before any request. Their interval is not checked: a contract
+    file has holes where its strike was away from ATM; the underlying's file (``download``) says it.
+
+    Raises:
+        DataError: A row of a file cannot be trusted.
+    """
+    for path in sorted(out.glob("*.csv")) if out.is_dir() else []:
+        if path.name not in ("instruments.csv", "pcr.csv"):
+            read_stored(path, path.stem)
 
 
 def _cell(value) -> str:
@@ -321,7 +356,7 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
                            start: date, end: date, expiry: str = "current", cycle: str | None = None,
                            strikes: str = "ATM", candles: bool = True, pcr: bool = False, out_dir: Path | None = None,
                            settings=None, session=None, today: date | None = None, limiter=None, calendar=None,
-                           **client_options):
+                           report: Callable[[OptionsResult], None] | None = None, **client_options):
     """Download option candles (and PCR) of ``underlying`` for ``[start, end]`` into one folder.
 
     Args:
@@ -339,12 +374,15 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
         out_dir: The folder; default ``data/options/<underlying file stem>``.
         settings, session, today, limiter, client_options: As for ``download``.
         calendar: The ``NseCalendar`` of expiry and trading days (default the shipped one).
+        report: Called once, before the first request, with the ``OptionsResult`` then filled in
+            (its ``under`` too): a caller still has it when the run is cancelled.
 
     Returns:
         ``(DownloadResult of the underlying or None, OptionsResult)``.
 
     Raises:
-        UsageError: Bad input, found before any request.
+        UsageError: Bad input, found before any request: flags, dates, an output folder that cannot
+            be written, a file in it that cannot be merged into (``DataError``: a bad row).
         ConfigError: An unknown underlying.
         FeedAuthError: The broker refused the token.
     """
@@ -352,7 +390,8 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
 
     from algocli.broker.ratelimit import RateLimiter
     from algocli.broker.spec import broker_spec
-    from algocli.data.download import _source_spec, download, parse_interval, run_session
+    from algocli.data.download import _source_spec, check_range, download, parse_interval, run_session
+    from algocli.persistence.output import check_output_dir
     from algocli.data.expiries import WEEKLY_SYMBOLS, expiry_days
     from algocli.domain.session import ist_date
     from algocli.options.chain import option_symbol
@@ -367,9 +406,7 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
     require(ival in served or not candles, f"--interval {ival.value}: {spec.title}'s option history comes in "
                                            f"{', '.join(i.value for i in served)}")
     today = today or ist_date(time.time_ns())
-    require(end >= start, f"--to {end} is before --from {start}")
-    require(start <= today, f"--from {start} is after today ({today} IST): there is no data yet")
-    end = min(end, today)
+    end = check_range(start, end, today)
     window, wanted = strike_window(strikes), expiry_spec(expiry)
     inst = resolve(underlying)
     require(inst.kind in ("INDEX", "EQ"), f"{inst.hrn} is a {inst.kind}, not an underlying: name an index or a "
@@ -387,13 +424,18 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
         from algocli.adapters.dhan.rolling import check_window
 
         check_window(inst, window)
-    out = Path(out_dir) if out_dir is not None else Path("data") / "options" / file_stem(inst.hrn)
+    out = check_output_dir(Path(out_dir) if out_dir is not None else Path("data") / "options" / file_stem(inst.hrn),
+                           fix="pass another --out")
+    if candles:
+        check_folder(out)
     if calendar is None:
         from algocli.market.calendar import default_calendar
 
         calendar = default_calendar()
     days = calendar.trading_days(start, end, "FNO")
     result = OptionsResult(source, inst.hrn, out)
+    if report is not None:
+        report(result)
     job = OptionsJob(inst, symbol, wanted, cycle, window, ival, start, end, days, lookup, result)
     settings = spec.make_settings() if settings is None else settings
     limiter = limiter or RateLimiter(spec.download_limits)
@@ -402,7 +444,7 @@ async def download_options(underlying: str, *, resolve: Callable[[str], Instrume
         if candles:
             under = await download([inst.hrn], resolve=resolve, source=source, interval=ival, start=start, end=end,
                                    out_dir=out, settings=settings, session=session, today=today, limiter=limiter,
-                                   **client_options)
+                                   report=lambda started: setattr(result, "under", started), **client_options)
             if under.aborted is not None:
                 raise under.aborted
             got = under.files[0]
@@ -430,10 +472,14 @@ async def _run(job: OptionsJob, spec, session, settings, limiter, options: dict,
         raise
     except AlgoError as exc:
         result.error = str(exc)
-    finally:
+    finally:  # also on Ctrl-C or SIGTERM (a cancelled task): what was fetched is written
         if job.contracts:
-            write_contracts(out, result.source, job.contracts, job.interval is Interval.DAY_1, result)
-            _list_underlying(out, job.underlying)
+            try:
+                write_contracts(out, result.source, job.contracts, job.interval is Interval.DAY_1, result)
+                _list_underlying(out, job.underlying)
+            except OSError as exc:
+                result.error = result.error or (f"cannot write in {out}: {exc.strerror or exc}; free disk space or "
+                                                "fix the folder's permissions, then run the same command")
 
 
 def _list_underlying(out: Path, inst: Instrument) -> None:

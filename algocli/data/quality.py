@@ -11,11 +11,11 @@ Two kinds of gap are reported:
 
 Which days are trading days is the ``TradingCalendar``'s answer. The default,
 ``NseTradingCalendar``, reads the NSE calendar (``algocli.market.calendar``): a trading day
-without data is a plain gap, a weekday holiday without data is named beside the gaps
-("2024-06-17 Bakri Id (holiday)") and counts as none, and a special session (a Budget-day
-Saturday) is expected like any trading day. ``WeekdayCalendar`` (every weekday, holidays
-unknown) marks a weekday without data as "holiday?" instead. Bars that have not finished by
-``now`` (today's later bars) are not expected.
+without data is a plain gap, a weekday holiday without data is named apart from the gaps
+(``Quality.holidays``, "2024-06-17 Bakri Id (holiday)") and is neither listed nor counted as
+one, and a special session (a Budget-day Saturday) is expected like any trading day.
+``WeekdayCalendar`` (every weekday, holidays unknown) marks a weekday without data as
+"holiday?" instead. Bars that have not finished by ``now`` (today's later bars) are not expected.
 """
 
 from __future__ import annotations
@@ -141,13 +141,18 @@ class Quality:
         return sum(g.bars for g in self.gaps if not g.whole_day)
 
     def describe(self, limit: int = 3) -> list[str]:
-        """The first ``limit`` gaps and named holidays in words, in date order, plus ``... and N more``."""
-        items = sorted([(g.day, g.first_ns or 0, g.describe(self.confirmed)) for g in self.gaps]
-                       + [(day, 0, f"{day.isoformat()} {name} (holiday)") for day, name in self.holidays])
-        lines = [text for _, _, text in items[:limit]]
-        if len(items) > limit:
-            lines.append(f"... and {len(items) - limit} more")
-        return lines
+        """The first ``limit`` gaps in words, in time order, plus ``... and N more`` (N counts gaps only:
+        holidays are not gaps, see ``describe_holidays``)."""
+        return _first([g.describe(self.confirmed) for g in self.gaps], limit)
+
+    def describe_holidays(self, limit: int = 3) -> list[str]:
+        """The first ``limit`` named holidays without data (``2024-06-17 Bakri Id (holiday)``), plus
+        ``... and N more``."""
+        return _first([f"{day.isoformat()} {name} (holiday)" for day, name in self.holidays], limit)
+
+
+def _first(items: list[str], limit: int) -> list[str]:
+    return items[:limit] + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
 
 
 def session_grid(interval: Interval | str) -> np.ndarray:

@@ -125,3 +125,47 @@ class HistoryServer:
             return {"DHAN_API_BASE_URL": f"http://127.0.0.1:{self.port}/v2", "DHAN_ACCESS_TOKEN": token,
                     "DHAN_CLIENT_ID": CLIENT_ID}
         return {"UPSTOX_API_BASE_URL": f"http://127.0.0.1:{self.port}", "UPSTOX_ACCESS_TOKEN": token}
+
+
+# --- the command in a child process, for real signals ---------------------------------------
+
+_CHILD = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import algocli.instruments
+from algocli.instruments.master import InstrumentMaster
+from algocli.instruments.table import read_instruments
+
+rows = read_instruments({listing!r})
+algocli.instruments.open_master = lambda **kw: InstrumentMaster(rows, source="the test instrument list")
+from algocli.cli.main import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start_cli(args: list[str], env: dict[str, str], cwd: Path, listing: Path = ROOT / "data" / "instruments.csv"):
+    """``algo`` with ``args`` in a child process (``subprocess.Popen``, text pipes), its instrument
+    master read from ``listing`` instead of the brokers' servers; ``env`` is added to this one's."""
+    import os
+    import subprocess
+    import sys
+
+    code = _CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"), listing=str(listing))
+    full = {**os.environ, **env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=full, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def slow(seconds: float):
+    """An aiohttp middleware that answers every request ``seconds`` late (a download to interrupt);
+    its ``delay["seconds"]`` can be changed while it serves."""
+    delay = {"seconds": seconds}
+
+    @web.middleware
+    async def middleware(request, handler):
+        await asyncio.sleep(delay["seconds"])
+        return await handler(request)
+
+    middleware.delay = delay
+    return middleware

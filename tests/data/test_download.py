@@ -273,8 +273,10 @@ def test_a_file_at_another_interval_is_not_mixed_in(srv, tmp_path):
     dl(srv, "dhan", ["NSE:RELIANCE"], "1m", date(2024, 6, 10), date(2024, 6, 10), tmp_path)
     before = (tmp_path / "NSE_RELIANCE.csv").read_bytes()
     srv.clear()
-    result = dl(srv, "dhan", ["NSE:RELIANCE"], "5m", date(2024, 6, 10), date(2024, 6, 14), tmp_path)
-    assert "holds 1-minute bars, not 5m" in result.files[0].error and srv.requests() == []
+    # a usage error (exit 2) before any request, for the other instruments too: not a failure after the run
+    with pytest.raises(UsageError, match="NSE_RELIANCE.csv holds 1-minute bars, not 5m; download into another"):
+        dl(srv, "dhan", ["NSE:INFY", "NSE:RELIANCE"], "5m", date(2024, 6, 10), date(2024, 6, 14), tmp_path)
+    assert srv.requests() == [] and not (tmp_path / "NSE_INFY.csv").exists()
     assert (tmp_path / "NSE_RELIANCE.csv").read_bytes() == before
 
 

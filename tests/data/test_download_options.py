@@ -56,3 +56,20 @@ def test_pcr_file_merges_by_time_and_expiry(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(PCR_COLUMNS)
     assert lines[2] == "2024-06-20 09:15:00,NSE:NIFTY 50,2024-06-27,23500.5,,1.05,,,"
+
+
+def test_listing_contracts_keeps_the_folders_rows_and_fills_only_placeholder_lot_sizes():
+    from dataclasses import replace
+
+    from algocli.data.download_options import list_contracts
+    from algocli.instruments.model import Instrument
+
+    def opt(strike: int, lot: int, **kw) -> Instrument:
+        return Instrument(f"NSE:NIFTY 27 JUN 2024 {strike} CE", exchange="NSE", kind="CE", symbol="NIFTY",
+                          expiry=date(2024, 6, 27), strike=float(strike), lot_size=lot, **kw)
+
+    have = [opt(23000, 50, tick_size=0.1), opt(23050, 1), opt(23100, 1)]
+    found = [opt(23000, 25, dhan_id="NSE_FNO:1"), opt(23050, 25), opt(23100, 1), opt(23150, 25)]
+    rows = {r.hrn: r for r in list_contracts(have, found)}
+    assert [rows[f"NSE:NIFTY 27 JUN 2024 {k} CE"].lot_size for k in (23000, 23050, 23100, 23150)] == [50, 25, 1, 25]
+    assert rows["NSE:NIFTY 27 JUN 2024 23000 CE"] == replace(have[0], dhan_id="NSE_FNO:1")  # kept, gaps filled

@@ -33,18 +33,6 @@ def unprivileged():
         os.setegid(0)
 
 
-@pytest.fixture
-def open_folder():
-    """A folder every user may enter (pytest's own tmp folders are owner-only)."""
-    folder = Path(tempfile.mkdtemp(prefix="algo-output-test-"))
-    folder.chmod(0o755)
-    yield folder
-    for path in folder.rglob("*"):
-        if path.is_dir():
-            path.chmod(0o755)
-    shutil.rmtree(folder)
-
-
 def test_a_missing_folder_passes_and_nothing_is_left_behind(tmp_path):
     target = tmp_path / "a" / "b"
     assert check_output_dir(target) == target
@@ -96,10 +84,10 @@ def test_an_unpublished_set_leaves_the_older_one(tmp_path):
     assert (tmp_path / "trades.csv").read_text() == "old\n"
 
 
-def _paper_yaml(folder: Path, output: str) -> Path:
+def _paper_yaml(folder: Path, output: str, broker: str = "simulated") -> Path:
     config = folder / "paper.yaml"
     config.write_text(yaml.safe_dump({
-        "name": "p", "interval": "1m", "initial_capital": 100000,
+        "name": "p", "interval": "1m", "initial_capital": 100000, "broker": {"name": broker},
         "data": {"feed": "sandbox", "url": "http://127.0.0.1:9", "protocol": "dhan"},
         "strategies": [{"class": "sma_crossover", "instruments": ["NSE_EQ:2885"],  # a broker id: no list needed
                         "params": {"fast_period": 5, "slow_period": 15, "quantity": 5}}],
@@ -111,7 +99,7 @@ def _paper_yaml(folder: Path, output: str) -> Path:
 @pytest.mark.parametrize("command", [["paper"], ["live", "--dry-run"]])
 def test_paper_and_live_check_the_folder_before_they_connect(tmp_path, capsys, command):
     (tmp_path / "taken").write_text("x")
-    config = _paper_yaml(tmp_path, "taken")  # relative: beside the config
+    config = _paper_yaml(tmp_path, "taken", "simulated" if command[0] == "paper" else "dhan")  # relative: beside it
     code = main([command[0], str(config), *command[1:], "--no-dashboard", "--duration", "1"])
     err = capsys.readouterr().err
     assert code == 2, err

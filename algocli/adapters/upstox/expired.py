@@ -146,22 +146,41 @@ def _key(underlying: Instrument) -> str:
     return underlying.upstox_key or underlying_key(underlying.hrn)
 
 
-def _by_expiry(job, listed: list[date]) -> dict[date, list[date]]:
-    """The trading days of the range grouped by the expiry asked for on each (``job.expiry``)."""
+def _by_expiry(job, listed: list[date], kept: str = "expired expiries only, up to six months back",
+               ) -> dict[date, list[date]]:
+    """The trading days of the range grouped by the expiry asked for on each (``job.expiry``);
+    ``kept`` says which expiries ``listed`` holds, for the error.
+
+    Raises:
+        OptionsError: Upstox lists no such expiry for any day of the range (days it lists none
+            for, while others have one, are skipped with a note).
+    """
     from algocli.data.download_options import OptionsError
 
+    have = ", ".join(d.isoformat() for d in listed[-8:]) or "none"
     groups: dict[date, list[date]] = {}
     if isinstance(job.expiry, date):
         if job.expiry not in listed:
-            have = ", ".join(d.isoformat() for d in listed[-8:]) or "none"
             raise OptionsError(f"Upstox lists no contracts expiring {job.expiry} (it has {have})")
         groups[job.expiry] = [d for d in job.days if d <= job.expiry]
         return groups
     code = {"current": 0, "next": 1, "far": 2}[job.expiry]
+    skipped = []
     for day in job.days:
         ahead = [e for e in listed if e >= day]
         if len(ahead) > code:
             groups.setdefault(ahead[code], []).append(day)
+        else:
+            skipped.append(day)
+    what = f"a {job.expiry} expiry"
+    if skipped and not groups:
+        fix = "pick a listed one with --expiry YYYY-MM-DD, or" if listed else "ask for"
+        raise OptionsError(f"--expiry {job.expiry}: Upstox lists no contracts of {what} for any day from "
+                           f"{skipped[0]} to {skipped[-1]} (it has {have}; it lists {kept}); {fix} an earlier "
+                           "--from/--to")
+    if skipped:
+        job.result.notes.append(f"{len(skipped)} day(s) from {skipped[0]} to {skipped[-1]} skipped: Upstox lists no "
+                                f"contracts of {what} for them (it has {have})")
     return groups
 
 
@@ -205,16 +224,24 @@ async def download(job, session, settings, limiter, options: dict) -> None:
             near = _near_atm([c.strike for c in side], closes, job.window)
             for inst in sorted((c for c in side if c.strike in near), key=lambda c: c.strike):
                 pieces = []
-                for lo, hi in split_range(span[0], min(span[-1], expiry), lambda d: add_months(d, 1)):
-                    pieces.append(await fetch_candles(client, inst.upstox_key, job.interval, lo, hi))
-                    job.result.requests += 1
-                cols = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-                order = np.argsort(cols["ts"], kind="stable")
-                ts = cols["ts"][order]
-                first = np.ones(len(ts), dtype=bool)
-                first[1:] = ts[1:] != ts[:-1]
-                job.result.duplicates += int((~first).sum())
-                job.contracts[inst] = {k: v[order][first] for k, v in cols.items()}
+                try:
+                    for lo, hi in split_range(span[0], min(span[-1], expiry), lambda d: add_months(d, 1)):
+                        pieces.append(await fetch_candles(client, inst.upstox_key, job.interval, lo, hi))
+                        job.result.requests += 1
+                finally:  # a failure or Ctrl-C in a later piece keeps the earlier ones
+                    if pieces:
+                        job.contracts[inst] = _one_per_start(pieces, job.result)
+
+
+def _one_per_start(pieces: list[dict[str, np.ndarray]], result) -> dict[str, np.ndarray]:
+    """The pieces' columns sorted by bar start, one bar per start (the first); repeats are counted."""
+    cols = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    order = np.argsort(cols["ts"], kind="stable")
+    ts = cols["ts"][order]
+    first = np.ones(len(ts), dtype=bool)
+    first[1:] = ts[1:] != ts[:-1]
+    result.duplicates += int((~first).sum())
+    return {k: v[order][first] for k, v in cols.items()}
 
 
 async def download_pcr(job, session, settings, limiter, options: dict) -> list[dict]:
@@ -227,7 +254,7 @@ async def download_pcr(job, session, settings, limiter, options: dict) -> list[d
     job.result.requests += 2
     bucket = 60 if job.interval is Interval.DAY_1 else job.interval.minutes
     rows = []
-    for expiry, span in sorted(_by_expiry(job, listed).items()):
+    for expiry, span in sorted(_by_expiry(job, listed, "expired and live expiries").items()):
         for day in span:
             rows += pcr_rows(await fetch_pcr(client, key, expiry, day, bucket), job.underlying.hrn, expiry, day)
             job.result.requests += 1
