@@ -14,12 +14,22 @@ arguments, so tests drive them without sleeping.
   (a Budget-day Saturday, Muhurat trading) with their own windows, and the dated session
   times (the F&O close at 15:40 from 2026-08-03). Silence is counted from the later of the
   last data and the window's open, so a feed idle overnight is not declared dead at 09:15:00.
+* A replay (``algo sandbox``: the feed's ``in_order``) has its own market hours: the exchange
+  time its ticks carry, not the wall clock's, and it skips nights. ``ReplayPace`` follows its
+  ticks: silence counts whatever the wall clock says (``ReplayPace.session_start``), except once
+  the latest tick was the last minute of its session (the replay has ended: it moves to the next
+  session's open at once otherwise), and, once the replay's pace is known (its first gap), it is
+  tolerated up to three times the usual wall gap between its ticks (``ReplayPace.tolerance``), so
+  a slow replay of coarse bars (daily bars at 60x: four ticks two minutes apart) is not taken for
+  a silent one.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -62,6 +72,67 @@ def nse_session_start(now: float) -> float | None:
 
 
 _EQ_START = session_start_for("EQ")
+
+
+class ReplayPace:
+    """What a replayed feed's ticks say of the replay: the exchange time of the latest one and how
+    far apart (wall seconds) its ticks usually come.
+
+    Args:
+        clock: Seconds, the watchdog's clock (``time.time``); tests pass a fake.
+        calendar: The NSE calendar; default the shipped one plus the user's folder.
+        window: How many recent gaps the usual one is the median of.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, calendar: NseCalendar | None = None,
+                 window: int = 64) -> None:
+        self._clock = clock
+        self._calendar = calendar
+        self.last_ns: int | None = None  # exchange time of the latest tick
+        self._last_wall = 0.0
+        self._gaps: deque[float] = deque(maxlen=window)
+        self._ended: tuple[int | None, bool] = (None, False)  # (last_ns, whether it closed its session)
+
+    def tick(self, ts_ns: int) -> None:
+        """A tick with exchange time ``ts_ns`` arrived; ticks of one instant (several instruments) count once."""
+        last = self.last_ns
+        if last is not None and ts_ns <= last:
+            return
+        now = self._clock()
+        if last is not None:
+            self._gaps.append(now - self._last_wall)
+        self.last_ns, self._last_wall = ts_ns, now
+
+    def usual_gap(self) -> float:
+        """The median wall gap between the replay's ticks (0 before two ticks)."""
+        gaps = sorted(self._gaps)
+        return gaps[len(gaps) // 2] if gaps else 0.0
+
+    def tolerance(self) -> float:
+        """Silence (wall seconds) that is still the replay's own pace: three usual gaps."""
+        return 3.0 * self.usual_gap()
+
+    def session_start(self, now: float) -> float | None:
+        """A ``Watchdog.session_start``: ``-inf`` (silence counts from the last data, whatever the
+        wall clock says) while the replay runs; None (silence is normal) once its latest tick was in
+        the last minute of its day's session or after it: the replay has ended."""
+        last = self.last_ns
+        if last is None:
+            return -math.inf
+        if self._ended[0] != last:
+            self._ended = (last, _at_close(last, self._calendar or default_calendar()))
+        return None if self._ended[1] else -math.inf
+
+
+def _at_close(ts_ns: int, calendar: NseCalendar) -> bool:
+    """True when ``ts_ns`` is within a minute of its day's latest close (equity or F&O), or later."""
+    local = datetime.fromtimestamp(ts_ns / 1e9, IST)
+    closes = [closes for segment in ("EQ", "FNO") if (session := calendar.session(local.date(), segment)) is not None
+              for _, closes in session.windows]
+    close = max(closes, default=None)
+    end = local.replace(hour=close.hour if close else 15, minute=close.minute if close else 30, second=0,
+                        microsecond=0)
+    return local >= end - timedelta(minutes=1)
 
 
 def in_market_hours(now: float) -> bool:
@@ -126,15 +197,19 @@ class Watchdog:
         session_start: ``now`` → epoch seconds when the current session opened, or None
             while the market is closed. Defaults to the NSE equity session on the NSE calendar
             (``session_start_for`` gives another segment's).
+        tolerance: Seconds of silence the data's own pace may leave (a slow replay's,
+            ``ReplayPace.tolerance``); the feed is dead only past the larger of it and ``silence_s``.
     """
 
     def __init__(self, silence_s: float, *, clock: Callable[[], float] = time.time,
-                 session_start: Callable[[float], float | None] = nse_session_start) -> None:
+                 session_start: Callable[[float], float | None] = nse_session_start,
+                 tolerance: Callable[[], float] | None = None) -> None:
         if silence_s <= 0:
             raise ValueError("silence_s must be positive")
         self.silence_s = silence_s
         self._clock = clock
         self._session_start = session_start
+        self._tolerance = tolerance
         self.last = clock()
 
     def touch(self) -> None:
@@ -151,4 +226,7 @@ class Watchdog:
 
     def expired(self) -> bool:
         """True when the feed should be treated as dead and reconnected."""
-        return self.silence() > self.silence_s
+        limit = self.silence_s
+        if self._tolerance is not None:
+            limit = max(limit, self._tolerance())
+        return self.silence() > limit

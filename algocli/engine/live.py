@@ -44,6 +44,7 @@ from algocli.errors import AlgoError, BrokerError
 from algocli.market.ticks import split_quantity
 from algocli.persistence.journal import Journal, crash_point
 from algocli.portfolio.ledger import Ledger
+from algocli.risk.broker_squareoff import BrokerSquareOffs
 
 _TERMINAL_BROKER = {"FILLED", "CANCELLED", "REJECTED", "EXPIRED"}
 
@@ -115,6 +116,7 @@ class LiveRouter:
         self._held: dict[str, list[BrokerTrade]] = {}  # broker order id -> fills that came before the ack
         self._tasks: set[asyncio.Task] = set()
         self.stats = RouterStats()
+        self.squareoffs = BrokerSquareOffs(self)  # the broker's own INTRADAY square-off orders, booked as ours
         self.lookup_attempts = lookup_attempts
         self.lookup_delay = lookup_delay
         broker.on_fill(self.on_broker_fill)
@@ -328,7 +330,8 @@ class LiveRouter:
             if state is not None:
                 self._link(state, update.broker_order_id)
         if state is None:
-            return  # not ours (another platform or another run)
+            self.squareoffs.order(update)  # the broker's INTRADAY square-off is booked; others are not ours
+            return
         status = update.status
         if status in ("CANCELLED", "REJECTED", "EXPIRED"):
             self._leg_final(state, OrderStatus(status), update.reason or status.lower(), update.updated_ts)
@@ -349,6 +352,8 @@ class LiveRouter:
             self.stats.duplicate_fills += 1
             return
         if state is None:
+            if self.squareoffs.fill(trade):
+                return
             self.stats.held_fills += 1
             self._held.setdefault(trade.broker_order_id, []).append(trade)  # fill before the ack
             return
@@ -464,7 +469,7 @@ class LiveRouter:
             for order in await self.broker.get_orders():
                 self.on_broker_order(order)
             for trade in await self.broker.get_trades():
-                if trade.broker_order_id in self._by_broker_id:
+                if trade.broker_order_id in self._by_broker_id or self.squareoffs.knows(trade.broker_order_id):
                     self.on_broker_fill(trade)
             theirs = {p.instrument: p.quantity for p in await self.broker.get_positions()}
             if baseline is None or not position_gaps(instruments, self.ledger.net, theirs, baseline):

@@ -57,7 +57,7 @@ class SessionView(Protocol):
         """The loop ended (normally or by an error)."""
 
     def note(self, kind: str, line: str) -> None:
-        """A line for the operator. ``kind`` is ``resume``, ``reconciled``, ``risk`` or ``engine``."""
+        """A line for the operator. ``kind`` is ``resume``, ``reconciled``, ``risk``, ``engine`` or ``feed``."""
 
 
 class LogView:
@@ -497,6 +497,7 @@ async def _trade(engine, feed, stop: asyncio.Event, duration: float | None, view
     """The session's loop: every ``POLL_S``, raise errors, apply the kill switch, release due candles."""
     deadline = None if duration is None else time.monotonic() + duration
     view.started()
+    reconnects = _reconnects(feed)
     try:
         while not stop.is_set():
             try:
@@ -513,6 +514,7 @@ async def _trade(engine, feed, stop: asyncio.Event, duration: float | None, view
                 for line in risk.new_events():
                     view.note("risk", f"risk: {line}")
             _take_engine_events(engine, view)
+            reconnects = _note_reconnects(feed, view, reconnects)
             engine.on_time(engine.exchange_now())
             view.refresh(engine, feed.status)
             if deadline is not None and time.monotonic() >= deadline:
@@ -520,6 +522,20 @@ async def _trade(engine, feed, stop: asyncio.Event, duration: float | None, view
     finally:
         _take_engine_events(engine, view)
         view.stopped()
+
+
+def _reconnects(feed) -> int:
+    return getattr(getattr(feed, "status", None), "reconnects", 0) or 0
+
+
+def _note_reconnects(feed, view: SessionView, seen: int) -> int:
+    """A line when the feed dropped or went silent and reconnects (the dashboard only counts them)."""
+    now = _reconnects(feed)
+    if now > seen:
+        status = feed.status
+        view.note("feed", f"feed {status.name}: {status.last_error or 'connection lost'}; reconnecting "
+                          f"({now} reconnect(s) so far)")
+    return now
 
 
 def _take_engine_events(engine, view: SessionView) -> None:

@@ -32,17 +32,23 @@ Rules:
   ``square-off``); then only reducing orders are allowed in them until the next day.
   Intraday means the broker's product for the instrument is INTRADAY, the default; the
   simulated broker has no other product.
+- A square-off that passed with no candle after it (the run was stopped, or its candles
+  ended before the time) is caught up at the first candle of a later IST day, a restart's
+  first candle included: what was held through the last session's square-off time is closed
+  then (tag ``square-off``), working orders placed before that time are cancelled, and an
+  event says so (``algocli.risk.catchup``). On that candle only reducing orders are allowed in
+  those instruments, so a strategy acting on the same position does not open a new one.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import IST_OFFSET_NS, OrderSide, OrderType, Signal, SignalAction
-from algocli.domain.session import SESSION_CLOSE_NS as _REGULAR_CLOSE_NS, ist_date
+from algocli.domain.session import ist_date
+from algocli.risk.catchup import OWN_TAGS, missed_square_off, special_shift as _special_shift
 from algocli.risk.config import RiskConfig, minutes_of
 from algocli.risk.state import ACTIVE, HALTED, RiskState, file_signature, read_state, write_state
 
@@ -54,7 +60,7 @@ MINUTE_NS = 60 * SECOND_NS
 DAY_NS = 86_400 * SECOND_NS
 FLATTEN_TAG = "risk-flatten"
 SQUARE_OFF_TAG = "square-off"
-_OWN_TAGS = (FLATTEN_TAG, SQUARE_OFF_TAG)
+_OWN_TAGS = OWN_TAGS  # (FLATTEN_TAG, SQUARE_OFF_TAG)
 _BUY = SignalAction.BUY
 
 
@@ -84,6 +90,8 @@ class RiskController:
         self._square_ns = None if config.square_off is None else minutes_of(config.square_off) * MINUTE_NS
         self._times_day = None  # the IST day the two times below are for
         self._day_times: tuple[int | None, int | None] = (self._square_ns, self._cutoff_ns)
+        self._catchup_day = None  # the IST day (days since 1970) whose first candle looked for a missed one
+        self._catchup: tuple[int, frozenset[str]] | None = None  # (candle, instruments) closed by one
         self.denied = 0
         self.events: list[str] = []  # one line per halt, clear and square-off, oldest first
         self._events_seen = 0
@@ -140,6 +148,12 @@ class RiskController:
                 return self._deny(f"risk: trading is halted ({self.state.reason}); "
                                   "only orders that reduce a position are allowed")
         if now is not None:
+            caught = self._catchup
+            if caught is not None and caught[0] == now and inst in caught[1]:
+                reduces = self._reduces(signal, context) if reduces is None else reduces
+                if not reduces:
+                    return self._deny(f"risk: {inst} is being squared off (a missed {cfg.square_off} IST square-off "
+                                      "caught up on this candle); only orders that reduce the position are allowed")
             tod = (now + IST_OFFSET_NS) % DAY_NS
             square_ns, cutoff_ns = self._times_on(now)
             if square_ns is not None and tod >= square_ns and self._intraday(inst, context):
@@ -352,6 +366,10 @@ class RiskController:
         return self._day_times
 
     def _maybe_square_off(self, now: int) -> None:
+        day_number = (now + IST_OFFSET_NS) // DAY_NS
+        if day_number != self._catchup_day and self.core is not None:  # a new day's (or a restart's) first candle
+            self._catchup_day = day_number
+            self._catch_up(now, ist_date(now))
         if (now + IST_OFFSET_NS) % DAY_NS < self._times_on(now)[0]:
             return
         day = ist_date(now).isoformat()
@@ -366,20 +384,46 @@ class RiskController:
         self.events.append(f"square-off {self.config.square_off} IST on {day}: cancelled {cancelled} working "
                            f"order(s), sent {sent} closing order(s)")
 
+    def _catch_up(self, now: int, today) -> None:
+        """Close what was held through the last session's square-off if no candle came after it."""
+        core = self.core
+        done = self.state.square_off_day
+        missed = missed_square_off(core, self._square_ns, done, today, lambda inst: self._intraday(inst, core))
+        if missed is None:
+            return
+        day, stale, amounts = missed
+        cancelled = self._cancel(f"risk: {self.config.square_off} IST square-off of {day} (missed, caught up)", now,
+                                 lambda inst: True, only=stale)
+        sent = self._close_positions(SQUARE_OFF_TAG, now, lambda inst: True, amounts=amounts)
+        self._catchup = (now, frozenset(inst for _, inst in amounts))
+        self.state.square_off_day = day  # after the orders, as the regular square-off
+        self._save()
+        held = ", ".join(f"{inst} {qty:+d}" for (_, inst), qty in sorted(amounts.items())) or "none"
+        self.events.append(f"square-off {self.config.square_off} IST of {day} was missed (no candle after it until "
+                           f"{ns_to_ist(now):%Y-%m-%d %H:%M} IST: the run was down or its data stopped; the last one "
+                           f"that ran: {done or 'none'}); caught up now: cancelled {cancelled} working order(s), sent "
+                           f"{sent} closing order(s) for the intraday positions held through it: {held}")
+
     # --- helpers -------------------------------------------------------------------------
 
-    def _cancel(self, reason: str, now: int | None, which: Callable[[str], bool]) -> int:
+    def _cancel(self, reason: str, now: int | None, which: Callable[[str], bool], only=None) -> int:
         broker = self.core.broker
         n = 0
         for order in list(broker.open_orders()):
             if order.tag in _OWN_TAGS or not which(order.instrument):
                 continue
+            if only is not None and order.order_id not in only:
+                continue
             if broker.cancel(order.order_id, order.strategy_id, now, reason):
                 n += 1
         return n
 
-    def _close_positions(self, tag: str, now: int, which: Callable[[str], bool]) -> int:
-        """One market order per open (strategy, instrument) position, minus what our working orders already close."""
+    def _close_positions(self, tag: str, now: int, which: Callable[[str], bool],
+                         amounts: dict[tuple[str, str], int] | None = None) -> int:
+        """One market order per open (strategy, instrument) position, minus what our working orders already close.
+
+        ``amounts``: close only these signed quantities (of the same sign as the position, at most it).
+        """
         core = self.core
         broker = core.broker
         covering: dict[tuple[str, str], int] = {}
@@ -393,7 +437,13 @@ class RiskController:
         for (sid, inst), pos in sorted(core.ledger.positions.items()):
             if not pos.quantity or not which(inst):
                 continue
-            left = pos.quantity + covering.get((sid, inst), 0)
+            target = pos.quantity
+            if amounts is not None:
+                want = amounts.get((sid, inst), 0)
+                if not want or (want > 0) != (target > 0):
+                    continue
+                target = want if abs(want) < abs(target) else target
+            left = target + covering.get((sid, inst), 0)
             if not left or (left > 0) != (pos.quantity > 0):
                 continue
             side = SignalAction.SELL if left > 0 else SignalAction.BUY
@@ -439,19 +489,3 @@ def _last_close(context: EngineCore, inst: str) -> float | None:
 
 
 __all__ = ["FLATTEN_TAG", "SQUARE_OFF_TAG", "RiskController"]
-
-
-@functools.lru_cache(maxsize=1)
-def _calendar():
-    from algocli.market.calendar import NseCalendar
-
-    return NseCalendar(on_warning=lambda _: None)  # the feed says which years are not covered
-
-
-def _special_shift(day) -> int:
-    """How far (ns) a special session's close on ``day`` is from the regular 15:30 close; 0 otherwise."""
-    session = _calendar().session(day, "EQ")
-    if session is None or not session.special:
-        return 0
-    close = session.windows[-1][1]
-    return (close.hour * 60 + close.minute) * MINUTE_NS - _REGULAR_CLOSE_NS

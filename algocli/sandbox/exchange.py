@@ -25,6 +25,10 @@ id given to the engine directly (no venue) lives in the unnamed venue ``""``.
 Order times follow the replay clock: an order is created and updated at the exchange
 time of the latest tick the engine has seen, the time its trades carry too. Before the
 first tick it is ``start_ns`` (the replay's first tick) when given, else the wall clock.
+
+The brokers' INTRADAY auto square-off runs on that clock too (``algocli.sandbox.squareoff``):
+the Dhan venue's INTRADAY positions are closed by the broker's own market orders at 15:20 IST,
+the Upstox venue's at 15:15 (equity) / 15:20 (F&O), at the first tick at or after the time.
 """
 
 from __future__ import annotations
@@ -33,9 +37,13 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from algocli.domain.models import Tick
+from algocli.sandbox.squareoff import AutoSquareOff, broker_rules
+
+if TYPE_CHECKING:
+    from algocli.market.products import ProductRules
 
 
 @dataclass
@@ -59,6 +67,7 @@ class SimOrder:
     modifications: int = 0
     seen_tick: bool = False
     venue: str = ""
+    placed_by: str = ""  # "broker": the broker's own order (the INTRADAY auto square-off), not the account's
 
     @property
     def is_open(self) -> bool:
@@ -128,10 +137,13 @@ class Exchange:
         clock: Exchange time in UTC ns; default the replay clock (see the module docstring).
         start_ns: The replay clock before the first tick (default the wall clock).
         freeze: Instrument → the most units one order may carry; instruments not named take any.
+        squareoff: Venue → the ``ProductRules`` whose times square its INTRADAY positions off;
+            default Dhan's for ``dhan`` and Upstox's for ``upstox`` (``{}``: never).
     """
 
     def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] | None = None,
-                 start_ns: int | None = None, freeze: Mapping[str, int] | None = None) -> None:
+                 start_ns: int | None = None, freeze: Mapping[str, int] | None = None,
+                 squareoff: Mapping[str, ProductRules] | None = None) -> None:
         self.opening_cash = opening_cash
         self.freeze = dict(freeze or {})
         self.last: dict[str, Tick] = {}
@@ -143,6 +155,7 @@ class Exchange:
         self._order_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._open: dict[str, list[SimOrder]] = {}  # instrument -> working orders
+        self.squareoff = AutoSquareOff(self, broker_rules() if squareoff is None else squareoff)
 
     def _replay_clock(self) -> int:
         if self._now_ns is not None:
@@ -200,6 +213,20 @@ class Exchange:
             order.status, order.reason = "REJECTED", problem
         else:
             self._open.setdefault(instrument, []).append(order)
+        self._emit(acct, "order", order)
+        return order
+
+    def place_internal(self, account_id: str, *, venue: str, instrument: str, side: str, quantity: int,
+                       product: str, reason: str) -> SimOrder:
+        """The broker's own MARKET order for an account (no client id, no checks, no faults): it works
+        from the next tick matched, the current one when placed from ``on_tick``."""
+        acct = self.account(account_id, venue)
+        now = self._clock()
+        order = SimOrder(f"{next(self._order_ids):012d}", account_id, None, instrument, side, int(quantity), "MARKET",
+                         0.0, product, "DAY", reason=reason, created_ns=now, updated_ns=now, venue=venue,
+                         placed_by="broker")
+        acct.orders[order.order_id] = order
+        self._open.setdefault(instrument, []).append(order)
         self._emit(acct, "order", order)
         return order
 
@@ -283,6 +310,7 @@ class Exchange:
         self.last[tick.instrument] = tick
         if self._now_ns is None or tick.ts > self._now_ns:
             self._now_ns = tick.ts
+        self.squareoff.on_tick(tick.instrument, tick.ts)  # the brokers' INTRADAY square-off, before matching
         working = self._open.get(tick.instrument)
         if not working:
             return
@@ -315,7 +343,7 @@ class Exchange:
         self._book(acct, trade)
         order.average_price = (order.average_price * order.filled_quantity + price * qty) / (order.filled_quantity + qty)
         order.filled_quantity += qty
-        self._close(order, "FILLED", "")
+        self._close(order, "FILLED", order.reason if order.placed_by else "")
         if not self.faults.early_fills:
             self._emit(acct, "trade", trade)
         if self.faults.duplicate_fills:

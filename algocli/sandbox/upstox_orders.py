@@ -204,10 +204,13 @@ class UpstoxOrders(OrderServer):
         return placed
 
     def key_of(self, order: SimOrder) -> str:
-        """The key ``order`` was placed with; the default spelling for orders placed on the engine directly."""
+        """The key ``order`` was placed with; for the broker's own order, its position's key; the default
+        spelling for other orders placed on the engine directly."""
         key = self.order_keys.get(order.order_id)
         if key is None and self._placing is not None and self._placing[0] == order.account:
             key = self.order_keys[order.order_id] = self._placing[1]
+        if key is None and order.placed_by:  # the broker's own order (auto square-off): the position's key
+            key = self.order_keys[order.order_id] = self.position_key(order.account, order.instrument)
         return key or default_key(order.instrument)
 
     def position_key(self, account: str, instrument: str) -> str:

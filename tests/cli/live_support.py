@@ -283,6 +283,8 @@ def check_against_broker(out_dir: Path, rest: BrokerRest) -> dict:
     * at most one broker order per client id of ours (the journal's ``client_id`` records);
     * every fill in fills.csv is a trade of one of our broker orders, by trade id, side,
       quantity and price, and every broker trade of our orders is in fills.csv exactly once;
+      a fill of an order tagged ``auto-squareoff`` is a trade of one of the broker's own orders
+      (no client id: its INTRADAY auto square-off) instead;
     * the broker's net position is the journal's baseline plus the sum of our fills;
     * no order is left UNKNOWN.
     """
@@ -301,7 +303,15 @@ def check_against_broker(out_dir: Path, rest: BrokerRest) -> dict:
 
     trades = [t for t in rest.trades() if t.order_id in broker_ids]
     by_fill_id = {f"T:{t.trade_id}": t for t in trades}
+    brokers_own = {o.order_id for o in book if not o.client_id}  # the broker's INTRADAY auto square-off
+    squared = {f"T:{t.trade_id}": t for t in rest.trades() if t.order_id in brokers_own}
+    auto = {o["order_id"] for o in orders if o["tag"] == "auto-squareoff"}
     for f in fills:
+        if f["order_id"] in auto:
+            trade = squared.get(f["fill_id"])
+            assert trade is not None, f"auto-squareoff fill {f['fill_id']} is not a trade of the broker's own orders"
+            assert (f["side"], int(f["quantity"]), float(f["price"])) == (trade.side, trade.quantity, trade.price)
+            continue
         trade = by_fill_id.get(f["fill_id"])
         assert trade is not None, f"fill {f['fill_id']} is not a trade of our orders in the broker's trade book"
         assert (f["side"], int(f["quantity"])) == (trade.side, trade.quantity), (f, trade)

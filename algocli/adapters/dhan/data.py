@@ -35,7 +35,7 @@ from algocli.adapters.dhan.parsing import (
 from algocli.adapters.dhan.websocket import DhanFeedSocket
 from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import candles_from_ticks, FeedStatus
-from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
+from algocli.data.reconnect import Backoff, ReplayPace, Watchdog, nse_session_start
 from algocli.domain.models import Tick
 from algocli.errors import BrokerError, ConfigError
 
@@ -68,6 +68,11 @@ class DhanDataFeed:
             and what arrives for that id carries the name; other instruments must be
             Dhan ids already.
 
+    Attributes:
+        in_order: True for a replay in exchange-time order (``algo sandbox``; the sandbox feed sets
+            it). Its watchdog then judges silence by the replay's clock, not the wall clock's market
+            hours (``algocli.data.reconnect.ReplayPace``).
+
     Raises:
         ConfigError: An unknown ``mode``, or ``instrument_ids`` with a malformed Dhan id or
             two names for one Dhan id.
@@ -96,6 +101,8 @@ class DhanDataFeed:
         self._silence_s = silence_s
         self._clock = clock
         self._session_start = session_start
+        self.in_order = False
+        self.replay = ReplayPace(clock)  # a replay's ticks (``in_order``), for its watchdog
         self._backoff = (backoff_base, backoff_cap, stable_s)
         self._rng = rng or random.Random()
         self._connect_timeout = connect_timeout
@@ -291,8 +298,17 @@ class DhanDataFeed:
             on_message=self._on_message, status=self.status, on_state=self._update_connected,
             on_fatal=self._on_fatal,
             backoff=Backoff(base, cap, stable_s=stable, rng=random.Random(self._rng.getrandbits(64))),
-            watchdog=Watchdog(self._silence_s, clock=self._clock, session_start=self._session_start),
+            watchdog=Watchdog(self._silence_s, clock=self._clock, session_start=self._silence_counts_from,
+                              tolerance=self._silence_tolerated),
             **self._socket_options)
+
+    def _silence_counts_from(self, now: float) -> float | None:
+        """The watchdog's ``session_start``: the replay's clock for a replay, else the market hours'."""
+        return self.replay.session_start(now) if self.in_order else self._session_start(now)
+
+    def _silence_tolerated(self) -> float:
+        """The watchdog's ``tolerance``: a replay's own pace (0 for a live feed)."""
+        return self.replay.tolerance() if self.in_order else 0.0
 
     def _on_message(self, msg: bytes, received_ns: int) -> ServerDisconnect | None:
         decoder = self._decoder
@@ -306,6 +322,8 @@ class DhanDataFeed:
         for item in items:
             if item.__class__ is Tick:
                 status.ticks += 1
+                if self.in_order:
+                    self.replay.tick(item.ts)
                 status.last_tick_monotonic = received_ns / 1e9
                 for callback in self._tick_callbacks:
                     try:

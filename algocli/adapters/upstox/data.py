@@ -31,7 +31,7 @@ from algocli.adapters.upstox.websocket import MODE_LIMITS, FeedConnection, build
 from algocli.adapters.upstox.settings import UpstoxSettings
 from algocli.adapters.upstox.plugins import UpstoxFeedConfig  # the data: model lives with the feed plugins
 from algocli.data.feed import candles_from_ticks, FeedAuthError, FeedStatus
-from algocli.data.reconnect import Backoff, Watchdog, nse_session_start
+from algocli.data.reconnect import Backoff, ReplayPace, Watchdog, nse_session_start
 from algocli.domain.models import Tick
 from algocli.errors import ConfigError
 
@@ -50,6 +50,11 @@ class UpstoxDataFeed:
         session_start: ``now`` → epoch seconds when today's session opened, or None while
             closed. Consulted only for segments whose status Upstox has not reported in
             ``market_info``; defaults to the NSE equity session (09:15-15:30 IST).
+
+    Attributes:
+        in_order: True for a replay in exchange-time order (``algo sandbox``; the sandbox feed sets
+            it). Its watchdog then judges silence by the replay's clock, not the market status or
+            the wall clock's hours (``algocli.data.reconnect.ReplayPace``).
     """
 
     Config = UpstoxFeedConfig
@@ -65,6 +70,8 @@ class UpstoxDataFeed:
         self._clock = clock
         self._session_start = session_start
         self._status_at = 0.0  # clock() when market_info last arrived
+        self.in_order = False
+        self.replay = ReplayPace(clock)  # a replay's ticks (``in_order``), for its watchdog
         self._keys: dict[str, str] = {}  # our id → instrument key, in subscription order
         self._decoder = FrameDecoder({v: k for k, v in self.config.instrument_keys.items()})
         self._tick_callbacks: list[Callable[[Tick], None]] = []
@@ -87,7 +94,8 @@ class UpstoxDataFeed:
         cfg = self.config
         self._conn = FeedConnection(
             status=self.status, on_open=self._on_open, on_frame=self._on_frame,
-            watchdog=Watchdog(cfg.stall_timeout, clock=self._clock, session_start=self.session_start),
+            watchdog=Watchdog(cfg.stall_timeout, clock=self._clock, session_start=self.session_start,
+                              tolerance=lambda: self.replay.tolerance() if self.in_order else 0.0),
             settings_factory=self._settings_factory,
             backoff=Backoff(cfg.backoff_initial, cfg.backoff_max), heartbeat=cfg.heartbeat)
         self._task = asyncio.create_task(self._conn.run(), name="upstox-feed")
@@ -211,6 +219,8 @@ class UpstoxDataFeed:
         segments = {key.partition("|")[0] for key in self._keys.values()}
         if not segments:
             return None
+        if self.in_order:  # a replay: its own clock, whatever the market status says
+            return self.replay.session_start(now)
         known = [self.market_status.get(s) for s in segments]
         if _OPEN in known:
             return self._status_at
@@ -256,6 +266,8 @@ class UpstoxDataFeed:
                 continue  # the snapshot after a reconnect repeats the last trade already delivered
             self._last[tick.instrument] = ident
             self.status.ticks += 1
+            if self.in_order:
+                self.replay.tick(tick.ts)
             for callback in self._tick_callbacks:
                 try:
                     callback(tick)
