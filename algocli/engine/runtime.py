@@ -310,7 +310,8 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
 
     attach_broker_chains(engine, cfg.data.feed, plugins.feed_cfg, mode.value, out_dir)
     if cfg.risk is not None:
-        _attach_risk(engine, cfg.risk, risk_state_path(cfg, base, mode), fresh)
+        _attach_risk(engine, cfg.risk, risk_state_path(cfg, base, mode), fresh,
+                     mode.halt_command(run.config_path, output, clear=True))
     feed = live_feed(plugins, run.instrument_ids)
     engine.feed_in_order(bool(getattr(feed, "in_order", False)))  # a replay's ticks need no grace
     return Session(run, mode, engine, feed, broker, out_dir, output)
@@ -399,11 +400,11 @@ def risk_state_path(cfg, base_dir: Path, mode: RunMode) -> Path:
     return state_path_for(configured, folder)
 
 
-def _attach_risk(engine, risk_cfg, state_path: Path, fresh: bool) -> None:
+def _attach_risk(engine, risk_cfg, state_path: Path, fresh: bool, clear_command: str) -> None:
     """Put the run's risk controller on the engine's order path; ``fresh`` starts its day anew."""
     from algocli.risk import attach_risk
 
-    risk = attach_risk(engine.core, risk_cfg, state_path=state_path)
+    risk = attach_risk(engine.core, risk_cfg, state_path=state_path, clear_command=clear_command)
     if fresh:
         risk.reset_day()
 

@@ -27,12 +27,15 @@ def engine_clock(core: EngineCore):
     return now
 
 
-def attach_risk(core: EngineCore, config: RiskConfig, *, state_path: Path | None) -> RiskController:
+def attach_risk(core: EngineCore, config: RiskConfig, *, state_path: Path | None,
+                clear_command: str = "algo halt CONFIG --clear") -> RiskController:
     """Build a controller for ``config`` on ``core``'s clock and put it on ``core``'s order path.
 
-    Call it before the engine starts. ``state_path`` None (backtests) keeps the state in memory.
+    Call it before the engine starts. ``state_path`` None (backtests) keeps the state in memory;
+    ``clear_command`` is the ``algo halt ... --clear`` its notes name (the run's own).
     """
-    return RiskController(config, state_path=state_path, clock_ns=engine_clock(core)).attach(core)
+    return RiskController(config, state_path=state_path, clock_ns=engine_clock(core),
+                          clear_command=clear_command).attach(core)
 
 
 __all__ = ["ACTIVE", "FLATTEN_TAG", "HALTED", "SQUARE_OFF_TAG", "RiskConfig", "RiskController", "RiskState",

@@ -75,7 +75,7 @@ class RiskController:
     """
 
     def __init__(self, config: RiskConfig, *, state_path: Path | None,
-                 clock_ns: Callable[[], int | None]) -> None:
+                 clock_ns: Callable[[], int | None], clear_command: str = "algo halt CONFIG --clear") -> None:
         self.config = config
         self.state_path = Path(state_path) if state_path is not None else None
         self._clock_ns = clock_ns
@@ -103,7 +103,7 @@ class RiskController:
                 if loaded.halted:
                     self._actions_due = True
                     self.events.append(f"still HALTED from before the restart: {loaded.reason}; "
-                                       "`algo halt CONFIG --clear` resumes trading")
+                                       f"`{clear_command}` resumes trading")
 
     # --- wiring --------------------------------------------------------------------------
 

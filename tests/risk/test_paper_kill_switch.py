@@ -139,6 +139,7 @@ def test_a_paper_run_started_while_halted_stays_halted(setup):
             code = paper.interrupt(timeout=30)
     assert code == 0, paper.err
     assert "still HALTED from before the restart: manual stop" in paper.err
+    assert f"`algo halt {cfg} --clear` resumes trading" in " ".join(paper.err.split())  # this run's own command
     rows = read_csv(out / "orders.csv")
     assert len(rows) > 300
     assert {(r["status"], r["reason"]) for r in rows} == {("REJECTED", FIRST_REFUSED)}
