@@ -20,7 +20,7 @@ from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
 from algocli.domain.session import ist_date
-from algocli.market.products import INTRADAY_PRODUCTS, ProductRules
+from algocli.market.products import AUTO_SQUAREOFF_TAG, INTRADAY_PRODUCTS, ProductRules
 from algocli.market.ticks import round_to_tick
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _HOLD = SignalAction.HOLD
 _IST_NS = 19_800_000_000_000
 _DAY_NS = 86_400 * 10**9
 #: Tags of the orders the broker places itself (``orders.csv`` marks those exits).
-SQUAREOFF_TAG = "auto-squareoff"
+SQUAREOFF_TAG = AUTO_SQUAREOFF_TAG
 EXPIRY_TAG = "expiry"
 
 

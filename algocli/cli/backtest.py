@@ -52,13 +52,10 @@ def backtest_command(
 
 def _inputs(out_dir: Path) -> tuple | None:
     """What the run in ``out_dir`` was made of (its run.json's config hash and data files), or None."""
-    import json
+    from algocli.persistence.artifacts import read_run_json
 
-    try:
-        written = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-        return written.get("config_hash"), written.get("data_files")
-    except (OSError, ValueError, AttributeError):
-        return None
+    written = read_run_json(out_dir)
+    return (written.get("config_hash"), written.get("data_files")) if written else None
 
 
 # A run shorter than this shows no progress bar: drawing one (a refresh thread, rich.progress)

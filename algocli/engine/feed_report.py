@@ -11,10 +11,9 @@ import numpy as np
 
 from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import IST_OFFSET_NS
+from algocli.domain.session import DAY_NS, MINUTE_NS
 
 __all__ = ["feed_notes"]
-
-_MINUTE_NS = 60 * 10**9
 
 
 def feed_notes(status, bars: dict, interval_minutes: int) -> list[str]:
@@ -31,7 +30,7 @@ def feed_notes(status, bars: dict, interval_minutes: int) -> list[str]:
     if faults:
         notes.append(f"feed {status.name}: {', '.join(faults)}")
     if interval_minutes < 375:  # daily candles have no intraday gaps to count
-        missing, first = _missing(bars, interval_minutes * _MINUTE_NS)
+        missing, first = _missing(bars, interval_minutes * MINUTE_NS)
         if missing:
             notes.append(f"{missing} {interval_minutes}-minute candle(s) missing between candles of the same day "
                          f"(no tick arrived for them; first: {first})")
@@ -45,7 +44,7 @@ def _missing(bars: dict, step: int) -> tuple[int, str]:
         ts = np.asarray(b.ts, dtype=np.int64)
         if len(ts) < 2:
             continue
-        days = (ts + IST_OFFSET_NS) // (86_400 * 10**9)  # IST dates: a night is no gap
+        days = (ts + IST_OFFSET_NS) // DAY_NS  # IST dates: a night is no gap
         gaps = np.flatnonzero((np.diff(ts) > step) & (days[1:] == days[:-1]))
         if not len(gaps):
             continue

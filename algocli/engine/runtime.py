@@ -332,14 +332,7 @@ def _refuse_foreign_journal(journal: Path) -> None:
             (before dry runs had their own folder) wrote it; replaying it would make its
             simulated positions the live run's.
     """
-    from algocli.persistence.journal import read_journal
-
-    has_records = False
-    for rec in read_journal(journal):
-        if rec.get("k") == "run":
-            return
-        has_records = True
-    if has_records:
+    if _journal_writer(journal) is RunMode.PAPER:
         raise ConfigError(f"{journal}: this journal was not written by a live run (it has no run key: `algo paper` "
                           "or a dry run wrote it); move it away, or pass --fresh to set it aside and start anew")
 
@@ -350,20 +343,29 @@ def folder_mode(out_dir: Path) -> RunMode | None:
     Paper and live runs of one run definition share its folder (a dry run has its own). A live
     run's journal carries its ``run`` record (the run key), and each run's ``run.json`` names its mode.
     """
+    from algocli.persistence.artifacts import read_run_json
+
+    writer = _journal_writer(out_dir / "journal.jsonl")
+    if writer is not None:
+        return writer
+    written = read_run_json(out_dir).get("mode")
+    if written == RunMode.LIVE.value:
+        return RunMode.LIVE  # its journal set aside by `algo live --fresh`
+    return RunMode.PAPER if written == RunMode.PAPER.value else None
+
+
+def _journal_writer(journal: Path) -> RunMode | None:
+    """``LIVE`` for a journal with a live run's ``run`` record (its run key), ``PAPER`` for one with
+    records but no run key (a paper run, or a dry run from before dry runs had their own folder),
+    None for no journal or an empty one."""
     from algocli.persistence.journal import read_journal
 
     has_records = False
-    for rec in read_journal(out_dir / "journal.jsonl"):
+    for rec in read_journal(journal):
         if rec.get("k") == "run":
             return RunMode.LIVE
         has_records = True
-    try:
-        written = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("mode")
-    except (OSError, ValueError, AttributeError):
-        written = None  # no run.json, or not ours
-    if written == RunMode.LIVE.value:
-        return RunMode.LIVE  # its journal set aside by `algo live --fresh`
-    return RunMode.PAPER if has_records or written == RunMode.PAPER.value else None
+    return RunMode.PAPER if has_records else None
 
 
 def _refuse_live_folder(out_dir: Path) -> None:

@@ -36,7 +36,7 @@ from algocli.errors import ConfigError
 if TYPE_CHECKING:
     from algocli.domain.instrument import Instrument
 
-__all__ = ["GROUPS", "INTRADAY_PRODUCTS", "MARGIN_KINDS", "ProductRules", "expiry_bar", "segment_group",
+__all__ = ["AUTO_SQUAREOFF_TAG", "GROUPS", "INTRADAY_PRODUCTS", "MARGIN_KINDS", "ProductRules", "expiry_bar", "segment_group",
            "squareoff_bars"]
 
 DATA = Path(__file__).with_name("data")
@@ -47,6 +47,8 @@ MARGIN_KINDS = ("equity_intraday", "equity_delivery", "futures", "options_short"
 #: Products the broker squares off the same day (Dhan ``INTRADAY``, Upstox ``I``; ``MIS``/``CO``/``BO``
 #: are the same product under other brokers' names).
 INTRADAY_PRODUCTS = frozenset({"INTRADAY", "MIS", "I", "CO", "BO"})
+#: The tag of the orders a broker's INTRADAY square-off closes positions with (simulated and real).
+AUTO_SQUAREOFF_TAG = "auto-squareoff"
 _IST_NS = 19_800_000_000_000
 _DAY_NS = 86_400 * 10**9
 _MINUTE_NS = 60 * 10**9

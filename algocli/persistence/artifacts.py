@@ -385,6 +385,16 @@ _VERSIONED = {"algocli": "algocli", "numpy": "numpy", "pandas": "pandas", "ta-li
               "pydantic": "pydantic", "typer": "typer", "rich": "rich"}
 
 
+def read_run_json(folder: Path) -> dict:
+    """The ``run.json`` a run wrote in ``folder`` (its mode, config hash, data files...), or ``{}``
+    when there is none or it is not one of ours."""
+    try:
+        written = json.loads((Path(folder) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return written if isinstance(written, dict) else {}
+
+
 def package_versions() -> dict[str, str | None]:
     """The versions of the packages a run depends on, for ``run.json``.
 

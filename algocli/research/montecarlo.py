@@ -232,12 +232,9 @@ def _initial_capital(folder: Path, fallback: float) -> float:
 
 
 def _mode(folder: Path) -> str:
-    import json
+    from algocli.persistence.artifacts import read_run_json
 
-    try:
-        return str(json.loads((folder / "run.json").read_text(encoding="utf-8")).get("mode", "backtest"))
-    except (OSError, ValueError, AttributeError):
-        return "backtest"
+    return str(read_run_json(folder).get("mode", "backtest"))
 
 
 # --------------------------------------------------------------------------- block length

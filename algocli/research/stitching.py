@@ -23,7 +23,6 @@ class Piece:
 
     ts: np.ndarray
     equity: np.ndarray
-    benchmark: np.ndarray
     trades: dict[str, np.ndarray]
     commissions: float
     charges: dict[str, float]
@@ -33,17 +32,15 @@ class Piece:
         """The piece of a finished OOS backtest (``RunResult``)."""
         from algocli.persistence.artifacts import charge_totals
 
-        return cls(np.asarray(result.ts, dtype=np.int64), np.asarray(result.equity, dtype=float),
-                   np.asarray(result.benchmark, dtype=float), result.trade_columns,
+        return cls(np.asarray(result.ts, dtype=np.int64), np.asarray(result.equity, dtype=float), result.trade_columns,
                    float(result.metrics["commissions"]), charge_totals(result.fills))
 
     @classmethod
     def in_cash(cls, ts: np.ndarray, capital: float, charge_names: list[str]) -> Piece:
-        """A window spent in cash: flat equity and buy & hold, no trade."""
+        """A window spent in cash: flat equity, no trade."""
         from algocli.analytics.result import empty_trade_columns
 
-        flat = np.full(len(ts), float(capital))
-        return cls(np.asarray(ts, dtype=np.int64), flat, flat.copy(), empty_trade_columns(), 0.0,
+        return cls(np.asarray(ts, dtype=np.int64), np.full(len(ts), float(capital)), empty_trade_columns(), 0.0,
                    dict.fromkeys(charge_names, 0.0))
 
 
@@ -59,26 +56,24 @@ class Stitched:
     stats: dict  # results.csv's statistics, raw values (``compute_metrics`` + charges)
 
 
-def stitch(pieces: list[Piece], initial_capital: float, benchmark: np.ndarray | None = None) -> Stitched:
+def stitch(pieces: list[Piece], initial_capital: float, benchmark: np.ndarray) -> Stitched:
     """Compound the pieces into one curve and compute its statistics (module docstring).
 
     Args:
         pieces: The OOS windows in time order.
         initial_capital: The run definition's starting cash.
-        benchmark: Buy & hold over the stitched bars (``buy_and_hold``). None: the pieces' own,
-            chained, which leaves out each window's first bar's move (a window's buy & hold
-            starts flat on it).
+        benchmark: Buy & hold over the stitched bars (``buy_and_hold``): one holding, not the
+            windows' own chained, which would leave out each window's first bar's move.
     """
     from algocli.analytics.stats import compute_metrics
 
-    equity, bench, trades, factors = [], [], [], []
-    offset, end_eq, end_bh = 0, None, None
+    equity, trades, factors = [], [], []
+    offset, end_eq = 0, None
     for piece in pieces:
         k = 1.0 if end_eq is None else end_eq / piece.equity[0]
         # growth times the previous end, so each window starts exactly where the last one ended
         equity.append(piece.equity if end_eq is None else piece.equity / piece.equity[0] * end_eq)
-        bench.append(piece.benchmark if end_bh is None else piece.benchmark / piece.benchmark[0] * end_bh)
-        end_eq, end_bh = equity[-1][-1], bench[-1][-1]
+        end_eq = equity[-1][-1]
         cols = dict(piece.trades)
         for name in ("entry_bar", "exit_bar"):
             cols[name] = np.asarray(cols[name], dtype=np.int64) + offset
@@ -88,7 +83,7 @@ def stitch(pieces: list[Piece], initial_capital: float, benchmark: np.ndarray | 
         factors.append(k)
         offset += len(piece.ts)
     ts = np.concatenate([p.ts for p in pieces])
-    eq, bh = np.concatenate(equity), np.concatenate(bench) if benchmark is None else benchmark
+    eq, bh = np.concatenate(equity), np.asarray(benchmark, dtype=float)
     merged = {name: np.concatenate([t[name] for t in trades]) for name in trades[0]}
     with np.errstate(divide="ignore", invalid="ignore"):
         market = np.log(bh[1:] / bh[:-1])

@@ -29,17 +29,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from algocli.domain.models import Fill, IST_OFFSET_NS, OrderSide, OrderType, Signal, SignalAction
-from algocli.market.products import INTRADAY_PRODUCTS, ProductRules
+from algocli.domain.session import DAY_NS, MINUTE_NS
+from algocli.market.products import AUTO_SQUAREOFF_TAG, INTRADAY_PRODUCTS, ProductRules
 
 if TYPE_CHECKING:
     from algocli.broker.protocol import BrokerOrder, BrokerTrade
     from algocli.engine.live import LiveRouter
 
-__all__ = ["AUTO_SQUAREOFF_TAG", "BrokerSquareOffs"]
-
-AUTO_SQUAREOFF_TAG = "auto-squareoff"  # ``algocli.broker.simulated.SQUAREOFF_TAG``
-DAY_NS = 86_400 * 10**9
-MINUTE_NS = 60 * 10**9
+__all__ = ["BrokerSquareOffs"]
 
 
 class BrokerSquareOffs:

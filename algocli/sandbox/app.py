@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from algocli.data.csv_feed import infer_interval_minutes, load_csv
+from algocli.data.csv_feed import file_stem, infer_interval_minutes, load_csv
 from algocli.data.history import Bars
 from algocli.errors import DataError, UsageError
 from algocli.instruments.model import Instrument
@@ -197,14 +197,14 @@ def _data_file(data_dir: Path, instrument: str) -> tuple[str, Path]:
     Raises:
         ConfigError: A name the list does not hold (with its near miss).
     """
-    own = data_dir / f"{instrument.replace(':', '_')}.csv"
-    listed, _ = load_instruments(data_dir)
-    if own.is_file() or not listed:
+    own = data_dir / f"{file_stem(instrument)}.csv"
+    listed = [] if own.is_file() else load_instruments(data_dir)[0]
+    if not listed:
         return instrument, own
     from algocli.instruments.master import InstrumentMaster
 
     inst = InstrumentMaster(listed, source=str(data_dir / INSTRUMENTS_FILE)).resolve(instrument, field="--instrument")
-    files = [(ident, data_dir / f"{ident.replace(':', '_')}.csv") for ident in inst.ids() if ident != inst.hrn]
+    files = [(ident, data_dir / f"{file_stem(ident)}.csv") for ident in inst.ids() if ident != inst.hrn]
     return next(((i, p) for i, p in files if p.is_file()), files[0] if files else (instrument, own))
 
 

@@ -36,18 +36,16 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from algocli.domain.models import IST_OFFSET_NS
-from algocli.domain.session import ist_midnight_ns
+from algocli.domain.session import DAY_NS, MINUTE_NS, ist_date, ist_midnight_ns
 from algocli.market.products import INTRADAY_PRODUCTS, ProductRules
 
 if TYPE_CHECKING:
     from algocli.sandbox.exchange import Exchange, SimOrder
 
-__all__ = ["AUTO_SQUAREOFF_REASON", "AutoSquareOff", "BROKER_VENUES", "segment_group"]
+__all__ = ["AUTO_SQUAREOFF_REASON", "AutoSquareOff", "BROKER_VENUES", "group_of_id"]
 
 _log = logging.getLogger(__name__)
 
-DAY_NS = 86_400 * 10**9
-MINUTE_NS = 60 * 10**9
 BROKER_VENUES = ("dhan", "upstox")  # the order servers' venues (``OrderServer.VENUE``), named after their broker
 AUTO_SQUAREOFF_REASON = "auto square-off of INTRADAY positions by the broker"
 
@@ -58,8 +56,9 @@ _GROUPS = {"NSE_EQ": "equity", "BSE_EQ": "equity",
            "MCX_COMM": "commodity", "MCX_FO": "commodity", "NSE_COM": "commodity"}
 
 
-def segment_group(instrument: str) -> str | None:
-    """``NSE_EQ:2885`` → ``equity``: the square-off group of a sandbox instrument (None: an index)."""
+def group_of_id(instrument: str) -> str | None:
+    """``NSE_EQ:2885`` → ``equity``: the square-off group of a sandbox instrument id (None: an index),
+    read from its segment as ``market.products.segment_group`` reads an ``Instrument``'s metadata."""
     return _GROUPS.get(instrument.partition(":")[0].partition("|")[0])
 
 
@@ -106,8 +105,8 @@ class AutoSquareOff:
         The first tick of an instrument schedules today's time if it is still ahead, else the
         next session's: nothing can be held before the first price.
         """
-        group = segment_group(instrument)
-        today = date.fromordinal(date(1970, 1, 1).toordinal() + (ts + IST_OFFSET_NS) // DAY_NS)
+        group = group_of_id(instrument)
+        today = ist_date(ts)
         dues = []
         for venue, rules in self.rules.items():
             minute = rules.squareoff.get(group) if group is not None else None

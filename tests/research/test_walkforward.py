@@ -199,7 +199,7 @@ def _piece(ts, equity, trades=()):
     if trades:
         cols = {k: np.array([t.get(k, 0) for t in trades], dtype=v.dtype) for k, v in cols.items()}
     day = 86_400 * 10**9
-    return Piece(np.array(ts) * day, np.array(equity, dtype=float), np.array(equity, dtype=float), cols,
+    return Piece(np.array(ts) * day, np.array(equity, dtype=float), cols,
                  sum(t.get("commission", 0) for t in trades), {"charges_total": sum(t.get("commission", 0)
                                                                                     for t in trades)})
 
@@ -209,7 +209,7 @@ def test_stitching_compounds_returns_and_is_continuous():
     b = _piece([6, 7, 8], [100.0, 90.0, 99.0],
                [{"entry_bar": 0, "exit_bar": 2, "pnl": -1.0, "return_pct": -0.01, "commission": 2.0,
                  "duration": 2 * 86_400 * 10**9}])
-    st = stitch([a, b], 100.0)
+    st = stitch([a, b], 100.0, np.full(6, 100.0))
     assert st.equity.tolist() == pytest.approx([100, 110, 110, 110, 99, 108.9])
     assert st.equity[3] == st.equity[2]  # window 2 starts where window 1 ended
     assert st.window.tolist() == [1, 1, 1, 2, 2, 2] and st.factors == pytest.approx([1.0, 1.1])

@@ -14,7 +14,7 @@ from algocli.sandbox.app import build_app
 from algocli.sandbox.dhan_orders import DHAN_ORDERS_KEY
 from algocli.sandbox.exchange import Exchange
 from algocli.sandbox.hub import TickHub
-from algocli.sandbox.squareoff import AUTO_SQUAREOFF_REASON, segment_group
+from algocli.sandbox.squareoff import AUTO_SQUAREOFF_REASON, group_of_id
 from algocli.sandbox.upstox_orders import UPSTOX_ORDERS
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -38,7 +38,7 @@ def buy(ex, account: str, venue: str, qty: int = 10, product: str = "INTRADAY", 
 
 
 def test_segments_map_to_square_off_groups():
-    assert [segment_group(i) for i in (EQ, "BSE_EQ:500325", FUT, "NSE_FO|35001", "NSE_CURRENCY:1", "MCX_COMM:2",
+    assert [group_of_id(i) for i in (EQ, "BSE_EQ:500325", FUT, "NSE_FO|35001", "NSE_CURRENCY:1", "MCX_COMM:2",
                                        "IDX_I:13")] == ["equity", "equity", "fno", "fno", "currency", "commodity",
                                                         None]
 
