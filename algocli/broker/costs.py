@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
+
+from algocli.domain.strict import NumbersModel
 
 if TYPE_CHECKING:
     from algocli.domain.models import Instrument
@@ -100,7 +102,7 @@ def replay_charges(model: CostModel, fills: Iterable[CostContext]) -> None:
         breakdown(ctx)
 
 
-class AccountConfig(BaseModel):
+class AccountConfig(NumbersModel):
     """The ``broker:`` keys every broker takes, simulated or real: products and charges.
 
     ``commission_rate`` is a flat fraction of traded value (for non-Indian data and the

@@ -18,10 +18,12 @@ at the limit when the bar trades through it, or at the open when the bar gaps pa
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from algocli.domain.strict import NumbersModel
 
 
-class FillModelConfig(BaseModel):
+class FillModelConfig(NumbersModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

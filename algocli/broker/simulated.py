@@ -19,7 +19,7 @@ from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
 from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
-from algocli.domain.session import ist_date
+from algocli.domain.session import decision_lag_ns, ist_date
 from algocli.market.products import AUTO_SQUAREOFF_TAG, INTRADAY_PRODUCTS, ProductRules
 from algocli.market.ticks import round_to_tick
 
@@ -230,11 +230,16 @@ class SimulatedBroker:
         adds = (held >= 0) if buy else (held <= 0)
         if minute is None or not (adds or order.quantity > abs(held)):
             return ""
-        if (ts + _IST_NS) % _DAY_NS >= minute * 60 * 10**9:
+        if (ts + self._bar_ns(inst) + _IST_NS) % _DAY_NS >= minute * 60 * 10**9:
             return (f"{product} order that opens a position in {model.hrn} after the {minute // 60:02d}:{minute % 60:02d} "
                     f"IST square-off ({self.rules.broker}); the broker takes only orders that reduce one until the "
                     "next session; use product CNC/MARGIN to carry a position, or trade before it")
         return ""
+
+    def _bar_ns(self, instrument: str) -> int:
+        """``decision_lag_ns`` of the instrument's candles: its orders were decided at their close."""
+        h = self.histories.get(instrument)
+        return decision_lag_ns(h.interval if h is not None else None)
 
     def _market_price(self, order: Order, o: float, hi: float, lo: float, c: float, ts: int) -> float:
         """The fill model's price for a market order, on the tick against the trader if it moved off it."""

@@ -8,14 +8,15 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import console, err_console, escape
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("backtest")
 def backtest_command(
     config: Annotated[Path, typer.Argument(help="Run definition, e.g. configs/sma.yaml.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact folder (overrides output.dir).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", parser=folder, help="Artifact folder (overrides output.dir).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -27,7 +28,8 @@ def backtest_command(
     started = time.perf_counter()
     cfg = load_run_config(config)
     out_dir = check_output_dir(cfg.output_dir(output))  # before any work: a bad folder fails now, not at the end
-    assembled = assemble_backtest(cfg, str(config), warn=lambda m: err_console.print(f"[yellow]warning:[/] {m}"))
+    assembled = assemble_backtest(cfg, str(config), warn=lambda m: err_console.print(f"[yellow]warning:[/] {escape(m)}",
+                                                                                          highlight=False, soft_wrap=True))
     bt = assembled.backtest
     result = _run_with_progress(bt, quiet)
     from algocli.cli.tables import summary
@@ -44,10 +46,10 @@ def backtest_command(
     paths = write_run_artifacts(result, out_dir, description, report=report,
                                 elapsed_s=time.perf_counter() - started)
     console.print(summary(result, RunMode.BACKTEST))
-    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+    console.print(f"artifacts: [bold]{escape(shown(out_dir))}[/] ({', '.join(p.name for p in paths)})")
     if before is not None and before != _inputs(out_dir) and (out_dir / "montecarlo").is_dir():
-        console.print(f"[cyan]note:[/] {shown(out_dir / 'montecarlo')} resampled the earlier run in this folder; "
-                      f"`algo montecarlo {shown(out_dir)}` resamples this one", highlight=False)
+        console.print(f"[cyan]note:[/] {escape(shown(out_dir / 'montecarlo'))} resampled the earlier run in this folder; "
+                      f"`algo montecarlo {escape(shown(out_dir))}` resamples this one", highlight=False)
 
 
 def _inputs(out_dir: Path) -> tuple | None:

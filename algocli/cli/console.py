@@ -6,6 +6,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape  # text we did not write (paths, messages) printed with markup on
 
 console = Console(emoji=False)  # no :emoji: codes in our text; saves importing their table
 err_console = Console(stderr=True, emoji=False)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from algocli.cli.tables import format_value
 from algocli.domain.candle import ns_to_ist
+from algocli.domain.models import OrderSide
 from algocli.domain.modes import RunMode
 
 
@@ -240,19 +241,24 @@ def _pnl_table(engine) -> Table:
         t.add_column(col, justify="left" if col == "strategy" else "right")
     ledger = engine.core.ledger
     for slot in engine.core.slots:
-        realised = unrealised = 0.0
+        # total: the strategy's cash flows (charges included) and what it holds at the last price, so
+        # the rows add up to the equity change; unrealised is the rest of realised: the open
+        # positions' moves less the charges of the fills that opened them
+        mine = [f for f in engine.broker.fills if f.strategy_id == slot.id]
+        total = -sum((f.quantity if f.side is OrderSide.BUY else -f.quantity) * f.price + f.commission for f in mine)
+        realised = 0.0
         for (sid, inst), pos in ledger.positions.items():
             if sid != slot.id:
                 continue
             realised += pos.realized_pnl
             last = _last_price(engine, inst)
-            if pos.quantity and last is not None:
-                unrealised += pos.quantity * (last - pos.average_price)
+            if pos.quantity:
+                total += pos.quantity * (last if last is not None else pos.average_price)
         orders = sum(1 for o in engine.broker.orders if o.strategy_id == slot.id)
-        fills = sum(1 for f in engine.broker.fills if f.strategy_id == slot.id)
         name = Text.assemble(slot.id, (" (halted)", "red")) if slot.id in getattr(engine, "halted", ()) else slot.id
-        t.add_row(name, format_value(realised), format_value(unrealised), format_value(realised + unrealised),
-                  str(orders), str(fills))
+        unrealised = round(total - realised, 6) + 0.0  # flat: 0 (not -0), not a difference's residue
+        t.add_row(name, format_value(realised), format_value(unrealised), format_value(total),
+                  str(orders), str(len(mine)))
     return t
 
 

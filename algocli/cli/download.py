@@ -29,8 +29,9 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import console, err_console, escape
 from algocli.cli.main import app
+from algocli.cli.params import folder
 from algocli.errors import AlgoError, UsageError
 
 _OUT_FIX = "pass another --out"
@@ -177,7 +178,7 @@ def download_command(
                                                  show_default=False)] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last IST date, YYYY-MM-DD (default today).",
                                             show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder of the CSV files (default data/<interval>).",
+    out: Annotated[Path | None, typer.Option("--out", parser=folder, help="Folder of the CSV files (default data/<interval>).",
                                              show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table: only the summary "
                                         "line (and errors on stderr).")] = False,
@@ -234,7 +235,7 @@ def download_command(
     refused = str(result.aborted) if result.aborted is not None else None
     for f in result.files:
         if not f.ok and f.error != refused and not f.error.startswith("not tried"):  # the token: said once below
-            err_console.print(f"[bold red]error:[/] {f.name}: {f.error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(f.name)}: {escape(f.error)}", highlight=False, soft_wrap=True)
     if not quiet:
         console.print(_table(result))
         for f in result.files:  # gaps and holidays in words, below the table where long lines do not squeeze it
@@ -271,7 +272,7 @@ def _download_options(names: list[str], source: str, interval: str, first: date,
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if result.error:
-        err_console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
     console.print(result.summary_line(), markup=False, highlight=False, soft_wrap=True)
     if result.error:
         raise typer.Exit(1)
@@ -323,7 +324,7 @@ def _table(result):
         first, last = (ist_strings([f.first_ns, f.last_ns]).tolist() if f.first_ns is not None else ["-", "-"])
         first, last = (t[:10] if daily else t[:16].replace("T", " ") for t in (first, last))
         if not f.ok:
-            notes = f"[red]failed:[/] {f.error}"
+            notes = f"[red]failed:[/] {escape(f.error)}"
         else:
             q = f.quality
             parts = []

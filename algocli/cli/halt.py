@@ -10,6 +10,7 @@ import typer
 
 from algocli.cli.console import console
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("halt")
@@ -18,7 +19,7 @@ def halt_command(
     clear: Annotated[bool, typer.Option("--clear", help="Lift the halt so the run trades again.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; shown in orders.csv for every refused order.")
                       ] = "halted by the operator",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="The run's output folder, if the run "
+    output: Annotated[Path | None, typer.Option("--output", "-o", parser=folder, help="The run's output folder, if the run "
                                                 "(`algo paper`, `algo live --dry-run` or `algo live`) was "
                                                 "given --output.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Halt the `algo live --dry-run` run of CONFIG "

@@ -15,6 +15,7 @@ import typer
 
 from algocli.cli.console import console
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("live")
@@ -23,7 +24,7 @@ def live_command(
     yes: Annotated[bool, typer.Option("--yes", help="Send orders without asking for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run everything, but fill orders with the "
                                           "simulated broker (journal and artifacts in <output>/dry-run/).")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact and journal folder.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", parser=folder, help="Artifact and journal folder.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Set the old journal aside and start a new run.")] = False,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop by itself after this many seconds.")] = None,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Live Rich dashboard.")] = True,

@@ -222,7 +222,7 @@ def _configure_logging(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status: 0 ok, 1 failure, 2 usage or config error, 130 interrupted."""
-    from algocli.cli.console import err_console
+    from algocli.cli.console import err_console, escape
 
     _tune_allocator()
     _skip_pydantic_plugins()
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except AlgoError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
             highlight=False, soft_wrap=True)
         return 1
     finally:

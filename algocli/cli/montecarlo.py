@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console
+from algocli.cli.console import console, escape
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("montecarlo")
@@ -28,7 +29,7 @@ def montecarlo_command(
                     ] = None,
     ruin: Annotated[float, typer.Option("--ruin", help="Loss below the starting equity that counts as "
                                         "ruin, as a fraction.")] = 0.3,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default RUN/montecarlo).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", parser=folder, help="Output folder (default RUN/montecarlo).")] = None,
 ) -> None:
     """Resample RUN's trade or bar returns; report return, drawdown, Sharpe and ruin odds.
 
@@ -36,21 +37,23 @@ def montecarlo_command(
     """
     from algocli.persistence.output import check_output_dir, shown
     from algocli.research import montecarlo as mc
+    from algocli.research.montecarlo_outputs import write_outputs
 
     data = mc.load_run(run)
     # before any work: a folder that cannot be written fails now, not after the simulations
     out_dir = check_output_dir(out if out is not None else Path(run) / "montecarlo", fix="pass another --out")
     sims = mc.simulate(data, n, method=method, seed=seed, ruin=ruin, replace=replace, block_size=block_size,
                        block_kind=block_kind, trade_returns=trade_returns)
-    paths = mc.write_outputs(sims, data, out_dir)
+    paths = write_outputs(sims, data, out_dir)
     console.print(_table(sims, data))
-    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+    console.print(f"artifacts: [bold]{escape(shown(out_dir))}[/] ({', '.join(p.name for p in paths)})")
 
 
 def _table(sims, data):
     from algocli.analytics.report import format_metric
     from algocli.cli.tables import figure_table
-    from algocli.research.montecarlo import LABELS, PERCENTILES, describe, run_column_note, same_everywhere
+    from algocli.research.montecarlo import PERCENTILES
+    from algocli.research.montecarlo_outputs import LABELS, describe, run_column_note, same_everywhere
 
     columns = ("mean", *(f"p{p}" for p in PERCENTILES))
     rows = [(LABELS[name], *(format_metric(row[c]) for c in columns), format_metric(sims.actual[name]))

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import console, err_console, escape
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("optimize")
@@ -20,14 +21,15 @@ def optimize_command(
     constraint: Annotated[list[str] | None, typer.Option(
         "--constraint", "-c", help="Expression over params, e.g. \"fast_period < slow_period\".")] = None,
     maximize: Annotated[str, typer.Option("--maximize", "-m", help="A results.csv statistic or "
-                                          "package.module:function of the statistics.")] = "sharpe_ratio",
+                                          "package.module:function of the statistics (returning a number, "
+                                          "None where undefined).")] = "sharpe_ratio",
     method: Annotated[str, typer.Option("--method", help="grid, random or bayes (Optuna TPE).")] = "grid",
     trials: Annotated[int | None, typer.Option("--trials", "-n", min=1,
                                                help="Points for random and bayes (default 100).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
                                                 help="Local worker processes (default: CPU count).")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", help="Dask scheduler, e.g. tcp://HOST:8786.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default "
+    out: Annotated[Path | None, typer.Option("--out", "-o", parser=folder, help="Output folder (default "
                                              "<output dir>/optimize).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random and bayes proposals.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -41,11 +43,12 @@ def optimize_command(
     from algocli.persistence.output import check_output_dir, shown
     from algocli.research import Space, run_trials
     from algocli.research.executors import make_executor
-    from algocli.research.outputs import write_outputs
+    from algocli.research.outputs import trials_count, write_outputs
 
     space = Space.parse(param, constraint or [])
     cfg = load_run_config(config)
-    out_dir = check_output_dir(out or cfg.output_dir() / "optimize")
+    out_dir = check_output_dir(out or cfg.output_dir() / "optimize",
+                               fix="pass another --out" if out else "pass --out or change output.dir")
     executor = make_executor(workers, cluster)
     try:
         with _progress(quiet, maximize) as on_progress:
@@ -58,19 +61,20 @@ def optimize_command(
         raise typer.Exit(130)
     paths = write_outputs(result, out_dir)
     console.print(_summary(result, trials))
-    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+    console.print(f"artifacts: [bold]{escape(shown(out_dir))}[/] ({', '.join(p.name for p in paths)})")
     if result.interrupted:
-        err_console.print(f"interrupted: {len(result.trials)} trials kept; run the same command to continue")
+        err_console.print(f"interrupted: {trials_count(result)} kept; run the same command to finish")
         raise typer.Exit(130)
 
 
 def _summary(result, requested: int | None) -> str:
+    from algocli.research.outputs import sweep_kind, trials_count
     from algocli.research.search import DEFAULT_TRIALS
 
     best = result.best
     cached = sum(t.cached for t in result.trials)
     memory = max(result.workers.values(), default=0.0)
-    lines = [f"{_count(len(result.trials), 'trial')} ({result.method}; {result.ran} run now, {cached} from the "
+    lines = [f"{trials_count(result)} ({sweep_kind(result, finish=False)}; {result.ran} run now, {cached} from the "
              f"journal) on {result.executor} in {result.wall_seconds:.1f} s"]
     wanted = (requested or DEFAULT_TRIALS) if result.method != "grid" else 0
     if len(result.trials) < wanted and not result.interrupted:
@@ -82,8 +86,9 @@ def _summary(result, requested: int | None) -> str:
         lines.append(f"{_count(len(result.refused), 'point')} refused by the strategy's own checks (first: "
                      f"{result.refused[0][1]})")
     if result.workers:
+        kept = "whose trials were kept" if result.interrupted else "that ran trials"
         lines.append(f"peak memory per worker: {memory:.0f} MiB (of the {_count(len(result.workers), 'worker')} "
-                     "that ran trials)")
+                     f"{kept})")
     if best is None:
         lines.append(f"no trial has a defined {result.objective.text} (no trades?)")
     else:

@@ -13,12 +13,13 @@ from typing import Annotated
 import typer
 
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("paper")
 def paper_command(
     config: Annotated[Path, typer.Argument(help="Run definition with a live data.feed (a broker's, or sandbox).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact and journal folder.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", parser=folder, help="Artifact and journal folder.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Set the old journal aside and start a new run.")] = False,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop by itself after this many seconds.")] = None,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Live Rich dashboard.")] = True,

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import err_console
+from algocli.cli.console import err_console, escape
 from algocli.cli.main import app
 from algocli.errors import UsageError
 
@@ -93,7 +93,7 @@ def sandbox_command(
                     reject_tokens=reject_tokens)
 
     def ready(listening) -> None:
-        for line in _notes(listening, data, speed, begin, bool(tokens), wait_for_client, env_file):
+        for line in _notes(listening, data, speed, begin, bool(tokens), wait_for_client, env_file, reject_tokens):
             err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         _emit_env(env_lines(listening.host, listening.port, listening.protocols, bool(tokens)), env_file)
 
@@ -107,7 +107,7 @@ def sandbox_command(
                 pass
         await serve(data, instrument or None, host=host, port=port, speed=speed, start=begin,
                     faults=faults, tokens=tokens, on_ready=ready, wait_for_client=wait_for_client,
-                    warn=lambda m: err_console.print(f"[yellow]warning:[/] {m}", highlight=False))
+                    warn=lambda m: err_console.print(f"[yellow]warning:[/] {escape(m)}", highlight=False))
 
     try:
         asyncio.run(main())
@@ -182,7 +182,7 @@ def _emit_env(lines: list[str], env_file: Path | None) -> None:
 
 
 def _notes(listening, data: Path, speed: float, begin: datetime | None, fixed_token: bool, waiting: bool,
-           env_file: Path | None) -> list[str]:
+           env_file: Path | None, reject_tokens: bool = False) -> list[str]:
     """What the sandbox tells its user (stderr) once it listens."""
     from algocli.sandbox.app import ist_text
 
@@ -202,8 +202,11 @@ def _notes(listening, data: Path, speed: float, begin: datetime | None, fixed_to
     missing = [p for p in ("dhan", "upstox") if p not in listening.protocols]
     if missing:
         lines.append(f"Not served: {', '.join(missing)} (its protocol module is missing).")
-    lines.append("Only the --token values are accepted; set the *_ACCESS_TOKEN variables to yours."
-                 if fixed_token else "Any access token is accepted.")
+    if reject_tokens:
+        lines.append("Every access token is refused (--reject-tokens): clients see the brokers' authentication errors.")
+    else:
+        lines.append("Only the --token values are accepted; set the *_ACCESS_TOKEN variables to yours."
+                     if fixed_token else "Any access token is accepted.")
     lines.append("Ctrl-C stops the sandbox.")
     return lines
 

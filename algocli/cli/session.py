@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import console, err_console, escape
 
 
 def warn(line: str) -> None:
@@ -41,4 +41,4 @@ def run_and_report(session, *, duration: float | None, dashboard: bool, report: 
     paths = write_session_artifacts(session, result, report=report, elapsed_s=time.perf_counter() - started)
     console.print(summary(result, session.mode))
     kept = [name for name in ("journal.jsonl", "pcr.csv") if (session.out_dir / name).exists()]  # appended during the run
-    console.print(f"artifacts: [bold]{shown(session.out_dir)}[/] ({', '.join([*(p.name for p in paths), *kept])})")
+    console.print(f"artifacts: [bold]{escape(shown(session.out_dir))}[/] ({', '.join([*(p.name for p in paths), *kept])})")

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from algocli.cli.console import console, err_console
+from algocli.cli.console import console, err_console, escape
 from algocli.cli.main import app
+from algocli.cli.params import folder
 
 
 @app.command("walkforward")
@@ -22,7 +23,8 @@ def walkforward_command(
     constraint: Annotated[list[str] | None, typer.Option(
         "--constraint", "-c", help="Expression over params, e.g. \"fast_period < slow_period\".")] = None,
     maximize: Annotated[str, typer.Option("--maximize", "-m", help="A results.csv statistic or "
-                                          "package.module:function of the statistics.")] = "sharpe_ratio",
+                                          "package.module:function of the statistics (returning a number, "
+                                          "None where undefined).")] = "sharpe_ratio",
     anchored: Annotated[bool, typer.Option("--anchored", help="Every in-sample window starts at the first "
                                            "bar (default: rolling windows of --train).")] = False,
     gap: Annotated[str | None, typer.Option("--gap", help="Left out between each in-sample and out-of-sample "
@@ -35,7 +37,7 @@ def walkforward_command(
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
                                                 help="Local worker processes (default: CPU count).")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", help="Dask scheduler, e.g. tcp://HOST:8786.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default "
+    out: Annotated[Path | None, typer.Option("--out", "-o", parser=folder, help="Output folder (default "
                                              "output/walkforward-<name>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -60,7 +62,7 @@ def walkforward_command(
     space = Space.parse(param, constraint or [])
     Objective(maximize)
     cfg = load_run_config(config)
-    out_dir = check_output_dir(out or Path("output") / f"walkforward-{cfg.name}")
+    out_dir = check_output_dir(out or Path("output") / f"walkforward-{cfg.name}", fix="pass another --out")
     executor = None
     try:
         with _Progress(quiet) as on_progress:
@@ -77,8 +79,8 @@ def walkforward_command(
     paths = write_outputs(wf, out_dir)
     console.print(_table(wf))
     for note in wf.notes:
-        err_console.print(f"[yellow]note:[/] {note}")
-    console.print(f"artifacts: [bold]{shown(out_dir)}[/] ({', '.join(p.name for p in paths)})")
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    console.print(f"artifacts: [bold]{escape(shown(out_dir))}[/] ({', '.join(p.name for p in paths)})")
 
 
 def _table(wf):

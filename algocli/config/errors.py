@@ -87,7 +87,9 @@ def _as_written(value: object) -> str:
 
 def config_error(exc: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> ConfigError:
     """A ``ConfigError`` for the first problem, noting how many more there are."""
-    errors = exc.errors()
+    # An unknown key first: a misspelt required key is both unknown and missing, and the unknown
+    # key's line names the spelling meant.
+    errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
     line = describe(errors[0], model, prefix)
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigError(f"{source}: {line}{more}")

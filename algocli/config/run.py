@@ -20,15 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 
 from algocli.config.errors import config_error
 from algocli.domain.models import Interval
+from algocli.domain.strict import NumbersModel
 from algocli.errors import ConfigError, UsageError, not_utf8
 from algocli.risk.config import RiskConfig
 
 
-class _Strict(BaseModel):
+class _Strict(NumbersModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class _PluginSection(BaseModel):
+class _PluginSection(NumbersModel):
     """A section whose extra keys belong to the chosen plugin's own config model."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -160,7 +161,7 @@ class RunConfig(_Strict):
 
 
 #: The keys that hold paths, as (section, key): relative ones are relative to the config's folder.
-PATH_KEYS = (("data", "path"), ("output", "dir"), ("risk", "state_file"))
+PATH_KEYS = (("data", "path"), ("output", "dir"), ("risk", "state_file"), ("broker", "charges"))
 
 
 def load_run_config(path: Path) -> RunConfig:
@@ -177,9 +178,12 @@ def load_run_config(path: Path) -> RunConfig:
     if not path.is_file():
         raise UsageError(_not_a_run_file(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: {not_utf8(path)}") from None
+    except _NoDate as exc:
+        raise ConfigError(f"{path}, line {exc.line}: {exc.text!r} is not a date ({exc.why}); write a real "
+                          "day as YYYY-MM-DD") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -187,11 +191,34 @@ def load_run_config(path: Path) -> RunConfig:
         raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys (name, interval, strategies, ...) at the top level")
-    _paths_beside(raw, path.parent)
+    paths_beside(raw, path.parent)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, RunConfig, str(path)) from None
+
+
+class _NoDate(yaml.YAMLError):
+    """A value shaped like a YAML date that is no day of the calendar (``2024-04-31``)."""
+
+    def __init__(self, text: str, line: int, why: str) -> None:
+        super().__init__(text)
+        self.text, self.line, self.why = text, line, why
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose impossible dates are a ``_NoDate`` naming their line: PyYAML's own
+    constructor lets the ``ValueError`` of ``datetime.date`` escape, with no line."""
+
+
+def _timestamp(loader: _Loader, node: yaml.ScalarNode):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise _NoDate(node.value, node.start_mark.line + 1, str(exc)) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 def _not_a_run_file(path: Path) -> str:
@@ -209,17 +236,20 @@ def _not_a_run_file(path: Path) -> str:
     return f"{path}: no such run definition{hint}"
 
 
-def _paths_beside(raw: dict, folder: Path) -> None:
+def paths_beside(raw: dict, folder: Path) -> None:
     """Rewrite, in place, the relative paths of ``PATH_KEYS`` as absolute paths under ``folder``.
 
     ``~`` is expanded; ``..`` is folded away only where no symlink makes that change the place.
+    ``broker.charges`` is a path unless it names a shipped table (``dhan``, ``upstox``, ``none``).
     """
+    from algocli.broker.costs import SHIPPED_CHARGES  # the registry sits above config
+
     base = Path(os.path.abspath(folder))
     for section, key in PATH_KEYS:
         block = raw.get(section)
         value = block.get(key) if isinstance(block, dict) else None
-        if not isinstance(value, str) or not value.strip():
-            continue  # absent, or wrong-typed: validation reports it
+        if not isinstance(value, str) or not value.strip() or value.strip().lower() in SHIPPED_CHARGES:
+            continue  # absent, wrong-typed (validation reports it), or a shipped table's name
         given = Path(value).expanduser()
         joined = given if given.is_absolute() else base / given
         folded = Path(os.path.normpath(joined))

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from algocli.data.cache import build_aside
 from algocli.data.csv_parse import PLAIN_READ_MAX_BYTES, _parse_file, _read_columns, _read_header
@@ -31,6 +31,7 @@ from algocli.domain.session import (  # noqa: F401 - DAY_NS and SESSION_OPEN_MIN
 )
 from algocli.data.sessions import SessionCheck, instrument_segment
 from algocli.data.window import cut
+from algocli.domain.strict import NumbersModel
 from algocli.errors import DataError
 
 DAILY_MINUTES = Interval.DAY_1.minutes
@@ -197,7 +198,7 @@ def _describe(minutes: int) -> str:
     return f"{minutes}-minute" if rest else ("daily" if days == 1 else f"{days}-day")
 
 
-class OptionsUniverse(BaseModel):
+class OptionsUniverse(NumbersModel):
     """``data.options``: the option contracts a strategy may pick and trade (``ctx.option``).
 
     Attributes:
@@ -215,7 +216,7 @@ class OptionsUniverse(BaseModel):
     pcr: Path | None = None
 
 
-class CsvFeedConfig(BaseModel):
+class CsvFeedConfig(NumbersModel):
     """The ``data:`` section for the CSV feed.
 
     Attributes:

@@ -15,14 +15,15 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from algocli.broker.live_plugins import InstrumentIds
+from algocli.domain.strict import NumbersModel
 
 __all__ = ["LiveOptions", "SandboxFeed", "SandboxFeedConfig"]
 
 
-class LiveOptions(BaseModel):
+class LiveOptions(NumbersModel):
     """``data.options`` of a paper or live run: the option contracts ``ctx.option`` may pick and trade.
 
     They come from the brokers' instrument lists and are subscribed with the run's instruments
@@ -39,7 +40,7 @@ class LiveOptions(BaseModel):
     expiries: list[str] = Field(default_factory=lambda: ["current"], min_length=1)
 
 
-class SandboxFeedConfig(BaseModel):
+class SandboxFeedConfig(NumbersModel):
     """The ``data:`` section for ``feed: sandbox``: the sandbox's address and the protocol it speaks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

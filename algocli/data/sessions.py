@@ -16,6 +16,10 @@ counted, and the feed says how many it kept. A date in a year the calendar does 
 checked against weekends and the regular session times only, and the feed says so once per run.
 Only rows inside the run's ``data.start``/``data.end`` are checked. Instruments without an NSE
 calendar (MCX) are not checked.
+
+A cash-market file (``EQ``) that has no bar on some trading days between its first and last day
+(a download that stopped, rows deleted) is said in one warning line naming the runs of days: the
+run goes on, as a trader may mean it to, but its indicators and returns span the hole.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class SessionCheck:
         self.allow = allow
         self.start, self.end = start, end
         self.kept: dict[str, int] = {}
+        self.holes: dict[str, list[list[date]]] = {}  # file -> runs of trading days it has no bar on
         self.uncovered: set[int] = set()
         self._said: set[int] = set()
         # (IST day number, segment) -> (its session or None, the session's bounds): a basket's
@@ -111,6 +116,8 @@ class SessionCheck:
             return
         daily = _is_daily(ts)
         days, inverse = unique((ts[rows] + IST_OFFSET_NS) // DAY_NS, return_inverse=True)
+        if segment == "EQ":  # F&O contracts (a far strike) may well not trade for days: no gap to tell of
+            self._find_holes(path, days, segment)
         opens = np.zeros(len(days), dtype=np.int64)
         closes = np.full(len(days), np.iinfo(np.int64).max)  # a daily file: the whole day is in
         reasons: dict[int, str | Session] = {}
@@ -150,6 +157,27 @@ class SessionCheck:
         raise DataError(path, f"bar at {stamp} {reason}; delete the row, {_ALLOW}",
                         row=int(rows[first]) + 2)
 
+    def _find_holes(self, path: object, days: np.ndarray, segment: str) -> None:
+        """Keep the runs of trading days between the file's first and last day that have no bar
+        (in the years the calendar covers: elsewhere a holiday would pass for a hole)."""
+        covered = set(self.calendar.covered_years)
+        first, last = _EPOCH + timedelta(days=int(days[0])), _EPOCH + timedelta(days=int(days[-1]))
+        have = set(days.tolist())
+        runs: list[list[date]] = []
+        previous = None
+        for day in self.calendar.trading_days(first, last, segment):
+            if day.year not in covered:
+                continue
+            if (day - _EPOCH).days not in have:
+                if previous is None:
+                    runs.append([])
+                runs[-1].append(day)
+                previous = day
+            else:
+                previous = None
+        if runs:
+            self.holes[str(path)] = runs
+
     def _session(self, number: int, day: date, segment: str) -> tuple[Session | None, tuple[int, int] | None]:
         known = self._sessions.get((number, segment))
         if known is None:
@@ -186,7 +214,8 @@ class SessionCheck:
                        "bars on those dates were checked against weekends and the regular session only; add "
                        f"{self.calendar.user_dir / 'nse_YYYY.csv'} with each year's holidays")
         out.extend(_kept_lines(self.kept))
-        self.kept = {}
+        out.extend(_hole_line(path, runs) for path, runs in self.holes.items())
+        self.kept, self.holes = {}, {}
         return out
 
     def say(self, warn: Callable[[str], None]) -> None:
@@ -209,6 +238,16 @@ def _kept_lines(kept: dict[str, int]) -> list[str]:
     where = f"in {folders.pop()}" if len(folders) == 1 else f"in {len(folders)} folders"
     each = f"{low} each" if low == high else f"{low} to {high} each"
     return [f"{len(kept)} files {where} (first {next(iter(kept))}): kept {sum(kept.values())} bar(s), {each}, {what}"]
+
+
+def _hole_line(path: str, runs: list[list[date]], limit: int = 3) -> str:
+    """``FILE: no bar on 497 trading days inside its range: 2020-01-01 to 2021-12-31 (496 days), ...``."""
+    said = [f"{r[0]} to {r[-1]} ({len(r)} days)" if len(r) > 1 else str(r[0]) for r in runs[:limit]]
+    more = f" and {len(runs) - limit} more gap(s)" if len(runs) > limit else ""
+    days = sum(map(len, runs))
+    return (f"{path}: no bar on {days} trading day{'s' if days > 1 else ''} inside its range: {', '.join(said)}"
+            f"{more}; indicators and returns run straight across {'them' if days > 1 else 'it'}: fill the file "
+            "with `algo download-data`, or set data.start after the gap")
 
 
 def _is_daily(ts: np.ndarray) -> bool:

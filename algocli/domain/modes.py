@@ -39,19 +39,26 @@ class RunMode(str, Enum):
         with the ``--output`` it was given: without it, the command would resume another folder's run."""
         command = {
             RunMode.BACKTEST: None,
-            RunMode.PAPER: f"algo paper {config}",
-            RunMode.DRY_RUN: f"algo live {config} --dry-run",
-            RunMode.LIVE: f"algo live {config}",
+            RunMode.PAPER: f"algo paper {_quoted(config)}",
+            RunMode.DRY_RUN: f"algo live {_quoted(config)} --dry-run",
+            RunMode.LIVE: f"algo live {_quoted(config)}",
         }[self]
-        return command if command is None or output is None else f"{command} --output {output}"
+        return command if command is None or output is None else f"{command} --output {_quoted(output)}"
 
     def halt_command(self, config: str | Path, output: str | Path | None = None, *, clear: bool = False) -> str | None:
         """The ``algo halt`` that reaches a run of ``config`` in this mode (None for a backtest, which
         keeps its risk state in memory): ``--dry-run`` for a dry run, and the run's ``--output``."""
         if self is RunMode.BACKTEST:
             return None
-        flags = (" --dry-run" if self is RunMode.DRY_RUN else "") + (f" --output {output}" if output else "")
-        return f"algo halt {config}{flags}{' --clear' if clear else ''}"
+        flags = (" --dry-run" if self is RunMode.DRY_RUN else "") + (f" --output {_quoted(output)}" if output else "")
+        return f"algo halt {_quoted(config)}{flags}{' --clear' if clear else ''}"
+
+
+def _quoted(path: str | Path) -> str:
+    """``path`` as a shell word: a hint with ``my out`` in it must still work when pasted."""
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 _TITLES = {

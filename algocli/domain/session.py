@@ -44,7 +44,7 @@ _EPOCH = date(1970, 1, 1)
 
 __all__ = [
     "DAY_NS", "MINUTE_NS", "SESSION_CLOSE", "SESSION_CLOSE_NS", "SESSION_MINUTES", "SESSION_OPEN", "SESSION_OPEN_MIN",
-    "SESSION_OPEN_NS", "bucket_end", "bucket_labels", "bucket_start", "bucket_starts", "in_session_hours",
+    "SESSION_OPEN_NS", "bucket_end", "bucket_labels", "bucket_start", "bucket_starts", "decision_lag_ns", "in_session_hours",
     "is_market_open", "ist_date", "ist_day_start", "ist_midnight_ns", "ist_today", "session_bounds",
 ]
 
@@ -155,3 +155,13 @@ def bucket_end(ns: int, interval: Interval | str) -> int:
 def ist_today() -> date:
     """Today's date in India."""
     return ist_date(time_ns())
+
+
+def decision_lag_ns(interval) -> int:
+    """How long after a candle's start a strategy decides on it, at its close: the ``Interval``'s
+    length for candles shorter than a day; 0 for a daily candle (its orders go in for the next
+    session) or no interval. Session rules (a square-off, an entry cut-off) are judged then: a
+    15:05 25-minute candle is decided at 15:30, after a 15:20 square-off."""
+    if interval is None or interval.minutes >= SESSION_MINUTES:
+        return 0
+    return interval.minutes * MINUTE_NS

@@ -16,15 +16,22 @@ from algocli.domain.session import DAY_NS, MINUTE_NS
 __all__ = ["feed_notes"]
 
 
-def feed_notes(status, bars: dict, interval_minutes: int) -> list[str]:
-    """One note on the feed's faults and one on the candles missing inside a session, or none.
+def feed_notes(status, bars: dict, interval_minutes: int, restored: dict[str, int] | None = None) -> list[str]:
+    """A note that the run resumed, one on the feed's faults and one on the candles missing inside
+    a session, or none.
 
     Args:
         status: The feed's ``FeedStatus`` (this process's counts); None: no feed to report on.
         bars: The run's candles per instrument (``Bars``, UTC nanoseconds of each candle's start).
         interval_minutes: The candle length; an intraday gap longer than it is a missing candle.
+        restored: What this process restored from the run's journal (``candles``, ``orders``,
+            ``fills``); a gap may then be a time the run was stopped, not a silent feed.
     """
     notes = []
+    resumed = restored is not None and any(restored.values())
+    if resumed:
+        notes.append("resumed from its journal: " + ", ".join(f"{n} {what}" for what, n in restored.items())
+                     + " restored")
     counts = ((status.reconnects, "reconnect(s)"), (status.malformed, "malformed packet(s) dropped")) if status else ()
     faults = [f"{n} {what}" for n, what in counts if n]
     if faults:
@@ -32,8 +39,9 @@ def feed_notes(status, bars: dict, interval_minutes: int) -> list[str]:
     if interval_minutes < 375:  # daily candles have no intraday gaps to count
         missing, first = _missing(bars, interval_minutes * MINUTE_NS)
         if missing:
+            why = "no tick arrived for them, or the run was stopped then" if resumed else "no tick arrived for them"
             notes.append(f"{missing} {interval_minutes}-minute candle(s) missing between candles of the same day "
-                         f"(no tick arrived for them; first: {first})")
+                         f"({why}; first: {first})")
     return notes
 
 

@@ -491,8 +491,8 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, risk)
 
 def _resume_line(session: Session) -> str:
     r = session.engine.restored
-    if session.broker is not None:  # a live run restores orders and fills from the broker (reconcile)
-        return f"resuming from {session.journal_path}: {r['candles']} candles"
+    if session.broker is not None:  # a live run's orders and fills are restored with the broker's (reconcile)
+        return f"resuming from {session.journal_path}: {r['candles']} candles; orders and fills next, with the broker's"
     return f"resuming from {session.journal_path}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills"
 
 
@@ -570,7 +570,8 @@ def finish_session(session: Session) -> RunResult | None:
     result = build_result(engine, ts)
     from algocli.engine.feed_report import feed_notes
 
-    result.notes.extend(feed_notes(getattr(session.feed, "status", None), engine.bars, engine.interval.minutes))
+    result.notes.extend(feed_notes(getattr(session.feed, "status", None), engine.bars, engine.interval.minutes,
+                                   engine.restored))
     open_positions = sum(1 for p in engine.core.ledger.positions.values() if p.quantity)
     if open_positions:
         result.notes.append(f"{open_positions} position(s) are still open, valued at the last close; run "

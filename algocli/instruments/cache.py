@@ -134,6 +134,11 @@ class _Cache:
     def raw(self, source: str) -> Path:
         return self.directory / f"{source}-{_tag(self.urls[source])}.{broker_spec(source).master_suffix}"
 
+    def sandboxed(self, source: str) -> Path:
+        """The marker that ``source``'s copy came from an ``algo sandbox`` (``SANDBOX_LIST_HEADER``)."""
+        raw = self.raw(source)
+        return raw.with_name(raw.name + ".sandbox")
+
     def merged(self) -> Path:
         return self.directory / f"master-{'-'.join(_tag(self.urls[s]) for s in sorted(self.urls))}.csv"
 
@@ -142,7 +147,14 @@ class _Cache:
         return ist_date(path.stat().st_mtime_ns) if path.is_file() else None
 
 
-async def _download(session: aiohttp.ClientSession, url: str, timeout: float) -> bytes:
+#: Sent by ``algo sandbox`` with its instrument lists: what it serves is whatever its ``--data``
+#: holds, so a copy fetched earlier today (from another folder's sandbox on the same port) may be
+#: another list; such a copy is fetched afresh on every use (it is local, and small).
+SANDBOX_LIST_HEADER = "X-Algo-Sandbox"
+
+
+async def _download(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[bytes, bool]:
+    """The file at ``url``, and whether an ``algo sandbox`` served it (``SANDBOX_LIST_HEADER``)."""
     import asyncio
 
     import aiohttp
@@ -152,7 +164,7 @@ async def _download(session: aiohttp.ClientSession, url: str, timeout: float) ->
         async with session.get(url, timeout=limits) as resp:
             if resp.status != 200:
                 raise BrokerError(f"HTTP {resp.status} from {_host(url)}")
-            return await resp.read()
+            return await resp.read(), SANDBOX_LIST_HEADER in resp.headers
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise BrokerError(_why(exc, url, timeout)) from None
 
@@ -189,7 +201,7 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
         for source in sources:
             url, target = cache.urls[source], cache.raw(source)
             try:
-                body = await _download(session, url, timeout)
+                body, sandboxed = await _download(session, url, timeout)
                 # a name of its own: two runs starting together each check their own download
                 scratch = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.check")
                 atomic_write_bytes(scratch, body)
@@ -204,6 +216,8 @@ async def _refresh_sources(cache: _Cache, sources: Iterable[str], timeout: float
                 if not rows:
                     raise BrokerError("the file lists no instruments this project can trade")
                 atomic_write_bytes(target, body)
+                marker = cache.sandboxed(source)
+                marker.touch() if sandboxed else marker.unlink(missing_ok=True)
                 outcome[source] = Outcome(f"downloaded {len(rows):,} instruments")
             except (BrokerError, DataError) as exc:
                 outcome[source] = Outcome.failure(f"download failed ({exc})", str(exc))
@@ -225,7 +239,8 @@ def refresh_master(*, force: bool = True, directory: Path | None = None, timeout
     cache = _Cache(_cache_dir(directory), urls or _urls())
     cache.directory.mkdir(parents=True, exist_ok=True)
     today = ist_today()
-    wanted = [s for s in cache.urls if force or cache.fetched_on(cache.raw(s)) != today]
+    wanted = [s for s in cache.urls
+              if force or cache.fetched_on(cache.raw(s)) != today or cache.sandboxed(s).exists()]
     outcome = asyncio.run(_refresh_sources(cache, wanted, timeout)) if wanted else {}
     rebuild = any(not line.failed for line in outcome.values())
     for source in cache.urls:

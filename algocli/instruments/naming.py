@@ -107,7 +107,9 @@ def name_run(config: RunConfig, source: str, *, refresh: Refresh = "auto", extra
                        "`algo download-data`") if folders else str(exc)
                 near = local.near(wanted) if local is not None else []
                 hint = f" (did you mean {' or '.join(repr(n) for n in near)}, in {local.source}?)" if near else ""
-                raise ConfigError(f"{source}: instrument {wanted!r} is a name{hint}, and {why}") from None
+                # the list the trader keeps is the likelier fix than the network
+                unlisted = f" not in {local.source}{hint}, and" if local is not None else f" a name{hint}, and"
+                raise ConfigError(f"{source}: instrument {wanted!r} is{unlisted} {why}") from None
             # Only a data folder's run says so (its list should name its files); a missing folder the feed reports.
             if warn is not None and extra and not folders:
                 where = f"{local.source} does not list it, and " if local is not None else ""

@@ -216,7 +216,7 @@ def _publish(ready: Path, out_dir: Path) -> None:
     """Rename every file of ``ready`` into ``out_dir``, remove the older set's files it lists as stale,
     then ``ready``."""
     target = out_dir
-    with _signals_held():
+    with signals_held():
         try:
             listed = ready / _REMOVE
             stale = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
@@ -252,7 +252,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM (main thread only) and deliver them once the block is done."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -69,7 +69,8 @@ class LocalExecutor:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         self.workers = workers
         self.description = f"{workers} local worker processes"
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                         initializer=_ignore_sigint)
         self._started = False
 
     def start(self) -> None:
@@ -90,6 +91,15 @@ class LocalExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """A pool worker's initializer: Ctrl-C reaches the terminal's whole process group, and a worker
+    would die printing its traceback. Only the client stops the sweep: it cancels the batches not
+    started, and ``close`` waits for the running ones and ends the workers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class DaskExecutor:

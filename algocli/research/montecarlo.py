@@ -89,6 +89,8 @@ class Simulations:
         actual: The statistics of the run's own path, computed the same way.
         replace: ``trades``: drawn with replacement rather than reshuffled.
         trade_returns: ``trades``: ``equity`` or ``position`` returns.
+        block_kind: ``block``: ``stationary`` (geometric lengths of mean ``block_size``) or
+            ``circular`` (every block ``block_size`` long).
     """
 
     method: str
@@ -100,6 +102,7 @@ class Simulations:
     actual: dict[str, float]
     replace: bool = False
     trade_returns: str = "equity"
+    block_kind: str = "stationary"
 
     @property
     def count(self) -> int:
@@ -184,6 +187,9 @@ def _which_run(path: Path, missing: str) -> str:
             return f"{path}: is a run definition, not a finished run; pass the folder its run writes, {out}"
         except AlgoError:
             pass  # not a valid one: the general hint below
+    if not path.exists():
+        return f"{path}: no such folder; pass the folder of a finished run (algo backtest writes one, e.g. " \
+               "output/sma-hdfcbank)"
     runs = sorted(shown(p.parent) for p in path.glob("*/trades.csv")) if path.is_dir() else []
     if runs:
         some = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
@@ -425,7 +431,7 @@ def simulate(run: RunData, n: int, *, method: str = "trades", seed: int | None =
     return Simulations(method=method, seed=seed, ruin=ruin, block_size=block_size if method == "block" else None,
                        values={k: values[k] for k in STATISTICS}, ruined=values["ruined"],
                        actual={k: float(actual[k][0]) for k in STATISTICS}, replace=replace,
-                       trade_returns=trade_returns)
+                       trade_returns=trade_returns, block_kind=block_kind)
 
 
 def _check(n: int, method: str, ruin: float, block_size: float | None, block_kind: str, trade_returns: str) -> None:
@@ -452,141 +458,3 @@ def _check_method_options(method: str, replace: bool, block_size: float | None, 
             hint = " (bootstrap draws bar returns with replacement already)" if flag == "--replace" else ""
             raise UsageError(f"{flag} applies to --method {owner[flag]}, not {method}{hint}; "
                              f"drop it or pass --method {owner[flag]}")
-
-
-# --------------------------------------------------------------------------- artifacts
-
-LABELS = {"total_return_pct": "Return [%]", "max_drawdown_pct": "Max. Drawdown [%]", "sharpe_ratio": "Sharpe Ratio"}
-
-
-def csv_text(sims: Simulations) -> str:
-    """``montecarlo.csv``: one row per simulation, numbers to six places (the same seed, the same bytes)."""
-    lines = ["simulation," + ",".join(STATISTICS) + ",ruined"]
-    columns = [sims.values[k] for k in STATISTICS]
-    for i, row in enumerate(zip(*(c.tolist() for c in columns), sims.ruined.tolist()), start=1):
-        *numbers, ruined = row
-        lines.append(f"{i}," + ",".join("" if math.isnan(v) else f"{v:.6f}" for v in numbers) + f",{int(ruined)}")
-    return "\n".join(lines) + "\n"
-
-
-def describe(sims: Simulations, run: RunData) -> str:
-    """One line naming the method, its settings and the seed (for the table and the page)."""
-    what = {"trades": f"trade returns on {'equity' if sims.trade_returns == 'equity' else 'position value'}, "
-                      f"{'drawn with replacement' if sims.replace else 'reshuffled'}",
-            "bootstrap": "bar returns drawn i.i.d.",
-            "block": f"bar returns in blocks (mean {sims.block_size:g} bars)" if sims.block_size else ""}[sims.method]
-    return (f"{sims.count:,} simulations of {run.folder.name} ({run.mode}), {sims.method}: {what}; "
-            f"seed {sims.seed}; ruin = equity {sims.ruin:.0%} below the start")
-
-
-def constant(values: np.ndarray) -> bool:
-    """Whether every simulation gave the same figure (up to float rounding): reshuffling trades never
-    changes their compounded return, nor the mean and spread a Sharpe ratio of trade returns uses."""
-    values = values[np.isfinite(values)]
-    return len(values) > 0 and float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.max(np.abs(values))))
-
-
-def _figures(sims: Simulations) -> list[tuple[str, dict]]:
-    figures = []
-    for name in STATISTICS:
-        values = sims.values[name]
-        values = values[np.isfinite(values)]
-        if not len(values) or constant(values):  # one bar of rounding noise would only mislead
-            continue
-        marks = [(f"p{p}", float(q), "#6b7280") for p, q in zip(PERCENTILES[::2], np.percentile(values, PERCENTILES[::2]))]
-        if math.isfinite(sims.actual[name]):
-            marks.append(("run", sims.actual[name], "#dc2626"))
-        shapes = [{"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
-                   "line": {"color": color, "dash": "dot" if key != "run" else "solid", "width": 1.5}}
-                  for key, x, color in marks]
-        notes = [{"x": x, "y": 1, "xref": "x", "yref": "paper", "text": key, "showarrow": False, "yanchor": "bottom",
-                  "font": {"color": color, "size": 11}} for key, x, color in marks]
-        figures.append((name, {"data": [{"type": "histogram", "x": values, "nbinsx": 60, "name": LABELS[name],
-                                         "marker": {"color": "#2563eb"}}],
-                               "layout": {"title": {"text": f"{LABELS[name]}: {len(values):,} simulations"},
-                                          "height": 360, "bargap": 0.02, "shapes": shapes, "annotations": notes,
-                                          "xaxis": {"title": {"text": LABELS[name]}},
-                                          "yaxis": {"title": {"text": "simulations"}}}}))
-    return figures
-
-
-def same_everywhere(sims: Simulations) -> str:
-    """A sentence naming the statistics every simulation gave alike (no histogram is drawn for them),
-    or ``""``."""
-    same = [LABELS[name] for name in STATISTICS if constant(sims.values[name])]
-    if not same:
-        return ""
-    why = (" (reshuffling changes the order of the trades, not the trades: --replace draws them with replacement)"
-           if sims.method == "trades" and not sims.replace else "")
-    return f"{' and '.join(same)}: the same in every simulation{why}."
-
-
-def run_column_note(sims: Simulations) -> str:
-    """What the ``run`` column measures, when it is not ``results.csv``'s figure: ``trades``
-    resamples a curve of one point per closed trade, and so the run's column is measured on it."""
-    if sims.method != "trades":
-        return ""
-    return ("run: the run's own trades in their order, measured as the simulations are, on the equity after each "
-            "closed trade; results.csv measures every bar, so its drawdown and Sharpe differ.")
-
-
-def _run_note_html(sims: Simulations) -> str:
-    import html
-
-    note = run_column_note(sims)
-    return f'<p class="note" data-key="run">{html.escape(note)}</p>' if note else ""
-
-
-def _summary_html(sims: Simulations) -> str:
-    import html
-
-    from algocli.analytics.report import format_metric
-
-    cols = ["mean", *(f"p{p}" for p in PERCENTILES)]
-    head = "".join(f"<th>{c}</th>" for c in ("Statistic", "mean", *(f"{p} %" for p in PERCENTILES), "run"))
-    rows = "".join(
-        f'<tr data-key="{name}"><th>{html.escape(LABELS[name])}</th>'
-        + "".join(f"<td>{format_metric(row[c])}</td>" for c in cols)
-        + f"<td>{format_metric(sims.actual[name])}</td></tr>"
-        for name, row in sims.summary().items())
-    return (f'<section><h2>Distribution</h2><table class="stats"><thead><tr>{head}</tr></thead><tbody>{rows}'
-            f'</tbody></table>{_run_note_html(sims)}<p class="note" data-key="ruin">Probability of ruin (equity {sims.ruin:.0%} below the '
-            f"start at any point): <b>{sims.ruin_probability:.2%}</b></p>"
-            + (f'<p class="note" data-key="constant">{html.escape(note)}</p>' if (note := same_everywhere(sims)) else "")
-            + "</section>")
-
-
-def page_bytes(sims: Simulations, run: RunData) -> bytes:
-    """``montecarlo.html``: the summary table and a histogram of each statistic."""
-    import html
-
-    from algocli.analytics.report import html_page
-
-    title = f"Monte Carlo — {run.folder.name}"
-    header = (f"<header><h1>{html.escape(title)}</h1>"
-              f"<p>{html.escape(describe(sims, run))}</p></header>")
-    return html_page(title, header, [_summary_html(sims)], _figures(sims))
-
-
-#: The files ``write_outputs`` writes.
-ARTIFACTS = ("montecarlo.csv", "montecarlo.html")
-
-
-def write_outputs(sims: Simulations, run: RunData, out_dir: Path) -> list[Path]:
-    """Write ``montecarlo.csv`` and ``montecarlo.html`` into ``out_dir`` as one set.
-
-    Args:
-        sims: The simulations.
-        run: The run they resample.
-        out_dir: The folder (created when missing).
-
-    Returns:
-        The paths written.
-
-    Raises:
-        ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
-    """
-    from algocli.persistence.output import publish_files
-
-    return publish_files(out_dir, ARTIFACTS, {"montecarlo.csv": csv_text(sims).encode("utf-8"),
-                                              "montecarlo.html": page_bytes(sims, run)})

@@ -24,7 +24,8 @@ class Objective:
     Args:
         text: A ``results.csv`` statistic (``sharpe_ratio``) or ``package.module:function``; the
             function receives the trial's statistics as a dict (numbers as floats, durations in
-            days, times as ISO text, undefined ones None) and returns a number.
+            days, times as ISO text, undefined ones None) and returns a number, or None or NaN
+            when the score is undefined for that trial (no trades): such a trial cannot be the best.
 
     Raises:
         UsageError: An unknown statistic, or a function that cannot be imported.
@@ -57,7 +58,11 @@ class Objective:
         return "objective" if self.function is not None else None
 
     def score(self, values: dict) -> float | None:
-        """The trial's score, or None when undefined (NaN, no trades)."""
+        """The trial's score, or None when undefined (NaN, no trades).
+
+        Raises:
+            UsageError: The function raised, or returned something else than a number or None.
+        """
         if self.function is None:
             raw = values.get(self.text)
         else:
@@ -67,8 +72,25 @@ class Objective:
                 raise UsageError(f"--maximize {self.text}: the function raised {type(exc).__name__}: {exc}; it is "
                                  "called with the statistics as a dict (as results.csv names them) and returns "
                                  "a number") from exc
+            _check_number(self.text, raw)
         try:
             value = float(raw)
         except (TypeError, ValueError):
             return None
         return None if math.isnan(value) else value
+
+
+def _check_number(text: str, raw: object) -> None:
+    """Refuse a function's result that is no number: a text or a list scored as undefined would make
+    every trial undefined and the sweep end with no best and no error."""
+    if raw is None:
+        return
+    ok = not isinstance(raw, (str, bytes, bool))
+    try:
+        float(raw) if ok else None
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+        raise UsageError(f"--maximize {text}: the function returned {shown} ({type(raw).__name__}); return a "
+                         "number (None or NaN where the trial's score is undefined, e.g. no trades)")

@@ -25,6 +25,21 @@ def _csv_text(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
+def trials_count(result: TrialsResult) -> str:
+    """``15 trials``, or ``9 of 15 trials`` for a sweep Ctrl-C stopped: its artifacts show a part."""
+    n = len(result.trials)
+    if result.interrupted and result.planned > n:
+        return f"{n:,} of {result.planned:,} trials"
+    return f"{n:,} trial{'' if n == 1 else 's'}"
+
+
+def sweep_kind(result: TrialsResult, finish: bool = True) -> str:
+    """``grid``, or ``grid, interrupted; run the same command to finish`` (``finish``: with the fix)."""
+    if not result.interrupted:
+        return result.method
+    return f"{result.method}, interrupted" + ("; run the same command to finish" if finish else "")
+
+
 def trials_csv(result: TrialsResult) -> str:
     """``trials.csv``: trial number, a column per parameter, the objective when it is a function,
     and a column per statistic under its ``results.csv`` name, formatted as there."""
@@ -53,18 +68,18 @@ def best_yaml(result: TrialsResult, best: Trial, out_dir: Path) -> str:
     """
     import yaml
 
-    from algocli.config.run import _paths_beside
+    from algocli.config.run import paths_beside
     from algocli.research.worker import with_params
 
     source = Path(result.source)
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    _paths_beside(raw, source.parent)
+    paths_beside(raw, source.parent)
     tuned = with_params(result.config, best.params, result.source)
     for entry, new in zip(raw["strategies"], tuned.strategies):
         entry["params"] = dict(new.params)
     raw["output"] = {**(raw.get("output") or {}), "dir": str(Path(out_dir).absolute() / "best")}
     shown = ", ".join(f"{k}={v}" for k, v in best.params.items())
-    head = (f"# algo optimize {result.source}: best of {len(result.trials)} trials ({result.method}) by "
+    head = (f"# algo optimize {result.source}: best of {trials_count(result)} ({sweep_kind(result)}) by "
             f"{result.objective.text} = {best.score:.6g} at {shown}\n")
     return head + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
@@ -122,7 +137,7 @@ def heatmap_page(result: TrialsResult) -> bytes:
     best = result.best
     summary = (f"<p>best {html.escape(result.objective.text)} = {best.score:.6g} at "
                f"{html.escape(', '.join(f'{k}={v}' for k, v in best.params.items()))}</p>") if best else ""
-    title = f"Optimisation — {html.escape(result.config.name)}"
+    title = f"Optimisation — {html.escape(result.config.name)}" + (" (partial)" if result.interrupted else "")
     template = _plotly_file(f"templates/{_TEMPLATE}.json").decode("utf-8").replace("</", "<\\/")
     head = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -132,7 +147,7 @@ def heatmap_page(result: TrialsResult) -> bytes:
     )
     tail = (
         f"</script><script>var ALGO_TEMPLATE={template};var ALGO_CONFIG={json.dumps(_PLOT_CONFIG)};</script></head>\n"
-        f"<body><header><h1>{title}</h1><p>{len(result.trials)} trials ({result.method}), maximising "
+        f"<body><header><h1>{title}</h1><p>{trials_count(result)} ({html.escape(sweep_kind(result))}), maximising "
         f"{html.escape(result.objective.text)}</p>{summary}</header><main>{charts}</main></body></html>\n"
     )
     return b"".join((head.encode("utf-8"), _plotly_file("plotly.min.js"), tail.encode("utf-8")))
@@ -147,7 +162,7 @@ def manifest(result: TrialsResult) -> dict:
         "method": result.method, "seed": result.seed, "maximize": result.objective.text,
         "params": {p.name: list(p.values) for p in result.space.params},
         "constraints": [c.text for c in result.space.constraints],
-        "trials": len(result.trials), "ran": result.ran, "refused": len(result.refused),
+        "trials": len(result.trials), "planned": result.planned, "ran": result.ran, "refused": len(result.refused),
         "best": None if best is None else {"trial": best.number, "params": best.params, "score": best.score},
         "executor": result.executor, "batch_size": result.batch_size,
         "wall_seconds": round(result.wall_seconds, 3), "trial_seconds": round(result.busy_seconds, 3),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def parse_param(text: str) -> Param:
         try:
             start, stop, *step = (Decimal(p.strip()) for p in parts)
         except InvalidOperation:
-            raise UsageError(f"--param {text!r}: start, stop and step must be numbers; {fix}") from None
+            start = None
+        if start is None or not all(d.is_finite() for d in (start, stop, *step)):  # nan, inf: no grid
+            raise UsageError(f"--param {text!r}: start, stop and step must be finite numbers; {fix}")
         if not step and not (start == start.to_integral_value() and stop == stop.to_integral_value()):
             raise UsageError(f"--param {text!r}: a range of fractional values needs its step; "
                              f"write --param {name}={parts[0].strip()}:{parts[1].strip()}:0.1 (start:stop:step)")
@@ -76,16 +79,34 @@ def parse_param(text: str) -> Param:
             raise UsageError(f"--param {text!r}: {count} values; use a larger step")
         values = tuple(_number(start + k * step) for k in range(count))
         return Param(name, values, "range")
-    values = tuple(_scalar(v.strip()) for v in spec.split(",") if v.strip())
-    if not values:
-        raise UsageError(f"--param {text!r}: no values; {fix}")
+    typo = _RANGE_TYPO.match(spec)
+    if typo:
+        raise UsageError(f"--param {text!r}: not a range; write a range as start:stop[:step] or a list as "
+                         f"a,b,c, e.g. --param {name}={typo['start']}:{typo['stop']}{':0.1' if '.' in spec else ''}")
+    items = [v.strip() for v in spec.split(",")]
+    if "" in items:
+        raise UsageError(f"--param {text!r}: an empty value in the list; list each value once between commas, "
+                         "e.g. --param name=5,8,13")
+    values = tuple(_choice(v, text) for v in items)
     if len(set(values)) != len(values):
         raise UsageError(f"--param {text!r}: a value is listed twice; list each once")
     return Param(name, values, "choice")
 
 
+#: ``5-20`` or ``5..20``: a range written as other tools write it, which would pass for one text value
+_RANGE_TYPO = re.compile(r"^(?P<start>[-+]?\d+(?:\.\d+)?)\s*(?:-|\.\.)\s*(?P<stop>[-+]?\d+(?:\.\d+)?)$")
+
+
+def _choice(item: str, text: str) -> int | float | bool | str:
+    value = _scalar(item)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"--param {text!r}: {item} is not a finite number; list finite values, "
+                         "e.g. --param name=5,8,13")
+    return value
+
+
 def _number(d: Decimal) -> int | float:
-    return int(d) if d == d.to_integral_value() else float(d)
+    return int(d) if d.is_finite() and d == d.to_integral_value() else float(d)
 
 
 def _scalar(text: str) -> int | float | bool | str:
@@ -147,11 +168,36 @@ class Constraint:
         for node in ast.walk(tree):
             _check_node(node, text, names, self._alias)
         self._body = tree.body
+        self._names = [self._alias.get(n.id, n.id) for n in ast.walk(tree) if isinstance(n, ast.Name)]
 
     def __call__(self, params: dict) -> bool:
-        if self._alias:
-            params = {**params, **{token: params[name] for token, name in self._alias.items()}}
-        return bool(_evaluate(self._body, params))
+        """Whether ``params`` pass.
+
+        Raises:
+            UsageError: The expression is undefined at ``params`` (a division by zero, a comparison
+                of a number with a text). A point the constraint cannot judge is not dropped
+                silently: the grid it leaves would not be the one the trader meant.
+        """
+        scope = {**params, **{token: params[name] for token, name in self._alias.items()}}
+        try:
+            return bool(_evaluate(self._body, scope))
+        except ZeroDivisionError as exc:
+            divisor = self._shown(ast.unparse(exc.args[0])) if exc.args and isinstance(exc.args[0], ast.AST) else ""
+            guard = (f"; guard it: \"{divisor} != 0 and ...\"" if divisor else
+                     "; rewrite it so that every point of the grid gives true or false")
+            raise UsageError(f"--constraint {self.text!r}: divides by zero at {self._point(params)}{guard}") from None
+        except (ArithmeticError, TypeError) as exc:
+            raise UsageError(f"--constraint {self.text!r}: undefined at {self._point(params)} ({exc}); rewrite it "
+                             "so that every point of the grid gives true or false") from None
+
+    def _shown(self, expr: str) -> str:
+        for token, name in self._alias.items():
+            expr = expr.replace(token, name)
+        return expr
+
+    def _point(self, params: dict) -> str:
+        used = [n for n in dict.fromkeys(self._names) if n in params]
+        return ", ".join(f"{n}={params[n]}" for n in used)
 
 
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load, ast.Constant,
@@ -190,7 +236,12 @@ def _evaluate(node: ast.AST, params: dict):
             raise UsageError("--constraint: arithmetic works on numbers only")  # no "a" * 10**9
         if isinstance(node.op, ast.Pow) and abs(right) > 64:
             raise UsageError("--constraint: an exponent above 64 is refused")
-        return _BINARY[type(node.op)](left, right)
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except ZeroDivisionError:
+            if isinstance(node.op, ast.Pow):
+                raise
+            raise ZeroDivisionError(node.right) from None  # the divisor, for the message's guard
     left = _evaluate(node.left, params)  # ast.Compare, chained: a < b < c
     for op, comparator in zip(node.ops, node.comparators):
         right = _evaluate(comparator, params)

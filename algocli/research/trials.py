@@ -114,6 +114,7 @@ class TrialsResult:
     batch_size: int = 1
     executor: str = ""
     interrupted: bool = False
+    planned: int = 0  # points the sweep meant to run: more than ``trials`` when interrupted
     #: Per batch run now: worker, (start, end) in its clock, its trials' own seconds. With
     #: ``dispatched``/``finished`` (the client's ``time.time()`` when the first batch went out
     #: and when the last came back) they split a local sweep's overhead (``overhead``).
@@ -131,9 +132,9 @@ class TrialsResult:
 Progress = Callable[[int, int, "Trial | None"], None]
 
 
-def _none_admissible(refused: list[tuple[dict, str]]) -> str:
-    return ("no point of the grid passes the constraints and the strategies' own checks"
-            + (f" (first refusal: {refused[0][1]})" if refused else ""))
+def _none_admissible(space: Space, refused: list[tuple[dict, str]]) -> str:
+    checks = "the constraints and the strategies' own checks" if space.constraints else "the strategies' own checks"
+    return f"no point of the grid passes {checks}" + (f" (first refusal: {refused[0][1]})" if refused else "")
 
 
 class _Journal:
@@ -180,6 +181,7 @@ class _Sweep:
         self.min_batch = 1  # trials per batch for MIN_BATCH_SECONDS
         self.best: Trial | None = None
         self.ran_now: set[str] = set()
+        self.scores: dict[str, float | None] = {}  # key -> score: a user's objective may be slow, call it once
 
     def key(self, params: dict) -> str:
         return hashlib.sha256((self.base + canonical(params)).encode()).hexdigest()[:32]
@@ -241,30 +243,45 @@ class _Sweep:
         self.per_batch = max(1, round(BATCH_SECONDS / seconds))
 
     def _take(self, out: dict, params_of: dict) -> None:
+        # The batch's accounts first: scoring its rows runs the user's objective, which Ctrl-C may
+        # interrupt, and the summary must still count the worker that ran them.
+        if not out.get("error"):
+            self.result.workers[out["worker"]] = max(out["peak_rss_mb"],
+                                                     self.result.workers.get(out["worker"], 0.0))
+            self.result.load_seconds += out["load_seconds"]
+            self.result.batches.append((out["worker"], out["span"], sum(row["seconds"] for _, row in out["rows"])))
+            self.result.finished = time.time()
         self._record([(k, params_of[k], row) for k, row in out["rows"]])
         if out.get("error"):
             _, code, message, params = out["error"]
             err = AlgoError(f"trial {_shown(params)}: {message}")
             err.exit_code = code
             raise err
-        self.result.workers[out["worker"]] = max(out["peak_rss_mb"], self.result.workers.get(out["worker"], 0.0))
-        self.result.load_seconds += out["load_seconds"]
-        self.result.batches.append((out["worker"], out["span"], sum(row["seconds"] for _, row in out["rows"])))
-        self.result.finished = time.time()
 
     def _record(self, rows: list[tuple[str, dict, dict]]) -> None:
         if not rows:
             return
-        self.journal.add(rows)
-        self.result.ran += len(rows)
-        self.result.busy_seconds += sum(row["seconds"] for _, _, row in rows)
+        from algocli.persistence.output import signals_held
+
+        # scored before journalled: a --maximize function that raises or returns no number writes nothing
+        scores = {key: self.result.objective.score(row["values"]) for key, _, row in rows}
+        # Ctrl-C waits for the journal and the counts to agree: a row journalled but not counted as
+        # run now would be reported as taken from the journal
+        with signals_held():
+            self.journal.add(rows)
+            self.result.ran += len(rows)
+            self.result.busy_seconds += sum(row["seconds"] for _, _, row in rows)
+            self.ran_now.update(key for key, _, _ in rows)
+            self.scores.update(scores)
         for key, _, _ in rows:
-            self.ran_now.add(key)
             self._count(self.journal.rows[key])
 
     def _count(self, record: dict) -> None:
         self.done += 1
-        score = self.result.objective.score(record["values"])
+        key = record["key"]
+        if key not in self.scores:
+            self.scores[key] = self.result.objective.score(record["values"])
+        score = self.scores[key]
         if score is not None and (self.best is None or score > self.best.score):
             self.best = Trial(-1, record["params"], record["key"], record["stats"], record["values"], score,
                               record["seconds"])
@@ -278,10 +295,10 @@ class _Sweep:
             if record is None or key in seen:
                 continue
             seen.add(key)
+            score = self.scores[key] if key in self.scores else self.result.objective.score(record["values"])
             self.result.trials.append(Trial(
-                len(self.result.trials), params, key, record["stats"], record["values"],
-                self.result.objective.score(record["values"]), record["seconds"], cached=key not in self.ran_now,
-                returns=record.get("returns")))
+                len(self.result.trials), params, key, record["stats"], record["values"], score, record["seconds"],
+                cached=key not in self.ran_now, returns=record.get("returns")))
 
 
 def overhead(result: TrialsResult) -> dict[str, float]:
@@ -376,19 +393,21 @@ def run_trials(config_path: Path, space: Space, *, maximize: str = "sharpe_ratio
         if method == "bayes":
             search = BayesSearch(space, trials or DEFAULT_TRIALS, seed, accept)
             sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, search.trials, started)
+            result.planned = search.trials
             while points := search.ask():
                 sweep.evaluate(points)
                 search.tell({canonical(t.params): t.score for t in result.trials})
             result.refused = list(search.refused.values())
             if not search.seen:
-                raise UsageError(_none_admissible(result.refused))
+                raise UsageError(_none_admissible(space, result.refused))
         else:
             points, result.refused = admissible(space, accept)
             if method == "random":
                 points = sample(points, trials or DEFAULT_TRIALS, seed)
             if not points:
-                raise UsageError(_none_admissible(result.refused))
+                raise UsageError(_none_admissible(space, result.refused))
             sweep = _Sweep(result, spec, ctx, executor, journal, batch, progress, len(points), started)
+            result.planned = len(points)
             sweep.evaluate(points)
     except KeyboardInterrupt:
         result.interrupted = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from algocli.domain.session import decision_lag_ns
 from algocli.risk.config import RiskConfig
 from algocli.risk.controller import FLATTEN_TAG, SQUARE_OFF_TAG, RiskController
 from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, state_path_for, write_state
@@ -34,9 +35,12 @@ def attach_risk(core: EngineCore, config: RiskConfig, *, state_path: Path | None
     Call it before the engine starts. ``state_path`` None (backtests) keeps the state in memory;
     ``clear_command`` is the ``algo halt ... --clear`` its notes name (the run's own).
     """
-    return RiskController(config, state_path=state_path, clock_ns=engine_clock(core),
-                          clear_command=clear_command).attach(core)
+    controller = RiskController(config, state_path=state_path, clock_ns=engine_clock(core),
+                                clear_command=clear_command)
+    controller.decision_lag_ns = _lag(core)
+    return controller.attach(core)
 
 
-__all__ = ["ACTIVE", "FLATTEN_TAG", "HALTED", "SQUARE_OFF_TAG", "RiskConfig", "RiskController", "RiskState",
-           "attach_risk", "engine_clock", "read_state", "state_path_for", "write_state"]
+def _lag(core: EngineCore) -> int:
+    """``decision_lag_ns`` of the engine's candles (the first history with an interval)."""
+    return decision_lag_ns(next((h.interval for h in core.histories.values() if h.interval is not None), None))

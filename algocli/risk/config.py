@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+
+from algocli.domain.strict import NumbersModel
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class RiskConfig(BaseModel):
+class RiskConfig(NumbersModel):
     """Limits checked on every order before the broker sees it, identically in backtest, paper and live."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when a run has a risk: section

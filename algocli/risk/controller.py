@@ -93,6 +93,9 @@ class RiskController:
         self._catchup_day = None  # the IST day (days since 1970) whose first candle looked for a missed one
         self._catchup: tuple[int, frozenset[str]] | None = None  # (candle, instruments) closed by one
         self.denied = 0
+        #: How long after a candle's start its strategies decide (its length): the session times are
+        #: judged then, so that a 15:05 25-minute candle, decided at 15:30, is after a 15:20 square-off.
+        self.decision_lag_ns = 0
         self.events: list[str] = []  # one line per halt, clear and square-off, oldest first
         self._events_seen = 0
         if self.state_path is not None:
@@ -154,7 +157,7 @@ class RiskController:
                 if not reduces:
                     return self._deny(f"risk: {inst} is being squared off (a missed {cfg.square_off} IST square-off "
                                       "caught up on this candle); only orders that reduce the position are allowed")
-            tod = (now + IST_OFFSET_NS) % DAY_NS
+            tod = (now + self.decision_lag_ns + IST_OFFSET_NS) % DAY_NS
             square_ns, cutoff_ns = self._times_on(now)
             if square_ns is not None and tod >= square_ns and self._intraday(inst, context):
                 if reduces is None:
@@ -370,7 +373,7 @@ class RiskController:
         if day_number != self._catchup_day and self.core is not None:  # a new day's (or a restart's) first candle
             self._catchup_day = day_number
             self._catch_up(now, ist_date(now))
-        if (now + IST_OFFSET_NS) % DAY_NS < self._times_on(now)[0]:
+        if (now + self.decision_lag_ns + IST_OFFSET_NS) % DAY_NS < self._times_on(now)[0]:
             return
         day = ist_date(now).isoformat()
         if self.state.square_off_day == day or self.core is None:

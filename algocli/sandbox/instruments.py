@@ -45,6 +45,7 @@ from pathlib import Path
 from aiohttp import web
 
 from algocli.adapters.upstox.parsing import from_instrument_key
+from algocli.instruments.cache import SANDBOX_LIST_HEADER
 from algocli.instruments.hrn import MONTHS, format_strike
 from algocli.instruments.model import Instrument
 from algocli.instruments.table import read_instruments
@@ -462,7 +463,7 @@ async def _serve_file(request: web.Request) -> web.Response:
     state = request.app[INSTRUMENT_FILES]
     state.requests.append(request.path)
     body, content_type = state.files[request.path]
-    headers = {"Last-Modified": formatdate(state.modified, usegmt=True)}
+    headers = {"Last-Modified": formatdate(state.modified, usegmt=True), SANDBOX_LIST_HEADER: "1"}
     since = request.headers.get("If-Modified-Since")
     if since:
         try:

@@ -19,7 +19,9 @@ import typing
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import ConfigDict, create_model
+
+from algocli.domain.strict import NumbersModel
 
 if TYPE_CHECKING:
     from algocli.domain.candle import Candle
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from algocli.strategy.context import StrategyContext
 
 
-class StrategyParams(BaseModel):
+class StrategyParams(NumbersModel):
     """Base for a strategy's parameters: strict, frozen, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)

@@ -52,3 +52,24 @@ def test_cumulative_charges_step_up_at_each_fills_bar():
     assert len(cum) == 60
     assert cum[9] == 0 and cum[10] == pytest.approx(29.04) and cum[19] == pytest.approx(29.04)
     assert cum[20] == pytest.approx(60.24) and cum[-1] == pytest.approx(60.24)
+
+
+def test_a_flat_commissions_totals_are_what_the_account_paid(tmp_path):
+    """``commission_rate`` books each fill's commission unrounded (backtesting.py's way); the totals in
+    results.csv are then the account's: ``charges_total`` equals ``commissions`` and the cash paid."""
+    import pandas as pd
+
+    from cli.cli_support import REPO_ROOT
+    from cli.paper_support import algo
+
+    done = algo(["backtest", REPO_ROOT / "configs" / "bollinger.yaml", "--no-report", "-q", "-o", tmp_path])
+    assert done.returncode == 0, done.stderr
+    results = pd.read_csv(tmp_path / "results.csv").set_index("metric")["value"]
+    results = results[results.index.str.startswith(("charges_", "commissions", "final_", "initial_"))].astype(float)
+    fills = pd.read_csv(tmp_path / "fills.csv")
+    rate = 0.0003  # configs/bollinger.yaml's commission_rate
+    paid = (fills["quantity"] * fills["price"] * rate).sum()
+    assert results["charges_total"] == results["charges_brokerage"] == results["commissions"]
+    assert results["charges_total"] == pytest.approx(paid, abs=0.005)
+    signed = fills["quantity"] * fills["price"] * fills["side"].map({"BUY": -1, "SELL": 1})
+    assert results["final_equity"] == pytest.approx(results["initial_capital"] + signed.sum() - paid, abs=0.005)

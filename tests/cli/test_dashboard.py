@@ -110,7 +110,8 @@ def _expected_books(engine, bars, closed):
                     lots.pop(0)
         held = sum(q for q, _, _ in lots)
         avg = sum(q * p for q, p, _ in lots) / held if held else 0.0
-        unrealised = held * (last_close - avg) if held else 0.0
+        # the open lots' share of their entry charges is paid: it belongs to their P&L until they close
+        unrealised = held * (last_close - avg) - sum(q * c for q, _, c in lots) if held else 0.0
         out[sid] = dict(realised=realised, unrealised=unrealised, held=held, avg=avg,
                         orders=sum(o.strategy_id == sid for o in engine.broker.orders),
                         fills=sum(f.strategy_id == sid for f in engine.broker.fills))
@@ -156,6 +157,8 @@ def test_dashboard_shows_account_feed_pnl_positions_orders_and_fills(state, monk
     for sid, b in books.items():
         assert pnl[sid] == [format_value(b["realised"]), format_value(b["unrealised"]),
                             format_value(b["realised"] + b["unrealised"]), str(b["orders"]), str(b["fills"])], sid
+    # every rupee of the account's change is some strategy's
+    assert sum(b["realised"] + b["unrealised"] for b in books.values()) == pytest.approx(equity - 1_000_000, abs=1e-6)
 
     positions = _section(text, "positions")
     assert positions == [[sid, INST, str(books[sid]["held"]), f"{books[sid]['avg']:.2f}", f"{last_close:.2f}"]

@@ -110,3 +110,19 @@ def test_a_closed_output_pipe_does_not_fail_the_command_or_lose_its_artifacts(tm
     assert b"error" not in err and b"Traceback" not in err
     for name in ("trades.csv", "orders.csv", "fills.csv", "equity_curve.csv", "results.csv", "report.html", "run.json"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.parametrize("argv", [
+    ["backtest", "CONFIG", "-o", ""], ["backtest", "CONFIG", "--output", " "], ["paper", "CONFIG", "-o", ""],
+    ["download-data", "NSE:HDFCBANK", "--out", ""], ["optimize", "CONFIG", "--param", "fast_period=5,10", "--out", ""],
+    ["walkforward", "CONFIG", "--param", "fast_period=5,10", "--out", ""], ["montecarlo", "output", "--out", ""],
+], ids=["backtest-o", "backtest-output-blank", "paper", "download-data", "optimize", "walkforward", "montecarlo"])
+def test_an_empty_folder_option_is_refused_not_taken_as_the_current_folder(cli, tmp_path, monkeypatch, argv):
+    # `-o "$OUT"` with OUT unset: the artifacts would land among the files of wherever the command ran
+    from cli.cli_support import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    argv = [str(REPO_ROOT / "configs" / "sma.yaml") if a == "CONFIG" else a for a in argv]
+    result = cli(*argv)
+    assert result.code == 2 and "is empty; give a folder" in result.err, result.err
+    assert list(tmp_path.iterdir()) == []

@@ -163,3 +163,20 @@ def test_the_trades_methods_run_column_says_it_is_measured_per_trade(cli, sma_ru
     assert "run: the run's own trades" not in boot.out
     row = next(line for line in boot.out.splitlines() if line.startswith("Max. Drawdown"))
     assert f"{float(results['max_drawdown_pct']):.2f}" == row.split()[-1]  # every bar: results.csv's figure
+
+
+def test_the_header_names_the_block_kind_and_its_length(cli, sma_run):
+    circular = cli("montecarlo", sma_run, "--n", "50", "--seed", "1", "--method", "block", "--block-kind", "circular",
+                   "--block-size", "3")
+    assert circular.code == 0, circular.err
+    said = " ".join(circular.out.split())
+    assert "block: bar returns in circular blocks (3 bars each)" in said and "mean" not in said.split("block:")[1][:40]
+    stationary = cli("montecarlo", sma_run, "--n", "50", "--seed", "1", "--method", "block", "--block-size", "3")
+    assert "block: bar returns in stationary blocks (mean 3 bars)" in " ".join(stationary.out.split())
+
+
+def test_a_missing_folder_is_said_to_be_missing(cli, tmp_path):
+    result = cli("montecarlo", tmp_path / "nosuchfolder")
+    assert result.code == 2 and result.err_lines == [
+        f"error: {tmp_path / 'nosuchfolder'}: no such folder; pass the folder of a finished run (algo backtest "
+        "writes one, e.g. output/sma-hdfcbank)"], result.err

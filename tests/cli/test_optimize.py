@@ -131,14 +131,27 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         (["--param", "fast_period=5:10:5:1"], "a range is start:stop:step (or start:stop for whole numbers)"),
         (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
         (["--param", "fast_period=5:10:5", "--trials", "2"], "--trials 2 applies to --method random or bayes"),
-        (["--param", "fast_period=a,b", "--method", "bayes"], "no point of the grid passes the constraints and the "
-                                                              "strategies' own checks (first refusal: "),
+        (["--param", "fast_period=a,b", "--method", "bayes"], "no point of the grid passes the strategies' own "
+                                                              "checks (first refusal: "),
+        (["--param", "fast_period=5:20:5", "--param", "slow_period=20,30", "--constraint",
+          "slow_period / (fast_period - 5) > 1"],
+         "--constraint 'slow_period / (fast_period - 5) > 1': divides by zero at slow_period=20, fast_period=5; "
+         "guard it: \"fast_period - 5 != 0 and ...\""),
+        (["--param", "fast_period=5:inf:5"], "'fast_period=5:inf:5': start, stop and step must be finite numbers"),
+        (["--param", "fast_period=nan:20"], "'fast_period=nan:20': start, stop and step must be finite numbers"),
+        (["--param", "fast_period=5-20"], "'fast_period=5-20': not a range; write a range as start:stop[:step] or a "
+                                          "list as a,b,c, e.g. --param fast_period=5:20"),
+        (["--param", "fast_period=5,,10"], "'fast_period=5,,10': an empty value in the list"),
+        (["--param", "fast_period=5:10:5", "--maximize", "research.objectives:as_text"],
+         "--maximize research.objectives:as_text: the function returned '0.52' (str); return a number (None or "
+         "NaN where the trial's score is undefined, e.g. no trades)"),
     ]
     for args, message in cases:
         res = cli("optimize", run, *args, "--workers", "1", "--out", tmp_path / "x", "-q")
         assert res.code == 2, (args, res.err)
         assert len(res.err_lines) == 1 and message in res.err, res.err
         assert "Traceback" not in res.err
+        assert not (tmp_path / "x").exists(), args  # bad input writes nothing, not even the journal
 
 
 def test_fewer_points_than_trials_is_said_once_and_a_grid_says_nothing(cli, write_yaml, base_config, tmp_path):
@@ -170,3 +183,78 @@ def test_params_of_the_bundled_multi_strategy_config_by_hyphenated_id(cli, write
     assert params["sma-hdfcbank"]["quantity"] == 20 and params["rsi-infosys"]["period"] in (10, 14)
     assert params["rsi-infosys"]["quantity"] == cfg["strategies"][1]["params"]["quantity"]  # untouched
     assert cli("backtest", out / "best.yaml", "--no-report", "-q").code == 0
+
+
+def test_best_yaml_runs_from_its_own_folder_with_a_relative_charges_table(cli, write_yaml, base_config, tmp_path):
+    """broker.charges, a path relative to the run definition, is absolute in best.yaml as data.path is."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mycharges.csv").write_bytes(
+        (root / "algocli" / "market" / "data" / "brokers" / "dhan.csv").read_bytes())
+    base_config["broker"] = {"name": "simulated", "charges": "sub/mycharges.csv"}
+    base_config["risk"] = {"max_position": 500, "state_file": "sub/risk.json"}
+    out = tmp_path / "elsewhere" / "opt"
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["broker"]["charges"] == str(tmp_path / "sub" / "mycharges.csv")
+    assert best["risk"]["state_file"] == str(tmp_path / "sub" / "risk.json")
+    res = cli("backtest", out / "best.yaml", "--no-report", "-q")
+    assert res.code == 0, res.err
+    assert float(_results(out / "best" / "results.csv")["charges_total"]) > 0
+
+
+def test_best_yaml_keeps_a_shipped_charges_name(cli, write_yaml, base_config, tmp_path):
+    base_config["broker"] = {"name": "simulated", "charges": "dhan"}
+    out = tmp_path / "opt"
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    assert yaml.safe_load((out / "best.yaml").read_text())["broker"]["charges"] == "dhan"
+
+
+def test_ctrl_c_on_two_workers_prints_one_line_marks_the_artifacts_partial_and_the_rerun_completes(
+        cli, write_yaml, base_config, tmp_path):
+    from research.sweep_signals import ctrl_c_once_journalled
+
+    run, out = write_yaml(base_config), tmp_path / "opt"
+    args = ["optimize", run, "--param", "fast_period=5:30:5", "--param", "slow_period=20:60:20", "--constraint",
+            "fast_period < slow_period", "--maximize", "research.objectives:slow_sharpe", "--workers", "2",
+            "--out", out, "-q"]
+    code, said, err = ctrl_c_once_journalled(args, out / "trials.journal.jsonl")
+    assert code == 130, err
+    kept = len(_rows(out / "trials.csv"))
+    assert err.splitlines() == [f"interrupted: {kept} of 15 trials kept; run the same command to finish"]
+    assert f"{kept} of 15 trials (grid, interrupted; {kept} run now, 0 from the journal)" in said
+    workers = int(re.search(r"of the (\d) workers? whose trials were kept", said).group(1))
+    timings = _rows(out / "timings.csv")
+    assert len(timings) == kept and not any(t["cached"] for t in timings)
+    assert workers >= 1 and json.loads((out / "optimize.json").read_text())["interrupted"] is True
+    assert f"best of {kept} of 15 trials (grid, interrupted; run the same command to finish)" in \
+        (out / "best.yaml").read_text().splitlines()[0]
+    assert "(partial)</h1>" in (out / "heatmap.html").read_text()
+    res = cli(*args)
+    assert res.code == 0, res.err
+    assert f"15 trials (grid; {15 - kept} run now, {kept} from the journal)" in " ".join(res.out.split())
+    assert "(partial)" not in (out / "heatmap.html").read_text()
+    clean = tmp_path / "clean"
+    assert cli(*args[:-3], "--out", clean, "-q").code == 0
+    assert (out / "trials.csv").read_bytes() == (clean / "trials.csv").read_bytes()
+
+
+def test_a_function_returning_none_leaves_every_trial_undefined(cli, write_yaml, base_config, tmp_path):
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--maximize",
+              "research.objectives:undefined", "--workers", "1", "--out", tmp_path / "opt", "-q")
+    assert res.code == 0, res.err
+    assert "no trial has a defined research.objectives:undefined" in res.out
+    assert not (tmp_path / "opt" / "best.yaml").exists()
+
+
+def test_an_output_folder_that_is_a_file_names_the_out_flag(cli, write_yaml, base_config, tmp_path):
+    (tmp_path / "taken").write_text("")
+    run = write_yaml(base_config)
+    res = cli("optimize", run, "--param", "fast_period=5,10", "--workers", "1", "--out", tmp_path / "taken", "-q")
+    assert res.code == 2 and res.err_lines == [f"error: {tmp_path / 'taken'}: is a file, not a folder; pass another "
+                                               "--out"], res.err
+    base_config["output"]["dir"] = str(tmp_path / "taken")
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "-q")
+    assert res.code == 2 and res.err.endswith("pass --out or change output.dir\n"), res.err

@@ -7,8 +7,9 @@ chains ``ctx.pcr`` reads. Every order must be the backtest's: contract, side, qu
 decision's candle, the fill's time and price, the charges, and the expiry settlement at the expiry
 day's close. The replay runs far ahead of the paper run; the chain a decision reads is still the one
 of the decision's moment (``X-Sandbox-Time``), and the feed keeps up with the backlog (keepalive).
-Dhan's protocol replays the whole sample (2024-06-13 to the 06-27 expiry), Upstox's its last five
-sessions, to keep the two near a minute.
+Upstox's protocol replays the whole sample (2024-06-13 to the 06-27 expiry), Dhan's its last five
+sessions: Dhan serves one option chain per three seconds (its published limit, which the client keeps),
+so its run is paced by the chains it reads.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _settled(journal: Path) -> bool:
     return f'"k":"candle","instrument":"{UNDER}","ts":{LAST_BAR},' in tail and '"expiry"' in tail
 
 
-@pytest.mark.parametrize("protocol, first", [("dhan", None), ("upstox", "2024-06-20")])
+@pytest.mark.parametrize("protocol, first", [("dhan", "2024-06-20"), ("upstox", None)])
 def test_pcr_cross_paper_against_the_sandbox_places_the_backtests_orders(tmp_path, protocol, first):
     bt_out, paper_out, logs = tmp_path / "bt", tmp_path / "paper", tmp_path / "logs"
     bt = algo(["backtest", _backtest_yaml(tmp_path, bt_out, first), "--no-report", "-q"], timeout=120)

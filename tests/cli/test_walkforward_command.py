@@ -220,3 +220,25 @@ def test_hyphenated_strategy_ids_fit_80_columns_with_every_figure(cli, write_yam
     for r in _rows(out / "windows.csv"):
         row = next(line.split() for line in res.out.splitlines() if line.split()[:2] == [r["window"], r["test_start"]])
         assert row[2:4] == [r["sma-hdfcbank.fast_period"], r["rsi-infosys.period"]]
+
+
+def test_ctrl_c_on_two_workers_prints_one_line_and_the_rerun_completes(cli, write_yaml, base_config, tmp_path):
+    from research.sweep_signals import ctrl_c_once_journalled
+
+    run, out = write_yaml(base_config), tmp_path / "wf"
+    args = ["walkforward", run, *ARGS, "--maximize", "research.objectives:slow_sharpe", "--workers", "2"]
+    code, said, err = ctrl_c_once_journalled([*args, "--out", out], out / "trials.journal.jsonl")
+    assert code == 130, err
+    assert err.splitlines() == ["interrupted: finished trials are journalled; run the same command to continue"]
+    assert said == ""
+    assert cli(*args, "--out", out).code == 0
+    assert cli(*args, "--out", tmp_path / "clean").code == 0
+    for name in ("windows.csv", "oos_equity.csv", "results.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+
+
+def test_an_output_folder_that_is_a_file_names_the_out_flag(cli, write_yaml, base_config, tmp_path):
+    (tmp_path / "taken").write_text("")
+    res = cli("walkforward", write_yaml(base_config), *ARGS, "--workers", "1", "--out", tmp_path / "taken")
+    assert res.code == 2 and res.err_lines == [f"error: {tmp_path / 'taken'}: is a file, not a folder; pass another "
+                                               "--out"], res.err

@@ -119,6 +119,32 @@ def test_missing_required_key(check):
     check(lambda c: c.pop("name"), "name", "required key is missing")
 
 
+def test_a_misspelt_required_key_is_named_with_the_key_meant(check):
+    # the misspelling is both an unknown key and a missing one; the unknown key's line names the fix
+    check(lambda c: _rename(c, "initial_capital", "initial_capitol"), "initial_capitol: unknown key",
+          "did you mean `initial_capital`")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("initial_capital", float("inf"), "finite number"),
+    ("initial_capital", True, "true is not a number"),
+    ("quantity", True, "true is not a number"),
+    ("quantity", False, "false is not a number"),
+], ids=["inf-capital", "true-capital", "true-param", "false-param"])
+def test_true_false_and_infinity_are_no_numbers(check, key, value, fragment):
+    # YAML's true would run as 1 unit, and .inf would pass "greater than 0"
+    def mutate(c):
+        (c if key == "initial_capital" else _params(c))[key] = value
+    check(mutate, key, fragment)
+
+
+def test_an_impossible_date_names_its_line(cli, base_config, write_yaml):
+    base_config["data"]["end"] = "END"
+    path = write_yaml(yaml.safe_dump(base_config, sort_keys=False).replace("END", "2024-04-31"))
+    line_no = next(k for k, text in enumerate(path.read_text().splitlines(), 1) if "2024-04-31" in text)
+    assert_one_line_error(cli("backtest", path), f"line {line_no}: '2024-04-31' is not a date", source=path)
+
+
 def test_bad_interval_lists_allowed_values(check):
     line = check(lambda c: c.update(interval="2m"), "interval", "'2m'", "is not allowed")
     for interval in Interval:
@@ -251,6 +277,21 @@ def test_non_numeric_cell_names_file_and_row(check, data_dir):
 
     _corrupt_line(csv, line_no, non_numeric_close)
     check(lambda c: None, f"row {line_no}", "close", "abc", source=csv)
+
+
+def test_a_message_with_brackets_is_printed_whole(cli, base_config, write_yaml, tmp_path, data_dir):
+    # Rich reads "[...]" as markup: the bar's range and a folder named data[old] must survive it
+    folder = data_dir.rename(tmp_path / "data[old]")
+    base_config["data"]["path"] = str(folder)
+    csv = folder / "NSE_EQ_1333.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
+    fields = lines[10].rstrip("\n").split(",")
+    fields[1] = "99999"  # open far above the high
+    lines[10] = ",".join(fields) + "\n"
+    csv.write_text("".join(lines), encoding="utf-8")
+    line = assert_one_line_error(cli("backtest", write_yaml(base_config), "--quiet"), "row 11: open 99999",
+                                 "is outside the bar's range [low ", source=csv)
+    assert "data[old]/NSE_EQ_1333.csv" in line
 
 
 def test_row_with_extra_field_names_file_and_row(check, data_dir):

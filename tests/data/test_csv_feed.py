@@ -592,3 +592,21 @@ def test_a_basket_of_files_with_off_session_bars_is_told_of_in_one_line(tmp_path
         [n.replace("NSE_EQ_", "NSE_EQ:") for n in names], Interval.DAY_1, warn=said.append)
     assert said == [f"5 files in {tmp_path} (first {tmp_path / 'NSE_EQ_2001.csv'}): kept 6 bar(s), 1 to 2 each, "
                     "on NSE holidays or outside the session (data.allow_off_session)"]
+
+
+def test_trading_days_without_a_bar_inside_a_file_are_said_in_one_line(tmp_path):
+    """Rows deleted from the complete daily sample: the warning counts what was deleted and names the
+    runs, first to last; the untouched file says nothing."""
+    source = Path(__file__).resolve().parents[2] / "data" / "NSE_EQ_1333.csv"
+    said: list[str] = []
+    CsvFeed(CsvFeedConfig(path=source.parent)).load(["NSE_EQ:1333"], Interval.DAY_1, warn=said.append)
+    assert said == []
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    cut = [r for r in rows if "2020-03-02" <= r[:10] <= "2020-06-30" or r[:10] == "2023-05-02"]
+    (tmp_path / source.name).write_text(header + "".join(r for r in rows if r not in cut), encoding="utf-8")
+    CsvFeed(CsvFeedConfig(path=tmp_path)).load(["NSE_EQ:1333"], Interval.DAY_1, warn=said.append)
+    spring = [r[:10] for r in cut if r[:4] == "2020"]
+    assert said == [f"{tmp_path / source.name}: no bar on {len(cut)} trading days inside its range: {spring[0]} to "
+                    f"{spring[-1]} ({len(spring)} days), 2023-05-02; indicators and returns run straight across them: "
+                    "fill the file with `algo download-data`, or set data.start after the gap"]

@@ -70,7 +70,11 @@ def test_config_runs_trades_and_rejects_nothing(path, tmp_path, monkeypatch):
     assert len(trades) > 0
     assert len(orders) > 0 and len(fills) > 0
     rejected = orders[orders["status"] == "REJECTED"]
-    assert rejected.empty, rejected["reason"].tolist()
+    if path.stem == "intraday-charges":  # the README's example of the rule: its 15:05 bar closes after 15:20
+        assert rejected["created_time"].tolist() == ["2024-06-10T15:05:00+05:30"], rejected["reason"].tolist()
+        assert rejected["reason"].str.contains("after the 15:20 IST square-off").all()
+    else:
+        assert rejected.empty, rejected["reason"].tolist()
     # every strategy of the config placed orders, under its configured id when it has one
     ids = [s.get("id") for s in cfg["strategies"]]
     if all(ids):

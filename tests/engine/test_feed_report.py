@@ -39,3 +39,14 @@ def test_a_clean_feed_and_whole_days_give_no_note():
     assert feed_notes(None, {"NSE:A": whole}, 1) == [
         "8 1-minute candle(s) missing between candles of the same day (no tick arrived for them; first: NSE:A "
         "2024-06-10 09:16-09:19 IST)"]
+
+
+def test_a_resumed_run_says_so_and_does_not_blame_the_feed_for_its_downtime():
+    a = _bars("NSE:A", _ist("2024-06-10", "10:44", "10:59"))  # stopped 10:45-10:58, then resumed
+    restored = {"candles": 90, "orders": 5, "fills": 5}
+    assert feed_notes(FeedStatus("dhan"), {"NSE:A": a}, 1, restored) == [
+        "resumed from its journal: 90 candles, 5 orders, 5 fills restored",
+        "14 1-minute candle(s) missing between candles of the same day (no tick arrived for them, or the run was "
+        "stopped then; first: NSE:A 2024-06-10 10:45-10:58 IST)"]
+    # a fresh run (nothing restored) keeps the feed's word
+    assert "resumed" not in " ".join(feed_notes(None, {"NSE:A": a}, 1, {"candles": 0, "orders": 0, "fills": 0}))

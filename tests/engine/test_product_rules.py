@@ -91,6 +91,25 @@ def test_an_intraday_order_that_opens_after_the_square_off_is_rejected():
     assert order.status is OrderStatus.REJECTED and "after the 15:20 IST square-off" in order.reason
 
 
+def test_on_25_minute_bars_an_order_decided_after_the_square_off_is_rejected():
+    """The 15:05 bar closes at 15:30: the broker squared the position off at 15:20 inside it, and an
+    order the strategy makes when it closes would open a new INTRADAY position after the square-off,
+    to be carried overnight. One decided at 15:05 (the 14:40 bar's close) is taken."""
+    from algocli.data.csv_feed import resample
+
+    bars = resample(_bars(days=2), Interval.MINUTE_25)
+    last = [_tod(t) for t in bars.ts].index("15:05")
+    bt = Backtest({INST: bars}, initial_capital=1_000_000, fill_model=NextOpen(), cost_model=IndianCharges("dhan"),
+                  interval=Interval.MINUTE_25, rules=ProductRules.build("dhan"))
+    bt.add_strategy(Scripted({last - 1: lambda ctx, c: ctx.buy(INST, 10),
+                              last: lambda ctx, c: ctx.buy(INST, 10)}), [INST], "s")
+    result = bt.run()
+    entry, off, late = result.orders
+    assert entry.status is OrderStatus.FILLED and off.tag == "auto-squareoff" and off.status is OrderStatus.FILLED
+    assert late.status is OrderStatus.REJECTED and "after the 15:20 IST square-off" in late.reason
+    assert {ist_date(f.ts) for f in result.fills} == {ist_date(int(bars.ts[0]))}  # nothing held into day 2
+
+
 def test_daily_bars_square_off_intraday_at_the_days_close():
     from algocli.data.csv_feed import resample
 

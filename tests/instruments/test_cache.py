@@ -135,3 +135,37 @@ def test_the_cache_folder_setting_is_read_only_where_it_is_set(tmp_path):
     # set in .env, in any case: read through the settings class
     lines = _where(tmp_path, f"algo_instruments_dir={tmp_path / 'lists'}\n")
     assert lines[0].startswith(f"no instrument list is cached in {tmp_path / 'lists'};") and lines[1] == "True"
+
+
+def test_a_sandboxs_list_is_fetched_afresh_each_time_another_servers_once_a_day(tmp_path):
+    """Two `algo sandbox` runs on one port, of data/ and then data/options, serve different lists:
+    the second must be read, not the first one's copy fetched earlier the same day."""
+    import asyncio
+
+    from algocli.sandbox.app import serve
+    from algocli.sandbox.instruments import DHAN_COMPACT_PATH
+    from sandbox.sandbox_support import DATA
+
+    with socket.socket() as probe:  # one free port for both, as `algo sandbox` takes 8765 each time
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}{DHAN_COMPACT_PATH}"
+
+    async def list_served_from(folder):
+        ready = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(folder, port=port, speed=0, on_ready=ready.set_result, warn=lambda _m: None))
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            return await asyncio.to_thread(open_master, directory=tmp_path, urls={"dhan": url})
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    equity = asyncio.run(list_served_from(DATA))
+    assert equity.resolve("NSE:RELIANCE").dhan_id == "NSE_EQ:2885"
+    options = asyncio.run(list_served_from(DATA / "options"))
+    assert options.resolve("NSE:NIFTY 27 JUN 2024 23000 CE") is not None
+    from algocli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'NSE:RELIANCE' is not in the instrument list"):
+        options.resolve("NSE:RELIANCE")

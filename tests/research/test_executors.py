@@ -5,26 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from algocli.research import Space, run_trials
 from algocli.research.executors import DaskExecutor, LocalExecutor, make_executor
 from algocli.research.outputs import trials_csv
 from algocli.research.trials import overhead
+from research.research_support import sma_yaml
 
-REPO = Path(__file__).resolve().parents[2]
 SPACE = (["fast_period=5:25:5", "slow_period=20:60:20"], ["fast_period < slow_period"])
 
 
 @pytest.fixture(scope="module")
 def run_yaml(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("sweep")
-    cfg = yaml.safe_load((REPO / "configs" / "sma.yaml").read_text(encoding="utf-8"))
-    cfg["data"]["path"] = str(REPO / "data")
-    cfg["output"]["dir"] = str(tmp / "run")
-    path = tmp / "sma.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
+    return sma_yaml(tmp_path_factory.mktemp("sweep"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from algocli.analytics.stats import compute_metrics
 from algocli.errors import UsageError
 from algocli.research import montecarlo as mc
+from algocli.research.montecarlo_outputs import csv_text
 
 IST_NS = (5 * 3600 + 1800) * 10**9
 
@@ -133,9 +134,9 @@ def test_the_same_seed_gives_the_same_simulations_and_another_seed_others(three_
     write_run(tmp_path / "b", 100 * np.cumprod(1 + np.sin(np.arange(60)) / 50), [(59, 1.0, 1.0)])
     bars = mc.load_run(tmp_path / "b")
     for run, method in ((three_trades, "trades"), (bars, "bootstrap"), (bars, "block")):
-        a, b = (mc.csv_text(mc.simulate(run, 300, method=method, seed=9)) for _ in range(2))
+        a, b = (csv_text(mc.simulate(run, 300, method=method, seed=9)) for _ in range(2))
         assert a == b
-        assert a != mc.csv_text(mc.simulate(run, 300, method=method, seed=10))
+        assert a != csv_text(mc.simulate(run, 300, method=method, seed=10))
 
 
 def test_block_indices_keep_blocks_together():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from algocli.errors import UsageError
@@ -114,3 +116,39 @@ def test_a_bare_name_two_strategies_share_asks_which_one():
 def test_a_param_given_twice_is_refused():
     with pytest.raises(UsageError, match="twice"):
         Space.parse(["a=1:2:1", "a=3"])
+
+
+def test_a_constraint_undefined_at_a_point_names_the_point_and_the_guard():
+    space = Space.parse(["fast_period=5:20:5", "slow_period=30"], ["slow_period / (fast_period - 5) > 1"])
+    with pytest.raises(UsageError, match=r"^--constraint 'slow_period / \(fast_period - 5\) > 1': divides by zero "
+                                         r"at slow_period=30, fast_period=5; guard it: \"fast_period - 5 != 0 and"):
+        list(space.grid())
+    guarded = Space.parse(["fast_period=5:20:5", "slow_period=30"],
+                          ["fast_period - 5 != 0 and slow_period / (fast_period - 5) > 1"])
+    assert [p["fast_period"] for p in guarded.grid()] == [10, 15, 20]
+    mixed = Space.parse(["mode=fast,slow"], ["mode < 3"])
+    with pytest.raises(UsageError, match=r"^--constraint 'mode < 3': undefined at mode=fast \('<' not supported"):
+        list(mixed.grid())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fast_period=5:inf:5", "start, stop and step must be finite numbers"),
+    ("fast_period=nan:20", "start, stop and step must be finite numbers"),
+    ("fast_period=5,inf", "inf is not a finite number"),
+    ("fast_period=5-20", "not a range; write a range as start:stop[:step] or a list as a,b,c, e.g. "
+                         "--param fast_period=5:20"),
+    ("x=0.5..2", "not a range; write a range as start:stop[:step] or a list as a,b,c, e.g. --param x=0.5:2:0.1"),
+    ("fast_period=5,,10", "an empty value in the list"),
+    ("fast_period=5,", "an empty value in the list"),
+])
+def test_malformed_specs_say_what_to_write(text, message):
+    with pytest.raises(UsageError) as err:
+        parse_param(text)
+    assert str(err.value).startswith(f"--param {text!r}: {message}")
+    suggested = re.search(r"e\.g\. --param (\S+)$", str(err.value))
+    if suggested:  # the fix offered parses
+        parse_param(suggested.group(1))
+
+
+def test_a_dated_text_value_is_still_one_choice():
+    assert parse_param("day=2024-01-01").values == ("2024-01-01",)

@@ -15,16 +15,6 @@ from algocli.research.outputs import trials_csv
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def run_yaml(tmp_path) -> Path:
-    """configs/sma.yaml reading the bundled daily data, writing under tmp_path."""
-    cfg = yaml.safe_load((REPO / "configs" / "sma.yaml").read_text(encoding="utf-8"))
-    cfg["data"]["path"] = str(REPO / "data")
-    cfg["output"]["dir"] = str(tmp_path / "run")
-    path = tmp_path / "sma.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
-
 
 def _space(fast="5:15:5", slow="20:40:10"):
     return Space.parse([f"fast_period={fast}", f"slow_period={slow}"], ["fast_period < slow_period"])

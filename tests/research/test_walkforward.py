@@ -17,6 +17,7 @@ from algocli.research import Space
 from algocli.research.pbo import cscv, period_returns, sharpe, sharpe_t_stat
 from algocli.research.walkforward import (Piece, Span, Window, bar_days, check_windows, parse_span, plan_windows,
                                           run_walkforward, stitch)
+from research.research_support import sma_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 D = date
@@ -225,12 +226,7 @@ def test_stitching_compounds_returns_and_is_continuous():
 @pytest.fixture
 def run_yaml(tmp_path) -> Path:
     """configs/sma.yaml on the bundled daily data from 2019 to 2020."""
-    cfg = yaml.safe_load((REPO / "configs" / "sma.yaml").read_text(encoding="utf-8"))
-    cfg["data"].update(path=str(REPO / "data"), start="2019-01-01", end="2020-12-31")
-    cfg["output"]["dir"] = str(tmp_path / "run")
-    path = tmp_path / "sma.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
+    return sma_yaml(tmp_path, start="2019-01-01", end="2020-12-31")
 
 
 def test_one_window_stitched_equals_its_backtest(run_yaml):

@@ -41,10 +41,11 @@ def minute_bars(start: str, closes: list[float], day: int = 0, step_s: int = 60,
 
 
 def run(script: dict, risk: dict | None, bars: Bars, capital: float = 1_000_000.0, fill_model=None,
-        ) -> tuple[RunResult, Scripted, RiskController | None]:
-    """One scripted strategy ``s`` on ``bars`` with ``risk`` limits (None: no controller)."""
+        interval=None) -> tuple[RunResult, Scripted, RiskController | None]:
+    """One scripted strategy ``s`` on ``bars`` with ``risk`` limits (None: no controller); with
+    ``interval``, session times are judged at each candle's close, as a run of a definition does."""
     bt = Backtest({bars.instrument: bars}, initial_capital=capital, fill_model=fill_model,
-                  cost_model=PercentCommission(0.0))
+                  cost_model=PercentCommission(0.0), interval=interval)
     strat = Scripted(script)
     bt.add_strategy(strat, [bars.instrument], "s")
     controller = attach_risk(bt.core, RiskConfig(**risk), state_path=None) if risk is not None else None

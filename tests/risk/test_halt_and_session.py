@@ -117,6 +117,26 @@ def test_square_off_flattens_intraday_positions_once_a_day_and_denies_entries(tm
     assert controller.state.square_off_day == "2024-01-03"
 
 
+def test_on_25_minute_candles_the_square_off_comes_on_the_candle_that_closes_after_it(tmp_path):
+    """The 15:05 candle closes at 15:30: a 15:20 square-off falls inside it, so the position is closed
+    when it closes (filled at the next open), not carried to a catch-up the next morning, and an
+    entry decided on it is refused."""
+    from algocli.domain.models import Interval
+
+    day = ["14:15", "14:40", "15:05"]
+    ts = [ist(t) for t in day] + [ist(t, day=1) for t in day]
+    script = {0: buy(10), 2: buy(1)}
+    result, _, controller = run(script, {"square_off": "15:20"}, bars_at(ts, [100.0] * 6),
+                                interval=Interval.MINUTE_25)
+    rows = orders_csv(result, tmp_path)
+    squared = [(r["side"], r["quantity"], r["status"], r["created_time"]) for r in rows if r["tag"] == SQUARE_OFF_TAG]
+    assert squared == [("SELL", "10", "FILLED", "2024-01-02T15:05:00+05:30")]
+    assert [(r["side"], r["quantity"], r["status"]) for r in rows if r["tag"] != SQUARE_OFF_TAG] == [
+        ("BUY", "10", "FILLED"), ("BUY", "1", "REJECTED")]
+    assert [e[:34] for e in controller.events] == ["square-off 15:20 IST on 2024-01-02", "square-off 15:20 IST on 2024-01-03"]
+    assert not any("missed" in e for e in controller.events)
+
+
 def test_square_off_leaves_non_intraday_instruments_alone():
     """With a broker whose product for the instrument is CNC (delivery), nothing is squared off."""
     from algocli.engine.backtest import Backtest

@@ -70,7 +70,8 @@ def _key(orders, last_ts):
 def test_backtest_and_paper_refuse_the_same_orders(tmp_path, name):
     config = RiskConfig(**LIMITS[name])
     bars = _bars()
-    bt = Backtest({INST: bars}, initial_capital=1_000_000, fill_model=NextOpen(), cost_model=PercentCommission(0.0003))
+    bt = Backtest({INST: bars}, initial_capital=1_000_000, fill_model=NextOpen(), cost_model=PercentCommission(0.0003),
+                  interval=Interval.MINUTE_1)
     bt.add_strategy(Churn(), [INST], "s")
     bt_risk = attach_risk(bt.core, config, state_path=None)
     result = bt.run()

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from algocli.broker.live_plugins import InstrumentIds, LiveBrokerPlugin
 from algocli.data.live_feeds import LiveOptions
+from algocli.domain.strict import NumbersModel
 
 __all__ = ["DhanBrokerPlugin", "DhanFeed", "DhanFeedConfig", "sandbox_feed"]
 
@@ -41,7 +42,7 @@ class DhanBrokerPlugin(LiveBrokerPlugin):
         return f"Dhan client {DhanSettings().client_id or '(DHAN_CLIENT_ID not set)'}"
 
 
-class DhanFeedConfig(BaseModel):
+class DhanFeedConfig(NumbersModel):
     """The ``data:`` section for Dhan's live market feed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

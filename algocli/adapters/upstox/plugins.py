@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from algocli.broker.live_plugins import InstrumentIds, LiveBrokerPlugin
 from algocli.data.live_feeds import LiveOptions
+from algocli.domain.strict import NumbersModel
 
 __all__ = ["UpstoxBrokerPlugin", "UpstoxFeed", "UpstoxFeedConfig", "sandbox_feed"]
 
@@ -36,7 +37,7 @@ class UpstoxBrokerPlugin(LiveBrokerPlugin):
         return f"Upstox account at {UpstoxSettings().api_base_url}"
 
 
-class UpstoxFeedConfig(BaseModel):
+class UpstoxFeedConfig(NumbersModel):
     """The ``data:`` section for the Upstox feed.
 
     Attributes:
