@@ -8,6 +8,7 @@ once, in ``__post_init__``, with messages a strategy author can act on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from numbers import Integral
 from typing import Any
@@ -108,6 +109,12 @@ class Signal:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the signal (the engine checks it again when it is submitted: a Signal changed after
+        it was made, which the specification forbids, must not reach the book unchecked)."""
+        if self.action.__class__ is not SignalAction:  # "BUY" as the specification's pydantic model takes it
+            self.action = _member(SignalAction, self.action, "action")
+        if self.order_type.__class__ is not OrderType:
+            self.order_type = _member(OrderType, self.order_type, "order_type")
         if self.action is _HOLD:
             return
         q = self.quantity
@@ -126,6 +133,14 @@ class Signal:
 
 _HOLD = SignalAction.HOLD
 _LIMIT = OrderType.LIMIT
+
+
+def _member(enum: type[Enum], value: Any, name: str) -> Enum:
+    """``value`` as a member of ``enum``: the member itself or its name in any case (``"buy"``)."""
+    if isinstance(value, str) and value.strip().upper() in enum.__members__:
+        return enum[value.strip().upper()]
+    allowed = ", ".join(f"{enum.__name__}.{m}" for m in enum.__members__)
+    raise ValueError(f"Signal {name} must be one of {allowed}, got {value!r}")
 
 
 @dataclass(slots=True)
@@ -206,6 +221,13 @@ class Fill:
         """The total charges in rupees (the same as ``commission``)."""
         return self.commission
 
+    @property
+    def timestamp(self) -> datetime:
+        """When it filled, IST (the specification's ``Fill.timestamp``; ``ts`` is UTC nanoseconds)."""
+        from algocli.domain.candle import ns_to_ist
+
+        return ns_to_ist(self.ts)
+
 
 @dataclass(slots=True)
 class Position:
@@ -232,3 +254,8 @@ class Position:
     @property
     def market_value(self) -> float:
         return abs(self.quantity) * self.last_price
+
+    @property
+    def current_price(self) -> float:
+        """The specification's name for ``last_price``."""
+        return self.last_price

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from algocli.broker.costs import SHIPPED_CHARGES
 from algocli.config.run import RunConfig, check_instruments, default_strategy_id, parse_plugin_config
@@ -12,6 +12,9 @@ from algocli.engine.backtest import Backtest
 from algocli.errors import ConfigError
 from algocli.registry import resolve
 from algocli.strategy.base import BaseStrategy
+
+if TYPE_CHECKING:
+    from algocli.instruments.naming import RunNames
 
 
 @dataclass
@@ -150,7 +153,7 @@ def resolve_plugins(config: RunConfig, source: str) -> Plugins:
     return Plugins(config, feed_cls, feed_cfg, fill_model, broker_cls, broker_cfg, strategies, cost_cls, source)
 
 
-def declare_instruments(config: RunConfig, source: str) -> RunConfig:
+def declare_instruments(config: RunConfig, source: str, deferred: list | None = None) -> RunConfig:
     """``config`` with each strategy's instruments checked against its class's ``instruments``
     property, or taken from it when the YAML lists none. Call it before naming the instruments.
 
@@ -166,12 +169,28 @@ def declare_instruments(config: RunConfig, source: str) -> RunConfig:
     for i, entry in enumerate(config.strategies):
         cls = resolve("strategy", entry.class_, where=f"{source}: strategies[{i}].class")
         if cls.declares_instruments():
-            entry = _declared(entry, _build_strategy(entry, i, source), i, source)
+            entry = _declared(entry, _build_strategy(entry, i, source), i, source, deferred)
         entries.append(entry)
     return config.model_copy(update={"strategies": entries})
 
 
-def _declared(entry, strategy: BaseStrategy, i: int, source: str):
+def name_declared(config: RunConfig, source: str, name: Callable[[RunConfig], RunNames]) -> RunNames:
+    """``name(config)`` (``instruments.naming.name_run`` or the live runs' one) after
+    ``declare_instruments``: a YAML list that spells a class's instruments another way (``NSE:HDFCBANK``
+    for its ``NSE_EQ:1333``) is checked once the instrument lists have named both."""
+    deferred: list[tuple[int, list[str], str]] = []
+    names = name(declare_instruments(config, source, deferred))
+    for i, declared, cls in deferred:
+        named = names.config.strategies[i].instruments
+        spellings = {s for hrn in named for s in (hrn, *names.aliases(hrn))}
+        if len(set(named)) != len(set(declared)) or not set(declared) <= spellings:
+            raise ConfigError(f"{source}: strategies[{i}].instruments: {config.strategies[i].instruments} differ from "
+                              f"{declared}, which {cls}.instruments names; list the same instruments, or drop the "
+                              "YAML's list to use the class's")
+    return names
+
+
+def _declared(entry, strategy: BaseStrategy, i: int, source: str, deferred: list | None = None):
     where = f"{source}: strategies[{i}].instruments"
     declared = strategy.declared_instruments()
     try:
@@ -180,7 +199,9 @@ def _declared(entry, strategy: BaseStrategy, i: int, source: str):
         raise ConfigError(f"{where}: {strategy.name}.instruments: {exc}") from None
     if not entry.instruments:
         return entry.model_copy(update={"instruments": declared})
-    if set(entry.instruments) != set(declared):
+    if set(entry.instruments) != set(declared) and deferred is not None:
+        deferred.append((i, declared, strategy.name))  # perhaps the same ones spelled another way: name_declared
+    elif set(entry.instruments) != set(declared):
         raise ConfigError(f"{where}: {entry.instruments} differ from {declared}, which {strategy.name}.instruments "
                           "names; list the same instruments, or drop the YAML's list to use the class's")
     return entry
@@ -240,6 +261,10 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         files.append(Path(bt.core.chains.replay.path))
     if config.risk is not None:
         from algocli.risk import attach_risk
+        from algocli.risk.config import square_off_warning
+
+        if (late := square_off_warning(config.risk.square_off, config.interval.minutes)) is not None:
+            _warn(f"{source}: {late}")
 
         attach_risk(bt.core, config.risk, state_path=None)  # a backtest keeps its risk state in memory
     return Assembled(bt, config, files, warnings, plugins.plugin_configs())
@@ -285,12 +310,11 @@ def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None
     """
     from algocli.instruments.naming import name_run
 
-    config = declare_instruments(config, source)
     feed_cls = resolve("feed", config.data.feed, where=f"{source}: data.feed")
     feed_cfg = _plugin_config(feed_cls, config.data.plugin_params, source, "data")
     directory = getattr(feed_cls(feed_cfg), "directory", None) if hasattr(feed_cls, "load") else None
     extra = [directory / "instruments.csv"] if directory is not None else []
-    return name_run(config, source, extra=extra, warn=warn)
+    return name_declared(config, source, lambda declared: name_run(declared, source, extra=extra, warn=warn))
 
 
 def _plugin_config(cls: type, params: dict, source: str, section: str):

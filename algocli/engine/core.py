@@ -65,6 +65,11 @@ class EngineCore:
     def __post_init__(self) -> None:
         self._by_id: dict[str, StrategySlot] = {}
         self._listeners: dict[str, StrategySlot] = {}
+        # Every other spelling of a run's instrument (a broker id for its name): the specification's
+        # strategies trade "NSE_EQ:1333" where the run definition says NSE:HDFCBANK.
+        self.aliases: dict[str, str] = {
+            other: inst for inst, model in self.instruments.items() if hasattr(model, "ids")
+            for other in model.ids() if other != inst and other not in self.instruments}
 
     @property
     def now_ns(self) -> int:
@@ -161,6 +166,7 @@ class EngineCore:
 
     def submit(self, strategy_id: str, signal: Signal) -> str | None:
         """Route a strategy's signal to the broker; returns the order id."""
+        _recheck(signal, strategy_id, self)
         c = self.clock
         i = c.cursor
         risk = self.risk
@@ -192,6 +198,7 @@ class EngineCore:
         risk = self.risk
         for signal in signals:
             if signal is not None:
+                _recheck(signal, strategy_id, self)
                 if risk is not None and signal.action is not _HOLD:
                     reason = risk.check(strategy_id, signal, self)
                     if reason is not None:
@@ -244,3 +251,17 @@ def _risk_first(on_bar, on_candle):
         on_bar()
         return on_candle(candle)
     return guarded
+
+
+def _recheck(signal, strategy_id: str, core: EngineCore) -> None:
+    """Check a submitted signal again: a Signal's fields can be changed after it was made (the
+    specification makes them immutable; a frozen dataclass costs a microsecond per signal), and one
+    changed to a quantity of -5 or an action of "BUY" must not reach the book as it is."""
+    if signal.__class__ is not Signal and not isinstance(signal, Signal):
+        raise StrategyError(f"strategy {strategy_id}: submitted a {type(signal).__name__} ({signal!r}) as a "
+                            "signal; return or submit Signal objects")
+    signal.__post_init__()
+    if signal.instrument not in core.histories:
+        named = core.aliases.get(signal.instrument)
+        if named is not None:
+            signal.instrument = named

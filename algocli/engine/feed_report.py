@@ -1,4 +1,5 @@
-"""What a live session's feed went through, as the notes of its summary and ``run.json``.
+"""What a live session's feed went through, as the notes of its summary and ``run.json``, and
+the line it shows when it resumes from its journal.
 
 The dashboard shows reconnects and malformed packets while it runs; a ``--no-dashboard`` run,
 a cron job and the artifacts would otherwise never say that the feed dropped, sent garbage, or
@@ -13,7 +14,7 @@ from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import IST_OFFSET_NS
 from algocli.domain.session import DAY_NS, MINUTE_NS
 
-__all__ = ["feed_notes"]
+__all__ = ["feed_notes", "resume_line"]
 
 
 def feed_notes(status, bars: dict, interval_minutes: int, restored: dict[str, int] | None = None) -> list[str]:
@@ -62,3 +63,11 @@ def _missing(bars: dict, step: int) -> tuple[int, str]:
             start, end = ns_to_ist(int(ts[k]) + step), ns_to_ist(int(ts[k + 1]) - step)
             first_ts, first = ts[k], f"{inst} {start:%Y-%m-%d %H:%M}-{end:%H:%M} IST"
     return total, first
+
+
+def resume_line(session) -> str:
+    """The line a session shows when it continues its journal: what it restored."""
+    r = session.engine.restored
+    if session.broker is not None:  # a live run's orders and fills are restored with the broker's (reconcile)
+        return f"resuming from {session.journal_path}: {r['candles']} candles; orders and fills next, with the broker's"
+    return f"resuming from {session.journal_path}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills"

@@ -165,14 +165,15 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
             feed's (or the real broker's) credentials are not set.
     """
     from algocli.config.run import load_run_config
-    from algocli.engine.assemble import declare_instruments, resolve_plugins
+    from algocli.engine.assemble import name_declared, resolve_plugins
+    from algocli.risk.config import square_off_warning
     from algocli.registry import names_with
 
     config = Path(config)
     loaded = load_run_config(config)
     _check_credentials(loaded, config, real_broker)  # before the instrument list, the journal or the screen
     _check_feed_section(loaded, config)  # its URLs name where the instrument list is fetched from
-    names = name_live_run(declare_instruments(loaded, str(config)), config, warn)
+    names = name_declared(loaded, str(config), lambda declared: name_live_run(declared, config, warn))
     cfg = names.config
     plugins = resolve_plugins(cfg, str(config))
     if not hasattr(plugins.feed_cls, "live"):
@@ -181,6 +182,8 @@ def load_live_run(config: Path | str, command: str, warn: Callable[[str], None] 
     run = LiveRun(cfg, plugins, names.ids() if names.instruments else None, config,
                   names.metadata() if names.instruments else None)
     _add_options(run, warn)
+    if cfg.risk is not None and (late := square_off_warning(cfg.risk.square_off, cfg.interval.minutes)) is not None:
+        (warn or log.warning)(f"{config}: {late}")
     return run
 
 
@@ -440,7 +443,9 @@ async def run_session(session: Session, *, duration: float | None = None, view: 
     handled = _install_signals(asyncio.get_running_loop(), stop, engine.core.risk)
     try:
         if any(engine.restored.values()):
-            view.note("resume", _resume_line(session))
+            from algocli.engine.feed_report import resume_line
+
+            view.note("resume", resume_line(session))
         if broker is not None:
             await broker.connect()
             for note in await engine.router.reconcile(engine.journal_records, instruments):
@@ -487,13 +492,6 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, risk)
         loop.add_signal_handler(signal.SIGUSR1, lambda: risk.halt("SIGUSR1 received", source="signal"))
         handled.append(signal.SIGUSR1)
     return handled
-
-
-def _resume_line(session: Session) -> str:
-    r = session.engine.restored
-    if session.broker is not None:  # a live run's orders and fills are restored with the broker's (reconcile)
-        return f"resuming from {session.journal_path}: {r['candles']} candles; orders and fills next, with the broker's"
-    return f"resuming from {session.journal_path}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills"
 
 
 async def _trade(engine, feed, stop: asyncio.Event, duration: float | None, view: SessionView) -> None:

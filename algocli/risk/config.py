@@ -58,4 +58,30 @@ def minutes_of(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-__all__ = ["RiskConfig", "minutes_of"]
+def square_off_warning(square_off: str | None, interval_minutes: int) -> str | None:
+    """Why ``square_off`` cannot be kept on candles of ``interval_minutes``, or None.
+
+    Session times are judged when a candle closes (``domain.session.decision_lag_ns``), and the
+    closing orders fill at the next candle's open. A time inside the day's last candle (15:20 in
+    the 15:05-15:30 25-minute candle) is reached only at 15:30, and its orders fill at the next
+    session's open: the position is held overnight.
+    """
+    if square_off is None or interval_minutes >= _SESSION_MINUTES:
+        return None
+    t = minutes_of(square_off)
+    if not _OPEN < t < _CLOSE:
+        return None
+    start = _OPEN + (t - _OPEN) // interval_minutes * interval_minutes
+    if start == t or min(start + interval_minutes, _CLOSE) < _CLOSE:
+        return None
+    at = f"{start // 60:02d}:{start % 60:02d}"
+    return (f"risk.square_off {square_off} falls inside the day's last {interval_minutes}-minute candle "
+            f"({at}-15:30): it is reached when that candle closes at 15:30, and its orders fill at the next "
+            f"session's open; set it to {at} (a candle's start) to square off the same day")
+
+
+_OPEN, _CLOSE = 9 * 60 + 15, 15 * 60 + 30  # the regular session, minutes after IST midnight
+_SESSION_MINUTES = _CLOSE - _OPEN
+
+
+__all__ = ["RiskConfig", "minutes_of", "square_off_warning"]

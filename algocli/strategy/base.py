@@ -30,9 +30,27 @@ if TYPE_CHECKING:
 
 
 class StrategyParams(NumbersModel):
-    """Base for a strategy's parameters: strict, frozen, unknown keys rejected."""
+    """Base for a strategy's parameters: strict, frozen, unknown keys rejected.
+
+    Read as attributes (``self.params.fast_period``), or as the specification's dict reads them
+    (``self.params["fast_period"]``, ``self.params.get("quantity", 1)``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in type(self).model_fields
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name) if name in type(self).model_fields else default
+
+    def keys(self):
+        return type(self).model_fields.keys()
 
 
 class SignatureParams(StrategyParams):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -111,6 +112,9 @@ class StrategyContext:
         try:
             return self._histories[instrument]
         except KeyError:
+            named = self._core.aliases.get(instrument)  # a broker id of a run instrument
+            if named is not None:
+                return self._histories[named]
             known = ", ".join(sorted(self._histories)) or "none"
             raise KeyError(f"no data for {instrument!r} in this run (loaded: {known})") from None
 
@@ -305,6 +309,7 @@ class StrategyContext:
 
     def get_position(self, instrument: str) -> Position | None:
         """This strategy's open position in ``instrument``, or None when flat."""
+        instrument = self._core.aliases.get(instrument, instrument)  # a broker id: the run's name for it
         pos = self._core.ledger.positions.get((self._strategy_id, instrument))
         if pos is None or pos.quantity == 0:
             return None
@@ -529,7 +534,17 @@ class StrategyContext:
         return self._core.broker.cancel(order_id, self._strategy_id)
 
     def modify_order(self, order_id: str, quantity: int | None = None, price: float | None = None) -> bool:
-        """Change an open order's quantity or limit price; True if it was still open."""
+        """Change an open order's quantity or limit price; True if it was still open.
+
+        Raises:
+            ValueError: ``quantity`` is not a positive whole number, or ``price`` not a positive one.
+        """
+        if quantity is not None:
+            if isinstance(quantity, bool) or not isinstance(quantity, Integral) or quantity <= 0:
+                raise ValueError(f"modify_order quantity must be a positive whole number, got {quantity!r}")
+            quantity = int(quantity)
+        if price is not None and (isinstance(price, bool) or not isinstance(price, Real) or not 0 < price < math.inf):
+            raise ValueError(f"modify_order price must be a positive number, got {price!r}")
         return self._core.broker.modify(order_id, self._strategy_id, quantity, price)
 
 

@@ -524,6 +524,18 @@ def test_yaml_instruments_that_differ_from_the_property(check):
           "['NSE_EQ:1594'] differ from ['NSE_EQ:1333']", "SmaCrossover.instruments")
 
 
+def test_yaml_instruments_naming_the_propertys_by_their_names_run(cli, base_config, write_yaml, tmp_path):
+    # the class says NSE_EQ:1333 (Dhan's id), the YAML NSE:HDFCBANK: the same instrument, as the data
+    # folder's instruments.csv names it; the run trades it under its name
+    entry = _spec(base_config)
+    entry["instruments"] = ["NSE:HDFCBANK"]
+    result = cli("backtest", write_yaml(base_config), "--quiet", "--no-report", "--output", tmp_path / "out")
+    assert result.code == 0, result.err
+    orders = pd.read_csv(tmp_path / "out" / "orders.csv")
+    assert len(orders) > 2 and set(orders["instrument"]) == {"NSE:HDFCBANK"}
+    assert set(orders["status"]) == {"FILLED"}
+
+
 def test_no_instruments_anywhere(check):
     check(lambda c: _strategy(c).pop("instruments"), "strategies[0].instruments", "required key is missing",
           "`instruments` property")

@@ -170,3 +170,30 @@ def test_on_a_muhurat_evening_the_square_off_keeps_its_distance_from_the_close(t
     squared = [(r["quantity"], r["created_time"]) for r in rows if r["tag"] == SQUARE_OFF_TAG]
     assert squared == [("10", "2023-11-12T19:00:00+05:30")]
     assert controller.state.square_off_day == "2023-11-12"
+
+
+@pytest.mark.parametrize("square_off, warned", [("15:20", True), ("15:05", False)])
+def test_a_square_off_inside_the_days_last_candle_is_warned_of_and_the_suggested_time_keeps_the_day(
+        tmp_path, square_off, warned):
+    """25-minute candles: 15:20 lies inside the 15:05-15:30 candle, so its square-off comes at 15:30
+    and fills at the next open (said before the run); at 15:05, the time it suggests, the 14:40
+    candle's close reaches it and the closing orders fill at 15:05 the same day."""
+    import pandas as pd
+    import yaml
+
+    from cli.cli_support import REPO_ROOT
+    from cli.paper_support import algo
+
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "intraday.yaml").read_text(encoding="utf-8"))
+    cfg["data"]["path"] = str(REPO_ROOT / "data")
+    cfg["risk"] = {"square_off": square_off}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    done = algo(["backtest", path, "-q", "--no-report", "-o", tmp_path / "out"])
+    assert done.returncode == 0, done.stderr
+    assert ("falls inside the day's last 25-minute candle (15:05-15:30)" in done.stderr) is warned, done.stderr
+    orders = pd.read_csv(tmp_path / "out" / "orders.csv")
+    squared = orders[orders["tag"] == SQUARE_OFF_TAG]
+    assert len(squared), "the run must hold a position into a square-off for this to mean anything"
+    same_day = squared["created_time"].str[:10] == squared["updated_time"].str[:10]
+    assert bool(same_day.all()) is not warned
