@@ -74,26 +74,21 @@ def is_itemised(fills: Iterable[Fill]) -> bool:
     return any(any(map(attrgetter(name), fills)) for name in _ITEMISED)
 
 
-def _paise(values: Iterable[float]) -> float:
-    return round(sum((round(v, 2) for v in values if v), 0.0), 2)
-
-
-def _exact(values: Iterable[float]) -> float:
+def _rupees(values: Iterable[float]) -> float:
     return round(sum(values, 0.0), 2)
 
 
 def charges_by_kind(fills: Iterable[Fill]) -> tuple[dict[str, float], float]:
-    """Each kind of charge summed over ``fills``, and their total.
+    """Each kind of charge summed over ``fills``, and their total, to paise.
 
-    Itemised charges are paise per fill (each charge is rounded when it is booked), so each fill's
-    amount is taken to paise first, as ``fills.csv`` writes it, and the sums equal the file's column
-    sums. A flat commission is booked unrounded (as backtesting.py books it): its sums are of what
-    the account paid, equal to the ``commissions`` statistic, and ``fills.csv`` shows each to paise.
+    Itemised charges are rounded to paise per fill when they are booked, so these sums equal the
+    column sums of ``fills.csv``. A flat commission is booked unrounded (as backtesting.py books
+    it): its sums are what the account paid, equal to the ``commissions`` statistic, and
+    ``fills.csv`` shows each fill's to paise.
     """
     fills = list(fills)
-    total = _paise if is_itemised(fills) else _exact
-    by_kind = {kind: total(map(attrgetter(kind), fills)) for kind in CHARGE_FIELDS}
-    return by_kind, total(map(attrgetter("commission"), fills))
+    by_kind = {kind: _rupees(map(attrgetter(kind), fills)) for kind in CHARGE_FIELDS}
+    return by_kind, _rupees(map(attrgetter("commission"), fills))
 
 
 def charge_summary(result: RunResult) -> ChargeSummary | None:

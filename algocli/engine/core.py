@@ -68,7 +68,7 @@ class EngineCore:
         # Every other spelling of a run's instrument (a broker id for its name): the specification's
         # strategies trade "NSE_EQ:1333" where the run definition says NSE:HDFCBANK.
         self.aliases: dict[str, str] = {
-            other: inst for inst, model in self.instruments.items() if hasattr(model, "ids")
+            other: inst for inst, model in self.instruments.items()
             for other in model.ids() if other != inst and other not in self.instruments}
 
     @property

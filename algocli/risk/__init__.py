@@ -35,12 +35,6 @@ def attach_risk(core: EngineCore, config: RiskConfig, *, state_path: Path | None
     Call it before the engine starts. ``state_path`` None (backtests) keeps the state in memory;
     ``clear_command`` is the ``algo halt ... --clear`` its notes name (the run's own).
     """
-    controller = RiskController(config, state_path=state_path, clock_ns=engine_clock(core),
-                                clear_command=clear_command)
-    controller.decision_lag_ns = _lag(core)
-    return controller.attach(core)
-
-
-def _lag(core: EngineCore) -> int:
-    """``decision_lag_ns`` of the engine's candles (the first history with an interval)."""
-    return decision_lag_ns(next((h.interval for h in core.histories.values() if h.interval is not None), None))
+    interval = next((h.interval for h in core.histories.values() if h.interval is not None), None)
+    return RiskController(config, state_path=state_path, clock_ns=engine_clock(core), clear_command=clear_command,
+                          decision_lag_ns=decision_lag_ns(interval)).attach(core)

@@ -72,10 +72,14 @@ class RiskController:
         state_path: Where HALTED and the day's baseline are kept (paper and live). None keeps
             the state in memory only: a backtest starts ACTIVE every time.
         clock_ns: The engine clock, UTC nanoseconds; None before the first candle.
+        clear_command: The ``algo halt ... --clear`` its notes name.
+        decision_lag_ns: How long after a candle's start its strategies decide on it
+            (``domain.session.decision_lag_ns``); the session times are judged then.
     """
 
     def __init__(self, config: RiskConfig, *, state_path: Path | None,
-                 clock_ns: Callable[[], int | None], clear_command: str = "algo halt CONFIG --clear") -> None:
+                 clock_ns: Callable[[], int | None], clear_command: str = "algo halt CONFIG --clear",
+                 decision_lag_ns: int = 0) -> None:
         self.config = config
         self.state_path = Path(state_path) if state_path is not None else None
         self._clock_ns = clock_ns
@@ -93,9 +97,7 @@ class RiskController:
         self._catchup_day = None  # the IST day (days since 1970) whose first candle looked for a missed one
         self._catchup: tuple[int, frozenset[str]] | None = None  # (candle, instruments) closed by one
         self.denied = 0
-        #: How long after a candle's start its strategies decide (its length): the session times are
-        #: judged then, so that a 15:05 25-minute candle, decided at 15:30, is after a 15:20 square-off.
-        self.decision_lag_ns = 0
+        self.decision_lag_ns = decision_lag_ns  # a 15:05 25-minute candle is decided at 15:30: after 15:20
         self.events: list[str] = []  # one line per halt, clear and square-off, oldest first
         self._events_seen = 0
         if self.state_path is not None:

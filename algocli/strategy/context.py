@@ -309,8 +309,10 @@ class StrategyContext:
 
     def get_position(self, instrument: str) -> Position | None:
         """This strategy's open position in ``instrument``, or None when flat."""
-        instrument = self._core.aliases.get(instrument, instrument)  # a broker id: the run's name for it
         pos = self._core.ledger.positions.get((self._strategy_id, instrument))
+        if pos is None and instrument in self._core.aliases:  # a broker id: the run's name for it
+            instrument = self._core.aliases[instrument]
+            pos = self._core.ledger.positions.get((self._strategy_id, instrument))
         if pos is None or pos.quantity == 0:
             return None
         h = self._histories.get(instrument)

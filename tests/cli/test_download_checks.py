@@ -16,9 +16,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from cli.test_download_command import _setup, srv, summary, use  # noqa: F401  (fixtures)
+from cli.test_download_command import _setup, srv, summary, use, wide  # noqa: F401  (fixtures)
 
 NOBODY = 65534
 
@@ -117,10 +116,7 @@ def test_a_from_date_no_broker_has_is_refused_before_anything_else(cli, srv, mon
     assert srv.requests() == [] and _setup == []
 
 
-def test_the_gaps_line_lists_and_counts_gaps_only(cli, srv, monkeypatch):
-    import algocli.cli.download as command
-
-    monkeypatch.setattr(command, "console", Console(width=250, color_system=None, highlight=False))
+def test_the_gaps_line_lists_and_counts_gaps_only(cli, srv, monkeypatch, wide):
     use(monkeypatch, srv, "dhan")
     # the served bars end on 14 June 2024; 17 June is Bakri Id, 18-21 June trading days without data
     r = cli("download-data", "NSE:RELIANCE", "-i", "15m", "--from", "2024-06-10", "--to", "2024-06-21",

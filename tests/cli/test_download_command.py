@@ -60,10 +60,15 @@ def summary(out: str) -> re.Match:
     return match
 
 
-def test_dhan_download_writes_the_files_and_ends_with_one_summary_line(cli, srv, monkeypatch, tmp_path):
+@pytest.fixture
+def wide(monkeypatch):
+    """Print download-data's table 250 columns wide so its cells are neither wrapped nor cut."""
     import algocli.cli.download as command
 
     monkeypatch.setattr(command, "console", Console(width=250, color_system=None, highlight=False))
+
+
+def test_dhan_download_writes_the_files_and_ends_with_one_summary_line(cli, srv, monkeypatch, wide, tmp_path):
     use(monkeypatch, srv, "dhan")
     r = cli("download-data", "NSE:HDFCBANK", "NSE:INFY", "--interval", "1d", "--from", "2024-01-01", "--to",
             "2024-06-30", "--source", "dhan")
@@ -82,10 +87,7 @@ def test_dhan_download_writes_the_files_and_ends_with_one_summary_line(cli, srv,
     assert len(srv.requests("dhan:historical")) == 2 and r.err == ""
 
 
-def test_a_range_whose_only_finding_is_a_holiday_names_it(cli, srv, monkeypatch):
-    import algocli.cli.download as command
-
-    monkeypatch.setattr(command, "console", Console(width=250, color_system=None, highlight=False))
+def test_a_range_whose_only_finding_is_a_holiday_names_it(cli, srv, monkeypatch, wide):
     use(monkeypatch, srv, "dhan")
     # 2024-01-22..26: the sample data has every trading day; Friday 26 January is Republic Day
     r = cli("download-data", "NSE:INFY", "--interval", "1d", "--from", "2024-01-22", "--to", "2024-01-26",
