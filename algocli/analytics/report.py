@@ -38,7 +38,7 @@ from algocli.analytics.figures import build_figures
 from algocli.analytics.plotdata import ns_to_ist
 from algocli.analytics.result import strategy_rows
 from algocli.analytics.stats import ANNUALISED, LABELS, short_sample_note
-from algocli.analytics.timefmt import timedelta_ns, timedelta_text
+from algocli.analytics.timefmt import figure_text, timedelta_ns, timedelta_text
 from algocli.domain.candle import IST
 from algocli.domain.modes import RunMode
 
@@ -83,18 +83,8 @@ def format_metric(value: object) -> str:
     if isinstance(value, numbers.Integral):
         return f"{int(value):,}"
     if isinstance(value, numbers.Real):
-        return _format_float(float(value))
+        return figure_text(float(value))
     return str(value)
-
-
-def _format_float(x: float) -> str:
-    if math.isnan(x):
-        return _MISSING
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if x == 0 or abs(x) >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.4g}"
 
 
 def _metric_label(name: str) -> str:

@@ -66,7 +66,9 @@ SHORT_RUN_SESSIONS = 63
 
 
 def sessions_spanned(start: date, end: date) -> int:
-    """Weekdays from ``start``'s date to ``end``'s, both included (holidays are not known here).
+    """NSE trading days from ``start``'s date to ``end``'s, both included: weekdays less the exchange's
+    holidays, plus its special sessions (``algocli.market.calendar``; a year it does not cover counts
+    every weekday, and is warned of once).
 
     Args:
         start: First bar time (a tz-aware or naive IST ``datetime``, ``pd.Timestamp`` included, or a date).
@@ -75,8 +77,10 @@ def sessions_spanned(start: date, end: date) -> int:
     Returns:
         At least 1 for any run with a bar.
     """
-    first, last = (np.datetime64(t.date() if isinstance(t, datetime) else t, "D") for t in (start, end))
-    return max(1, int(np.busday_count(first, last + 1)))
+    from algocli.market.calendar import default_calendar
+
+    first, last = (t.date() if isinstance(t, datetime) else t for t in (start, end))
+    return max(1, default_calendar().count_trading_days(first, last))
 
 
 def short_sample_note(metrics: dict[str, object]) -> str | None:

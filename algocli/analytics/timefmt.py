@@ -1,4 +1,5 @@
-"""Times of a run's statistics without pandas: IST datetimes, timedeltas and their text.
+"""Times of a run's statistics without pandas: IST datetimes, timedeltas and their text; and the
+text of a figure, one rule for the terminal and the report.
 
 A small run computes and writes its results with numpy and the standard library; pandas
 (a quarter of a second to import) is loaded only by callers who ask for frames. The text of
@@ -61,3 +62,15 @@ def timedelta_text(value: timedelta | int) -> str:
     if frac:
         text += f".{frac:09d}" if frac % 1000 else f".{frac // 1000:06d}"
     return text
+
+
+def figure_text(x: float) -> str:
+    """A statistic or amount as the tables show it: two decimals (thousands grouped), four significant
+    digits below 0.01 so that a small figure is not shown as 0.00, and 0 as ``0.00`` (never ``-0``)."""
+    if math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0 or abs(x) >= 0.01:
+        return f"{x + 0.0:,.2f}"  # + 0.0: -0.0 is 0.0
+    return f"{x:.4g}"

@@ -6,7 +6,9 @@ A signal raised on bar t never fills on information it could not have had:
 - ``same_close``: at bar t's close, the price the strategy just saw. Optimistic; use it
   for daily strategies that trade in the closing auction.
 - ``vwap``: at bar t+1's typical price ``(high + low + close) / 3``. With OHLCV only, the
-  bar's true volume-weighted price is unknown; the typical price is the usual proxy.
+  bar's true volume-weighted price is unknown; the typical price is the usual proxy. It is
+  rounded to the tick against the trader, as ``slippage`` is: a market order trades at a price
+  of the book, and a fill the files show on a tick explains its P&L.
 - ``slippage``: at bar t+1's open, moved against the trader by ``slippage_pct``
   (a buy pays ``open * (1 + slippage_pct)``, a sell gets ``open * (1 - slippage_pct)``),
   then rounded to the instrument's tick against the trader (a buy up, a sell down), since
@@ -62,7 +64,9 @@ class SameClose(FillModel):
 
 
 class Vwap(FillModel):
-    """Fill at the next bar's typical price, the OHLCV proxy for its VWAP."""
+    """Fill at the next bar's typical price, the OHLCV proxy for its VWAP, on the tick."""
+
+    off_tick = True
 
     def market_price(self, buy: bool, o: float, h: float, l: float, c: float) -> float:
         return (h + l + c) / 3.0

@@ -463,7 +463,7 @@ class SimulatedBroker:
         tagged ``expiry``; an option out of the money closes at 0.
 
         The only charge is STT on exercise, paid by a holder of an option that expires in the money,
-        on intrinsic value x quantity at the rate of the expiry date (the cost model's
+        on intrinsic value x the account's net long quantity (``_exercised``) at the rate of the expiry date (the cost model's
         ``exercise_stt``: 0.125 %, 0.15 % from 2026-04-01). No STT is due on an option that expires
         worthless, nor from a writer (https://cleartax.in/s/securities-transaction-tax-stt). Brokerage
         and exchange fees on exercise differ by broker and are not charged.
@@ -476,14 +476,33 @@ class SimulatedBroker:
         gap = settlement - strike if model.option_type == "CE" else strike - settlement
         intrinsic = round(max(0.0, gap), 2)
         stt_of = getattr(self.cost_model, "exercise_stt", None)
+        exercised = self._exercised(instrument) if intrinsic > 0 and stt_of is not None else {}
 
         def book(order: Order) -> None:
             stt = 0.0
-            if order.side is _SELL and intrinsic > 0 and stt_of is not None:  # a holder's exercise
-                stt = stt_of(model, order.quantity, intrinsic, ts)
+            units = exercised.get(order.strategy_id, 0)
+            if order.side is _SELL and units:  # a holder's exercise
+                stt = stt_of(model, units, intrinsic, ts)
             self.book.apply_fill(order, Fill(order.order_id + "-F1", order.order_id, order.strategy_id, instrument,
                                              order.side, order.quantity, intrinsic, stt, ts, timeline_bar, stt=stt))
         return self._close_all(instrument, ts, EXPIRY_TAG, "the contract expired", book)
+
+    def _exercised(self, instrument: str) -> dict[str, int]:
+        """The units of ``instrument`` each strategy's long position has exercised at expiry.
+
+        The exchange nets one client's positions in a contract: strategies of one account that
+        are long 75 and short 50 hold 25, and only those are exercised (and pay STT). The net is
+        given to the long positions in strategy order, each up to its own quantity.
+        """
+        held = [(sid, pos.quantity) for (sid, inst), pos in sorted(self.ledger.positions.items())
+                if inst == instrument and pos.quantity]
+        left = sum(q for _, q in held)
+        exercised = {}
+        for sid, quantity in held:
+            if quantity > 0 and left > 0:
+                exercised[sid] = min(quantity, left)
+                left -= exercised[sid]
+        return exercised
 
     def _close_all(self, instrument: str, ts: int, tag: str, why: str, fill: Callable[[Order], None]) -> int:
         for order in self.book.open_orders(instrument=instrument):

@@ -13,7 +13,7 @@ from rich.text import Text
 from algocli.analytics.charges import ChargeSummary
 from algocli.analytics.result import RunResult, strategy_rows
 from algocli.analytics.stats import ANNUALISED, LABELS, short_sample_note
-from algocli.analytics.timefmt import timedelta_text
+from algocli.analytics.timefmt import figure_text, timedelta_text
 from algocli.domain.modes import RunMode
 
 SHORT_SAMPLE_MARK = "*"
@@ -28,11 +28,7 @@ def format_value(value: object) -> str:
     if isinstance(value, timedelta):
         return timedelta_text(value)
     if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}" if abs(value) < 0.01 else f"{value:.2f}"
+        return figure_text(value)
     return str(value)
 
 

@@ -184,6 +184,9 @@ def load_run_config(path: Path) -> RunConfig:
     except _NoDate as exc:
         raise ConfigError(f"{path}, line {exc.line}: {exc.text!r} is not a date ({exc.why}); write a real "
                           "day as YYYY-MM-DD") from None
+    except _Twice as exc:
+        raise ConfigError(f"{path}, line {exc.line}: {exc.key!r} is given twice in one mapping (first on line "
+                          f"{exc.first}); keep the one you mean") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -206,9 +209,28 @@ class _NoDate(yaml.YAMLError):
         self.text, self.line, self.why = text, line, why
 
 
+class _Twice(yaml.YAMLError):
+    """A key written twice in one mapping (two ``start:`` under ``data:``)."""
+
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
 class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` whose impossible dates are a ``_NoDate`` naming their line: PyYAML's own
-    constructor lets the ``ValueError`` of ``datetime.date`` escape, with no line."""
+    constructor lets the ``ValueError`` of ``datetime.date`` escape, with no line. A key given
+    twice in one mapping is a ``_Twice``: PyYAML keeps the last one without a word, so a run
+    would quietly cover another period than the one the user read."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[str, int] = {}
+        for key, _ in node.value:  # the keys as written: those a merge (<<) brings in may be overridden
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise _Twice(key.value, key.start_mark.line + 1, seen[key.value])
+                seen[key.value] = key.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _timestamp(loader: _Loader, node: yaml.ScalarNode):

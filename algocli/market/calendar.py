@@ -42,6 +42,8 @@ from datetime import date, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from algocli.domain.session import MINUTE_NS, ist_midnight_ns
 from algocli.errors import DataError
 from algocli.market.tables import csv_lines
@@ -328,6 +330,27 @@ class NseCalendar:
         rows = self._times[seg]
         times = rows[max(bisect_right(self._starts[seg], day.toordinal()) - 1, 0)]
         return Session(day, seg, ((times.open, times.close),), times.pre_open, times.closing_auction)
+
+    def count_trading_days(self, start: date, end: date, segment: str = "EQ") -> int:
+        """``len(trading_days(start, end, segment))`` without a step per day: weekdays, less the
+        holidays on weekdays, plus the special sessions on days that would not trade."""
+        import numpy as np
+
+        if end < start:
+            return 0
+        seg = calendar_segment(segment)
+        closed, extra = [], 0
+        for year in range(start.year, end.year + 1):
+            data = self._year(date(year, 1, 1))
+            if data is None:
+                continue
+            special = {day for day, found in data.specials.items()
+                       if start <= day <= end and any(seg in segments for _, segments, _ in found)}
+            shut = {day for day, (_, segments) in data.holidays.items()
+                    if start <= day <= end and day.weekday() < 5 and seg in segments}
+            closed.extend(shut - special)
+            extra += sum(1 for day in special if day.weekday() >= 5)  # a weekday's is among the weekdays
+        return int(np.busday_count(start, end + timedelta(days=1), holidays=closed)) + extra
 
     def trading_days(self, start: date, end: date, segment: str = "EQ") -> list[date]:
         """Every trading day from ``start`` to ``end``, both inclusive."""

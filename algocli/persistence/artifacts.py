@@ -176,35 +176,32 @@ def tick_places(tick: float) -> int:
     return max(2, len(f"{tick:.8f}".rstrip("0").split(".")[1]))
 
 
-def price(value: float, tick: float = DEFAULT_TICK, *, snap: bool = True) -> float:
-    """A price on its instrument's tick (``snap``), or only to the tick's decimals: an average of fills
-    need not lie on a tick."""
-    return round(round(value / tick) * tick if snap else value, tick_places(tick)) + 0.0
+def price(value: float, tick: float = DEFAULT_TICK) -> float:
+    """A price to its instrument's tick's decimals, never moved onto the master's tick: the tick in
+    force on the fill's date may differ (a price band, a revision), a refused limit was off it, and
+    an average of fills need not lie on one. Fills are booked on the tick of their date."""
+    return round(value, tick_places(tick)) + 0.0
 
 
-def _price_matrix(result: RunResult, values, instruments, *, snap: bool = True) -> np.ndarray:
-    """Each value as ``price`` writes it on its row's instrument's tick (``snap``, or only to the tick's
-    decimals), NaN as an empty field: table text, made with array operations when every row has the
-    same tick (a run on one exchange segment) and one on paise."""
+def _price_matrix(result: RunResult, values, instruments) -> np.ndarray:
+    """Each value as ``price`` writes it for its row's instrument, NaN as an empty field: table text,
+    made with array operations when every row has the same decimals (a run on one exchange segment)."""
     values = np.asarray(values, dtype=np.float64)
     known = _tick_sizes(result)
-    ticks = {known.get(i, DEFAULT_TICK) for i in set(instruments)}
-    if len(ticks) > 1:
-        return text_matrix([_price_text(v, known.get(i, DEFAULT_TICK), snap)
-                            for v, i in zip(values.tolist(), instruments)])
-    tick = ticks.pop() if ticks else DEFAULT_TICK
-    places = tick_places(tick)
+    places_of = {i: tick_places(known.get(i, DEFAULT_TICK)) for i in set(instruments)}
+    if len(set(places_of.values())) > 1:
+        return text_matrix([_price_text(v, known.get(i, DEFAULT_TICK)) for v, i in zip(values.tolist(), instruments)])
+    places = places_of.popitem()[1] if places_of else tick_places(DEFAULT_TICK)
     missing = np.isnan(values)
-    # ``price``: round(round(v / tick) * tick, places); numpy's round to whole ticks is Python's (half to even)
-    matrix = rounded_bytes(np.where(missing, 0.0, np.round(values / tick) * tick if snap else values), places)
+    matrix = rounded_bytes(np.where(missing, 0.0, values), places)
     if matrix is None:
-        return mapped_matrix(values, lambda v: _price_text(v, tick, snap))
+        return mapped_matrix(values, lambda v: _price_text(v, 10.0 ** -places))
     matrix[missing] = 0
     return matrix
 
 
-def _price_text(value: float, tick: float, snap: bool) -> str:
-    return "" if value != value else repr(price(value, tick, snap=snap))
+def _price_text(value: float, tick: float) -> str:
+    return "" if value != value else repr(price(value, tick))
 
 
 def _money_matrix(values) -> np.ndarray:
@@ -306,7 +303,7 @@ def write_orders(result: RunResult, path: Path) -> Path:
         "side": _texts(sides, _TEXT), "order_type": _texts(types, _TEXT), "quantity": quantities,
         "limit_price": _price_matrix(result, np.array(limits, dtype=np.float64), instruments),  # None: NaN, empty
         "status": _texts(statuses, _TEXT), "filled_quantity": filled,
-        "average_price": _price_matrix(result, averages, instruments, snap=False),
+        "average_price": _price_matrix(result, averages, instruments),
         "commission": _money_matrix(commissions),
         "created_time": _time_matrix(created), "updated_time": _time_matrix(updated),
         "tag": [x or "" for x in tags], "reason": reasons,

@@ -32,6 +32,7 @@ _REMOVE = ".remove"  # in a committed set: the older set's files it replaces by 
 _STAGING_PREFIX = ".artifacts-"
 _PROBE_BYTES = 4096  # one block: a full disk refuses it
 _FIX = "pass another --output or change output.dir"
+OUT_FIX = "pass another --out"  # the research commands' output flag
 
 
 def check_output_dir(path: Path, *, fix: str = _FIX) -> Path:
@@ -71,7 +72,7 @@ def check_output_dir(path: Path, *, fix: str = _FIX) -> Path:
         raise UsageError(f"{path}: the output folder cannot be written{where}: {exc.strerror or exc}; "
                          f"fix its permissions or free space, or {fix}") from None
     if existing == path:
-        recover(path)
+        recover(path, fix)
     return path
 
 
@@ -86,11 +87,11 @@ def shown(path: Path) -> str:
     return str(path)
 
 
-def recover(out_dir: Path) -> None:
+def recover(out_dir: Path, fix: str = _FIX) -> None:
     """Finish a set a killed run committed but did not finish publishing; drop dead runs' staging."""
     out_dir = Path(out_dir)
     if (out_dir / READY).is_dir():
-        _publish(out_dir / READY, out_dir)
+        _publish(out_dir / READY, out_dir, fix)
     for leftover in out_dir.glob(f"{_STAGING_PREFIX}*.tmp"):
         if not _alive(leftover.name):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -118,22 +119,24 @@ class ArtifactSet:
         out_dir: The output folder (created if missing).
         known: Every artifact name a run may write; those of an older set that this set lacks
             are removed when it is published.
+        fix: What an error tells the operator to do instead (the command's own output flag).
     """
 
-    def __init__(self, out_dir: Path, known: Iterable[str]) -> None:
+    def __init__(self, out_dir: Path, known: Iterable[str], *, fix: str = _FIX) -> None:
         self.out_dir = Path(out_dir)
         self.known = tuple(known)
+        self.fix = fix
         self.staging: Path | None = None
 
     def __enter__(self) -> ArtifactSet:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            recover(self.out_dir)
+            recover(self.out_dir, self.fix)
             self.staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", suffix=".tmp",
                                                  dir=self.out_dir))
         except OSError as exc:
             raise ArtifactError(f"{self.out_dir}: the output folder cannot be written ({exc.strerror or exc}); "
-                                f"fix its permissions or free space, or {_FIX}") from exc
+                                f"fix its permissions or free space, or {self.fix}") from exc
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -156,7 +159,7 @@ class ArtifactSet:
         try:
             yield self.path(name)
         except OSError as exc:
-            raise file_error(self.final(name), exc) from exc
+            raise file_error(self.final(name), exc, fix=self.fix) from exc
 
     def publish(self) -> list[Path]:
         """Make the staged files the output folder's artifact set.
@@ -170,19 +173,20 @@ class ArtifactSet:
         for name in names + stale:  # the one thing a rename in the same folder trips on: check it first
             if (self.out_dir / name).is_dir() and not (self.out_dir / name).is_symlink():
                 shutil.rmtree(staging, ignore_errors=True)
-                raise file_error(self.out_dir / name, IsADirectoryError(21, "a folder has that name"))
+                raise file_error(self.out_dir / name, IsADirectoryError(21, "a folder has that name"), fix=self.fix)
         try:
             (staging / _REMOVE).write_text("".join(f"{n}\n" for n in stale), encoding="utf-8")
             _fsync_dir(staging)
             os.rename(staging, self.out_dir / READY)  # the commit point
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise file_error(self.out_dir / READY, exc) from exc
-        _publish(self.out_dir / READY, self.out_dir)
+            raise file_error(self.out_dir / READY, exc, fix=self.fix) from exc
+        _publish(self.out_dir / READY, self.out_dir, self.fix)
         return [self.out_dir / n for n in names]
 
 
-def publish_files(out_dir: Path, known: Iterable[str], contents: Mapping[str, bytes]) -> list[Path]:
+def publish_files(out_dir: Path, known: Iterable[str], contents: Mapping[str, bytes], *,
+                  fix: str = _FIX) -> list[Path]:
     """Write ``contents`` (artifact name to bytes) into ``out_dir`` as one ``ArtifactSet``.
 
     Args:
@@ -190,6 +194,7 @@ def publish_files(out_dir: Path, known: Iterable[str], contents: Mapping[str, by
         known: Every artifact name the command may write; those of an older set missing from
             ``contents`` are removed.
         contents: The files, in the order they are written.
+        fix: What an error tells the operator to do instead (the command's own output flag).
 
     Returns:
         The published paths.
@@ -199,20 +204,22 @@ def publish_files(out_dir: Path, known: Iterable[str], contents: Mapping[str, by
     """
     from algocli.persistence.artifacts import atomic_write_bytes
 
-    with ArtifactSet(out_dir, known) as staged:
+    with ArtifactSet(out_dir, known, fix=fix) as staged:
         for name, data in contents.items():
             with staged.writing(name) as path:
                 atomic_write_bytes(path, data)
         return staged.publish()
 
 
-def file_error(path: Path, exc: OSError, outcome: str = "no artifact in the folder was replaced") -> ArtifactError:
-    """The one-line error for a file that could not be written; ``outcome`` says what the folder holds now."""
+def file_error(path: Path, exc: OSError, outcome: str = "no artifact in the folder was replaced", *,
+               fix: str = _FIX) -> ArtifactError:
+    """The one-line error for a file that could not be written; ``outcome`` says what the folder holds now
+    and ``fix`` what to do instead."""
     return ArtifactError(f"{path}: could not be written ({exc.strerror or exc}); free disk space or fix the "
-                         f"folder's permissions, or {_FIX}; {outcome}")
+                         f"folder's permissions, or {fix}; {outcome}")
 
 
-def _publish(ready: Path, out_dir: Path) -> None:
+def _publish(ready: Path, out_dir: Path, fix: str = _FIX) -> None:
     """Rename every file of ``ready`` into ``out_dir``, remove the older set's files it lists as stale,
     then ``ready``."""
     target = out_dir
@@ -234,7 +241,7 @@ def _publish(ready: Path, out_dir: Path) -> None:
             _fsync_dir(out_dir)
         except OSError as exc:
             raise file_error(target, exc, f"the rest of the new set waits in {ready} and the next run into "
-                                          "the folder moves it in") from exc
+                                          "the folder moves it in", fix=fix) from exc
 
 
 def _fsync_dir(folder: Path) -> None:

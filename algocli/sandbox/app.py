@@ -78,7 +78,8 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
     for name, wanted in (("dhan", dhan), ("upstox", upstox)):
         if wanted and _mount(app, hub, name):
             mounted.append(name)
-        if wanted:  # order entry, portfolio and order-update streams: own accounts, the same matching engine
+            # order entry, portfolio and order-update streams: own accounts, the same matching engine; not
+            # without the protocol they are part of (its authentication and error envelopes)
             _mount_orders(app, hub, exchange, f"{name}_orders")
     app[PROTOCOLS] = mounted
     importlib.import_module("algocli.sandbox.history").add_routes(app, replayer, dhan=dhan, upstox=upstox,

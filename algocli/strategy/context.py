@@ -119,7 +119,14 @@ class StrategyContext:
             raise KeyError(f"no data for {instrument!r} in this run (loaded: {known})") from None
 
     def get_historical(self, instrument: str, periods: int, field: str = "close") -> np.ndarray:
-        """The last ``periods`` values of ``field`` up to the current bar (read-only)."""
+        """The last ``periods`` values of ``field`` up to the current bar (read-only).
+
+        Raises:
+            ValueError: ``periods`` is negative or not a whole number (a slice would quietly give
+                an empty or wrong window).
+        """
+        if not isinstance(periods, Integral) or isinstance(periods, bool) or periods < 0:
+            raise ValueError(f"get_historical periods must be a whole number of bars, 0 or more, got {periods!r}")
         return self._history(instrument).window(periods, field)
 
     def get_candle(self, instrument: str, offset: int = 0) -> Candle | None:

@@ -20,6 +20,10 @@ STRATEGIES = {"sma": "SmaCrossover", "rsi": "RsiMeanReversion"}
 # --------------------------------------------------------------------------- builders
 
 
+#: The first of 64 weekdays without an NSE holiday (to 2020-08-21): bars there are sessions
+NO_HOLIDAYS = "2020-05-26"
+
+
 def daily_ts(n: int, start: str = "2023-01-02") -> np.ndarray:
     """UTC ns of ``n`` weekday bars starting 09:15 IST."""
     days = pd.bdate_range(start, periods=n)
@@ -76,9 +80,10 @@ def make_trades(bars: dict[str, Bars], n_trades: int, seed: int) -> pd.DataFrame
 
 
 def make_result(n_bars: int = 300, n_trades: int = 12, *, intraday: bool = False, instruments=INSTRUMENTS,
-                strategies=STRATEGIES, seed: int = 7) -> RunResult:
-    """A realistic RunResult built directly: shared timeline, equity, benchmark, P&L per strategy."""
-    ts = minute_ts(n_bars) if intraday else daily_ts(n_bars)
+                strategies=STRATEGIES, seed: int = 7, start: str = "2023-01-02") -> RunResult:
+    """A realistic RunResult built directly: shared timeline, equity, benchmark, P&L per strategy.
+    Its daily bars are on weekdays from ``start``: NSE holidays among them are not skipped."""
+    ts = minute_ts(n_bars) if intraday else daily_ts(n_bars, start)
     bars = {inst: make_bars(inst, ts, seed + i, 1000.0 * (i + 1)) for i, inst in enumerate(instruments)}
     capital = 1_000_000.0
     rng = np.random.default_rng(seed)

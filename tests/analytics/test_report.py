@@ -17,7 +17,7 @@ from algocli.analytics.plotdata import TRADE_MARKER_CAP
 from algocli.analytics.report import format_metric, write_report
 from algocli.domain.models import IST_OFFSET_NS
 from algocli.domain.modes import RunMode
-from analytics.report_support import INSTRUMENTS, expected_charts, make_result, read_of, with_charges
+from analytics.report_support import INSTRUMENTS, NO_HOLIDAYS, expected_charts, make_result, read_of, with_charges
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from browser import ChromiumMissing, find_chromium, render_page  # noqa: E402
@@ -47,7 +47,9 @@ def test_format_metric():
     assert format_metric(pd.NaT) == "—"
     assert format_metric(1234567.891) == "1,234,567.89"
     assert format_metric(1.23456) == "1.23"
-    assert format_metric(0.0123456) == "0.01235"
+    assert format_metric(0.0123456) == "0.01" and format_metric(0.896) == "0.90"  # as the terminal shows them
+    assert format_metric(0.00123456) == "0.001235"  # not 0.00
+    assert format_metric(-0.0) == format_metric(0.0) == "0.00"  # a run with no drawdown is not "-0"
     assert format_metric(np.float64(-2.5)) == "-2.50"
     assert format_metric(42) == "42" and format_metric(np.int64(12_000)) == "12,000"
     assert format_metric(pd.Timedelta(days=3, hours=4)) == "3 days 04:00:00"
@@ -162,9 +164,22 @@ def test_annualised_figures_of_a_short_run_are_marked(tmp_path):
     # sortino_ratio is NaN here: a missing figure needs no mark
     assert marked == {"annualized_return_pct", "cagr_pct", "volatility_ann_pct", "sharpe_ratio"}
     assert "annualised from 4 sessions, fewer than 63" in text
-    long = make_result(n_bars=63, n_trades=2)
+    long = make_result(n_bars=63, n_trades=2, start=NO_HOLIDAYS)  # 63 sessions
     text = write_report(long, tmp_path / "long.html", mode=RunMode.BACKTEST).read_text(encoding="utf-8")
     assert 'class="short-sample"' not in text and "annualised from" not in text
+
+
+def test_a_short_run_counts_the_exchange_sessions_not_weekdays():
+    from datetime import date, datetime
+
+    from algocli.analytics.stats import short_sample_note
+
+    # 13-27 Jun 2024: eleven weekdays, and Mon 17 Jun (Bakri Id) the exchange was shut
+    note = short_sample_note({"start_date": datetime(2024, 6, 13, 9, 15), "end_date": datetime(2024, 6, 27, 15, 29)})
+    assert note is not None and note.startswith("annualised from 10 sessions,")
+    # 1 Jan - 28 Mar 2024: 64 weekdays, 62 sessions (4 holidays, 2 Saturday sessions): still short
+    note = short_sample_note({"start_date": date(2024, 1, 1), "end_date": date(2024, 3, 28)})
+    assert note is not None and note.startswith("annualised from 62 sessions,")
 
 
 def test_a_short_run_shows_daily_returns(tmp_path):

@@ -46,13 +46,19 @@ def sell(q, limit=None):
 @pytest.mark.parametrize(("model", "price"), [
     (NextOpen(), 102.0),
     (SameClose(), 100.0),
-    (Vwap(), (104 + 101 + 103) / 3),
+    (Vwap(), 102.70),  # (104 + 101 + 103) / 3 = 102.667, up to the 0.05 tick for a buy
     (Slippage(SlippageConfig(slippage_pct=0.01)), 103.05),  # 102 * 1.01 = 103.02, up to the 0.05 tick
 ])
 def test_market_buy_price_per_fill_model(model, price):
     result, strat = run({0: buy(10)}, fill_model=model)
     assert result.fills[0].price == pytest.approx(price)
     assert result.fills[0].bar == (0 if model.immediate else 1)
+
+
+def test_a_vwap_sell_is_rounded_down_to_the_tick():
+    result, _ = run({0: buy(10), 2: sell(10)}, fill_model=Vwap())
+    high, low, close = ROWS[3][1:]
+    assert (high + low + close) / 3 == pytest.approx(98.6667, abs=1e-4) and result.fills[1].price == 98.65
 
 
 def test_slippage_is_adverse_for_sells():

@@ -145,6 +145,18 @@ def test_an_impossible_date_names_its_line(cli, base_config, write_yaml):
     assert_one_line_error(cli("backtest", path), f"line {line_no}: '2024-04-31' is not a date", source=path)
 
 
+def test_a_key_given_twice_names_both_lines_and_a_merge_may_still_override(cli, base_config, write_yaml):
+    base_config["data"]["start"] = "START"
+    text = yaml.safe_dump(base_config, sort_keys=False)
+    path = write_yaml(text.replace("  start: START", "  start: 2024-01-01\n  start: 2019-01-01"))
+    first = next(k for k, line in enumerate(path.read_text().splitlines(), 1) if "2024-01-01" in line)
+    assert_one_line_error(cli("backtest", path), f"line {first + 1}: 'start' is given twice in one mapping (first "
+                                                 f"on line {first}); keep the one you mean", source=path)
+    # a merge key brings in keys that the mapping may override: that is no key given twice
+    merged = text.replace("  start: START\n", "").replace("  params:\n", "  params:\n    <<: {quantity: 5}\n", 1)
+    assert "quantity: 5" in merged and cli("backtest", write_yaml(merged), "-q", "--no-report").code == 0
+
+
 def test_bad_interval_lists_allowed_values(check):
     line = check(lambda c: c.update(interval="2m"), "interval", "'2m'", "is not allowed")
     for interval in Interval:

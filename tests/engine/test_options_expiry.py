@@ -74,3 +74,21 @@ def test_orders_on_an_expired_contract_are_rejected():
     _, result, _ = _run(first, expiry, {3: lambda ctx, c: ctx.buy(ce, LOT)})
     (order,) = result.orders
     assert order.status is OrderStatus.REJECTED and "expired on 2024-01-04" in order.reason
+
+
+def test_strategies_of_one_account_are_exercised_on_their_net_long_only():
+    # the exchange nets one client's positions in a contract: long 3 lots and short 2 lots hold 1 lot,
+    # and only that lot is exercised: STT 0.125 % x 234.55 x 50 = 14.66 (not 43.98 on 3 lots)
+    first, expiry = date(2024, 1, 2), date(2024, 1, 4)
+    ce = option_name(expiry, 21000, "CE")
+    bars, rows = chain(first, expiry)
+    bt = Backtest(bars, initial_capital=5_000_000, fill_model=NextOpen(), cost_model=IndianCharges("dhan"),
+                  instruments={UNDER: index()}, default_product="MARGIN", universe=rows)
+    bt.add_strategy(Scripted({0: lambda ctx, c: ctx.buy(ce, 3 * LOT)}), [UNDER], "long")
+    bt.add_strategy(Scripted({0: lambda ctx, c: ctx.sell(ce, 2 * LOT)}), [UNDER], "short")
+    result = bt.run()
+    settled = {f.strategy_id: f for f in result.fills if f.order_id.startswith(
+        tuple(o.order_id for o in result.orders if o.tag == "expiry"))}
+    assert settled["long"].quantity == 3 * LOT and settled["short"].quantity == 2 * LOT
+    assert settled["long"].stt == pytest.approx(round(0.00125 * 234.55 * LOT, 2)) == 14.66
+    assert settled["short"].stt == 0.0

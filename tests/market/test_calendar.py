@@ -143,3 +143,18 @@ def test_trading_days_count_muhurat_and_skip_holidays(cal: NseCalendar) -> None:
     assert days == [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 23), date(2025, 10, 24)]
     with pytest.raises(ValueError, match="MCX_COMM"):
         cal.session(date(2025, 10, 20), "MCX_COMM")
+
+
+def test_counting_trading_days_the_first_quarter_of_2024(cal: NseCalendar) -> None:
+    # 64 weekdays from 1 Jan to 28 Mar 2024; closed on Mon 22 Jan (Ram Lalla), Fri 26 Jan, Fri 8 Mar and
+    # Mon 25 Mar; open on Sat 20 Jan (a full session) and Sat 2 Mar (the DR drill): 64 - 4 + 2
+    assert cal.count_trading_days(date(2024, 1, 1), date(2024, 3, 28)) == 62
+    assert cal.count_trading_days(date(2025, 10, 20), date(2025, 10, 24)) == 4  # Muhurat's Tuesday counts
+    assert cal.count_trading_days(date(2024, 3, 2), date(2024, 3, 1)) == 0
+
+
+@pytest.mark.parametrize("segment", ["EQ", "FNO", "CURRENCY"])
+def test_counting_trading_days_agrees_with_listing_them_day_by_day(cal: NseCalendar, segment: str) -> None:
+    for start, end in ((date(2019, 1, 1), date(2026, 12, 31)), (date(2020, 2, 1), date(2020, 2, 1)),
+                       (date(2024, 11, 1), date(2024, 11, 4)), (date(2023, 12, 30), date(2025, 1, 6))):
+        assert cal.count_trading_days(start, end, segment) == len(cal.trading_days(start, end, segment))

@@ -320,3 +320,14 @@ def test_a_date_before_the_tables_is_reported_once_and_uses_the_earliest_rate() 
     assert first.stt == 65.00
     stt_warnings = [w for w in said if "no stt row for futures" in w]
     assert len(stt_warnings) == 1 and "2019-05-02" in stt_warnings[0]
+
+
+def test_sebi_fee_is_rs_10_a_crore_from_2019_04_01_and_rs_5_from_june_2020_to_march_2021() -> None:
+    """[SEBI]: Rs 10 per crore (0.0001 %) from 2019-04-01, halved for June 2020 - March 2021."""
+    said: list[str] = []
+    m = IndianCharges("dhan", on_warning=said.append)
+    # a sell of 100 @ 10,000: turnover Rs 10,00,000, a tenth of a crore -> Rs 1.00 at Rs 10/crore, 0.50 at Rs 5
+    for day, fee in (("2019-04-01", 1.00), ("2020-05-29", 1.00), ("2020-06-01", 0.50), ("2021-03-31", 0.50),
+                     ("2021-04-01", 1.00)):
+        assert fill(m, INFY, "INTRADAY", False, 100, 10000.0, day).sebi == fee, day
+    assert not [w for w in said if "no sebi row" in w]

@@ -152,20 +152,21 @@ MONEY = re.compile(r"^-?\d+\.\d{1,2}$")  # tables write the rounded number in it
 FIXED_MONEY = re.compile(r"^-?\d+\.\d\d$")  # statistics: always two places
 
 
-def test_money_is_written_to_paise_and_prices_on_the_tick(tmp_path, finished):
+def test_money_is_written_to_paise_and_prices_to_the_ticks_decimals(tmp_path, finished):
     result, assembled = finished
     trades = result.trades.copy()
-    trades.loc[0, "entry_price"] = 711.711  # a slippage fill off the 0.05 tick
+    trades.loc[0, "entry_price"] = 711.711  # an average of fills: off the 0.05 tick, and not moved onto it
     trades.loc[0, "pnl"] = -0.001  # rounds to zero: must not read "-0.00"
     trades.loc[0, "return_pct"] = -0.0
     tiny = replace(result, trades=trades, equity=np.full_like(result.equity, -0.001))
     write_run_artifacts(tiny, tmp_path, _description(assembled, RunMode.BACKTEST), report=False)
     rows = list(csv.DictReader((tmp_path / "trades.csv").open(encoding="utf-8")))
-    assert rows[0]["entry_price"] == "711.7" and rows[0]["pnl"] == "0.0" and rows[0]["return_pct"] == "0.0"
+    assert rows[0]["entry_price"] == "711.71" and rows[0]["pnl"] == "0.0" and rows[0]["return_pct"] == "0.0"
     for row in rows:
         assert MONEY.match(row["pnl"]) and MONEY.match(row["charges"]) and MONEY.match(row["gross_pnl"]), row
         for key in ("entry_price", "exit_price"):
-            assert MONEY.match(row[key]) and round(float(row[key]) * 20) == pytest.approx(float(row[key]) * 20)
+            on_tick = round(float(row[key]) * 20) == pytest.approx(float(row[key]) * 20)  # the fills' 0.05 tick
+            assert MONEY.match(row[key]) and (on_tick or row is rows[0]), row
         assert row["instrument_id"] == "NSE_EQ:1333;NSE_EQ|INE040A01034" != row["instrument"]
     for name, column in (("orders.csv", "commission"), ("fills.csv", "charges")):
         for row in csv.DictReader((tmp_path / name).open(encoding="utf-8")):
@@ -173,6 +174,30 @@ def test_money_is_written_to_paise_and_prices_on_the_tick(tmp_path, finished):
     for name in ARTIFACTS[:5]:
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert not re.search(r"(^|,)-0(\.0+)?(,|$)", text, flags=re.M), name
+
+
+def test_a_refused_limit_off_the_tick_is_written_as_it_was_asked(tmp_path, finished):
+    from algocli.domain.models import OrderStatus, OrderType
+
+    result, assembled = finished
+    asked = replace(result.orders[0], order_type=OrderType.LIMIT, limit_price=711.73, status=OrderStatus.REJECTED,
+                    filled_quantity=0, reason="limit price 711.73 is not on the tick of 0.05")
+    on_tick = replace(result.orders[1], order_type=OrderType.LIMIT, limit_price=711.7500000000001)
+    write_run_artifacts(replace(result, orders=[asked, on_tick, *result.orders[2:]]), tmp_path,
+                        _description(assembled, RunMode.BACKTEST), report=False)
+    rows = list(csv.DictReader((tmp_path / "orders.csv").open(encoding="utf-8")))
+    assert [rows[0]["limit_price"], rows[1]["limit_price"]] == ["711.73", "711.75"]  # not 711.75 twice
+
+
+def test_a_fill_is_written_at_its_price_whatever_tick_the_instrument_list_gives_today(tmp_path, finished):
+    result, assembled = finished
+    # the fills are on 2024's 0.05 tick; a master listed later (a price band of 0.10) must not move them
+    coarse = {key: replace(inst, tick_size=0.10) for key, inst in result.instruments.items()}
+    write_run_artifacts(replace(result, instruments=coarse), tmp_path, _description(assembled, RunMode.BACKTEST),
+                        report=False)
+    written = [float(row["price"]) for row in csv.DictReader((tmp_path / "fills.csv").open(encoding="utf-8"))]
+    assert written == [round(f.price, 2) for f in result.fills]
+    assert any(round(p * 10) != p * 10 for p in written)  # some are between the 0.10 ticks: not rounded onto them
 
 
 def test_statistics_have_one_number_of_decimals_per_kind(tmp_path, finished):

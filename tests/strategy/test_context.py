@@ -7,6 +7,7 @@ trader could have had at the close of bar t, never on the whole series.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -157,6 +158,18 @@ def test_get_candle_offsets():
         assert nxt is None
         assert first.index == 0 and first.close == CLOSE[0]
         assert before_first is None
+
+
+@pytest.mark.parametrize("periods", [-5, 2.5, True, "5"])
+def test_get_historical_refuses_a_count_that_is_no_whole_number_of_bars(periods):
+    def probe(ctx, candle):
+        with pytest.raises(ValueError, match=f"get_historical periods must be a whole number of bars, 0 or more, "
+                                             f"got {re.escape(repr(periods))}"):
+            ctx.get_historical(INST, periods)
+        return len(ctx.get_historical(INST, np.int64(3))), len(ctx.get_historical(INST, 0))
+
+    _, strat = _run({20: probe})
+    assert strat.results[20] == (3, 0)
 
 
 def test_returned_arrays_are_read_only():
