@@ -30,7 +30,7 @@ def halt_command(
     from algocli.domain.candle import ns_to_ist
     from algocli.domain.modes import RunMode
     from algocli.errors import ConfigError, UsageError
-    from algocli.engine.runtime import risk_state_path
+    from algocli.engine.folders import risk_state_path
     from algocli.risk.state import ACTIVE, HALTED, RiskState, read_state, write_state
 
     cfg = load_run_config(config)
@@ -91,11 +91,12 @@ def _warn_if_unread(config: Path, output: Path | None, mode, base: Path) -> None
 def _mode_of(folder: Path, dry_run: bool) -> str:
     """Which run the halt reaches: ``live dry``, or the mode of the run whose state the folder holds
     (paper and live runs of one definition share it), else ``paper or live``."""
-    from algocli.engine.runtime import folder_mode
+    from algocli.domain.modes import RunMode
+    from algocli.engine.folders import folder_mode
 
-    if dry_run:
-        return "live dry"
     mode = folder_mode(folder)
+    if dry_run or mode is RunMode.DRY_RUN:
+        return "live dry"
     return mode.value if mode is not None else "paper or live"
 
 

@@ -23,7 +23,8 @@ def montecarlo_command(
     trade_returns: Annotated[str, typer.Option("--trade-returns", help="trades: equity (P&L over the equity "
                                                "before the trade) or position (return_pct).")] = "equity",
     block_size: Annotated[float | None, typer.Option("--block-size", help="block: mean (stationary) or fixed "
-                                                     "block length in bars; estimated when omitted.")] = None,
+                                                     "(circular: whole) block length in bars; estimated, and "
+                                                     "rounded up to whole bars, when omitted.")] = None,
     block_kind: Annotated[str, typer.Option("--block-kind", help="block: stationary or circular.")] = "stationary",
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Seed; the same seed gives the same files.")
                     ] = None,
@@ -35,13 +36,13 @@ def montecarlo_command(
 
     Writes montecarlo.csv (one row per simulation) and montecarlo.html (histograms).
     """
-    from algocli.persistence.output import check_output_dir, shown
+    from algocli.persistence.output import OUT_FIX, check_output_dir, shown
     from algocli.research import montecarlo as mc
     from algocli.research.montecarlo_outputs import write_outputs
 
     data = mc.load_run(run)
     # before any work: a folder that cannot be written fails now, not after the simulations
-    out_dir = check_output_dir(out if out is not None else Path(run) / "montecarlo", fix="pass another --out")
+    out_dir = check_output_dir(out if out is not None else Path(run) / "montecarlo", fix=OUT_FIX)
     sims = mc.simulate(data, n, method=method, seed=seed, ruin=ruin, replace=replace, block_size=block_size,
                        block_kind=block_kind, trade_returns=trade_returns)
     paths = write_outputs(sims, data, out_dir)

@@ -40,7 +40,7 @@ def optimize_command(
     Ctrl-C, or with more points) runs only what is missing.
     """
     from algocli.config.run import load_run_config
-    from algocli.persistence.output import check_output_dir, shown
+    from algocli.persistence.output import OUT_FIX, check_output_dir, shown
     from algocli.research import Space, run_trials
     from algocli.research.executors import make_executor
     from algocli.research.outputs import trials_count, write_outputs
@@ -48,7 +48,7 @@ def optimize_command(
     space = Space.parse(param, constraint or [])
     cfg = load_run_config(config)
     out_dir = check_output_dir(out or cfg.output_dir() / "optimize",
-                               fix="pass another --out" if out else "pass --out or change output.dir")
+                               fix=OUT_FIX if out else "pass --out or change output.dir")
     executor = make_executor(workers, cluster)
     try:
         with _progress(quiet, maximize) as on_progress:
@@ -78,10 +78,9 @@ def _summary(result, requested: int | None) -> str:
              f"journal) on {result.executor} in {result.wall_seconds:.1f} s"]
     wanted = (requested or DEFAULT_TRIALS) if result.method != "grid" else 0
     if len(result.trials) < wanted and not result.interrupted:
-        lines.append(f"--trials {wanted}: " + (
-            f"the space holds only {_count(len(result.trials), 'point')} the constraints and the strategies "
-            "accept, and every one ran" if result.method == "random" else
-            "the search found no new point the constraints and the strategies accept"))
+        # bayes too stops short only once every admissible point ran (``search.BayesSearch``)
+        lines.append(f"--trials {wanted}: the space holds only {_count(len(result.trials), 'point')} the "
+                     "constraints and the strategies accept, and every one ran")
     if result.refused:
         lines.append(f"{_count(len(result.refused), 'point')} refused by the strategy's own checks (first: "
                      f"{result.refused[0][1]})")

@@ -33,7 +33,8 @@ def walkforward_command(
         "--warmup", help="Bars before each window that feed the indicators but never trade (default: "
         "the run definition's data.warmup, else the largest integer in the grid; 0: none).")] = None,
     splits: Annotated[int | None, typer.Option("--cscv-splits", help="Blocks for the probability of backtest "
-                                               "overfitting (even; default 16).")] = None,
+                                               "overfitting (even; default 16, fewer on short data, and none, "
+                                               "with a note, where even 2 do not fit).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
                                                 help="Local worker processes (default: CPU count).")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", help="Dask scheduler, e.g. tcp://HOST:8786.")] = None,
@@ -51,7 +52,7 @@ def walkforward_command(
     trials are journalled in the output folder: the same command again runs only what is missing.
     """
     from algocli.config.run import load_run_config
-    from algocli.persistence.output import check_output_dir, shown
+    from algocli.persistence.output import OUT_FIX, check_output_dir, shown
     from algocli.research import Space
     from algocli.research.executors import make_executor
     from algocli.research.objective import Objective
@@ -62,7 +63,7 @@ def walkforward_command(
     space = Space.parse(param, constraint or [])
     Objective(maximize)
     cfg = load_run_config(config)
-    out_dir = check_output_dir(out or Path("output") / f"walkforward-{cfg.name}", fix="pass another --out")
+    out_dir = check_output_dir(out or Path("output") / f"walkforward-{cfg.name}", fix=OUT_FIX)
     executor = None
     try:
         with _Progress(quiet) as on_progress:

@@ -68,6 +68,5 @@ def _missing(bars: dict, step: int) -> tuple[int, str]:
 def resume_line(session) -> str:
     """The line a session shows when it continues its journal: what it restored."""
     r = session.engine.restored
-    if session.broker is not None:  # a live run's orders and fills are restored with the broker's (reconcile)
-        return f"resuming from {session.journal_path}: {r['candles']} candles; orders and fills next, with the broker's"
-    return f"resuming from {session.journal_path}: {r['candles']} candles, {r['orders']} orders, {r['fills']} fills"
+    return (f"resuming from {session.journal_path}: {r.get('candles', 0)} candles, {r.get('orders', 0)} orders, "
+            f"{r.get('fills', 0)} fills")

@@ -116,6 +116,7 @@ class LiveRouter:
         self._held: dict[str, list[BrokerTrade]] = {}  # broker order id -> fills that came before the ack
         self._tasks: set[asyncio.Task] = set()
         self.stats = RouterStats()
+        self.restored: dict[str, int] = {}  # orders and fills replayed from the journal by ``reconcile``
         self.squareoffs = BrokerSquareOffs(self)  # the broker's own INTRADAY square-off orders, booked as ours
         self.lookup_attempts = lookup_attempts
         self.lookup_delay = lookup_delay
@@ -335,11 +336,13 @@ class LiveRouter:
         status = update.status
         if status in ("CANCELLED", "REJECTED", "EXPIRED"):
             self._leg_final(state, OrderStatus(status), update.reason or status.lower(), update.updated_ts)
-        elif status in ("PENDING", "OPEN") and state.order.status is OrderStatus.UNKNOWN:
+        elif status in ("PENDING", "OPEN") and state.order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING):
+            # the broker works it: a limit rests (OPEN), as the simulated broker and a restart show it
             order = state.order
             working = (OrderStatus.PARTIALLY_FILLED if order.filled_quantity else
                        OrderStatus.OPEN if order.order_type is OrderType.LIMIT else OrderStatus.PENDING)
-            self._set_status(state, working, "", update.updated_ts)
+            if working is not order.status:  # not stamped: an acknowledgement's time is no change of the order
+                self._set_status(state, working, "")  # (Upstox's placement reply has none: it would be the wall clock)
 
     def on_broker_fill(self, trade: BrokerTrade) -> None:
         """Book a broker fill once, keyed by its trade id."""
@@ -493,9 +496,9 @@ class LiveRouter:
         return notes + resume_baskets(self, journal_records)
 
     def _restore(self, records: list[dict]) -> None:
-        """Orders, fills, statuses and modifications from the journal (``OrderBook.replay``),
-        then each order's client id, request and broker order id."""
-        self.book.replay(records)
+        """Orders, fills, statuses and modifications from the journal (``OrderBook.replay``; its
+        counts in ``restored``), then each order's client id, request and broker order id."""
+        self.restored = self.book.replay(records)
         ids = {rec["order_id"]: rec for rec in records if rec.get("k") in ("client_id", "children")}
         for order in self.book.orders:
             sid, _, seq = order.order_id.rpartition("-")
@@ -568,20 +571,6 @@ def build_live_engine(instruments: list[str], *, broker: Broker, run_id: str, pr
 
     return PaperEngine(instruments, fill_model=NextOpen(), cost_model=cost_model, router_factory=make_router,
                        **kwargs)
-
-
-def live_broker(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = None) -> Broker:
-    """The run's real broker, from ``plugins.broker_cls.live``.
-
-    Args:
-        plugins: The resolved run (``algocli.engine.assemble.Plugins``).
-        instrument_ids: Broker name → (our instrument name →
-            that broker's id); orders for a name go to its id and come back under the name.
-            None (the default): the run's instruments are broker ids.
-    """
-    from algocli.engine.paper import open_live
-
-    return open_live(plugins.broker_cls, plugins.broker_cfg, instrument_ids)
 
 
 def _run_key(engine, name: str) -> str:

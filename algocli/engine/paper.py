@@ -32,6 +32,7 @@ import numpy as np
 
 from algocli.broker.costs import CostModel
 from algocli.broker.fill_models import FillModel
+from algocli.broker.protocol import Broker
 from algocli.broker.simulated import SimulatedBroker
 from algocli.data.history import Bars, History
 from algocli.domain.candle import Candle, ns_to_ist
@@ -544,3 +545,15 @@ def live_feed(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = 
             None (the default): the run's instruments are broker ids.
     """
     return open_live(plugins.feed_cls, plugins.feed_cfg, instrument_ids)
+
+
+def live_broker(plugins, instrument_ids: Mapping[str, Mapping[str, str]] | None = None) -> Broker:
+    """The run's real broker, from ``plugins.broker_cls.live``.
+
+    Args:
+        plugins: The resolved run (``algocli.engine.assemble.Plugins``).
+        instrument_ids: Broker name → (our instrument name →
+            that broker's id); orders for a name go to its id and come back under the name.
+            None (the default): the run's instruments are broker ids.
+    """
+    return open_live(plugins.broker_cls, plugins.broker_cfg, instrument_ids)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from algocli.domain.modes import RunMode
+from algocli.engine.folders import mark_dry_run, refuse_foreign_journal, refuse_live_folder, risk_state_path
 from algocli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -281,16 +282,19 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
 
     Raises:
         ConfigError: A live session found a journal that no live run wrote.
+        FolderBusyError: Another session runs from the mode's folder (``algocli.persistence.lock``).
     """
     from algocli.engine.paper import PaperEngine, live_feed
+    from algocli.persistence.lock import hold_folder
     from algocli.persistence.output import check_output_dir
 
     cfg, plugins = run.config, run.plugins
     base = cfg.output_dir(output)
     out_dir = check_output_dir(mode.output_dir(base))  # before any work: the journal and artifacts go there
+    hold_folder(out_dir, "pass another --output")  # before the journal is read: one session per folder
     journal = out_dir / "journal.jsonl"
     if mode is RunMode.PAPER:
-        _refuse_live_folder(out_dir)  # even with --fresh: that would set the live run's journal aside
+        refuse_live_folder(out_dir)  # even with --fresh: that would set the live run's journal aside
     if fresh and journal.exists():
         journal.rename(out_dir / f"journal.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     common = dict(interval=cfg.interval, initial_capital=cfg.initial_capital, journal_path=journal, name=cfg.name,
@@ -298,14 +302,17 @@ def open_session(run: LiveRun, mode: RunMode, *, output: Path | None = None, fre
                   **_products(plugins.broker_cfg))
     broker = None
     if mode is RunMode.LIVE:
-        from algocli.engine.live import build_live_engine, live_broker
+        from algocli.engine.live import build_live_engine
+        from algocli.engine.paper import live_broker
 
-        _refuse_foreign_journal(journal)
+        refuse_foreign_journal(journal)
         broker = live_broker(plugins, run.instrument_ids)
         engine = build_live_engine(run.instruments, broker=broker, run_id=cfg.name,
                                    validity=plugins.broker_cfg.validity, **common)
     else:
         engine = PaperEngine(run.instruments, fill_model=plugins.fill_model, **common)
+        if mode is RunMode.DRY_RUN:
+            mark_dry_run(engine)
     engine.core.universe = list(run.universe)
     for sid, strategy, instruments in plugins.strategies:
         engine.add_strategy(strategy, instruments, sid)
@@ -325,84 +332,6 @@ def _products(broker_cfg) -> dict:
     if not hasattr(broker_cfg, "product"):
         return {}
     return {"products": dict(broker_cfg.products), "default_product": broker_cfg.product}
-
-
-def _refuse_foreign_journal(journal: Path) -> None:
-    """A live run resumes only a live run's journal: one with its ``run`` record (the run key).
-
-    Raises:
-        ConfigError: The journal has records but no run key, so a paper run or a dry run
-            (before dry runs had their own folder) wrote it; replaying it would make its
-            simulated positions the live run's.
-    """
-    if _journal_writer(journal) is RunMode.PAPER:
-        raise ConfigError(f"{journal}: this journal was not written by a live run (it has no run key: `algo paper` "
-                          "or a dry run wrote it); move it away, or pass --fresh to set it aside and start anew")
-
-
-def folder_mode(out_dir: Path) -> RunMode | None:
-    """The mode of the run whose state ``out_dir`` holds, or None when none ran there.
-
-    Paper and live runs of one run definition share its folder (a dry run has its own). A live
-    run's journal carries its ``run`` record (the run key), and each run's ``run.json`` names its mode.
-    """
-    from algocli.persistence.artifacts import read_run_json
-
-    writer = _journal_writer(out_dir / "journal.jsonl")
-    if writer is not None:
-        return writer
-    written = read_run_json(out_dir).get("mode")
-    if written == RunMode.LIVE.value:
-        return RunMode.LIVE  # its journal set aside by `algo live --fresh`
-    return RunMode.PAPER if written == RunMode.PAPER.value else None
-
-
-def _journal_writer(journal: Path) -> RunMode | None:
-    """``LIVE`` for a journal with a live run's ``run`` record (its run key), ``PAPER`` for one with
-    records but no run key (a paper run, or a dry run from before dry runs had their own folder),
-    None for no journal or an empty one."""
-    from algocli.persistence.journal import read_journal
-
-    has_records = False
-    for rec in read_journal(journal):
-        if rec.get("k") == "run":
-            return RunMode.LIVE
-        has_records = True
-    return RunMode.PAPER if has_records else None
-
-
-def _refuse_live_folder(out_dir: Path) -> None:
-    """A paper run never writes into a live run's folder.
-
-    A paper run there would replay the live journal (its real positions becoming simulated ones),
-    append simulated fills that a resumed live run would then replay as real, and overwrite the
-    live run's artifacts.
-
-    Raises:
-        ConfigError: ``folder_mode`` finds a live run there.
-    """
-    if folder_mode(out_dir) is RunMode.LIVE:
-        raise ConfigError(f"{out_dir}: `algo live` trades from this folder, and a paper run here would mix its "
-                          "simulated orders into the live run's journal and artifacts; paper-trade into another "
-                          "folder with --output, e.g. --output " + str(out_dir.parent / f"{out_dir.name}-paper"))
-
-
-def risk_state_path(cfg, base_dir: Path, mode: RunMode) -> Path:
-    """The risk state file of a run of ``cfg`` in ``mode`` (``algo halt`` writes to it).
-
-    Args:
-        cfg: The ``RunConfig``; its ``risk:`` section must be set.
-        base_dir: The run definition's output folder (``cfg.output_dir(...)``).
-        mode: The run's mode. A dry run's state is always in its own folder, even when
-            ``risk.state_file`` names a file, so it never halts or resets the live run.
-    """
-    from algocli.risk.state import STATE_FILE_NAME, state_path_for
-
-    folder = mode.output_dir(base_dir)
-    configured = cfg.risk.state_file
-    if mode is RunMode.DRY_RUN:
-        return folder / (Path(configured).name if configured is not None else STATE_FILE_NAME)
-    return state_path_for(configured, folder)
 
 
 def _attach_risk(engine, risk_cfg, state_path: Path, fresh: bool, clear_command: str) -> None:
@@ -442,14 +371,17 @@ async def run_session(session: Session, *, duration: float | None = None, view: 
     stop = asyncio.Event()
     handled = _install_signals(asyncio.get_running_loop(), stop, engine.core.risk)
     try:
+        reconciled = []
+        if broker is not None:  # a live run restores its orders and fills with the broker's
+            await broker.connect()
+            reconciled = await engine.router.reconcile(engine.journal_records, instruments)
+            engine.restored.update(engine.router.restored)
         if any(engine.restored.values()):
             from algocli.engine.feed_report import resume_line
 
             view.note("resume", resume_line(session))
-        if broker is not None:
-            await broker.connect()
-            for note in await engine.router.reconcile(engine.journal_records, instruments):
-                view.note("reconciled", f"reconciled: {note}")
+        for note in reconciled:
+            view.note("reconciled", f"reconciled: {note}")
         feed.on_tick(engine.on_tick)
         await feed.connect()
         await feed.subscribe(instruments)

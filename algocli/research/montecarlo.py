@@ -13,7 +13,10 @@ P&L, which lets a late large trade hit a small early balance (equity below zero)
   bootstrap (Politis & Romano 1994, geometric block lengths of mean ``block_size``) or the
   circular fixed-block bootstrap. The default block size follows Politis & White (2004) with
   the Patton, Politis & White (2009) correction, as ``arch.bootstrap.optimal_block_length``
-  computes it (https://arch.readthedocs.io/en/latest/bootstrap/generated/arch.bootstrap.optimal_block_length.html).
+  computes it (https://arch.readthedocs.io/en/latest/bootstrap/generated/arch.bootstrap.optimal_block_length.html),
+  rounded up to whole bars (``Simulations.block_estimate`` keeps the estimate, and the reports
+  say so). A circular block holds a whole number of bars, so a fractional ``block_size`` is
+  refused there; the stationary bootstrap takes a fractional mean as given.
 
 Sharpe ratios are annualised as backtesting.py does (``algocli.analytics.stats``): from the
 returns between the last equity of consecutive days. Ruin is the equity falling ``ruin`` (a
@@ -83,7 +86,7 @@ class Simulations:
         method: ``trades``, ``bootstrap`` or ``block``.
         seed: The generator's seed.
         ruin: The loss (fraction of the starting equity) that counts as ruin.
-        block_size: Mean (stationary) or fixed block length of the ``block`` method, else None.
+        block_size: Mean (stationary) or fixed block length of the ``block`` method as used, else None.
         values: ``STATISTICS`` name -> array of one value per simulation.
         ruined: Whether each path fell ``ruin`` below the start.
         actual: The statistics of the run's own path, computed the same way.
@@ -91,6 +94,8 @@ class Simulations:
         trade_returns: ``trades``: ``equity`` or ``position`` returns.
         block_kind: ``block``: ``stationary`` (geometric lengths of mean ``block_size``) or
             ``circular`` (every block ``block_size`` long).
+        block_estimate: ``block`` without a given size: Politis and White's estimate, which
+            ``block_size`` rounds up to whole bars; None when the size was given.
     """
 
     method: str
@@ -103,6 +108,7 @@ class Simulations:
     replace: bool = False
     trade_returns: str = "equity"
     block_kind: str = "stationary"
+    block_estimate: float | None = None
 
     @property
     def count(self) -> int:
@@ -293,7 +299,7 @@ def _block_indices(n_obs: int, count: int, block: float, kind: str, rng: np.rand
         starts = rng.integers(0, n_obs, size=(count, n_obs))
         last = np.maximum.accumulate(np.where(jump, positions, 0), axis=1)
         return (np.take_along_axis(starts, last, axis=1) + positions - last) % n_obs
-    size = max(1, int(round(block)))
+    size = int(block)  # a whole number of bars: ``simulate`` refuses a fractional one
     starts = rng.integers(0, n_obs, size=(count, -(-n_obs // size)))
     return ((starts[:, :, None] + np.arange(size)) % n_obs).reshape(count, -1)[:, :n_obs]
 
@@ -401,8 +407,8 @@ def simulate(run: RunData, n: int, *, method: str = "trades", seed: int | None =
         seed: Seed of the generator; None draws one (reported in the result).
         ruin: Loss below the starting equity, as a fraction in (0, 1], that counts as ruin.
         replace: ``trades`` only: draw trades with replacement instead of reshuffling them.
-        block_size: ``block`` only: mean or fixed block length; None estimates it
-            (``optimal_block_length``).
+        block_size: ``block`` only: mean or fixed block length (a whole number of bars for
+            ``circular``); None estimates it (``optimal_block_length``, rounded up to whole bars).
         block_kind: ``stationary`` or ``circular``.
         trade_returns: ``equity`` (P&L over the equity before the trade: keeps the run's sizing)
             or ``position`` (``return_pct``: as if each trade put the whole equity at stake).
@@ -418,8 +424,10 @@ def simulate(run: RunData, n: int, *, method: str = "trades", seed: int | None =
     seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
     setup = _setup(run, method, trade_returns)
     n_obs = len(setup.returns)
+    estimate = None
     if method == "block" and block_size is None:
-        block_size = max(1.0, float(math.ceil(optimal_block_length(setup.returns, kind=block_kind))))
+        estimate = optimal_block_length(setup.returns, kind=block_kind)
+        block_size = max(1.0, float(math.ceil(estimate)))
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // max(n_obs, 1))
     parts = []
@@ -431,7 +439,7 @@ def simulate(run: RunData, n: int, *, method: str = "trades", seed: int | None =
     return Simulations(method=method, seed=seed, ruin=ruin, block_size=block_size if method == "block" else None,
                        values={k: values[k] for k in STATISTICS}, ruined=values["ruined"],
                        actual={k: float(actual[k][0]) for k in STATISTICS}, replace=replace,
-                       trade_returns=trade_returns, block_kind=block_kind)
+                       trade_returns=trade_returns, block_kind=block_kind, block_estimate=estimate)
 
 
 def _check(n: int, method: str, ruin: float, block_size: float | None, block_kind: str, trade_returns: str) -> None:
@@ -445,6 +453,10 @@ def _check(n: int, method: str, ruin: float, block_size: float | None, block_kin
         raise UsageError(f"--ruin {ruin}: give the loss as a fraction of the starting equity, e.g. 0.3 for 30%")
     if block_size is not None and block_size < 1:
         raise UsageError(f"--block-size {block_size}: a block holds at least 1 bar")
+    if block_size is not None and block_kind == "circular" and block_size != int(block_size):
+        low = int(block_size)
+        raise UsageError(f"--block-size {block_size:g}: a circular block holds a whole number of bars; give "
+                         f"{low} or {low + 1} (--block-kind stationary takes a fractional mean)")
 
 
 def _check_method_options(method: str, replace: bool, block_size: float | None, block_kind: str,

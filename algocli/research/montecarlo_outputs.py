@@ -34,11 +34,14 @@ def describe(sims: Simulations, run: RunData) -> str:
 
 
 def _blocks(sims: Simulations) -> str:
+    """The block kind and the length used; an estimated one says it was rounded up from what."""
     if not sims.block_size:
         return ""
-    if sims.block_kind == "circular":
-        return f"bar returns in circular blocks ({sims.block_size:g} bars each)"
-    return f"bar returns in stationary blocks (mean {sims.block_size:g} bars)"
+    size = (f"{sims.block_size:g} bars each" if sims.block_kind == "circular" else f"mean {sims.block_size:g} bars")
+    if sims.block_estimate is not None:
+        size += f": Politis and White's estimate {sims.block_estimate:.2f}" + (
+            ", rounded up" if sims.block_estimate != sims.block_size else "")
+    return f"bar returns in {sims.block_kind} blocks ({size})"
 
 
 def constant(values: np.ndarray) -> bool:
@@ -148,7 +151,7 @@ def write_outputs(sims: Simulations, run: RunData, out_dir: Path) -> list[Path]:
     Raises:
         ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
     """
-    from algocli.persistence.output import publish_files
+    from algocli.persistence.output import OUT_FIX, publish_files
 
     return publish_files(out_dir, ARTIFACTS, {"montecarlo.csv": csv_text(sims).encode("utf-8"),
-                                              "montecarlo.html": page_bytes(sims, run)})
+                                              "montecarlo.html": page_bytes(sims, run)}, fix=OUT_FIX)

@@ -185,7 +185,7 @@ def write_outputs(result: TrialsResult, out_dir: Path) -> list[Path]:
     Raises:
         ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
     """
-    from algocli.persistence.output import publish_files
+    from algocli.persistence.output import OUT_FIX, publish_files
 
     out_dir = Path(out_dir)
     contents = {"trials.csv": trials_csv(result).encode(), "timings.csv": timings_csv(result).encode()}
@@ -195,4 +195,4 @@ def write_outputs(result: TrialsResult, out_dir: Path) -> list[Path]:
     if result.trials:
         contents["heatmap.html"] = heatmap_page(result)
     contents["optimize.json"] = (json.dumps(manifest(result), indent=2) + "\n").encode()
-    return publish_files(out_dir, ARTIFACTS, contents)
+    return publish_files(out_dir, ARTIFACTS, contents, fix=OUT_FIX)

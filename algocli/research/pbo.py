@@ -20,6 +20,11 @@ https://papers.ssrn.com/sol3/papers.cfm?abstract_id=2326253), section 2:
 
 A trial whose returns never vary in a sample (it did not trade) has a Sharpe ratio of 0
 there: no excess return, rather than undefined.
+
+Trials with identical returns (grid points whose parameter made no difference, or none of
+which traded) are one strategy, counted once: otherwise the in-sample best would always tie
+with its copies out of sample, rank at their median, and count as overfit (a grid of copies
+would read 100 %). CSCV needs 2 or more distinct return series.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class PBOResult:
         logits: λ of every combination, in ``itertools.combinations`` order.
         splits: S, the number of blocks.
         periods: Rows used (``T`` less the rows left out).
-        trials: N.
+        trials: N, the distinct return series.
+        duplicates: Trials left out for repeating an earlier trial's returns.
     """
 
     pbo: float
@@ -53,6 +59,7 @@ class PBOResult:
     splits: int
     periods: int
     trials: int
+    duplicates: int = 0
 
     @property
     def combinations(self) -> int:
@@ -101,9 +108,21 @@ def check_splits(splits: int, periods: int) -> None:
     halves hold 2 periods or more."""
     if splits < 2 or splits % 2:
         raise UsageError(f"--cscv-splits {splits}: give an even number of blocks, 2 or more (16 is usual)")
-    if splits > periods or periods // splits * (splits // 2) < 2:
+    if not splits_fit(splits, periods):
+        fix = "give fewer blocks" if splits > 2 else "give more data, or drop --cscv-splits to skip PBO"
         raise UsageError(f"--cscv-splits {splits}: the data has {periods} periods, too few for {splits} blocks "
-                         "(each half needs 2 periods or more); give fewer blocks")
+                         f"(each half needs 2 periods or more); {fix}")
+
+
+def splits_fit(splits: int, periods: int) -> bool:
+    """Whether ``periods`` rows split into ``splits`` blocks leave 2 periods or more in each half."""
+    return splits <= periods and periods // splits * (splits // 2) >= 2
+
+
+def distinct_columns(matrix: np.ndarray) -> np.ndarray:
+    """The indices of ``matrix``'s columns that repeat no earlier column, in order."""
+    _, first = np.unique(np.asarray(matrix), axis=1, return_index=True)
+    return np.sort(first)
 
 
 def cscv(matrix: np.ndarray, splits: int = DEFAULT_SPLITS) -> PBOResult:
@@ -114,16 +133,21 @@ def cscv(matrix: np.ndarray, splits: int = DEFAULT_SPLITS) -> PBOResult:
         splits: S, an even number of blocks from 2 to T.
 
     Returns:
-        PBO with the logit of each combination.
+        PBO with the logit of each combination, over the distinct columns (module docstring).
 
     Raises:
-        UsageError: ``splits`` is odd, below 2 or above T, or there are fewer than 2 trials.
+        UsageError: ``splits`` is odd, below 2 or above T, or there are fewer than 2 distinct trials.
     """
     matrix = np.asarray(matrix, dtype=float)
-    periods, trials = matrix.shape
-    if trials < 2:
+    periods, given = matrix.shape
+    if given < 2:
         raise UsageError("the probability of backtest overfitting needs 2 or more trials; widen the grid")
     check_splits(splits, periods)
+    matrix = matrix[:, distinct_columns(matrix)]
+    trials = matrix.shape[1]
+    if trials < 2:
+        raise UsageError("the probability of backtest overfitting needs 2 or more trials with different returns; "
+                         "widen the grid")
     size = periods // splits
     blocks = matrix[periods - size * splits:].reshape(splits, size, trials)
     sums, squares = blocks.sum(axis=1), (blocks ** 2).sum(axis=1)  # per block and trial
@@ -132,7 +156,7 @@ def cscv(matrix: np.ndarray, splits: int = DEFAULT_SPLITS) -> PBOResult:
     best = np.argmax(_block_sharpe(sums, squares, inside, size), axis=1)
     omega = mid_rank(_block_sharpe(sums, squares, outside, size), best) / (trials + 1)
     logits = np.log(omega / (1 - omega))
-    return PBOResult(float(np.mean(logits <= 0)), logits, splits, size * splits, trials)
+    return PBOResult(float(np.mean(logits <= 0)), logits, splits, size * splits, trials, given - trials)
 
 
 def _block_sharpe(sums: np.ndarray, squares: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray:

@@ -5,6 +5,12 @@ the same command proposes the same points whatever runs them. Bayesian search as
 for a fixed-size round of points, evaluates the round, and tells the scores back in trial
 order: the proposals then depend on the seed and the scores only, not on how many workers
 there are or which finished first.
+
+A proposal the constraints or the strategies refuse is told to Optuna as infeasible
+(``Trial.set_constraint``), so TPE learns to avoid that region rather than propose it again.
+When TPE keeps proposing refused or already-run points (``STALE_PROPOSALS`` in a row), the
+next point is a seeded random one of the admissible points not run yet, given to TPE as its
+next trial: the search then stops short of ``trials`` only once every admissible point ran.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ METHODS = ("grid", "random", "bayes")
 DEFAULT_TRIALS = 100
 #: Points per Bayesian round: larger rounds use more workers at once, smaller ones learn sooner.
 BAYES_ROUND = 8
+#: TPE proposals in a row without a new admissible point before a random one is taken instead.
+STALE_PROPOSALS = 10
+#: Random draws of the grid before its admissible points are listed to pick from.
+RANDOM_DRAWS = 64
 
 
 def admissible(space: Space, accept: Callable[[dict], str | None]) -> tuple[list[dict], list[tuple[dict, str]]]:
@@ -53,7 +63,7 @@ def sample(points: list[dict], n: int, seed: int) -> list[dict]:
 
 
 class BayesSearch:
-    """Optuna's TPE sampler over the space, asked round by round.
+    """Optuna's TPE sampler over the space, asked round by round (module docstring).
 
     Ranges are searched as ordered integers (their index), choices as categories, so every
     proposal is exactly one of the given values.
@@ -61,7 +71,7 @@ class BayesSearch:
     Args:
         space: The sweep's space.
         trials: Distinct points to evaluate.
-        seed: The sampler's seed.
+        seed: The sampler's seed (and the random fallback's).
         accept: Returns why a point is refused (constraints or the strategies), or None.
         round_size: Points per round.
 
@@ -71,6 +81,8 @@ class BayesSearch:
 
     def __init__(self, space: Space, trials: int, seed: int, accept: Callable[[dict], str | None],
                  round_size: int = BAYES_ROUND) -> None:
+        import numpy as np
+
         try:
             import optuna
         except ImportError:
@@ -82,6 +94,7 @@ class BayesSearch:
         self.accept = accept
         self.round_size = round_size
         self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        self._rng = np.random.default_rng(seed)
         self._dists = {}
         for p in space.params:
             if p.kind == "range":
@@ -91,6 +104,7 @@ class BayesSearch:
         self.seen: dict[str, dict] = {}  # canonical params -> point, in the order first proposed
         self.refused: dict[str, tuple[dict, str]] = {}  # canonical params -> (point, why the strategies refuse it)
         self._pending: list = []
+        self._admissible: list[dict] | None = None  # every admissible point, once random draws found none new
 
     def _point(self, trial) -> dict:
         point = {}
@@ -99,34 +113,74 @@ class BayesSearch:
             point[p.name] = p.values[raw] if p.kind == "range" else raw
         return point
 
+    def _raw(self, point: dict) -> dict:
+        """``point`` as Optuna's parameters (a range's value as its index)."""
+        return {p.name: p.values.index(point[p.name]) if p.kind == "range" else point[p.name]
+                for p in self.space.params}
+
+    def _refusal(self, point: dict) -> str | None:
+        """Why ``point`` is refused: "" by a constraint, the strategies' reason, or None (admissible)."""
+        from algocli.research.trials import canonical
+
+        if not self.space.admits(point):
+            return ""
+        why = self.accept(point)
+        if why is not None:
+            self.refused.setdefault(canonical(point), (point, why))
+        return why
+
     def ask(self) -> list[dict]:
         """The next round's new points (empty when the search is done)."""
         from algocli.research.trials import canonical
 
-        state = self._optuna.trial.TrialState
         new: list[dict] = []
         self._pending = []
-        # A space mostly refused or already explored would otherwise never end: give up after
-        # this many proposals in a row without a new point.
-        stale, limit = 0, 20 * self.round_size + 50
-        while len(self.seen) + len(new) < self.trials and len(new) < self.round_size and stale < limit:
-            stale += 1
-            trial = self.study.ask(self._dists)
-            point = self._point(trial)
-            key = canonical(point)
-            why = self.accept(point) if self.space.admits(point) else ""
-            if why is not None:
-                if why:
-                    self.refused.setdefault(key, (point, why))
-                self.study.tell(trial, state=state.FAIL)
-                continue
-            self._pending.append((trial, key))
-            if key not in self.seen and all(canonical(q) != key for q in new):
-                new.append(point)
-                stale = 0
+        while len(self.seen) + len(new) < self.trials and len(new) < self.round_size:
+            point = self._propose({canonical(q) for q in new})
+            if point is None:
+                break
+            new.append(point)
         for point in new:
             self.seen[canonical(point)] = point
         return new
+
+    def _propose(self, taken: set[str]) -> dict | None:
+        """A new admissible point from TPE, else a seeded random one; None when none is left."""
+        from algocli.research.trials import canonical
+
+        for _ in range(STALE_PROPOSALS):
+            trial = self.study.ask(self._dists)
+            point = self._point(trial)
+            key = canonical(point)
+            if self._refusal(point) is not None:
+                trial.set_constraint("admissible", 1.0)  # infeasible: TPE ranks it below every scored point
+                self.study.tell(trial, 0.0)
+                continue
+            self._pending.append((trial, key))  # a point already run is told its score again
+            if key not in self.seen and key not in taken:
+                return point
+        point = self._random_point(taken)
+        if point is not None:
+            self.study.enqueue_trial(self._raw(point))  # TPE's next trial is this point: it learns from it
+            self._pending.append((self.study.ask(self._dists), canonical(point)))
+        return point
+
+    def _random_point(self, taken: set[str]) -> dict | None:
+        """A seeded random admissible point not run nor ``taken`` yet, or None when none is left."""
+        from algocli.research.space import MAX_GRID
+        from algocli.research.trials import canonical
+
+        fresh = lambda q: canonical(q) not in self.seen and canonical(q) not in taken  # noqa: E731
+        if self._admissible is None:
+            for _ in range(RANDOM_DRAWS):
+                point = {p.name: p.values[int(self._rng.integers(len(p.values)))] for p in self.space.params}
+                if fresh(point) and self._refusal(point) is None:
+                    return point
+            if self.space.size > MAX_GRID:  # too many to list: the draws found nothing, so stop
+                return None
+            self._admissible = [q for q in self.space.grid() if self._refusal(q) is None]
+        left = [q for q in self._admissible if fresh(q)]
+        return left[int(self._rng.integers(len(left)))] if left else None
 
     def tell(self, scores: dict[str, float | None]) -> None:
         """Report the scores of the round's points (by canonical params), in the order asked."""

@@ -1,12 +1,13 @@
 """Run a sweep of backtests: ``run_trials(config, space, ...) -> TrialsResult``.
 
 A trial is one backtest of the run definition with some strategy parameters set. Its key
-is a SHA-256 of the run definition, the data files' SHA-256s, the package version and the
-parameters, so a finished trial is never run twice: each completed batch is appended to a
-journal in the output folder (fsynced) before anything else happens, and a rerun of the
-same sweep takes those rows from it. Results are ordered by trial number (grid order, or
-the order the seeded search proposed them), never by completion, which makes
-``trials.csv`` the same bytes whatever ran the trials.
+is a SHA-256 of the run definition, the data files' SHA-256s, the package version, the
+strategies' source files and a ``broker.charges`` CSV table's bytes (``fingerprint``) and the
+parameters, so a finished trial is never run twice (and an edited strategy runs again):
+each completed batch is appended to a journal in the output folder (fsynced) before
+anything else happens, and a rerun of the same sweep takes those rows from it. Results are
+ordered by trial number (grid order, or the order the seeded search proposed them), never by
+completion, which makes ``trials.csv`` the same bytes whatever ran the trials.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from algocli.errors import AlgoError, UsageError
+from algocli.research.fingerprint import inputs_fingerprint
 from algocli.research.objective import Objective
 from algocli.research.search import DEFAULT_TRIALS, METHODS, BayesSearch, admissible, sample
 from algocli.research.space import Space
@@ -75,6 +77,7 @@ class Trial:
         seconds: Wall time of the backtest in its worker.
         cached: Taken from the journal rather than run now.
         returns: Per-period returns of the equity, when the sweep kept them.
+        warmup_bars: The most bars an indicator of the trial needs before its first value.
     """
 
     number: int
@@ -86,6 +89,7 @@ class Trial:
     seconds: float
     cached: bool = False
     returns: list[float] | None = None
+    warmup_bars: int = 0
 
 
 @dataclass
@@ -174,8 +178,11 @@ class _Sweep:
         self.result, self.spec, self.ctx, self.executor = result, spec, ctx, executor
         self.started = started
         self.journal, self.batch, self.progress, self.total = journal, batch, progress, total
+        # the strategies' code and a charges table's bytes: editing either must run the trials again
+        inputs = inputs_fingerprint(ctx.config, ctx.source)
         self.base = hashlib.sha256(canonical({"config": spec.config, "data": spec.data_hash, "version": _version(),
-                                              **({"returns": True} if spec.keep_returns else {})}).encode()).hexdigest()
+                                              "inputs": inputs, **({"returns": True} if spec.keep_returns else {})}
+                                             ).encode()).hexdigest()
         self.done = 0
         self.per_batch: int | None = None  # trials per batch for BATCH_SECONDS, from the pilot
         self.min_batch = 1  # trials per batch for MIN_BATCH_SECONDS
@@ -298,7 +305,8 @@ class _Sweep:
             score = self.scores[key] if key in self.scores else self.result.objective.score(record["values"])
             self.result.trials.append(Trial(
                 len(self.result.trials), params, key, record["stats"], record["values"], score, record["seconds"],
-                cached=key not in self.ran_now, returns=record.get("returns")))
+                cached=key not in self.ran_now, returns=record.get("returns"),
+                warmup_bars=record.get("warmup_bars", 0)))
 
 
 def overhead(result: TrialsResult) -> dict[str, float]:

@@ -23,7 +23,9 @@ bar with the indicators it would have had running live, and only the window's ow
 By default it is the run definition's ``data.warmup``, else the largest integer value in the
 grid (look-back periods are what grids search: ``slow_period=20:200:10`` warms up 200 bars).
 The first window starts at the first bar that has ``warmup`` bars before it (and at or after
-``data.start``); a note names the OOS windows whose indicators still lacked bars.
+``data.start``); a note names the OOS windows whose indicators still lacked bars, and the
+warm-up that covers every indicator of the grid (``warmup``: each trial reports the most bars
+its indicators need before their first value).
 
 Stitching (``algocli.research.stitching``): returns are compounded, window after window; buy
 & hold is one holding from the first OOS bar to the last. A window whose IS sweep has no
@@ -39,7 +41,9 @@ The summary figures:
   the per-period Sharpe of the stitched curve's period returns with its t-statistic
   ``SR * sqrt(n)`` (``pbo.sharpe_t_stat``).
 - The probability of backtest overfitting by CSCV (``pbo.cscv``) over the per-period returns
-  of every grid point run on the whole date range.
+  of every grid point run on the whole date range (grid points with the same returns count
+  once). It is left out, with a note, when fewer than 2 grid points return differently, or
+  when ``splits`` was not given and the data has too few periods for even 2 blocks.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ import numpy as np
 from algocli.errors import UsageError
 from algocli.research.space import Space
 from algocli.research.stitching import Piece, Stitched, buy_and_hold, stitch
+from algocli.research.warmup import warmup_needed
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([DWMYdwmy])\s*$")
 _UNITS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
@@ -315,7 +320,8 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
         maximize: A ``results.csv`` statistic or ``package.module:function``.
         executor: Where the sweeps' batches run (``executors.make_executor``); None: here.
         out_dir: Folder of the trials journal (reruns skip finished trials); None keeps none.
-        splits: CSCV blocks; None takes ``pbo.default_splits``.
+        splits: CSCV blocks; None takes ``pbo.default_splits`` (and skips PBO, with a note, where
+            even 2 blocks do not fit the data).
         progress: Called with (stage, done, total) as trials finish.
         warmup: Bars before each window that feed the indicators only; None: ``default_warmup``.
 
@@ -327,7 +333,7 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
     from algocli.analytics.stats import period_closes
     from algocli.config.run import load_run_config
     from algocli.research.objective import Objective
-    from algocli.research.pbo import check_splits, default_splits, period_returns, sharpe_t_stat
+    from algocli.research.pbo import period_returns, sharpe_t_stat
     from algocli.research.worker import with_params
 
     objective = Objective(maximize)
@@ -345,8 +351,7 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
     first, last = (date(1970, 1, 1) + timedelta(days=int(d)) for d in (days[0], days[-1]))
     planned = check_windows(plan_windows(first, last, train, test, gap, anchored), days)
     periods = len(period_closes(ts)[0]) - 1
-    splits = default_splits(periods) if splits is None else splits
-    check_splits(splits, periods)
+    splits, no_pbo = pbo_splits(splits, periods)
 
     run = _Run(config_path, config, source, space, objective, executor, out_dir, progress, len(planned), warmup)
     windows, pieces = [], []
@@ -364,13 +369,38 @@ def run_walkforward(config_path: Path, space: Space, *, train: Span, test: Span,
                              "with --warmup 0 indicators warm up inside each window; give --warmup N, N at least "
                              "the slowest indicator's period"))
     if run.unwarmed:
+        # the grid's most, not only the winners': another warm-up may pick other winners
+        covers = max(run.grid_bars, *run.unwarmed.values())
         run.notes.append(f"windows {', '.join(map(str, sorted(run.unwarmed)))}: indicators were still undefined "
-                         f"when the test window opened; --warmup {max(run.unwarmed.values())} or more covers them")
-    pbo, grid_trials = run.grid(splits, first, last)
+                         f"when the test window opened; --warmup {covers} or more covers every indicator of the grid")
+    pbo, grid_trials = run.grid(splits, first, last, no_pbo)
     sr, t_stat, n = sharpe_t_stat(period_returns(stitched.equity, stitched.ts))
     return WalkForward(config, source, space, objective, train, test, gap, anchored, windows, stitched, grid_trials,
                        pbo, sr, t_stat, n, getattr(executor, "description", "1 worker (this process)"), run.notes,
                        warmup, why)
+
+
+def pbo_splits(splits: int | None, periods: int) -> tuple[int, str | None]:
+    """CSCV's blocks, and why PBO is left out (None: it is computed).
+
+    Args:
+        splits: ``--cscv-splits``, None when not given.
+        periods: Period returns of the data.
+
+    Raises:
+        UsageError: ``splits`` was given and does not fit ``periods`` (``pbo.check_splits``); the
+            default that does not fit leaves PBO out instead, since the user asked for no blocks.
+    """
+    from algocli.research.pbo import check_splits, default_splits, splits_fit
+
+    if splits is not None:
+        check_splits(splits, periods)
+        return splits, None
+    splits = default_splits(periods)
+    if splits_fit(splits, periods):
+        return splits, None
+    return splits, (f"PBO needs 4 periods or more (2 blocks of 2); the data has {periods}; not computed "
+                    "(more data gives it)")
 
 
 def _check_feed(config, source: str):
@@ -425,6 +455,8 @@ class _Run:
         self.idle: list[int] = []  # windows without a trade out of sample
         self.unwarmed: dict[int, int] = {}  # window -> warm-up bars its OOS indicators needed, when more
         self.charge_names: list[str] = []
+        self.points = 0  # admissible grid points, as the windows' sweeps found them
+        self.grid_bars = 0  # the most bars an indicator of any grid point needs before its first value
 
     def _sweep(self, config, stage: str, keep_returns: bool = False):
         from algocli.research.trials import run_trials
@@ -445,6 +477,8 @@ class _Run:
         sweep = self._sweep(windowed(self.config, w.train_start, w.train_end, self.warmup),
                             f"window {w.number}/{self.count}")
         best = sweep.best
+        self.points = max(self.points, len(sweep.trials))
+        self.grid_bars = max(self.grid_bars, *(t.warmup_bars for t in sweep.trials), 0)
         result = WindowResult(w, 0, 0, len(sweep.trials), best)
         if best is None:
             self.notes.append(f"window {w.number}: no trial had a defined {self.objective.text} in sample; "
@@ -463,34 +497,37 @@ class _Run:
             self.idle.append(w.number)
         return result, Piece.of_run(run)
 
-    def grid(self, splits: int, first: date, last: date):
-        """Run the grid on the whole date range, keeping returns, and compute CSCV's PBO."""
-        from algocli.research.pbo import cscv
+    def grid(self, splits: int, first: date, last: date, skip: str | None = None):
+        """Run the grid on the whole date range, keeping returns, and compute CSCV's PBO.
 
+        Args:
+            splits: CSCV's blocks.
+            first: The first date of the range.
+            last: Its last date.
+            skip: Why PBO is left out before any trial (``pbo_splits``): noted, and the grid not run.
+
+        Returns:
+            The PBO (None when left out, with a note) and the grid's points.
+        """
+        from algocli.research.pbo import cscv, distinct_columns
+
+        if skip is not None:
+            self.notes.append(skip)
+            return None, self.points
         whole = windowed(self.config, first, last, self.warmup) if self.warmup else self.config
         sweep = self._sweep(whole, "whole range (PBO)", keep_returns=True)
-        if len(sweep.trials) < 2:
+        n = len(sweep.trials)
+        if n < 2:
             self.notes.append("PBO needs 2 or more grid points; not computed")
-            return None, len(sweep.trials)
+            return None, n
         matrix = np.nan_to_num(np.array([t.returns for t in sweep.trials], dtype=float).T, nan=0.0,
                                posinf=0.0, neginf=0.0)
-        return cscv(matrix, splits), len(sweep.trials)
-
-
-def warmup_needed(bt, start_ns: int) -> int:
-    """The warm-up bars a finished run's indicators lacked bars for: the latest first defined bar
-    of an indicator its strategies read, counted from its instrument's first loaded bar, when
-    that comes after the first traded bar; 0 when every indicator was defined on it.
-
-    Args:
-        bt: The finished ``Backtest``.
-        start_ns: Its first traded instant (``RunResult.ts[0]``).
-    """
-    core = bt.core
-    needed = 0
-    for slot in core.slots:
-        for inst, first_valid in slot.context.warmup.items():
-            h = core.histories[inst]
-            loaded = int(np.searchsorted(h.column("ts")[:h.length], start_ns))
-            needed = max(needed, first_valid if first_valid > loaded else 0)
-    return needed
+        if len(distinct_columns(matrix)) < 2:  # copies of one series would all tie: a PBO of 100 % (pbo module)
+            self.notes.append(f"PBO needs 2 or more grid points whose returns differ; all {n} returned the same over "
+                              "the whole range (the swept parameters changed nothing, or nothing traded); not computed")
+            return None, n
+        result = cscv(matrix, splits)
+        if result.duplicates:
+            self.notes.append(f"PBO: {result.duplicates} of {n} grid points returned the same as another over the "
+                              f"whole range; each distinct series counts once ({result.trials})")
+        return result, n

@@ -112,7 +112,8 @@ def summary(wf: WalkForward) -> dict:
         "oos_periods": wf.periods,
         "pbo": None if pbo is None else {"value": num(pbo.pbo), "splits": pbo.splits,
                                          "combinations": pbo.combinations, "periods": pbo.periods,
-                                         "trials": pbo.trials, "metric": "per-period Sharpe ratio"},
+                                         "trials": pbo.trials, "duplicates": pbo.duplicates,
+                                         "metric": "per-period Sharpe ratio"},
         "grid_trials": wf.grid_trials, "notes": wf.notes,
     }
 
@@ -201,7 +202,7 @@ def _summary_html(wf: WalkForward) -> str:
          f"SR × √n over n = {wf.periods} period returns"),
         ("Probability of backtest overfitting", "—" if pbo is None else f"{pbo.pbo:.1%}",
          "" if pbo is None else f"CSCV, {pbo.splits} blocks, {pbo.combinations:,} combinations, {pbo.trials} grid "
-                                f"points over {pbo.periods} periods"),
+                                f"points{' with distinct returns' if pbo.duplicates else ''} over {pbo.periods} periods"),
     ]
     rows = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td><td class=\"note\">{html.escape(c)}</td></tr>"
                    for a, b, c in items)
@@ -254,10 +255,10 @@ def write_outputs(wf: WalkForward, out_dir: Path) -> list[Path]:
     Raises:
         ArtifactError: A file could not be written; ``out_dir`` keeps its older set.
     """
-    from algocli.persistence.output import publish_files
+    from algocli.persistence.output import OUT_FIX, publish_files
 
     return publish_files(out_dir, ARTIFACTS, {
         "windows.csv": windows_csv(wf).encode(), "oos_equity.csv": oos_equity_csv(wf).encode(),
         "results.csv": results_csv(wf).encode(),
         "walkforward.json": (json.dumps(summary(wf), indent=2, ensure_ascii=False) + "\n").encode(),
-        "report.html": page_bytes(wf)})
+        "report.html": page_bytes(wf)}, fix=OUT_FIX)

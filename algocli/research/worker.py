@@ -77,6 +77,12 @@ class TrialContext:
     data_files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
+    #: Option contracts ``ctx.option`` picks from (``data.options``): without them a trial's
+    #: strategies would find no option listed.
+    universe: list = field(default_factory=list)
+    #: The recorded PCR series ``ctx.pcr`` replays (``data.options.pcr``), read once: it is
+    #: never written to, so every trial shares it.
+    pcr_replay: object | None = None
 
 
 def load_context(config, source: str) -> TrialContext:
@@ -97,8 +103,10 @@ def load_context(config, source: str) -> TrialContext:
     warnings: list[str] = []
     assembled = assemble_backtest(config, source, warn=warnings.append)
     bt = assembled.backtest
+    chains = getattr(bt.core, "chains", None)  # set only when data.options.pcr replays a series
     return TrialContext(assembled.config, source, bt.bars, dict(bt.core.instruments), assembled.data_files,
-                        warnings, time.perf_counter() - started)
+                        warnings, time.perf_counter() - started, list(bt.core.universe),
+                        getattr(chains, "replay", None))
 
 
 def data_hash(files: list[Path]) -> str:
@@ -222,8 +230,9 @@ def run_trial(ctx: TrialContext, params: dict, keep_returns: bool = False) -> di
             which the overfitting statistics need.
 
     Returns:
-        ``{"stats": {name: results.csv text}, "values": {name: float or None}, "seconds": s}``,
-        plus ``"returns": [float, ...]`` with ``keep_returns``.
+        ``{"stats": {name: results.csv text}, "values": {name: float or None}, "warmup_bars": the
+        most bars an indicator of the run needs before its first value (``warmup.indicator_bars``),
+        "seconds": s}``, plus ``"returns": [float, ...]`` with ``keep_returns``.
     """
     started = time.perf_counter()
     row = _trial(ctx, params, keep_returns)  # the run's objects are freed as it returns: part of the trial
@@ -235,6 +244,7 @@ def _trial(ctx: TrialContext, params: dict, keep_returns: bool) -> dict:
     from algocli.engine.assemble import resolve_plugins
     from algocli.engine.backtest import Backtest
     from algocli.persistence.artifacts import charge_totals
+    from algocli.research.warmup import indicator_bars
 
     config = with_params(ctx.config, params, ctx.source)
     plugins = resolve_plugins(config, ctx.source)
@@ -244,18 +254,23 @@ def _trial(ctx: TrialContext, params: dict, keep_returns: bool) -> dict:
         cost_model=plugins.new_cost_model(lambda _: None), interval=config.interval, name=config.name,
         instruments=ctx.instruments, products=dict(getattr(broker_cfg, "products", {})),
         default_product=getattr(broker_cfg, "product", "INTRADAY"), rules=plugins.product_rules(),
-        trade_from=plugins.trade_from,
+        universe=ctx.universe, trade_from=plugins.trade_from,
     )
     for sid, strategy, instruments in plugins.strategies:
         bt.add_strategy(strategy, instruments, sid)
+    if ctx.pcr_replay is not None:  # as assemble_backtest attaches it: ctx.pcr replays the recorded series
+        from algocli.options.source import BarChains
+
+        bt.core.chains = BarChains(bt.core, replay=ctx.pcr_replay)
     if config.risk is not None:
         from algocli.risk import attach_risk
 
         attach_risk(bt.core, config.risk, state_path=None)
     result = bt.run()
+    warmup = indicator_bars(bt.core)  # walk-forward's warm-up hint covers every point of the grid
     bt.close()  # frees the run's orders and fills now, without waiting for a full collection
     stats = {**result.metrics, **charge_totals(result.fills)}
-    row = {"stats": stats_text(stats), "values": stats_values(stats)}
+    row = {"stats": stats_text(stats), "values": stats_values(stats), "warmup_bars": warmup}
     if keep_returns:
         from algocli.research.pbo import period_returns
 

@@ -540,7 +540,7 @@ class StrategyContext:
 
     def cancel_order(self, order_id: str) -> bool:
         """Cancel an open order; True if it was still open."""
-        return self._core.broker.cancel(order_id, self._strategy_id)
+        return self._core.broker.cancel(order_id, self._strategy_id, self._core.now_ns)  # stamped with this bar
 
     def modify_order(self, order_id: str, quantity: int | None = None, price: float | None = None) -> bool:
         """Change an open order's quantity or limit price; True if it was still open.

@@ -165,6 +165,13 @@ def test_kill_9_during_an_order_then_restart_reconciles_without_doubling(tmp_pat
         assert code == 0, again.err
         _no_traceback(again.out, again.err)
         assert f"live-{broker}: live trading results" in again.out
+        # what the journal held, said once the broker is reconciled, and again in the summary's notes
+        journaled = (sum(r["k"] == "candle" for r in before), sum(r["k"] == "order" for r in before),
+                     sum(r["k"] == "fill" for r in before))
+        assert "resuming from {}: {} candles, {} orders, {} fills".format(out_dir / "journal.jsonl", *journaled) \
+            in again.err, again.err
+        notes = " ".join(again.out.split())
+        assert "resumed from its journal: {} candles, {} orders, {} fills restored".format(*journaled) in notes, notes
         seen = check_against_broker(out_dir, rest)
         book_after = rest.orders()
     assert book_after == book_before, "the restart placed, changed or cancelled broker orders"

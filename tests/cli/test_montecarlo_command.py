@@ -175,6 +175,22 @@ def test_the_header_names_the_block_kind_and_its_length(cli, sma_run):
     assert "block: bar returns in stationary blocks (mean 3 bars)" in " ".join(stationary.out.split())
 
 
+def test_the_header_gives_the_block_length_used_and_a_fractional_circular_one_is_refused(cli, sma_run):
+    from algocli.research.montecarlo import load_run, optimal_block_length
+
+    estimate = optimal_block_length(load_run(sma_run).bar_returns, kind="circular")
+    auto = cli("montecarlo", sma_run, "--n", "50", "--seed", "1", "--method", "block", "--block-kind", "circular")
+    assert auto.code == 0, auto.err
+    assert (f"circular blocks ({int(np.ceil(estimate))} bars each: Politis and White's estimate {estimate:.2f}, "
+            "rounded up)") in " ".join(auto.out.split())
+    res = cli("montecarlo", sma_run, "--n", "50", "--method", "block", "--block-kind", "circular", "--block-size", "2.5",
+              "--out", sma_run / "frac")
+    assert res.code == 2 and res.err_lines == [
+        "error: --block-size 2.5: a circular block holds a whole number of bars; give 2 or 3 (--block-kind "
+        "stationary takes a fractional mean)"], res.err
+    assert not (sma_run / "frac").exists()
+
+
 def test_a_missing_folder_is_said_to_be_missing(cli, tmp_path):
     result = cli("montecarlo", tmp_path / "nosuchfolder")
     assert result.code == 2 and result.err_lines == [

@@ -154,13 +154,16 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         assert not (tmp_path / "x").exists(), args  # bad input writes nothing, not even the journal
 
 
-def test_fewer_points_than_trials_is_said_once_and_a_grid_says_nothing(cli, write_yaml, base_config, tmp_path):
-    _, res = _sweep(cli, write_yaml, base_config, tmp_path / "random", "--method", "random", "--trials", "50")
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_fewer_points_than_trials_is_said_once_and_a_grid_says_nothing(cli, write_yaml, base_config, tmp_path, method):
+    """Random and Bayesian search stop short of --trials only once the space is exhausted, and say so."""
+    _, res = _sweep(cli, write_yaml, base_config, tmp_path / method, "--method", method, "--trials", "50")
     assert res.code == 0, res.err
     said = " ".join(res.out.split())
-    assert "6 trials (random;" in said
+    assert f"6 trials ({method};" in said
     assert "--trials 50: the space holds only 6 points the constraints and the strategies accept, and every one ran" \
         in said
+    assert len(_rows(tmp_path / method / "trials.csv")) == 6
     _, res = _sweep(cli, write_yaml, base_config, tmp_path / "grid")
     assert res.code == 0 and "--trials" not in res.out
 
@@ -258,3 +261,69 @@ def test_an_output_folder_that_is_a_file_names_the_out_flag(cli, write_yaml, bas
     base_config["output"]["dir"] = str(tmp_path / "taken")
     res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,10", "--workers", "1", "-q")
     assert res.code == 2 and res.err.endswith("pass --out or change output.dir\n"), res.err
+
+
+def test_an_artifact_that_cannot_be_published_names_the_out_flag(cli, write_yaml, base_config, tmp_path):
+    out = tmp_path / "opt"
+    (out / "heatmap.html").mkdir(parents=True)  # a folder where an artifact goes: found when the set is published
+    _, res = _sweep(cli, write_yaml, base_config, out)
+    assert res.code != 0 and len(res.err_lines) == 1, res.err
+    assert f"{out / 'heatmap.html'}: could not be written" in res.err and "pass another --out;" in res.err, res.err
+    assert "--output" not in res.err and not (out / "trials.csv").exists()
+
+
+# --- option run definitions (data.options): each trial is `algo backtest` of its params -------------
+
+PCR_HEADER = "timestamp,underlying,expiry,spot,atm_strike,oi_pcr,volume_pcr,change_oi_pcr,max_pain,bar,mode,source"
+
+
+def _options_config(tmp_path, **options) -> dict:
+    """configs/options-pcr.yaml reading the bundled option data, writing under tmp_path."""
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "configs" / "options-pcr.yaml").read_text())
+    cfg["data"]["path"], cfg["output"]["dir"] = str(root / "data" / "options"), str(tmp_path / "run")
+    cfg["data"]["options"].update(options)
+    return cfg
+
+
+def _trials_equal_backtests(cli, write_yaml, cfg, out, tmp_path, pairs) -> list[dict]:
+    """The sweep's rows, after checking two of them against `algo backtest` of the same params."""
+    rows = _rows(out / "trials.csv")
+    for row in (rows[0], rows[-1]):
+        one = yaml.safe_load(yaml.safe_dump(cfg))
+        one["strategies"][0]["params"].update({k: cast(row[k]) for k, cast in pairs})
+        res = cli("backtest", write_yaml(one, f"trial{row['trial']}.yaml"), "-o", tmp_path / f"bt{row['trial']}",
+                  "--no-report", "-q")
+        assert res.code == 0, res.err
+        results = _results(tmp_path / f"bt{row['trial']}" / "results.csv")
+        assert {k: row[k] for k in results} == results
+    return rows
+
+
+def test_an_options_run_definition_sweeps_as_algo_backtest_runs_it(cli, write_yaml, tmp_path):
+    cfg = _options_config(tmp_path)
+    out = tmp_path / "opt"
+    res = cli("optimize", write_yaml(cfg), "--param", "fast_period=3,5", "--param", "stop_pct=20,30",
+              "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    rows = _trials_equal_backtests(cli, write_yaml, cfg, out, tmp_path, (("fast_period", int), ("stop_pct", float)))
+    assert [r["total_return_pct"] for r in rows] == ["-1.6105", "-1.8068", "9.8780", "9.6818"]  # QA's by hand
+
+
+def test_an_options_sweep_replays_a_recorded_pcr_series(cli, write_yaml, tmp_path):
+    """data.options.pcr: every trial's ctx.pcr reads the recorded series (here a PCR of 3, where the
+    chain's own is near 1), as `algo backtest` does, which changes what trades."""
+    lines = [PCR_HEADER] + [f"2024-06-{d} 09:15:05,NSE:NIFTY 50,2024-06-27,23400,23400,3.0,3.0,,23500,"
+                            f"2024-06-{d} 09:15:00,paper,dhan" for d in (13, 14, 17, 18, 19, 20)]
+    (tmp_path / "pcr.csv").write_text("\n".join(lines) + "\n")
+    cfg = _options_config(tmp_path, pcr=str(tmp_path / "pcr.csv"))
+    cfg["strategies"][0]["params"]["pcr_window"] = None  # the recorded rows are whole-chain figures
+    args = ["--param", "bullish_pcr=0.5,2.5", "--param", "bearish_pcr=1.0,3.5", "--workers", "1", "-q"]
+    res = cli("optimize", write_yaml(cfg), *args, "--out", tmp_path / "opt")
+    assert res.code == 0, res.err
+    rows = _trials_equal_backtests(cli, write_yaml, cfg, tmp_path / "opt", tmp_path,
+                                   (("bullish_pcr", float), ("bearish_pcr", float)))
+    del cfg["data"]["options"]["pcr"]
+    assert cli("optimize", write_yaml(cfg, "computed.yaml"), *args, "--out", tmp_path / "computed").code == 0
+    computed = _rows(tmp_path / "computed" / "trials.csv")
+    assert [r["total_trades"] for r in rows] != [r["total_trades"] for r in computed]

@@ -21,7 +21,7 @@ import yaml
 from algocli.data.csv_feed import load_csv
 from algocli.sandbox.replay import IST
 from cli.paper_support import (
-    ARTIFACTS, INITIAL_CAPITAL, TRACEBACK, algo, child_env, read_csv, read_journal, running, sandbox,
+    ARTIFACTS, INITIAL_CAPITAL, TRACEBACK, algo, child_env, read_csv, read_journal, running, sandbox, wait_for,
     write_backtest_yaml, write_dhan_yaml, write_one_day, write_paper_yaml,
 )
 
@@ -400,6 +400,24 @@ def _assert_one_token_error(code: int, out: str, err: str, elapsed: float) -> No
     assert line.startswith("error:")
     assert re.search(r"reject|refus|authentication failed|invalid", line), line
     assert re.search(r"(new|fresh|renew)\b.*token", line), line  # says how to renew it
+
+
+def test_a_second_session_on_the_same_folder_is_refused_and_touches_nothing(tmp_path, one_day):
+    # two sessions on one folder would both resume its journal and both send every order
+    with sandbox(one_day, tmp_path / "logs", speed=60) as box:  # a candle a second: the first run stays up
+        cfg = write_paper_yaml(tmp_path / "paper.yaml", port=box.port, out_dir=tmp_path / "out")
+        with running(["paper", cfg, "--no-dashboard"], tmp_path / "logs", "paper") as first:
+            wait_for(lambda: (tmp_path / "out" / "journal.jsonl").exists(), 20, "the first run's journal", child=first)
+            before = (tmp_path / "out" / "journal.jsonl").read_bytes()
+            second = algo(["paper", cfg, "--no-dashboard"], timeout=30)
+            assert second.returncode == 2, second.stderr
+            assert second.stderr == (f"error: {tmp_path / 'out'}: a session is already running from this folder "
+                                     f"(pid {first.pid}); stop it first (Ctrl-C in its terminal), or pass another "
+                                     "--output\n")
+            assert (tmp_path / "out" / "journal.jsonl").read_bytes().startswith(before)  # only the first appends
+            assert first.interrupt() == 0
+        again = algo(["paper", cfg, "--no-dashboard", "--duration", "1"], timeout=30)  # the lock went with it
+        assert again.returncode == 0 and "resuming from" in again.stdout + again.stderr, again.stderr
 
 
 @pytest.mark.parametrize("protocol", ["dhan", "upstox"])

@@ -242,3 +242,47 @@ def test_an_output_folder_that_is_a_file_names_the_out_flag(cli, write_yaml, bas
     res = cli("walkforward", write_yaml(base_config), *ARGS, "--workers", "1", "--out", tmp_path / "taken")
     assert res.code == 2 and res.err_lines == [f"error: {tmp_path / 'taken'}: is a file, not a folder; pass another "
                                                "--out"], res.err
+
+
+def test_an_options_run_definition_walks_forward_with_in_sample_trials_as_algo_backtest(cli, write_yaml, tmp_path):
+    """data.options: each in-sample trial picks its contracts as `algo backtest` of its dates does."""
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "configs" / "options-pcr.yaml").read_text())
+    cfg["data"]["path"], cfg["output"]["dir"] = str(root / "data" / "options"), str(tmp_path / "run")
+    out = tmp_path / "wf"
+    res = cli("walkforward", write_yaml(cfg), "--param", "fast_period=3,5", "--train", "5D", "--test", "3D", "--warmup", "30", "--workers", "1", "--out", out, "-q")
+    assert res.code == 0, res.err
+    row = _rows(out / "windows.csv")[0]
+    cfg["data"].update(start=row["train_start"], end=row["train_end"], warmup=30)
+    cfg["strategies"][0]["params"].update(fast_period=int(row["fast_period"]))
+    res = cli("backtest", write_yaml(cfg, "is.yaml"), "-o", tmp_path / "is", "--no-report", "-q")
+    assert res.code == 0, res.err
+    results = _results(tmp_path / "is" / "results.csv")
+    assert float(results["total_trades"]) > 0
+    assert (row["is_sharpe_ratio"], row["is_total_return_pct"]) == (results["sharpe_ratio"],
+                                                                     results["total_return_pct"])
+
+
+def test_short_data_skips_the_pbo_nobody_asked_for_but_refuses_given_blocks(cli, write_yaml, tmp_path):
+    """configs/intraday.yaml: four days of 25-minute bars after the warm-up, 3 daily periods, too few for
+    CSCV's 2 blocks of 2."""
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "configs" / "intraday.yaml").read_text())
+    cfg["data"]["path"], cfg["output"]["dir"] = str(root / "data"), str(tmp_path / "run")
+    run = write_yaml(cfg)
+    args = ("walkforward", run, "--param", "fast_period=2,3", "--param", "slow_period=5,8", "--train", "2D",
+            "--test", "1D", "--workers", "1", "-q")
+    res = cli(*args, "--out", tmp_path / "wf")
+    assert res.code == 0, res.err
+    summary = json.loads((tmp_path / "wf" / "walkforward.json").read_text())
+    days = {r["timestamp"][:10] for r in _rows(root / "data" / "NSE_EQ_2885.csv")}
+    # 5 days: the first warms up the grid's 8-bar SMA (a day holds 15 bars), 4 trade, 3 returns between their closes
+    assert len(days) == 5
+    assert summary["pbo"] is None and summary["windows"] == 2 and summary["grid_trials"] == 4
+    assert "PBO needs 4 periods or more (2 blocks of 2); the data has 3; not computed (more data gives it)" \
+        in summary["notes"]
+    assert "note: PBO needs 4 periods or more" in " ".join(res.err.split())
+    res = cli(*args, "--cscv-splits", "2", "--out", tmp_path / "given")
+    assert res.code == 2 and res.err_lines == [
+        "error: --cscv-splits 2: the data has 3 periods, too few for 2 blocks (each half needs 2 periods or more); "
+        "give more data, or drop --cscv-splits to skip PBO"], res.err

@@ -36,3 +36,36 @@ class BasketOnce(BaseStrategy):
     def on_candle(self, candle):
         if candle.instrument == self.instruments[0] and candle.index == self.params.at:
             self.context.basket(self.params.legs, tag=self.params.tag)
+
+
+class RestingLimit(BaseStrategy):
+    """On its first candle: a limit buy a tenth below the close, which rests; on each later candle
+    it records the statuses of its working orders (``seen``)."""
+
+    class Params(StrategyParams):
+        quantity: int = Field(1, ge=1)
+
+    seen: list[list[str]] = []  # class-level: the test reads it after the session
+
+    def on_candle(self, candle):
+        ctx = self.context
+        if candle.index == 0:
+            ctx.buy(candle.instrument, self.params.quantity,
+                    limit_price=ctx.round_to_tick(candle.instrument, candle.close * 0.9, "BUY"))
+        else:
+            RestingLimit.seen.append([o.status.value for o in ctx.open_orders()])
+
+
+class CancelLater(BaseStrategy):
+    """On its first candle: a limit buy a tenth below the close, which rests; on candle ``at``: its cancel."""
+
+    class Params(StrategyParams):
+        at: int = Field(3, ge=1)
+
+    def on_candle(self, candle):
+        ctx = self.context
+        if candle.index == 0:
+            ctx.buy(candle.instrument, 1, limit_price=ctx.round_to_tick(candle.instrument, candle.close * 0.9, "BUY"))
+        elif candle.index == self.params.at:
+            for order in ctx.open_orders():
+                ctx.cancel_order(order.order_id)

@@ -15,7 +15,7 @@ from algocli.adapters.dhan.plugins import DhanBrokerPlugin, DhanFeed, DhanFeedCo
 from algocli.adapters.upstox.plugins import UpstoxBrokerPlugin, UpstoxFeed
 from algocli.broker.live_plugins import LiveBrokerConfig
 from algocli.data.live_feeds import SandboxFeed, SandboxFeedConfig
-from algocli.engine.live import live_broker
+from algocli.engine.paper import live_broker
 from algocli.engine.paper import live_feed, open_live
 from algocli.errors import ConfigError
 

@@ -64,6 +64,43 @@ def test_a_live_fill_books_the_charges_estimate_and_an_off_tick_order_is_never_s
     assert [r["stt"] for r in journaled] == [f.stt for f in fills]
 
 
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_limit_the_broker_works_is_open_to_the_strategy_as_in_the_dry_run(tmp_path, one_day, monkeypatch, broker):
+    from engine.rules_strategies import RestingLimit
+
+    RestingLimit.seen.clear()
+    resting = {"class": "engine.rules_strategies:RestingLimit", "instruments": [INSTRUMENT], "id": "rest"}
+    with sandbox(one_day, tmp_path / "logs", speed=3000) as box:
+        for key, value in broker_env(broker, box.port).items():
+            monkeypatch.setenv(key, value)
+        cfg = write_live_yaml(tmp_path / "live.yaml", broker, tmp_path / "out", strategies=[resting])
+        session = open_session(load_live_run(cfg, "live"), RunMode.LIVE)
+        asyncio.run(run_session(session, duration=2.0))
+    (order,) = session.engine.router.orders
+    assert order.status is OrderStatus.OPEN  # the broker works it (Dhan PENDING, Upstox open): it rests
+    assert RestingLimit.seen and RestingLimit.seen[-1] == ["OPEN"], RestingLimit.seen
+    statuses = [r["status"] for r in read_journal(tmp_path / "out" / "journal.jsonl") if r["k"] == "status"]
+    assert statuses.count("OPEN") == 1  # once, not on every acknowledgement
+
+
+@pytest.mark.parametrize("broker, mode", [("dhan", RunMode.LIVE), ("upstox", RunMode.LIVE), ("dhan", RunMode.DRY_RUN)])
+def test_a_cancelled_order_is_stamped_when_it_was_cancelled(tmp_path, one_day, monkeypatch, broker, mode):
+    cancel = {"class": "engine.rules_strategies:CancelLater", "instruments": [INSTRUMENT], "id": "c", "params": {"at": 3}}
+    with sandbox(one_day, tmp_path / "logs", speed=3000) as box:
+        for key, value in broker_env(broker, box.port).items():
+            monkeypatch.setenv(key, value)
+        cfg = write_live_yaml(tmp_path / "live.yaml", broker, tmp_path / "out", strategies=[cancel])
+        session = open_session(load_live_run(cfg, "live"), mode)
+        asyncio.run(run_session(session, duration=2.0))
+    (order,) = session.engine.core.broker.orders
+    assert order.status is OrderStatus.CANCELLED
+    fourth = int(session.engine.clock.ts_mv[3])  # the start of the candle whose close cancelled it
+    if mode is RunMode.LIVE:  # the broker's time of the cancel: after that candle closed, not at the placement
+        assert fourth + 60 * 10**9 <= order.updated_ts <= fourth + 600 * 10**9, (order.created_ts, order.updated_ts)
+    else:  # stamped as its orders are, with the candle's start
+        assert order.updated_ts == fourth > order.created_ts
+
+
 # --- orders above the freeze quantity ------------------------------------------------------
 
 FREEZE = 40  # RELIANCE's freeze quantity in this test's instrument list (the sandbox refuses more)

@@ -26,6 +26,7 @@ from algocli.engine.runtime import (
     write_session_artifacts,
 )
 from algocli.errors import ConfigError
+from algocli.persistence.journal import read_journal
 from algocli.risk import read_state
 from algocli.sandbox.replay import bar_ticks
 from cli.live_support import broker_env, write_live_yaml
@@ -209,3 +210,22 @@ def test_a_paper_session_refuses_the_folder_a_live_run_trades_from(tmp_path, mon
     (out / "run.json").write_text(json.dumps({"mode": "paper"}), encoding="utf-8")
     assert open_session(run, RunMode.PAPER).out_dir == out  # a paper run's own folder resumes as before
     assert open_session(run, RunMode.PAPER, output=tmp_path / "elsewhere").out_dir == tmp_path / "elsewhere"
+
+
+def test_a_dry_runs_folder_is_marked_and_neither_paper_nor_live_resumes_it(tmp_path, monkeypatch):
+    for key, value in broker_env("dhan", 9).items():
+        monkeypatch.setenv(key, value)
+    cfg_path = write_live_yaml(tmp_path / "live.yaml", "dhan", tmp_path / "out")
+    dry = open_session(load_live_run(cfg_path, "live"), RunMode.DRY_RUN)
+    journal = dry.out_dir / "journal.jsonl"
+    assert dry.out_dir == tmp_path / "out" / "dry-run"
+    assert [r for r in read_journal(journal)] == [{"k": "mode", "mode": "live-dry-run"}]
+    before = journal.read_bytes()
+    paper = load_live_run(cfg_path, "paper")
+    with pytest.raises(ConfigError, match=r"dry-run: `algo live --dry-run` rehearses from this folder.*--output$"):
+        open_session(paper, RunMode.PAPER, output=dry.out_dir)
+    with pytest.raises(ConfigError, match="this journal was not written by a live run"):
+        open_session(load_live_run(cfg_path, "live"), RunMode.LIVE, output=dry.out_dir)
+    assert journal.read_bytes() == before  # neither wrote into it
+    again = open_session(load_live_run(cfg_path, "live"), RunMode.DRY_RUN)  # the dry run itself resumes it
+    assert again.out_dir == dry.out_dir and journal.read_bytes() == before  # marked once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -146,6 +147,35 @@ def test_block_indices_keep_blocks_together():
     fixed = mc._block_indices(50, 20, 5, "circular", rng)
     assert fixed.shape == (20, 50)
     assert np.all(np.diff(fixed.reshape(20, 10, 5), axis=2) % 50 == 1)  # each block of 5 runs on
+
+
+def test_the_estimated_block_length_is_rounded_up_and_said_to_be(tmp_path):
+    from algocli.research.montecarlo_outputs import describe
+
+    ar = np.zeros(400)
+    shocks = np.random.default_rng(8).normal(0, 0.01, 400)
+    for t in range(1, 400):
+        ar[t] = 0.5 * ar[t - 1] + shocks[t]
+    write_run(tmp_path / "r", 100_000 * np.cumprod(1 + ar), [(399, 1.0, 1.0)])
+    run = mc.load_run(tmp_path / "r")
+    for kind, size in (("stationary", "mean {n} bars"), ("circular", "{n} bars each")):
+        estimate = mc.optimal_block_length(run.bar_returns, kind=kind)
+        assert estimate != int(estimate)  # a fraction: rounded up to whole bars
+        sims = mc.simulate(run, 20, method="block", block_kind=kind, seed=1)
+        assert sims.block_size == math.ceil(estimate) and sims.block_estimate == estimate
+        assert f"{kind} blocks ({size.format(n=math.ceil(estimate))}: Politis and White's estimate {estimate:.2f}, " \
+               "rounded up)" in describe(sims, run)
+    given = mc.simulate(run, 20, method="block", block_size=2.5, seed=1)  # a stationary mean may be a fraction
+    assert given.block_size == 2.5 and given.block_estimate is None
+    assert "stationary blocks (mean 2.5 bars);" in describe(given, run)
+
+
+def test_a_fractional_circular_block_is_refused(tmp_path):
+    """Circular blocks were cut to round(2.5) = 2 bars while the title said 2.5."""
+    write_run(tmp_path / "r", 100 * np.cumprod(1 + np.sin(np.arange(60)) / 50), [(59, 1.0, 1.0)])
+    with pytest.raises(UsageError, match=r"^--block-size 2.5: a circular block holds a whole number of bars; give "
+                                         r"2 or 3 \(--block-kind stationary takes a fractional mean\)$"):
+        mc.simulate(mc.load_run(tmp_path / "r"), 10, method="block", block_kind="circular", block_size=2.5)
 
 
 def test_the_block_length_grows_with_serial_dependence():

@@ -120,6 +120,36 @@ def test_bayes_search_is_seeded_distinct_and_admissible(run_yaml):
     assert all(t.params["slow_period"] in (10, 20, 40, 80) for t in a.trials)
 
 
+def test_bayes_with_a_constraint_runs_every_trial_asked_for(run_yaml):
+    """QA's sweep: 1,409 admissible points, of which the search used to stop at 60 of the 100 asked for,
+    its refused proposals teaching TPE nothing."""
+    space = Space.parse(["fast_period=2:40:1", "slow_period=10:200:5"], ["fast_period < slow_period"])
+    assert sum(1 for _ in space.grid()) == 1409
+    a = run_trials(run_yaml, space, method="bayes", seed=0)
+    assert len(a.trials) == 100 and len({str(t.params) for t in a.trials}) == 100
+    assert all(t.params["fast_period"] < t.params["slow_period"] for t in a.trials)
+    assert trials_csv(run_trials(run_yaml, space, method="bayes", seed=0, batch=3)) == trials_csv(a)
+
+
+def _bayes_points(seed: int, trials: int) -> list[int]:
+    """Every point a Bayesian search of a=1..1000 proposes when only multiples of 200 are admissible
+    (the strategies refuse the rest), scored without backtests."""
+    from algocli.research.search import BayesSearch
+    from algocli.research.trials import canonical
+
+    search = BayesSearch(Space.parse(["a=1:1000:1"]), trials, seed, lambda p: None if p["a"] % 200 == 0 else "no")
+    while points := search.ask():
+        search.tell({canonical(p): float(p["a"]) for p in points})
+    return [p["a"] for p in search.seen.values()]
+
+
+def test_bayes_stops_short_only_once_every_admissible_point_ran():
+    points = _bayes_points(seed=5, trials=20)
+    # all 5, found among 1,000 (TPE alone, proposing refused points, found few of them)
+    assert sorted(points) == [a for a in range(1, 1001) if a % 200 == 0]
+    assert _bayes_points(seed=5, trials=20) == points  # seeded, the random fallback too
+
+
 def test_points_the_strategy_refuses_are_left_out_and_counted(run_yaml):
     result = run_trials(run_yaml, Space.parse(["fast_period=10,30", "slow_period=20"]))
     assert [t.params for t in result.trials] == [{"fast_period": 10, "slow_period": 20}]

@@ -178,6 +178,23 @@ def test_a_flat_trial_has_a_sharpe_of_zero_and_bad_splits_are_refused():
             cscv(np.zeros((100, 3)), splits)
 
 
+def test_trials_with_identical_returns_count_once():
+    rng = np.random.default_rng(11)
+    distinct = rng.normal(0.0002, 0.01, (160, 5)) + rng.normal(0, 0.002, 5)
+    copied = distinct[:, [0, 1, 1, 2, 3, 3, 3, 4]]  # trials 1 and 3 repeated, as grid points that change nothing
+    logits, pbo = _pbo_by_hand(distinct, 8)
+    result = cscv(copied, 8)
+    assert result.logits == pytest.approx(logits, rel=1e-9, abs=1e-12)
+    assert result.pbo == pbo and (result.trials, result.duplicates) == (5, 3)
+
+
+def test_copies_of_one_series_have_no_pbo():
+    """Before counting copies once, three identical trials always tied at the median: a PBO of 100 %."""
+    one = np.random.default_rng(3).normal(0, 0.01, (64, 1))
+    with pytest.raises(UsageError, match="2 or more trials with different returns"):
+        cscv(np.repeat(one, 3, axis=1), 4)
+
+
 def test_sharpe_t_statistic():
     sr, t, n = sharpe_t_stat(np.array([0.01, 0.02, 0.03]))
     assert (sr, n) == (pytest.approx(2.0), 3) and t == pytest.approx(2.0 * math.sqrt(3))
@@ -344,6 +361,74 @@ def test_a_warmup_shorter_than_the_indicators_is_named(trend_yaml):
     wf = run_walkforward(trend_yaml, space, train=Span(12, "M"), test=Span(6, "M"), splits=4, warmup=30)
     assert wf.warmup == 30 and wf.warmup_source == "--warmup"
     (note,) = [n for n in wf.notes if "undefined" in n]
-    needed = max(w.best.params["slow"] for w in wf.windows) - 1  # SMA(n) is first defined on its n-th bar
-    assert note.endswith(f"indicators were still undefined when the test window opened; --warmup {needed} or "
-                         "more covers them")
+    assert note.endswith("indicators were still undefined when the test window opened; --warmup 79 or more covers "
+                         "every indicator of the grid")  # SMA(80), the grid's slowest, is first defined on bar 80
+
+
+def test_the_warmup_hint_covers_indicators_longer_than_a_window(trend_yaml):
+    """Test windows of 2 months (about 40 bars) never define SMA(60) or SMA(80) without a warm-up: the
+    hint is the bars SMA(80) needs, not the bars a window holds, and that warm-up leaves no note."""
+    from algocli.data.csv_feed import load_csv
+    from algocli.research.trials import run_trials
+
+    close = load_csv(REPO / "data" / "NSE_EQ_1333.csv", "NSE:HDFCBANK").close
+    needed = int(np.argmax(~np.isnan(_sma(close, 80))))  # an independent SMA(80): its first defined bar
+    space = Space.parse(["fast=5", "slow=60,80"])
+    # each trial reports its own, whichever point wins a window
+    assert [t.warmup_bars for t in run_trials(trend_yaml, space).trials] == [
+        int(np.argmax(~np.isnan(_sma(close, n)))) for n in (60, 80)]
+    wf = run_walkforward(trend_yaml, space, train=Span(12, "M"), test=Span(2, "M"), splits=4, warmup=0)
+    assert max(w.test_bars for w in wf.windows) < 60 and needed == 79
+    (note,) = [n for n in wf.notes if "undefined" in n]
+    assert note.endswith(f"--warmup {needed} or more covers every indicator of the grid")
+    again = run_walkforward(trend_yaml, space, train=Span(12, "M"), test=Span(2, "M"), splits=4, warmup=needed)
+    assert not any("undefined" in n for n in again.notes)
+
+
+# --------------------------------------------------------------------------- PBO left out
+
+
+def _bollinger_yaml(tmp_path) -> Path:
+    """configs/bollinger.yaml on the bundled daily data, 2019-2021."""
+    cfg = yaml.safe_load((REPO / "configs" / "bollinger.yaml").read_text(encoding="utf-8"))
+    cfg["data"].update(path=str(REPO / "data"), start="2019-01-01", end="2021-12-31")
+    cfg["output"]["dir"] = str(tmp_path / "run")
+    path = tmp_path / "bollinger.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_a_grid_whose_points_return_the_same_has_no_pbo_and_says_why(tmp_path):
+    """max_band_width_pct above the bands' widths changes nothing: the grid is one strategy three times."""
+    from algocli.research.trials import run_trials
+
+    run = _bollinger_yaml(tmp_path)
+    space = Space.parse(["max_band_width_pct=20,30,40"])
+    returns = [t.returns for t in run_trials(run, space, keep_returns=True).trials]
+    assert returns[0] == returns[1] == returns[2] and len(returns[0]) > 100  # an independent look: all alike
+    wf = run_walkforward(run, space, train=Span(12, "M"), test=Span(6, "M"), warmup=20)
+    assert wf.pbo is None and wf.grid_trials == 3
+    assert "PBO needs 2 or more grid points whose returns differ; all 3 returned the same over the whole range " \
+           "(the swept parameters changed nothing, or nothing traded); not computed" in wf.notes
+
+
+def test_a_grid_with_some_alike_points_computes_pbo_over_the_distinct_ones(tmp_path):
+    from algocli.research.trials import run_trials
+
+    run = _bollinger_yaml(tmp_path)
+    space = Space.parse(["max_band_width_pct=6,20,30"])  # 6 % cancels some entries; 20 and 30 change nothing
+    wf = run_walkforward(run, space, train=Span(12, "M"), test=Span(6, "M"), warmup=20, splits=4)
+    matrix = np.array([t.returns for t in run_trials(run, space, keep_returns=True, config=_whole(run, wf)).trials]).T
+    assert (matrix[:, 1] == matrix[:, 2]).all() and not (matrix[:, 0] == matrix[:, 1]).all()
+    logits, pbo = _pbo_by_hand(matrix[:, :2], 4)
+    assert wf.pbo.logits == pytest.approx(logits) and wf.pbo.pbo == pbo
+    assert (wf.pbo.trials, wf.pbo.duplicates, wf.grid_trials) == (2, 1, 3)
+    assert any(n.startswith("PBO: 1 of 3 grid points returned the same as another") for n in wf.notes)
+
+
+def _whole(run: Path, wf):
+    """The run definition as the walk-forward ran its whole range for PBO."""
+    from algocli.config.run import load_run_config
+    from algocli.research.walkforward import windowed
+
+    return windowed(load_run_config(run), wf.windows[0].window.train_start, wf.windows[-1].window.test_end, wf.warmup)

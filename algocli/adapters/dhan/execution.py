@@ -340,7 +340,8 @@ class DhanBroker(TrackingBroker):
         base = await self._base(broker_order_id)
         status = dhan_order_status((answer or {}).get("orderStatus") if isinstance(answer, dict) else None,
                                    base.filled_quantity)
-        return await self._learn(replace(base, status=status), "read")
+        return await self._learn(replace(base, status=status, updated_ts=await self._updated(broker_order_id, base)),
+                                 "read")
 
     async def modify_order(self, broker_order_id: str, quantity: int | None = None,
                            price: float | None = None) -> BrokerOrder:
@@ -361,6 +362,14 @@ class DhanBroker(TrackingBroker):
                                    base.filled_quantity)
         limit = new_price if base.order_type is OrderType.LIMIT else None
         return await self._learn(replace(base, quantity=new_qty, limit_price=limit, status=status), "read")
+
+    async def _updated(self, broker_order_id: str, base: BrokerOrder) -> int:
+        """When the broker last changed the order: the cancel's answer carries no time, and the order
+        as we knew it carries its placement's."""
+        try:
+            return (await self.get_order(broker_order_id)).updated_ts or base.updated_ts
+        except (DhanApiError, DhanTransientError):
+            return base.updated_ts  # the cancel stands; only its time is unknown
 
     async def _base(self, broker_order_id: str) -> BrokerOrder:
         tracked = self._known(broker_order_id)
