@@ -32,8 +32,10 @@ chromium:
 	  echo "installing Debian's chromium for the report test"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# One test process per core (pytest-xdist): the suite waits on sockets and child processes as much as it
+# computes, and every test picks its own ports and folders.
 test: $(TEST) chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 bench: $(TEST)
 	$(VENV)/bin/python benchmarks/bench_sma.py

@@ -92,7 +92,7 @@ def test_make_test_runs_pytest_after_setup():
     # running the suite from inside itself would recurse; check what it would execute
     proc = _run(["make", "-n", "test"])
     assert proc.returncode == 0, proc.stderr
-    assert "pytest" in proc.stdout and "chromium" in proc.stdout
+    assert "pytest -n auto" in proc.stdout and "chromium" in proc.stdout  # a process per core
     assert "pytest" in (ROOT / ".ci" / "run").read_text() or "make test" in (ROOT / ".ci" / "run").read_text()
 
 

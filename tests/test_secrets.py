@@ -1,4 +1,4 @@
-"""The access token never leaves the environment and ``.env``.
+"""The access token never leaves the environment and ``.env``, and the Dhan client id is never shown whole.
 
 A sentinel token is set as DHAN_ACCESS_TOKEN and UPSTOX_ACCESS_TOKEN in the environment and
 in a ``.env`` in the working directory, and every command runs there: ``backtest``,
@@ -7,7 +7,9 @@ authenticated with it), ``paper`` (with ``--debug``, so library log lines are se
 ``live`` on both brokers, ``halt``, ``--debug live`` with
 the token rejected (a traceback), and a live run killed by SIGKILL at a crash point. Then
 stdout, stderr and every file in the working directory and the output folders are searched
-for the sentinel.
+for the sentinel. A sentinel Dhan client id (``DHAN_CLIENT_ID``, which logs in with the token)
+is searched for in every command's stdout and stderr too: screens show it masked (``11…77``)
+and ``--debug`` wire logs redact it as they do the token.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cli.paper_support import (
 )
 
 SENTINEL = "SENTINEL-5f3c9a-TOKEN"
+CLIENT_SENTINEL = "1100SENTINEL77"  # DHAN_CLIENT_ID of the Dhan runs; shown as 11…77
 SPEED = 4500  # the day in 5 s: every run below trades
 
 
@@ -83,7 +86,7 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
     with contextlib.ExitStack() as stack:
         box = _start_sandbox(stack, day, logs, "sandbox", work, ["--token", SENTINEL])
         refusing = _start_sandbox(stack, day, logs, "sandbox-refusing", work, ["--reject-tokens"])
-        dhan = {**broker_env("dhan", box.port), **token_env}
+        dhan = {**broker_env("dhan", box.port, client_id=CLIENT_SENTINEL), **token_env}
         both = {**dhan, **broker_env("upstox", box.port), **token_env}
 
         paper_cfg = write_dhan_yaml(work / "paper.yaml", out_dir=out / "paper")
@@ -112,7 +115,8 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
         debug_cfg = write_live_yaml(work / "live-debug.yaml", "dhan", out / "live-debug")
         started = time.monotonic()
         record("debug", algo_in(["--debug", "live", debug_cfg, "--yes", "--no-dashboard"],
-                                child_env(**{**broker_env("dhan", refusing.port), **token_env}), work, timeout=30))
+                                child_env(**{**broker_env("dhan", refusing.port, client_id=CLIENT_SENTINEL),
+                                             **token_env}), work, timeout=30))
         debug_elapsed = time.monotonic() - started
 
         assert crash.wait(timeout=40) == -signal.SIGKILL, crash.err
@@ -166,5 +170,11 @@ def test_the_token_appears_in_no_output_log_or_file(tmp_path):
         assert any(p.name == name for p in files), name
     leaks += [str(p.relative_to(tmp_path)) for p in files if SENTINEL.encode() in p.read_bytes()]
     assert not leaks, f"the token leaked into: {leaks}"
+    shown = [f"{label} {stream}" for label, outputs in captured.items()
+             for stream, text in zip(("stdout", "stderr"), outputs) if CLIENT_SENTINEL in text]
+    assert not shown, f"the Dhan client id was shown whole in: {shown}"
+    for label in ("live-dhan", "debug"):  # the account line of the live screen, masked
+        assert "Dhan client 11…77" in captured[label][0], captured[label][0]
+    assert "clientId=<redacted>" in captured["paper"][1]  # --debug printed the wire log line, redacted
     resolved = yaml.safe_load((out / "live-dhan" / "config.resolved.yaml").read_text(encoding="utf-8"))
     assert resolved["broker"]["name"] == "dhan"  # the resolved config was written, and holds no token

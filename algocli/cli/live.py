@@ -15,6 +15,7 @@ import typer
 
 from algocli.cli.console import console
 from algocli.cli.main import app
+from algocli.cli.paper import check_duration
 from algocli.cli.params import folder
 
 
@@ -26,7 +27,8 @@ def live_command(
                                           "simulated broker (journal and artifacts in <output>/dry-run/).")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", parser=folder, help="Artifact and journal folder.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Set the old journal aside and start a new run.")] = False,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop by itself after this many seconds.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop by itself after this many seconds "
+                                                                          "(0: connect, then stop).")] = None,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Live Rich dashboard.")] = True,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html at the end.")] = True,
 ) -> None:
@@ -38,6 +40,7 @@ def live_command(
     from algocli.persistence.output import check_output_dir
     from algocli.registry import names_with
 
+    check_duration(duration)
     started = time.perf_counter()
     run = load_live_run(config, "live", warn=warn, real_broker=not dry_run)
     cfg, plugins = run.config, run.plugins

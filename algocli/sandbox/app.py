@@ -29,7 +29,8 @@ from algocli.errors import DataError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.sandbox.exchange import Exchange
 from algocli.sandbox.hub import Faults, TickHub
-from algocli.sandbox.instruments import INSTRUMENTS_FILE, UPSTOX_KEYS, UpstoxKeys, freeze_limits, load_instruments
+from algocli.sandbox.instruments import (INSTRUMENTS_FILE, UPSTOX_KEYS, UpstoxKeys, freeze_limits, load_instruments,
+                                        option_ids)
 from algocli.sandbox.instruments import add_routes as add_instrument_routes
 from algocli.sandbox.replay import IST, Replayer
 
@@ -72,8 +73,10 @@ def build_app(hub: TickHub, *, dhan: bool = True, upstox: bool = True,
         app[REPLAYER] = replayer
     # order times follow the replay clock: before the first tick, the replay's first tick
     exchange = app[EXCHANGE] = Exchange(start_ns=replayer.first_ns if replayer is not None else None,
-                                        freeze=freeze_limits(instruments))  # the list's freeze quantities
+                                        freeze=freeze_limits(instruments),  # the list's freeze quantities
+                                        unbanded=option_ids(instruments))
     hub.add_listener(exchange.on_tick)
+    hub.add_close_listener(exchange.close_session)  # the replay's session closes expire orders
     mounted = []
     for name, wanted in (("dhan", dhan), ("upstox", upstox)):
         if wanted and _mount(app, hub, name):

@@ -340,7 +340,7 @@ def add_routes(app: web.Application, hub: TickHub) -> None:
     """Mount the Dhan market feed at ``/dhan/feed``; the handler is ``app[DHAN_FEED_KEY]``.
 
     Logins travel in the query string, which aiohttp's access log prints; a filter on
-    ``aiohttp.access`` redacts ``token=`` values.
+    ``aiohttp.access`` redacts ``token=`` and ``clientId=`` values.
     """
     access_log = logging.getLogger("aiohttp.access")
     if not any(isinstance(f, RedactTokenFilter) for f in access_log.filters):

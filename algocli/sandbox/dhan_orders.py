@@ -8,6 +8,13 @@ https://dhanhq.co/docs/v2/order-update/):
   counts as absent; ``correlationId`` (at most 30 characters) becomes the exchange order's
   client id. The sandbox does not de-duplicate ``correlationId`` (neither does Dhan).
 * ``PUT /v2/orders/{id}`` (at most 25 modifications), ``DELETE /v2/orders/{id}`` (HTTP 202).
+* What the exchange refuses (``algocli.sandbox.rules``) is accepted with an ``orderId`` and
+  ``orderStatus`` ``REJECTED``, the reason in ``omsErrorDescription``, as the funds check is: a
+  LIMIT price outside the day's operating range, or any order while the market is closed
+  unless ``afterMarketOrder`` is true (the sandbox releases it at the next open, whatever its
+  ``amoTime``). At the session's close every working order turns ``EXPIRED`` (Dhan's status
+  when validity runs out: its order-status list on https://dhanhq.co/docs/v2/orders/), the reason in
+  ``omsErrorDescription`` too.
 * ``GET /v2/orders``, ``/v2/orders/{id}``, ``/v2/orders/external/{correlationId}`` (one
   order-book object; the latest order with that id), ``/v2/trades`` (also ``/v2/trades/``, as
   the SDK asks), ``/v2/trades/{orderId}``, ``/v2/positions``, ``/v2/fundlimit``. Lists are
@@ -129,6 +136,19 @@ def _number(body: dict, key: str, kind: type, default=None):
     return number
 
 
+def _flag(body: dict, key: str) -> bool:
+    """``body[key]`` as a boolean: true/false, or their text (Dhan's samples send strings); absent is false."""
+    value = body.get(key)
+    if _absent(value):
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise _bad_input(f"{key} must be true or false, not {value!r}")
+    return text == "true"
+
+
 def _choice(body: dict, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
     value = body.get(key)
     if _absent(value):
@@ -216,6 +236,7 @@ class DhanOrdersSandbox(OrderServer):
         price = _number(body, "price", float, 0.0)
         trigger = _number(body, "triggerPrice", float, 0.0)
         disclosed = _number(body, "disclosedQuantity", int, 0)
+        amo = _flag(body, "afterMarketOrder")
         correlation = body.get("correlationId")
         correlation = None if _absent(correlation) else str(correlation)
         if correlation is not None and len(correlation) > MAX_CORRELATION_ID:
@@ -227,9 +248,8 @@ class DhanOrdersSandbox(OrderServer):
             raise _order_error("Order rejected by the sandbox (fault reject_orders)")
         order = self.exchange.place(account, instrument=f"{segment}:{security}", side=side, quantity=quantity,
                                     order_type=order_type, price=price, product=product, validity=validity,
-                                    client_id=correlation)
-        self._extras[order.order_id] = Extras(segment, security, order_type, disclosed, trigger,
-                                              bool(body.get("afterMarketOrder") or False))
+                                    client_id=correlation, amo=amo)
+        self._extras[order.order_id] = Extras(segment, security, order_type, disclosed, trigger, amo)
         answer = {"orderId": order.order_id, "orderStatus": dhan_status(order)}
         await self.after_accept(self.faults.hang_seconds)
         return web.json_response(answer)

@@ -7,7 +7,9 @@ functions of the matching engine's records and the request fields the engine doe
 https://dhanhq.co/docs/v2/order-update/); times IST ``YYYY-MM-DD HH:MM:SS``.
 
 Exchange statuses map to Dhan's: PENDING → ``PENDING`` (``PART_TRADED`` once partly filled),
-FILLED → ``TRADED``, CANCELLED → ``CANCELLED``, REJECTED → ``REJECTED``. A trade event becomes
+FILLED → ``TRADED``, CANCELLED → ``CANCELLED``, REJECTED → ``REJECTED``, EXPIRED (unfilled at
+the session's close) → ``EXPIRED``; a rejected or expired order's reason is its
+``omsErrorDescription`` (``ReasonDescription`` on the stream). A trade event becomes
 an alert whose ``TradedQty`` is the order's cumulative traded quantity after that trade.
 """
 
@@ -28,6 +30,7 @@ _EXCHANGE_OF = {"NSE_EQ": ("NSE", "E"), "NSE_FNO": ("NSE", "D"), "NSE_CURRENCY":
                 "MCX_COMM": ("MCX", "M"), "IDX_I": ("NSE", "I")}
 _PRODUCT_CODE = {"CNC": "C", "INTRADAY": "I", "MARGIN": "M", "MTF": "F", "CO": "V", "BO": "B"}
 _ORDER_TYPE_CODE = {"LIMIT": "LMT", "MARKET": "MKT", "STOP_LOSS": "SL", "STOP_LOSS_MARKET": "SLM"}
+_EXPLAINED = ("REJECTED", "EXPIRED")  # statuses whose reason Dhan gives (omsErrorDescription, ReasonDescription)
 
 
 @dataclass
@@ -58,7 +61,7 @@ def dhan_status(order: SimOrder) -> str:
         return "TRADED"
     if order.status == "PENDING":
         return "PART_TRADED" if order.filled_quantity else "PENDING"
-    return order.status  # CANCELLED, REJECTED
+    return order.status  # CANCELLED, REJECTED, EXPIRED
 
 
 def book_entry(order: SimOrder, x: Extras) -> dict:
@@ -72,8 +75,8 @@ def book_entry(order: SimOrder, x: Extras) -> dict:
         "afterMarketOrder": x.amo, "boProfitValue": 0.0, "boStopLossValue": 0.0, "legName": "",
         "createTime": _ist(order.created_ns), "updateTime": _ist(order.updated_ns),
         "exchangeTime": _ist(order.updated_ns), "drvExpiryDate": "0001-01-01", "drvOptionType": None,
-        "drvStrikePrice": 0.0, "omsErrorCode": "" if order.status != "REJECTED" else "REJECTED",
-        "omsErrorDescription": order.reason if order.status == "REJECTED" else "", "algoId": "",
+        "drvStrikePrice": 0.0, "omsErrorCode": order.status if order.status in _EXPLAINED else "",
+        "omsErrorDescription": order.reason if order.status in _EXPLAINED else "", "algoId": "",
         "remainingQuantity": order.quantity - order.filled_quantity,
         "averageTradedPrice": round(order.average_price, 4), "filledQty": order.filled_quantity,
     }
@@ -148,7 +151,7 @@ def alert(kind: str, payload: SimOrder | SimTrade, acct: Account, x: Extras, ref
         "Quantity": order.quantity, "TradedQty": traded, "Price": order.price, "TriggerPrice": x.trigger,
         "TradedPrice": last_price, "AvgTradedPrice": round(avg, 4), "OrderDateTime": _ist(order.created_ns),
         "ExchOrderTime": _ist(order.created_ns), "LastUpdatedTime": _ist(when), "Status": status,
-        "ReasonDescription": order.reason if status == "REJECTED" else "CONFIRMED", "Remarks": "",
+        "ReasonDescription": order.reason if status in _EXPLAINED else "CONFIRMED", "Remarks": "",
         "MktType": "NL", "LegNo": 1, "OffMktFlag": "1" if x.amo else "0", "AlgoOrdNo": "",
         "Instrument": "EQUITY" if segment == "E" else "", "Symbol": x.security_id, "ProductName": order.product,
         "LotSize": 1, "StrikePrice": 0.0, "ExpiryDate": "", "OptType": "XX", "DisplayName": x.security_id,

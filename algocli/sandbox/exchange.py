@@ -11,7 +11,12 @@ placed through either protocol behaves the same way:
 - a buy the account cannot pay for (cash < value) is REJECTED with a reason;
 - an order above its instrument's freeze quantity (``freeze``, from the instrument list) is
   REJECTED, and a modification raising an order above it refused, as NSE's order entry does
-  (https://dhanhq.co/docs/v2/orders/#order-slicing: larger orders must be sliced).
+  (https://dhanhq.co/docs/v2/orders/#order-slicing: larger orders must be sliced);
+- a LIMIT order priced outside the day's operating range (±10 % of the base price) is
+  REJECTED, and a modification to such a price refused (``algocli.sandbox.rules``);
+- at each session's close, which the replay announces (``close_session``), every working order
+  EXPIRES, and until the next session's first tick the market is closed: new orders are
+  REJECTED unless they are after-market orders (``amo``), which wait for the open.
 
 Every state change is pushed to the account's listeners (the order-update streams).
 Faults for tests (duplicate fills, fills before the acknowledgement) are switches on the
@@ -36,10 +41,11 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Callable
 
 from algocli.domain.models import Tick
+from algocli.sandbox.rules import CLOSED_REASON, OPERATING_RANGE, PriceBands, expired_reason
 from algocli.sandbox.squareoff import AutoSquareOff, broker_rules
 
 if TYPE_CHECKING:
@@ -58,7 +64,7 @@ class SimOrder:
     price: float
     product: str
     validity: str
-    status: str = "PENDING"  # PENDING (working), FILLED, CANCELLED, REJECTED
+    status: str = "PENDING"  # PENDING (working), FILLED, CANCELLED, REJECTED, EXPIRED (unfilled at the close)
     filled_quantity: int = 0
     average_price: float = 0.0
     reason: str = ""
@@ -68,6 +74,8 @@ class SimOrder:
     seen_tick: bool = False
     venue: str = ""
     placed_by: str = ""  # "broker": the broker's own order (the INTRADAY auto square-off), not the account's
+    amo: bool = False  # an after-market order: may be placed while the market is closed
+    queued: bool = False  # an after-market order placed while closed, not yet released at an open
 
     @property
     def is_open(self) -> bool:
@@ -139,11 +147,17 @@ class Exchange:
         freeze: Instrument → the most units one order may carry; instruments not named take any.
         squareoff: Venue → the ``ProductRules`` whose times square its INTRADAY positions off;
             default Dhan's for ``dhan`` and Upstox's for ``upstox`` (``{}``: never).
+        band: Half-width of the price band, a fraction of the base price (None: no band).
+        unbanded: Instruments priced freely (options, whose exchange ranges are delta-based).
+
+    Attributes:
+        market_open: False from a session's close (``close_session``) to the next tick.
     """
 
     def __init__(self, *, opening_cash: float = 10_000_000.0, clock: Callable[[], int] | None = None,
                  start_ns: int | None = None, freeze: Mapping[str, int] | None = None,
-                 squareoff: Mapping[str, ProductRules] | None = None) -> None:
+                 squareoff: Mapping[str, ProductRules] | None = None, band: float | None = OPERATING_RANGE,
+                 unbanded: Collection[str] = ()) -> None:
         self.opening_cash = opening_cash
         self.freeze = dict(freeze or {})
         self.last: dict[str, Tick] = {}
@@ -156,6 +170,8 @@ class Exchange:
         self._trade_ids = itertools.count(1)
         self._open: dict[str, list[SimOrder]] = {}  # instrument -> working orders
         self.squareoff = AutoSquareOff(self, broker_rules() if squareoff is None else squareoff)
+        self.bands = PriceBands(band, unbanded)
+        self.market_open = True  # until the replay announces a close
 
     def _replay_clock(self) -> int:
         if self._now_ns is not None:
@@ -197,13 +213,17 @@ class Exchange:
 
     def place(self, account_id: str, *, instrument: str, side: str, quantity: int, order_type: str,
               price: float = 0.0, product: str = "INTRADAY", validity: str = "DAY",
-              client_id: str | None = None, venue: str = "") -> SimOrder:
-        """Accept an order (or reject it with a reason); it matches from the next tick on."""
+              client_id: str | None = None, venue: str = "", amo: bool = False) -> SimOrder:
+        """Accept an order (or reject it with a reason); it matches from the next tick on.
+
+        ``amo`` marks an after-market order: placed while the market is closed, it is queued for
+        the next session's open instead of being rejected.
+        """
         acct = self.account(account_id, venue)
         now = self._clock()
         order = SimOrder(f"{next(self._order_ids):012d}", account_id, client_id, instrument, side, int(quantity),
                          order_type, float(price or 0.0), product, validity, created_ns=now, updated_ns=now,
-                         venue=venue)
+                         venue=venue, amo=amo, queued=amo and not self.market_open)
         acct.orders[order.order_id] = order
         problem = self._check(acct, order)
         if not problem and order.side == "SELL" and self.faults.reject_sells > 0:
@@ -239,7 +259,9 @@ class Exchange:
             return f"order type {order.order_type!r} is not supported by the sandbox"
         if order.order_type == "LIMIT" and order.price <= 0:
             return "a LIMIT order needs a positive price"
-        problem = self._above_freeze(order.instrument, order.quantity)
+        if not self.market_open and not order.amo:
+            return CLOSED_REASON
+        problem = self._above_freeze(order.instrument, order.quantity) or self._outside_band(order, order.price)
         if problem:
             return problem
         if order.side == "BUY":
@@ -262,12 +284,19 @@ class Exchange:
         if price is not None and order.order_type == "LIMIT":
             if price <= 0:
                 raise ValueError("price must be positive")
+            problem = self._outside_band(order, float(price))
+            if problem:
+                raise ValueError(problem)
             order.price = float(price)
             order.seen_tick = False
         order.modifications += 1
         order.updated_ns = self._clock()
         self._emit(self._owner(order), "order", order)
         return order
+
+    def _outside_band(self, order: SimOrder, price: float) -> str:
+        """Why ``price`` is refused for ``order`` ("" for a MARKET order or a price in the band)."""
+        return self.bands.problem(order.instrument, price) if order.order_type == "LIMIT" else ""
 
     def _above_freeze(self, instrument: str, quantity: int) -> str:
         freeze = self.freeze.get(instrument)
@@ -307,9 +336,12 @@ class Exchange:
 
     def on_tick(self, tick: Tick) -> None:
         """Match the instrument's working orders against a replayed trade."""
+        self.bands.on_tick(tick, self.last.get(tick.instrument))
         self.last[tick.instrument] = tick
         if self._now_ns is None or tick.ts > self._now_ns:
             self._now_ns = tick.ts
+        if not self.market_open:
+            self._open_market()
         self.squareoff.on_tick(tick.instrument, tick.ts)  # the brokers' INTRADAY square-off, before matching
         working = self._open.get(tick.instrument)
         if not working:
@@ -323,6 +355,30 @@ class Exchange:
                     order.seen_tick = True
                 continue
             self._fill(order, price, tick.ts)
+
+    def close_session(self, ns: int) -> None:
+        """The replay reached a session's close at ``ns`` (UTC ns): no trade comes before the next session.
+
+        Every working order expires (EXPIRED, with the reason), as the exchange ends DAY validity
+        at the close, and the market is closed until the next tick (see ``place``).
+        """
+        if self._now_ns is None or ns > self._now_ns:
+            self._now_ns = ns
+        self.market_open = False
+        reason = expired_reason(ns)
+        for working in list(self._open.values()):
+            for order in list(working):
+                self._close(order, "EXPIRED", reason)
+
+    def _open_market(self) -> None:
+        """The first trade after a close: the market is open, and queued after-market orders go to it."""
+        self.market_open = True
+        for working in self._open.values():
+            for order in working:
+                if order.queued:
+                    order.queued = False
+                    order.updated_ns = self._clock()
+                    self._emit(self._owner(order), "order", order)  # released to the exchange ("open" at Upstox)
 
     @staticmethod
     def _fill_price(order: SimOrder, ltp: float) -> float | None:

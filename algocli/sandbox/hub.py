@@ -36,6 +36,7 @@ class TickHub:
     subscribed: set[str] = field(default_factory=set)  # every instrument any client asked for
     _first_subscription: asyncio.Event | None = None
     _listeners: list = field(default_factory=list)
+    _close_listeners: list = field(default_factory=list)
 
     def note_subscription(self, instruments) -> None:
         """Protocol sessions call this when a client subscribes (starts a waiting replay)."""
@@ -59,6 +60,15 @@ class TickHub:
     def add_listener(self, callback) -> None:
         """Call ``callback(tick)`` synchronously on every published tick (the matching engine)."""
         self._listeners.append(callback)
+
+    def add_close_listener(self, callback) -> None:
+        """Call ``callback(ns)`` when the replay reaches a session's close at ``ns`` (the matching engine)."""
+        self._close_listeners.append(callback)
+
+    def close_session(self, ns: int) -> None:
+        """The replay reached a session's close at ``ns`` (UTC ns); no tick comes before the next session."""
+        for callback in self._close_listeners:
+            callback(ns)
 
     def publish(self, tick: Tick) -> None:
         self.last[tick.instrument] = tick

@@ -54,7 +54,8 @@ from algocli.sandbox.replay import IST
 __all__ = ["DHAN_COMPACT_COLUMNS", "DHAN_COMPACT_PATH", "DHAN_DETAILED_COLUMNS", "DHAN_DETAILED_PATH",
            "INSTRUMENTS_FILE", "INSTRUMENT_FILES", "UPSTOX_FILES", "UPSTOX_KEYS", "UPSTOX_PATH", "InstrumentFiles",
            "UpstoxKeys", "add_routes", "dhan_compact_csv", "dhan_detailed_csv", "display_name", "freeze_limits",
-           "freeze_quantity", "load_instruments", "trading_symbol", "upstox_json_gz", "upstox_rows", "upstox_symbol"]
+           "freeze_quantity", "load_instruments", "option_ids", "trading_symbol", "upstox_json_gz", "upstox_rows",
+           "upstox_symbol"]
 
 INSTRUMENTS_FILE = "instruments.csv"
 DHAN_COMPACT_PATH = "/api-data/api-scrip-master.csv"
@@ -113,6 +114,12 @@ def freeze_quantity(inst: Instrument) -> int:
 def freeze_limits(instruments: Iterable[Instrument]) -> dict[str, int]:
     """Sandbox instrument id (the Dhan id) → its freeze quantity, for the matching engine."""
     return {inst.dhan_id: freeze_quantity(inst) for inst in instruments if inst.dhan_id and inst.kind != "INDEX"}
+
+
+def option_ids(instruments: Iterable[Instrument]) -> frozenset[str]:
+    """Sandbox ids (Dhan ids) of the options in the list: the matching engine leaves them without a
+    price band, since the exchange's ranges for options are delta-based (``algocli.sandbox.rules``)."""
+    return frozenset(inst.dhan_id for inst in instruments if inst.dhan_id and inst.option_type)
 
 
 def _weekly(expiry: date) -> bool:

@@ -32,6 +32,14 @@ Pacing
     (nights, weekends, holidays) takes none: after one session's close the replay moves
     straight to the next session's open. Speed 0 or infinity publishes as fast as
     possible, yielding to the event loop every ``batch`` ticks.
+
+Session closes
+    When the replay reaches a session's close (the latest close of its instruments' segments
+    that day, or its last tick if later), before the next session's first tick and after the
+    last session's last tick, it says so to the hub (``close_session``): the matching engine
+    expires the day's working orders and refuses new ones until the next session opens.
+    A paced replay reaches the close in wall time too, so a replay whose data stop before the
+    close keeps the market open (without trades) until then.
 """
 
 from __future__ import annotations
@@ -240,21 +248,21 @@ class Replayer:
         return heapq.merge(*(stream(k, p.ts) for k, p in enumerate(self.paths)))
 
     async def run(self) -> int:
-        """Publish every tick, paced by ``speed``; return how many were published."""
+        """Publish every tick, paced by ``speed``, and announce each session's close; return how many
+        were published (``done`` is set once the last tick is out, before its session's close)."""
         publish = self.hub.publish
         paths = self.paths
         anchor_wall = anchor_exch = day = previous = 0
         started = False
         for ts, k, i in self._merged():
+            today = (ts + IST_OFFSET_NS) // DAY_NS
+            if not started:
+                anchor_wall, anchor_exch, day, started = self.clock(), ts, today, True
+            elif today != day:  # finish the old session at its close, then jump to the new one's open
+                anchor_wall = await self._close(day, previous, anchor_wall, anchor_exch)
+                anchor_exch = min(ts, today * DAY_NS - IST_OFFSET_NS + self._hours[today][0])
+                day = today
             if self.paced:
-                today = (ts + IST_OFFSET_NS) // DAY_NS
-                if not started:
-                    anchor_wall, anchor_exch, day, started = self.clock(), ts, today, True
-                elif today != day:  # finish the old session, then jump to the new one's open
-                    old_close = max(day * DAY_NS - IST_OFFSET_NS + self._hours[day][1], previous)
-                    anchor_wall += (old_close - anchor_exch) / SECOND_NS / self.speed
-                    anchor_exch = min(ts, today * DAY_NS - IST_OFFSET_NS + self._hours[today][0])
-                    day = today
                 if ts != previous:
                     delay = anchor_wall + (ts - anchor_exch) / SECOND_NS / self.speed - self.clock()
                     if delay > 0:
@@ -266,4 +274,24 @@ class Replayer:
             self.published += 1
             self.exchange_ns = ts
         self.done = True
+        if started:
+            await self._close(day, previous, anchor_wall, anchor_exch)
         return self.published
+
+    async def _close(self, day: int, last_ns: int, anchor_wall: float, anchor_exch: int) -> float:
+        """Reach the close of ``day``'s session (paced: in wall time too) and announce it to the hub
+        (``hub.close_session``, when it has one: the matching engine expires its orders then).
+
+        Returns:
+            The wall time of the close, the anchor the next session's open is paced from.
+        """
+        close = max(day * DAY_NS - IST_OFFSET_NS + self._hours[day][1], last_ns)
+        if self.paced:
+            anchor_wall += (close - anchor_exch) / SECOND_NS / self.speed
+            delay = anchor_wall - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+        announce = getattr(self.hub, "close_session", None)
+        if announce is not None:
+            announce(close)
+        return anchor_wall

@@ -15,8 +15,12 @@ is another account):
   instrument ``NSE_EQ:1333``, or its real key from the instrument list,
   ``NSE_EQ|INE040A01034``), ``order_type``, ``transaction_type``. Order, trade, position
   and stream rows carry the key the order was placed with. A malformed field is
-  HTTP 400; an order the engine refuses (funds, SL types) is accepted and then reported
-  ``rejected`` with the reason in ``status_message``, as Upstox does.
+  HTTP 400; an order the engine refuses (funds, SL types, a LIMIT price outside the day's
+  operating range, any order while the market is closed unless ``is_amo`` is true) is
+  accepted and then reported ``rejected`` with the reason in ``status_message``, as Upstox
+  does. An after-market order placed while closed is ``after market order req received``
+  until the next open, then ``open``. At the session's close every working order is
+  reported ``cancelled``, the reason (its validity ran out) in ``status_message``.
 * ``PUT /v2|v3/order/modify`` (``order_id``, ``quantity``, ``price``; the order type cannot
   change here) and ``DELETE /v2|v3/order/cancel?order_id=`` → ``data.order_id``.
 * ``GET /v2/order/retrieve-all`` (the order book), ``/v2/order/details?order_id=`` (latest
@@ -82,8 +86,8 @@ from algocli.sandbox.hub import TickHub
 from algocli.sandbox.instruments import UPSTOX_KEYS, UpstoxKeys
 from algocli.sandbox.orders_base import OrderServer, Refused, StreamSession
 from algocli.sandbox.upstox import error_envelope
-from algocli.sandbox.upstox_rows import (STATUS, default_key, order_json, parse_place, positions_json, trade_json,
-                                         user_id)
+from algocli.sandbox.upstox_rows import (AMO_MODIFIED, AMO_WAITING, default_key, order_json, parse_place,
+                                         positions_json, trade_json, upstox_status, user_id)
 
 __all__ = ["FAULTS_PATH", "ORDER_LIMITS", "STREAM_PATH", "UPSTOX_ORDERS", "UpstoxOrderFaults", "UpstoxOrders",
            "add_routes", "error_envelope"]
@@ -258,15 +262,18 @@ class UpstoxOrders(OrderServer):
                 self._push(account, update)
 
     def _transitions(self, order: SimOrder) -> list[str]:
+        """The statuses an exchange event of ``order`` is reported as, in order."""
         previous = self._last.get(order.order_id)
-        now = STATUS[order.status]
+        now = upstox_status(order)
         if previous is None:
             return ["put order req received", now]
+        if now == "open" and previous["status"] in (AMO_WAITING, AMO_MODIFIED):
+            return ["open"]  # an after-market order released at the open
         if now == "open":
             return ["modified", "open"]
-        if now == "cancelled" and not order.reason.startswith("IOC"):
+        if now == "cancelled" and order.status == "CANCELLED" and not order.reason.startswith("IOC"):
             return ["cancel pending", "cancelled"]
-        return [now]
+        return [now]  # an expired order goes straight to cancelled, as an unfilled IOC does
 
     def _record(self, account: str, update: dict) -> None:
         self.history.setdefault(update["order_id"], []).append(update)

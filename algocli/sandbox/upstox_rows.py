@@ -5,6 +5,12 @@ functions of the matching engine's records and the instrument key to report. Fie
 follow https://upstox.com/developer/api-documentation/orders and the positions and
 portfolio-stream pages it links; product codes map as Upstox's (``I`` intraday, ``D``
 delivery or, on derivative segments, margin, ``MTF``).
+
+Statuses: the engine's PENDING is ``open``, FILLED ``complete``, REJECTED ``rejected``, and
+both CANCELLED and EXPIRED ``cancelled``: Upstox has no expired status (brokers.md B5), so an
+order the session's close ended is ``cancelled`` with the reason in ``status_message``. An
+after-market order waiting for the open is ``after market order req received`` (``modify after
+market order req received`` once modified), and ``cancelled after market order`` if cancelled.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from algocli.sandbox.exchange import SimOrder, SimTrade, Venue
 from algocli.sandbox.instruments import UpstoxKeys
 from algocli.sandbox.replay import IST
 
-__all__ = ["DERIVATIVE_SEGMENTS", "STATUS", "default_key", "order_json", "parse_place", "positions_json",
-           "product_in", "product_out", "trade_json", "user_id"]
+__all__ = ["AMO_MODIFIED", "AMO_WAITING", "DERIVATIVE_SEGMENTS", "STATUS", "default_key", "order_json", "parse_place",
+           "positions_json", "product_in", "product_out", "trade_json", "upstox_status", "user_id"]
 
-STATUS = {"PENDING": "open", "FILLED": "complete", "CANCELLED": "cancelled", "REJECTED": "rejected"}
+STATUS = {"PENDING": "open", "FILLED": "complete", "CANCELLED": "cancelled", "REJECTED": "rejected",
+          "EXPIRED": "cancelled"}
+AMO_WAITING = "after market order req received"
+AMO_MODIFIED = "modify after market order req received"
 DERIVATIVE_SEGMENTS = frozenset({"NSE_FO", "BSE_FO", "NCD_FO", "BCD_FO", "MCX_FO", "NSE_COM"})
 _ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
 _MAX_TAG = 40
@@ -39,6 +48,15 @@ def ist_text(ns: int) -> str | None:
     if not ns:
         return None
     return datetime.fromtimestamp(ns / 1e9, IST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def upstox_status(order: SimOrder) -> str:
+    """The order's status as Upstox writes it (see the module docstring)."""
+    if order.queued and order.is_open:
+        return AMO_MODIFIED if order.modifications else AMO_WAITING
+    if order.queued and order.status == "CANCELLED":
+        return "cancelled after market order"
+    return STATUS[order.status]
 
 
 def user_id(account: str) -> str:
@@ -74,7 +92,7 @@ def order_json(order: SimOrder, account: str, status: str | None = None, *, key:
     key = key or default_key(order.instrument)
     segment, _, ident = key.partition("|")
     ident = symbol or ident
-    status = status or STATUS[order.status]
+    status = status or upstox_status(order)
     working = status not in ("complete", "rejected", "cancelled")
     uid = user_id(account)
     accepted = status not in ("put order req received", "rejected")
@@ -90,7 +108,7 @@ def order_json(order: SimOrder, account: str, status: str | None = None, *, key:
         "status_message": order.reason, "status_message_raw": order.reason or None,
         "exchange_order_id": f"1{order.order_id}" if accepted else "", "parent_order_id": None,
         "order_id": order.order_id, "order_request_id": "1", "order_ref_id": f"R{order.order_id}",
-        "guid": None, "variety": "SIMPLE", "is_amo": False,
+        "guid": None, "variety": "SIMPLE", "is_amo": order.amo,
         "order_timestamp": ist_text(order.created_ns),
         "exchange_timestamp": ist_text(order.updated_ns) if accepted else None,
     }
@@ -140,9 +158,12 @@ def parse_place(body: dict, v3: bool, keys: UpstoxKeys) -> tuple[tuple[str, str]
     tag = body.get("tag")
     if tag is not None and (not isinstance(tag, str) or len(tag) > _MAX_TAG):
         return bad(f"Invalid input: tag must be text of at most {_MAX_TAG} characters")
+    amo = body.get("is_amo", False)
+    if not isinstance(amo, bool):
+        return bad("Invalid input: is_amo must be true or false")
     return None, {"instrument": keys.instrument(key), "side": side, "quantity": quantity,
                   "order_type": order_type, "price": float(price), "product": product, "validity": validity,
-                  "client_id": tag or None}
+                  "client_id": tag or None, "amo": amo}
 
 
 def positions_json(exchange: Venue, account: str, key_of: Callable[[str], str],

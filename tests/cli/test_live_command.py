@@ -20,17 +20,19 @@ from pathlib import Path
 import pytest
 
 from cli.live_support import (
-    BROKERS, LIVE_ARTIFACTS, TOKEN_VARIABLE, BrokerRest, CountingProxy, algo_running, broker_env,
+    BROKERS, LIVE_ARTIFACTS, TOKEN_VARIABLE, BrokerRest, CountingProxy, algo_in, algo_running, broker_env,
     check_against_broker, journal_client_ids, journal_so_far, live_env, start_algo, write_live_yaml,
 )
 from cli.paper_support import (
-    INSTRUMENT, TRACEBACK, Child, child_env, read_csv, read_journal, sandbox, wait_for, write_one_day,
+    INSTRUMENT, TRACEBACK, Child, child_env, free_port, read_csv, read_journal, sandbox, wait_for, write_one_day,
 )
 
 E2E_SPEED = 2250  # 375 one-minute bars (22,500 exchange seconds) in 10 s of wall time
 CRASH_SPEED = 30_000  # the day in 0.75 s: the crash tests only need the rest of the day to happen
 REFUSAL_SPEED = 3000  # 7.5 s: time to stop the run and trade by hand before the day is over
 RESULTS = re.compile(r"Equity Final \[₹\]\s+│\s+[\d,]+\.\d\d")
+CLIENT_ID = "1100QACLIENT77"  # a Dhan client id: every screen shows it masked
+MASKED = "Dhan client 11…77"
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +282,8 @@ def test_without_yes_and_without_a_terminal_nothing_is_sent_and_dry_run_sends_no
     out_dir = tmp_path / "out"
     cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", out_dir)
     with sandbox(one_day, tmp_path / "logs", speed=CRASH_SPEED) as box:
-        env = live_env("dhan", box.port)
-        rest = BrokerRest("dhan", box.port)
+        env = child_env(**broker_env("dhan", box.port, client_id=CLIENT_ID))
+        rest = BrokerRest("dhan", box.port, client_id=CLIENT_ID)
         asked = start_algo(["live", cfg, "--no-dashboard"], tmp_path / "logs", "no-yes", env, cwd=tmp_path)
         try:
             code = asked.wait(timeout=30)
@@ -291,6 +293,7 @@ def test_without_yes_and_without_a_terminal_nothing_is_sent_and_dry_run_sends_no
         _no_traceback(asked.out, asked.err)
         assert len(asked.err_lines) == 1, asked.err
         assert asked.err_lines[0].startswith("error:") and "--yes" in asked.err_lines[0]
+        assert MASKED in asked.out and CLIENT_ID not in asked.out + asked.err  # the screen before the question
         assert rest.orders() == [] and rest.trades() == []
         assert box.health()["ticks_published"] == 0  # it never even subscribed to the feed
         assert not (out_dir / "journal.jsonl").exists()
@@ -304,6 +307,7 @@ def test_without_yes_and_without_a_terminal_nothing_is_sent_and_dry_run_sends_no
         assert code == 0, dry.err
         _no_traceback(dry.out, dry.err)
         assert "DRY RUN" in dry.out and "live-dhan: live trading (dry run) results" in dry.out
+        assert MASKED in dry.out and CLIENT_ID not in dry.out + dry.err
         assert rest.orders() == [] and rest.trades() == [] and rest.net_position() == 0
     fills = read_csv(out_dir / "dry-run" / "fills.csv")
     assert len(fills) >= 5
@@ -409,6 +413,19 @@ def test_a_dry_run_of_a_simulated_broker_is_refused(tmp_path, cli, monkeypatch):
         "rehearses a live broker's run: paper-trade this one with `algo paper`"]
 
 
+@pytest.mark.parametrize("args", [("--dry-run",), ("--yes",)], ids=["dry-run", "yes"])
+def test_a_negative_duration_is_refused_in_one_line_before_anything_is_shown(tmp_path, cli, monkeypatch, args):
+    for key, value in broker_env("dhan", 9).items():  # port 9: nothing is ever contacted
+        monkeypatch.setenv(key, value)
+    out_dir = tmp_path / "out"
+    done = cli("live", write_live_yaml(tmp_path / "live.yaml", "dhan", out_dir), *args, "--no-dashboard",
+               "--duration", "-5")
+    assert done.code == 2 and done.out == ""  # not even the account screen
+    assert done.err_lines == ["error: --duration -5 is not a number of seconds, 0 or more; give how long to run "
+                              "(0 connects and stops at once), or leave it out to run until Ctrl-C"]
+    assert not out_dir.exists()
+
+
 # --- e. a rejected token ----------------------------------------------------------------------
 
 
@@ -417,7 +434,7 @@ def test_a_rejected_token_stops_live_at_once_with_how_to_renew_it(tmp_path, one_
     cfg = write_live_yaml(tmp_path / "live.yaml", broker, tmp_path / "out")
     with sandbox(one_day, tmp_path / "logs", extra=["--token", "good"]) as box, \
             CountingProxy(box.port) as proxy:
-        env = broker_env(broker, box.port, token="bad")
+        env = broker_env(broker, box.port, token="bad", client_id=CLIENT_ID)
         for key in ("DHAN_API_BASE_URL", "UPSTOX_API_BASE_URL", "UPSTOX_ORDER_BASE_URL"):
             if key in env:  # REST through the counting proxy
                 env[key] = env[key].replace(f":{box.port}", f":{proxy.port}")
@@ -441,3 +458,24 @@ def test_a_rejected_token_stops_live_at_once_with_how_to_renew_it(tmp_path, one_
     assert all(status == 401 for _, _, status in calls), calls
     assert len(calls) <= 2, calls
     assert "artifacts:" not in live.out
+    assert CLIENT_ID not in live.out + live.err and (broker != "dhan" or MASKED in live.out)
+
+
+# --- f. an unreachable feed ---------------------------------------------------------------------
+
+
+def test_an_unreachable_upstox_feed_is_one_line_naming_upstox_api_base_url(tmp_path):
+    """Nothing listens at UPSTOX_API_BASE_URL: the feed gives up after data.connect_timeout (1 s here,
+    30 s by default) with a project error, as Dhan's does (its names DHAN_FEED_URL), not a crash."""
+    cfg = write_live_yaml(tmp_path / "live.yaml", "upstox", tmp_path / "out",
+                          data={"feed": "upstox", "mode": "full", "connect_timeout": 1})
+    port = free_port()  # nothing listens there
+    done = algo_in(["live", cfg, "--dry-run", "--no-dashboard", "--duration", "10"], live_env("upstox", port),
+                   tmp_path, timeout=60)
+    assert done.returncode == 1, done.stderr
+    _no_traceback(done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: Upstox market feed not connected after 1s (authorize request failed: "), lines
+    assert f"127.0.0.1:{port}" in lines[0] and lines[0].endswith("; check the network and UPSTOX_API_BASE_URL")
+

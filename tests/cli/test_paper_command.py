@@ -407,7 +407,9 @@ def test_a_second_session_on_the_same_folder_is_refused_and_touches_nothing(tmp_
     with sandbox(one_day, tmp_path / "logs", speed=60) as box:  # a candle a second: the first run stays up
         cfg = write_paper_yaml(tmp_path / "paper.yaml", port=box.port, out_dir=tmp_path / "out")
         with running(["paper", cfg, "--no-dashboard"], tmp_path / "logs", "paper") as first:
-            wait_for(lambda: (tmp_path / "out" / "journal.jsonl").exists(), 20, "the first run's journal", child=first)
+            journal = tmp_path / "out" / "journal.jsonl"
+            wait_for(lambda: journal.exists() and any(r["k"] == "candle" for r in read_journal(journal)), 30,
+                     "the first run's first candle", child=first)
             before = (tmp_path / "out" / "journal.jsonl").read_bytes()
             second = algo(["paper", cfg, "--no-dashboard"], timeout=30)
             assert second.returncode == 2, second.stderr
@@ -470,3 +472,15 @@ def test_dropped_connections_and_garbage_packets_do_not_stop_paper(tmp_path, one
     assert max(minutes) > 60, minutes
     assert 50 < len(candles) < 375  # ticks were lost while reconnecting, not invented
     assert len(read_csv(tmp_path / "out" / "equity_curve.csv")) == len(candles)
+
+
+@pytest.mark.parametrize("value", ["-5", "nan"])
+def test_a_negative_duration_is_refused_in_one_line_before_anything_runs(cli, tmp_path, value):
+    """0 stays valid (connect, then stop); a negative or NaN --duration used to run anyway."""
+    cfg = write_paper_yaml(tmp_path / "paper.yaml", port=9, out_dir=tmp_path / "out")  # port 9: never contacted
+    done = cli("paper", cfg, "--no-dashboard", "--duration", value)
+    assert done.code == 2 and done.out == ""
+    assert done.err_lines == [f"error: --duration {value} is not a number of seconds, 0 or more; give how long to "
+                              "run (0 connects and stops at once), or leave it out to run until Ctrl-C"]
+    assert not (tmp_path / "out").exists()
+

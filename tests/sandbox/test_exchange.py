@@ -49,7 +49,7 @@ def test_ioc_cancel_modify_reject_and_sell_short():
     assert ioc.status == "CANCELLED"
     big = ex.place("A", instrument=INST, side="BUY", quantity=100, order_type="MARKET")
     assert big.status == "REJECTED" and "insufficient funds" in big.reason
-    limit = ex.place("A", instrument=INST, side="BUY", quantity=1, order_type="LIMIT", price=50.0)
+    limit = ex.place("A", instrument=INST, side="BUY", quantity=1, order_type="LIMIT", price=95.0)  # inside the band
     ex.modify("A", limit.order_id, price=99.0, quantity=2)
     assert (limit.price, limit.quantity, limit.modifications) == (99.0, 2, 1)
     ex.cancel("A", limit.order_id)

@@ -210,6 +210,40 @@ def test_pacing_skips_the_night():
     assert hub.at[-1] - hub.at[morning] == pytest.approx((hub.ticks[-1].ts - hub.ticks[morning].ts) / S / 60)
 
 
+class ClosingHub(Hub):
+    """A hub that also hears the session closes (``close_session``), with the fake time of each."""
+
+    def __init__(self, clock=None) -> None:
+        super().__init__(clock)
+        self.closes: list[tuple[int, float | None, int]] = []  # (close, fake time, ticks published before it)
+
+    def close_session(self, ns: int) -> None:
+        self.closes.append((ns, self.clock() if self.clock else None, len(self.ticks)))
+
+
+def test_each_session_close_is_announced_after_its_last_tick_and_paced_to_its_time():
+    bars = minute_bars()
+    day = (bars.ts + IST_OFFSET_NS) // DAY
+    first_day = np.flatnonzero(day == day[0])
+    two = np.concatenate((first_day[-2:], np.flatnonzero(day != day[0])[:3]))  # 15:28, 15:29; then 09:15-09:17
+    picked = Bars(bars.instrument, bars.ts[two], bars.open[two], bars.high[two], bars.low[two],
+                  bars.close[two], bars.volume[two])
+    fake = FakeTime()
+    hub = ClosingHub(fake.clock)
+    asyncio.run(Replayer({bars.instrument: picked}, hub, speed=60, clock=fake.clock, sleep=fake.sleep).run())
+    first_close = ist_ns("2024-06-10 15:30")
+    second_close = ist_ns("2024-06-11 15:30")
+    assert [(ns, published) for ns, _, published in hub.closes] == [(first_close, 8), (second_close, 20)]
+    start = int(picked.ts[0])
+    assert hub.closes[0][1] == pytest.approx(1000.0 + (first_close - start) / S / 60)  # 15:30, two minutes in
+    assert hub.at[8] == pytest.approx(hub.closes[0][1])  # the night takes no time
+    assert hub.closes[1][1] == pytest.approx(hub.at[-1] + (second_close - hub.ticks[-1].ts) / S / 60)
+
+    unpaced = ClosingHub()
+    asyncio.run(Replayer({bars.instrument: picked}, unpaced, speed=0).run())
+    assert [(ns, published) for ns, _, published in unpaced.closes] == [(first_close, 8), (second_close, 20)]
+
+
 def test_unpaced_replay_only_yields():
     bars = minute_bars()
     fake = FakeTime()

@@ -49,7 +49,7 @@ def test_dhan_squares_off_intraday_at_15_20_with_its_own_market_order_and_leaves
     buy(ex, "A", "dhan", 10)
     buy(ex, "A", "dhan", 4, product="CNC", cid="c2")
     ex.on_tick(tick(EQ, at("14:01"), 101.0))  # both fill
-    resting = ex.place("A", instrument=EQ, side="BUY", quantity=3, order_type="LIMIT", price=50.0, client_id="c3",
+    resting = ex.place("A", instrument=EQ, side="BUY", quantity=3, order_type="LIMIT", price=95.0, client_id="c3",
                        venue="dhan")
     acct = ex.account("A", "dhan")
     assert acct.positions[EQ][0] == 14

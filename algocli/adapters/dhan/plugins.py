@@ -21,7 +21,7 @@ from algocli.broker.live_plugins import InstrumentIds, LiveBrokerPlugin
 from algocli.data.live_feeds import LiveOptions
 from algocli.domain.strict import NumbersModel
 
-__all__ = ["DhanBrokerPlugin", "DhanFeed", "DhanFeedConfig", "sandbox_feed"]
+__all__ = ["DhanBrokerPlugin", "DhanFeed", "DhanFeedConfig", "mask_client_id", "sandbox_feed"]
 
 NAME = "dhan"
 
@@ -37,9 +37,20 @@ class DhanBrokerPlugin(LiveBrokerPlugin):
 
     @staticmethod
     def account() -> str:
+        """The account for screens: the client id masked (``11…77``), as it also logs in to the account."""
         from algocli.adapters.dhan.settings import DhanSettings
 
-        return f"Dhan client {DhanSettings().client_id or '(DHAN_CLIENT_ID not set)'}"
+        client_id = DhanSettings().client_id
+        return f"Dhan client {mask_client_id(client_id)}" if client_id else "Dhan client (DHAN_CLIENT_ID not set)"
+
+
+def mask_client_id(client_id: str) -> str:
+    """``1100QACLIENT77`` → ``11…77``: enough to tell accounts apart, not enough to use one.
+
+    An id of four characters or fewer shows none of them (``…``).
+    """
+    client_id = client_id.strip()
+    return f"{client_id[:2]}…{client_id[-2:]}" if len(client_id) > 4 else "…"
 
 
 class DhanFeedConfig(NumbersModel):

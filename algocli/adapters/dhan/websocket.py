@@ -12,9 +12,10 @@ expired or invalid token, invalid client id), an HTTP 401/403 on the upgrade, an
 token or client id, or a feed URL that is not ``ws://``/``wss://``. Reason 805 (too many
 connections) and everything else are retried.
 
-The token lives only in the URL handed to ``websockets``. That library's debug log line
-for the request path goes through a logger that redacts ``token=``, and every error text
-kept in ``FeedStatus.last_error`` or raised is redacted the same way.
+The token and the client id live only in the URL handed to ``websockets``. That library's
+debug log line for the request path goes through a logger that redacts ``token=`` and
+``clientId=`` (the client id is half of the login, and names the account), and every error
+text kept in ``FeedStatus.last_error`` or raised is redacted of both.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -30,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from algocli.adapters.dhan.parsing import REQUEST_DISCONNECT, ServerDisconnect, subscription_messages
-from algocli.adapters.rest import redact
+from algocli.adapters.rest import REDACTED, redact
 from algocli.adapters.socket import Dropped, ReconnectingSocket, SocketStatus, describe
 from algocli.adapters.dhan.settings import DhanSettings
 from algocli.data.feed import FeedAuthError, FeedStatus
@@ -49,16 +51,25 @@ _MAX_QUEUE = 1 << 16
 _YIELD_EVERY = 256
 
 
+_CLIENT_ID = re.compile(r"(clientId=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def redact_login(text: str) -> str:
+    """``text`` with the feed URL's ``token=`` and ``clientId=`` values (and bearer tokens) blanked."""
+    return _CLIENT_ID.sub(r"\1" + REDACTED, redact(text))
+
+
 class RedactTokenFilter(logging.Filter):
-    """Rewrites log records whose text holds ``token=...`` (attach it to a logger)."""
+    """Rewrites log records whose text holds ``token=...`` or ``clientId=...`` (attach it to a logger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is not ours to fix
             return True
-        if "token=" in message.lower():
-            record.msg, record.args = redact(message), ()
+        lowered = message.lower()
+        if "token=" in lowered or "clientid=" in lowered:
+            record.msg, record.args = redact_login(message), ()
         return True
 
 
@@ -234,7 +245,8 @@ class DhanFeedSocket(ReconnectingSocket):
                                     "token, set DHAN_ACCESS_TOKEN and check DHAN_CLIENT_ID") from None
             raise Dropped(f"the feed refused the connection: HTTP {code}") from None
         except InvalidURI:
-            raise ConfigError(f"DHAN_FEED_URL {redact(base, token)!r} is not a ws:// or wss:// URL") from None
+            raise ConfigError(f"DHAN_FEED_URL {redact_login(redact(base, token, client_id))!r} is not a ws:// or "
+                              "wss:// URL") from None
         except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
             raise Dropped(redact(f"cannot connect: {describe(exc)}", token, client_id)) from None
         await self._session(ws)

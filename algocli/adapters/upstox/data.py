@@ -33,7 +33,7 @@ from algocli.adapters.upstox.plugins import UpstoxFeedConfig  # the data: model 
 from algocli.data.feed import candles_from_ticks, FeedAuthError, FeedStatus
 from algocli.data.reconnect import Backoff, ReplayPace, Watchdog, nse_session_start
 from algocli.domain.models import Tick
-from algocli.errors import ConfigError
+from algocli.errors import BrokerError, ConfigError
 
 _log = logging.getLogger(__name__)
 _OPEN = "NORMAL_OPEN"
@@ -87,7 +87,8 @@ class UpstoxDataFeed:
 
         Raises:
             FeedAuthError: The token is missing or Upstox rejected it.
-            ConnectionError: No subscribed socket within ``connect_timeout``.
+            BrokerError: No subscribed socket within ``connect_timeout`` (data.connect_timeout); it
+                names UPSTOX_API_BASE_URL, where the authorize request goes.
         """
         if self._task is not None and not self._task.done():
             return
@@ -115,7 +116,8 @@ class UpstoxDataFeed:
         if not self._conn.ready.is_set():
             why = self.status.last_error or "no answer"
             await self.disconnect()
-            raise ConnectionError(f"Upstox feed not connected after {cfg.connect_timeout:g}s: {why}")
+            raise BrokerError(f"Upstox market feed not connected after {cfg.connect_timeout:g}s ({why}); "
+                              "check the network and UPSTOX_API_BASE_URL")
 
     async def disconnect(self) -> None:
         """Close the socket and stop reconnecting."""

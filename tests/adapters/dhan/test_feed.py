@@ -285,6 +285,38 @@ def test_silence_outside_market_hours_is_normal():
     run(main())
 
 
+def test_the_wire_log_redacts_the_client_id_as_it_does_the_token(caplog):
+    """``--debug`` prints websockets' request line, whose query logs in with the client id too."""
+    caplog.set_level(logging.DEBUG)
+    client_id = "1100QACLIENT77"
+
+    async def main():
+        async with SandboxServer() as server:
+            feed = make_feed(Credentials(server.url, token="SENTINEL-tok-77", client_id=client_id))
+            await feed.subscribe(["NSE_EQ:1"])
+            await feed.connect()
+            await wait_until(lambda: server.sandbox.sessions and server.sandbox.sessions[0].client_id == client_id,
+                             what="the login")
+            await feed.disconnect()
+
+    run(main())
+    wire = [r.getMessage() for r in caplog.records if r.name == "algocli.adapters.dhan.wire"]
+    assert any("clientId=<redacted>" in line and "token=<redacted>" in line for line in wire), wire
+    assert client_id not in caplog.text and "SENTINEL-tok-77" not in caplog.text
+
+
+def test_screens_show_the_client_id_masked(monkeypatch, tmp_path):
+    from algocli.adapters.dhan.plugins import DhanBrokerPlugin, mask_client_id
+
+    assert mask_client_id("1100QACLIENT77") == "11…77" and mask_client_id(" sandbox ") == "sa…ox"
+    assert mask_client_id("1234") == "…"  # too short to show any of it
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("DHAN_CLIENT_ID", "1100QACLIENT77")
+    assert DhanBrokerPlugin.account() == "Dhan client 11…77"
+    monkeypatch.setenv("DHAN_CLIENT_ID", "")
+    assert DhanBrokerPlugin.account() == "Dhan client (DHAN_CLIENT_ID not set)"
+
+
 # --- (d) a rejected login is fatal, fast, without a retry storm ---------------------------
 
 def test_rejected_token_raises_feed_auth_error_quickly():

@@ -12,7 +12,7 @@ from adapters.upstox.upstox_support import T0_MS, TokenBox, failing_authorize, s
 
 from algocli.adapters.upstox.data import UpstoxDataFeed, UpstoxFeedConfig
 from algocli.data.feed import DataFeed, FeedAuthError
-from algocli.errors import ConfigError
+from algocli.errors import BrokerError, ConfigError
 from algocli.sandbox.hub import Faults, TickHub
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "connect_timeout": 3.0, "heartbeat": 5.0}
@@ -303,7 +303,8 @@ def test_connect_gives_up_after_its_timeout_and_stops_retrying():
         async with serve(middlewares=[refuse]) as server:
             feed, _, _ = make_feed(server, connect_timeout=0.4)
             await feed.subscribe(["NSE_EQ:1333"])
-            with pytest.raises(ConnectionError, match="not connected after 0.4s.*HTTP 429"):
+            with pytest.raises(BrokerError, match=r"not connected after 0.4s \(.*HTTP 429.*\); check the network "
+                                                  "and UPSTOX_API_BASE_URL"):
                 await feed.connect()
             calls = len(refuse.calls)
             await asyncio.sleep(0.4)
