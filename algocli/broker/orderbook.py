@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from algocli.domain.models import Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction
-from algocli.domain.session import ist_date
+from algocli.domain.models import (
+    IST_OFFSET_NS, Fill, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
+)
+from algocli.domain.session import DAY_NS, MINUTE_NS, ist_date
 from algocli.market.ticks import check_price, check_quantity
 
 if TYPE_CHECKING:
@@ -34,6 +36,23 @@ _LIMIT = OrderType.LIMIT
 #: Products that may sell short: the broker squares them off the same day (Dhan ``INTRADAY``,
 #: Upstox ``I``; ``MIS``/``CO``/``BO`` are the same product under other brokers' names).
 INTRADAY_PRODUCTS = frozenset({"INTRADAY", "MIS", "I", "CO", "BO"})
+
+
+def late_entry_refusal(rules, instrument: Instrument, product: str, buy: bool, quantity: int, held: int,
+                       decided_ns: int) -> str:
+    """Why the broker refuses an order that opens or adds to an INTRADAY position after its
+    square-off time (``rules``: ``ProductRules``; ``decided_ns``: when the order was decided, a
+    candle's close), or "". After the square-off the brokers take only orders that reduce one.
+    """
+    minute = rules.squareoff_minute(instrument, product)
+    adds = (held >= 0) if buy else (held <= 0)
+    if minute is None or not (adds or quantity > abs(held)):
+        return ""
+    if (decided_ns + IST_OFFSET_NS) % DAY_NS < minute * MINUTE_NS:
+        return ""
+    return (f"{product} order that opens a position in {instrument.hrn} after the {minute // 60:02d}:"
+            f"{minute % 60:02d} IST square-off ({rules.broker}); the broker takes only orders that reduce one until "
+            "the next session; use product CNC/MARGIN to carry a position, or trade before it")
 
 
 def order_refusal(instrument: Instrument, product: str | None, buy: bool, quantity: int,

@@ -15,7 +15,7 @@ from algocli.broker.costs import (
     AccountConfig, CostContext, CostModel, PercentCommission, flat_charges, price_fill, replay_charges,
 )
 from algocli.broker.fill_models import FillModel
-from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
+from algocli.broker.orderbook import OrderBook, check_modify, late_entry_refusal, order_refusal
 from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
@@ -33,8 +33,6 @@ _BUY, _SELL = OrderSide.BUY, OrderSide.SELL
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
 _PENDING, _OPEN = OrderStatus.PENDING, OrderStatus.OPEN
 _HOLD = SignalAction.HOLD
-_IST_NS = 19_800_000_000_000
-_DAY_NS = 86_400 * 10**9
 #: Tags of the orders the broker places itself (``orders.csv`` marks those exits).
 SQUAREOFF_TAG = AUTO_SQUAREOFF_TAG
 EXPIRY_TAG = "expiry"
@@ -226,15 +224,7 @@ class SimulatedBroker:
         reason = order_refusal(model, product, buy, order.quantity, order.limit_price, held, ts)
         if reason or self.rules is None:
             return reason
-        minute = self.rules.squareoff_minute(model, product)
-        adds = (held >= 0) if buy else (held <= 0)
-        if minute is None or not (adds or order.quantity > abs(held)):
-            return ""
-        if (ts + self._bar_ns(inst) + _IST_NS) % _DAY_NS >= minute * 60 * 10**9:
-            return (f"{product} order that opens a position in {model.hrn} after the {minute // 60:02d}:{minute % 60:02d} "
-                    f"IST square-off ({self.rules.broker}); the broker takes only orders that reduce one until the "
-                    "next session; use product CNC/MARGIN to carry a position, or trade before it")
-        return ""
+        return late_entry_refusal(self.rules, model, product, buy, order.quantity, held, ts + self._bar_ns(inst))
 
     def _bar_ns(self, instrument: str) -> int:
         """``decision_lag_ns`` of the instrument's candles: its orders were decided at their close."""

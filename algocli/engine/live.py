@@ -34,10 +34,11 @@ from algocli.broker.protocol import (
     AmbiguousOutcome, Broker, BrokerOrder, BrokerTrade, OrderRequest, client_order_id,
 )
 from algocli.broker.costs import CostContext, CostModel, PercentCommission, price_fill, replay_charges
-from algocli.broker.orderbook import OrderBook, check_modify, order_refusal
+from algocli.broker.orderbook import OrderBook, check_modify, late_entry_refusal, order_refusal
 from algocli.domain.models import (
     Fill, Instrument, Order, OrderSide, OrderStatus, OrderType, Signal, SignalAction,
 )
+from algocli.domain.session import decision_lag_ns
 from algocli.engine.live_basket import resume_baskets, submit_basket
 from algocli.engine.resume import position_gaps
 from algocli.errors import AlgoError, BrokerError
@@ -148,8 +149,12 @@ class LiveRouter:
         name = order.instrument
         product, inst = self.products.get(name, self.default_product), self._instrument(name)
         pos = self.ledger.position(order.strategy_id, name)
-        reason = order_refusal(inst, product, order.side is OrderSide.BUY, order.quantity, order.limit_price,
-                               pos.quantity if pos is not None else 0, ts)
+        held = pos.quantity if pos is not None else 0
+        reason = order_refusal(inst, product, order.side is OrderSide.BUY, order.quantity, order.limit_price, held, ts)
+        if not reason and self.rules is not None:  # as the simulated broker: judged at the candle's close
+            h = self.histories.get(name)
+            reason = late_entry_refusal(self.rules, inst, product, order.side is OrderSide.BUY, order.quantity, held,
+                                        ts + decision_lag_ns(h.interval if h is not None else None))
         if reason:
             return reason
         try:

@@ -69,3 +69,15 @@ class CancelLater(BaseStrategy):
         elif candle.index == self.params.at:
             for order in ctx.open_orders():
                 ctx.cancel_order(order.order_id)
+
+
+class EntryAt(BaseStrategy):
+    """Buys ``quantity`` on each candle starting at one of ``times`` (IST ``HH:MM``)."""
+
+    class Params(StrategyParams):
+        times: list[str] = ["15:10", "15:19"]
+        quantity: int = Field(1, ge=1)
+
+    def on_candle(self, candle):
+        if self.context.now.strftime("%H:%M") in self.params.times:
+            self.context.buy(candle.instrument, self.params.quantity)

@@ -101,6 +101,30 @@ def test_a_cancelled_order_is_stamped_when_it_was_cancelled(tmp_path, one_day, m
         assert order.updated_ts == fourth > order.created_ts
 
 
+def test_a_live_intraday_entry_decided_after_the_square_off_is_refused_before_it_is_sent(tmp_path, one_day,
+                                                                                          monkeypatch):
+    # Dhan squares INTRADAY off at 15:20 and then takes only orders that reduce a position: the 15:19
+    # candle's entry is decided at its close, 15:20, and is refused as the simulated broker refuses it
+    entries = {"class": "engine.rules_strategies:EntryAt", "instruments": [INSTRUMENT], "id": "late"}
+    with sandbox(one_day, tmp_path / "logs", speed=600, extra=["--start", "2024-06-10 15:08"]) as box:
+        for key, value in broker_env("dhan", box.port).items():
+            monkeypatch.setenv(key, value)
+        cfg = write_live_yaml(tmp_path / "live.yaml", "dhan", tmp_path / "out", strategies=[entries])
+        doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+        doc["broker"]["product"] = "INTRADAY"
+        doc.pop("risk", None)  # no risk.square_off of our own: the broker's rule alone
+        cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        session = open_session(load_live_run(cfg, "live"), RunMode.LIVE)
+        asyncio.run(run_session(session, duration=3.0))
+        at_broker = BrokerRest("dhan", box.port).orders()
+    router = session.engine.router
+    early, late = [o for o in router.orders if o.strategy_id == "late" and o.side.value == "BUY"]
+    assert early.status is OrderStatus.FILLED
+    assert late.status is OrderStatus.REJECTED and "after the 15:20 IST square-off (dhan)" in late.reason, late.reason
+    assert late.order_id not in {s.order.order_id for s in router.states.values()}  # never sent
+    assert [o.client_id for o in at_broker if o.client_id] == [router.states[k].client_id for k in router.states]
+
+
 # --- orders above the freeze quantity ------------------------------------------------------
 
 FREEZE = 40  # RELIANCE's freeze quantity in this test's instrument list (the sandbox refuses more)
