@@ -1,9 +1,9 @@
 """What the sandbox's exchange refuses or ends by itself: the price band and the market's hours.
 
 **Price band.** NSE gives stocks with derivatives, and index futures, a *dynamic operating
-range of 10 %* around the day's base price, and rejects orders priced outside it
-(``/work/shared/reference/indian-market.md`` §6, "Circuit limits and price bands", whose public
-sources are Finmint's and Tradejini's summaries of NSE's price-band rules). The sandbox
+range of 10 %* around the day's base price, and rejects orders priced outside it ("FAQs on Price
+Band/ Operating Range Flex", https://nseindia.com/trade/price-band-operating-range-flex-faqs, and the
+NSE circular reported at https://business-standard.com/article/pti-stories/nse-to-introduce-dynamic-price-band-for-futures-contracts-119020801406_1.html). The sandbox
 applies that simplest rule to every LIMIT order and LIMIT modification: the price must lie
 within ±10 % of the base price, which is the instrument's previous session close (its last
 replayed price of the session before) or, on the first replayed session, that session's
@@ -15,8 +15,9 @@ unbanded). MARKET orders carry no price to check.
 **Hours.** The replay announces each session's close (``Exchange.close_session``): every
 working order then expires, as the exchange ends DAY (and IOC) validity at the close, and the
 market stays closed until the next session's first tick. An order placed while it is closed is
-rejected, unless it is an after-market order (Dhan ``afterMarketOrder``, Upstox ``is_amo``;
-``/work/shared/reference/brokers.md`` A3 and B5), which waits for the next session's open.
+rejected, unless it is an after-market order (Dhan's ``afterMarketOrder``,
+https://dhanhq.co/docs/v2/orders/; Upstox's ``is_amo``,
+https://upstox.com/developer/api-documentation/place-order), which waits for the next session's open.
 """
 
 from __future__ import annotations

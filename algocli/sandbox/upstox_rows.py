@@ -7,7 +7,7 @@ portfolio-stream pages it links; product codes map as Upstox's (``I`` intraday, 
 delivery or, on derivative segments, margin, ``MTF``).
 
 Statuses: the engine's PENDING is ``open``, FILLED ``complete``, REJECTED ``rejected``, and
-both CANCELLED and EXPIRED ``cancelled``: Upstox has no expired status (brokers.md B5), so an
+both CANCELLED and EXPIRED ``cancelled``: Upstox lists no expired status (the order-details page), so an
 order the session's close ended is ``cancelled`` with the reason in ``status_message``. An
 after-market order waiting for the open is ``after market order req received`` (``modify after
 market order req received`` once modified), and ``cancelled after market order`` if cancelled.

@@ -1,7 +1,8 @@
 """Broker instrument files written by hand from the documented formats, and a loopback server for them.
 
-These rows follow brokers.md A11 (Dhan's compact scrip master: tick sizes in paise,
-``SEM_EXPIRY_DATE`` with a time) and B2 (Upstox's JSON: expiry in epoch milliseconds at
+These rows follow Dhan's compact scrip master (https://dhanhq.co/docs/v2/instruments/: tick sizes in
+paise, ``SEM_EXPIRY_DATE`` with a time) and Upstox's instrument JSON
+(https://upstox.com/developer/api-documentation/instruments: expiry in epoch milliseconds at
 23:59:59 IST, tick sizes in paise), independently of the sandbox's own writer.
 """
 

@@ -127,7 +127,7 @@ async def sandbox():
 
 
 class Dhan:
-    """The official dhanhq SDK pointed at the sandbox (brokers.md A13)."""
+    """The official dhanhq SDK pointed at the sandbox."""
 
     def __init__(self, port: int) -> None:
         self.sdk = dhanhq(DhanContext(DHAN_ACCOUNT, TOKEN))
@@ -162,7 +162,7 @@ class Dhan:
 
 
 class Upstox:
-    """The official upstox_client SDK pointed at the sandbox (brokers.md B10)."""
+    """The official upstox_client SDK pointed at the sandbox."""
 
     def __init__(self, port: int) -> None:
         configuration = upstox_client.Configuration()
@@ -206,7 +206,7 @@ class Upstox:
 
 
 CLIENTS = {"dhan": Dhan, "upstox": Upstox}
-EXPIRED = {"dhan": "EXPIRED", "upstox": "cancelled"}  # Upstox has no expired status (brokers.md B5)
+EXPIRED = {"dhan": "EXPIRED", "upstox": "cancelled"}  # Upstox lists no expired status (its order-details page)
 REJECTED = {"dhan": "REJECTED", "upstox": "rejected"}
 FILLED = {"dhan": "TRADED", "upstox": "complete"}
 WORKING = {"dhan": "PENDING", "upstox": "open"}
@@ -250,7 +250,7 @@ def test_an_order_while_the_market_is_closed_is_rejected_unless_it_is_an_after_m
             amo = await client.place(amo=True)
             waiting = "after market order req received" if broker == "upstox" else "PENDING"
             assert (await client.state(amo))[0] == waiting
-            if broker == "upstox":  # its after-market statuses while it waits (brokers.md B5)
+            if broker == "upstox":  # its after-market statuses while it waits (Upstox order-history statuses)
                 spare = await client.place(amo=True)
                 await client.modify_then_cancel(spare)
                 assert await client.history(spare) == ["put order req received", "after market order req received",

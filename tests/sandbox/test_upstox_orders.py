@@ -1,7 +1,7 @@
 """The sandbox's Upstox order, portfolio, funds and portfolio-stream routes.
 
 The official SDK (``upstox-python-sdk``, a test-only peer) is pointed at the sandbox with
-``Configuration().host`` and ``.order_host`` (brokers.md B10) and parses every answer into
+``Configuration().host`` and ``.order_host`` (the upstox-python-sdk README) and parses every answer into
 its own models; raw aiohttp requests check what the SDK does not look at (auth, limits,
 faults, the single-use stream codes).
 """

@@ -2,7 +2,7 @@
 
 The SDK's HTTP client is blocking (``requests``), so its calls run in a worker thread while the
 sandbox serves from the test's event loop. Its base URL is pointed at the sandbox the way
-brokers.md A13 says (``dhan_http.base_url``); its ``OrderUpdate`` client at ``order_feed_wss``.
+the dhanhq SDK reads (``dhan_http.base_url``); its ``OrderUpdate`` client at ``order_feed_wss``.
 """
 
 from __future__ import annotations

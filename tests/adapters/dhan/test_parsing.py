@@ -1,8 +1,9 @@
 """Dhan v2 packet decoding, against packets built byte by byte from the documented offsets.
 
 The builders below do not use ``algocli``'s struct formats: each field is written with
-``struct.pack_into`` at the offset brokers.md A8 gives, so a wrong format string or
-offset in the decoder (or encoder) shows up here.
+``struct.pack_into`` at the offset Dhan's live market feed page gives
+(https://dhanhq.co/docs/v2/live-market-feed/), so a wrong format string or offset in the decoder
+(or encoder) shows up here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LTT = int(datetime(2026, 3, 4, 11, 0, 0, tzinfo=timezone.utc).timestamp())
 TS = int(datetime(2026, 3, 4, 5, 30, 0, tzinfo=timezone.utc).timestamp()) * 10**9  # the true instant
 
 
-# --- independent builders (offsets from brokers.md A8) -------------------------------------
+# --- independent builders (offsets from Dhan's live market feed page) -------------------------------------
 
 def _header(buf: bytearray, code: int, length: int, seg: int, sid: int) -> None:
     buf[0] = code
