@@ -98,5 +98,20 @@ def refresh_command() -> None:
     summary = "; ".join(f"{source}: {line}" for source, line in sorted(outcome.items()))
     console.print(f"instruments: {len(master):,} in {master.source} ({summary})", markup=False, highlight=False,
                   soft_wrap=True)
-    if any(line.failed for line in outcome.values()):
-        raise BrokerError("a download failed (see above); the cached list was kept for that broker")
+    failed = sorted(source for source, line in outcome.items() if line.failed)
+    if failed:
+        raise BrokerError(_failed_line(failed, outcome))
+
+
+def _failed_line(failed: list[str], outcome: dict) -> str:
+    """The error after a refresh in which ``failed`` brokers' downloads failed: for each, what is true
+    of its cache (nothing cached: its instruments are missing; else the older list kept)."""
+    parts = []
+    for source in failed:
+        kept = str(outcome[source]).rpartition("; using the cache of ")[2]
+        if str(outcome[source]).endswith("; nothing cached"):
+            parts.append(f"{source}: nothing was cached for it, so the list has none of its instruments")
+        else:
+            parts.append(f"{source}: its cached list of {kept} was kept")
+    return (f"{' and '.join(failed)} download{'s' if len(failed) > 1 else ''} failed (see above); "
+            f"{'; '.join(parts)}; fix the network or the URL and run `algo instruments refresh` again")

@@ -80,7 +80,7 @@ class _Fetcher:
 
     def __init__(self, session, source: str, underlying: str, expiry: str) -> None:
         self.source, self.underlying, self.spec = source, underlying, expiry
-        self.expiry = None
+        self.expiry, self.name = None, None
         if source == "dhan":
             from algocli.adapters.dhan.http import DhanRest
             from algocli.adapters.dhan.settings import DhanSettings
@@ -106,12 +106,37 @@ class _Fetcher:
 
             extra = ()
         if self.expiry is None:
+            self.underlying, self.name = _underlying(broker, self.source, self.underlying)
             try:
                 self.expiry = resolve_expiry(self.spec, await broker.fetch_expiries(self.client, self.underlying,
                                                                                     *extra))
             except ValueError as exc:
                 raise UsageError(f"--expiry: {exc}") from None
-        return await broker.fetch_chain(self.client, self.underlying, self.expiry, *extra)
+        return await broker.fetch_chain(self.client, self.underlying, self.expiry, *extra, name=self.name)
+
+
+def _underlying(broker, source: str, text: str) -> tuple[str, str | None]:
+    """What to ask ``broker`` for, and the name its contracts take (None: the broker module's own).
+
+    An index the broker module knows by name, alias (``NSE:NIFTY``) or broker id (``IDX_I:13``,
+    ``NSE_INDEX|Nifty 50``) is named by it; anything else goes through the instrument list, as
+    ``download-data`` does, so ``NSE_EQ:1333`` and ``NSE:HDFCBANK`` both name ``NSE:HDFCBANK ...``
+    contracts. Without the list the text is asked for as given.
+    """
+    from algocli.errors import AlgoError
+
+    if broker.underlying_name(text) is not None:
+        return text, None
+    try:
+        from algocli.instruments import open_master
+
+        inst = open_master(warn=lambda line: None).resolve(text)
+    except AlgoError:
+        return text, None
+    if broker.underlying_name(inst.hrn) is not None:
+        return inst.hrn, None
+    ident = inst.dhan_id if source == "dhan" else inst.upstox_key
+    return (ident, inst.hrn) if ident else (text, None)
 
 
 async def _run(source: str, underlying: str, expiry: str, window: int, bands, *, watch: bool, interval: float,

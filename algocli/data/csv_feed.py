@@ -27,7 +27,7 @@ from algocli.data.csv_parse import PLAIN_READ_MAX_BYTES, _parse_file, _read_colu
 from algocli.domain.bars import Bars
 from algocli.domain.models import IST_OFFSET_NS, Interval
 from algocli.domain.session import (  # noqa: F401 - DAY_NS and SESSION_OPEN_MIN re-exported: the grid moved there
-    DAY_NS, MINUTE_NS, SESSION_OPEN_MIN, bucket_starts,
+    DAY_NS, MINUTE_NS, SESSION_MINUTES, SESSION_OPEN_MIN, bucket_labels, bucket_starts,
 )
 from algocli.data.sessions import SessionCheck, instrument_segment
 from algocli.data.window import cut
@@ -146,6 +146,30 @@ def infer_interval_minutes(ts: np.ndarray) -> int | None:
     if not len(weekdays):  # only weekend bars: count calendar days
         weekdays = np.diff(day)[np.diff(day) > 0]
     return DAILY_MINUTES * _most_common(weekdays)
+
+
+def sparse_native(ts: np.ndarray, inferred: int | None, reference: int) -> int | None:
+    """The bar length of a sparse file (an option contract with holes): ``reference`` (the
+    underlying's bar length, else the run's) unless the file proves it is of another length.
+
+    A contract downloaded by a rolling series has bars only while it was near the money, so its most
+    common gap can be 30 or 180 minutes on 15-minute data. Its bars still start on the reference
+    grid, so they are read as reference bars with holes. A file that is really coarser is still
+    refused by ``resample``: one whose bars leave the grid, or that fills a whole session at its own
+    coarser length on some day (13 half-hour bars from 09:15 are a 30-minute file, not holes).
+    """
+    if inferred is None or inferred <= reference or reference >= DAILY_MINUTES:
+        return inferred  # the reference's or finer: resampled as before
+    ts = np.asarray(ts, dtype=np.int64)
+    minute = (ts + IST_OFFSET_NS) % DAY_NS // MINUTE_NS
+    if not bool(((bucket_labels(ts, reference) == ts) & (minute >= SESSION_OPEN_MIN)).all()):
+        return inferred  # bars off the reference grid (a daily file's midnights): the file's own length
+    if inferred >= DAILY_MINUTES:
+        return reference  # intraday bars, never two a day: holes, not daily data
+    day = (ts + IST_OFFSET_NS) // DAY_NS
+    _, per_day = np.unique(day, return_counts=True)
+    full = -(-SESSION_MINUTES // inferred)  # bars of ``inferred`` minutes from 09:15 to the close
+    return inferred if int(per_day.max()) >= full else reference
 
 
 def _most_common(values: np.ndarray) -> int:
@@ -275,6 +299,11 @@ class CsvFeed:
         self.directory = config.path if config.path.is_absolute() else root / config.path
         self._used: list[Path] = []
         self.aliases: dict[str, tuple[str, ...]] = {}  # name → other spellings (broker ids), set by the run
+        #: Bar length (minutes) of each file loaded, as read from the whole file.
+        self.natives: dict[str, int | None] = {}
+        #: Set for ``data.options`` contracts: the bar length their sparse files are read at
+        #: (``sparse_native``; the underlying's, else the run's). None: every file's own.
+        self.sparse_minutes: int | None = None
 
     def file_for(self, instrument: str) -> Path:
         """``NSE:NIFTY 50`` → ``<path>/NSE_NIFTY_50.csv``, ``NSE_EQ:1333`` → ``<path>/NSE_EQ_1333.csv``.
@@ -325,6 +354,9 @@ class CsvFeed:
                              cache=self.config.cache)
             # the file's bar length comes from the whole file: a short date range can hold too few bars
             native = infer_interval_minutes(whole.ts)
+            if self.sparse_minutes is not None:
+                native = sparse_native(whole.ts, native, self.sparse_minutes)
+            self.natives[instrument] = native
             out[instrument] = cut(path, whole, self.config, Interval(interval).value,
                                   lambda b: resample(b, interval, source=path, native=native))
             if path not in self._used:

@@ -8,7 +8,8 @@ row per file, and with ``--pcr`` a ``pcr.csv`` (``algocli.options.pcr.PCR_COLUMN
 Running it again merges into what is there (one bar per start, the new answer wins); a row of
 ``instruments.csv`` already there keeps its values (a lot size the user set stays), only a
 placeholder lot size of 1 yields to a real one the broker's list knows, and new contracts are
-added. The folder and the files already in it are checked before the first request.
+added. The folder and the files already in it are checked before the first request. Each
+contract's file is written as its candles arrive (``ContractFiles``), so a killed run keeps them.
 
 **Dhan** (``POST /v2/charts/rollingoption``) serves *rolling* series: "the ``ATM+k`` call of
 the current (or next, far) weekly or monthly expiry", which silently changes contract in two
@@ -54,8 +55,8 @@ from algocli.errors import AlgoError, UsageError
 from algocli.instruments.model import Instrument
 from algocli.persistence.artifacts import atomic_write_bytes
 
-__all__ = ["OptionsResult", "StrikeWindow", "contract_file", "expiry_spec", "list_contracts", "split_rolling",
-           "strike_window", "write_contracts", "write_pcr"]
+__all__ = ["ContractFiles", "OptionsResult", "RollingSplit", "StrikeWindow", "contract_file", "expiry_spec",
+           "list_contracts", "split_rolling", "strike_window", "unknown_lots", "write_pcr"]
 
 _DAY_NS = 86_400 * 1_000_000_000
 _OFFSET = re.compile(r"^ATM(?:([+-])(\d+))?$")
@@ -142,18 +143,64 @@ class OptionsResult:
         return self.new_bars + (self.under.new_bars if self.under is not None else 0)
 
     def summary_line(self) -> str:
-        """``download-data: NSE:NIFTY 50 options, 44 contracts, 9,840 new bars, 0 duplicates -> data/...``."""
-        n, new = len(self.contracts), self.new_bars
+        """``download-data: NSE:NIFTY 50 options, 44 contracts, 9,840 new bars (250 of the underlying),
+        0 duplicates -> data/...``: new bars count the underlying's, as the interrupted line does."""
+        n, new = len(self.contracts), self.saved_bars
+        under = self.under.new_bars if self.under is not None else 0
         pcr = "" if self.pcr_rows is None else f", {self.pcr_rows:,} PCR row{'s' if self.pcr_rows != 1 else ''}"
         return (f"download-data: {self.underlying} options, {n:,} contract{'s' if n != 1 else ''}, "
-                f"{new:,} new bar{'s' if new != 1 else ''}, {self.duplicates:,} duplicate"
-                f"{'s' if self.duplicates != 1 else ''}{pcr}{', failed' if self.error else ''} -> {self.out_dir}")
+                f"{new:,} new bar{'s' if new != 1 else ''} ({under:,} of the underlying), {self.duplicates:,} "
+                f"duplicate{'s' if self.duplicates != 1 else ''}{pcr}{', failed' if self.error else ''} -> "
+                f"{self.out_dir}")
 
 
 # --- splitting Dhan's rolling series ------------------------------------------------------
 
 def _ist_days(ts: np.ndarray) -> np.ndarray:
     return (ts + IST_OFFSET_NS) // _DAY_NS
+
+
+class RollingSplit:
+    """Dhan's rolling answers filed under the real contracts they came from, one answer at a time
+    (so each contract's file can be written as its candles arrive).
+
+    Args:
+        expiry_of: ``(IST day, code)`` → the expiry that code names on that day.
+        keep: Which expiries to keep (``--expiry DATE`` keeps one).
+    """
+
+    def __init__(self, expiry_of: Callable[[date, int], date], keep: Callable[[date], bool] = lambda e: True):
+        self.expiry_of, self.keep = expiry_of, keep
+        self.parts: dict[tuple[date, float, str], list[dict[str, np.ndarray]]] = {}
+
+    def add(self, cols: dict[str, np.ndarray], side: str, code: int) -> list[tuple[date, float, str]]:
+        """File one answer (columns as ``rolling.parse`` gives); return the contracts it added bars to."""
+        if not len(cols["ts"]):
+            return []
+        epoch = date(1970, 1, 1)
+        days = _ist_days(cols["ts"])
+        expiry_by_day = {d: self.expiry_of(epoch + timedelta(days=int(d)), code) for d in np.unique(days)}
+        expiries = np.array([expiry_by_day[d] for d in days.tolist()], dtype=object)
+        strikes = cols["strike"]
+        touched = []
+        for expiry, strike in sorted({(e, float(s)) for e, s in zip(expiries.tolist(), strikes.tolist())}):
+            if not self.keep(expiry):
+                continue
+            mask = (expiries == expiry) & (strikes == strike)
+            self.parts.setdefault((expiry, strike, side), []).append({k: cols[k][mask] for k in ("ts", *_COLS)})
+            touched.append((expiry, strike, side))
+        return touched
+
+    def columns(self, key: tuple[date, float, str]) -> tuple[dict[str, np.ndarray], int]:
+        """The contract's columns ``ts, open .. oi`` sorted by bar start, one bar per start (the first
+        answer's), and how many repeated starts were dropped."""
+        chunks = self.parts[key]
+        cols = {k: np.concatenate([c[k] for c in chunks]) for k in ("ts", *_COLS)}
+        order = np.argsort(cols["ts"], kind="stable")  # equal starts keep the first answer's bar first
+        ts = cols["ts"][order]
+        first = np.ones(len(ts), dtype=bool)
+        first[1:] = ts[1:] != ts[:-1]
+        return {k: v[order][first] for k, v in cols.items()}, int((~first).sum())
 
 
 def split_rolling(answers: list[tuple[dict[str, np.ndarray], str, int]],
@@ -170,42 +217,45 @@ def split_rolling(answers: list[tuple[dict[str, np.ndarray], str, int]],
         ``(expiry, strike, side)`` → columns ``ts, open .. oi`` sorted by bar start, one bar per
         start (the first answer's); and how many repeated starts were dropped.
     """
-    parts: dict[tuple[date, float, str], list[dict[str, np.ndarray]]] = {}
-    epoch = date(1970, 1, 1)
+    split = RollingSplit(expiry_of, keep)
     for cols, side, code in answers:
-        if not len(cols["ts"]):
-            continue
-        days = _ist_days(cols["ts"])
-        expiry_by_day = {d: expiry_of(epoch + timedelta(days=int(d)), code) for d in np.unique(days)}
-        expiries = np.array([expiry_by_day[d] for d in days.tolist()], dtype=object)
-        strikes = cols["strike"]
-        for expiry, strike in {(e, float(s)) for e, s in zip(expiries.tolist(), strikes.tolist())}:
-            if not keep(expiry):
-                continue
-            mask = (expiries == expiry) & (strikes == strike)
-            parts.setdefault((expiry, strike, side), []).append({k: cols[k][mask] for k in ("ts", *_COLS)})
+        split.add(cols, side, code)
     out, dropped = {}, 0
-    for key, chunks in parts.items():
-        cols = {k: np.concatenate([c[k] for c in chunks]) for k in ("ts", *_COLS)}
-        order = np.argsort(cols["ts"], kind="stable")  # equal starts keep the first answer's bar first
-        ts = cols["ts"][order]
-        first = np.ones(len(ts), dtype=bool)
-        first[1:] = ts[1:] != ts[:-1]
-        dropped += int((~first).sum())
-        out[key] = {k: v[order][first] for k, v in cols.items()}
+    for key in split.parts:
+        out[key], n = split.columns(key)
+        dropped += n
     return out, dropped
 
 
 def contract_instrument(symbol: str, expiry: date, strike: float, side: str,
                         lookup: Callable[[str], Instrument | None]) -> tuple[Instrument, bool]:
     """The contract's row: the instrument master's when it knows the HRN, else one built from the
-    name (lot size 1, flagged by the second value being False)."""
+    name with the lot size of ``algocli.market.lots`` (the index's lot history by expiry); the
+    second value is False when neither knows the lot (then written as 1, and ``unknown_lots`` warns)."""
+    from algocli.data.expiries import expiry_days
+    from algocli.market.lots import lot_size
+
     hrn = derivative_hrn("NSE", symbol, expiry, side, strike)
     known = lookup(hrn)
     if known is not None:
         return known, True
+    try:
+        cycle = "month" if expiry_days("month", expiry, expiry, symbol=symbol) == [expiry] else "week"
+    except UsageError:
+        cycle = None
+    lot = lot_size(symbol, expiry, cycle)
     return Instrument(hrn, exchange="NSE", kind=side, symbol=symbol, name=symbol, expiry=expiry, strike=strike,
-                      dhan_instrument="OPTIDX"), False
+                      lot_size=lot or 1, dhan_instrument="OPTIDX"), lot is not None
+
+
+def unknown_lots(names: list[str]) -> str:
+    """The one-line warning for contracts whose lot size nobody knows (written as 1)."""
+    from algocli.market.lots import user_lot_file
+
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{len(names)} contract(s) have no known lot size ({shown}): written as lot 1, so a backtest's lot "
+            f"checks and quantities will be off; set lot_size in instruments.csv, or add the index's lot for "
+            f"these expiries to {user_lot_file()} and run the same command")
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -216,28 +266,56 @@ def contract_file(out: Path, inst: Instrument, source: str) -> Path:
     return out / f"{file_stem(ident)}.csv"
 
 
-def write_contracts(out: Path, source: str, contracts: dict[Instrument, dict[str, np.ndarray]],
-                    daily: bool, result: OptionsResult) -> None:
-    """Merge each contract's bars into its file and list the contracts in ``instruments.csv``."""
-    from algocli.instruments.table import read_instruments, write_instruments
+class ContractFiles:
+    """Each contract's file written (atomically) as its bars arrive, and ``instruments.csv`` as
+    contracts become known, so a download killed outright (``kill -9``, out of memory) keeps what
+    it fetched; the same command resumes and ends with the files an uninterrupted run writes.
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for inst, cols in contracts.items():
+    A contract's file is always its bars before this run merged with every bar this run has
+    fetched for it (``save`` gets the contract's whole columns so far), so rewriting it as more
+    arrive gives the same file as writing it once at the end.
+    """
+
+    def __init__(self, out: Path, source: str, daily: bool, result: OptionsResult, underlying: Instrument):
+        self.out, self.source, self.daily, self.result, self.underlying = out, source, daily, result, underlying
+        self.before: dict[str, Bars | None] = {}
+        self.added: dict[str, int] = {}
+        self.listed: set[str] = set()
+
+    def save(self, inst: Instrument, cols: dict[str, np.ndarray]) -> None:
+        """Write ``inst``'s file with ``cols`` (all its bars fetched so far) and list it.
+
+        Raises:
+            OptionsError: The folder cannot be written (what was written stays).
+        """
         if not len(cols["ts"]):
-            continue
-        path = contract_file(out, inst, source)
+            return
+        try:
+            self._save(inst, cols)
+        except OSError as exc:
+            raise OptionsError(f"cannot write in {self.out}: {exc.strerror or exc}; free disk space or fix the "
+                               "folder's permissions, then run the same command") from None
+
+    def _save(self, inst: Instrument, cols: dict[str, np.ndarray]) -> None:
+        from algocli.instruments.master import merge
+        from algocli.instruments.table import read_instruments, write_instruments
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = contract_file(self.out, inst, self.source)
+        if inst.hrn not in self.before:
+            self.before[inst.hrn] = read_stored(path, inst.hrn)[0]
+        old = self.before[inst.hrn]
         new = Bars(inst.hrn, cols["ts"].astype(np.int64), *(np.asarray(cols[k], dtype=np.float64) for k in _COLS))
-        old = read_stored(path, inst.hrn)[0]
-        merged, overlap = merge_bars(old, new)
-        atomic_write_bytes(path, render_csv(merged, daily=daily))
-        result.contracts[inst.hrn] = len(merged)
-        result.new_bars += len(merged) - (len(old) if old is not None else 0)
-        written.append(inst)
-    if written:
-        listing = out / "instruments.csv"
-        have = read_instruments(listing) if listing.is_file() else []
-        write_instruments(listing, list_contracts(have, written))
+        merged, _ = merge_bars(old, new)
+        atomic_write_bytes(path, render_csv(merged, daily=self.daily))
+        self.result.contracts[inst.hrn] = len(merged)
+        self.added[inst.hrn] = len(merged) - (len(old) if old is not None else 0)
+        self.result.new_bars = sum(self.added.values())
+        if inst.hrn not in self.listed:  # after its file: the listing names only files that exist
+            listing = self.out / "instruments.csv"
+            have = read_instruments(listing) if listing.is_file() else []
+            write_instruments(listing, merge(list_contracts(have, [inst]), [self.underlying]))
+            self.listed.add(inst.hrn)
 
 
 def list_contracts(have: list[Instrument], found: list[Instrument]) -> list[Instrument]:
@@ -343,6 +421,13 @@ class OptionsJob:
     result: OptionsResult
     under_bars: Bars | None = None
     contracts: dict[Instrument, dict[str, np.ndarray]] = field(default_factory=dict)
+    files: ContractFiles | None = None
+
+    def save(self, inst: Instrument, cols: dict[str, np.ndarray]) -> None:
+        """Keep ``inst``'s columns (all its bars fetched so far) and write its file now."""
+        self.contracts[inst] = cols
+        if self.files is not None:
+            self.files.save(inst, cols)
 
 
 def option_intervals(source: str) -> dict:
@@ -462,9 +547,13 @@ async def _run(job: OptionsJob, spec, session, settings, limiter, options: dict,
     from algocli.data.feed import FeedAuthError
 
     result = job.result
+    if candles:
+        job.files = ContractFiles(out, result.source, job.interval is Interval.DAY_1, result, job.underlying)
     try:
         if candles:
             await spec.load(_CANDLES[result.source])(job, session, settings, limiter, options)
+            if not result.contracts and result.error is None:
+                raise OptionsError(_no_candles(job))
         if pcr:
             rows = await spec.load(_PCR[result.source])(job, session, settings, limiter, options)
             result.pcr_rows = write_pcr(out / "pcr.csv", rows) if rows or (out / "pcr.csv").is_file() else 0
@@ -472,22 +561,15 @@ async def _run(job: OptionsJob, spec, session, settings, limiter, options: dict,
         raise
     except AlgoError as exc:
         result.error = str(exc)
-    finally:  # also on Ctrl-C or SIGTERM (a cancelled task): what was fetched is written
-        if job.contracts:
-            try:
-                write_contracts(out, result.source, job.contracts, job.interval is Interval.DAY_1, result)
-                _list_underlying(out, job.underlying)
-            except OSError as exc:
-                result.error = result.error or (f"cannot write in {out}: {exc.strerror or exc}; free disk space or "
-                                                "fix the folder's permissions, then run the same command")
+    # the contracts' files and instruments.csv were written as they arrived (``ContractFiles``)
 
 
-def _list_underlying(out: Path, inst: Instrument) -> None:
-    from algocli.instruments.master import merge
-    from algocli.instruments.table import read_instruments, write_instruments
-
-    listing = out / "instruments.csv"
-    write_instruments(listing, merge(read_instruments(listing) if listing.is_file() else [], [inst]))
+def _no_candles(job: OptionsJob) -> str:
+    """The error when the broker answered every request with no candle (a cron job must see it)."""
+    title = {"dhan": "Dhan", "upstox": "Upstox"}.get(job.result.source, job.result.source)
+    which = job.expiry if isinstance(job.expiry, date) else f"the {job.expiry} {job.cycle}ly expiry"
+    return (f"{title} returned no candles for any strike of {which} from {job.start} to {job.end}; try "
+            "--expiry current or next, a later --from/--to, or a narrower --strikes (outer strikes trade less)")
 
 
 def run_download_options(underlying: str, **kwargs):

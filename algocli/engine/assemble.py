@@ -241,6 +241,8 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
         chain = feed.__class__(plugins.feed_cfg.model_copy(update={"path": _options_dir(feed, plugins.feed_cfg),
                                                                    "warmup": 0}))
         chain.aliases = {r.hrn: tuple(i for i in r.ids() if i != r.hrn) for r in universe}
+        # sparse contract files (a rolling download's holes) take the underlying's bar length
+        chain.sparse_minutes = getattr(feed, "natives", {}).get(wanted[0]) or config.interval.minutes
         traded = [r.hrn for r in universe if chain.file_for(r.hrn).is_file()]
         bars.update(chain.load(traded, config.interval, warn=_warn))
         files += chain.files_used()

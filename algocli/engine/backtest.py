@@ -98,6 +98,8 @@ class Backtest:
         self._equity: np.ndarray | None = None
         self._margin: np.ndarray | None = None  # ``available_margin``, worked out when first read
         self._closed = {"squareoff": 0, "expiry": 0}
+        self._early: dict[str, tuple] = {}  # contract -> (priced by, bar ts, bar end, close): data end early
+        self._early_settled: list[tuple] = []  # what ``early_settlement_note`` reports
         #: Index in the timeline of the first instant that trades; the loops start there.
         self.first_bar = 0 if trade_from is None else int(np.searchsorted(self._timeline.ts, trade_from))
         if self.first_bar >= len(self._timeline.ts):
@@ -204,6 +206,7 @@ class Backtest:
                 i = expiry_bar(uts, model.expiry)
                 if i is not None and ist_date(int(uts[i])) == model.expiry:
                     mark(under, i, ("option_expiry", False, int(uts[i]), inst))
+                    self._check_close(inst, under, int(uts[i]), u.interval)
                     continue
             i = expiry_bar(ts, model.expiry)
             if i is not None:
@@ -211,19 +214,33 @@ class Backtest:
                     self.notes.append(f"{inst} was settled at its own expiry-day close: the run has no bar of its "
                                       f"underlying {under} on {model.expiry} (add its data to settle at intrinsic)")
                 mark(inst, i, ("expiry", False, int(ts[i]), inst))
+                self._check_close(inst, inst, int(ts[i]), h.interval)
         return out
+
+    def _check_close(self, contract: str, priced_by: str, bar_ts: int, interval) -> None:
+        """Remember a settlement bar that ends before its day's session close (``run_notes``)."""
+        from algocli.engine.run_notes import early_close
+
+        early = early_close(bar_ts, interval)
+        if early is not None:
+            self._early[contract] = (priced_by, bar_ts, *early)
 
     def _apply_events(self, inst: str, i: int, events: list[tuple[str, bool, int, str]], bar: int) -> None:
         h = self.core.histories[inst]
         broker = self.core.broker
         for kind, at_open, when, target in events:
             price = h.open_mv[i] if at_open else h.close_mv[i]
+            settled = 0
             if kind == "squareoff":
                 self._closed[kind] += broker.square_off(inst, price, when, bar)
             elif kind == "option_expiry":
-                self._closed["expiry"] += broker.settle_option(target, price, when, bar)
+                settled = broker.settle_option(target, price, when, bar)
             else:
-                self._closed[kind] += broker.settle_expiry(inst, price, when, bar)
+                settled = broker.settle_expiry(inst, price, when, bar)
+            if kind != "squareoff":
+                self._closed["expiry"] += settled
+                if settled and target in self._early:  # priced before the close: the trader is told
+                    self._early_settled.append((target, *self._early[target], price))
 
     # --- loops ---------------------------------------------------------------------
 
@@ -464,6 +481,7 @@ class Backtest:
             self.notes.append(f"{self._closed['expiry']} futures/options position(s) were settled at expiry (tag "
                               "expiry): futures at the expiry day's close, options at intrinsic value against "
                               "the underlying's close, with STT on exercise for in-the-money holders")
+        self._data_notes()
         closed = 0
         for (sid, inst), pos in sorted(core.ledger.positions.items()):
             if not pos.quantity:
@@ -478,6 +496,17 @@ class Backtest:
         if closed:
             self.notes.append(
                 f"{closed} open position(s) were closed at the last close and are counted in the statistics")
+
+
+    def _data_notes(self) -> None:
+        """Notes on settlements before the close and on fills that waited for a sparse contract's bar."""
+        from algocli.engine.run_notes import early_settlement_note, late_fills_note
+
+        broker, tl = self.core.broker, self._timeline
+        notes = [early_settlement_note(self._early_settled)]
+        if not tl.aligned:  # on one shared timeline every contract has every bar: no fill can wait
+            notes.append(late_fills_note(broker.fills, broker.orders, self.core.histories, tl.ts))
+        self.notes.extend(n for n in notes if n)
 
 
 def _underlying(model: Instrument) -> str:

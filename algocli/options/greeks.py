@@ -6,8 +6,9 @@ The model (as OpenAlgo computes its chains' greeks, https://github.com/marketcal
   legs' last prices; the nearest strike with both legs priced if ATM has not; the spot
   carried at ``r`` when no strike has. The forward carries the index's financing and
   dividends, so no dividend yield is needed.
-* **Time**: ACT/365 in calendar time, from ``now`` to the expiry day's close, 15:30 IST
-  (pass ``close`` for another cut-off; NSE moves the F&O close to 15:40 from 3 Aug 2026).
+* **Time**: ACT/365 in calendar time, from ``now`` to the expiry day's F&O session close as the
+  NSE calendar the package ships has it (``session_close``: 15:30 IST, 15:40 from 3 Aug 2026,
+  https://www.nseindia.com/resources/exchange-communication-circulars); pass ``close`` for another cut-off.
 * **Rate**: ``r`` only discounts the premium (the forward comes from prices). Default 0,
   as OpenAlgo: for options weeks from expiry ``e^(-rT)`` differs from 1 by well under 1 %.
   Pass the 91-day T-bill yield for more (``rate=0.065``).
@@ -30,7 +31,7 @@ from algocli.options.chain import Leg, OptionChain
 from algocli.options.pcr import atm_strike
 
 __all__ = ["DEFAULT_CLOSE", "DEFAULT_RATE", "IST", "black76", "fill_greeks", "implied_forward", "leg_greeks",
-           "year_fraction"]
+           "session_close", "year_fraction"]
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 DEFAULT_CLOSE = time(15, 30)
@@ -39,8 +40,20 @@ YEAR_DAYS = 365.0
 _MIN_T = 60.0 / (YEAR_DAYS * 86_400)  # one minute: at the close the model has no time left to price
 
 
-def year_fraction(now: datetime, expiry: date, close: time = DEFAULT_CLOSE) -> float:
-    """ACT/365 years from ``now`` (naive = IST) to ``expiry`` at ``close`` IST; never below one minute."""
+def session_close(day: date) -> time:
+    """The F&O session's close on ``day`` (IST) from the shipped NSE calendar (``algocli.market.calendar``);
+    15:30 on a day it does not trade (an option never expires then, but the figure stays defined)."""
+    from algocli.market.calendar import default_calendar
+
+    session = default_calendar().session(day, "FNO")
+    return DEFAULT_CLOSE if session is None else session.close
+
+
+def year_fraction(now: datetime, expiry: date, close: time | None = None) -> float:
+    """ACT/365 years from ``now`` (naive = IST) to ``expiry`` at ``close`` IST (default: that day's
+    ``session_close``); never below one minute."""
+    if close is None:
+        close = session_close(expiry)
     if now.tzinfo is None:
         now = now.replace(tzinfo=IST)
     end = datetime.combine(expiry, close, tzinfo=IST)
@@ -109,14 +122,14 @@ def leg_greeks(right: str, price: float, forward: float, strike: float, t: float
 
 
 def fill_greeks(chain: OptionChain, now: datetime | None = None, *, rate: float = DEFAULT_RATE,
-                close: time = DEFAULT_CLOSE, overwrite: bool = False) -> OptionChain:
+                close: time | None = None, overwrite: bool = False) -> OptionChain:
     """Give every leg without IV and greeks (or every leg, with ``overwrite``) Black-76 ones, in place.
 
     Args:
         chain: The chain; its legs are updated.
         now: The valuation moment; default the chain's ``fetched_at``.
         rate: Continuously compounded rate that discounts the premium.
-        close: The expiry day's cut-off (IST).
+        close: The expiry day's cut-off (IST); default its F&O session close (``session_close``).
         overwrite: Replace what the broker sent too.
 
     Returns:

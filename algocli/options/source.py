@@ -14,8 +14,11 @@ strategy sees the same numbers in a backtest and in paper against ``algo sandbox
   report: the day's traded volume, reset each session), in units as the CSV has it;
 * ``oi``: the ``oi`` column at that bar; ``prev_oi`` and ``prev_close``: the previous session's
   last bar (on the data's first day: its first bar's OI and open);
-* ``fetched_at``: the bar's time (``ctx.now``); IV and greeks: Black-76 (``algocli.options.greeks``)
-  when vollib (the ``options`` extra) is installed, else None.
+* ``fetched_at``: when the bar's close was struck, its end (``ctx.now`` + the interval, cut at the
+  F&O session close; a daily bar's is the close), as a paper run reads the chain at the bar's close;
+  IV and greeks: Black-76 (``algocli.options.greeks``) valued then, to the expiry day's session
+  close, when vollib (the ``options`` extra) is installed, else None. (Valued at the bar's start,
+  a 15:15 price would be given 15 more minutes to expiry than it had.)
 
 A chain is built only when a strategy asks, once per bar and expiry (later calls in the bar reuse
 it), so runs that never ask pay nothing. Greeks cost about 10 ms per 75-leg chain and are computed
@@ -142,7 +145,7 @@ class BarChains(ChainSource):
 
         key = canonical_underlying(underlying)
         self._listing(key)
-        return key, pick_expiry(self._expiries[key], ist_date(now), code)
+        return key, pick_expiry(self._expiries[key], ist_date(now), code, exchange=key.partition(":")[0])
 
     def chain(self, underlying: str, expiry="current", *, greeks: bool = True, max_age: float | None = None
               ) -> OptionChain | None:
@@ -181,7 +184,8 @@ class BarChains(ChainSource):
             setattr(row, c.inst.option_type.lower(), Leg(c.inst.hrn, c.inst.hrn, **quote))
         if not rows:
             return None
-        return OptionChain("backtest", key, day, float(h.close_mv[spot_i]), ns_to_ist(now), list(rows.values()))
+        return OptionChain("backtest", key, day, float(h.close_mv[spot_i]), ns_to_ist(struck_at(now, h.interval)),
+                           list(rows.values()))
 
     def pcr(self, underlying: str, expiry="current", n: int | None = None, *, max_age: float | None = None
             ) -> PcrFigures | None:
@@ -191,6 +195,25 @@ class BarChains(ChainSource):
 
             return self.replay.at(underlying, expiry, n, now, ist_date(now))
         return super().pcr(underlying, expiry, n)
+
+
+def struck_at(now: int, interval) -> int:
+    """When the close of the bar starting at ``now`` (UTC ns) was struck: ``now`` + ``interval``, cut at
+    the day's F&O session close (``greeks.session_close``); a daily bar's is that close. ``now`` when
+    the interval is unknown."""
+    from algocli.domain.session import MINUTE_NS, ist_date, ist_midnight_ns
+    from algocli.options.greeks import session_close
+
+    minutes = getattr(interval, "minutes", None)
+    if not minutes:
+        return now
+    day = ist_date(now)
+    close = session_close(day)
+    close_ns = ist_midnight_ns(day) + (close.hour * 60 + close.minute) * MINUTE_NS
+    if minutes >= 375:  # a daily bar (stamped at midnight): its close is the session's
+        return close_ns
+    end = now + minutes * MINUTE_NS
+    return min(end, close_ns) if now < close_ns else end
 
 
 def _fill_greeks(chain: OptionChain, rate: float | None) -> None:
@@ -328,7 +351,7 @@ class PcrReplay:
         by_expiry = self._series.get(key)
         if not by_expiry:
             raise ValueError(f"{self.path} records no PCR of {key} (it has: {', '.join(self._series) or 'none'})")
-        series = by_expiry[pick_expiry(by_expiry, today, expiry)]
+        series = by_expiry[pick_expiry(by_expiry, today, expiry, exchange=key.partition(":")[0])]
         k = bisect_right(series.at, now) - 1
         if k < 0:
             return None

@@ -82,9 +82,21 @@ def _options_of(box, underlying) -> list:
     return box.contracts(underlying, date.min)
 
 
-def _today(box) -> date:
+def _expired(box, expiry: date) -> bool:
+    """Whether ``expiry`` counts as expired at the replay clock: after its day, or on it from its F&O
+    session's close. The replay's last instant is the second before the close (15:29:59 of the
+    bundled sample's expiry day); its closing prices are known then, so it counts."""
     now = box.history.clock()
-    return date.max if now is None else ist_date(now)
+    if now is None:
+        return True
+    day = ist_date(now)
+    if expiry != day:
+        return expiry < day
+    from algocli.market.calendar import default_calendar
+
+    session = default_calendar().session(day, "FNO")
+    close = session.bounds_ns()[1] if session is not None else ist_midnight_ns(day) + SESSION_CLOSE_NS
+    return now + 1_000_000_000 >= close
 
 
 # --- Dhan ------------------------------------------------------------------------------------
@@ -229,8 +241,7 @@ async def _upstox_expiries(request: web.Request) -> web.Response:
     if isinstance(got, web.Response):
         return got
     box, _, under = got
-    today = _today(box)
-    expired = sorted({i.expiry for i in _options_of(box, under) if i.expiry < today})
+    expired = sorted({e for e in {i.expiry for i in _options_of(box, under)} if _expired(box, e)})
     return web.json_response({"status": "success", "data": [e.isoformat() for e in expired]})
 
 
@@ -249,7 +260,7 @@ async def _upstox_contracts(request: web.Request) -> web.Response:
         expiry = date.fromisoformat(query.get("expiry_date", ""))
     except ValueError:
         return _upstox_error(400, "UDAPI1088", "expiry_date must be YYYY-MM-DD")
-    if expiry >= _today(box):
+    if not _expired(box, expiry):
         return _upstox_error(400, "UDAPI1088", f"{expiry} has not expired; use /v2/option/contract")
     rows = [_contract_row(i, under) | {"instrument_key": _expired_key(i)}
             for i in _options_of(box, under) if i.expiry == expiry]
@@ -268,7 +279,7 @@ async def _upstox_candles(request: web.Request) -> web.Response:
     if not _authorised(box, request):
         return _upstox_error(401, "UDAPI100050", "Invalid token used to access API")
     found = [i for i in box.instruments if i.option_type is not None and i.expiry is not None
-             and i.expiry < _today(box) and _expired_key(i) == info["key"]]
+             and _expired(box, i.expiry) and _expired_key(i) == info["key"]]
     if not found or found[0].dhan_id not in box.history.bars:
         return _upstox_error(400, "UDAPI100011", "Invalid expired instrument key")
     interval = _UPSTOX_INTERVALS.get(info["interval"])

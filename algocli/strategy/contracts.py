@@ -4,9 +4,14 @@
 
 - **expiry**: ``current`` (or ``current_week``/``week``) is the nearest expiry on or after the
   bar's date, ``next`` (``next_week``) the one after it; ``current_month`` (``month``) is the
-  nearest *monthly* expiry, ``next_month`` the one after. A monthly expiry is the last expiry of
-  its calendar month among the listed contracts (NSE's monthly contract expires on the month's
-  last expiry day; weeklies before it). A date (``"2024-12-26"`` or a ``date``) names one expiry.
+  nearest *monthly* expiry, ``next_month`` the one after. A monthly expiry is the exchange's: the
+  month's last Thursday (last Tuesday from Sep 2025), moved back over holidays
+  (``algocli.data.expiries``), whether or not the folder lists it: a folder that lacks it (a weekly
+  download ending mid-month) is an error naming the date, never a weekly in its place. An NSE
+  index whose monthly falls up to 3 days before that day (BANKNIFTY's Wednesdays of 2024,
+  FINNIFTY's Tuesdays, MIDCPNIFTY's Mondays, which the rules do not model) reads its listed one;
+  other exchanges (BSE) take the last listed expiry of each month. A date (``"2024-12-26"`` or a
+  ``date``) names one expiry.
 - **strike**: ``ATM`` is the listed strike nearest the underlying's last price (the lower one on a
   tie); ``ATM+2``/``ATM-1`` move that many listed strikes up or down (strike steps, as the chain
   lists them: 50 apart near the money for NIFTY, wider further out). ``OTM2``/``ITM1`` move
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from algocli.domain.hrn import normalise
@@ -82,8 +87,10 @@ def canonical_underlying(name: str) -> str:
     return f"{exchange}:{index_name(rest)}" if sep else f"NSE:{index_name(exchange)}"
 
 
-def pick_expiry(expiries: Iterable[date], today: date, code: str | date) -> date:
+def pick_expiry(expiries: Iterable[date], today: date, code: str | date, *, exchange: str = "NSE") -> date:
     """The expiry ``code`` names among ``expiries`` as seen on ``today`` (see the module docstring).
+
+    ``exchange``: the underlying's; NSE's monthly expiries follow ``algocli.data.expiries``.
 
     Raises:
         ValueError: An unknown code, or no listed expiry fits it (the message lists those there are).
@@ -101,6 +108,8 @@ def pick_expiry(expiries: Iterable[date], today: date, code: str | date) -> date
                 raise ValueError(f"expiry={code!r}: only {len(live)} expiry(ies) on or after {today} are listed "
                                  f"(listed: {shown})")
             return live[k]
+        if key in _MONTH and exchange.upper() in ("NSE", "NFO"):
+            return _nse_monthly(listed, today, _MONTH[key], code, shown)
         if key in _MONTH:
             monthly = [d for d in live if d == max(x for x in listed if (x.year, x.month) == (d.year, d.month))]
             k = _MONTH[key]
@@ -116,6 +125,27 @@ def pick_expiry(expiries: Iterable[date], today: date, code: str | date) -> date
     if wanted not in listed:
         raise ValueError(f"expiry {wanted} is not listed for this underlying (listed: {shown})")
     return wanted
+
+
+def _nse_monthly(listed: list[date], today: date, k: int, code: object, shown: str) -> date:
+    """NSE's ``k``-th monthly expiry on or after ``today`` by the exchange's rules, which must be listed.
+
+    Raises:
+        ValueError: The folder does not list it (the message names the date wanted).
+    """
+    from algocli.data.expiries import expiry_days
+
+    wanted = expiry_days("month", today, today + timedelta(days=40 * (k + 2)))[k]
+    if wanted in listed:
+        return wanted
+    # another index's own weekday (BANKNIFTY's Wednesday): its monthly sits just before the rule's day;
+    # a weekly is 6 or more days before it, so it is never taken for the monthly
+    near = [d for d in listed if wanted - timedelta(days=3) <= d < wanted]
+    if near:
+        return near[-1]
+    raise ValueError(f"expiry={code!r}: the monthly expiry on or after {today} is {wanted} (the month's last "
+                     f"expiry day), which is not listed (listed: {shown}); add its contracts to data.options "
+                     "or name a listed date")
 
 
 def pick_strike(strikes: Iterable[float], spot: float, code: str | float, right: str) -> float:
@@ -181,7 +211,7 @@ def pick_option(rows: Iterable[Instrument], underlying: str, spot: float, today:
     if not chain:
         raise ValueError(f"no options of {want} are listed in this run (add data.options with underlying "
                          f"{want!r} and its contracts' instruments.csv)")
-    day = pick_expiry((r.expiry for r in chain), today, expiry)
+    day = pick_expiry((r.expiry for r in chain), today, expiry, exchange=chain[0].exchange)
     same = [r for r in chain if r.expiry == day]
     if isinstance(strike, str) and strike.strip().lower().startswith("delta:"):
         if chain_for is None:

@@ -39,8 +39,9 @@ def test_a_rerun_keeps_the_lot_sizes_set_in_the_folder_and_fills_placeholders(cl
     with OptionsServer() as srv:
         # an instrument list without the options: every contract gets the placeholder lot size 1
         _use(monkeypatch, srv, "dhan", tmp_path, listed=[i for i in srv.listed if i.kind != OPTION])
+        monkeypatch.setattr("algocli.market.lots.SHIPPED", tmp_path / "no-lot-table.csv")  # no lot history either
         first = cli(*args, "--strikes", "ATM")
-        assert first.code == 0 and "their lot size is written as 1" in first.err, first.err
+        assert first.code == 0 and "written as lot 1" in first.err, first.err
         rows = read_instruments(tmp_path / "opts" / "instruments.csv")
         options = sorted((r for r in rows if r.kind == OPTION), key=lambda r: r.hrn)
         assert len(options) >= 2 and {r.lot_size for r in options} == {1}
@@ -74,7 +75,10 @@ def test_upstox_relative_expiry_it_does_not_list_is_an_error_not_an_empty_succes
     assert r.err_lines[0] == (f"error: --expiry {expiry}: Upstox lists no contracts of a {expiry} expiry for any day "
                               "from 2024-06-13 to 2024-06-27 (it has none; it lists expired expiries only, up to six "
                               "months back); ask for an earlier --from/--to")
-    assert candles == [] and r.out.strip().endswith("0 contracts, 0 new bars, 0 duplicates, failed -> opts")
+    # the underlying's bars (up to 15:15 of the replay) were saved, and the summary counts them
+    under = len((tmp_path / "opts" / "NSE_NIFTY_50.csv").read_text().splitlines()) - 1
+    assert candles == [] and r.out.strip().endswith(
+        f"0 contracts, {under} new bars ({under} of the underlying), 0 duplicates, failed -> opts")
 
 
 def test_upstox_days_without_a_listed_current_expiry_are_named(cli, monkeypatch, tmp_path):

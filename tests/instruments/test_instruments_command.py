@@ -91,3 +91,19 @@ def test_search_says_when_the_limit_cut_the_list_and_refuses_empty_text(tmp_path
     assert f"{listed} shown, from data/instruments.csv" in whole.stdout and "more match" not in whole.stdout
     empty = _algo(["instruments", "search", " ", "--offline"], env, cwd=tmp_path)
     assert empty.returncode == 2 and empty.stderr.startswith("error: TEXT is empty") and "warning" not in empty.stderr
+
+
+def test_a_failed_refresh_says_what_it_kept_for_each_broker(tmp_path):
+    with serving({DHAN_PATH: dhan_csv(), UPSTOX_PATH: upstox_gz()}) as srv:
+        env = {"ALGO_INSTRUMENTS_DIR": str(tmp_path), "DHAN_SCRIP_MASTER_URL": srv.url(DHAN_PATH),
+               "UPSTOX_INSTRUMENTS_URL": _refused_urls()["UPSTOX_INSTRUMENTS_URL"]}
+        first = _algo(["instruments", "refresh"], env)  # Upstox never downloaded: nothing of it is cached
+        assert first.returncode == 1
+        error = [line for line in first.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "nothing was cached" in error[0] and "was kept" not in error[0], first.stderr
+        assert "upstox" in error[0] and "dhan" not in error[0]
+        srv.fail_status = 503  # now Dhan fails too, with its list of today cached
+        second = _algo(["instruments", "refresh"], env)
+    error = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert second.returncode == 1 and len(error) == 1, second.stderr
+    assert "dhan: its cached list of 20" in error[0] and "upstox: nothing was cached" in error[0], error[0]

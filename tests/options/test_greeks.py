@@ -76,3 +76,22 @@ def test_without_vollib_greeks_are_a_one_line_error_naming_the_extra():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ("implied volatility and greeks need vollib: pip install -e '.[options]' "
                                    "(`make test` installs it)")
+
+
+def _call(fwd: float, k: float, t: float, sigma: float) -> float:
+    """Black-76 call at rate 0, by the formula."""
+    d1 = (math.log(fwd / k) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
+    return fwd * _n(d1) - k * _n(d1 - sigma * math.sqrt(t))
+
+
+def test_time_runs_to_the_1540_fno_close_from_august_2026():
+    minute = 1 / (365 * 1440)
+    # NSE's calendar as shipped: the F&O close is 15:40 from 2026-08-03, 15:30 before
+    assert year_fraction(datetime(2026, 9, 29, 15, 25), date(2026, 9, 29)) == pytest.approx(15 * minute)
+    assert year_fraction(datetime(2026, 7, 28, 15, 25), date(2026, 7, 28)) == pytest.approx(5 * minute)
+    now, expiry, fwd = datetime(2026, 9, 29, 15, 0, tzinfo=IST), date(2026, 9, 29), 25_012.0
+    t = 40 * minute  # 15:00 to 15:40, worked by hand
+    rows = [StrikeRow(k, Leg("c", "c", ltp=_call(fwd, k, t, 0.15)), Leg("p", "p", ltp=_call(fwd, k, t, 0.15) - fwd + k))
+            for k in (24_950.0, 25_000.0, 25_050.0)]
+    chain = fill_greeks(OptionChain("test", "NSE:NIFTY 50", expiry, 25_010.0, now, rows))
+    assert chain.rows[1].ce.iv_pct == pytest.approx(15.0, abs=1e-4)  # 15:30 would read sqrt(4/3) x 15 %

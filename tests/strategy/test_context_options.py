@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,7 +72,9 @@ def test_ctx_option_picks_atm_offsets_from_the_underlyings_close_with_the_contra
         picks["up"] = ctx.option("NSE:NIFTY", expiry="current", strike="ATM+1", right="PE")
         picks["spot"] = ctx.option(UNDER, expiry="current", strike="ATM", right="CE", spot=21180)
         with pytest.raises(ValueError, match="11 JAN 2024 21100 CE is listed but has no data"):
-            ctx.option(UNDER, expiry="current_month", strike="ATM", right="CE")
+            ctx.option(UNDER, expiry="2024-01-11", strike="ATM", right="CE")
+        with pytest.raises(ValueError, match="monthly expiry on or after 2024-01-02 is 2024-01-25"):
+            ctx.option(UNDER, expiry="current_month", strike="ATM", right="CE")  # not the folder's last weekly
         with pytest.raises(ValueError, match="between 0 and 1"):
             ctx.option(UNDER, strike="delta:1.5")
         return ctx.buy(picks["atm"].name, picks["atm"].lot_size)
@@ -152,7 +154,7 @@ def _pcr_by_hand(legs: dict, strikes: list[float]) -> tuple:
 def test_the_backtest_chain_and_pcr_equal_the_sample_files_worked_by_hand(sample_run, k):
     now, chain, whole, part = sample_run[k]
     want = _by_hand(now.replace(tzinfo=None))
-    assert chain.spot == want["spot"] and chain.fetched_at == now
+    assert chain.spot == want["spot"] and chain.fetched_at == now + timedelta(minutes=15)  # the 15m bar's end
     got = {(row.strike, kind): leg for row in chain.rows for kind, leg in (("CE", row.ce), ("PE", row.pe)) if leg}
     assert set(got) == set(want["legs"])
     for key, leg in got.items():
@@ -209,11 +211,41 @@ def test_a_delta_strike_is_the_one_whose_black76_delta_is_nearest(right, target)
     strikes = sorted({s for s, _ in legs})
     atm = min(strikes, key=lambda k: (abs(k - want["spot"]), k))
     forward = atm + legs[(atm, "CE")]["ltp"] - legs[(atm, "PE")]["ltp"]  # put-call parity at rate 0
-    t = (datetime(2024, 6, 27, 15, 30) - picked["now"]).total_seconds() / (365 * 86_400)
+    t = (datetime(2024, 6, 27, 15, 15, 0) - picked["now"]).total_seconds() / (365 * 86_400)  # from the bar's end
     deltas = {k: _black76_delta(right, legs[(k, right)]["ltp"], forward, k, t) for k in strikes if (k, right) in legs}
     want_delta = target if right == "CE" else -target
     best = min((abs(d - want_delta), k) for k, d in deltas.items() if d is not None)[1]
     assert picked["pick"].strike == best and picked["pick"].instrument.option_type == right
+
+
+def _black76_iv(right: str, price: float, forward: float, strike: float, t: float) -> float:
+    """IV (a fraction) of a Black-76 option priced ``price`` at rate 0, by bisection on the price."""
+    def price_at(sigma):
+        d1 = (math.log(forward / strike) + sigma * sigma * t / 2) / (sigma * math.sqrt(t))
+        call = forward * norm.cdf(d1) - strike * norm.cdf(d1 - sigma * math.sqrt(t))
+        return call if right == "CE" else call - forward + strike
+    return brentq(lambda s: price_at(s) - price, 1e-4, 5.0, xtol=1e-12)
+
+
+def test_backtest_iv_is_valued_when_the_bars_close_was_struck():
+    seen = {}
+
+    def read(ctx, c):
+        seen[ctx.now.replace(tzinfo=None)] = ctx.option_chain(UNDER)
+
+    _sample_backtest({248: read, 249: read})  # the expiry day's 15:00 and 15:15 bars
+    for start, iv in ((datetime(2024, 6, 27, 15, 0), 0.2194), (datetime(2024, 6, 27, 15, 15), 0.2056)):
+        chain, want = seen[start], _by_hand(start)
+        legs = want["legs"]
+        strikes = sorted({k for k, _ in legs})
+        atm = min(strikes, key=lambda k: (abs(k - want["spot"]), k))
+        forward = atm + legs[(atm, "CE")]["ltp"] - legs[(atm, "PE")]["ltp"]
+        end = start + timedelta(minutes=15)  # the close is struck at the bar's end; expiry at 15:30
+        t = max((datetime(2024, 6, 27, 15, 30) - end).total_seconds(), 60) / (365 * 86_400)  # a minute's floor
+        sigma = _black76_iv("CE", legs[(24450.0, "CE")]["ltp"], forward, 24450.0, t)
+        leg = [r for r in chain.rows if r.strike == 24450.0][0].ce
+        assert sigma == pytest.approx(iv, abs=5e-5)  # the QA report's own figures, 21.94 % and 20.56 %
+        assert leg.iv_pct == pytest.approx(sigma * 100, rel=1e-6) and chain.fetched_at.replace(tzinfo=None) == end
 
 
 def _sample_backtest(script: dict):
@@ -226,7 +258,8 @@ def _sample_backtest(script: dict):
     feed.aliases = {r.hrn: tuple(i for i in r.ids() if i != r.hrn) for r in rows}
     feed.aliases[UNDER] = ("IDX_I:13",)
     bars = feed.load([UNDER, *(r.hrn for r in rows)], Interval.MINUTE_15)
-    bt = Backtest(bars, initial_capital=5_000_000, instruments={UNDER: index()}, universe=rows)
+    bt = Backtest(bars, initial_capital=5_000_000, instruments={UNDER: index()}, universe=rows,
+                  interval=Interval.MINUTE_15)
     strategy = Scripted(script)
     bt.add_strategy(strategy, [UNDER], "s")
     bt.run()
@@ -258,3 +291,20 @@ def test_an_unknown_underlying_or_window_is_a_clear_error():
             ctx.pcr(UNDER, expiry="2024-07-04")
 
     assert _sample_backtest({3: on_bar}).seen
+
+
+def test_month_codes_mean_the_exchanges_monthly_expiry_not_the_folders_last_weekly():
+    from algocli.data.expiries import expiry_days
+
+    weeklies = [date(2025, 9, 2), date(2025, 9, 9), date(2025, 9, 16)]  # a --cycle week download ending mid-month
+    sep, oct_ = expiry_days("month", date(2025, 9, 1), date(2025, 10, 31))  # the calendar: last Tuesdays
+    assert (sep, oct_) == (date(2025, 9, 30), date(2025, 10, 28))
+    for code, wanted in (("current_month", sep), ("next_month", oct_)):
+        with pytest.raises(ValueError, match=f"monthly expiry on or after 2025-09-01 is {wanted}.*not listed"):
+            pick_expiry(weeklies, date(2025, 9, 1), code)
+    listed = weeklies + [sep, oct_]
+    assert pick_expiry(listed, date(2025, 9, 1), "current_month") == sep
+    assert pick_expiry(listed, date(2025, 9, 1), "next_month") == oct_
+    assert pick_expiry(listed, sep, "current_month") == sep  # the expiry day itself still trades
+    # BANKNIFTY's Wednesday monthly of 2024 (a day before the rule's last Thursday) is its monthly
+    assert pick_expiry([date(2024, 6, 19), date(2024, 6, 26)], date(2024, 6, 3), "month") == date(2024, 6, 26)

@@ -29,7 +29,7 @@ from algocli.options.fields import optional as _opt
 from algocli.options.greeks import IST
 
 __all__ = ["CHAIN_PATH", "CHAIN_SPACING", "EXPIRY_PATH", "UNDERLYINGS", "chain_limiter", "fetch_chain",
-           "fetch_expiries", "parse_chain", "parse_expiries", "underlying_ids"]
+           "fetch_expiries", "parse_chain", "parse_expiries", "underlying_ids", "underlying_name"]
 
 CHAIN_PATH = "/optionchain"
 EXPIRY_PATH = "/optionchain/expirylist"
@@ -48,13 +48,26 @@ def chain_limiter(client_id: str) -> RateLimiter:
     return found
 
 
+def underlying_name(underlying: str) -> str | None:
+    """Our name of an index in ``UNDERLYINGS`` from our name, a short alias (``NSE:NIFTY``,
+    ``NSE:BANKNIFTY``) or its Dhan id (``IDX_I:13``); None for anything else."""
+    from algocli.instruments.brokers import index_name
+
+    exchange, sep, rest = normalise(underlying).partition(":")
+    name = f"{exchange}:{index_name(rest)}" if sep else ""
+    if name in UNDERLYINGS:
+        return name
+    ident = (rest.strip(), exchange.strip())
+    return next((n for n, (i, seg) in UNDERLYINGS.items() if (str(i), seg) == ident), None)
+
+
 def underlying_ids(underlying: str) -> tuple[int, str]:
-    """``NSE:NIFTY 50`` → ``(13, "IDX_I")``; a Dhan id ``NSE_EQ:2885`` → ``(2885, "NSE_EQ")``.
+    """``NSE:NIFTY 50`` (or ``NSE:NIFTY``) → ``(13, "IDX_I")``; a Dhan id ``NSE_EQ:2885`` → ``(2885, "NSE_EQ")``.
 
     Raises:
         UsageError: Neither an index Dhan lists nor a ``SEGMENT:ID``.
     """
-    found = UNDERLYINGS.get(normalise(underlying))
+    found = UNDERLYINGS.get(underlying_name(underlying) or "")
     if found is not None:
         return found
     segment, _, ident = underlying.partition(":")
@@ -136,8 +149,10 @@ async def fetch_expiries(client: DhanRest, underlying: str, client_id: str) -> l
                                                limiter=chain_limiter(client_id)))
 
 
-async def fetch_chain(client: DhanRest, underlying: str, expiry: date, client_id: str) -> OptionChain:
-    """Every strike of ``underlying``'s ``expiry`` (waits for the 3-second slot).
+async def fetch_chain(client: DhanRest, underlying: str, expiry: date, client_id: str, *,
+                      name: str | None = None) -> OptionChain:
+    """Every strike of ``underlying``'s ``expiry`` (waits for the 3-second slot); the chain and its
+    contracts are named after ``name``, else our name of the index (``IDX_I:13`` → ``NSE:NIFTY 50``).
 
     Raises:
         FeedAuthError: Dhan refused the token.
@@ -145,7 +160,7 @@ async def fetch_chain(client: DhanRest, underlying: str, expiry: date, client_id
     """
     body = _body(underlying) | {"Expiry": expiry.isoformat()}
     chain = parse_chain(await client.request("POST", CHAIN_PATH, body, limiter=chain_limiter(client_id)),
-                        underlying, expiry)
+                        name or underlying_name(underlying) or underlying, expiry)
     if not chain.rows:
         raise BrokerError(f"Dhan sent no strikes for {underlying} expiring {expiry.isoformat()}")
     return chain

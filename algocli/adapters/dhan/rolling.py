@@ -144,14 +144,16 @@ async def download(job, session, settings, limiter, options: dict) -> None:
     from functools import lru_cache
 
     from algocli.adapters.dhan.http import DhanApiError, DhanRest
-    from algocli.data.download_options import contract_instrument, split_rolling
+    from algocli.data.download_options import RollingSplit, contract_instrument, unknown_lots
     from algocli.data.expiries import upcoming
     from algocli.domain.session import ist_midnight_ns
 
     security_id, kind = _instrument_type(job.underlying)
     client = DhanRest(session, settings, **options)
     lo_ns, hi_ns = ist_midnight_ns(job.start), ist_midnight_ns(job.end + timedelta(days=1))
-    answers = []
+    expiry_of = lru_cache(maxsize=None)(lambda day, code: upcoming(job.cycle, day, code, symbol=job.symbol))
+    split = RollingSplit(expiry_of, (lambda e: e == job.expiry) if isinstance(job.expiry, date) else (lambda e: True))
+    names: dict[tuple, tuple] = {}  # (expiry, strike, side) -> (Instrument, lot known)
     try:
         for code, first, last in _plan(job):
             for offset in job.window.offsets:
@@ -166,17 +168,13 @@ async def download(job, session, settings, limiter, options: dict) -> None:
                     job.result.requests += 1
                     cols = parse(payload, right)
                     inside = (cols["ts"] >= lo_ns) & (cols["ts"] < hi_ns)
-                    answers.append(({k: v[inside] for k, v in cols.items()}, right, code))
+                    # each contract this answer added to is written now: a killed run keeps it
+                    for key in split.add({k: v[inside] for k, v in cols.items()}, right, code):
+                        if key not in names:
+                            names[key] = contract_instrument(job.symbol, *key, job.lookup)
+                        job.save(names[key][0], split.columns(key)[0])
     finally:
-        expiry_of = lru_cache(maxsize=None)(lambda day, code: upcoming(job.cycle, day, code, symbol=job.symbol))
-        keep = (lambda e: e == job.expiry) if isinstance(job.expiry, date) else (lambda e: True)
-        split, dropped = split_rolling(answers, expiry_of, keep)
-        job.result.duplicates += dropped
-        guessed = 0
-        for (expiry, strike, right), cols in sorted(split.items(), key=lambda kv: kv[0]):
-            inst, known = contract_instrument(job.symbol, expiry, strike, right, job.lookup)
-            guessed += not known
-            job.contracts[inst] = cols
+        job.result.duplicates += sum(split.columns(key)[1] for key in split.parts)
+        guessed = [inst.hrn for inst, known in sorted(names.values(), key=lambda v: v[0].hrn) if not known]
         if guessed:
-            job.result.notes.append(f"{guessed} contract(s) are not in the instrument list: their lot size is "
-                                    "written as 1; set it in instruments.csv before a backtest")
+            job.result.notes.append(unknown_lots(guessed))

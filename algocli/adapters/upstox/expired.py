@@ -229,8 +229,8 @@ async def download(job, session, settings, limiter, options: dict) -> None:
                         pieces.append(await fetch_candles(client, inst.upstox_key, job.interval, lo, hi))
                         job.result.requests += 1
                 finally:  # a failure or Ctrl-C in a later piece keeps the earlier ones
-                    if pieces:
-                        job.contracts[inst] = _one_per_start(pieces, job.result)
+                    if pieces:  # written now: a killed run keeps it
+                        job.save(inst, _one_per_start(pieces, job.result))
 
 
 def _one_per_start(pieces: list[dict[str, np.ndarray]], result) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from algocli.options.greeks import IST
 from algocli.domain.hrn import derivative_hrn, normalise
 
 __all__ = ["CHAIN_PATH", "CONTRACT_PATH", "UNDERLYING_KEYS", "fetch_chain", "fetch_expiries", "parse_chain",
-           "parse_expiries", "underlying_key"]
+           "parse_expiries", "underlying_key", "underlying_name"]
 
 CHAIN_PATH = "/v2/option/chain"
 CONTRACT_PATH = "/v2/option/contract"
@@ -38,19 +38,32 @@ UNDERLYING_KEYS = {"NSE:NIFTY 50": "NSE_INDEX|Nifty 50", "NSE:NIFTY BANK": "NSE_
                    "NSE:NIFTY MID SELECT": "NSE_INDEX|NIFTY MID SELECT", "BSE:SENSEX": "BSE_INDEX|SENSEX"}
 
 
+def underlying_name(underlying: str) -> str | None:
+    """Our name of an index in ``UNDERLYING_KEYS`` from our name, a short alias (``NSE:NIFTY``) or
+    its Upstox key in any case (``NSE_INDEX|Nifty 50``); None for anything else."""
+    from algocli.instruments.brokers import index_name
+
+    if "|" in underlying:
+        key = " ".join(underlying.split()).upper()
+        return next((n for n, k in UNDERLYING_KEYS.items() if k.upper() == key), None)
+    exchange, sep, rest = normalise(underlying).partition(":")
+    name = f"{exchange}:{index_name(rest)}" if sep else ""
+    return name if name in UNDERLYING_KEYS else None
+
+
 def underlying_key(underlying: str) -> str:
-    """Upstox's key of an index (``NSE:NIFTY 50``) or an Upstox key given as is (``NSE_EQ|INE...``).
+    """Upstox's key of an index (``NSE:NIFTY 50``, ``NSE:NIFTY``) or an Upstox key given as is (``NSE_EQ|INE...``).
 
     Raises:
         UsageError: Neither.
     """
+    known = underlying_name(underlying)
+    if known is not None:
+        return UNDERLYING_KEYS[known]
     if "|" in underlying:
         return underlying
-    key = UNDERLYING_KEYS.get(normalise(underlying))
-    if key is None:
-        raise UsageError(f"no Upstox option chain known for {underlying!r}; use one of "
-                         f"{', '.join(UNDERLYING_KEYS)} or an Upstox instrument key (NSE_EQ|<ISIN>)")
-    return key
+    raise UsageError(f"no Upstox option chain known for {underlying!r}; use one of "
+                     f"{', '.join(UNDERLYING_KEYS)} or an Upstox instrument key (NSE_EQ|<ISIN>)")
 
 
 def _leg(raw: object, name: str) -> Leg | None:
@@ -110,8 +123,10 @@ async def fetch_expiries(client: UpstoxRest, underlying: str) -> list[date]:
     return parse_expiries(await client.get(f"{CONTRACT_PATH}?instrument_key={quote(underlying_key(underlying), safe='')}"))
 
 
-async def fetch_chain(client: UpstoxRest, underlying: str, expiry: date) -> OptionChain:
-    """Every strike of ``underlying``'s ``expiry``.
+async def fetch_chain(client: UpstoxRest, underlying: str, expiry: date, *,
+                      name: str | None = None) -> OptionChain:
+    """Every strike of ``underlying``'s ``expiry``, the chain and its contracts named after ``name``,
+    else our name of the index (``NSE_INDEX|Nifty 50`` → ``NSE:NIFTY 50``).
 
     Raises:
         FeedAuthError: Upstox refused the token.
@@ -119,7 +134,7 @@ async def fetch_chain(client: UpstoxRest, underlying: str, expiry: date) -> Opti
     """
     key = quote(underlying_key(underlying), safe="")
     data = await client.get(f"{CHAIN_PATH}?instrument_key={key}&expiry_date={expiry.isoformat()}")
-    chain = parse_chain(data, underlying, expiry)
+    chain = parse_chain(data, name or underlying_name(underlying) or underlying, expiry)
     if not chain.rows:
         raise BrokerError(f"Upstox sent no strikes for {underlying} expiring {expiry.isoformat()}")
     return chain
