@@ -237,6 +237,8 @@ def assemble_backtest(config: RunConfig, source: str, warn: Callable[[str], None
     bars = feed.load(list(dict.fromkeys([*plugins.instruments, *wanted])), config.interval, warn=_warn)
     files = list(feed.files_used())
     if universe:
+        if (odd := _lot_one_warning(universe)) is not None:
+            _warn(f"{_options_dir(feed, plugins.feed_cfg) / 'instruments.csv'}: {odd}")
         # contracts listed after the warm-up began have no bars there: they are loaded from data.start
         chain = feed.__class__(plugins.feed_cfg.model_copy(update={"path": _options_dir(feed, plugins.feed_cfg),
                                                                    "warmup": 0}))
@@ -303,6 +305,26 @@ def _option_universe(feed, cfg, source: str) -> tuple[list, list[str]]:
     if not rows:
         raise ConfigError(f"{source}: data.options.underlying: {listing} lists no option of {under}")
     return rows, [under]
+
+
+def _lot_one_warning(rows: list) -> str | None:
+    """A line for index contracts listed with lot size 1 where the exchange's lot is known
+    (``algocli.market.lots``): the lot check would pass any quantity, and a 'lot' would be one unit.
+    Older downloads wrote 1 for contracts the current master no longer listed."""
+    from algocli.market.lots import lot_size
+
+    odd = []
+    for r in rows:
+        if r.lot_size == 1 and r.expiry is not None:
+            known = lot_size(r.symbol, r.expiry, "month") or lot_size(r.symbol, r.expiry, "week")
+            if known not in (None, 1):
+                odd.append((r.hrn, known))
+    if not odd:
+        return None
+    first, lot = odd[0]
+    return (f"{len(odd)} contract(s) are listed with lot size 1 where the exchange's lot was another (first: {first}, "
+            f"lot {lot}); the lot check passes any quantity and a lot is one unit: set their lot_size there, or "
+            "download them again with algo download-data, which writes the lot")
 
 
 def _name_instruments(config: RunConfig, source: str, warn: Callable[[str], None]):

@@ -84,3 +84,37 @@ def test_replay_refuses_a_window_it_did_not_record_and_a_missing_file(tmp_path):
     (tmp_path / "bad.csv").write_text(HEADER + "\nyesterday,NSE:NIFTY 50,2024-06-27,1,1,1,1,,1,,paper,dhan,,,,\n")
     with pytest.raises(ConfigError, match=r"bad.csv: line 2: .*fix or remove the row"):
         _replay_run(tmp_path, str(tmp_path / "bad.csv"))
+
+
+def test_index_contracts_listed_with_lot_size_1_are_warned_of_with_the_exchanges_lot(tmp_path):
+    # older downloads wrote lot 1 for contracts the current master no longer listed; NIFTY's lot for
+    # June 2024 expiries was 25 (NSE's revision of 2024-04-26)
+    repo = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "options"
+    folder.mkdir()
+    for f in (repo / "data" / "options").iterdir():
+        if f.suffix == ".csv":
+            (folder / f.name).write_bytes(f.read_bytes())
+    listing = (folder / "instruments.csv").read_text(encoding="utf-8").splitlines()
+    head = listing[0].split(",")
+    lot, kind = head.index("lot_size"), head.index("kind")
+    rows = [line.split(",") for line in listing[1:]]
+    options = sum(r[kind] in ("CE", "PE") for r in rows)
+    for r in rows:
+        if r[kind] in ("CE", "PE"):
+            r[lot] = "1"
+    (folder / "instruments.csv").write_text("\n".join([listing[0], *map(",".join, rows)]) + "\n", encoding="utf-8")
+    cfg = yaml.safe_load((repo / "configs" / "options-pcr.yaml").read_text(encoding="utf-8"))
+    cfg["data"]["path"] = str(folder)
+    cfg["output"] = {"dir": str(tmp_path / "out")}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    said = []
+    assemble_backtest(load_run_config(tmp_path / "run.yaml"), str(tmp_path / "run.yaml"), warn=said.append)
+    odd = [w for w in said if "listed with lot size 1" in w]
+    assert len(odd) == 1 and odd[0].startswith(f"{folder / 'instruments.csv'}: {options} contract(s) are listed")
+    assert "lot 25)" in odd[0]
+    said.clear()
+    cfg["data"]["path"] = str(repo / "data" / "options")  # the bundled listing's lots are right: no warning
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    assemble_backtest(load_run_config(tmp_path / "run.yaml"), str(tmp_path / "run.yaml"), warn=said.append)
+    assert not [w for w in said if "lot size 1" in w]
