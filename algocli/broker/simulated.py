@@ -453,8 +453,8 @@ class SimulatedBroker:
         tagged ``expiry``; an option out of the money closes at 0.
 
         The only charge is STT on exercise, paid by a holder of an option that expires in the money,
-        on intrinsic value x the account's net long quantity (``_exercised``) at the rate of the expiry date (the cost model's
-        ``exercise_stt``: 0.125 %, 0.15 % from 2026-04-01). No STT is due on an option that expires
+        on intrinsic value x the account's net long quantity (``_exercised``) at the rate of the expiry
+        date (the cost model's ``exercise_stt``: 0.125 %, 0.15 % from 2026-04-01). No STT is due on an option that expires
         worthless, nor from a writer (https://cleartax.in/s/securities-transaction-tax-stt). Brokerage
         and exchange fees on exercise differ by broker and are not charged.
 

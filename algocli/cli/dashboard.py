@@ -245,7 +245,8 @@ def _pnl_table(engine) -> Table:
         # the rows add up to the equity change; unrealised is the rest of realised: the open
         # positions' moves less the charges of the fills that opened them
         mine = [f for f in engine.broker.fills if f.strategy_id == slot.id]
-        total = -sum(((f.quantity if f.side is OrderSide.BUY else -f.quantity) * f.price + f.commission for f in mine), 0.0)
+        total = -sum(((f.quantity if f.side is OrderSide.BUY else -f.quantity) * f.price + f.commission
+                      for f in mine), 0.0)
         realised = 0.0
         for (sid, inst), pos in ledger.positions.items():
             if sid != slot.id:

@@ -497,7 +497,6 @@ class Backtest:
             self.notes.append(
                 f"{closed} open position(s) were closed at the last close and are counted in the statistics")
 
-
     def _data_notes(self) -> None:
         """Notes on settlements before the close and on fills that waited for a sparse contract's bar."""
         from algocli.engine.run_notes import early_settlement_note, late_fills_note

@@ -37,10 +37,8 @@ def folder_mode(out_dir: Path) -> RunMode | None:
     writer = _journal_writer(out_dir / "journal.jsonl")
     if writer is not None:
         return writer
-    written = read_run_json(out_dir).get("mode")
-    if written == RunMode.LIVE.value:
-        return RunMode.LIVE  # its journal set aside by `algo live --fresh`
-    return {RunMode.PAPER.value: RunMode.PAPER, RunMode.DRY_RUN.value: RunMode.DRY_RUN}.get(written)
+    written = read_run_json(out_dir).get("mode")  # a live run's journal set aside by `algo live --fresh`, say
+    return next((m for m in (RunMode.LIVE, RunMode.PAPER, RunMode.DRY_RUN) if m.value == written), None)
 
 
 def _journal_writer(journal: Path) -> RunMode | None:

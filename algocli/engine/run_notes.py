@@ -65,19 +65,21 @@ def late_fills_note(fills, orders, histories: dict, timeline_ts: np.ndarray) -> 
     contract had no bar in between) and that bar is later than the run's next instant.
     """
     placed = {o.order_id: o for o in orders}
+    # immediate fills and the broker's own closes (expiry, square-off, end of data) come at their order's time
+    pairs = [(f, o) for f in fills if (o := placed.get(f.order_id)) is not None and f.ts > o.created_ts]
+    if not pairs:
+        return None
+    n = len(timeline_ts)
+    due = np.searchsorted(timeline_ts, np.array([o.created_ts for _, o in pairs], dtype=np.int64), side="right")
+    due_ts = np.asarray(timeline_ts)[np.minimum(due, n - 1)]
+    after = (due < n) & (np.array([f.ts for f, _ in pairs], dtype=np.int64) > due_ts)
     late = []
-    for fill in fills:
-        order = placed.get(fill.order_id)
-        if order is None or fill.ts <= order.created_ts:
-            continue  # immediate fills, the broker's own closes (expiry, square-off, end of data)
-        due = int(np.searchsorted(timeline_ts, order.created_ts, side="right"))
-        if due >= len(timeline_ts) or fill.ts <= timeline_ts[due]:
-            continue
+    for k in np.flatnonzero(after).tolist():  # fills after the next instant: a resting limit, or a wait
+        fill, order = pairs[k]
         h = histories[fill.instrument]
-        i = int(np.searchsorted(h.column("ts")[:h.length], fill.ts))
-        if i != order.created_bar + 1:
+        if int(np.searchsorted(h.column("ts")[:h.length], fill.ts)) != order.created_bar + 1:
             continue  # the contract had bars in between: a limit order that waited for its price
-        late.append((int(fill.ts) - int(timeline_ts[due]), fill, order, int(timeline_ts[due])))
+        late.append((int(fill.ts) - int(due_ts[k]), fill, order, int(due_ts[k])))
     if not late:
         return None
     worst = max(d for d, *_ in late)

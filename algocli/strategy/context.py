@@ -125,8 +125,9 @@ class StrategyContext:
             ValueError: ``periods`` is negative or not a whole number (a slice would quietly give
                 an empty or wrong window).
         """
-        if not isinstance(periods, Integral) or isinstance(periods, bool) or periods < 0:
-            raise ValueError(f"get_historical periods must be a whole number of bars, 0 or more, got {periods!r}")
+        if periods.__class__ is not int or periods < 0:  # an int is the per-bar case: no ABC check for it
+            if not isinstance(periods, Integral) or isinstance(periods, bool) or periods < 0:
+                raise ValueError(f"get_historical periods must be a whole number of bars, 0 or more, got {periods!r}")
         return self._history(instrument).window(periods, field)
 
     def get_candle(self, instrument: str, offset: int = 0) -> Candle | None:
