@@ -9,10 +9,13 @@ from algocli import BaseStrategy, StrategyParams
 
 class OffTickThenRoundTrip(BaseStrategy):
     """On its first candle: a limit buy off the tick (the exchange would refuse it) and a market
-    buy; on its fourth candle: a market sell of what it bought."""
+    buy; on its fourth candle: a market sell of what it bought. With ``sell_when_held`` the sell
+    waits (from the fourth candle on) until the whole buy is held, so no sell is sent while the
+    buy's broker orders still are."""
 
     class Params(StrategyParams):
         quantity: int = Field(10, ge=1)
+        sell_when_held: bool = False
 
     def on_candle(self, candle):
         ctx = self.context
@@ -21,8 +24,13 @@ class OffTickThenRoundTrip(BaseStrategy):
             ctx.buy(inst, self.params.quantity,
                     limit_price=round(ctx.round_to_tick(inst, candle.close * 0.9, "BUY") + 0.03, 2))
             ctx.buy(inst, self.params.quantity)
-        elif candle.index == 3:
+        elif candle.index == 3 and not self.params.sell_when_held:
             ctx.sell(inst, self.params.quantity)
+        elif candle.index >= 3 and self.params.sell_when_held and not getattr(self, "_sold", False):
+            pos = ctx.get_position(inst)
+            if pos is not None and pos.quantity == self.params.quantity:
+                self._sold = True
+                ctx.sell(inst, self.params.quantity)
 
 
 class BasketOnce(BaseStrategy):
