@@ -370,6 +370,9 @@ class Backtest:
         slots = list(range(len(opens)))  # compress over a range would make an int per slot
         tl_ts = tl.ts_list
         woken = np.flatnonzero(np.diff(call_from)).tolist()  # the instants with an on_candle
+        # Each woken event's (history, name, strategy id, on_candle), an instant's a slice; when every
+        # instrument wakes at every instant (strategies without wake_on), ``closes`` itself in slot order
+        woke = None if len(calls) == len(closes) * len(tl_ts) else list(map(closes.__getitem__, calls))
         if events:
             woken = sorted({*woken, *events})
 
@@ -400,8 +403,7 @@ class Backtest:
                     if g == marked:
                         for inst, i, evs in events[g]:
                             self._apply_events(inst, i, evs, g)
-                    for k in calls[call_from[g]:call_from[g + 1]]:
-                        h, name, sid, on_candle = closes[k]
+                    for h, name, sid, on_candle in closes if woke is None else woke[call_from[g]:call_from[g + 1]]:
                         out = on_candle(Candle((h, g, name)))
                         if out is not None:
                             handle(sid, out)

@@ -143,6 +143,24 @@ def test_an_aligned_run_trades_each_instrument_as_a_run_of_that_instrument_alone
                if o.strategy_id == "l1")  # some limits rested across instants
 
 
+def test_an_aligned_run_where_every_instrument_wakes_on_every_bar_trades_each_as_alone():
+    # no wake_on anywhere: each instant calls every instrument's strategy, in slot order
+    bars = _bars()
+    together = Backtest(bars, initial_capital=CAPITAL)
+    for k, inst in enumerate(INSTS):
+        together.add_strategy(RestingLimits(inst), [inst], f"r{k}")
+    together.run()
+    assert together._timeline.aligned
+    for k, inst in enumerate(INSTS):
+        alone = Backtest({inst: bars[inst]}, initial_capital=CAPITAL)
+        alone.add_strategy(RestingLimits(inst), [inst], f"r{k}")
+        alone.run()
+        orders = _orders(together, f"r{k}")
+        assert len(orders) > 2 and orders == _orders(alone, f"r{k}")
+    placed = [(o.created_bar, o.instrument) for o in together.core.broker.orders]
+    assert placed == sorted(placed, key=lambda p: (p[0], INSTS.index(p[1])))  # an instant's in slot order
+
+
 def test_an_error_on_an_aligned_timeline_names_the_strategy_instrument_and_bar():
     class Fails(BaseStrategy):
         def on_candle(self, candle):
