@@ -264,17 +264,17 @@ class OrderBook:
 
     # --- recovery ----------------------------------------------------------------------
 
-    def replay(self, records: Iterable[dict], last_bar: int | None = None) -> dict[str, int]:
+    def replay(self, records: Iterable[dict]) -> dict[str, int]:
         """Rebuild orders, fills, statuses and modifications from journal records.
 
         Nothing is journaled again and no strategy is told. Each fill is booked once, even
         if the journal holds it twice. A restored order keeps its quantity and price as last
-        modified, its fill and status times, and its charges.
+        modified, its fill and status times, and its charges. A fill keeps its bar, also one
+        the journal never closed (the process died inside it): the resumed run forms that
+        candle, or the result books the fill at its last bar (``algocli.engine.results``).
 
         Args:
             records: Journal records (dicts with a ``k`` kind); other kinds are ignored.
-            last_bar: The last bar of the restored timeline: a fill journaled in a bar the
-                journal never closed is booked on this bar instead.
 
         Returns:
             Counts of restored ``orders`` and ``fills``.
@@ -291,8 +291,6 @@ class OrderBook:
                     continue
                 fields = {k: v for k, v in rec.items() if k != "k"}
                 fill = Fill(**{**fields, "side": OrderSide(rec["side"])})
-                if last_bar is not None:
-                    fill.bar = min(fill.bar, last_bar)
                 order = by_id.get(fill.order_id)
                 if order is None:
                     self.ledger.book(fill)

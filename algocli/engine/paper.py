@@ -270,7 +270,7 @@ class PaperEngine:
                                      instruments=meta, products=products, default_product=default_product,
                                      rules=rules)
             router.journal = self.journal
-            self.restored.update(router.book.replay(records, last_bar=len(self.clock.ts_mv) - 1))
+            self.restored.update(router.book.replay(records))
         else:  # a live router restores its orders against the broker (``LiveRouter.reconcile``)
             router = router_factory(self)
         self.broker = self.core.broker = router

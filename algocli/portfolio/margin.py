@@ -37,7 +37,8 @@ def blocked_series(fills: list[Fill], index: np.ndarray, closes: dict[str, tuple
     for f in fills:
         by_inst.setdefault(f.instrument, []).append(f)
     for inst, rows in by_inst.items():
-        bars = np.array([f.bar for f in rows], dtype=np.int64)
+        # a fill in a candle that never closed (the run stopped inside it) counts at the last bar
+        bars = np.minimum(np.array([f.bar for f in rows], dtype=np.int64), max(n - 1, 0))
         signed = np.array([f.signed_quantity for f in rows], dtype=float)
         pos = np.cumsum(np.bincount(bars, weights=signed, minlength=n)[:n])
         ts, close = closes[inst]

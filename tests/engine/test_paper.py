@@ -386,6 +386,35 @@ def test_a_fill_after_the_last_closed_candle_counts_at_the_last_bar(tmp_path):
     assert result.metrics["exposure_time_pct"] == pytest.approx(50.0)  # bars 2 and 3 of 4
 
 
+def test_a_fill_in_a_candle_the_kill_cut_short_is_booked_on_that_candle_after_the_resume(tmp_path):
+    """kill -9 after a fill, before its candle closed: the resumed run forms that candle from the
+    ticks after the restart, and the fill (and so the equity curve) sits on it, as without the kill,
+    not on the candle before, which closed before the fill."""
+    from algocli.engine.results import build_result
+
+    bars = _day_bars().slice(0, 12)
+    ticks = _ticks(bars)
+    script = {2: lambda ctx, c: ctx.buy(INST, 10), 6: lambda ctx, c: ctx.sell(INST, 10)}
+    runs = {}
+    for name in ("whole", "killed"):
+        engine = _paper(tmp_path / name, Scripted(script))
+        start = 0
+        if name == "killed":  # the buy fills on minute 3's first tick; the process dies inside minute 3
+            start = next(i for i, t in enumerate(ticks) if t.ts > int(bars.ts[3]) + 20 * 10**9)
+            for tick in ticks[:start]:
+                engine.on_tick(tick)
+            assert len(engine.broker.fills) == 1 and len(engine.timeline()) == 3  # no stop(): nothing more journaled
+            engine = _paper(tmp_path / name, Scripted(script))  # the same journal: the restart
+        for tick in ticks[start:]:
+            engine.on_tick(tick)
+        engine.stop(int(bars.ts[-1]) + 60 * 10**9)
+        engine.bars = engine.snapshot_bars()
+        runs[name] = (engine, build_result(engine, engine.timeline()))
+    (whole, full), (killed, resumed) = runs["whole"], runs["killed"]
+    assert [f.bar for f in killed.broker.fills] == [f.bar for f in whole.broker.fills] == [3, 7]
+    np.testing.assert_allclose(resumed.equity, full.equity, rtol=0, atol=1e-6)
+
+
 # --- several instruments: every candle of a period before the strategies, options settled at the close -----
 
 OPTIONS = ROOT / "data" / "options"
