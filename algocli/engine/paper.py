@@ -76,6 +76,7 @@ class ProductEvents:
         self.broker = broker
         self.histories = histories
         self.due: dict[str, int] = dict.fromkeys(histories, 0)  # 0: schedule on the first tick
+        self.early_settled: list[tuple] = []  # settled on a candle that ended before the close (``run_notes``)
         self._what: dict[str, tuple[str, int]] = {}  # instrument -> (kind, due ns)
         # underlying -> [(expiry day's close ns, option)]: an option settles with its underlying's candle
         # (or first tick of a later day) after that close (its own ticks stop with the contract).
@@ -97,15 +98,23 @@ class ProductEvents:
         if what is not None and ts >= what[1]:
             del self._what[inst]
             kind, due = what
-            when, at = ts, price
+            when, at, h = ts, price, None
             if (ts + _IST_NS) // _DAY_NS != (due + _IST_NS) // _DAY_NS:
                 h = self.histories[inst]  # the due day had no later tick: its last close is the price
                 when, at = due, (h.close_mv[h.length - 1] if h.length else price)
             if kind == "squareoff":
                 self.broker.square_off(inst, at, when, bar)
-            else:
-                self.broker.settle_expiry(inst, at, when, bar)
+            elif self.broker.settle_expiry(inst, at, when, bar) and h is not None and h.length:
+                self._check_close(inst, inst, int(h.ts_mv[h.length - 1]), h.interval, float(at))
         self._schedule(inst, ts)
+
+    def _check_close(self, contract: str, priced_by: str, bar_ts: int, interval, price: float) -> None:
+        """Remember a settlement priced by a candle that ended before its day's session close."""
+        from algocli.engine.run_notes import early_close
+
+        early = early_close(bar_ts, interval)
+        if early is not None:
+            self.early_settled.append((contract, priced_by, bar_ts, *early, price))
 
     @property
     def has_options(self) -> bool:
@@ -145,7 +154,9 @@ class ProductEvents:
                 self._options[under].append((at, opt))
                 continue
             on_the_day = ist_date(int(h.ts_mv[k])) == expiry
-            self.broker.settle_option(opt, float(h.close_mv[k]), int(h.ts_mv[k]) if on_the_day else at, bar)
+            price, bar_ts = float(h.close_mv[k]), int(h.ts_mv[k])
+            if self.broker.settle_option(opt, price, bar_ts if on_the_day else at, bar):
+                self._check_close(opt, under, bar_ts, h.interval, price)
         if self.due.get(under):  # already scheduled by a tick: the next due instant may have moved
             self._refresh_due(under)
 
@@ -496,6 +507,12 @@ class PaperEngine:
         if self.aggregator.dropped:
             self.notes.append(f"{self.aggregator.dropped} candle(s) left unfinished by the previous run were "
                               "dropped: the run resumed after their interval had ended")
+        if self.product_events is not None:
+            from algocli.engine.run_notes import early_settlement_note
+
+            note = early_settlement_note(self.product_events.early_settled)
+            if note is not None:
+                self.notes.append(note)
         self.journal.close()
 
     def snapshot_bars(self) -> dict[str, Bars]:

@@ -480,7 +480,7 @@ def _option_backtest(bars, meta, strategy):
     from algocli.market.charges import IndianCharges
 
     bt = Backtest(dict(bars), initial_capital=1_000_000, fill_model=NextOpen(), cost_model=IndianCharges("dhan"),
-                  instruments=meta, default_product="MARGIN")
+                  instruments=meta, default_product="MARGIN", interval=Interval.MINUTE_15)
     bt.add_strategy(strategy, [UNDER], "s")
     return bt, bt.run()
 
@@ -528,3 +528,41 @@ def test_options_settle_at_the_expiry_close_as_in_the_backtest(tmp_path, by):
     settled = expected[-1]
     assert settled[3] == round(max(0.0, float(bars[UNDER].close[-1]) - meta[CALL].strike), 2)
     assert settled[4] == int(bars[UNDER].ts[-1])  # stamped with the last candle, whose close settles it
+
+
+def test_an_option_settled_on_data_that_end_before_the_close_is_noted_as_in_the_backtest(tmp_path):
+    # the expiry day's data end at 14:00 (a download taken during the session): the run stops after
+    # the close and settles against the 13:45 candle's close, and says so, as the backtest does
+    bars, meta = _option_bars("2024-06-27")
+    cut = _at(bars[UNDER], "14:00")
+    bars = {inst: b.slice(0, int(np.searchsorted(b.ts, cut))) for inst, b in bars.items()}
+    bt, result = _option_backtest(bars, meta, _ReadsTheOption(exit_at=None))
+    engine = _option_paper(tmp_path, bars, meta, _ReadsTheOption(exit_at=None), ordered=True)
+    for tick in _merged_ticks(bars):
+        engine.on_tick(tick)
+    engine.stop(_at(bars[UNDER], "15:45"))
+    assert _fills(engine.broker.fills, engine.broker.orders) == _fills(result.fills, result.orders)
+    last = float(bars[UNDER].close[-1])
+    note = (f"{CALL} was settled at expiry against {UNDER} at {last:,.2f}, the close of its last bar on 2024-06-27 "
+            "(13:45-14:00), not at the 15:30 session close")
+    assert [n for n in engine.notes if n.startswith(note)] == [n for n in bt.notes if n.startswith(note)] != []
+
+
+def test_a_future_settled_on_a_day_whose_ticks_stopped_before_the_close_is_noted(tmp_path):
+    from algocli.domain.instrument import Instrument
+
+    fut = "NSE:RELIANCE 10 JUN 2024 FUT"  # expires on the first day of the data, whose ticks stop at 14:00
+    meta = {fut: Instrument(fut, exchange="NSE", kind="FUT", symbol="RELIANCE", expiry=date(2024, 6, 10),
+                            lot_size=250, tick_size=0.05)}
+    engine = _paper_indian(tmp_path, {2: lambda ctx, c: ctx.buy(fut, 250)}, product="MARGIN", metadata=meta, inst=fut)
+    day, next_day = _day_bars(0), _day_bars(1)
+    cut = _at(day, "14:00")
+    for tick in [t for t in _ticks(day) if t.ts < cut] + _ticks(next_day)[:3]:  # the next morning's ticks settle it
+        engine.on_tick(Tick(fut, tick.ts, tick.ltp, tick.ltq, tick.volume))
+    engine.stop(_at(next_day, "09:20"))
+    settled = [f for f in engine.broker.fills if f.side.value == "SELL"]
+    last = float(day.close[int(np.searchsorted(day.ts, cut)) - 1])  # the 13:59 candle's close
+    assert [(f.quantity, f.price) for f in settled] == [(250, last)]
+    assert [n for n in engine.notes if "was settled at expiry" in n] == [
+        f"{fut} was settled at expiry against {fut} at {last:,.2f}, the close of its last bar on 2024-06-10 "
+        "(13:59-14:00), not at the 15:30 session close: the data of that day end early and nothing later is known"]
