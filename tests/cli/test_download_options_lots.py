@@ -61,6 +61,15 @@ def test_lot_history_by_expiry_and_a_user_table(tmp_path, monkeypatch):
     assert lot_size("NIFTY", date(2024, 12, 12), "week") is None  # listed before or after 2024-11-20: unknown
     assert lot_size("NIFTY", date(2025, 6, 26), "month") == 75
     assert lot_size("NIFTY", date(2026, 1, 6), "week") == 65
+    # FINNIFTY and MIDCPNIFTY, by the exchange's published first expiries with each lot
+    assert [lot_size("FINNIFTY", date(2024, 7, 23), "week"), lot_size("FINNIFTY", date(2024, 7, 30), "month"),
+            lot_size("FINNIFTY", date(2024, 8, 6), "week"), lot_size("FINNIFTY", date(2025, 1, 28), "month"),
+            lot_size("FINNIFTY", date(2025, 3, 27), "month"), lot_size("FINNIFTY", date(2025, 12, 30), "month"),
+            lot_size("FINNIFTY", date(2026, 1, 27), "month")] == [40, 25, 25, 25, 65, 65, 60]
+    assert [lot_size("MIDCPNIFTY", date(2024, 7, 22), "week"), lot_size("MIDCPNIFTY", date(2024, 7, 29), "month"),
+            lot_size("MIDCPNIFTY", date(2024, 8, 5), "week"), lot_size("MIDCPNIFTY", date(2025, 6, 26), "month"),
+            lot_size("MIDCPNIFTY", date(2025, 7, 31), "month"), lot_size("MIDCPNIFTY", date(2026, 1, 27), "month")
+            ] == [75, 50, 50, 120, 140, 120]
     (tmp_path / "mine.csv").write_text("symbol,cycle,first_expiry,last_expiry,lot,source\n"
                                        "NIFTY,week,2024-12-05,2024-12-19,25,my broker's contract note\n")
     assert lot_size("NIFTY", date(2024, 12, 12), "week") == 25
