@@ -9,7 +9,7 @@ of one; ``write_run_artifacts`` publishes the whole set at once (``persistence.o
 CSVs are deterministic: the same config and data give the same bytes.
 
 Numbers are rounded only as they are written, for reading: money to paise, prices to the
-instrument's tick (0.05 when it is not known), percentages and ratios to four places; the
+decimals of the instrument's tick (never moved onto it), percentages and ratios to four places; the
 run computed with the exact values, which is why a column of rounded P&L can differ from
 the rounded total by a few paise.
 """
@@ -24,6 +24,7 @@ import platform
 import sys
 import tempfile
 from contextlib import suppress
+from glob import escape as glob_escape
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -91,15 +92,24 @@ def ist_strings(ns: np.ndarray) -> np.ndarray:
 
 class _AtomicFile:
     """A file written (in bytes) under a temporary name, flushed to disk and renamed into place on
-    success; removed on failure."""
+    success; removed on failure. The temporary name (``.<name>.<pid>-XXXX.tmp``) carries the
+    writer's pid: a later write of the same file removes what a killed writer (kill -9 mid-write)
+    left, so a rerun's folder ends as an uninterrupted run's."""
 
     def __init__(self, path: Path, mode: int | None = None) -> None:
         self.path = path
         self.mode = _FILE_MODE if mode is None else mode
 
     def __enter__(self):
+        from algocli.persistence.lock import pid_alive
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        prefix = f".{self.path.name}."
+        for left in self.path.parent.glob(f"{glob_escape(prefix)}*.tmp"):
+            pid = left.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                left.unlink(missing_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=self.path.parent)
         os.fchmod(fd, self.mode)
         self.fh = os.fdopen(fd, "wb")
         return self.fh

@@ -19,6 +19,17 @@ LOCK = ".algo.lock"
 _held: dict[str, int] = {}  # real folder -> descriptor: sessions opened again in this process share it
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one we may not signal counts as running: not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class FolderBusyError(UsageError):
     """Another session trades from this output folder. Stop it first, or give this run another
     ``--output``."""

@@ -99,14 +99,10 @@ def recover(out_dir: Path, fix: str = _FIX) -> None:
 
 def _alive(staging_name: str) -> bool:
     """Whether the process that named a staging folder (``.artifacts-<pid>-XXXX.tmp``) still runs."""
-    try:
-        pid = int(staging_name[len(_STAGING_PREFIX):].split("-", 1)[0])
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (ValueError, PermissionError):
-        return True  # not ours to judge: leave it
-    return True
+    from algocli.persistence.lock import pid_alive
+
+    pid = staging_name[len(_STAGING_PREFIX):].split("-", 1)[0]
+    return not pid.isdigit() or pid_alive(int(pid))  # a name not ours to judge: leave it
 
 
 class ArtifactSet:

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -216,3 +217,22 @@ def test_the_resolved_config_names_the_strategy_ids_the_run_used(tmp_path, finis
     write_run_artifacts(result, tmp_path, _description(assembled, RunMode.BACKTEST), report=False)
     resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text(encoding="utf-8"))
     assert [s["id"] for s in resolved["strategies"]] == list(result.strategies) == ["sma_crossover-0"]
+
+
+def test_a_write_removes_what_a_killed_writer_of_the_same_file_left_and_nothing_else(tmp_path):
+    import subprocess
+    import sys
+
+    from algocli.persistence.artifacts import atomic_write_bytes
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    pid = int(dead.stdout)  # a process that has ended
+    left = tmp_path / f".x.csv.{pid}-abc123.tmp"  # kill -9 in the middle of writing x.csv
+    writing = tmp_path / f".x.csv.{os.getpid()}-def456.tmp"  # a live writer's (this process stands in for it)
+    other = tmp_path / f".y.csv.{pid}-abc123.tmp"  # another file's: its own next write removes it
+    for path in (left, writing, other):
+        path.write_bytes(b"half")
+    atomic_write_bytes(tmp_path / "x.csv", b"whole\n")
+    assert (tmp_path / "x.csv").read_bytes() == b"whole\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.csv", writing.name, other.name])
