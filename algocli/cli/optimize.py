@@ -101,14 +101,15 @@ def _count(n: int, noun: str) -> str:
 
 
 class _progress:
-    """A Rich progress bar with the best score so far and an ETA; a no-op when quiet."""
+    """A Rich progress bar with the best score so far and an ETA; a no-op when quiet or when stderr
+    is not a terminal (cron, CI, a pipe: a bar there is only noise before the summary)."""
 
     def __init__(self, quiet: bool, objective: str) -> None:
         self.quiet, self.objective = quiet, objective
         self._bar = None
 
     def __enter__(self):
-        if self.quiet:
+        if self.quiet or not err_console.is_terminal:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

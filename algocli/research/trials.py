@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,15 @@ class _Sweep:
             if close:
                 close()
             self._append_trials(keyed)
+            if self.result.pilot_seconds and not self.result.workers:  # the pilots were every trial: this
+                self._count_self()  # process is the one worker whose memory the summary can give
+
+    def _count_self(self) -> None:
+        import socket
+
+        from algocli.research.worker import peak_rss_mb
+
+        self.result.workers[f"{socket.gethostname()}:{os.getpid()}"] = peak_rss_mb()
 
     def _pilot(self, todo: list[tuple[str, dict]]) -> None:
         """Run the first points of ``todo`` here (taking them out of it) to time a trial, and

@@ -168,6 +168,9 @@ def with_params(config, params: dict, source: str):
 _TARGETS: dict[tuple[int, tuple[str, ...]], tuple[object, list[tuple[int, ...]]]] = {}
 
 
+_SEE_STRATEGIES = "; see `algo strategies` for each strategy's parameters"
+
+
 def _targets(config, names: tuple[str, ...], source: str) -> list[tuple[int, ...]]:
     """Per parameter name, the indices of the strategies it sets (see ``with_params``)."""
     cached = _TARGETS.get((id(config), names))
@@ -185,11 +188,13 @@ def _targets(config, names: tuple[str, ...], source: str) -> list[tuple[int, ...
                 raise ConfigError(f"{source}: --param {name}: no strategy has id {sid!r}; "
                                   f"ids: {', '.join(e.id for e in entries)}")
         else:
-            where = tuple(k for k, e in enumerate(entries)
-                          if key in resolve("strategy", e.class_, where=f"{source}: strategies").Params.model_fields)
+            fields = [resolve("strategy", e.class_, where=f"{source}: strategies").Params.model_fields for e in entries]
+            where = tuple(k for k, f in enumerate(fields) if key in f)
             if not where:
-                raise ConfigError(f"{source}: --param {name}: no strategy has a parameter {key!r}; "
-                                  "see `algo strategies` for each strategy's parameters")
+                from algocli.config.errors import suggest
+
+                near = suggest(key, {n for f in fields for n in f}) or _SEE_STRATEGIES
+                raise ConfigError(f"{source}: --param {name}: no strategy has a parameter {key!r}{near}")
             if len(where) > 1:
                 raise ConfigError(f"{source}: --param {name}: strategies {', '.join(entries[k].id for k in where)} "
                                   f"all have it; write --param <id>.{key}=...")

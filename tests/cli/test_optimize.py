@@ -128,6 +128,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         (["--param", "fast_period=5:10:5", "--constraint", "fast < 9"],
          "'fast' is not a --param (the params: fast_period)\n"),
         (["--param", "fast=5:10:5"], "no strategy has a parameter 'fast'"),
+        (["--param", "fast_perod=5:10:5"], "no strategy has a parameter 'fast_perod'; did you mean `fast_period`?"),
         (["--param", "fast_period=5:10:5:1"], "a range is start:stop:step (or start:stop for whole numbers)"),
         (["--param", "fast_period=5:10:5", "--method", "genetic"], "--method genetic"),
         (["--param", "fast_period=5:10:5", "--trials", "2"], "--trials 2 applies to --method random or bayes"),
@@ -152,6 +153,22 @@ def test_bad_input_is_one_line_and_exit_2(cli, write_yaml, base_config, tmp_path
         assert len(res.err_lines) == 1 and message in res.err, res.err
         assert "Traceback" not in res.err
         assert not (tmp_path / "x").exists(), args  # bad input writes nothing, not even the journal
+
+
+def test_a_sweep_small_enough_to_run_in_its_pilots_still_reports_its_memory(cli, write_yaml, base_config, tmp_path):
+    res = cli("optimize", write_yaml(base_config), "--param", "fast_period=5,6", "--workers", "1", "--out",
+              tmp_path / "x", "-q")
+    assert res.code == 0, res.err
+    workers = json.loads((tmp_path / "x" / "optimize.json").read_text())["workers"]
+    assert len(workers) == 1 and workers[0]["peak_rss_mb"] > 10, workers
+    assert "peak memory per worker:" in res.out and "(of the 1 worker that ran trials)" in res.out, res.out
+
+
+def test_without_a_terminal_the_error_is_the_first_line_no_progress_bar_before_it(cli, write_yaml, base_config,
+                                                                                   tmp_path):
+    # cron, CI or a pipe: no bar is drawn, so nothing (not even its blank line) comes before the error
+    res = cli("optimize", write_yaml(base_config), "--param", "fast=5:10:5", "--workers", "1", "--out", tmp_path / "x")
+    assert res.code == 2 and res.err.startswith("error: "), repr(res.err)
 
 
 @pytest.mark.parametrize("method", ["random", "bayes"])
