@@ -24,9 +24,9 @@ import platform
 import sys
 import tempfile
 from contextlib import suppress
-from glob import escape as glob_escape
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from glob import escape as glob_escape
 from importlib import metadata
 from operator import attrgetter
 from pathlib import Path
