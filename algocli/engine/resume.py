@@ -7,7 +7,10 @@ cursor on that candle, with order entry muted: submissions, cancels and modifica
 dropped, and risk checks are not run. Reads are live: ``ctx.open_orders()`` and
 ``ctx.get_position()`` show the restored orders and positions (as they are now, not as
 they were at the replayed candle), so strategies keep order and position knowledge in the
-context rather than in private memory; the bundled ones do.
+context rather than in private memory; the bundled ones do. Option chains are the
+exception: a paper or live run's come from the broker, which serves today's chain, not the
+replayed candle's, so while candles are replayed ``ctx.option_chain`` and ``ctx.pcr`` read
+as "no chain yet" (None), as before a run's first fetch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ if TYPE_CHECKING:
     from algocli.broker.orderbook import OrderRouter
     from algocli.domain.models import Order, Signal
     from algocli.engine.core import EngineCore
+
+
+class _NoPastChains:
+    """The chain source while candles are replayed: a past candle's chain is not known."""
+
+    def chain(self, underlying: str, expiry="current", *, greeks: bool = True, max_age: float | None = None):
+        return None
+
+    def pcr(self, underlying: str, expiry="current", n: int | None = None, *, max_age: float | None = None):
+        return None
 
 
 class MutedRouter:
@@ -75,8 +88,10 @@ def replay_candles(core: EngineCore, clock, exclude: set[str] = frozenset()) -> 
             for inst in slot.instruments:
                 subs[inst].append(slot)
     failed: dict[str, StrategyError] = {}
-    real, risk = core.broker, core.risk
+    real, risk, chains = core.broker, core.risk, getattr(core, "chains", None)
     core.broker, core.risk = MutedRouter(real), None
+    if chains is not None:  # the broker's chains are today's: not asked for past candles
+        core.chains = _NoPastChains()
     nxt = {inst: 0 for inst in histories}
     try:
         for k, ts in enumerate(clock.ts_mv):
@@ -102,6 +117,8 @@ def replay_candles(core: EngineCore, clock, exclude: set[str] = frozenset()) -> 
                             f"state was rebuilt from the journal: {exc}")
     finally:
         core.broker, core.risk = real, risk
+        if chains is not None:
+            core.chains = chains
         for h in histories.values():
             h.cursor = h.length - 1
         clock.cursor = len(clock.ts_mv) - 1

@@ -89,3 +89,25 @@ def test_pcr_cross_paper_against_the_sandbox_places_the_backtests_orders(tmp_pat
     recorded = read_csv(paper_out / "pcr.csv")
     assert recorded and {(r["source"], r["underlying"], r["expiry"]) for r in recorded} == {
         (protocol, UNDER, "2024-06-27")}
+
+
+def test_pcr_cross_resumed_after_kill_9_keeps_trading(tmp_path):
+    # the resume replays the journaled candles through the strategy; the crosses among them read ctx.pcr,
+    # whose broker chain is today's: while replaying it reads "no chain yet", never a halt (before, the
+    # wall clock's date found no listed expiry and the strategy was halted for the rest of the run)
+    paper_out, logs = tmp_path / "paper", tmp_path / "logs"
+    journal = paper_out / "journal.jsonl"
+    with sandbox(OPTIONS_DATA, logs, speed=0) as box:
+        cfg = _paper_yaml(tmp_path, box.port, paper_out, "upstox")
+        with running(["paper", cfg, "--no-dashboard", "--no-report"], logs, "first") as first:
+            wait_for(lambda: journal.is_file() and '"k":"order"' in journal.read_text(encoding="utf-8"), 120,
+                     "the first order", interval=0.2, child=first)
+            first.kill()
+        with running(["paper", cfg, "--no-dashboard", "--no-report"], logs, "resumed") as resumed:
+            box.wait_replay_done(timeout=90)
+            wait_for(lambda: _settled(journal) or '"k":"strategy_halted"' in journal.read_text(encoding="utf-8"),
+                     120, "the resumed run's expiry settlement", interval=0.5, child=resumed)
+            assert resumed.interrupt(timeout=30) == 0, resumed.err
+    assert "resuming from" in resumed.out + resumed.err
+    assert "halted" not in resumed.out + resumed.err, resumed.err
+    assert '"k":"strategy_halted"' not in journal.read_text(encoding="utf-8")
