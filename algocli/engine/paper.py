@@ -499,11 +499,16 @@ class PaperEngine:
         self._take_candles()
         if now_ns is not None and self.product_events is not None:
             self.product_events.due_at_stop(now_ns, len(self.clock.ts_mv) - 1)
+        forming: dict[int, list[str]] = {}  # a period's start -> the instruments whose candle of it was forming
         for rec in self.aggregator.open_candles():
             self.journal.append("forming", **rec)
-            self.notes.append(f"the {rec['instrument']} candle of {ns_to_ist(rec['start']):%Y-%m-%d %H:%M} IST had "
-                              "not closed when the run stopped: it is left out; a resume within its interval "
-                              "continues it")
+            forming.setdefault(rec["start"], []).append(rec["instrument"])
+        for start, names in forming.items():  # one line a period, not one an instrument (an option chain's 75)
+            what = (f"the {names[0]} candle" if len(names) == 1 else
+                    f"the candles of {len(names)} instruments ({names[0]}, {names[1]}{', ...' if len(names) > 2 else ''})")
+            self.notes.append(f"{what} of {ns_to_ist(start):%Y-%m-%d %H:%M} IST had not closed when the run stopped: "
+                              f"{'it is' if len(names) == 1 else 'they are'} left out; a resume within the interval "
+                              f"continues {'it' if len(names) == 1 else 'them'}")
         if self.aggregator.dropped:
             self.notes.append(f"{self.aggregator.dropped} candle(s) left unfinished by the previous run were "
                               "dropped: the run resumed after their interval had ended")

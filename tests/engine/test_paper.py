@@ -566,3 +566,17 @@ def test_a_future_settled_on_a_day_whose_ticks_stopped_before_the_close_is_noted
     assert [n for n in engine.notes if "was settled at expiry" in n] == [
         f"{fut} was settled at expiry against {fut} at {last:,.2f}, the close of its last bar on 2024-06-10 "
         "(13:59-14:00), not at the 15:30 session close: the data of that day end early and nothing later is known"]
+
+
+def test_a_stop_inside_a_period_names_its_unfinished_candles_in_one_note(tmp_path):
+    bars, meta = _option_bars("2024-06-27")
+    engine = _option_paper(tmp_path, bars, meta, _ReadsTheOption(), ordered=True)
+    cut = int(bars[UNDER].ts[3]) + 7 * 60 * 10**9  # 7 minutes into the fourth 15-minute candle
+    for tick in _merged_ticks(bars):
+        if tick.ts >= cut:
+            break
+        engine.on_tick(tick)
+    engine.stop(cut)
+    unfinished = [n for n in engine.notes if "had not closed" in n]
+    assert unfinished == [f"the candles of 2 instruments ({UNDER}, {CALL}) of 2024-06-27 10:00 IST had not closed when "
+                          "the run stopped: they are left out; a resume within the interval continues them"]
