@@ -98,7 +98,7 @@ class Backtest:
         self._equity: np.ndarray | None = None
         self._margin: np.ndarray | None = None  # ``available_margin``, worked out when first read
         self._closed = {"squareoff": 0, "expiry": 0}
-        self._early: dict[str, tuple] = {}  # contract -> (priced by, bar ts, bar end, close): data end early
+        self._early: dict[str, tuple] = {}  # contract -> ``run_notes.early_settlement``: its data end early
         self._early_settled: list[tuple] = []  # what ``early_settlement_note`` reports
         #: Index in the timeline of the first instant that trades; the loops start there.
         self.first_bar = 0 if trade_from is None else int(np.searchsorted(self._timeline.ts, trade_from))
@@ -206,7 +206,7 @@ class Backtest:
                 i = expiry_bar(uts, model.expiry)
                 if i is not None and ist_date(int(uts[i])) == model.expiry:
                     mark(under, i, ("option_expiry", False, int(uts[i]), inst))
-                    self._check_close(inst, under, int(uts[i]), u.interval)
+                    self._note_early(inst, under, int(uts[i]), u.interval)
                     continue
             i = expiry_bar(ts, model.expiry)
             if i is not None:
@@ -214,16 +214,16 @@ class Backtest:
                     self.notes.append(f"{inst} was settled at its own expiry-day close: the run has no bar of its "
                                       f"underlying {under} on {model.expiry} (add its data to settle at intrinsic)")
                 mark(inst, i, ("expiry", False, int(ts[i]), inst))
-                self._check_close(inst, inst, int(ts[i]), h.interval)
+                self._note_early(inst, inst, int(ts[i]), h.interval)
         return out
 
-    def _check_close(self, contract: str, priced_by: str, bar_ts: int, interval) -> None:
+    def _note_early(self, contract: str, priced_by: str, bar_ts: int, interval) -> None:
         """Remember a settlement bar that ends before its day's session close (``run_notes``)."""
-        from algocli.engine.run_notes import early_close
+        from algocli.engine.run_notes import early_settlement
 
-        early = early_close(bar_ts, interval)
-        if early is not None:
-            self._early[contract] = (priced_by, bar_ts, *early)
+        entry = early_settlement(contract, priced_by, bar_ts, interval)
+        if entry is not None:
+            self._early[contract] = entry
 
     def _apply_events(self, inst: str, i: int, events: list[tuple[str, bool, int, str]], bar: int) -> None:
         h = self.core.histories[inst]
@@ -240,7 +240,7 @@ class Backtest:
             if kind != "squareoff":
                 self._closed["expiry"] += settled
                 if settled and target in self._early:  # priced before the close: the trader is told
-                    self._early_settled.append((target, *self._early[target], price))
+                    self._early_settled.append((*self._early[target], price))
 
     # --- loops ---------------------------------------------------------------------
 

@@ -110,11 +110,11 @@ class ProductEvents:
 
     def _check_close(self, contract: str, priced_by: str, bar_ts: int, interval, price: float) -> None:
         """Remember a settlement priced by a candle that ended before its day's session close."""
-        from algocli.engine.run_notes import early_close
+        from algocli.engine.run_notes import early_settlement
 
-        early = early_close(bar_ts, interval)
-        if early is not None:
-            self.early_settled.append((contract, priced_by, bar_ts, *early, price))
+        entry = early_settlement(contract, priced_by, bar_ts, interval)
+        if entry is not None:
+            self.early_settled.append((*entry, price))
 
     @property
     def has_options(self) -> bool:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from algocli.domain.candle import Candle
 from algocli.errors import StrategyError
+from algocli.options.source import ChainSource
 
 if TYPE_CHECKING:
     from algocli.broker.orderbook import OrderRouter
@@ -26,13 +27,11 @@ if TYPE_CHECKING:
     from algocli.engine.core import EngineCore
 
 
-class _NoPastChains:
-    """The chain source while candles are replayed: a past candle's chain is not known."""
+class _NoPastChains(ChainSource):
+    """The chain source while candles are replayed: a past candle's chain is not known (and so
+    neither its PCR: ``ChainSource.pcr`` of no chain)."""
 
     def chain(self, underlying: str, expiry="current", *, greeks: bool = True, max_age: float | None = None):
-        return None
-
-    def pcr(self, underlying: str, expiry="current", n: int | None = None, *, max_age: float | None = None):
         return None
 
 

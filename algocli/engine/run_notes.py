@@ -16,9 +16,9 @@ from datetime import time
 import numpy as np
 
 from algocli.domain.candle import ns_to_ist
-from algocli.domain.session import MINUTE_NS, ist_date, ist_midnight_ns
+from algocli.domain.session import MINUTE_NS, ist_date
 
-__all__ = ["early_close", "early_settlement_note", "late_fills_note"]
+__all__ = ["early_close", "early_settlement", "early_settlement_note", "late_fills_note"]
 
 
 def early_close(bar_ts: int, interval, cal=None) -> tuple[int, time] | None:
@@ -37,9 +37,15 @@ def early_close(bar_ts: int, interval, cal=None) -> tuple[int, time] | None:
     if not minutes or session is None or minutes >= 375:
         return None
     end = int(bar_ts) + minutes * MINUTE_NS
-    close = session.close
-    close_ns = ist_midnight_ns(day) + (close.hour * 60 + close.minute) * MINUTE_NS
-    return (end, close) if end < close_ns else None
+    return (end, session.close) if end < session.bounds_ns()[1] else None
+
+
+def early_settlement(contract: str, priced_by: str, bar_ts: int, interval) -> tuple | None:
+    """``(contract, priced_by, bar_ts, bar end, session close)`` when a settlement priced by the
+    bar starting at ``bar_ts`` of ``priced_by`` would be early (``early_close``), else None; with
+    the price added, an entry of ``early_settlement_note``."""
+    early = early_close(bar_ts, interval)
+    return None if early is None else (contract, priced_by, int(bar_ts), *early)
 
 
 def early_settlement_note(settled: list[tuple]) -> str | None:

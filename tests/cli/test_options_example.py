@@ -97,7 +97,9 @@ def test_pcr_cross_resumed_after_kill_9_keeps_trading(tmp_path):
     # wall clock's date found no listed expiry and the strategy was halted for the rest of the run)
     paper_out, logs = tmp_path / "paper", tmp_path / "logs"
     journal = paper_out / "journal.jsonl"
-    with sandbox(OPTIONS_DATA, logs, speed=0) as box:
+    # the replay (10 sessions) takes about 30 s: the restart is back long before it ends, however loaded the
+    # machine (at full speed it could end while the run was down, and then no candle would close again)
+    with sandbox(OPTIONS_DATA, logs, speed=7500) as box:
         cfg = _paper_yaml(tmp_path, box.port, paper_out, "upstox")
         with running(["paper", cfg, "--no-dashboard", "--no-report"], logs, "first") as first:
             wait_for(lambda: journal.is_file() and '"k":"order"' in journal.read_text(encoding="utf-8"), 120,
