@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from algocli.domain.candle import ns_to_ist
 from algocli.domain.models import IST_OFFSET_NS, Tick
-from algocli.domain.session import DAY_NS, MINUTE_NS
+from algocli.domain.session import DAY_NS
 
 __all__ = ["CLOSED_REASON", "OPERATING_RANGE", "PriceBands", "expired_reason"]
 
@@ -37,9 +38,7 @@ _SLACK = 1e-9  # a price exactly on the edge is inside
 
 def expired_reason(close_ns: int) -> str:
     """Why a working order ended at the session close ``close_ns`` (UTC ns)."""
-    minutes = (close_ns + IST_OFFSET_NS) % DAY_NS // MINUTE_NS
-    return (f"validity ran out: the order was still unfilled at the session's close "
-            f"({minutes // 60:02d}:{minutes % 60:02d} IST)")
+    return f"validity ran out: the order was still unfilled at the session's close ({ns_to_ist(close_ns):%H:%M} IST)"
 
 
 def _day(ns: int) -> int:
